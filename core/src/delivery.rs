@@ -1,0 +1,337 @@
+//! Getting emails out: inline (sent during the request) or through an outbox
+//! drained by a [`DeliveryWorker`] that the host spawns, with retries and
+//! exponential backoff on transient errors and a recorded reason when it
+//! gives up.
+//!
+//! ```no_run
+//! # async fn demo(service: resetkit::ResetService) {
+//! use std::time::Duration;
+//! let worker = service.delivery_worker().expect("outbox mode");
+//! tokio::spawn(async move {
+//!     worker.run(Duration::from_secs(1), std::future::pending::<()>()).await;
+//! });
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::TryRng as _;
+
+use crate::account::AccountId;
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::event::{Event, EventKind};
+use crate::mail::{DeliveryError, Mailer, OutgoingEmail};
+use crate::store::{EventLog, Outbox, OutboxEntry};
+use crate::token::EntropyError;
+
+/// How emails leave the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryMode {
+    /// Send during the request; a failure is recorded as an event and not
+    /// retried. The request waits for the mail server (timing differs
+    /// between known and unknown identifiers): for local use and tests.
+    Inline,
+    /// Store in the outbox; a [`DeliveryWorker`] sends. The request never
+    /// waits for SMTP, and nothing is lost while the server is down.
+    Outbox,
+}
+
+/// Retry schedule for transient failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts before giving up (including the first).
+    pub max_attempts: u32,
+    /// Delay after the first failure; doubles each time.
+    pub base_delay: Duration,
+    /// Longest delay.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before the next attempt after `attempts` failed ones, or `None`
+    /// to give up.
+    pub fn next_delay(&self, attempts: u32) -> Option<Duration> {
+        if attempts >= self.max_attempts {
+            return None;
+        }
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(30));
+        Some(self.base_delay.saturating_mul(factor).min(self.max_delay))
+    }
+}
+
+/// A fresh `<random@domain>` Message-ID.
+pub fn new_message_id(domain: &str) -> Result<String, EntropyError> {
+    let mut bytes = [0u8; 16];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| EntropyError(e.to_string()))?;
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let domain = if domain.is_empty() {
+        "resetkit.invalid"
+    } else {
+        domain
+    };
+    Ok(format!("<{id}.resetkit@{domain}>"))
+}
+
+fn sent_event(now: SystemTime, account: Option<AccountId>, email: &OutgoingEmail) -> Event {
+    Event::new(
+        now,
+        account,
+        EventKind::EmailSent {
+            message_id: email.message_id.clone(),
+            from: email.from.address().to_owned(),
+            to: email.to.address().to_owned(),
+        },
+    )
+}
+
+fn failed_event(
+    now: SystemTime,
+    account: Option<AccountId>,
+    email: &OutgoingEmail,
+    error: &DeliveryError,
+    will_retry: bool,
+) -> Event {
+    Event::new(
+        now,
+        account,
+        EventKind::DeliveryFailed {
+            message_id: email.message_id.clone(),
+            reason: error.to_string(),
+            permanent: error.is_permanent(),
+            will_retry,
+        },
+    )
+}
+
+/// Hands emails to delivery according to the mode.
+#[derive(Clone)]
+pub(crate) struct Dispatcher {
+    pub(crate) mode: DeliveryMode,
+    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) outbox: Option<Arc<dyn Outbox>>,
+    pub(crate) events: Arc<dyn EventLog>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Dispatcher {
+    pub(crate) async fn dispatch(
+        &self,
+        email: OutgoingEmail,
+        account: Option<AccountId>,
+    ) -> Result<(), StoreError> {
+        match (self.mode, &self.outbox) {
+            (DeliveryMode::Outbox, Some(outbox)) => {
+                outbox
+                    .enqueue(OutboxEntry {
+                        email,
+                        account,
+                        attempts: 0,
+                        next_attempt_at: self.clock.now(),
+                    })
+                    .await
+            }
+            _ => {
+                let event = match self.mailer.send(&email).await {
+                    Ok(_) => sent_event(self.clock.now(), account, &email),
+                    Err(error) => {
+                        tracing::warn!(message_id = %email.message_id, %error, "reset email not delivered");
+                        failed_event(self.clock.now(), account, &email, &error, false)
+                    }
+                };
+                self.events.record(event).await
+            }
+        }
+    }
+}
+
+/// What one pass of the worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Messages the server accepted.
+    pub sent: usize,
+    /// Transient failures scheduled for retry.
+    pub retried: usize,
+    /// Messages given up on.
+    pub failed: usize,
+}
+
+/// Drains an outbox: claims due messages, sends, records the result.
+/// Several workers (on several hosts, with a shared outbox) never send one
+/// message twice while its lease holds.
+#[derive(Clone)]
+pub struct DeliveryWorker {
+    outbox: Arc<dyn Outbox>,
+    mailer: Arc<dyn Mailer>,
+    events: Arc<dyn EventLog>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    batch: usize,
+    lease: Duration,
+}
+
+impl std::fmt::Debug for DeliveryWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryWorker")
+            .field("retry", &self.retry)
+            .field("batch", &self.batch)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl DeliveryWorker {
+    /// A worker over these parts, with the default retry policy, batches of
+    /// 32 and a 5-minute lease.
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
+        mailer: Arc<dyn Mailer>,
+        events: Arc<dyn EventLog>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        DeliveryWorker {
+            outbox,
+            mailer,
+            events,
+            clock,
+            retry: RetryPolicy::default(),
+            batch: 32,
+            lease: Duration::from_secs(300),
+        }
+    }
+
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets how many messages one pass claims.
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Sets how long a claim holds before another worker may take the message.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Claims and sends the messages due now.
+    pub async fn run_once(&self) -> Result<WorkerReport, StoreError> {
+        let claimed = self
+            .outbox
+            .claim(self.clock.now(), self.batch, self.lease)
+            .await?;
+        let mut report = WorkerReport::default();
+        for entry in claimed {
+            let email = &entry.email;
+            match self.mailer.send(email).await {
+                Ok(_) => {
+                    self.outbox.mark_sent(&email.message_id, self.clock.now()).await?;
+                    self.events
+                        .record(sent_event(self.clock.now(), entry.account.clone(), email))
+                        .await?;
+                    report.sent += 1;
+                }
+                Err(error) => {
+                    let retry_at = if error.is_transient() {
+                        self.retry
+                            .next_delay(entry.attempts)
+                            .map(|d| self.clock.now() + d)
+                    } else {
+                        None
+                    };
+                    tracing::warn!(message_id = %email.message_id, attempts = entry.attempts, %error, retry = retry_at.is_some(), "reset email delivery failed");
+                    self.outbox
+                        .mark_failed(&email.message_id, &error, retry_at)
+                        .await?;
+                    self.events
+                        .record(failed_event(
+                            self.clock.now(),
+                            entry.account.clone(),
+                            email,
+                            &error,
+                            retry_at.is_some(),
+                        ))
+                        .await?;
+                    if retry_at.is_some() {
+                        report.retried += 1;
+                    } else {
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs passes every `poll` until `shutdown` completes. Store errors are
+    /// logged and retried on the next pass.
+    pub async fn run<F: Future<Output = ()>>(&self, poll: Duration, shutdown: F) {
+        tokio::pin!(shutdown);
+        loop {
+            let busy = match self.run_once().await {
+                Ok(report) => {
+                    let busy = report.sent + report.retried + report.failed > 0;
+                    if busy {
+                        tracing::debug!(?report, "delivery pass");
+                    }
+                    busy
+                }
+                Err(error) => {
+                    tracing::error!(%error, "delivery worker: outbox unavailable");
+                    false
+                }
+            };
+            let wait = if busy { Duration::ZERO } else { poll };
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_gives_up() {
+        let p = RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(25),
+        };
+        assert_eq!(p.next_delay(1), Some(Duration::from_secs(10)));
+        assert_eq!(p.next_delay(2), Some(Duration::from_secs(20)));
+        assert_eq!(p.next_delay(3), Some(Duration::from_secs(25)));
+        assert_eq!(p.next_delay(4), None);
+    }
+
+    #[test]
+    fn message_ids_are_unique_on_the_sender_domain() {
+        let a = new_message_id("example.com").unwrap();
+        let b = new_message_id("example.com").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with('<') && a.ends_with("@example.com>"));
+    }
+}

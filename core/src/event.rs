@@ -1,0 +1,188 @@
+//! The account activity trail: what happened to each reset, for operators and
+//! the harness. Events never hold a raw token, a password or a mail body.
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use resetkit::event::{Event, EventKind};
+//! use resetkit::token::RejectReason;
+//!
+//! let e = Event::new(SystemTime::UNIX_EPOCH, None, EventKind::TokenRejected { reason: RejectReason::Expired });
+//! assert_eq!(e.kind.name(), "token_rejected");
+//! ```
+
+use std::time::SystemTime;
+
+use crate::account::AccountId;
+use crate::mail::EmailKind;
+use crate::token::{RejectReason, RevokeReason};
+
+/// One recorded event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// When.
+    pub at: SystemTime,
+    /// Which account, when one is known.
+    pub account: Option<AccountId>,
+    /// What.
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// Builds an event.
+    pub fn new(at: SystemTime, account: Option<AccountId>, kind: EventKind) -> Self {
+        Event { at, account, kind }
+    }
+}
+
+/// Why a request produced no email (the public outcome is the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IgnoreReason {
+    /// No account matches.
+    UnknownIdentifier,
+    /// The account is disabled.
+    AccountDisabled,
+    /// The account's email is not confirmed and the service requires it.
+    EmailUnconfirmed,
+    /// The account has no email address.
+    NoEmailAddress,
+}
+
+impl IgnoreReason {
+    /// Stable text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::UnknownIdentifier => "unknown_identifier",
+            IgnoreReason::AccountDisabled => "account_disabled",
+            IgnoreReason::EmailUnconfirmed => "email_unconfirmed",
+            IgnoreReason::NoEmailAddress => "no_email_address",
+        }
+    }
+}
+
+/// Which rate limit applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RateScope {
+    /// Per account.
+    Account,
+    /// Per client address.
+    Client,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A reset was requested for this account.
+    ResetRequested {
+        /// `email` or `username`.
+        via: &'static str,
+        /// Client address, if the host passed one.
+        client: Option<String>,
+    },
+    /// A request produced no email.
+    RequestIgnored {
+        /// Why.
+        reason: IgnoreReason,
+        /// The canonical identifier (for unknown ones there is no account).
+        identifier: String,
+    },
+    /// A rate limit stopped this request (silently).
+    RateLimited {
+        /// Which limit.
+        scope: RateScope,
+        /// Client address, if known.
+        client: Option<String>,
+    },
+    /// A token was issued.
+    TokenIssued {
+        /// Expiry.
+        expires_at: SystemTime,
+    },
+    /// An email was handed to delivery.
+    EmailQueued {
+        /// Message-ID.
+        message_id: String,
+        /// What kind of email.
+        email: EmailKind,
+        /// From.
+        from: String,
+        /// To (the stored address).
+        to: String,
+        /// Sender strategy used.
+        sender_strategy: String,
+        /// Strategies that were skipped, with reasons (fallbacks).
+        sender_fallbacks: Vec<String>,
+    },
+    /// The mail server accepted the email.
+    EmailSent {
+        /// Message-ID.
+        message_id: String,
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+    /// Delivery failed.
+    DeliveryFailed {
+        /// Message-ID.
+        message_id: String,
+        /// Classified reason, with the server's reply.
+        reason: String,
+        /// Retrying cannot help.
+        permanent: bool,
+        /// A retry is scheduled.
+        will_retry: bool,
+    },
+    /// No sender may send for this account.
+    SenderUnavailable {
+        /// Every strategy tried and why it failed.
+        reason: String,
+    },
+    /// A token was refused.
+    TokenRejected {
+        /// Why.
+        reason: RejectReason,
+    },
+    /// A new password was refused by policy (the reason was shown).
+    PasswordRejected {
+        /// Why.
+        reason: String,
+    },
+    /// The password was reset.
+    ResetCompleted,
+    /// Outstanding links were revoked.
+    LinksRevoked {
+        /// Why.
+        reason: RevokeReason,
+        /// How many.
+        count: usize,
+    },
+    /// The session-revocation hook failed after a reset.
+    SessionRevocationFailed {
+        /// What the hook said.
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// Stable snake-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::ResetRequested { .. } => "reset_requested",
+            EventKind::RequestIgnored { .. } => "request_ignored",
+            EventKind::RateLimited { .. } => "rate_limited",
+            EventKind::TokenIssued { .. } => "token_issued",
+            EventKind::EmailQueued { .. } => "email_queued",
+            EventKind::EmailSent { .. } => "email_sent",
+            EventKind::DeliveryFailed { .. } => "delivery_failed",
+            EventKind::SenderUnavailable { .. } => "sender_unavailable",
+            EventKind::TokenRejected { .. } => "token_rejected",
+            EventKind::PasswordRejected { .. } => "password_rejected",
+            EventKind::ResetCompleted => "reset_completed",
+            EventKind::LinksRevoked { .. } => "links_revoked",
+            EventKind::SessionRevocationFailed { .. } => "session_revocation_failed",
+        }
+    }
+}

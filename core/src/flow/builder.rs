@@ -1,0 +1,304 @@
+//! The typed builder for [`ResetService`]; everything is validated in
+//! [`ResetServiceBuilder::build`], with errors that name the setting.
+
+use std::sync::Arc;
+
+use crate::account::AccountDirectory;
+use crate::clock::{Clock, SystemClock};
+use crate::delivery::{DeliveryMode, Dispatcher, RetryPolicy};
+use crate::error::BuildError;
+use crate::flow::{Inner, ResetService, SessionRevoker};
+use crate::hasher::{Argon2Hasher, PasswordHasher};
+use crate::identifier::IdentifierMode;
+use crate::link::{LinkBuilder, TokenPlacement, join_path, parse_base_url};
+use crate::mail::Mailer;
+use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, RateLimits, TokenPolicy};
+use crate::sender::SenderResolver;
+use crate::store::{EventLog, Outbox, TokenStore};
+use crate::template::Templates;
+
+/// Builds a [`ResetService`]. Required: `base_url`, `accounts`, `tokens`,
+/// `events`, `mailer`, `sender`; `outbox` in outbox mode.
+pub struct ResetServiceBuilder {
+    accounts: Option<Arc<dyn AccountDirectory>>,
+    tokens: Option<Arc<dyn TokenStore>>,
+    events: Option<Arc<dyn EventLog>>,
+    outbox: Option<Arc<dyn Outbox>>,
+    mailer: Option<Arc<dyn Mailer>>,
+    sender: Option<Arc<dyn SenderResolver>>,
+    clock: Arc<dyn Clock>,
+    hasher: Arc<dyn PasswordHasher>,
+    sessions: Option<Arc<dyn SessionRevoker>>,
+    base_url: Option<String>,
+    reset_path: String,
+    deny_path: String,
+    security_path: String,
+    placement: TokenPlacement,
+    allow_http: bool,
+    site_name: String,
+    templates: Templates,
+    token_policy: TokenPolicy,
+    rate_limits: RateLimits,
+    password_policy: PasswordPolicy,
+    duplicates: DuplicateEmailPolicy,
+    identifier_mode: IdentifierMode,
+    require_confirmed_email: bool,
+    delivery: Option<DeliveryMode>,
+    retry: RetryPolicy,
+    background: bool,
+}
+
+impl Default for ResetServiceBuilder {
+    fn default() -> Self {
+        ResetServiceBuilder {
+            accounts: None,
+            tokens: None,
+            events: None,
+            outbox: None,
+            mailer: None,
+            sender: None,
+            clock: Arc::new(SystemClock),
+            hasher: Arc::new(Argon2Hasher::owasp()),
+            sessions: None,
+            base_url: None,
+            reset_path: "/reset".into(),
+            deny_path: "/reset/deny".into(),
+            security_path: "/account/security".into(),
+            placement: TokenPlacement::Query,
+            allow_http: false,
+            site_name: "Your account".into(),
+            templates: Templates::english(),
+            token_policy: TokenPolicy::default(),
+            rate_limits: RateLimits::default(),
+            password_policy: PasswordPolicy::default(),
+            duplicates: DuplicateEmailPolicy::default(),
+            identifier_mode: IdentifierMode::default(),
+            require_confirmed_email: false,
+            delivery: None,
+            retry: RetryPolicy::default(),
+            background: false,
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty => $field:ident) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$field = value;
+            self
+        }
+    };
+}
+
+impl ResetServiceBuilder {
+    /// The canonical public base URL links are built on (required; https).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Path of the "choose a new password" page under the base URL (default `/reset`).
+    pub fn reset_path(mut self, path: impl Into<String>) -> Self {
+        self.reset_path = path.into();
+        self
+    }
+
+    /// Path of the "this wasn't me" endpoint (default `/reset/deny`).
+    pub fn deny_path(mut self, path: impl Into<String>) -> Self {
+        self.deny_path = path.into();
+        self
+    }
+
+    /// Path the password-changed notice links to for securing the account
+    /// (default `/account/security`); the host wires it to session revocation.
+    pub fn security_path(mut self, path: impl Into<String>) -> Self {
+        self.security_path = path.into();
+        self
+    }
+
+    /// Allows `http://` base URLs. Only for local testing.
+    pub fn allow_insecure_http_for_local_testing(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// The site name shown in emails.
+    pub fn site_name(mut self, name: impl Into<String>) -> Self {
+        self.site_name = name.into();
+        self
+    }
+
+    /// The account directory (required).
+    pub fn accounts(mut self, accounts: Arc<dyn AccountDirectory>) -> Self {
+        self.accounts = Some(accounts);
+        self
+    }
+
+    /// The token store (required).
+    pub fn tokens(mut self, tokens: Arc<dyn TokenStore>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The event log (required).
+    pub fn events(mut self, events: Arc<dyn EventLog>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The outbox; setting it makes outbox delivery the default mode.
+    pub fn outbox(mut self, outbox: Arc<dyn Outbox>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// The mailer (required).
+    pub fn mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// The sender resolver (required).
+    pub fn sender(mut self, sender: Arc<dyn SenderResolver>) -> Self {
+        self.sender = Some(sender);
+        self
+    }
+
+    /// The clock (default: system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The password hasher (default: argon2id with OWASP parameters).
+    pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Hook called after a reset to revoke the account's sessions.
+    pub fn session_revoker(mut self, hook: Arc<dyn SessionRevoker>) -> Self {
+        self.sessions = Some(hook);
+        self
+    }
+
+    /// Delivery mode (default: outbox when an outbox is set, else inline).
+    pub fn delivery(mut self, mode: DeliveryMode) -> Self {
+        self.delivery = Some(mode);
+        self
+    }
+
+    setter!(
+        /// Where the token travels in links (default: query).
+        token_placement: TokenPlacement => placement);
+    setter!(
+        /// Email templates (default: English).
+        templates: Templates => templates);
+    setter!(
+        /// Token lifetime and newest-wins (default: 30 min, on).
+        token_policy: TokenPolicy => token_policy);
+    setter!(
+        /// Rate limits (default: 3 per account, 20 per client, per 15 min).
+        rate_limits: RateLimits => rate_limits);
+    setter!(
+        /// Password rules (default: NIST SP 800-63B-4 style, 15 characters).
+        password_policy: PasswordPolicy => password_policy);
+    setter!(
+        /// What to do with shared email addresses (default: one email per account).
+        duplicate_email_policy: DuplicateEmailPolicy => duplicates);
+    setter!(
+        /// Which identifiers are accepted (default: email or username).
+        identifier_mode: IdentifierMode => identifier_mode);
+    setter!(
+        /// Reset only accounts whose email is confirmed (default: off).
+        require_confirmed_email: bool => require_confirmed_email);
+    setter!(
+        /// Retry policy of [`ResetService::delivery_worker`].
+        retry_policy: RetryPolicy => retry);
+    setter!(
+        /// Process requests in a spawned task after validation, so the
+        /// caller's response time does not depend on whether the identifier
+        /// exists even with remote stores (default: off). Needs a tokio
+        /// runtime; store errors are then logged instead of returned.
+        process_requests_in_background: bool => background);
+
+    /// Validates everything and builds the service.
+    pub fn build(self) -> Result<ResetService, BuildError> {
+        let base = self
+            .base_url
+            .as_deref()
+            .ok_or(BuildError::Missing { setting: "base_url" })?;
+        let base = parse_base_url(base, self.allow_http)?;
+        let reset_links = LinkBuilder::under(&base, &self.reset_path, self.placement, "reset_path")?;
+        let deny_links = LinkBuilder::under(&base, &self.deny_path, TokenPlacement::Query, "deny_path")?;
+        let security_link = join_path(&base, &self.security_path, "security_path")?.to_string();
+        if reset_links.target() == deny_links.target() {
+            return Err(BuildError::invalid("deny_path", "must differ from reset_path"));
+        }
+        if self.site_name.trim().is_empty() || self.site_name.chars().any(char::is_control) {
+            return Err(BuildError::invalid(
+                "site_name",
+                "must be non-empty text without control characters",
+            ));
+        }
+        self.token_policy.validate()?;
+        self.rate_limits.validate()?;
+        self.password_policy.validate()?;
+        if self.duplicates == DuplicateEmailPolicy::RequireUsername
+            && self.identifier_mode == IdentifierMode::EmailOnly
+        {
+            return Err(BuildError::invalid(
+                "duplicate_email_policy",
+                "RequireUsername needs an identifier mode that accepts usernames, but identifier_mode is EmailOnly",
+            ));
+        }
+        let accounts = self.accounts.ok_or(BuildError::Missing { setting: "accounts" })?;
+        let tokens = self.tokens.ok_or(BuildError::Missing { setting: "tokens" })?;
+        let events = self.events.ok_or(BuildError::Missing { setting: "events" })?;
+        let mailer = self.mailer.ok_or(BuildError::Missing { setting: "mailer" })?;
+        let sender = self.sender.ok_or(BuildError::Missing { setting: "sender" })?;
+        let mode = self.delivery.unwrap_or(if self.outbox.is_some() {
+            DeliveryMode::Outbox
+        } else {
+            DeliveryMode::Inline
+        });
+        if mode == DeliveryMode::Outbox && self.outbox.is_none() {
+            return Err(BuildError::Missing { setting: "outbox" });
+        }
+        let templates = self
+            .templates
+            .compile(&reset_links, &deny_links, &security_link)?;
+        Ok(ResetService {
+            inner: Arc::new(Inner {
+                accounts,
+                tokens,
+                events: events.clone(),
+                sender,
+                hasher: self.hasher,
+                sessions: self.sessions,
+                clock: self.clock.clone(),
+                reset_links,
+                deny_links,
+                security_link,
+                site_name: self.site_name,
+                templates,
+                token_policy: self.token_policy,
+                rate_limits: self.rate_limits,
+                password_policy: self.password_policy,
+                duplicates: self.duplicates,
+                identifier_mode: self.identifier_mode,
+                require_confirmed_email: self.require_confirmed_email,
+                retry: self.retry,
+                background: self.background,
+                dispatcher: Dispatcher {
+                    mode,
+                    mailer,
+                    outbox: self.outbox,
+                    events,
+                    clock: self.clock,
+                },
+            }),
+        })
+    }
+}

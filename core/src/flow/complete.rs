@@ -1,0 +1,239 @@
+//! `inspect`, `complete` and `deny`: everything that starts from a link.
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::account::{Account, AccountId};
+use crate::event::EventKind;
+use crate::flow::{
+    CompleteError, Completed, LinkError, LinkInfo, RequestContext, ResetService, run_blocking,
+};
+use crate::identifier::canonicalize;
+use crate::mail::EmailKind;
+use crate::policy::PasswordPolicy;
+use crate::store::ConsumeOutcome;
+use crate::template;
+use crate::token::{RawToken, RejectReason, RevokeReason, TokenRecord};
+
+/// A token that passed every check, with its account.
+struct Checked {
+    token: RawToken,
+    record: TokenRecord,
+    account: Account,
+}
+
+impl ResetService {
+    /// Read-only check for the "choose a new password" page (GET). Never
+    /// consumes the token: mail scanners and link previewers fetch links.
+    pub async fn inspect(&self, token: &str) -> Result<LinkInfo, LinkError> {
+        let checked = self.check_token(token).await?;
+        Ok(LinkInfo {
+            account: checked.account.id,
+            username: checked.account.username,
+            expires_at: checked.record.expires_at,
+        })
+    }
+
+    /// Sets a new password with a link. The confirmation must match and the
+    /// policy pass (otherwise the link keeps working); the token is consumed
+    /// atomically (one winner among concurrent calls); other links of the
+    /// account are revoked, sessions revoked through the hook, and a
+    /// "password changed" notice is sent.
+    pub async fn complete(
+        &self,
+        token: &str,
+        new_password: SecretString,
+        confirmation: SecretString,
+    ) -> Result<Completed, CompleteError> {
+        let Checked { token, account, .. } = self.check_token(token).await?;
+        if new_password.expose_secret() != confirmation.expose_secret() {
+            return Err(CompleteError::ConfirmationMismatch);
+        }
+        let email = account.email.clone().unwrap_or_default();
+        let identity = [
+            ("email address", email.as_str()),
+            ("username", account.username.as_str()),
+        ];
+        if let Err(rejection) = self
+            .inner
+            .password_policy
+            .check(new_password.expose_secret(), &identity)
+        {
+            self.record(
+                Some(account.id.clone()),
+                EventKind::PasswordRejected {
+                    reason: rejection.to_string(),
+                },
+            )
+            .await?;
+            return Err(CompleteError::PasswordRejected(rejection));
+        }
+        let normalized = SecretString::from(PasswordPolicy::normalize(new_password.expose_secret()));
+        let hasher = self.inner.hasher.clone();
+        let hash = run_blocking(move || hasher.hash(&normalized))
+            .await
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(CompleteError::Internal)?;
+
+        let now = self.inner.clock.now();
+        match self.inner.tokens.consume(&token.hash(), now).await? {
+            ConsumeOutcome::Consumed(_) => {}
+            ConsumeOutcome::Rejected(reason) => {
+                self.reject(Some(account.id.clone()), reason).await?;
+                return Err(CompleteError::InvalidLink);
+            }
+        }
+        if let Err(error) = self.inner.accounts.set_password_hash(&account.id, &hash).await {
+            // Give the link back so the user can retry once the store is up.
+            if let Err(release_error) = self.inner.tokens.release(&token.hash()).await {
+                tracing::error!(%release_error, "could not release token after failed password update");
+            }
+            return Err(CompleteError::Unavailable(error));
+        }
+        self.after_reset(&account).await?;
+        Ok(Completed {
+            account: account.id,
+            username: account.username,
+        })
+    }
+
+    /// "This wasn't me": revokes every outstanding link of the link's account.
+    pub async fn deny(&self, token: &str) -> Result<(), LinkError> {
+        let Ok(raw) = RawToken::parse(token) else {
+            self.reject(None, RejectReason::Malformed).await?;
+            return Err(LinkError::InvalidLink);
+        };
+        let Some(record) = self.inner.tokens.find(&raw.hash()).await? else {
+            self.reject(None, RejectReason::Unknown).await?;
+            return Err(LinkError::InvalidLink);
+        };
+        let now = self.inner.clock.now();
+        let count = self
+            .inner
+            .tokens
+            .revoke_for_account(&record.account, RevokeReason::UserDenied, now)
+            .await?;
+        self.record(
+            Some(record.account),
+            EventKind::LinksRevoked {
+                reason: RevokeReason::UserDenied,
+                count,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn after_reset(&self, account: &Account) -> Result<(), CompleteError> {
+        let now = self.inner.clock.now();
+        let count = self
+            .inner
+            .tokens
+            .revoke_for_account(&account.id, RevokeReason::PasswordReset, now)
+            .await?;
+        self.record(Some(account.id.clone()), EventKind::ResetCompleted)
+            .await?;
+        if count > 0 {
+            self.record(
+                Some(account.id.clone()),
+                EventKind::LinksRevoked {
+                    reason: RevokeReason::PasswordReset,
+                    count,
+                },
+            )
+            .await?;
+        }
+        if let Some(hook) = &self.inner.sessions
+            && let Err(reason) = hook.revoke_sessions(&account.id).await
+        {
+            tracing::error!(%reason, "session revocation after password reset failed");
+            self.record(
+                Some(account.id.clone()),
+                EventKind::SessionRevocationFailed { reason },
+            )
+            .await?;
+        }
+        if let Some(sender) = self.sender_for_notice(account).await? {
+            let values = template::password_changed_context(
+                &self.inner.site_name,
+                &account.username,
+                &self.inner.security_link,
+            );
+            self.deliver(
+                EmailKind::PasswordChanged,
+                &values,
+                &RequestContext::default(),
+                &sender,
+                std::slice::from_ref(account),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn sender_for_notice(
+        &self,
+        account: &Account,
+    ) -> Result<Option<crate::sender::SenderChoice>, CompleteError> {
+        match self.inner.sender.resolve(account).await {
+            Ok(choice) => Ok(Some(choice)),
+            Err(error) => {
+                self.record(
+                    Some(account.id.clone()),
+                    EventKind::SenderUnavailable {
+                        reason: error.to_string(),
+                    },
+                )
+                .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn reject(
+        &self,
+        account: Option<AccountId>,
+        reason: RejectReason,
+    ) -> Result<(), crate::error::StoreError> {
+        tracing::info!(reason = reason.as_str(), "password reset link refused");
+        self.record(account, EventKind::TokenRejected { reason }).await
+    }
+
+    /// Parses the token and checks it against its record and its account's
+    /// current state; records the reason when refusing.
+    async fn check_token(&self, text: &str) -> Result<Checked, LinkError> {
+        let Ok(token) = RawToken::parse(text) else {
+            self.reject(None, RejectReason::Malformed).await?;
+            return Err(LinkError::InvalidLink);
+        };
+        let Some(record) = self.inner.tokens.find(&token.hash()).await? else {
+            self.reject(None, RejectReason::Unknown).await?;
+            return Err(LinkError::InvalidLink);
+        };
+        let now = self.inner.clock.now();
+        let account = self.inner.accounts.find_by_id(&record.account).await?;
+        let verdict = match (&account, record.unusable_reason(now)) {
+            (_, Some(reason)) => Err(reason),
+            (None, None) => Err(RejectReason::AccountGone),
+            (Some(a), None) if a.disabled => Err(RejectReason::AccountDisabled),
+            (Some(a), None) if canonicalize(a.email.as_deref().unwrap_or_default()) != record.sent_to => {
+                Err(RejectReason::EmailChanged)
+            }
+            (Some(a), None) if a.password_stamp() != record.password_stamp => {
+                Err(RejectReason::PasswordChanged)
+            }
+            (Some(_), None) => Ok(()),
+        };
+        match (verdict, account) {
+            (Ok(()), Some(account)) => Ok(Checked {
+                token,
+                record,
+                account,
+            }),
+            (Err(reason), _) => {
+                self.reject(Some(record.account), reason).await?;
+                Err(LinkError::InvalidLink)
+            }
+            (Ok(()), None) => Err(LinkError::InvalidLink),
+        }
+    }
+}

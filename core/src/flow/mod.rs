@@ -1,0 +1,291 @@
+//! The reset flow: [`ResetService::request`], [`ResetService::inspect`],
+//! [`ResetService::complete`] and [`ResetService::deny`].
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use resetkit::prelude::*;
+//! use secrecy::SecretString;
+//!
+//! let accounts = InMemoryAccounts::default();
+//! accounts.insert(Account::new("1", "alice", "alice@example.com"));
+//! let mailer = CapturingMailer::default();
+//! let service = ResetService::builder()
+//!     .base_url("https://app.example.com")
+//!     .accounts(Arc::new(accounts))
+//!     .tokens(Arc::new(InMemoryTokenStore::default()))
+//!     .events(Arc::new(InMemoryEventLog::default()))
+//!     .mailer(Arc::new(mailer.clone()))
+//!     .sender(Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.com").unwrap())))
+//!     .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
+//!     .build()
+//!     .unwrap();
+//!
+//! let outcome = service.request("Alice@Example.com", &RequestContext::default()).await.unwrap();
+//! assert_eq!(outcome, RequestAccepted);
+//! let mail = &mailer.sent()[0];
+//! let link = mail.expose_text().lines().find(|l| l.starts_with("https://app.example.com/reset?")).unwrap();
+//! let token = link.split("token=").nth(1).unwrap();
+//! service.inspect(token).await.unwrap();
+//! let pw = SecretString::from("a sufficiently long passphrase");
+//! service.complete(token, pw.clone(), pw).await.unwrap();
+//! # });
+//! ```
+
+mod builder;
+mod complete;
+mod request;
+
+pub use builder::ResetServiceBuilder;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::account::{Account, AccountDirectory, AccountId};
+use crate::clock::Clock;
+use crate::delivery::{DeliveryWorker, Dispatcher, RetryPolicy};
+use crate::error::{StoreError, ValidationError};
+use crate::event::{Event, EventKind};
+use crate::hasher::PasswordHasher;
+use crate::identifier::IdentifierMode;
+use crate::link::LinkBuilder;
+use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, PasswordRejection, RateLimits, TokenPolicy};
+use crate::sender::{SenderChoice, SenderError, SenderResolver};
+use crate::store::{EventLog, TokenStore};
+use crate::template::CompiledTemplates;
+
+/// Per-request information the host passes in. Nothing here ever reaches a link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The client's address (for the per-client rate limit).
+    pub client_addr: Option<String>,
+    /// Preferred locale, e.g. from `Accept-Language` (`fr-CA`).
+    pub locale: Option<String>,
+}
+
+impl RequestContext {
+    /// A context with a client address.
+    pub fn from_client(addr: impl Into<String>) -> Self {
+        RequestContext {
+            client_addr: Some(addr.into()),
+            locale: None,
+        }
+    }
+}
+
+/// The one public outcome of a well-formed request, whether or not an
+/// account exists, is disabled, shares its email, or was rate limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestAccepted;
+
+impl RequestAccepted {
+    /// The message to show.
+    pub const MESSAGE: &'static str =
+        "If an account exists for what you entered, we have sent an email with a link to reset its password.";
+
+    /// The message to show.
+    pub fn message(&self) -> &'static str {
+        Self::MESSAGE
+    }
+}
+
+/// `request` failed: the input is malformed, or a store is down.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Malformed input; show the message.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// A store is unavailable; show a generic "try again later".
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
+}
+
+/// The one public message for every refused link.
+pub const INVALID_LINK_MESSAGE: &str =
+    "This password reset link is invalid or has expired. Please request a new one.";
+
+/// `inspect` / `deny` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The link cannot be used (the reason is in the event log only).
+    #[error("{}", INVALID_LINK_MESSAGE)]
+    InvalidLink,
+    /// A store is unavailable.
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
+}
+
+/// `complete` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompleteError {
+    /// The link cannot be used (the reason is in the event log only).
+    #[error("{}", INVALID_LINK_MESSAGE)]
+    InvalidLink,
+    /// The confirmation differs from the new password; the link still works.
+    #[error("the two passwords do not match")]
+    ConfirmationMismatch,
+    /// The new password breaks the policy; the link still works.
+    #[error("choose another password: {0}")]
+    PasswordRejected(PasswordRejection),
+    /// A store is unavailable; the link still works.
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
+    /// Hashing or randomness failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<LinkError> for CompleteError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::InvalidLink => CompleteError::InvalidLink,
+            LinkError::Unavailable(s) => CompleteError::Unavailable(s),
+        }
+    }
+}
+
+/// What `inspect` tells the "choose a new password" page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The account the link resets.
+    pub account: AccountId,
+    /// Its username (to show which account is being reset).
+    pub username: String,
+    /// When the link stops working.
+    pub expires_at: SystemTime,
+}
+
+/// A finished reset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// The account.
+    pub account: AccountId,
+    /// Its username.
+    pub username: String,
+}
+
+/// Called after a reset to end the account's sessions.
+#[async_trait]
+pub trait SessionRevoker: Send + Sync {
+    /// Revokes every session of `account`; an error is recorded as an event.
+    async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String>;
+}
+
+pub(crate) struct Inner {
+    pub(crate) accounts: Arc<dyn AccountDirectory>,
+    pub(crate) tokens: Arc<dyn TokenStore>,
+    pub(crate) events: Arc<dyn EventLog>,
+    pub(crate) sender: Arc<dyn SenderResolver>,
+    pub(crate) hasher: Arc<dyn PasswordHasher>,
+    pub(crate) sessions: Option<Arc<dyn SessionRevoker>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) reset_links: LinkBuilder,
+    pub(crate) deny_links: LinkBuilder,
+    pub(crate) security_link: String,
+    pub(crate) site_name: String,
+    pub(crate) templates: CompiledTemplates,
+    pub(crate) token_policy: TokenPolicy,
+    pub(crate) rate_limits: RateLimits,
+    pub(crate) password_policy: PasswordPolicy,
+    pub(crate) duplicates: DuplicateEmailPolicy,
+    pub(crate) identifier_mode: IdentifierMode,
+    pub(crate) require_confirmed_email: bool,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) background: bool,
+    pub(crate) dispatcher: Dispatcher,
+}
+
+/// The password-reset service. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct ResetService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ResetService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResetService")
+            .field("reset_link_target", &self.inner.reset_links.target().as_str())
+            .field("delivery", &self.inner.dispatcher.mode)
+            .field("token_policy", &self.inner.token_policy)
+            .field("identifier_mode", &self.inner.identifier_mode)
+            .field("duplicates", &self.inner.duplicates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResetService {
+    /// Starts a builder.
+    pub fn builder() -> ResetServiceBuilder {
+        ResetServiceBuilder::default()
+    }
+
+    /// A worker that drains this service's outbox (`None` in inline mode).
+    pub fn delivery_worker(&self) -> Option<DeliveryWorker> {
+        let d = &self.inner.dispatcher;
+        d.outbox.clone().map(|outbox| {
+            DeliveryWorker::new(outbox, d.mailer.clone(), d.events.clone(), d.clock.clone())
+                .with_retry(self.inner.retry)
+        })
+    }
+
+    /// The sender that would be used for `account`, or why there is none:
+    /// lets operators and the harness check sender setup ahead of time.
+    pub async fn resolve_sender(&self, account: &Account) -> Result<SenderChoice, SenderError> {
+        self.inner.sender.resolve(account).await
+    }
+
+    /// The page links point at (without token).
+    pub fn reset_link_target(&self) -> &url::Url {
+        self.inner.reset_links.target()
+    }
+
+    /// Checks a sign-in password the way `complete` stored it (NFKC).
+    pub async fn verify_password(
+        &self,
+        account: &AccountId,
+        password: &secrecy::SecretString,
+    ) -> Result<bool, CompleteError> {
+        use secrecy::ExposeSecret as _;
+        let Some(account) = self.inner.accounts.find_by_id(account).await? else {
+            return Ok(false);
+        };
+        let Some(hash) = account.password_hash else {
+            return Ok(false);
+        };
+        let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
+        let hasher = self.inner.hasher.clone();
+        run_blocking(move || hasher.verify(&normalized, &hash))
+            .await
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(CompleteError::Internal)
+    }
+
+    pub(crate) async fn record(&self, account: Option<AccountId>, kind: EventKind) -> Result<(), StoreError> {
+        self.inner
+            .events
+            .record(Event::new(self.inner.clock.now(), account, kind))
+            .await
+    }
+}
+
+/// Runs CPU-heavy work (argon2) off the async executor when a tokio runtime
+/// is present.
+pub(crate) async fn run_blocking<T, F>(f: F) -> Result<T, String>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| format!("hashing task failed: {e}"))
+    } else {
+        Ok(f())
+    }
+}

@@ -1,0 +1,67 @@
+//! # resetkit
+//!
+//! A "forgot password" flow that is correct by default: tokens hashed at
+//! rest, single use and expiring; links built only from configuration;
+//! uniform responses; templates that cannot drop the link; senders that are
+//! checked; duplicate emails handled; everything recorded as events.
+//!
+//! The flow ([`ResetService`]) works against small traits —
+//! [`AccountDirectory`](account::AccountDirectory),
+//! [`TokenStore`](store::TokenStore), [`EventLog`](store::EventLog),
+//! [`Outbox`](store::Outbox), [`Mailer`](mail::Mailer),
+//! [`SenderResolver`](sender::SenderResolver), [`Clock`](clock::Clock),
+//! [`PasswordHasher`](hasher::PasswordHasher) — with in-memory
+//! implementations in [`memory`]. `resetkit-postgres` and `resetkit-smtp`
+//! provide production adapters.
+//!
+//! See [`flow`] for a complete example.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod account;
+pub mod clock;
+pub mod delivery;
+pub mod error;
+pub mod event;
+pub mod flow;
+pub mod hasher;
+pub mod identifier;
+pub mod link;
+pub mod mail;
+pub mod memory;
+pub mod policy;
+pub mod sender;
+pub mod store;
+pub mod template;
+pub mod token;
+
+pub use flow::{
+    CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, RequestError,
+    ResetService, ResetServiceBuilder, SessionRevoker,
+};
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::account::{Account, AccountDirectory, AccountId};
+    pub use crate::clock::{Clock, ManualClock, SystemClock};
+    pub use crate::delivery::{DeliveryMode, DeliveryWorker, RetryPolicy};
+    pub use crate::error::{BuildError, StoreError, ValidationError};
+    pub use crate::event::{Event, EventKind};
+    pub use crate::flow::{
+        CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, RequestError,
+        ResetService, SessionRevoker,
+    };
+    pub use crate::hasher::{Argon2Hasher, PasswordHasher};
+    pub use crate::identifier::IdentifierMode;
+    pub use crate::link::TokenPlacement;
+    pub use crate::mail::{DeliveryError, EmailKind, Mailbox, Mailer, OutgoingEmail};
+    pub use crate::memory::{
+        CapturingMailer, InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore,
+    };
+    pub use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, RateLimits, TokenPolicy};
+    pub use crate::sender::{
+        FixedSender, OwnerMailbox, OwnerSender, QueueSender, SenderChain, SenderResolver,
+    };
+    pub use crate::store::{EventLog, Outbox, TokenStore};
+}

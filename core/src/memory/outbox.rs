@@ -1,0 +1,139 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use super::lock;
+use crate::error::StoreError;
+use crate::mail::DeliveryError;
+use crate::store::{Outbox, OutboxCounts, OutboxEntry, OutboxStatus};
+
+#[derive(Debug)]
+struct Row {
+    entry: OutboxEntry,
+    status: OutboxStatus,
+    lease_until: Option<SystemTime>,
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rows: BTreeMap<String, Row>,
+    next_seq: u64,
+}
+
+/// Outbox in memory; clones share the same queue.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryOutbox {
+    state: Arc<Mutex<State>>,
+}
+
+fn not_found(operation: &'static str, id: &str) -> StoreError {
+    StoreError::NotFound {
+        operation,
+        what: format!("outbox message `{id}`"),
+    }
+}
+
+#[async_trait]
+impl Outbox for InMemoryOutbox {
+    async fn enqueue(&self, entry: OutboxEntry) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.rows.insert(
+            entry.email.message_id.clone(),
+            Row {
+                entry,
+                status: OutboxStatus::Pending,
+                lease_until: None,
+                seq,
+            },
+        );
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        now: SystemTime,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut state = lock(&self.state);
+        let mut due: Vec<&mut Row> = state
+            .rows
+            .values_mut()
+            .filter(|r| match r.status {
+                OutboxStatus::Pending => r.entry.next_attempt_at <= now,
+                OutboxStatus::Claimed => r.lease_until.is_some_and(|l| l <= now),
+                _ => false,
+            })
+            .collect();
+        due.sort_by_key(|r| (r.entry.next_attempt_at, r.seq));
+        Ok(due
+            .into_iter()
+            .take(max)
+            .map(|row| {
+                row.status = OutboxStatus::Claimed;
+                row.lease_until = Some(now + lease);
+                row.entry.attempts += 1;
+                row.entry.clone()
+            })
+            .collect())
+    }
+
+    async fn mark_sent(&self, message_id: &str, _now: SystemTime) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let row = state
+            .rows
+            .get_mut(message_id)
+            .ok_or_else(|| not_found("outbox.mark_sent", message_id))?;
+        row.status = OutboxStatus::Sent;
+        row.lease_until = None;
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        message_id: &str,
+        error: &DeliveryError,
+        retry_at: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let row = state
+            .rows
+            .get_mut(message_id)
+            .ok_or_else(|| not_found("outbox.mark_failed", message_id))?;
+        row.lease_until = None;
+        match retry_at {
+            Some(at) => {
+                row.status = OutboxStatus::Pending;
+                row.entry.next_attempt_at = at;
+            }
+            None => {
+                row.status = OutboxStatus::Failed {
+                    reason: error.to_string(),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError> {
+        Ok(lock(&self.state).rows.get(message_id).map(|r| r.status.clone()))
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        let state = lock(&self.state);
+        let mut counts = OutboxCounts::default();
+        for row in state.rows.values() {
+            match row.status {
+                OutboxStatus::Pending | OutboxStatus::Claimed => counts.waiting += 1,
+                OutboxStatus::Sent => counts.sent += 1,
+                OutboxStatus::Failed { .. } => counts.failed += 1,
+            }
+        }
+        Ok(counts)
+    }
+}

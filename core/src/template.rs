@@ -1,0 +1,491 @@
+//! Email templates (subject, plain text, HTML; per locale with fallback),
+//! rendered by minijinja with HTML auto-escaping in HTML bodies.
+//!
+//! Templates are checked when the service is built: each body must carry
+//! its links (the text body with the full URL alone on a line, so it can be
+//! copied into a browser; the HTML body in an `href`), and the subject must
+//! not carry a token. A template that drops the link fails the build.
+//!
+//! ```
+//! use resetkit::template::{Templates, TemplateSource};
+//!
+//! let mut templates = Templates::english();
+//! let broken = TemplateSource::new("Reset", "Hello {{ username }}, no link here", "<p>{{ link }}</p>");
+//! templates.locale_mut("en").reset = broken;
+//! let links = resetkit::link::LinkBuilder::new("https://a.example", "/reset", Default::default(), false).unwrap();
+//! let err = templates.compile(&links, &links, "https://a.example/security").unwrap_err();
+//! assert!(err.to_string().contains("reset.text"));
+//! ```
+
+use std::collections::BTreeMap;
+
+use minijinja::{AutoEscape, Environment, HtmlEscape, UndefinedBehavior, Value, context};
+
+use crate::error::BuildError;
+use crate::link::LinkBuilder;
+use crate::mail::{EmailKind, MailContent};
+use crate::token::RawToken;
+
+/// One email's template: subject, text body, HTML body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSource {
+    /// Subject line template.
+    pub subject: String,
+    /// Plain-text body template.
+    pub text: String,
+    /// HTML body template (auto-escaped).
+    pub html: String,
+}
+
+impl TemplateSource {
+    /// Builds a template source.
+    pub fn new(subject: impl Into<String>, text: impl Into<String>, html: impl Into<String>) -> Self {
+        TemplateSource {
+            subject: subject.into(),
+            text: text.into(),
+            html: html.into(),
+        }
+    }
+}
+
+/// The four emails of one locale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocaleTemplates {
+    /// Reset link for one account. Variables: `site_name`, `username`,
+    /// `link`, `deny_link`, `expires_minutes`.
+    pub reset: TemplateSource,
+    /// One email for several accounts sharing an address. Variables:
+    /// `site_name`, `accounts` (each with `username`, `link`, `deny_link`),
+    /// `expires_minutes`.
+    pub reset_combined: TemplateSource,
+    /// Several accounts share the address and a username is required.
+    /// Variables: `site_name`, `usernames`.
+    pub username_required: TemplateSource,
+    /// "Your password was changed." Variables: `site_name`, `username`,
+    /// `security_link`.
+    pub password_changed: TemplateSource,
+}
+
+/// Templates by locale, with a default locale to fall back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    default_locale: String,
+    locales: BTreeMap<String, LocaleTemplates>,
+}
+
+impl Templates {
+    /// The built-in English templates, as locale `en` (the default).
+    pub fn english() -> Self {
+        let mut locales = BTreeMap::new();
+        locales.insert("en".to_owned(), english());
+        Templates {
+            default_locale: "en".into(),
+            locales,
+        }
+    }
+
+    /// Adds or replaces a locale (e.g. `fr`, `pt-br`; matched case-insensitively).
+    pub fn with_locale(mut self, locale: &str, templates: LocaleTemplates) -> Self {
+        self.locales.insert(locale.to_ascii_lowercase(), templates);
+        self
+    }
+
+    /// The templates of a locale, created from the default's if absent.
+    pub fn locale_mut(&mut self, locale: &str) -> &mut LocaleTemplates {
+        let fallback = self
+            .locales
+            .get(&self.default_locale)
+            .cloned()
+            .unwrap_or_else(english);
+        self.locales
+            .entry(locale.to_ascii_lowercase())
+            .or_insert(fallback)
+    }
+
+    /// Sets the default locale (must exist).
+    pub fn with_default_locale(mut self, locale: &str) -> Self {
+        self.default_locale = locale.to_ascii_lowercase();
+        self
+    }
+
+    /// Parses and validates every template; see the module docs.
+    pub fn compile(
+        &self,
+        reset_links: &LinkBuilder,
+        deny_links: &LinkBuilder,
+        security_link: &str,
+    ) -> Result<CompiledTemplates, BuildError> {
+        if !self.locales.contains_key(&self.default_locale) {
+            return Err(BuildError::invalid(
+                "templates.default_locale",
+                format!("locale `{}` has no templates", self.default_locale),
+            ));
+        }
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        for (locale, set) in &self.locales {
+            for (kind, source) in set.sources() {
+                for (part, text) in [
+                    ("subject", &source.subject),
+                    ("text", &source.text),
+                    ("html", &source.html),
+                ] {
+                    let name = template_name(locale, kind, part);
+                    env.add_template_owned(name, text.clone())
+                        .map_err(|e| template_error(locale, kind, part, e.to_string()))?;
+                }
+            }
+        }
+        let compiled = CompiledTemplates {
+            env,
+            default_locale: self.default_locale.clone(),
+            locales: self.locales.keys().cloned().collect(),
+        };
+        for locale in &compiled.locales {
+            compiled.check_locale(locale, reset_links, deny_links, security_link)?;
+        }
+        Ok(compiled)
+    }
+}
+
+impl LocaleTemplates {
+    fn sources(&self) -> [(EmailKind, &TemplateSource); 4] {
+        [
+            (EmailKind::Reset, &self.reset),
+            (EmailKind::ResetCombined, &self.reset_combined),
+            (EmailKind::UsernameRequired, &self.username_required),
+            (EmailKind::PasswordChanged, &self.password_changed),
+        ]
+    }
+}
+
+fn template_name(locale: &str, kind: EmailKind, part: &str) -> String {
+    format!("{locale}/{}.{part}", kind.as_str())
+}
+
+fn template_error(locale: &str, kind: EmailKind, part: &str, reason: impl Into<String>) -> BuildError {
+    BuildError::Template {
+        template: format!("{}.{part}", kind.as_str()),
+        locale: locale.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// One account's entry in a combined email.
+#[derive(Debug, Clone)]
+pub struct AccountLinks {
+    /// Username.
+    pub username: String,
+    /// Reset link.
+    pub link: String,
+    /// "This wasn't me" link.
+    pub deny_link: String,
+}
+
+/// Validated, ready-to-render templates.
+#[derive(Debug)]
+pub struct CompiledTemplates {
+    env: Environment<'static>,
+    default_locale: String,
+    locales: Vec<String>,
+}
+
+/// Rendering failed at run time (should not happen after validation).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rendering template `{template}` failed: {reason}")]
+pub struct RenderError {
+    /// Template name.
+    pub template: String,
+    /// What failed.
+    pub reason: String,
+}
+
+impl CompiledTemplates {
+    /// The locale used for `requested` (exact, then language, then default).
+    pub fn resolve_locale(&self, requested: Option<&str>) -> &str {
+        if let Some(req) = requested {
+            let req = req.trim().to_ascii_lowercase().replace('_', "-");
+            if let Some(found) = self.locales.iter().find(|l| **l == req) {
+                return found;
+            }
+            let language = req.split('-').next().unwrap_or_default();
+            if let Some(found) = self.locales.iter().find(|l| *l == language) {
+                return found;
+            }
+        }
+        &self.default_locale
+    }
+
+    /// Renders one email in `locale` (already resolved) with `ctx`.
+    pub fn render(&self, locale: &str, kind: EmailKind, ctx: &Value) -> Result<MailContent, RenderError> {
+        let part = |part: &str| -> Result<String, RenderError> {
+            let name = template_name(locale, kind, part);
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(ctx))
+                .map_err(|e| RenderError {
+                    template: name.clone(),
+                    reason: e.to_string(),
+                })
+        };
+        let subject = part("subject")?.split_whitespace().collect::<Vec<_>>().join(" ");
+        Ok(MailContent {
+            subject,
+            text: part("text")?,
+            html: part("html")?,
+        })
+    }
+
+    fn check_locale(
+        &self,
+        locale: &str,
+        reset_links: &LinkBuilder,
+        deny_links: &LinkBuilder,
+        security_link: &str,
+    ) -> Result<(), BuildError> {
+        let sample = |kind, part, reason: String| template_error(locale, kind, part, reason);
+        let token_a = RawToken::generate().map_err(|e| sample(EmailKind::Reset, "text", e.to_string()))?;
+        let token_b = RawToken::generate().map_err(|e| sample(EmailKind::Reset, "text", e.to_string()))?;
+        let a = AccountLinks {
+            username: "sample-user-a".into(),
+            link: reset_links.link(&token_a),
+            deny_link: deny_links.link(&token_a),
+        };
+        let b = AccountLinks {
+            username: "sample-user-b".into(),
+            link: reset_links.link(&token_b),
+            deny_link: deny_links.link(&token_b),
+        };
+        let tokens = [token_a.expose_encoded(), token_b.expose_encoded()];
+
+        let reset_ctx = reset_context("Sample Site", &a, 30);
+        let combined_ctx = combined_context("Sample Site", &[a.clone(), b.clone()], 30);
+        let required_ctx =
+            username_required_context("Sample Site", &["sample-user-a".into(), "sample-user-b".into()]);
+        let changed_ctx = password_changed_context("Sample Site", "sample-user-a", security_link);
+
+        let cases: [(EmailKind, &Value, Vec<&str>); 4] = [
+            (EmailKind::Reset, &reset_ctx, vec![&a.link, &a.deny_link]),
+            (
+                EmailKind::ResetCombined,
+                &combined_ctx,
+                vec![&a.link, &a.deny_link, &b.link, &b.deny_link],
+            ),
+            (EmailKind::UsernameRequired, &required_ctx, vec![]),
+            (EmailKind::PasswordChanged, &changed_ctx, vec![security_link]),
+        ];
+        for (kind, ctx, required_links) in cases {
+            let rendered = self
+                .render(locale, kind, ctx)
+                .map_err(|e| sample(kind, "render", e.reason))?;
+            if rendered.subject.is_empty() {
+                return Err(sample(kind, "subject", "renders empty".into()));
+            }
+            if tokens.iter().any(|t| rendered.subject.contains(t)) {
+                return Err(sample(
+                    kind,
+                    "subject",
+                    "must not contain the link or token".into(),
+                ));
+            }
+            if kind == EmailKind::UsernameRequired
+                && tokens
+                    .iter()
+                    .any(|t| rendered.text.contains(t) || rendered.html.contains(t))
+            {
+                return Err(sample(kind, "text", "must not contain reset links".into()));
+            }
+            for link in required_links {
+                if !rendered.text.lines().any(|line| line.trim() == link) {
+                    return Err(sample(
+                        kind,
+                        "text",
+                        format!(
+                            "must contain the full URL alone on its own line (missing `{}`)",
+                            describe(link)
+                        ),
+                    ));
+                }
+                if !html_has_href(&rendered.html, link) {
+                    return Err(sample(
+                        kind,
+                        "html",
+                        format!(
+                            "must contain the link in an href attribute (missing `{}`)",
+                            describe(link)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(link: &str) -> String {
+    // Name the link without printing the sample token.
+    match link.find("token=") {
+        Some(i) => format!("{}token=…", &link[..i]),
+        None => link.to_owned(),
+    }
+}
+
+fn html_has_href(html: &str, link: &str) -> bool {
+    let escaped = HtmlEscape(link).to_string();
+    let plain_amp = link.replace('&', "&amp;");
+    [link, escaped.as_str(), plain_amp.as_str()]
+        .iter()
+        .any(|l| html.contains(&format!("href=\"{l}\"")) || html.contains(&format!("href='{l}'")))
+}
+
+/// Context of the `reset` email.
+pub fn reset_context(site_name: &str, links: &AccountLinks, expires_minutes: u64) -> Value {
+    context! {
+        site_name => site_name,
+        username => links.username,
+        link => links.link,
+        deny_link => links.deny_link,
+        expires_minutes => expires_minutes,
+    }
+}
+
+/// Context of the `reset_combined` email.
+pub fn combined_context(site_name: &str, accounts: &[AccountLinks], expires_minutes: u64) -> Value {
+    let accounts: Vec<Value> = accounts
+        .iter()
+        .map(|a| context! { username => a.username, link => a.link, deny_link => a.deny_link })
+        .collect();
+    context! { site_name => site_name, accounts => accounts, expires_minutes => expires_minutes }
+}
+
+/// Context of the `username_required` email.
+pub fn username_required_context(site_name: &str, usernames: &[String]) -> Value {
+    context! { site_name => site_name, usernames => usernames }
+}
+
+/// Context of the `password_changed` email.
+pub fn password_changed_context(site_name: &str, username: &str, security_link: &str) -> Value {
+    context! { site_name => site_name, username => username, security_link => security_link }
+}
+
+fn english() -> LocaleTemplates {
+    LocaleTemplates {
+        reset: TemplateSource::new(
+            "Reset your {{ site_name }} password",
+            include_str!("templates/en/reset.txt"),
+            include_str!("templates/en/reset.html"),
+        ),
+        reset_combined: TemplateSource::new(
+            "Reset your {{ site_name }} password",
+            include_str!("templates/en/reset_combined.txt"),
+            include_str!("templates/en/reset_combined.html"),
+        ),
+        username_required: TemplateSource::new(
+            "Your {{ site_name }} password reset request",
+            include_str!("templates/en/username_required.txt"),
+            include_str!("templates/en/username_required.html"),
+        ),
+        password_changed: TemplateSource::new(
+            "Your {{ site_name }} password was changed",
+            include_str!("templates/en/password_changed.txt"),
+            include_str!("templates/en/password_changed.html"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::TokenPlacement;
+
+    fn links() -> (LinkBuilder, LinkBuilder) {
+        (
+            LinkBuilder::new("https://a.example", "/reset", TokenPlacement::Query, false).unwrap(),
+            LinkBuilder::new("https://a.example", "/reset/deny", TokenPlacement::Query, false).unwrap(),
+        )
+    }
+
+    #[test]
+    fn english_templates_are_valid() {
+        let (r, d) = links();
+        Templates::english()
+            .compile(&r, &d, "https://a.example/security")
+            .unwrap();
+    }
+
+    #[test]
+    fn html_values_are_escaped() {
+        let (r, d) = links();
+        let t = Templates::english()
+            .compile(&r, &d, "https://a.example/security")
+            .unwrap();
+        let token = RawToken::generate().unwrap();
+        let links = AccountLinks {
+            username: "<script>alert(1)</script>".into(),
+            link: r.link(&token),
+            deny_link: d.link(&token),
+        };
+        let out = t
+            .render("en", EmailKind::Reset, &reset_context("Site & Co", &links, 30))
+            .unwrap();
+        assert!(!out.html.contains("<script>"));
+        assert!(out.html.contains("&lt;script&gt;"));
+        assert!(out.text.lines().any(|l| l.trim() == links.link));
+    }
+
+    #[test]
+    fn broken_templates_fail_naming_template_and_locale() {
+        let (r, d) = links();
+        let mut t = Templates::english();
+        t.locale_mut("fr").reset.html = "<p>{{ link }}</p> <a href=\"{{ deny_link }}\">x</a>".into();
+        let err = t.compile(&r, &d, "https://a.example/security").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("reset.html") && text.contains("`fr`"), "{text}");
+
+        let mut t = Templates::english();
+        t.locale_mut("en").reset.subject = "Your link {{ link }}".into();
+        assert!(
+            t.compile(&r, &d, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("reset.subject")
+        );
+
+        let mut t = Templates::english();
+        t.locale_mut("en").reset.text = "{{ no_such_variable }}".into();
+        assert!(
+            t.compile(&r, &d, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("reset.render")
+        );
+
+        let mut t = Templates::english();
+        t.locale_mut("en").password_changed.text = "Changed.".into();
+        assert!(
+            t.compile(&r, &d, "https://a.example/security")
+                .unwrap_err()
+                .to_string()
+                .contains("password_changed.text")
+        );
+    }
+
+    #[test]
+    fn locale_falls_back_to_language_then_default() {
+        let (r, d) = links();
+        let mut t = Templates::english();
+        t.locale_mut("fr");
+        let c = t.compile(&r, &d, "https://a.example/security").unwrap();
+        assert_eq!(c.resolve_locale(Some("fr-CA")), "fr");
+        assert_eq!(c.resolve_locale(Some("FR")), "fr");
+        assert_eq!(c.resolve_locale(Some("de")), "en");
+        assert_eq!(c.resolve_locale(None), "en");
+    }
+}
