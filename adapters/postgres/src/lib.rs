@@ -1,0 +1,1 @@
+//! PostgreSQL stores for resetkit (work in progress).

@@ -1,0 +1,1 @@
+//! SMTP mailer for resetkit (work in progress).

@@ -1,0 +1,1 @@
+//! Fake SMTP server (work in progress).
