@@ -1,1 +1,55 @@
-//! PostgreSQL stores for resetkit (work in progress).
+//! # resetkit-postgres
+//!
+//! PostgreSQL implementations of resetkit's stores, on sqlx with runtime
+//! queries only (a fresh clone builds offline, without a database):
+//!
+//! - [`PgTokenStore`] ([`TokenStore`](resetkit::store::TokenStore)): tokens by
+//!   SHA-256, consume-once in one statement, rate-limit hits counted exactly
+//!   across instances, purge in batches;
+//! - [`PgEventLog`] ([`EventLog`](resetkit::store::EventLog));
+//! - [`PgOutbox`] ([`Outbox`](resetkit::store::Outbox)): claims with
+//!   `FOR UPDATE SKIP LOCKED` and leases, retries recorded in the row;
+//! - [`PgAccounts`] ([`AccountDirectory`](resetkit::account::AccountDirectory)):
+//!   maps onto the host's users table by configuration ([`UsersTable`]), or
+//!   uses resetkit's own `accounts` table.
+//!
+//! resetkit's tables live in one schema (default `resetkit`) created by
+//! versioned migrations that [`migrate`] applies; call it at start-up
+//! (several instances may do so at once).
+//!
+//! **Sensitive tables.** `tokens` holds only hashes, but `outbox` holds
+//! email bodies with live reset links until they are sent (they are blanked
+//! once sent or given up): grant and back it up like a password table.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use resetkit_postgres::{PgStores, UsersTable};
+//! let pool = sqlx::PgPool::connect("postgres://app@db.example/app").await?;
+//! let stores = PgStores::new(pool, "resetkit")?;
+//! stores.migrate().await?;
+//! // Map onto the host's own users table:
+//! let users = UsersTable::new("users").email_column("email_address").active_column("is_active");
+//! let accounts = stores.accounts_for(users)?;
+//! # let _ = accounts; Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod accounts;
+mod event_codec;
+mod events;
+mod ident;
+mod migrate;
+mod outbox;
+mod stores;
+mod tokens;
+mod util;
+
+pub use accounts::{IdType, PgAccounts, UsersTable};
+pub use events::PgEventLog;
+pub use ident::{ConfigError, Ident};
+pub use migrate::{MIGRATIONS, Migration, migrate};
+pub use outbox::PgOutbox;
+pub use stores::PgStores;
+pub use tokens::PgTokenStore;

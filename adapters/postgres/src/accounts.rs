@@ -1,0 +1,361 @@
+//! [`PgAccounts`]: the [`AccountDirectory`] over a users table, mapped by
+//! configuration ([`UsersTable`]): the host's existing table, or resetkit's
+//! own `<schema>.accounts` for new applications.
+//!
+//! Every table and column name is validated ([`crate::Ident`]) and quoted.
+//! Email and username lookups use `lower(column) = $1` (index that
+//! expression) and then keep only rows whose value canonicalises exactly
+//! (NFKC, lower case, trimmed) to the identifier, so matching is the same as
+//! the in-memory directory's. A stored value whose canonical form differs
+//! from its PostgreSQL `lower()` by more than case (e.g. surrounding spaces,
+//! compatibility characters) is not found: store addresses trimmed.
+
+use async_trait::async_trait;
+use resetkit::account::{Account, AccountDirectory, AccountId};
+use resetkit::error::StoreError;
+use resetkit::hasher::PasswordHash;
+use resetkit::identifier::canonicalize;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row as _};
+
+use crate::ident::{ConfigError, Ident};
+use crate::util::{Sql, db_error};
+
+/// SQL type of the id column; ids travel as text in resetkit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IdType {
+    /// `text` / `varchar`.
+    #[default]
+    Text,
+    /// `bigint` / `integer` / `serial`.
+    BigInt,
+    /// `uuid`.
+    Uuid,
+}
+
+/// Where the accounts live and which columns hold what. Names are checked
+/// when [`PgAccounts::new`] builds the directory; the error names the setting.
+#[derive(Debug, Clone)]
+pub struct UsersTable {
+    schema: Option<String>,
+    table: String,
+    id: String,
+    id_type: IdType,
+    username: String,
+    email: String,
+    password_hash: String,
+    email_confirmed: Option<String>,
+    disabled: Option<(String, bool)>,
+    owner: Option<String>,
+}
+
+macro_rules! column_setter {
+    ($(#[$doc:meta])* $name:ident => $field:ident) => {
+        $(#[$doc])*
+        pub fn $name(mut self, column: &str) -> Self {
+            self.$field = column.to_owned();
+            self
+        }
+    };
+}
+
+impl UsersTable {
+    /// The host table `table` with columns `id` (text), `username`, `email`
+    /// and `password_hash`; every account enabled and confirmed unless the
+    /// flag columns are set.
+    pub fn new(table: &str) -> Self {
+        UsersTable {
+            schema: None,
+            table: table.to_owned(),
+            id: "id".into(),
+            id_type: IdType::Text,
+            username: "username".into(),
+            email: "email".into(),
+            password_hash: "password_hash".into(),
+            email_confirmed: None,
+            disabled: None,
+            owner: None,
+        }
+    }
+
+    /// resetkit's own `accounts` table in `schema` (created by the migrations).
+    pub fn resetkit_accounts(schema: &Ident) -> Self {
+        UsersTable::new("accounts")
+            .schema(schema.as_str())
+            .email_confirmed_column("email_confirmed")
+            .disabled_column("disabled")
+            .owner_column("owner")
+    }
+
+    /// The table's schema (default: the connection's search path).
+    pub fn schema(mut self, schema: &str) -> Self {
+        self.schema = Some(schema.to_owned());
+        self
+    }
+
+    /// The id column and its SQL type.
+    pub fn id_column(mut self, column: &str, id_type: IdType) -> Self {
+        self.id = column.to_owned();
+        self.id_type = id_type;
+        self
+    }
+
+    column_setter!(/// The username column.
+        username_column => username);
+    column_setter!(/// The email column (nullable).
+        email_column => email);
+    column_setter!(/// The password-hash column (PHC string, nullable).
+        password_hash_column => password_hash);
+
+    /// A boolean column: email address confirmed.
+    pub fn email_confirmed_column(mut self, column: &str) -> Self {
+        self.email_confirmed = Some(column.to_owned());
+        self
+    }
+
+    /// A boolean column: account disabled.
+    pub fn disabled_column(mut self, column: &str) -> Self {
+        self.disabled = Some((column.to_owned(), false));
+        self
+    }
+
+    /// A boolean column: account active (disabled = not active).
+    pub fn active_column(mut self, column: &str) -> Self {
+        self.disabled = Some((column.to_owned(), true));
+        self
+    }
+
+    /// The owner column (any type; read as text).
+    pub fn owner_column(mut self, column: &str) -> Self {
+        self.owner = Some(column.to_owned());
+        self
+    }
+}
+
+struct Queries {
+    by_email: Sql,
+    by_username: Sql,
+    by_id: Sql,
+    set_password: Sql,
+    upsert: Sql,
+}
+
+/// The account directory in PostgreSQL. Cheap to clone.
+#[derive(Clone)]
+pub struct PgAccounts {
+    pool: PgPool,
+    id_type: IdType,
+    sql: std::sync::Arc<Queries>,
+}
+
+impl std::fmt::Debug for PgAccounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAccounts").finish_non_exhaustive()
+    }
+}
+
+impl PgAccounts {
+    /// A directory over `table`; fails naming the first invalid setting.
+    pub fn new(pool: PgPool, table: UsersTable) -> Result<Self, ConfigError> {
+        let col = |setting, name: &str| Ident::for_setting(setting, name).map(|i| i.quoted());
+        let opt = |setting, name: &Option<String>| name.as_deref().map(|n| col(setting, n)).transpose();
+        let target = match &table.schema {
+            Some(s) => format!("{}.{}", col("users.schema", s)?, col("users.table", &table.table)?),
+            None => col("users.table", &table.table)?,
+        };
+        let id = col("users.id_column", &table.id)?;
+        let username = col("users.username_column", &table.username)?;
+        let email = col("users.email_column", &table.email)?;
+        let password = col("users.password_hash_column", &table.password_hash)?;
+        let confirmed = opt("users.email_confirmed_column", &table.email_confirmed)?;
+        let owner = opt("users.owner_column", &table.owner)?;
+        let disabled = match &table.disabled {
+            Some((c, negated)) => Some((col("users.disabled_column", c)?, *negated)),
+            None => None,
+        };
+        let cast = match table.id_type {
+            IdType::Text => "$1",
+            IdType::BigInt => "$1::bigint",
+            IdType::Uuid => "$1::uuid",
+        };
+        let select = format!(
+            "SELECT {id}::text AS id, {username}::text AS username, {email}::text AS email, \
+             {} AS email_confirmed, {} AS disabled, {} AS owner, {password}::text AS password_hash \
+             FROM {target}",
+            confirmed.as_deref().map_or("true".to_owned(), |c| format!("coalesce({c}, false)")),
+            match &disabled {
+                Some((c, false)) => format!("coalesce({c}, false)"),
+                Some((c, true)) => format!("NOT coalesce({c}, false)"),
+                None => "false".to_owned(),
+            },
+            owner.as_deref().map_or("NULL::text".to_owned(), |c| format!("{c}::text")),
+        );
+        let mut cols = vec![id.clone(), username.clone(), email.clone(), password.clone()];
+        let mut vals = vec![cast.to_owned(), "$2".into(), "$3".into(), "$4".into()];
+        if let Some(c) = &confirmed {
+            cols.push(c.clone());
+            vals.push("$5".into());
+        }
+        if let Some((c, negated)) = &disabled {
+            cols.push(c.clone());
+            vals.push(if *negated { "NOT $6" } else { "$6" }.into());
+        }
+        if let Some(c) = &owner {
+            cols.push(c.clone());
+            vals.push("$7".into());
+        }
+        let updates: Vec<String> = cols.iter().skip(1).map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+        let sql = Queries {
+            by_email: Sql::raw(format!("{select} WHERE lower({email}) = $1")),
+            by_username: Sql::raw(format!("{select} WHERE lower({username}) = $1 ORDER BY 1")),
+            by_id: Sql::raw(format!("{select} WHERE {id} = {cast}")),
+            set_password: Sql::raw(format!("UPDATE {target} SET {password} = $2 WHERE {id} = {cast}")),
+            // Parameters a table does not map are bound but unused; cast them
+            // so PostgreSQL knows their types.
+            upsert: Sql::raw(format!(
+                "INSERT INTO {target} ({}) SELECT {} FROM (SELECT $5::boolean, $6::boolean, $7::text) AS unused \
+                 ON CONFLICT ({id}) DO UPDATE SET {}",
+                cols.join(", "),
+                vals.join(", "),
+                updates.join(", ")
+            )),
+        };
+        Ok(PgAccounts {
+            pool,
+            id_type: table.id_type,
+            sql: std::sync::Arc::new(sql),
+        })
+    }
+
+    /// resetkit's own accounts table in `schema`.
+    pub fn resetkit_accounts(pool: PgPool, schema: &Ident) -> Result<Self, ConfigError> {
+        Self::new(pool, UsersTable::resetkit_accounts(schema))
+    }
+
+    /// Inserts or updates an account, writing the mapped columns only (for
+    /// resetkit's own table and for tests; a host table with other required
+    /// columns is written by the host).
+    pub async fn upsert(&self, account: &Account) -> Result<(), StoreError> {
+        const OP: &str = "accounts.upsert";
+        sqlx::query(self.sql.upsert.q())
+            .bind(&account.id.0)
+            .bind(&account.username)
+            .bind(account.email.as_deref())
+            .bind(account.password_hash.as_ref().map(PasswordHash::expose))
+            .bind(account.email_confirmed)
+            .bind(account.disabled)
+            .bind(account.owner.as_deref())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(())
+    }
+
+    /// Whether `id` can be a value of the id column (otherwise no account has it).
+    fn id_fits(&self, id: &AccountId) -> bool {
+        match self.id_type {
+            IdType::Text => true,
+            IdType::BigInt => id.0.parse::<i64>().is_ok(),
+            IdType::Uuid => {
+                let hex: String = id.0.chars().filter(|c| *c != '-').collect();
+                hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+            }
+        }
+    }
+
+    async fn fetch(&self, op: &'static str, sql: &Sql, value: &str) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query(sql.q())
+            .bind(value)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(op))?;
+        rows.iter().map(|r| account_from_row(op, r)).collect()
+    }
+}
+
+fn account_from_row(op: &'static str, row: &PgRow) -> Result<Account, StoreError> {
+    let id: String = row.try_get("id").map_err(db_error(op))?;
+    let username: String = row.try_get("username").map_err(db_error(op))?;
+    let email: Option<String> = row.try_get("email").map_err(db_error(op))?;
+    let mut account = Account::new(id, username, "")
+        .with_email(email)
+        .with_email_confirmed(row.try_get("email_confirmed").map_err(db_error(op))?)
+        .with_disabled(row.try_get("disabled").map_err(db_error(op))?);
+    let owner: Option<String> = row.try_get("owner").map_err(db_error(op))?;
+    if let Some(owner) = owner {
+        account = account.with_owner(owner);
+    }
+    let hash: Option<String> = row.try_get("password_hash").map_err(db_error(op))?;
+    if let Some(hash) = hash {
+        account = account.with_password_hash(PasswordHash::from_phc(hash));
+    }
+    Ok(account)
+}
+
+#[async_trait]
+impl AccountDirectory for PgAccounts {
+    async fn find_by_email(&self, canonical_email: &str) -> Result<Vec<Account>, StoreError> {
+        let found = self
+            .fetch("accounts.find_by_email", &self.sql.by_email, canonical_email)
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter(|a| a.email.as_deref().is_some_and(|e| canonicalize(e) == canonical_email))
+            .collect())
+    }
+
+    async fn find_by_username(&self, canonical_username: &str) -> Result<Option<Account>, StoreError> {
+        let found = self
+            .fetch("accounts.find_by_username", &self.sql.by_username, canonical_username)
+            .await?;
+        Ok(found
+            .into_iter()
+            .find(|a| canonicalize(&a.username) == canonical_username))
+    }
+
+    async fn find_by_id(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        if !self.id_fits(id) {
+            return Ok(None);
+        }
+        let found = self.fetch("accounts.find_by_id", &self.sql.by_id, &id.0).await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn set_password_hash(&self, id: &AccountId, hash: &PasswordHash) -> Result<(), StoreError> {
+        const OP: &str = "accounts.set_password_hash";
+        let done = if self.id_fits(id) {
+            sqlx::query(self.sql.set_password.q())
+                .bind(&id.0)
+                .bind(hash.expose())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error(OP))?
+                .rows_affected()
+        } else {
+            0
+        };
+        if done == 0 {
+            return Err(StoreError::NotFound {
+                operation: OP,
+                what: format!("account `{id}`"),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn invalid_names_are_refused_naming_the_setting() {
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://x@127.0.0.1:1/x");
+        let Ok(pool) = pool else { return };
+        let err = PgAccounts::new(pool.clone(), UsersTable::new("users").email_column("email; --")).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("users.email_column")));
+        let err = PgAccounts::new(pool, UsersTable::new("users").schema("a.b")).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("users.schema")));
+    }
+}

@@ -1,0 +1,234 @@
+//! Event kinds to and from (name, JSON detail) for the `events` table.
+
+use std::time::{Duration, SystemTime};
+
+use resetkit::event::{EventKind, IgnoreReason, RateScope};
+use resetkit::mail::EmailKind;
+use resetkit::token::{RejectReason, RevokeReason};
+use serde_json::{Value, json};
+
+fn revoke_name(r: RevokeReason) -> &'static str {
+    r.as_str()
+}
+
+fn reject_from(text: &str) -> Option<RejectReason> {
+    Some(match text {
+        "malformed" => RejectReason::Malformed,
+        "unknown" => RejectReason::Unknown,
+        "expired" => RejectReason::Expired,
+        "already_used" => RejectReason::AlreadyUsed,
+        "superseded" => RejectReason::Revoked(RevokeReason::Superseded),
+        "revoked_after_reset" => RejectReason::Revoked(RevokeReason::PasswordReset),
+        "revoked_by_user" => RejectReason::Revoked(RevokeReason::UserDenied),
+        "email_changed" => RejectReason::EmailChanged,
+        "password_changed" => RejectReason::PasswordChanged,
+        "account_disabled" => RejectReason::AccountDisabled,
+        "account_gone" => RejectReason::AccountGone,
+        _ => return None,
+    })
+}
+
+fn ignore_from(text: &str) -> Option<IgnoreReason> {
+    Some(match text {
+        "unknown_identifier" => IgnoreReason::UnknownIdentifier,
+        "account_disabled" => IgnoreReason::AccountDisabled,
+        "email_unconfirmed" => IgnoreReason::EmailUnconfirmed,
+        "no_email_address" => IgnoreReason::NoEmailAddress,
+        _ => return None,
+    })
+}
+
+fn scope_name(s: RateScope) -> &'static str {
+    match s {
+        RateScope::Client => "client",
+        _ => "account",
+    }
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The stored name and detail of `kind`.
+pub(crate) fn encode(kind: &EventKind) -> (&'static str, Value) {
+    let detail = match kind {
+        EventKind::ResetRequested { via, client } => json!({ "via": via, "client": client }),
+        EventKind::RequestIgnored { reason, identifier } => {
+            json!({ "reason": reason.as_str(), "identifier": identifier })
+        }
+        EventKind::RateLimited { scope, client } => json!({ "scope": scope_name(*scope), "client": client }),
+        EventKind::TokenIssued { expires_at } => json!({ "expires_at_unix_nanos": nanos(*expires_at) }),
+        EventKind::EmailQueued {
+            message_id,
+            email,
+            from,
+            to,
+            sender_strategy,
+            sender_fallbacks,
+        } => json!({
+            "message_id": message_id, "email": email.as_str(), "from": from, "to": to,
+            "sender_strategy": sender_strategy, "sender_fallbacks": sender_fallbacks,
+        }),
+        EventKind::EmailSent { message_id, from, to } => {
+            json!({ "message_id": message_id, "from": from, "to": to })
+        }
+        EventKind::DeliveryFailed {
+            message_id,
+            reason,
+            permanent,
+            will_retry,
+        } => json!({
+            "message_id": message_id, "reason": reason, "permanent": permanent, "will_retry": will_retry,
+        }),
+        EventKind::SenderUnavailable { reason } | EventKind::PasswordRejected { reason } => {
+            json!({ "reason": reason })
+        }
+        EventKind::SessionRevocationFailed { reason } => json!({ "reason": reason }),
+        EventKind::TokenRejected { reason } => json!({ "reason": reason.as_str() }),
+        EventKind::ResetCompleted => json!({}),
+        EventKind::LinksRevoked { reason, count } => {
+            json!({ "reason": revoke_name(*reason), "count": count })
+        }
+        _ => json!({}),
+    };
+    (kind.name(), detail)
+}
+
+fn text(v: &Value, field: &str) -> Result<String, String> {
+    v.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("field `{field}` missing or not text"))
+}
+
+fn opt_text(v: &Value, field: &str) -> Option<String> {
+    v.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn flag(v: &Value, field: &str) -> Result<bool, String> {
+    v.get(field)
+        .and_then(Value::as_bool)
+        .ok_or_else(|| format!("field `{field}` missing or not a boolean"))
+}
+
+fn parsed<T>(v: &Value, field: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, String> {
+    let t = text(v, field)?;
+    parse(&t).ok_or_else(|| format!("field `{field}` has unknown value `{t}`"))
+}
+
+/// Rebuilds an event kind from its stored name and detail.
+pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
+    Ok(match name {
+        "reset_requested" => EventKind::ResetRequested {
+            via: parsed(v, "via", |t| match t {
+                "email" => Some("email"),
+                "username" => Some("username"),
+                _ => None,
+            })?,
+            client: opt_text(v, "client"),
+        },
+        "request_ignored" => EventKind::RequestIgnored {
+            reason: parsed(v, "reason", ignore_from)?,
+            identifier: text(v, "identifier")?,
+        },
+        "rate_limited" => EventKind::RateLimited {
+            scope: parsed(v, "scope", |t| match t {
+                "account" => Some(RateScope::Account),
+                "client" => Some(RateScope::Client),
+                _ => None,
+            })?,
+            client: opt_text(v, "client"),
+        },
+        "token_issued" => EventKind::TokenIssued {
+            expires_at: SystemTime::UNIX_EPOCH
+                + Duration::from_nanos(
+                    v.get("expires_at_unix_nanos")
+                        .and_then(Value::as_u64)
+                        .ok_or("field `expires_at_unix_nanos` missing")?,
+                ),
+        },
+        "email_queued" => EventKind::EmailQueued {
+            message_id: text(v, "message_id")?,
+            email: parsed(v, "email", EmailKind::parse)?,
+            from: text(v, "from")?,
+            to: text(v, "to")?,
+            sender_strategy: text(v, "sender_strategy")?,
+            sender_fallbacks: v
+                .get("sender_fallbacks")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
+        },
+        "email_sent" => EventKind::EmailSent {
+            message_id: text(v, "message_id")?,
+            from: text(v, "from")?,
+            to: text(v, "to")?,
+        },
+        "delivery_failed" => EventKind::DeliveryFailed {
+            message_id: text(v, "message_id")?,
+            reason: text(v, "reason")?,
+            permanent: flag(v, "permanent")?,
+            will_retry: flag(v, "will_retry")?,
+        },
+        "sender_unavailable" => EventKind::SenderUnavailable {
+            reason: text(v, "reason")?,
+        },
+        "token_rejected" => EventKind::TokenRejected {
+            reason: parsed(v, "reason", reject_from)?,
+        },
+        "password_rejected" => EventKind::PasswordRejected {
+            reason: text(v, "reason")?,
+        },
+        "reset_completed" => EventKind::ResetCompleted,
+        "links_revoked" => EventKind::LinksRevoked {
+            reason: parsed(v, "reason", RevokeReason::parse)?,
+            count: v
+                .get("count")
+                .and_then(Value::as_u64)
+                .and_then(|c| usize::try_from(c).ok())
+                .ok_or("field `count` missing")?,
+        },
+        "session_revocation_failed" => EventKind::SessionRevocationFailed {
+            reason: text(v, "reason")?,
+        },
+        other => return Err(format!("unknown event kind `{other}`")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips() {
+        let kinds = vec![
+            EventKind::ResetRequested { via: "username", client: Some("203.0.113.1".into()) },
+            EventKind::RequestIgnored { reason: IgnoreReason::EmailUnconfirmed, identifier: "a@b.c".into() },
+            EventKind::RateLimited { scope: RateScope::Client, client: None },
+            EventKind::TokenIssued { expires_at: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123) },
+            EventKind::EmailQueued {
+                message_id: "<1@x>".into(),
+                email: EmailKind::ResetCombined,
+                from: "f@x".into(),
+                to: "t@x".into(),
+                sender_strategy: "owner".into(),
+                sender_fallbacks: vec!["queue: nope".into()],
+            },
+            EventKind::EmailSent { message_id: "<1@x>".into(), from: "f@x".into(), to: "t@x".into() },
+            EventKind::DeliveryFailed { message_id: "<1@x>".into(), reason: "550".into(), permanent: true, will_retry: false },
+            EventKind::SenderUnavailable { reason: "none".into() },
+            EventKind::TokenRejected { reason: RejectReason::Revoked(RevokeReason::UserDenied) },
+            EventKind::PasswordRejected { reason: "short".into() },
+            EventKind::ResetCompleted,
+            EventKind::LinksRevoked { reason: RevokeReason::Superseded, count: 3 },
+            EventKind::SessionRevocationFailed { reason: "hook".into() },
+        ];
+        for kind in kinds {
+            let (name, detail) = encode(&kind);
+            assert_eq!(decode(name, &detail), Ok(kind));
+        }
+        assert!(decode("nope", &json!({})).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! [`PgEventLog`]: the activity trail in `<schema>.events`, detail as jsonb.
+//! Events never hold a raw token, a password or a mail body.
+
+use async_trait::async_trait;
+use resetkit::account::AccountId;
+use resetkit::error::StoreError;
+use resetkit::event::Event;
+use resetkit::store::EventLog;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row as _};
+
+use crate::event_codec::{decode, encode};
+use crate::ident::Ident;
+use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
+
+/// The event log in PostgreSQL. Cheap to clone.
+#[derive(Clone)]
+pub struct PgEventLog {
+    pool: PgPool,
+    insert: Sql,
+    for_account: Sql,
+    recent: Sql,
+}
+
+impl std::fmt::Debug for PgEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEventLog").finish_non_exhaustive()
+    }
+}
+
+impl PgEventLog {
+    /// An event log over `schema` (run [`crate::migrate`] first).
+    pub fn new(pool: PgPool, schema: &Ident) -> Self {
+        PgEventLog {
+            pool,
+            insert: Sql::new(
+                schema,
+                "INSERT INTO __SCHEMA__.events (at, account_id, kind, detail) VALUES ($1, $2, $3, $4::jsonb)",
+            ),
+            for_account: Sql::new(
+                schema,
+                "SELECT id, at, account_id, kind, detail::text AS detail FROM __SCHEMA__.events \
+                 WHERE account_id = $1 ORDER BY id",
+            ),
+            recent: Sql::new(
+                schema,
+                "SELECT * FROM (SELECT id, at, account_id, kind, detail::text AS detail \
+                 FROM __SCHEMA__.events ORDER BY id DESC LIMIT $1) e ORDER BY id",
+            ),
+        }
+    }
+}
+
+fn event_from_row(op: &'static str, row: &PgRow) -> Result<Event, StoreError> {
+    let kind: String = row.try_get("kind").map_err(db_error(op))?;
+    let detail: String = row.try_get("detail").map_err(db_error(op))?;
+    let detail: serde_json::Value =
+        serde_json::from_str(&detail).map_err(|e| corrupt(op, format!("event detail: {e}")))?;
+    let kind = decode(&kind, &detail).map_err(|e| corrupt(op, format!("event `{kind}`: {e}")))?;
+    let account: Option<String> = row.try_get("account_id").map_err(db_error(op))?;
+    Ok(Event::new(
+        from_db(row.try_get("at").map_err(db_error(op))?),
+        account.map(AccountId),
+        kind,
+    ))
+}
+
+#[async_trait]
+impl EventLog for PgEventLog {
+    async fn record(&self, event: Event) -> Result<(), StoreError> {
+        const OP: &str = "events.record";
+        let (name, detail) = encode(&event.kind);
+        sqlx::query(self.insert.q())
+            .bind(to_db(event.at))
+            .bind(event.account.as_ref().map(|a| a.0.as_str()))
+            .bind(name)
+            .bind(detail.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(())
+    }
+
+    async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError> {
+        const OP: &str = "events.for_account";
+        let rows = sqlx::query(self.for_account.q())
+            .bind(&account.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        rows.iter().map(|r| event_from_row(OP, r)).collect()
+    }
+
+    async fn recent(&self, n: usize) -> Result<Vec<Event>, StoreError> {
+        const OP: &str = "events.recent";
+        let rows = sqlx::query(self.recent.q())
+            .bind(limit(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        rows.iter().map(|r| event_from_row(OP, r)).collect()
+    }
+}

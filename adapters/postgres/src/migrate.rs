@@ -1,0 +1,115 @@
+//! Versioned migrations shipped in the crate and applied by an explicit
+//! [`migrate`] call.
+//!
+//! Each migration runs in one transaction that first takes a
+//! transaction-scoped advisory lock for the schema, so several instances may
+//! call `migrate` at once: one applies, the others wait and then find
+//! nothing left to do. Applied versions are recorded in
+//! `<schema>.resetkit_migrations`.
+//!
+//! ```no_run
+//! # async fn demo(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+//! use resetkit_postgres::{migrate, Ident};
+//! let applied = migrate(&pool, &Ident::new("resetkit")?).await?;
+//! println!("applied {applied:?}");
+//! # Ok(()) }
+//! ```
+
+use resetkit::error::StoreError;
+use sqlx::{PgPool, Row as _};
+
+use crate::ident::Ident;
+use crate::util::{Sql, db_error};
+
+/// One shipped migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Version, increasing from 1.
+    pub version: i32,
+    /// Short name.
+    pub name: &'static str,
+    /// SQL with `__SCHEMA__` placeholders.
+    pub sql: &'static str,
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/0001_init.sql"),
+}];
+
+const OP: &str = "migrate";
+
+/// Creates the schema if needed and applies the migrations not applied yet;
+/// returns the versions applied by this call. Safe to call concurrently from
+/// several instances, and again at every start.
+pub async fn migrate(pool: &PgPool, schema: &Ident) -> Result<Vec<i32>, StoreError> {
+    let mut applied = Vec::new();
+    for migration in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(db_error(OP))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('resetkit.migrate:' || $1, 0))")
+            .bind(schema.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+        let setup = Sql::new(
+            schema,
+            "CREATE SCHEMA IF NOT EXISTS __SCHEMA__; \
+             CREATE TABLE IF NOT EXISTS __SCHEMA__.resetkit_migrations ( \
+                 version integer PRIMARY KEY, name text NOT NULL, \
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        );
+        sqlx::raw_sql(setup.q())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+        let done = Sql::new(
+            schema,
+            "SELECT count(*) FROM __SCHEMA__.resetkit_migrations WHERE version = $1",
+        );
+        let count: i64 = sqlx::query(done.q())
+            .bind(migration.version)
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(db_error(OP))?;
+        if count > 0 {
+            tx.commit().await.map_err(db_error(OP))?;
+            continue;
+        }
+        sqlx::raw_sql(Sql::new(schema, migration.sql).q())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+        let record = Sql::new(
+            schema,
+            "INSERT INTO __SCHEMA__.resetkit_migrations (version, name) VALUES ($1, $2)",
+        );
+        sqlx::query(record.q())
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
+        tracing::info!(schema = %schema, version = migration.version, name = migration.name, "resetkit migration applied");
+        applied.push(migration.version);
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase_and_sql_uses_the_placeholder() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i32::try_from(i + 1).unwrap_or(-1));
+            assert!(m.sql.contains("__SCHEMA__."));
+        }
+        let s = Sql::new(&Ident::new("rk").unwrap_or_else(|_| unreachable!()), MIGRATIONS[0].sql);
+        assert!(!s.text().contains("__SCHEMA__"));
+    }
+}

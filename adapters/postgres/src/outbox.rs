@@ -1,0 +1,256 @@
+//! [`PgOutbox`]: the delivery queue shared by workers on several hosts.
+//!
+//! `claim` picks due rows (pending and due, or claimed with an expired
+//! lease) with `FOR UPDATE SKIP LOCKED`, so concurrent claimers never get
+//! the same row, and leases them in the same statement. Attempts, the next
+//! attempt time and the last error are kept in the row.
+//!
+//! **Sensitive:** rows hold the email bodies, which carry live reset links,
+//! until the message is sent or given up; the bodies are then blanked.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use resetkit::account::AccountId;
+use resetkit::error::StoreError;
+use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail};
+use resetkit::store::{Outbox, OutboxCounts, OutboxEntry, OutboxStatus};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row as _};
+
+use crate::ident::Ident;
+use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
+
+const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, reply_to_name, \
+    reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at";
+
+struct Queries {
+    enqueue: Sql,
+    claim: Sql,
+    sent: Sql,
+    retry: Sql,
+    give_up: Sql,
+    status: Sql,
+    counts: Sql,
+}
+
+/// The outbox in PostgreSQL. Cheap to clone.
+#[derive(Clone)]
+pub struct PgOutbox {
+    pool: PgPool,
+    sql: std::sync::Arc<Queries>,
+}
+
+impl std::fmt::Debug for PgOutbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOutbox").finish_non_exhaustive()
+    }
+}
+
+impl PgOutbox {
+    /// An outbox over `schema` (run [`crate::migrate`] first).
+    pub fn new(pool: PgPool, schema: &Ident) -> Self {
+        let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS));
+        let sql = Queries {
+            enqueue: s("INSERT INTO __SCHEMA__.outbox (message_id, account_id, kind, from_name, from_address, \
+                 reply_to_name, reply_to_address, to_name, to_address, subject, body_text, body_html, \
+                 attempts, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
+            claim: s("WITH due AS ( \
+                   SELECT message_id FROM __SCHEMA__.outbox \
+                   WHERE (status = 'pending' AND next_attempt_at <= $1) \
+                      OR (status = 'claimed' AND lease_until <= $1) \
+                   ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 UPDATE __SCHEMA__.outbox o SET status = 'claimed', lease_until = $3, attempts = o.attempts + 1 \
+                 FROM due WHERE o.message_id = due.message_id RETURNING COLS"),
+            sent: s("UPDATE __SCHEMA__.outbox SET status = 'sent', lease_until = NULL, finished_at = $2, \
+                 body_text = '', body_html = '' WHERE message_id = $1"),
+            retry: s("UPDATE __SCHEMA__.outbox SET status = 'pending', lease_until = NULL, \
+                 next_attempt_at = $2, last_error = $3 WHERE message_id = $1"),
+            give_up: s("UPDATE __SCHEMA__.outbox SET status = 'failed', lease_until = NULL, last_error = $2, \
+                 finished_at = now(), body_text = '', body_html = '' WHERE message_id = $1"),
+            status: s("SELECT status, last_error FROM __SCHEMA__.outbox WHERE message_id = $1"),
+            counts: s("SELECT count(*) FILTER (WHERE status IN ('pending', 'claimed')), \
+                 count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed') \
+                 FROM __SCHEMA__.outbox"),
+        };
+        PgOutbox {
+            pool,
+            sql: std::sync::Arc::new(sql),
+        }
+    }
+}
+
+fn not_found(operation: &'static str, id: &str) -> StoreError {
+    StoreError::NotFound {
+        operation,
+        what: format!("outbox message `{id}`"),
+    }
+}
+
+fn mailbox(op: &'static str, row: &PgRow, name: &str, address: &str) -> Result<Option<Mailbox>, StoreError> {
+    let name: Option<String> = row.try_get(name).map_err(db_error(op))?;
+    let address: Option<String> = row.try_get(address).map_err(db_error(op))?;
+    address
+        .map(|a| Mailbox::new(name.as_deref(), &a).map_err(|e| corrupt(op, format!("stored address: {e}"))))
+        .transpose()
+}
+
+fn entry_from_row(op: &'static str, row: &PgRow) -> Result<(i64, OutboxEntry), StoreError> {
+    let get = |c: &str| row.try_get::<String, _>(c).map_err(db_error(op));
+    let kind = get("kind")?;
+    let kind = EmailKind::parse(&kind).ok_or_else(|| corrupt(op, format!("unknown email kind `{kind}`")))?;
+    let from = mailbox(op, row, "from_name", "from_address")?.ok_or_else(|| corrupt(op, "no from"))?;
+    let to = mailbox(op, row, "to_name", "to_address")?.ok_or_else(|| corrupt(op, "no to"))?;
+    let email = OutgoingEmail::new(
+        get("message_id")?,
+        kind,
+        from,
+        mailbox(op, row, "reply_to_name", "reply_to_address")?,
+        to,
+        MailContent {
+            subject: get("subject")?,
+            text: get("body_text")?,
+            html: get("body_html")?,
+        },
+    );
+    let account: Option<String> = row.try_get("account_id").map_err(db_error(op))?;
+    let attempts: i32 = row.try_get("attempts").map_err(db_error(op))?;
+    let next: DateTime<Utc> = row.try_get("next_attempt_at").map_err(db_error(op))?;
+    let seq: i64 = row.try_get("seq").map_err(db_error(op))?;
+    Ok((
+        seq,
+        OutboxEntry {
+            email,
+            account: account.map(AccountId),
+            attempts: u32::try_from(attempts).unwrap_or(0),
+            next_attempt_at: from_db(next),
+        },
+    ))
+}
+
+fn count(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
+}
+
+#[async_trait]
+impl Outbox for PgOutbox {
+    async fn enqueue(&self, entry: OutboxEntry) -> Result<(), StoreError> {
+        const OP: &str = "outbox.enqueue";
+        let e = &entry.email;
+        sqlx::query(self.sql.enqueue.q())
+            .bind(&e.message_id)
+            .bind(entry.account.as_ref().map(|a| a.0.as_str()))
+            .bind(e.kind.as_str())
+            .bind(e.from.name())
+            .bind(e.from.address())
+            .bind(e.reply_to.as_ref().and_then(Mailbox::name))
+            .bind(e.reply_to.as_ref().map(Mailbox::address))
+            .bind(e.to.name())
+            .bind(e.to.address())
+            .bind(&e.subject)
+            .bind(e.expose_text())
+            .bind(e.expose_html())
+            .bind(i32::try_from(entry.attempts).unwrap_or(i32::MAX))
+            .bind(to_db(entry.next_attempt_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        now: SystemTime,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        const OP: &str = "outbox.claim";
+        let rows = sqlx::query(self.sql.claim.q())
+            .bind(to_db(now))
+            .bind(limit(max))
+            .bind(to_db(now + lease))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let mut entries = rows
+            .iter()
+            .map(|r| entry_from_row(OP, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by_key(|(seq, e)| (e.next_attempt_at, *seq));
+        Ok(entries.into_iter().map(|(_, e)| e).collect())
+    }
+
+    async fn mark_sent(&self, message_id: &str, now: SystemTime) -> Result<(), StoreError> {
+        const OP: &str = "outbox.mark_sent";
+        let done = sqlx::query(self.sql.sent.q())
+            .bind(message_id)
+            .bind(to_db(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        if done.rows_affected() == 0 {
+            return Err(not_found(OP, message_id));
+        }
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        message_id: &str,
+        error: &DeliveryError,
+        retry_at: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "outbox.mark_failed";
+        let query = match retry_at {
+            Some(at) => sqlx::query(self.sql.retry.q())
+                .bind(message_id)
+                .bind(to_db(at))
+                .bind(error.to_string()),
+            None => sqlx::query(self.sql.give_up.q())
+                .bind(message_id)
+                .bind(error.to_string()),
+        };
+        let done = query.execute(&self.pool).await.map_err(db_error(OP))?;
+        if done.rows_affected() == 0 {
+            return Err(not_found(OP, message_id));
+        }
+        Ok(())
+    }
+
+    async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError> {
+        const OP: &str = "outbox.status";
+        let row = sqlx::query(self.sql.status.q())
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("status").map_err(db_error(OP))?;
+        let error: Option<String> = row.try_get("last_error").map_err(db_error(OP))?;
+        Ok(Some(match status.as_str() {
+            "pending" => OutboxStatus::Pending,
+            "claimed" => OutboxStatus::Claimed,
+            "sent" => OutboxStatus::Sent,
+            "failed" => OutboxStatus::Failed {
+                reason: error.unwrap_or_default(),
+            },
+            other => return Err(corrupt(OP, format!("unknown outbox status `{other}`"))),
+        }))
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        const OP: &str = "outbox.counts";
+        let row = sqlx::query(self.sql.counts.q())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let get = |i: usize| row.try_get::<i64, _>(i).map_err(db_error(OP));
+        Ok(OutboxCounts {
+            waiting: count(get(0)?),
+            sent: count(get(1)?),
+            failed: count(get(2)?),
+        })
+    }
+}

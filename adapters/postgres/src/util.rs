@@ -1,0 +1,73 @@
+//! Shared helpers: time conversion, error mapping, SQL text.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use resetkit::error::StoreError;
+use sqlx::AssertSqlSafe;
+
+use crate::ident::Ident;
+
+/// `SystemTime` as stored (timestamptz; PostgreSQL keeps microseconds).
+pub(crate) fn to_db(t: SystemTime) -> DateTime<Utc> {
+    DateTime::<Utc>::from(t)
+}
+
+/// A stored timestamp back as `SystemTime`.
+pub(crate) fn from_db(t: DateTime<Utc>) -> SystemTime {
+    SystemTime::from(t)
+}
+
+/// Maps a sqlx error to a [`StoreError`] naming the store operation.
+pub(crate) fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match e {
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt {
+            operation,
+            detail: e.to_string(),
+        },
+        other => StoreError::unavailable(operation, other),
+    }
+}
+
+/// A corrupt-data error.
+pub(crate) fn corrupt(operation: &'static str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        operation,
+        detail: detail.into(),
+    }
+}
+
+/// SQL text prepared once per store; `__SCHEMA__` replaced by the quoted,
+/// validated schema name.
+#[derive(Clone)]
+pub(crate) struct Sql(Arc<str>);
+
+impl Sql {
+    pub(crate) fn new(schema: &Ident, template: &str) -> Self {
+        Sql(Arc::from(template.replace("__SCHEMA__", &schema.quoted())))
+    }
+
+    pub(crate) fn raw(text: String) -> Self {
+        Sql(Arc::from(text))
+    }
+
+    /// For `sqlx::query`: the text is built only from constants and validated
+    /// identifiers.
+    pub(crate) fn q(&self) -> AssertSqlSafe<Arc<str>> {
+        AssertSqlSafe(self.0.clone())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn text(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `usize` limit as a bind parameter.
+pub(crate) fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
