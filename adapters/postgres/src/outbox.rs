@@ -58,12 +58,12 @@ impl PgOutbox {
                  attempts, next_attempt_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
             claim: s("WITH due AS ( \
-                   SELECT message_id FROM __SCHEMA__.outbox \
+                   SELECT message_id AS due_id FROM __SCHEMA__.outbox \
                    WHERE (status = 'pending' AND next_attempt_at <= $1) \
                       OR (status = 'claimed' AND lease_until <= $1) \
                    ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  UPDATE __SCHEMA__.outbox o SET status = 'claimed', lease_until = $3, attempts = o.attempts + 1 \
-                 FROM due WHERE o.message_id = due.message_id RETURNING COLS"),
+                 FROM due WHERE o.message_id = due.due_id RETURNING COLS"),
             sent: s("UPDATE __SCHEMA__.outbox SET status = 'sent', lease_until = NULL, finished_at = $2, \
                  body_text = '', body_html = '' WHERE message_id = $1"),
             retry: s("UPDATE __SCHEMA__.outbox SET status = 'pending', lease_until = NULL, \
