@@ -161,7 +161,11 @@ impl PgAccounts {
         let col = |setting, name: &str| Ident::for_setting(setting, name).map(|i| i.quoted());
         let opt = |setting, name: &Option<String>| name.as_deref().map(|n| col(setting, n)).transpose();
         let target = match &table.schema {
-            Some(s) => format!("{}.{}", col("users.schema", s)?, col("users.table", &table.table)?),
+            Some(s) => format!(
+                "{}.{}",
+                col("users.schema", s)?,
+                col("users.table", &table.table)?
+            ),
             None => col("users.table", &table.table)?,
         };
         let id = col("users.id_column", &table.id)?;
@@ -183,13 +187,17 @@ impl PgAccounts {
             "SELECT {id}::text AS id, {username}::text AS username, {email}::text AS email, \
              {} AS email_confirmed, {} AS disabled, {} AS owner, {password}::text AS password_hash \
              FROM {target}",
-            confirmed.as_deref().map_or("true".to_owned(), |c| format!("coalesce({c}, false)")),
+            confirmed
+                .as_deref()
+                .map_or("true".to_owned(), |c| format!("coalesce({c}, false)")),
             match &disabled {
                 Some((c, false)) => format!("coalesce({c}, false)"),
                 Some((c, true)) => format!("NOT coalesce({c}, false)"),
                 None => "false".to_owned(),
             },
-            owner.as_deref().map_or("NULL::text".to_owned(), |c| format!("{c}::text")),
+            owner
+                .as_deref()
+                .map_or("NULL::text".to_owned(), |c| format!("{c}::text")),
         );
         let mut cols = vec![id.clone(), username.clone(), email.clone(), password.clone()];
         let mut vals = vec![cast.to_owned(), "$2".into(), "$3".into(), "$4".into()];
@@ -205,7 +213,11 @@ impl PgAccounts {
             cols.push(c.clone());
             vals.push("$7".into());
         }
-        let updates: Vec<String> = cols.iter().skip(1).map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+        let updates: Vec<String> = cols
+            .iter()
+            .skip(1)
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
         let sql = Queries {
             by_email: Sql::raw(format!("{select} WHERE lower({email}) = $1")),
             by_username: Sql::raw(format!("{select} WHERE lower({username}) = $1 ORDER BY 1")),
@@ -301,13 +313,21 @@ impl AccountDirectory for PgAccounts {
             .await?;
         Ok(found
             .into_iter()
-            .filter(|a| a.email.as_deref().is_some_and(|e| canonicalize(e) == canonical_email))
+            .filter(|a| {
+                a.email
+                    .as_deref()
+                    .is_some_and(|e| canonicalize(e) == canonical_email)
+            })
             .collect())
     }
 
     async fn find_by_username(&self, canonical_username: &str) -> Result<Option<Account>, StoreError> {
         let found = self
-            .fetch("accounts.find_by_username", &self.sql.by_username, canonical_username)
+            .fetch(
+                "accounts.find_by_username",
+                &self.sql.by_username,
+                canonical_username,
+            )
             .await?;
         Ok(found
             .into_iter()

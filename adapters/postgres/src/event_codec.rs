@@ -204,10 +204,21 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let kinds = vec![
-            EventKind::ResetRequested { via: "username", client: Some("203.0.113.1".into()) },
-            EventKind::RequestIgnored { reason: IgnoreReason::EmailUnconfirmed, identifier: "a@b.c".into() },
-            EventKind::RateLimited { scope: RateScope::Client, client: None },
-            EventKind::TokenIssued { expires_at: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123) },
+            EventKind::ResetRequested {
+                via: "username",
+                client: Some("203.0.113.1".into()),
+            },
+            EventKind::RequestIgnored {
+                reason: IgnoreReason::EmailUnconfirmed,
+                identifier: "a@b.c".into(),
+            },
+            EventKind::RateLimited {
+                scope: RateScope::Client,
+                client: None,
+            },
+            EventKind::TokenIssued {
+                expires_at: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123),
+            },
             EventKind::EmailQueued {
                 message_id: "<1@x>".into(),
                 email: EmailKind::ResetCombined,
@@ -216,14 +227,34 @@ mod tests {
                 sender_strategy: "owner".into(),
                 sender_fallbacks: vec!["queue: nope".into()],
             },
-            EventKind::EmailSent { message_id: "<1@x>".into(), from: "f@x".into(), to: "t@x".into() },
-            EventKind::DeliveryFailed { message_id: "<1@x>".into(), reason: "550".into(), permanent: true, will_retry: false },
-            EventKind::SenderUnavailable { reason: "none".into() },
-            EventKind::TokenRejected { reason: RejectReason::Revoked(RevokeReason::UserDenied) },
-            EventKind::PasswordRejected { reason: "short".into() },
+            EventKind::EmailSent {
+                message_id: "<1@x>".into(),
+                from: "f@x".into(),
+                to: "t@x".into(),
+            },
+            EventKind::DeliveryFailed {
+                message_id: "<1@x>".into(),
+                reason: "550".into(),
+                permanent: true,
+                will_retry: false,
+            },
+            EventKind::SenderUnavailable {
+                reason: "none".into(),
+            },
+            EventKind::TokenRejected {
+                reason: RejectReason::Revoked(RevokeReason::UserDenied),
+            },
+            EventKind::PasswordRejected {
+                reason: "short".into(),
+            },
             EventKind::ResetCompleted,
-            EventKind::LinksRevoked { reason: RevokeReason::Superseded, count: 3 },
-            EventKind::SessionRevocationFailed { reason: "hook".into() },
+            EventKind::LinksRevoked {
+                reason: RevokeReason::Superseded,
+                count: 3,
+            },
+            EventKind::SessionRevocationFailed {
+                reason: "hook".into(),
+            },
         ];
         for kind in kinds {
             let (name, detail) = encode(&kind);

@@ -109,7 +109,10 @@ mod tests {
             assert_eq!(m.version, i32::try_from(i + 1).unwrap_or(-1));
             assert!(m.sql.contains("__SCHEMA__."));
         }
-        let s = Sql::new(&Ident::new("rk").unwrap_or_else(|_| unreachable!()), MIGRATIONS[0].sql);
+        let s = Sql::new(
+            &Ident::new("rk").unwrap_or_else(|_| unreachable!()),
+            MIGRATIONS[0].sql,
+        );
         assert!(!s.text().contains("__SCHEMA__"));
     }
 }

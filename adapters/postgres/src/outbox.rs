@@ -53,10 +53,12 @@ impl PgOutbox {
     pub fn new(pool: PgPool, schema: &Ident) -> Self {
         let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS));
         let sql = Queries {
-            enqueue: s("INSERT INTO __SCHEMA__.outbox (message_id, account_id, kind, from_name, from_address, \
+            enqueue: s(
+                "INSERT INTO __SCHEMA__.outbox (message_id, account_id, kind, from_name, from_address, \
                  reply_to_name, reply_to_address, to_name, to_address, subject, body_text, body_html, \
                  attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            ),
             claim: s("WITH due AS ( \
                    SELECT message_id AS due_id FROM __SCHEMA__.outbox \
                    WHERE (status = 'pending' AND next_attempt_at <= $1) \
@@ -64,16 +66,24 @@ impl PgOutbox {
                    ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  UPDATE __SCHEMA__.outbox o SET status = 'claimed', lease_until = $3, attempts = o.attempts + 1 \
                  FROM due WHERE o.message_id = due.due_id RETURNING COLS"),
-            sent: s("UPDATE __SCHEMA__.outbox SET status = 'sent', lease_until = NULL, finished_at = $2, \
-                 body_text = '', body_html = '' WHERE message_id = $1"),
-            retry: s("UPDATE __SCHEMA__.outbox SET status = 'pending', lease_until = NULL, \
-                 next_attempt_at = $2, last_error = $3 WHERE message_id = $1"),
-            give_up: s("UPDATE __SCHEMA__.outbox SET status = 'failed', lease_until = NULL, last_error = $2, \
-                 finished_at = now(), body_text = '', body_html = '' WHERE message_id = $1"),
+            sent: s(
+                "UPDATE __SCHEMA__.outbox SET status = 'sent', lease_until = NULL, finished_at = $2, \
+                 body_text = '', body_html = '' WHERE message_id = $1",
+            ),
+            retry: s(
+                "UPDATE __SCHEMA__.outbox SET status = 'pending', lease_until = NULL, \
+                 next_attempt_at = $2, last_error = $3 WHERE message_id = $1",
+            ),
+            give_up: s(
+                "UPDATE __SCHEMA__.outbox SET status = 'failed', lease_until = NULL, last_error = $2, \
+                 finished_at = now(), body_text = '', body_html = '' WHERE message_id = $1",
+            ),
             status: s("SELECT status, last_error FROM __SCHEMA__.outbox WHERE message_id = $1"),
-            counts: s("SELECT count(*) FILTER (WHERE status IN ('pending', 'claimed')), \
+            counts: s(
+                "SELECT count(*) FILTER (WHERE status IN ('pending', 'claimed')), \
                  count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed') \
-                 FROM __SCHEMA__.outbox"),
+                 FROM __SCHEMA__.outbox",
+            ),
         };
         PgOutbox {
             pool,

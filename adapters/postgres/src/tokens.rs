@@ -18,7 +18,8 @@ use sqlx::{PgPool, Row as _};
 use crate::ident::Ident;
 use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
 
-const COLS: &str = "hash, account_id, sent_to, password_stamp, issued_at, expires_at, state, state_at, revoke_reason";
+const COLS: &str =
+    "hash, account_id, sent_to, password_stamp, issued_at, expires_at, state, state_at, revoke_reason";
 
 struct Queries {
     insert: Sql,
@@ -56,8 +57,10 @@ impl PgTokenStore {
                  WHERE hash = $1 AND state = 'active' AND expires_at > $2 RETURNING COLS"),
             release: s("UPDATE __SCHEMA__.tokens SET state = 'active', state_at = NULL \
                  WHERE hash = $1 AND state = 'used'"),
-            revoke: s("UPDATE __SCHEMA__.tokens SET state = 'revoked', state_at = $3, revoke_reason = $2 \
-                 WHERE account_id = $1 AND state = 'active'"),
+            revoke: s(
+                "UPDATE __SCHEMA__.tokens SET state = 'revoked', state_at = $3, revoke_reason = $2 \
+                 WHERE account_id = $1 AND state = 'active'",
+            ),
             hit: s("SELECT __SCHEMA__.rate_hit($1, $2, $3)"),
             purge: s("DELETE FROM __SCHEMA__.tokens WHERE hash IN ( \
                  SELECT hash FROM __SCHEMA__.tokens WHERE expires_at < $1 \

@@ -18,7 +18,9 @@ use secrecy::SecretString;
 
 #[tokio::test]
 async fn maps_onto_an_existing_users_table() {
-    let Some(db) = db("maps_onto_an_existing_users_table").await else { return };
+    let Some(db) = db("maps_onto_an_existing_users_table").await else {
+        return;
+    };
     let s = db.schema.quoted();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {s}.app_users (user_id bigint PRIMARY KEY, login text NOT NULL, mail text, \
@@ -46,31 +48,53 @@ async fn maps_onto_an_existing_users_table() {
     let mut shared = dir.find_by_email("alice@example.com").await.unwrap();
     shared.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(shared.len(), 2, "accounts sharing an email are all found");
-    assert_eq!(shared[0].email.as_deref(), Some("Alice@Example.com"), "stored address kept");
+    assert_eq!(
+        shared[0].email.as_deref(),
+        Some("Alice@Example.com"),
+        "stored address kept"
+    );
     assert_eq!(shared[0].owner.as_deref(), Some("ops"));
     assert!(!shared[1].email_confirmed);
     assert!(shared[1].password_hash.is_some());
 
     let alice = dir.find_by_username("alice").await.unwrap().unwrap();
     assert_eq!(alice.id, AccountId::from("1"));
-    assert!(dir.find_by_id(&AccountId::from("3")).await.unwrap().unwrap().disabled);
-    assert!(dir.find_by_id(&AccountId::from("not-a-number")).await.unwrap().is_none());
+    assert!(
+        dir.find_by_id(&AccountId::from("3"))
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(
+        dir.find_by_id(&AccountId::from("not-a-number"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(dir.find_by_email("nobody@example.com").await.unwrap().is_empty());
 
     dir.set_password_hash(&AccountId::from("1"), &PasswordHash::from_phc("$argon2id$new"))
         .await
         .unwrap();
-    let pw: Option<String> =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT pw FROM {s}.app_users WHERE user_id = 1")))
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let pw: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT pw FROM {s}.app_users WHERE user_id = 1"
+    )))
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(pw.as_deref(), Some("$argon2id$new"));
     let err = dir
         .set_password_hash(&AccountId::from("99"), &PasswordHash::from_phc("x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::NotFound { operation: "accounts.set_password_hash", .. }));
+    assert!(matches!(
+        err,
+        StoreError::NotFound {
+            operation: "accounts.set_password_hash",
+            ..
+        }
+    ));
     db.drop().await;
 }
 
@@ -93,7 +117,10 @@ impl AccountDirectory for FlakyDirectory {
     }
     async fn set_password_hash(&self, id: &AccountId, h: &PasswordHash) -> Result<(), StoreError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::unavailable("accounts.set_password_hash", "injected outage"));
+            return Err(StoreError::unavailable(
+                "accounts.set_password_hash",
+                "injected outage",
+            ));
         }
         self.inner.set_password_hash(id, h).await
     }
@@ -110,9 +137,14 @@ fn token_from(mail: &OutgoingEmail) -> String {
 
 #[tokio::test]
 async fn full_reset_flow_on_postgres_stores() {
-    let Some(db) = db("full_reset_flow_on_postgres_stores").await else { return };
+    let Some(db) = db("full_reset_flow_on_postgres_stores").await else {
+        return;
+    };
     let accounts = db.stores.own_accounts().unwrap();
-    accounts.upsert(&Account::new("1", "alice", "Alice@Example.com")).await.unwrap();
+    accounts
+        .upsert(&Account::new("1", "alice", "Alice@Example.com"))
+        .await
+        .unwrap();
     let directory = Arc::new(FlakyDirectory {
         inner: accounts.clone(),
         failing: std::sync::atomic::AtomicBool::new(true),
@@ -124,12 +156,17 @@ async fn full_reset_flow_on_postgres_stores() {
         .tokens(db.stores.tokens.clone())
         .events(db.stores.events.clone())
         .mailer(Arc::new(mailer.clone()))
-        .sender(Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.com").unwrap())))
+        .sender(Arc::new(FixedSender::new(
+            Mailbox::address_only("noreply@example.com").unwrap(),
+        )))
         .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
         .build()
         .unwrap();
 
-    service.request("  ALICE@example.com ", &RequestContext::default()).await.unwrap();
+    service
+        .request("  ALICE@example.com ", &RequestContext::default())
+        .await
+        .unwrap();
     let mails = mailer.sent_to("Alice@Example.com");
     assert_eq!(mails.len(), 1, "mail goes to the stored address");
     let token = token_from(&mails[0]);
@@ -139,13 +176,26 @@ async fn full_reset_flow_on_postgres_stores() {
     // The password store fails after the token was consumed: the token is
     // released, so it is never spent without the password being set.
     let pw = SecretString::from("a sufficiently long passphrase");
-    let err = service.complete(&token, pw.clone(), pw.clone()).await.unwrap_err();
+    let err = service
+        .complete(&token, pw.clone(), pw.clone())
+        .await
+        .unwrap_err();
     assert!(matches!(err, CompleteError::Unavailable(_)), "{err:?}");
     let record = db.stores.tokens.find(&hash).await.unwrap().unwrap();
     assert_eq!(record.state, TokenState::Active);
-    assert!(accounts.find_by_id(&AccountId::from("1")).await.unwrap().unwrap().password_hash.is_none());
+    assert!(
+        accounts
+            .find_by_id(&AccountId::from("1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .is_none()
+    );
 
-    directory.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    directory
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let done = service.complete(&token, pw.clone(), pw.clone()).await.unwrap();
     assert_eq!(done.username, "alice");
     let stored = accounts.find_by_id(&AccountId::from("1")).await.unwrap().unwrap();
@@ -156,10 +206,16 @@ async fn full_reset_flow_on_postgres_stores() {
         TokenState::Used { .. }
     ));
     // The link is spent; the password-changed notice went out; events recorded.
-    assert!(matches!(service.complete(&token, pw.clone(), pw).await, Err(CompleteError::InvalidLink)));
+    assert!(matches!(
+        service.complete(&token, pw.clone(), pw).await,
+        Err(CompleteError::InvalidLink)
+    ));
     assert_eq!(mailer.sent().len(), 2);
     let events = db.stores.events.for_account(&AccountId::from("1")).await.unwrap();
     let names: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
-    assert!(names.contains(&"reset_requested") && names.contains(&"reset_completed"), "{names:?}");
+    assert!(
+        names.contains(&"reset_requested") && names.contains(&"reset_completed"),
+        "{names:?}"
+    );
     db.drop().await;
 }

@@ -16,7 +16,9 @@ use sqlx::postgres::PgPoolOptions;
 
 #[tokio::test]
 async fn migrations_twice_and_concurrently_are_harmless() {
-    let Some(db) = db("migrations_twice_and_concurrently_are_harmless").await else { return };
+    let Some(db) = db("migrations_twice_and_concurrently_are_harmless").await else {
+        return;
+    };
     // Already applied by the helper: running again applies nothing.
     assert!(db.stores.migrate().await.unwrap().is_empty());
 
@@ -38,35 +40,58 @@ async fn migrations_twice_and_concurrently_are_harmless() {
     let (_, rec) = record("m", T0, 60);
     stores.tokens.insert(rec.clone()).await.unwrap();
     assert!(stores.tokens.find(&rec.hash).await.unwrap().is_some());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", fresh.quoted())))
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA {} CASCADE",
+        fresh.quoted()
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
     db.drop().await;
 }
 
 #[tokio::test]
 async fn invalid_schema_names_are_refused() {
     // No database needed.
-    let pool = PgPoolOptions::new().connect_lazy("postgres://x@127.0.0.1:1/x").unwrap();
+    let pool = PgPoolOptions::new()
+        .connect_lazy("postgres://x@127.0.0.1:1/x")
+        .unwrap();
     let err = PgStores::new(pool, "public; DROP TABLE users").unwrap_err();
     assert!(err.to_string().contains("`schema`"), "{err}");
 }
 
 #[tokio::test]
 async fn event_log_round_trips_in_order() {
-    let Some(db) = db("event_log_round_trips_in_order").await else { return };
+    let Some(db) = db("event_log_round_trips_in_order").await else {
+        return;
+    };
     let log = db.stores.events.clone();
     let alice = AccountId::from("alice");
     let events = vec![
-        Event::new(at(T0), Some(alice.clone()), EventKind::ResetRequested { via: "email", client: None }),
-        Event::new(at(T0 + 1), None, EventKind::TokenRejected { reason: RejectReason::Expired }),
+        Event::new(
+            at(T0),
+            Some(alice.clone()),
+            EventKind::ResetRequested {
+                via: "email",
+                client: None,
+            },
+        ),
+        Event::new(
+            at(T0 + 1),
+            None,
+            EventKind::TokenRejected {
+                reason: RejectReason::Expired,
+            },
+        ),
         Event::new(at(T0 + 2), Some(alice.clone()), EventKind::ResetCompleted),
     ];
     for e in &events {
         log.record(e.clone()).await.unwrap();
     }
-    assert_eq!(log.for_account(&alice).await.unwrap(), vec![events[0].clone(), events[2].clone()]);
+    assert_eq!(
+        log.for_account(&alice).await.unwrap(),
+        vec![events[0].clone(), events[2].clone()]
+    );
     assert_eq!(log.recent(2).await.unwrap(), events[1..].to_vec());
     assert_eq!(log.recent(10).await.unwrap(), events);
     db.drop().await;
@@ -89,7 +114,11 @@ async fn connection_refused_names_the_store_operation() {
     assert_eq!(err.operation(), "tokens.consume");
     assert!(err.is_transient());
     assert!(err.to_string().contains("tokens.consume"), "{err}");
-    let err = stores.outbox.claim(at(T0), 1, Duration::from_secs(1)).await.unwrap_err();
+    let err = stores
+        .outbox
+        .claim(at(T0), 1, Duration::from_secs(1))
+        .await
+        .unwrap_err();
     assert_eq!(err.operation(), "outbox.claim");
     let err = stores.migrate().await.unwrap_err();
     assert_eq!(err.operation(), "migrate");
@@ -97,7 +126,9 @@ async fn connection_refused_names_the_store_operation() {
 
 #[tokio::test]
 async fn database_gone_mid_flow_is_a_clear_store_error() {
-    let Some(db) = db("database_gone_mid_flow_is_a_clear_store_error").await else { return };
+    let Some(db) = db("database_gone_mid_flow_is_a_clear_store_error").await else {
+        return;
+    };
     let (_, rec) = record("y", T0, 600);
     db.stores.tokens.insert(rec.clone()).await.unwrap();
     // The pool goes away between issuing and using the link.
@@ -109,8 +140,11 @@ async fn database_gone_mid_flow_is_a_clear_store_error() {
     assert_eq!(err.operation(), "events.recent");
     // Clean up through a new pool.
     let pool = common::pool(&db.url, 1).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", db.schema.quoted())))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA {} CASCADE",
+        db.schema.quoted()
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
 }

@@ -39,20 +39,31 @@ fn entry(i: usize) -> OutboxEntry {
 
 #[tokio::test]
 async fn claim_lease_retry_give_up() {
-    let Some(db) = db_with("claim_lease_retry_give_up", 4).await else { return };
+    let Some(db) = db_with("claim_lease_retry_give_up", 4).await else {
+        return;
+    };
     let outbox = db.stores.outbox.clone();
     outbox.enqueue(entry(1)).await.unwrap();
     outbox.enqueue(entry(2)).await.unwrap();
     let lease = Duration::from_secs(60);
-    assert!(outbox.claim(at(T0 - 1), 10, lease).await.unwrap().is_empty(), "not due yet");
+    assert!(
+        outbox.claim(at(T0 - 1), 10, lease).await.unwrap().is_empty(),
+        "not due yet"
+    );
     let got = outbox.claim(at(T0), 1, lease).await.unwrap();
     assert_eq!(got.len(), 1);
     let first = &got[0].email;
     assert_eq!(first.message_id, "<1.test@example.com>");
     assert_eq!(first.expose_text(), "https://app.example.com/reset?token=T1");
-    assert_eq!(first.reply_to.as_ref().and_then(Mailbox::name), Some("Example Support"));
+    assert_eq!(
+        first.reply_to.as_ref().and_then(Mailbox::name),
+        Some("Example Support")
+    );
     assert_eq!(got[0].attempts, 1);
-    assert_eq!(outbox.status(&first.message_id).await.unwrap(), Some(OutboxStatus::Claimed));
+    assert_eq!(
+        outbox.status(&first.message_id).await.unwrap(),
+        Some(OutboxStatus::Claimed)
+    );
     // While leased nobody else gets it; the other message is still there.
     let second = outbox.claim(at(T0 + 30), 10, lease).await.unwrap();
     assert_eq!(second.len(), 1);
@@ -62,7 +73,10 @@ async fn claim_lease_retry_give_up() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].email.message_id, "<1.test@example.com>");
     assert_eq!(again[0].attempts, 2);
-    outbox.mark_sent("<2.test@example.com>", at(T0 + 62)).await.unwrap();
+    outbox
+        .mark_sent("<2.test@example.com>", at(T0 + 62))
+        .await
+        .unwrap();
 
     let transient = DeliveryError::Transient {
         reason: "connection refused".into(),
@@ -72,7 +86,10 @@ async fn claim_lease_retry_give_up() {
         .mark_failed("<1.test@example.com>", &transient, Some(at(T0 + 500)))
         .await
         .unwrap();
-    assert_eq!(outbox.status("<1.test@example.com>").await.unwrap(), Some(OutboxStatus::Pending));
+    assert_eq!(
+        outbox.status("<1.test@example.com>").await.unwrap(),
+        Some(OutboxStatus::Pending)
+    );
     assert!(outbox.claim(at(T0 + 499), 10, lease).await.unwrap().is_empty());
     let retried = outbox.claim(at(T0 + 500), 10, lease).await.unwrap();
     assert_eq!((retried.len(), retried[0].attempts), (1, 3));
@@ -84,14 +101,21 @@ async fn claim_lease_retry_give_up() {
     .await
     .unwrap();
     assert!(last_error.unwrap().contains("connection refused"));
-    outbox.mark_failed("<1.test@example.com>", &transient, None).await.unwrap();
+    outbox
+        .mark_failed("<1.test@example.com>", &transient, None)
+        .await
+        .unwrap();
     assert!(matches!(
         outbox.status("<1.test@example.com>").await.unwrap(),
         Some(OutboxStatus::Failed { reason }) if reason.contains("connection refused")
     ));
     assert_eq!(
         outbox.counts().await.unwrap(),
-        OutboxCounts { waiting: 0, sent: 1, failed: 1 }
+        OutboxCounts {
+            waiting: 0,
+            sent: 1,
+            failed: 1
+        }
     );
     // Bodies with live links are blanked once done.
     let bodies: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -162,6 +186,13 @@ async fn two_workers_send_each_of_1000_messages_exactly_once() {
     assert_eq!(by_id.len(), 1000, "every message sent");
     assert!(by_id.values().all(|&n| n == 1), "no message sent twice");
     assert_eq!(per_worker.iter().sum::<usize>(), 1000);
-    assert_eq!(outbox.counts().await.unwrap(), OutboxCounts { waiting: 0, sent: 1000, failed: 0 });
+    assert_eq!(
+        outbox.counts().await.unwrap(),
+        OutboxCounts {
+            waiting: 0,
+            sent: 1000,
+            failed: 0
+        }
+    );
     db.drop().await;
 }

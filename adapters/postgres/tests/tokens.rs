@@ -14,7 +14,9 @@ use resetkit_postgres::PgTokenStore;
 
 #[tokio::test]
 async fn insert_find_consume_release_revoke() {
-    let Some(db) = db("insert_find_consume_release_revoke").await else { return };
+    let Some(db) = db("insert_find_consume_release_revoke").await else {
+        return;
+    };
     let store = db.stores.tokens.clone();
     let (_, rec) = record("u1", T0, 1800);
     store.insert(rec.clone()).await.unwrap();
@@ -30,7 +32,10 @@ async fn insert_find_consume_release_revoke() {
         ConsumeOutcome::Rejected(RejectReason::AlreadyUsed)
     );
     store.release(&rec.hash).await.unwrap();
-    assert!(matches!(store.consume(&rec.hash, now).await.unwrap(), ConsumeOutcome::Consumed(_)));
+    assert!(matches!(
+        store.consume(&rec.hash, now).await.unwrap(),
+        ConsumeOutcome::Consumed(_)
+    ));
 
     let (raw_unknown, _) = record("nobody", T0, 1800);
     assert_eq!(
@@ -63,14 +68,19 @@ async fn insert_find_consume_release_revoke() {
     store.release(&a.hash).await.unwrap();
     assert!(matches!(
         store.find(&a.hash).await.unwrap().unwrap().state,
-        TokenState::Revoked { reason: RevokeReason::Superseded, .. }
+        TokenState::Revoked {
+            reason: RevokeReason::Superseded,
+            ..
+        }
     ));
     db.drop().await;
 }
 
 #[tokio::test]
 async fn fifty_concurrent_consumes_exactly_one_wins() {
-    let Some(db) = db_with("fifty_concurrent_consumes_exactly_one_wins", 55).await else { return };
+    let Some(db) = db_with("fifty_concurrent_consumes_exactly_one_wins", 55).await else {
+        return;
+    };
     let store = db.stores.tokens.clone();
     let (_, rec) = record("race", T0, 1800);
     store.insert(rec.clone()).await.unwrap();
@@ -105,7 +115,9 @@ async fn fifty_concurrent_consumes_exactly_one_wins() {
 
 #[tokio::test]
 async fn rate_limit_counts_are_shared_by_two_store_instances() {
-    let Some(db) = db("rate_limit_counts_are_shared_by_two_store_instances").await else { return };
+    let Some(db) = db("rate_limit_counts_are_shared_by_two_store_instances").await else {
+        return;
+    };
     let other_pool = common::pool(&db.url, 4).await;
     let a = db.stores.tokens.clone();
     let b = Arc::new(PgTokenStore::new(other_pool.clone(), &db.schema));
@@ -126,7 +138,11 @@ async fn rate_limit_counts_are_shared_by_two_store_instances() {
     let burst = RateKey::Client("198.51.100.1".into());
     let tasks: Vec<_> = (0..40)
         .map(|i| {
-            let store = if i % 2 == 0 { a.clone() as Arc<dyn TokenStore> } else { b.clone() };
+            let store = if i % 2 == 0 {
+                a.clone() as Arc<dyn TokenStore>
+            } else {
+                b.clone()
+            };
             let key = burst.clone();
             tokio::spawn(async move { store.hit(&key, at(T0 + 300), window).await.unwrap() })
         })
@@ -143,7 +159,9 @@ async fn rate_limit_counts_are_shared_by_two_store_instances() {
 
 #[tokio::test]
 async fn purge_removes_expired_tokens_in_batches() {
-    let Some(db) = db("purge_removes_expired_tokens_in_batches").await else { return };
+    let Some(db) = db("purge_removes_expired_tokens_in_batches").await else {
+        return;
+    };
     let store = db.stores.tokens.clone();
     let mut live = Vec::new();
     for i in 0..25 {

@@ -26,9 +26,7 @@ pub async fn db(test: &str) -> Option<TestDb> {
 }
 
 pub async fn db_with(test: &str, connections: u32) -> Option<TestDb> {
-    let Some(url) = database_url(test) else {
-        return None;
-    };
+    let url = database_url(test)?;
     let pool = pool(&url, connections).await;
     let schema = Ident::new(&random_schema()).unwrap();
     let stores = PgStores::new(pool.clone(), schema.as_str()).unwrap();
