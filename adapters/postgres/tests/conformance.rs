@@ -1,0 +1,65 @@
+//! The harness's store conformance suite, run against the PostgreSQL stores.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{db, db_with};
+use resetkit::store::TokenStore;
+use resetkit_harness::conformance;
+
+// The suite's `rate_limit_checks` expects a hit at exactly `now - window` to
+// still count, which contradicts `TokenStore::hit` ("(now - window, now]")
+// and fails for the in-memory reference store too. Re-enable once the
+// harness suite is fixed.
+#[tokio::test]
+#[ignore = "harness rate_limit_checks off by one at the window boundary (fails for InMemoryTokenStore too)"]
+async fn token_store_conforms() {
+    let Some(db) = db("token_store_conforms").await else {
+        return;
+    };
+    conformance::token_store_suite(db.stores.tokens.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn token_store_concurrent_consume_conforms() {
+    let Some(db) = db_with("token_store_concurrent_consume_conforms", 20).await else {
+        return;
+    };
+    let store: Arc<dyn TokenStore> = db.stores.tokens.clone();
+    conformance::token_store_concurrent_consume(store, 20).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn event_log_conforms() {
+    let Some(db) = db("event_log_conforms").await else {
+        return;
+    };
+    conformance::event_log_suite(db.stores.events.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn outbox_conforms() {
+    let Some(db) = db("outbox_conforms").await else {
+        return;
+    };
+    conformance::outbox_suite(db.stores.outbox.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn account_directory_conforms() {
+    let Some(db) = db("account_directory_conforms").await else {
+        return;
+    };
+    let accounts = db.stores.own_accounts().unwrap();
+    for account in conformance::fixture_accounts() {
+        accounts.upsert(&account).await.unwrap();
+    }
+    conformance::account_directory_suite(accounts.as_ref()).await;
+    db.drop().await;
+}
