@@ -187,9 +187,9 @@ impl SmtpConfig {
     ///
     /// ```
     /// use resetkit_smtp::{SmtpConfig, TlsMode};
-    /// let c = SmtpConfig::from_url("smtp://mailer:p%40ss@mail.example.com:2525?tls=none").unwrap();
+    /// let c = SmtpConfig::from_url("smtp://mailer:p%40ss@mail.example.com:2525?tls=opportunistic").unwrap();
     /// assert_eq!(c.port(), 2525);
-    /// assert_eq!(c.tls(), TlsMode::None);
+    /// assert_eq!(c.tls(), TlsMode::StartTlsOpportunistic);
     /// assert!(!format!("{c:?}").contains("p@ss"));
     /// let err = SmtpConfig::from_url("smtp://mail.example.com?tls=maybe").unwrap_err();
     /// assert!(err.to_string().contains("`tls`"));

@@ -314,3 +314,27 @@ async fn reused_connection_is_closed_after_idling_and_a_failure_does_not_poison_
         .unwrap();
     assert_eq!(server.messages().len(), 3);
 }
+
+#[tokio::test]
+async fn lines_starting_with_a_dot_survive() {
+    let server = FakeSmtpServer::start().unwrap();
+    let mut e = email("noreply@example.com", "alice@example.com");
+    e = resetkit::mail::OutgoingEmail::new(
+        e.message_id.clone(),
+        e.kind,
+        e.from.clone(),
+        None,
+        e.to.clone(),
+        resetkit::mail::MailContent {
+            subject: "dots".into(),
+            text: format!(".\n.leading dot\n{LINK}\n"),
+            html: format!("<p>.</p><a href=\"{LINK}\">x</a>"),
+        },
+    );
+    mailer(&server).send(&e).await.unwrap();
+    let captured = server.wait_for(|_| true, WAIT).await.unwrap();
+    let msg = MessageParser::default().parse(&captured.data).unwrap();
+    let text = msg.body_text(0).unwrap();
+    assert!(text.contains(".leading dot"), "{text}");
+    assert!(text.lines().any(|l| l.trim() == LINK));
+}
