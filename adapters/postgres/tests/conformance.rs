@@ -9,12 +9,7 @@ use common::{db, db_with};
 use resetkit::store::TokenStore;
 use resetkit_harness::conformance;
 
-// The suite's `rate_limit_checks` expects a hit at exactly `now - window` to
-// still count, which contradicts `TokenStore::hit` ("(now - window, now]")
-// and fails for the in-memory reference store too. Re-enable once the
-// harness suite is fixed.
 #[tokio::test]
-#[ignore = "harness rate_limit_checks off by one at the window boundary (fails for InMemoryTokenStore too)"]
 async fn token_store_conforms() {
     let Some(db) = db("token_store_conforms").await else {
         return;

@@ -1,0 +1,35 @@
+//! The in-memory stores pass the store conformance suite.
+
+use std::sync::Arc;
+
+use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
+use resetkit_harness::conformance;
+
+#[tokio::test]
+async fn in_memory_token_store_conforms() {
+    conformance::token_store_suite(&InMemoryTokenStore::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_token_store_consume_is_atomic() {
+    conformance::token_store_concurrent_consume(Arc::new(InMemoryTokenStore::default()), 50).await;
+}
+
+#[tokio::test]
+async fn in_memory_event_log_conforms() {
+    conformance::event_log_suite(&InMemoryEventLog::default()).await;
+}
+
+#[tokio::test]
+async fn in_memory_outbox_conforms() {
+    conformance::outbox_suite(&InMemoryOutbox::default()).await;
+}
+
+#[tokio::test]
+async fn in_memory_account_directory_conforms() {
+    let dir = InMemoryAccounts::default();
+    for account in conformance::fixture_accounts() {
+        dir.insert(account);
+    }
+    conformance::account_directory_suite(&dir).await;
+}
