@@ -3,5 +3,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod conformance;
 pub mod fake_smtp;
+pub mod inspect;
+pub mod report;
+pub mod scenario;
