@@ -130,11 +130,12 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Queues or sends `email`; returns the delivery error of an inline send.
     pub(crate) async fn dispatch(
         &self,
         email: OutgoingEmail,
         account: Option<AccountId>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<DeliveryError>, StoreError> {
         match (self.mode, &self.outbox) {
             (DeliveryMode::Outbox, Some(outbox)) => {
                 outbox
@@ -144,17 +145,20 @@ impl Dispatcher {
                         attempts: 0,
                         next_attempt_at: self.clock.now(),
                     })
-                    .await
+                    .await?;
+                Ok(None)
             }
             _ => {
-                let event = match self.mailer.send(&email).await {
-                    Ok(_) => sent_event(self.clock.now(), account, &email),
+                let (event, failure) = match self.mailer.send(&email).await {
+                    Ok(_) => (sent_event(self.clock.now(), account, &email), None),
                     Err(error) => {
                         tracing::warn!(message_id = %email.message_id, %error, "reset email not delivered");
-                        failed_event(self.clock.now(), account, &email, &error, false)
+                        let event = failed_event(self.clock.now(), account, &email, &error, false);
+                        (event, Some(error))
                     }
                 };
-                self.events.record(event).await
+                self.events.record(event).await?;
+                Ok(failure)
             }
         }
     }

@@ -104,6 +104,27 @@ pub trait SenderResolver: Send + Sync {
     /// Every sender this resolver could pick, so they can be checked ahead of
     /// time (e.g. with [`crate::mail::Mailer::check_sender`]).
     fn candidate_senders(&self) -> Vec<Mailbox>;
+
+    /// Like [`resolve`](Self::resolve), but never picks a sender in
+    /// `refused` (the mail server rejected it at `MAIL FROM`; `why` is the
+    /// server's answer). Chains override this to fall back to the next
+    /// strategy; a single strategy fails with a reason naming the refusal.
+    async fn resolve_excluding(
+        &self,
+        account: &Account,
+        refused: &[Mailbox],
+        why: &str,
+    ) -> Result<SenderChoice, SenderError> {
+        let choice = self.resolve(account).await?;
+        if refused.iter().any(|r| r.address().eq_ignore_ascii_case(choice.from.address())) {
+            return Err(SenderError::single(account, &choice.strategy, refusal(&choice.from, why)));
+        }
+        Ok(choice)
+    }
+}
+
+fn refusal(from: &Mailbox, why: &str) -> String {
+    format!("the mail server refused sender <{}>: {why}", from.address())
 }
 
 /// Always the same From (e.g. `noreply@`), with an optional Reply-To.
@@ -290,9 +311,18 @@ impl fmt::Debug for SenderChain {
 #[async_trait]
 impl SenderResolver for SenderChain {
     async fn resolve(&self, account: &Account) -> Result<SenderChoice, SenderError> {
+        self.resolve_excluding(account, &[], "").await
+    }
+
+    async fn resolve_excluding(
+        &self,
+        account: &Account,
+        refused: &[Mailbox],
+        why: &str,
+    ) -> Result<SenderChoice, SenderError> {
         let mut attempts = Vec::new();
         for link in &self.links {
-            match link.resolve(account).await {
+            match link.resolve_excluding(account, refused, why).await {
                 Ok(mut choice) => {
                     attempts.append(&mut choice.fallbacks);
                     choice.fallbacks = attempts;
@@ -318,6 +348,30 @@ mod tests {
 
     fn mb(a: &str) -> Mailbox {
         Mailbox::address_only(a).unwrap()
+    }
+
+    #[tokio::test]
+    async fn refused_sender_falls_back_along_the_chain_and_names_the_refusal() {
+        let chain = SenderChain::new(vec![
+            Arc::new(FixedSender::new(mb("noreply@example.com"))),
+            Arc::new(QueueSender::new(mb("support@example.com"))),
+        ]);
+        let account = Account::new("acct-9", "bob", "bob@example.com");
+        let why = "550 5.7.1 not allowed";
+        let choice = chain
+            .resolve_excluding(&account, &[mb("noreply@example.com")], why)
+            .await
+            .unwrap();
+        assert_eq!(choice.from.address(), "support@example.com");
+        assert_eq!(choice.strategy, "queue");
+        assert!(choice.fallbacks[0].to_string().contains("refused sender <noreply@example.com>: 550 5.7.1"));
+        let all = [mb("noreply@example.com"), mb("support@example.com")];
+        let err = chain.resolve_excluding(&account, &all, why).await.unwrap_err();
+        assert_eq!(err.attempts.len(), 2);
+        assert!(err.to_string().contains("acct-9"), "{err}");
+        let alone = FixedSender::new(mb("noreply@example.com"));
+        let err = alone.resolve_excluding(&account, &all[..1], why).await.unwrap_err();
+        assert!(err.to_string().contains("fixed: the mail server refused sender"), "{err}");
     }
 
     #[tokio::test]

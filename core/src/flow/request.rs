@@ -6,12 +6,15 @@ use crate::error::StoreError;
 use crate::event::{EventKind, IgnoreReason, RateScope};
 use crate::flow::{RequestAccepted, RequestContext, RequestError, ResetService};
 use crate::identifier::{Identifier, canonicalize, parse_identifier};
-use crate::mail::{EmailKind, Mailbox, OutgoingEmail};
+use crate::mail::{DeliveryError, EmailKind, Mailbox, OutgoingEmail};
 use crate::policy::{DuplicateEmailPolicy, Limit};
 use crate::sender::SenderChoice;
 use crate::store::RateKey;
 use crate::template::{self, AccountLinks};
 use crate::token::{RawToken, RevokeReason, TokenRecord, TokenState};
+
+/// How many senders refused at `MAIL FROM` one email may fall back past.
+const MAX_SENDER_FALLBACKS: usize = 4;
 
 impl ResetService {
     /// Asks for a reset link for `identifier` (an email or a username, per
@@ -307,36 +310,68 @@ impl ResetService {
             Ok(r) => r,
             Err(error) => return self.delivery_problem(accounts, error.to_string()).await,
         };
-        let message_id = match new_message_id(sender.from.domain()) {
-            Ok(id) => id,
-            Err(error) => return self.delivery_problem(accounts, error.to_string()).await,
-        };
-        let email = OutgoingEmail::new(
-            message_id.clone(),
-            kind,
-            sender.from.clone(),
-            sender.reply_to.clone(),
-            to,
-            rendered,
-        );
-        for account in accounts {
-            self.record(
-                Some(account.id.clone()),
-                EventKind::EmailQueued {
-                    message_id: message_id.clone(),
-                    email: kind,
-                    from: sender.from.address().to_owned(),
-                    to: email.to.address().to_owned(),
-                    sender_strategy: sender.strategy.clone(),
-                    sender_fallbacks: sender.fallbacks.iter().map(ToString::to_string).collect(),
-                },
-            )
-            .await?;
+        let mut sender = sender.clone();
+        let mut refused: Vec<Mailbox> = Vec::new();
+        loop {
+            let message_id = match new_message_id(sender.from.domain()) {
+                Ok(id) => id,
+                Err(error) => return self.delivery_problem(accounts, error.to_string()).await,
+            };
+            let email = OutgoingEmail::new(
+                message_id.clone(),
+                kind,
+                sender.from.clone(),
+                sender.reply_to.clone(),
+                to.clone(),
+                rendered.clone(),
+            );
+            for account in accounts {
+                self.record(
+                    Some(account.id.clone()),
+                    EventKind::EmailQueued {
+                        message_id: message_id.clone(),
+                        email: kind,
+                        from: sender.from.address().to_owned(),
+                        to: email.to.address().to_owned(),
+                        sender_strategy: sender.strategy.clone(),
+                        sender_fallbacks: sender.fallbacks.iter().map(ToString::to_string).collect(),
+                    },
+                )
+                .await?;
+            }
+            let failure = self
+                .inner
+                .dispatcher
+                .dispatch(email, Some(first.id.clone()))
+                .await?;
+            // The server refused the sender at MAIL FROM: fall back to the
+            // next sender the resolver allows (inline delivery only; the
+            // outbox worker records the refusal as a permanent failure).
+            let Some(DeliveryError::SenderRejected { reply, .. }) = failure else {
+                return Ok(());
+            };
+            if refused.len() >= MAX_SENDER_FALLBACKS {
+                return Ok(());
+            }
+            refused.push(sender.from.clone());
+            let why = reply.map_or_else(|| "rejected at MAIL FROM".to_owned(), |r| r.to_string());
+            match self.inner.sender.resolve_excluding(first, &refused, &why).await {
+                Ok(next) => sender = next,
+                Err(error) => {
+                    tracing::error!(%error, "no fallback sender after the mail server refused the sender");
+                    for account in accounts {
+                        self.record(
+                            Some(account.id.clone()),
+                            EventKind::SenderUnavailable {
+                                reason: error.to_string(),
+                            },
+                        )
+                        .await?;
+                    }
+                    return Ok(());
+                }
+            }
         }
-        self.inner
-            .dispatcher
-            .dispatch(email, Some(first.id.clone()))
-            .await
     }
 
     async fn delivery_problem(&self, accounts: &[Account], reason: String) -> Result<(), StoreError> {
