@@ -8,4 +8,7 @@ pub mod conformance;
 pub mod fake_smtp;
 pub mod inspect;
 pub mod report;
+pub mod runner;
 pub mod scenario;
+pub mod scenarios;
+pub mod target;

@@ -1,0 +1,438 @@
+//! Runs scenarios against a target: one fresh fake SMTP server, clock and
+//! service per scenario; collects verdicts and evidence.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use mail_parser::MessageParser;
+use resetkit::account::{Account, AccountId};
+use resetkit::event::{Event, EventKind};
+use resetkit::token::RejectReason;
+use resetkit::{
+    CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, ResetService,
+};
+use secrecy::SecretString;
+
+use crate::fake_smtp::{CapturedMessage, FakeSmtpServer};
+use crate::scenario::{Evidence, RunReport, ScenarioInfo, ScenarioResult, Severity, Verdict};
+use crate::target::{BASE_URL, RESET_PATH, Target, TargetConfig, TargetFactory};
+
+/// Why a scenario did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The requirement is broken.
+    Fail {
+        /// What the requirement expects.
+        expected: String,
+        /// What happened.
+        actual: String,
+    },
+    /// Something doubtful that does not break a MUST.
+    Warn {
+        /// What was expected.
+        expected: String,
+        /// What happened.
+        actual: String,
+    },
+    /// Not applicable.
+    Skip(String),
+    /// The harness or environment failed.
+    Error(String),
+}
+
+/// A scenario body's result.
+pub type Check = Result<(), Problem>;
+
+/// A failure.
+pub fn fail(expected: impl Into<String>, actual: impl Into<String>) -> Problem {
+    Problem::Fail {
+        expected: expected.into(),
+        actual: actual.into(),
+    }
+}
+
+/// Fails with `expected` / `actual()` unless `cond` holds.
+pub fn ensure(cond: bool, expected: impl Into<String>, actual: impl FnOnce() -> String) -> Check {
+    if cond {
+        Ok(())
+    } else {
+        Err(fail(expected, actual()))
+    }
+}
+
+/// A boxed scenario body.
+pub type BoxCheck<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
+
+/// One scenario: its description, how it configures the target, its body.
+pub struct Scenario {
+    /// The description.
+    pub info: ScenarioInfo,
+    /// Adjusts the target configuration before the service is built.
+    pub configure: fn(&mut TargetConfig),
+    /// The checks.
+    pub run: for<'a> fn(&'a Ctx) -> BoxCheck<'a>,
+}
+
+/// How long to wait for an email the flow should have sent.
+pub const MAIL_WAIT: Duration = Duration::from_secs(3);
+
+/// A password every scenario may use as a valid new password.
+pub const GOOD_PASSWORD: &str = "a lantern above the quiet harbour";
+
+/// What a scenario body works with.
+pub struct Ctx {
+    /// The configuration the service was built with.
+    pub config: TargetConfig,
+    /// The fake SMTP server the service sends to.
+    pub server: FakeSmtpServer,
+    /// The service and its stores.
+    pub target: Target,
+}
+
+/// A captured reset email with the token found in it.
+#[derive(Debug, Clone)]
+pub struct ResetMail {
+    /// The captured message.
+    pub message: CapturedMessage,
+    /// The token of the (first) reset link in the text part.
+    pub token: String,
+}
+
+impl Ctx {
+    /// The service under test.
+    pub fn service(&self) -> &ResetService {
+        &self.target.service
+    }
+
+    /// Inserts or replaces an account.
+    pub async fn seed(&self, account: Account) -> Check {
+        self.target
+            .accounts
+            .upsert(&account)
+            .await
+            .map_err(|e| Problem::Error(format!("seeding account {}: {e}", account.id)))
+    }
+
+    /// Seeds `alice` (`alice@example.test`) and returns her.
+    pub async fn alice(&self) -> Result<Account, Problem> {
+        let alice = Account::new("acct-alice", "alice", "alice@example.test");
+        self.seed(alice.clone()).await?;
+        Ok(alice)
+    }
+
+    /// Requests a reset; an error is a failure (the input is well-formed).
+    pub async fn request(&self, identifier: &str) -> Result<RequestAccepted, Problem> {
+        self.request_from(identifier, "192.0.2.10").await
+    }
+
+    /// Requests a reset from a client address.
+    pub async fn request_from(&self, identifier: &str, client: &str) -> Result<RequestAccepted, Problem> {
+        self.service()
+            .request(identifier, &RequestContext::from_client(client))
+            .await
+            .map_err(|e| {
+                fail(
+                    format!("request({identifier:?}) is accepted"),
+                    format!("error: {e}"),
+                )
+            })
+    }
+
+    /// Captured messages whose envelope includes `address`.
+    pub fn mails_to(&self, address: &str) -> Vec<CapturedMessage> {
+        self.server
+            .messages()
+            .into_iter()
+            .filter(|m| m.has_recipient(address))
+            .collect()
+    }
+
+    /// Runs the delivery worker once, if the service has one.
+    pub async fn deliver_outbox(&self) -> Result<(), Problem> {
+        if let Some(worker) = self.service().delivery_worker() {
+            worker
+                .run_once()
+                .await
+                .map_err(|e| Problem::Error(format!("delivery worker: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The `n`-th (0-based) email to `address`, waiting for it to arrive.
+    pub async fn nth_mail_to(&self, address: &str, n: usize) -> Result<CapturedMessage, Problem> {
+        self.deliver_outbox().await?;
+        let deadline = Instant::now() + MAIL_WAIT;
+        loop {
+            let mails = self.mails_to(address);
+            if let Some(m) = mails.get(n) {
+                return Ok(m.clone());
+            }
+            if Instant::now() >= deadline {
+                return Err(fail(
+                    format!("email #{} to {address} arrives at the SMTP server", n + 1),
+                    format!("{} email(s) to {address} after {MAIL_WAIT:?}", mails.len()),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The newest reset email to `address` and its token.
+    pub async fn reset_mail_to(&self, address: &str) -> Result<ResetMail, Problem> {
+        self.deliver_outbox().await?;
+        let count = self.mails_to(address).len();
+        let message = self.nth_mail_to(address, count.saturating_sub(1)).await?;
+        let tokens = tokens_in(&message);
+        let token = tokens.into_iter().next().ok_or_else(|| {
+            fail(
+                format!("the email to {address} carries a reset link under {BASE_URL}{RESET_PATH}"),
+                "no reset link with a token in the text part",
+            )
+        })?;
+        Ok(ResetMail { message, token })
+    }
+
+    /// Completes a reset with the same password twice.
+    pub async fn complete(&self, token: &str, password: &str) -> Result<Completed, CompleteError> {
+        let pw = SecretString::from(password.to_owned());
+        self.service().complete(token, pw.clone(), pw).await
+    }
+
+    /// Inspects a link.
+    pub async fn inspect(&self, token: &str) -> Result<LinkInfo, LinkError> {
+        self.service().inspect(token).await
+    }
+
+    /// Whether `password` now signs `account` in.
+    pub async fn signs_in(&self, account: &AccountId, password: &str) -> Result<bool, Problem> {
+        self.service()
+            .verify_password(account, &SecretString::from(password.to_owned()))
+            .await
+            .map_err(|e| Problem::Error(format!("verify_password: {e}")))
+    }
+
+    /// Every event the flow recorded, oldest first.
+    pub async fn events(&self) -> Result<Vec<Event>, Problem> {
+        self.target
+            .events
+            .recent(10_000)
+            .await
+            .map_err(|e| Problem::Error(format!("reading events: {e}")))
+    }
+
+    /// The reasons of every `TokenRejected` event, oldest first.
+    pub async fn reject_reasons(&self) -> Result<Vec<RejectReason>, Problem> {
+        Ok(self
+            .events()
+            .await?
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::TokenRejected { reason } => Some(reason),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Expects `complete` to refuse `token` with the public "invalid link"
+    /// error and to record `reason`.
+    pub async fn expect_rejected(&self, token: &str, reason: RejectReason, what: &str) -> Check {
+        let before = self.reject_reasons().await?.len();
+        match self.complete(token, GOOD_PASSWORD).await {
+            Err(CompleteError::InvalidLink) => {}
+            Ok(done) => {
+                return Err(fail(
+                    format!("{what}: the link is refused"),
+                    format!("the password of {} was reset", done.account),
+                ));
+            }
+            Err(other) => {
+                return Err(fail(
+                    format!("{what}: the public \"invalid or expired link\" error"),
+                    format!("error: {other}"),
+                ));
+            }
+        }
+        let reasons = self.reject_reasons().await?;
+        ensure(
+            reasons.get(before) == Some(&reason),
+            format!("{what}: a TokenRejected event with reason `{}`", reason.as_str()),
+            || {
+                format!(
+                    "recorded reasons: {:?}",
+                    reasons.get(before..).unwrap_or_default()
+                )
+            },
+        )
+    }
+}
+
+/// Tokens of reset links (the configured reset page) in the text part, in
+/// order of appearance.
+pub fn tokens_in(message: &CapturedMessage) -> Vec<String> {
+    link_tokens(message, RESET_PATH)
+}
+
+/// Tokens of links to `path` under [`BASE_URL`] in the text part.
+pub fn link_tokens(message: &CapturedMessage, path: &str) -> Vec<String> {
+    let Some(parsed) = MessageParser::default().parse(&message.data) else {
+        return Vec::new();
+    };
+    let Some(text) = parsed.body_text(0) else {
+        return Vec::new();
+    };
+    text.split_whitespace()
+        .filter(|word| word.starts_with(BASE_URL))
+        .filter_map(|word| url::Url::parse(word).ok())
+        .filter(|u| u.path() == path)
+        .filter_map(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+        })
+        .collect()
+}
+
+/// Runs `scenarios` against `factory`, reporting progress to `on_result`.
+pub async fn run(
+    factory: &dyn TargetFactory,
+    scenarios: &[Scenario],
+    strict: bool,
+    mut on_result: impl FnMut(usize, &ScenarioResult),
+) -> RunReport {
+    let started = Instant::now();
+    let mut results = Vec::with_capacity(scenarios.len());
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let result = run_one(factory, scenario).await;
+        on_result(index, &result);
+        results.push(result);
+    }
+    RunReport {
+        target: factory.describe(),
+        results,
+        duration: started.elapsed(),
+        strict,
+    }
+}
+
+/// Runs one scenario.
+pub async fn run_one(factory: &dyn TargetFactory, scenario: &Scenario) -> ScenarioResult {
+    let started = Instant::now();
+    let server = match FakeSmtpServer::builder().name("resetkit-harness").start() {
+        Ok(server) => server,
+        Err(e) => {
+            return result(
+                scenario,
+                Err(Problem::Error(format!("starting the fake SMTP server: {e}"))),
+                Evidence::default(),
+                started,
+            );
+        }
+    };
+    let mut config = TargetConfig::new(server.addr());
+    (scenario.configure)(&mut config);
+    let target = match factory.build(scenario.info.id, &config).await {
+        Ok(target) => target,
+        Err(e) => {
+            return result(
+                scenario,
+                Err(Problem::Error(format!("building the target: {e}"))),
+                Evidence::default(),
+                started,
+            );
+        }
+    };
+    let ctx = Ctx {
+        config,
+        server,
+        target,
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(30), (scenario.run)(&ctx))
+        .await
+        .unwrap_or_else(|_| Err(Problem::Error("the scenario did not finish within 30 s".into())));
+    let evidence = evidence(&ctx).await;
+    result(scenario, outcome, evidence, started)
+}
+
+const MAX_EMAILS_IN_EVIDENCE: usize = 6;
+const MAX_TRANSCRIPT_CHARS: usize = 20_000;
+
+async fn evidence(ctx: &Ctx) -> Evidence {
+    let messages = ctx.server.messages();
+    let mut emails: Vec<String> = messages
+        .iter()
+        .rev()
+        .take(MAX_EMAILS_IN_EVIDENCE)
+        .map(CapturedMessage::data_text)
+        .collect();
+    emails.reverse();
+    let mut notes = Vec::new();
+    if messages.len() > MAX_EMAILS_IN_EVIDENCE {
+        notes.push(format!(
+            "{} emails captured; the last {MAX_EMAILS_IN_EVIDENCE} are kept",
+            messages.len()
+        ));
+    }
+    let mut transcript = ctx.server.transcript_text();
+    if transcript.len() > MAX_TRANSCRIPT_CHARS {
+        let cut = (0..=MAX_TRANSCRIPT_CHARS)
+            .rev()
+            .find(|&i| transcript.is_char_boundary(i))
+            .unwrap_or(0);
+        transcript.truncate(cut);
+        transcript.push_str("\n[transcript truncated]");
+    }
+    let events = match ctx.target.events.recent(500).await {
+        Ok(events) => events
+            .iter()
+            .map(|e| {
+                let who = e
+                    .account
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string);
+                format!("[{who}] {:?}", e.kind)
+            })
+            .collect(),
+        Err(e) => vec![format!("(events unavailable: {e})")],
+    };
+    Evidence {
+        emails,
+        transcript: (!transcript.is_empty()).then_some(transcript),
+        events,
+        notes,
+    }
+}
+
+fn result(scenario: &Scenario, outcome: Check, evidence: Evidence, started: Instant) -> ScenarioResult {
+    let (verdict, expected, actual) = match outcome {
+        Ok(()) => (Verdict::Pass, None, None),
+        // A broken SHOULD or INFO requirement is a warning, not a failure.
+        Err(Problem::Fail { expected, actual }) if scenario.info.severity != Severity::Must => {
+            (Verdict::Warn, Some(expected), Some(actual))
+        }
+        Err(Problem::Fail { expected, actual }) => (Verdict::Fail, Some(expected), Some(actual)),
+        Err(Problem::Warn { expected, actual }) => (Verdict::Warn, Some(expected), Some(actual)),
+        Err(Problem::Skip(reason)) => (Verdict::Skipped(reason), None, None),
+        Err(Problem::Error(reason)) => (Verdict::Error(reason), None, None),
+    };
+    ScenarioResult {
+        group: scenario.info.group(),
+        info: scenario.info.clone(),
+        verdict,
+        expected,
+        actual,
+        evidence,
+        duration: started.elapsed(),
+    }
+}
+
+/// Wraps an `async fn(&Ctx) -> Check` as a scenario body.
+#[macro_export]
+macro_rules! body {
+    ($f:path) => {{
+        fn boxed(ctx: &$crate::runner::Ctx) -> $crate::runner::BoxCheck<'_> {
+            Box::pin($f(ctx))
+        }
+        boxed
+    }};
+}

@@ -1,0 +1,283 @@
+//! What the scenarios run against: a [`TargetFactory`] builds a fresh
+//! [`ResetService`] for each scenario from a [`TargetConfig`] the scenario
+//! chose (policies, senders, the fake SMTP server's address, a manual
+//! clock), with whatever stores and mailer the caller wants.
+//!
+//! [`ReferenceTarget`] is the built-in reference flow: in-memory stores and
+//! `resetkit_smtp::SmtpMailer` pointed at the harness's fake server.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use resetkit::account::{Account, AccountDirectory, AccountId};
+use resetkit::clock::ManualClock;
+use resetkit::delivery::{DeliveryMode, RetryPolicy};
+use resetkit::error::StoreError;
+use resetkit::hasher::Argon2Hasher;
+use resetkit::identifier::IdentifierMode;
+use resetkit::mail::{Mailbox, Mailer};
+use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
+use resetkit::policy::{DuplicateEmailPolicy, RateLimits, TokenPolicy};
+use resetkit::sender::{FixedSender, QueueSender, SenderChain, SenderResolver};
+use resetkit::store::{EventLog, Outbox, TokenStore};
+use resetkit::{ResetService, ResetServiceBuilder, SessionRevoker};
+use resetkit_smtp::{SmtpConfig, SmtpMailer, TlsMode};
+
+/// The base URL every scenario configures; links must point under it.
+pub const BASE_URL: &str = "https://app.example.test";
+/// The reset page under [`BASE_URL`].
+pub const RESET_PATH: &str = "/reset";
+/// The primary sender scenarios configure.
+pub const PRIMARY_SENDER: &str = "noreply@app.example.test";
+/// The fallback (shared queue) sender scenarios configure.
+pub const FALLBACK_SENDER: &str = "support@app.example.test";
+
+/// An account directory the harness can also write: seed accounts, change
+/// their email (the host's "change email" feature).
+#[async_trait]
+pub trait TargetAccounts: AccountDirectory {
+    /// Inserts or replaces the account with `account.id`.
+    async fn upsert(&self, account: &Account) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl TargetAccounts for InMemoryAccounts {
+    async fn upsert(&self, account: &Account) -> Result<(), StoreError> {
+        self.insert(account.clone());
+        Ok(())
+    }
+}
+
+/// Records every session revocation the flow asks for.
+#[derive(Debug, Default)]
+pub struct RecordingRevoker {
+    revoked: Mutex<Vec<AccountId>>,
+}
+
+impl RecordingRevoker {
+    /// Accounts whose sessions were revoked, in order.
+    pub fn revoked(&self) -> Vec<AccountId> {
+        self.revoked.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl SessionRevoker for RecordingRevoker {
+    async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String> {
+        self.revoked
+            .lock()
+            .map_err(|_| "revocation log poisoned".to_owned())?
+            .push(account.clone());
+        Ok(())
+    }
+}
+
+/// Everything a scenario decides about the service under test.
+#[derive(Clone)]
+pub struct TargetConfig {
+    /// The scenario's clock (starts at a fixed instant).
+    pub clock: Arc<ManualClock>,
+    /// The fake SMTP server's address.
+    pub smtp: SocketAddr,
+    /// Token lifetime and newest-wins.
+    pub token_policy: TokenPolicy,
+    /// Rate limits (scenarios other than the rate-limit ones use generous ones).
+    pub rate_limits: RateLimits,
+    /// Shared-email policy.
+    pub duplicates: DuplicateEmailPolicy,
+    /// Accepted identifiers.
+    pub identifier_mode: IdentifierMode,
+    /// Reset only confirmed emails.
+    pub require_confirmed_email: bool,
+    /// Inline or outbox delivery.
+    pub delivery: DeliveryMode,
+    /// Retry schedule of the delivery worker.
+    pub retry: RetryPolicy,
+    /// The session-revocation hook the harness watches.
+    pub sessions: Arc<RecordingRevoker>,
+}
+
+impl fmt::Debug for TargetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetConfig")
+            .field("smtp", &self.smtp)
+            .field("token_policy", &self.token_policy)
+            .field("rate_limits", &self.rate_limits)
+            .field("duplicates", &self.duplicates)
+            .field("identifier_mode", &self.identifier_mode)
+            .field("require_confirmed_email", &self.require_confirmed_email)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The instant every scenario's clock starts at (2026-01-01T00:00:00Z).
+pub fn scenario_epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)
+}
+
+impl TargetConfig {
+    /// The defaults: 30-minute newest-wins tokens, no rate limits, one email
+    /// per account, email or username, inline delivery.
+    pub fn new(smtp: SocketAddr) -> Self {
+        TargetConfig {
+            clock: Arc::new(ManualClock::new(scenario_epoch())),
+            smtp,
+            token_policy: TokenPolicy::default(),
+            rate_limits: RateLimits::unlimited(),
+            duplicates: DuplicateEmailPolicy::default(),
+            identifier_mode: IdentifierMode::default(),
+            require_confirmed_email: false,
+            delivery: DeliveryMode::Inline,
+            retry: RetryPolicy {
+                max_attempts: 4,
+                base_delay: Duration::from_secs(30),
+                max_delay: Duration::from_secs(600),
+            },
+            sessions: Arc::new(RecordingRevoker::default()),
+        }
+    }
+
+    /// The primary sender's mailbox.
+    pub fn primary_sender() -> Mailbox {
+        mailbox(PRIMARY_SENDER)
+    }
+
+    /// The fallback sender's mailbox.
+    pub fn fallback_sender() -> Mailbox {
+        mailbox(FALLBACK_SENDER)
+    }
+
+    /// The sender setup scenarios expect: the primary address, falling back
+    /// to the shared queue mailbox.
+    pub fn sender_resolver(&self) -> Arc<dyn SenderResolver> {
+        Arc::new(SenderChain::new(vec![
+            Arc::new(FixedSender::new(Self::primary_sender())),
+            Arc::new(QueueSender::new(Self::fallback_sender())),
+        ]))
+    }
+
+    /// An `SmtpMailer` pointed at the fake server (plain SMTP, short timeouts).
+    pub fn smtp_mailer(&self) -> Result<SmtpMailer, String> {
+        let config = SmtpConfig::builder(self.smtp.ip().to_string())
+            .port(self.smtp.port())
+            .tls(TlsMode::None)
+            .connect_timeout(Duration::from_secs(2))
+            .command_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| format!("SMTP configuration for the fake server: {e}"))?;
+        SmtpMailer::new(config).map_err(|e| format!("SMTP mailer: {e}"))
+    }
+
+    /// Applies everything the scenario chose to a builder: base URL, clock,
+    /// policies, senders, delivery mode, session hook, and fast argon2
+    /// parameters. The factory adds stores and the mailer.
+    pub fn apply(&self, builder: ResetServiceBuilder) -> ResetServiceBuilder {
+        builder
+            .base_url(BASE_URL)
+            .reset_path(RESET_PATH)
+            .site_name("Harness Example")
+            .clock(self.clock.clone())
+            .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
+            .token_policy(self.token_policy)
+            .rate_limits(self.rate_limits)
+            .duplicate_email_policy(self.duplicates)
+            .identifier_mode(self.identifier_mode)
+            .require_confirmed_email(self.require_confirmed_email)
+            .retry_policy(self.retry)
+            .delivery(self.delivery)
+            .sender(self.sender_resolver())
+            .session_revoker(self.sessions.clone())
+    }
+}
+
+fn mailbox(address: &'static str) -> Mailbox {
+    // Only called with the constants above, which are valid addresses.
+    #[allow(clippy::expect_used)]
+    Mailbox::address_only(address).expect("harness sender constants are valid addresses")
+}
+
+/// A service built for one scenario, with the handles the harness needs.
+pub struct Target {
+    /// The service under test.
+    pub service: ResetService,
+    /// Its accounts (the harness seeds and edits them).
+    pub accounts: Arc<dyn TargetAccounts>,
+    /// Its event log (the harness reads reasons from it).
+    pub events: Arc<dyn EventLog>,
+}
+
+/// Builds a fresh service per scenario.
+#[async_trait]
+pub trait TargetFactory: Send + Sync {
+    /// A short description for reports.
+    fn describe(&self) -> String;
+
+    /// Builds a service for one scenario. Start from
+    /// `config.apply(ResetService::builder())`, then add stores and a mailer
+    /// (normally `config.smtp_mailer()`); stores must be empty and private
+    /// to this scenario.
+    async fn build(&self, scenario: &str, config: &TargetConfig) -> Result<Target, String>;
+}
+
+/// The reference flow: in-memory stores and `SmtpMailer` to the fake server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReferenceTarget;
+
+/// The in-memory stores of one scenario.
+#[derive(Clone, Default)]
+pub struct MemoryStores {
+    /// Accounts.
+    pub accounts: Arc<InMemoryAccounts>,
+    /// Tokens.
+    pub tokens: Arc<InMemoryTokenStore>,
+    /// Events.
+    pub events: Arc<InMemoryEventLog>,
+    /// Outbox.
+    pub outbox: Arc<InMemoryOutbox>,
+}
+
+impl MemoryStores {
+    /// Adds the stores to a builder (the outbox only in outbox mode).
+    pub fn apply(&self, builder: ResetServiceBuilder, config: &TargetConfig) -> ResetServiceBuilder {
+        let builder = builder
+            .accounts(self.accounts.clone())
+            .tokens(self.tokens.clone() as Arc<dyn TokenStore>)
+            .events(self.events.clone());
+        if config.delivery == DeliveryMode::Outbox {
+            builder.outbox(self.outbox.clone() as Arc<dyn Outbox>)
+        } else {
+            builder
+        }
+    }
+
+    /// Wraps a built service with these stores' handles.
+    pub fn target(&self, service: ResetService) -> Target {
+        Target {
+            service,
+            accounts: self.accounts.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl TargetFactory for ReferenceTarget {
+    fn describe(&self) -> String {
+        "reference flow (in-memory stores + SmtpMailer to the fake server)".into()
+    }
+
+    async fn build(&self, _scenario: &str, config: &TargetConfig) -> Result<Target, String> {
+        let stores = MemoryStores::default();
+        let mailer: Arc<dyn Mailer> = Arc::new(config.smtp_mailer()?);
+        let service = stores
+            .apply(config.apply(ResetService::builder()), config)
+            .mailer(mailer)
+            .build()
+            .map_err(|e| format!("building the reference service: {e}"))?;
+        Ok(stores.target(service))
+    }
+}

@@ -1,0 +1,36 @@
+//! The whole scenario suite against the reference flow: every scenario passes.
+
+use resetkit_harness::runner;
+use resetkit_harness::scenario::Verdict;
+use resetkit_harness::scenarios;
+use resetkit_harness::target::ReferenceTarget;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_flow_passes_every_scenario() {
+    let all = scenarios::all();
+    let report = runner::run(&ReferenceTarget, &all, true, |_, _| {}).await;
+    let problems: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| {
+            format!(
+                "{} {:?}\n  expected: {:?}\n  actual: {:?}\n  events: {:#?}",
+                r.info.id, r.verdict, r.expected, r.actual, r.evidence.events
+            )
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{} of {} scenarios did not pass:\n{}",
+        problems.len(),
+        all.len(),
+        problems.join("\n")
+    );
+    assert_eq!(report.exit_code(), 0);
+    println!(
+        "{} scenarios passed in {:?}",
+        report.results.len(),
+        report.duration
+    );
+}
