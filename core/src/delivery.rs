@@ -54,7 +54,10 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 8,
+            // 30 s, 1 min, 2 min, 4 min: the last attempt starts 7.5 min
+            // after the first, well inside the default 30-minute link lifetime,
+            // so the worker does not deliver links that are already dead.
+            max_attempts: 5,
             base_delay: Duration::from_secs(30),
             max_delay: Duration::from_secs(3600),
         }

@@ -116,8 +116,15 @@ pub trait SenderResolver: Send + Sync {
         why: &str,
     ) -> Result<SenderChoice, SenderError> {
         let choice = self.resolve(account).await?;
-        if refused.iter().any(|r| r.address().eq_ignore_ascii_case(choice.from.address())) {
-            return Err(SenderError::single(account, &choice.strategy, refusal(&choice.from, why)));
+        if refused
+            .iter()
+            .any(|r| r.address().eq_ignore_ascii_case(choice.from.address()))
+        {
+            return Err(SenderError::single(
+                account,
+                &choice.strategy,
+                refusal(&choice.from, why),
+            ));
         }
         Ok(choice)
     }
@@ -364,14 +371,24 @@ mod tests {
             .unwrap();
         assert_eq!(choice.from.address(), "support@example.com");
         assert_eq!(choice.strategy, "queue");
-        assert!(choice.fallbacks[0].to_string().contains("refused sender <noreply@example.com>: 550 5.7.1"));
+        assert!(
+            choice.fallbacks[0]
+                .to_string()
+                .contains("refused sender <noreply@example.com>: 550 5.7.1")
+        );
         let all = [mb("noreply@example.com"), mb("support@example.com")];
         let err = chain.resolve_excluding(&account, &all, why).await.unwrap_err();
         assert_eq!(err.attempts.len(), 2);
         assert!(err.to_string().contains("acct-9"), "{err}");
         let alone = FixedSender::new(mb("noreply@example.com"));
-        let err = alone.resolve_excluding(&account, &all[..1], why).await.unwrap_err();
-        assert!(err.to_string().contains("fixed: the mail server refused sender"), "{err}");
+        let err = alone
+            .resolve_excluding(&account, &all[..1], why)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("fixed: the mail server refused sender"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

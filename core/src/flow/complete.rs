@@ -14,6 +14,9 @@ use crate::store::ConsumeOutcome;
 use crate::template;
 use crate::token::{RawToken, RejectReason, RevokeReason, TokenRecord};
 
+/// How long after issue a "this wasn't me" link is honoured.
+pub const DENY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// A token that passed every check, with its account.
 struct Checked {
     token: RawToken,
@@ -97,6 +100,9 @@ impl ResetService {
     }
 
     /// "This wasn't me": revokes every outstanding link of the link's account.
+    /// Works for [`DENY_WINDOW`] after the link was issued (even once it has
+    /// expired or been replaced), and only while the account still has the
+    /// address the link was sent to.
     pub async fn deny(&self, token: &str) -> Result<(), LinkError> {
         let Ok(raw) = RawToken::parse(token) else {
             self.reject(None, RejectReason::Malformed).await?;
@@ -107,6 +113,23 @@ impl ResetService {
             return Err(LinkError::InvalidLink);
         };
         let now = self.inner.clock.now();
+        // The denial is honoured while the link is recent and the account
+        // still has the address it was sent to, whatever the link's state:
+        // the user may click it after it expired or was replaced. Someone
+        // holding an old mailbox cannot keep cancelling the new owner's links.
+        let account = self.inner.accounts.find_by_id(&record.account).await?;
+        let refusal = match &account {
+            None => Some(RejectReason::AccountGone),
+            Some(a) if canonicalize(a.email.as_deref().unwrap_or_default()) != record.sent_to => {
+                Some(RejectReason::EmailChanged)
+            }
+            Some(_) if now >= record.issued_at + DENY_WINDOW => Some(RejectReason::Expired),
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
+            self.reject(Some(record.account), reason).await?;
+            return Err(LinkError::InvalidLink);
+        }
         let count = self
             .inner
             .tokens

@@ -37,6 +37,7 @@ mod complete;
 mod request;
 
 pub use builder::ResetServiceBuilder;
+pub use complete::DENY_WINDOW;
 
 use std::fmt;
 use std::sync::Arc;
