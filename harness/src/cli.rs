@@ -1,6 +1,253 @@
-//! The command line (being written).
+//! The `resetkit-harness` command line: `run`, `smtp`, `doctor`.
+//!
+//! Exit codes: 0 every MUST passed (or the command succeeded), 1 a MUST
+//! failed (or `doctor` found a refused step), 2 the harness itself failed
+//! (bad arguments, a port in use, a scenario that could not run).
 
-/// Runs the command line; returns the exit code.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use resetkit::mail::Mailbox;
+use resetkit_smtp::{SmtpConfigBuilder, SmtpMailer};
+
+use crate::fake_smtp::FakeSmtpServer;
+use crate::inspect;
+use crate::report::{self, ConsoleReporter};
+use crate::runner;
+use crate::scenarios;
+use crate::target::ReferenceTarget;
+
+/// Conformance harness for password-reset flows.
+#[derive(Debug, Parser)]
+#[command(name = "resetkit-harness", version, about)]
+pub struct Cli {
+    /// What to do (default: `run`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scenario suite against the reference flow (in-memory stores
+    /// and the SMTP mailer sending to the harness's fake server).
+    Run(RunArgs),
+    /// Run the capture SMTP server standalone and print each message's
+    /// links as it arrives (point an app's SMTP settings at it).
+    Smtp(SmtpArgs),
+    /// Check a real SMTP server accepts a sender: connect, TLS, AUTH,
+    /// MAIL FROM, RCPT TO, then RSET — nothing is delivered.
+    Doctor(DoctorArgs),
+}
+
+/// `run` options.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// Only scenarios whose ID starts with this, or matches this glob
+    /// (`*`, `?`); repeatable.
+    #[arg(long, value_name = "ID|GLOB")]
+    pub filter: Vec<String>,
+    /// List the selected scenarios instead of running them.
+    #[arg(long)]
+    pub list: bool,
+    /// Warnings (broken SHOULDs) fail the run too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Write a JSON report (one record per scenario, with evidence).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write a JUnit XML report (one testsuite per scenario group).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Show evidence (emails, transcripts) of failures in full.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// `smtp` options.
+#[derive(Debug, Args)]
+pub struct SmtpArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    pub listen: SocketAddr,
+    /// Exit after this many messages (default: run until interrupted).
+    #[arg(long)]
+    pub count: Option<usize>,
+}
+
+/// `doctor` options.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The server, e.g. `smtp://user:pass@mail.example.com:587?tls=starttls`.
+    #[arg(long, env = "RESETKIT_SMTP_URL", value_name = "URL")]
+    pub smtp: String,
+    /// The sender to check (the From of reset emails).
+    #[arg(long, value_name = "ADDR")]
+    pub from: String,
+    /// The recipient used for `RCPT TO` (nothing is delivered to it).
+    #[arg(long, value_name = "ADDR")]
+    pub probe_rcpt: String,
+}
+
+/// Parses the process arguments and runs; returns the exit code.
 pub fn main() -> i32 {
-    2
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("resetkit-harness: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    runtime.block_on(execute(cli.command.unwrap_or(Command::Run(RunArgs::default()))))
+}
+
+/// Runs one command; returns the exit code.
+pub async fn execute(command: Command) -> i32 {
+    match command {
+        Command::Run(args) => run(args).await,
+        Command::Smtp(args) => smtp(args).await,
+        Command::Doctor(args) => doctor(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> i32 {
+    let selected = scenarios::select(&args.filter);
+    if selected.is_empty() {
+        eprintln!("resetkit-harness: no scenario matches {:?}", args.filter);
+        return 2;
+    }
+    if args.list {
+        for s in &selected {
+            println!(
+                "{:<14} {:<6} {}",
+                s.info.id,
+                s.info.severity.as_str(),
+                s.info.title
+            );
+        }
+        return 0;
+    }
+    let target = ReferenceTarget;
+    let mut console = ConsoleReporter::stdout(args.verbose);
+    if let Err(e) = console.start(&crate::target::TargetFactory::describe(&target), selected.len()) {
+        eprintln!("resetkit-harness: cannot write to stdout: {e}");
+        return 2;
+    }
+    let report = runner::run(&target, &selected, args.strict, &mut console).await;
+    let _ = console.finish(&report);
+    let mut code = report.exit_code();
+    if let Some(path) = &args.json
+        && let Err(e) = report::write_json(&report, path)
+    {
+        eprintln!("resetkit-harness: {e}");
+        code = 2;
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = report::write_junit(&report, path)
+    {
+        eprintln!("resetkit-harness: {e}");
+        code = 2;
+    }
+    code
+}
+
+async fn smtp(args: SmtpArgs) -> i32 {
+    let server = match FakeSmtpServer::builder().listen(args.listen).start() {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("resetkit-harness: cannot listen on {}: {e}", args.listen);
+            return 2;
+        }
+    };
+    println!(
+        "capturing SMTP on {} (plain SMTP, no TLS); Ctrl-C to stop",
+        server.addr()
+    );
+    let mut shown = 0;
+    loop {
+        let messages = server.messages();
+        for message in messages.iter().skip(shown) {
+            shown += 1;
+            println!(
+                "--- message {shown}: MAIL FROM <{}> RCPT TO {:?}",
+                message.mail_from, message.rcpt_to
+            );
+            match inspect::ParsedMail::parse(&message.data) {
+                Ok(mail) => {
+                    println!("    Subject: {}", mail.subject);
+                    let mut links = mail.text.as_deref().map(inspect::text_links).unwrap_or_default();
+                    for link in mail.html.as_deref().map(inspect::html_links).unwrap_or_default() {
+                        if !links.contains(&link) {
+                            links.push(link);
+                        }
+                    }
+                    if links.is_empty() {
+                        println!("    (no links)");
+                    }
+                    for link in links {
+                        println!("    link: {link}");
+                    }
+                }
+                Err(e) => println!("    (cannot parse the message: {e})"),
+            }
+            if args.count.is_some_and(|n| shown >= n) {
+                return 0;
+            }
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return 0,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+async fn doctor(args: DoctorArgs) -> i32 {
+    let from = match Mailbox::address_only(&args.from) {
+        Ok(from) => from,
+        Err(e) => {
+            eprintln!("resetkit-harness doctor: --from: {e}");
+            return 2;
+        }
+    };
+    let config = SmtpConfigBuilder::from_url(&args.smtp).map(|b| b.probe_recipient(args.probe_rcpt.clone()));
+    let config = match config.and_then(|b| b.build()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("resetkit-harness doctor: --smtp: {e}");
+            return 2;
+        }
+    };
+    let mailer = match SmtpMailer::new(config) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("resetkit-harness doctor: {e}");
+            return 2;
+        }
+    };
+    let report = mailer.preflight(&from).await;
+    print!("{report}");
+    if report.passed() {
+        println!(
+            "verdict: PASS — the server accepts <{}> as a sender (nothing was delivered)",
+            args.from
+        );
+        0
+    } else {
+        let reason = report
+            .error
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
+        println!("verdict: FAIL — {reason}");
+        1
+    }
 }

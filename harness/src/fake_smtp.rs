@@ -90,6 +90,7 @@ pub struct FakeSmtpServerBuilder {
     credentials: Option<(String, String)>,
     mechanisms: Vec<AuthMechanism>,
     rules: Vec<FaultRule>,
+    listen: SocketAddr,
 }
 
 impl Default for FakeSmtpServerBuilder {
@@ -102,6 +103,7 @@ impl Default for FakeSmtpServerBuilder {
             credentials: None,
             mechanisms: Vec::new(),
             rules: Vec::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -148,7 +150,13 @@ impl FakeSmtpServerBuilder {
         self
     }
 
-    /// Binds 127.0.0.1:0 and starts serving.
+    /// The address clients connect to (default `127.0.0.1:0`, a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Binds the listen address and starts serving.
     pub fn start(self) -> Result<FakeSmtpServer, FakeSmtpError> {
         if self.credentials.is_some() && !self.starttls {
             return Err(FakeSmtpError::InvalidOption {
@@ -193,7 +201,7 @@ impl FakeSmtpServerBuilder {
                     eprintln!("fake SMTP server (mailin) stopped: {e}");
                 }
             })?;
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = TcpListener::bind(self.listen)?;
         let addr = listener.local_addr()?;
         let acceptor = proxy::spawn_acceptor(listener, backend, Arc::clone(&shared), self.idle_timeout)?;
         Ok(FakeSmtpServer {

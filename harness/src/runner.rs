@@ -15,6 +15,7 @@ use resetkit::{
 use secrecy::SecretString;
 
 use crate::fake_smtp::{CapturedMessage, FakeSmtpServer};
+use crate::report::Progress;
 use crate::scenario::{Evidence, RunReport, ScenarioInfo, ScenarioResult, Severity, Verdict};
 use crate::target::{BASE_URL, RESET_PATH, Target, TargetConfig, TargetFactory};
 
@@ -281,10 +282,12 @@ pub fn link_tokens(message: &CapturedMessage, path: &str) -> Vec<String> {
     let Some(text) = parsed.body_text(0) else {
         return Vec::new();
     };
+    let Ok(base) = url::Url::parse(BASE_URL) else {
+        return Vec::new();
+    };
     text.split_whitespace()
-        .filter(|word| word.starts_with(BASE_URL))
         .filter_map(|word| url::Url::parse(word).ok())
-        .filter(|u| u.path() == path)
+        .filter(|u| u.origin() == base.origin() && u.path() == path)
         .filter_map(|u| {
             u.query_pairs()
                 .find(|(k, _)| k == "token")
@@ -293,18 +296,19 @@ pub fn link_tokens(message: &CapturedMessage, path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `scenarios` against `factory`, reporting progress to `on_result`.
+/// Runs `scenarios` against `factory` one after another, telling `progress`.
 pub async fn run(
     factory: &dyn TargetFactory,
     scenarios: &[Scenario],
     strict: bool,
-    mut on_result: impl FnMut(usize, &ScenarioResult),
+    progress: &mut dyn Progress,
 ) -> RunReport {
     let started = Instant::now();
     let mut results = Vec::with_capacity(scenarios.len());
     for (index, scenario) in scenarios.iter().enumerate() {
+        progress.started(index, scenarios.len(), &scenario.info);
         let result = run_one(factory, scenario).await;
-        on_result(index, &result);
+        progress.finished(&result);
         results.push(result);
     }
     RunReport {

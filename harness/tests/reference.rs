@@ -8,7 +8,13 @@ use resetkit_harness::target::ReferenceTarget;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_flow_passes_every_scenario() {
     let all = scenarios::all();
-    let report = runner::run(&ReferenceTarget, &all, true, |_, _| {}).await;
+    let report = runner::run(
+        &ReferenceTarget,
+        &all,
+        true,
+        &mut resetkit_harness::report::NoProgress,
+    )
+    .await;
     let problems: Vec<String> = report
         .results
         .iter()
