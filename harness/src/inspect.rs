@@ -186,7 +186,7 @@ impl ParsedMail {
 
 /// Links in a plain-text body, in order of appearance (repeats kept): every
 /// `http://` or `https://` URL, ended by whitespace, `<`, `>` or `"`, without
-/// trailing sentence punctuation (`.,;:!?'` and an unbalanced `)` or `]`).
+/// trailing sentence punctuation (`.,;:!?` and an unbalanced `'`, `)` or `]`).
 pub fn text_links(text: &str) -> Vec<String> {
     let mut links = Vec::new();
     let mut pos = 0;
@@ -200,8 +200,9 @@ pub fn text_links(text: &str) -> Vec<String> {
             .unwrap_or(rest.len());
         let mut link = &rest[..end];
         loop {
-            let trimmed = link.trim_end_matches(['.', ',', ';', ':', '!', '?', '\'']);
+            let trimmed = link.trim_end_matches(['.', ',', ';', ':', '!', '?']);
             let trimmed = match trimmed.chars().last() {
+                Some('\'') if trimmed.matches('\'').count() % 2 == 1 => &trimmed[..trimmed.len() - 1],
                 Some(')') if trimmed.matches('(').count() < trimmed.matches(')').count() => {
                     &trimmed[..trimmed.len() - 1]
                 }
@@ -393,7 +394,8 @@ pub enum TokenLocation {
     /// In this parameter of the fragment (`#token=...`).
     Fragment(String),
     /// As the last path segment under the reset path (`/reset/<token>`), as
-    /// some frameworks do.
+    /// some frameworks do. Every link under the reset path then counts as a
+    /// reset link, so another endpoint below it (say `/reset/deny`) would too.
     PathSegment,
 }
 
@@ -560,25 +562,19 @@ pub fn find_reset_links(mail: &ParsedMail, exp: &LinkExpectation) -> Vec<ResetLi
     let (found, _) = all_links(mail, exp);
     let mut links: Vec<ResetLink> = Vec::new();
     for f in found.into_iter().filter(|f| exp.is_reset_link(&f.url)) {
-        let same = links
-            .iter_mut()
-            .find(|l| l.url == f.url && l.relative == f.relative);
-        let link = match same {
-            Some(link) => link,
-            None => {
-                links.push(ResetLink {
-                    token: exp.tokens_in(&f.url).into_iter().next(),
-                    url: f.url,
-                    relative: f.relative,
-                    in_text: false,
-                    in_html: false,
-                });
-                let Some(link) = links.last_mut() else { continue };
-                link
-            }
-        };
-        link.in_text |= f.in_text;
-        link.in_html |= !f.in_text;
+        let seen = links.iter().position(|l| l.url == f.url && l.relative == f.relative);
+        let index = seen.unwrap_or_else(|| {
+            links.push(ResetLink {
+                token: exp.tokens_in(&f.url).into_iter().next(),
+                url: f.url.clone(),
+                relative: f.relative,
+                in_text: false,
+                in_html: false,
+            });
+            links.len() - 1
+        });
+        links[index].in_text |= f.in_text;
+        links[index].in_html |= !f.in_text;
     }
     links
 }
@@ -1101,16 +1097,11 @@ fn date(mail: &ParsedMail) -> Finding {
 
 fn no_token_in_subject(mail: &ParsedMail, tokens: &[String]) -> Finding {
     let raw = mail.header("Subject").unwrap_or_default();
-    let mut leaked: Vec<&str> = tokens
+    let leaked: Vec<&str> = tokens
         .iter()
         .map(String::as_str)
         .filter(|t| mail.subject.contains(t) || raw.contains(t))
         .collect();
-    for word in token_like_words(&mail.subject) {
-        if !leaked.contains(&word) {
-            leaked.push(word);
-        }
-    }
     Finding::new(
         Check::NoTokenInSubject,
         leaked.is_empty(),
@@ -1125,18 +1116,6 @@ fn no_token_in_subject(mail: &ParsedMail, tokens: &[String]) -> Finding {
             }
         ),
     )
-}
-
-/// Words that look like a random token: 20+ URL-safe base64 characters
-/// mixing upper case, lower case and digits.
-fn token_like_words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-        .filter(|w| {
-            w.len() >= 20
-                && w.contains(|c: char| c.is_ascii_uppercase())
-                && w.contains(|c: char| c.is_ascii_lowercase())
-                && w.contains(|c: char| c.is_ascii_digit())
-        })
 }
 
 fn no_token_in_headers(mail: &ParsedMail, tokens: &[String]) -> Finding {

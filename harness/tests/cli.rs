@@ -142,3 +142,58 @@ fn unknown_filter_is_a_harness_error() {
     let out = harness(&["run", "--filter", "NOPE-*"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn smtp_capture_prints_each_messages_links() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+
+    use resetkit::mail::{EmailKind, MailContent, Mailbox, Mailer, OutgoingEmail};
+    use resetkit_smtp::{SmtpConfig, SmtpMailer, TlsMode};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resetkit-harness"))
+        .args(["smtp", "--listen", &listen, "--count", "1"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the harness binary runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner = lines.next().expect("a banner").expect("utf-8");
+    assert!(banner.contains(&listen), "{banner}");
+
+    let config = SmtpConfig::builder("127.0.0.1")
+        .port(port)
+        .tls(TlsMode::None)
+        .command_timeout(Duration::from_secs(5))
+        .build()
+        .expect("config");
+    let mailer = SmtpMailer::new(config).expect("mailer");
+    let link = "https://app.example.test/reset?token=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdEfG";
+    let email = OutgoingEmail::new(
+        "<cli-1@example.test>".into(),
+        EmailKind::Reset,
+        Mailbox::address_only("noreply@example.test").expect("from"),
+        None,
+        Mailbox::address_only("alice@example.test").expect("to"),
+        MailContent {
+            subject: "Reset your password".into(),
+            text: format!("Open:\n\n{link}\n"),
+            html: format!("<a href=\"{link}\">Reset</a>"),
+        },
+    );
+    mailer.send(&email).await.expect("sent to the capture server");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("the capture server exits after --count 1");
+    let shown = rest.join("\n");
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("alice@example.test") && shown.contains("Reset your password"),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("link: {link}")), "{shown}");
+}

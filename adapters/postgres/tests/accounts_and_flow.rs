@@ -219,3 +219,61 @@ async fn full_reset_flow_on_postgres_stores() {
     );
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_completes_through_the_service_one_wins() {
+    let Some(db) = common::db_with("fifty_concurrent_completes_through_the_service_one_wins", 50).await
+    else {
+        return;
+    };
+    let accounts = db.stores.own_accounts().unwrap();
+    accounts
+        .upsert(&Account::new("1", "alice", "alice@example.com"))
+        .await
+        .unwrap();
+    let mailer = CapturingMailer::default();
+    let service = ResetService::builder()
+        .base_url("https://app.example.com")
+        .accounts(accounts.clone())
+        .tokens(db.stores.tokens.clone())
+        .events(db.stores.events.clone())
+        .mailer(Arc::new(mailer.clone()))
+        .sender(Arc::new(FixedSender::new(
+            Mailbox::address_only("noreply@example.com").unwrap(),
+        )))
+        .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
+        .build()
+        .unwrap();
+    service
+        .request("alice@example.com", &RequestContext::default())
+        .await
+        .unwrap();
+    let token = Arc::new(token_from(&mailer.sent()[0]));
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let (service, token, barrier) = (service.clone(), token.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let pw = SecretString::from(format!("racing passphrase number {n:02}"));
+            barrier.wait().await;
+            service.complete(&token, pw.clone(), pw).await
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut invalid = 0;
+    for (n, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(_) => winners.push(n),
+            Err(CompleteError::InvalidLink) => invalid += 1,
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one complete succeeds");
+    assert_eq!(invalid, 49);
+    let pw = SecretString::from(format!("racing passphrase number {:02}", winners[0]));
+    assert!(
+        service.verify_password(&AccountId::from("1"), &pw).await.unwrap(),
+        "the winner's password is stored"
+    );
+    db.drop().await;
+}
