@@ -562,7 +562,9 @@ pub fn find_reset_links(mail: &ParsedMail, exp: &LinkExpectation) -> Vec<ResetLi
     let (found, _) = all_links(mail, exp);
     let mut links: Vec<ResetLink> = Vec::new();
     for f in found.into_iter().filter(|f| exp.is_reset_link(&f.url)) {
-        let seen = links.iter().position(|l| l.url == f.url && l.relative == f.relative);
+        let seen = links
+            .iter()
+            .position(|l| l.url == f.url && l.relative == f.relative);
         let index = seen.unwrap_or_else(|| {
             links.push(ResetLink {
                 token: exp.tokens_in(&f.url).into_iter().next(),
@@ -642,9 +644,10 @@ pub enum Check {
     MessageId,
     /// One valid `Date`.
     Date,
-    /// The subject does not contain the token.
+    /// The subject (decoded or raw) contains no token that a link of the
+    /// message carries.
     NoTokenInSubject,
-    /// No other header contains the token.
+    /// No other header contains such a token.
     NoTokenInHeaders,
 }
 
