@@ -123,6 +123,7 @@ impl Templates {
         }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_formatter(html_formatter);
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html") {
                 AutoEscape::Html
@@ -337,6 +338,35 @@ fn describe(link: &str) -> String {
     }
 }
 
+/// Escapes `& < > " '` in HTML output and nothing else: minijinja's default
+/// also turns `/` into `&#x2f;`, which leaves `https:&#x2f;&#x2f;…` in
+/// hrefs that link scanners and mail gateways do not recognise.
+fn html_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    if state.auto_escape() == AutoEscape::None || value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = value.to_string();
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    out.write_str(&escaped).map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write template output")
+            .with_source(e)
+    })
+}
+
 fn html_has_href(html: &str, link: &str) -> bool {
     let escaped = HtmlEscape(link).to_string();
     let plain_amp = link.replace('&', "&amp;");
@@ -438,6 +468,14 @@ mod tests {
         assert!(!out.html.contains("<script>"));
         assert!(out.html.contains("&lt;script&gt;"));
         assert!(out.text.lines().any(|l| l.trim() == links.link));
+        // Slashes stay slashes, so scanners and gateways see a plain URL.
+        assert!(
+            out.html.contains(&format!("href=\"{}\"", links.link)),
+            "{}",
+            out.html
+        );
+        assert!(!out.html.contains("&#x2f;"));
+        assert!(out.html.contains("Site &amp; Co"));
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Default for ResetServiceBuilder {
             security_path: "/account/security".into(),
             placement: TokenPlacement::Query,
             allow_http: false,
-            site_name: "Your account".into(),
+            site_name: String::new(),
             templates: Templates::english(),
             token_policy: TokenPolicy::default(),
             rate_limits: RateLimits::default(),
@@ -123,7 +123,7 @@ impl ResetServiceBuilder {
         self
     }
 
-    /// The site name shown in emails.
+    /// The site name shown in emails (default: the base URL's host).
     pub fn site_name(mut self, name: impl Into<String>) -> Self {
         self.site_name = name.into();
         self
@@ -236,7 +236,12 @@ impl ResetServiceBuilder {
         if reset_links.target() == deny_links.target() {
             return Err(BuildError::invalid("deny_path", "must differ from reset_path"));
         }
-        if self.site_name.trim().is_empty() || self.site_name.chars().any(char::is_control) {
+        let site_name = if self.site_name.is_empty() {
+            base.host_str().unwrap_or("your account").to_owned()
+        } else {
+            self.site_name
+        };
+        if site_name.trim().is_empty() || site_name.chars().any(char::is_control) {
             return Err(BuildError::invalid(
                 "site_name",
                 "must be non-empty text without control characters",
@@ -281,7 +286,7 @@ impl ResetServiceBuilder {
                 reset_links,
                 deny_links,
                 security_link,
-                site_name: self.site_name,
+                site_name,
                 templates,
                 token_policy: self.token_policy,
                 rate_limits: self.rate_limits,
