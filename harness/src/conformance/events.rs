@@ -1,0 +1,82 @@
+//! The [`EventLog`] suite.
+
+use std::time::Duration;
+
+use resetkit::account::AccountId;
+use resetkit::event::{Event, EventKind, IgnoreReason};
+use resetkit::store::EventLog;
+use resetkit::token::{RejectReason, RevokeReason};
+
+use super::epoch;
+
+/// Every [`EventLog`] behaviour the flow and the harness rely on.
+pub async fn event_log_suite(log: &dyn EventLog) {
+    let t0 = epoch();
+    let a = AccountId::from("acct-ev-a");
+    let b = AccountId::from("acct-ev-b");
+    let events = vec![
+        Event::new(
+            t0,
+            Some(a.clone()),
+            EventKind::ResetRequested {
+                via: "email",
+                client: Some("192.0.2.1".into()),
+            },
+        ),
+        Event::new(
+            t0 + Duration::from_secs(1),
+            None,
+            EventKind::RequestIgnored {
+                reason: IgnoreReason::UnknownIdentifier,
+                identifier: "x@example.com".into(),
+            },
+        ),
+        Event::new(
+            t0 + Duration::from_secs(2),
+            Some(b.clone()),
+            EventKind::ResetCompleted,
+        ),
+        Event::new(
+            t0 + Duration::from_secs(3),
+            Some(a.clone()),
+            EventKind::TokenRejected {
+                reason: RejectReason::Revoked(RevokeReason::PasswordReset),
+            },
+        ),
+        Event::new(
+            t0 + Duration::from_secs(4),
+            Some(a.clone()),
+            EventKind::DeliveryFailed {
+                message_id: "<m1@example.com>".into(),
+                reason: "sender <noreply@example.com> rejected".into(),
+                permanent: true,
+                will_retry: false,
+            },
+        ),
+    ];
+    for e in &events {
+        log.record(e.clone()).await.expect("events.record");
+    }
+    let of_a = log.for_account(&a).await.expect("events.for_account");
+    assert_eq!(
+        of_a,
+        vec![events[0].clone(), events[3].clone(), events[4].clone()],
+        "account trail, oldest first"
+    );
+    assert_eq!(
+        log.for_account(&b).await.expect("events.for_account"),
+        vec![events[2].clone()]
+    );
+    assert!(
+        log.for_account(&AccountId::from("none"))
+            .await
+            .expect("events.for_account")
+            .is_empty()
+    );
+    let recent = log.recent(2).await.expect("events.recent");
+    assert_eq!(
+        recent,
+        vec![events[3].clone(), events[4].clone()],
+        "recent(2): the last two, oldest first"
+    );
+}

@@ -1,0 +1,160 @@
+//! The [`Outbox`] suite: enqueue, claim with leases, retries, sent and
+//! failed messages.
+
+use std::time::{Duration, SystemTime};
+
+use resetkit::account::AccountId;
+use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail, SmtpReply};
+use resetkit::store::{Outbox, OutboxEntry, OutboxStatus};
+
+use super::epoch;
+
+/// A sample email for outbox tests.
+pub fn sample_email(n: usize) -> OutgoingEmail {
+    let from = Mailbox::new(Some("Support \"Team\""), "support@example.com").expect("valid mailbox");
+    let reply = Mailbox::address_only("help@example.com").expect("valid mailbox");
+    let to = Mailbox::address_only(&format!("user{n}@example.org")).expect("valid mailbox");
+    OutgoingEmail::new(
+        format!("<msg{n}.conformance@example.com>"),
+        EmailKind::Reset,
+        from,
+        Some(reply),
+        to,
+        MailContent {
+            subject: format!("Reset your password #{n} — ünïcödé"),
+            text: format!("Open:\n\nhttps://app.example.com/reset?token=t{n}\n"),
+            html: format!("<a href=\"https://app.example.com/reset?token=t{n}&amp;x=1\">reset</a>"),
+        },
+    )
+}
+
+fn entry(n: usize, due: SystemTime) -> OutboxEntry {
+    OutboxEntry {
+        email: sample_email(n),
+        account: Some(AccountId::from(format!("acct-{n}"))),
+        attempts: 0,
+        next_attempt_at: due,
+    }
+}
+
+/// Every [`Outbox`] behaviour the delivery worker relies on.
+pub async fn outbox_suite(outbox: &dyn Outbox) {
+    let t0 = epoch();
+    let lease = Duration::from_secs(300);
+    outbox.enqueue(entry(1, t0)).await.expect("outbox.enqueue");
+    outbox
+        .enqueue(entry(2, t0 + Duration::from_secs(600)))
+        .await
+        .expect("outbox.enqueue");
+
+    let claimed = outbox.claim(t0, 10, lease).await.expect("outbox.claim");
+    assert_eq!(claimed.len(), 1, "only due messages are claimed");
+    let got = &claimed[0];
+    let want = sample_email(1);
+    assert_eq!(got.email.message_id, want.message_id);
+    assert_eq!(got.email.kind, want.kind);
+    assert_eq!(got.email.from, want.from, "From (with display name) round-trips");
+    assert_eq!(got.email.reply_to, want.reply_to);
+    assert_eq!(got.email.to, want.to);
+    assert_eq!(got.email.subject, want.subject);
+    assert_eq!(got.email.expose_text(), want.expose_text());
+    assert_eq!(got.email.expose_html(), want.expose_html());
+    assert_eq!(got.account, Some(AccountId::from("acct-1")));
+    assert_eq!(got.attempts, 1, "claiming counts an attempt");
+    let id1 = want.message_id.clone();
+    assert_eq!(
+        outbox.status(&id1).await.expect("outbox.status"),
+        Some(OutboxStatus::Claimed)
+    );
+
+    assert!(
+        outbox
+            .claim(t0 + Duration::from_secs(1), 10, lease)
+            .await
+            .expect("outbox.claim")
+            .is_empty(),
+        "a leased message is not claimed twice"
+    );
+    let reclaimed = outbox
+        .claim(t0 + lease + Duration::from_secs(1), 10, lease)
+        .await
+        .expect("outbox.claim");
+    assert_eq!(
+        reclaimed
+            .iter()
+            .map(|e| e.email.message_id.clone())
+            .collect::<Vec<_>>(),
+        vec![id1.clone()],
+        "an expired lease makes the message claimable again"
+    );
+    assert_eq!(reclaimed[0].attempts, 2);
+
+    let transient = DeliveryError::Transient {
+        reason: "greylisted".into(),
+        reply: Some(SmtpReply::new(451, Some("4.7.1"), "later")),
+    };
+    let retry_at = t0 + Duration::from_secs(900);
+    outbox
+        .mark_failed(&id1, &transient, Some(retry_at))
+        .await
+        .expect("outbox.mark_failed");
+    assert_eq!(
+        outbox.status(&id1).await.expect("outbox.status"),
+        Some(OutboxStatus::Pending),
+        "retry scheduled"
+    );
+    let before = outbox
+        .claim(retry_at - Duration::from_secs(1), 10, lease)
+        .await
+        .expect("outbox.claim");
+    assert_eq!(
+        before
+            .iter()
+            .map(|e| e.email.message_id.clone())
+            .collect::<Vec<_>>(),
+        vec![sample_email(2).message_id],
+        "retry not before its time"
+    );
+    let at = outbox.claim(retry_at, 10, lease).await.expect("outbox.claim");
+    assert_eq!(at.len(), 1, "retry due");
+    assert_eq!(at[0].attempts, 3);
+
+    outbox.mark_sent(&id1, retry_at).await.expect("outbox.mark_sent");
+    assert_eq!(
+        outbox.status(&id1).await.expect("outbox.status"),
+        Some(OutboxStatus::Sent)
+    );
+    let permanent = DeliveryError::SenderRejected {
+        sender: "support@example.com".into(),
+        reply: Some(SmtpReply::new(550, Some("5.7.1"), "not authorised")),
+    };
+    let id2 = sample_email(2).message_id;
+    outbox
+        .mark_failed(&id2, &permanent, None)
+        .await
+        .expect("outbox.mark_failed");
+    match outbox.status(&id2).await.expect("outbox.status") {
+        Some(OutboxStatus::Failed { reason }) => {
+            assert!(reason.contains("550"), "failure reason keeps the reply: {reason}")
+        }
+        other => panic!("given-up message must be Failed, got {other:?}"),
+    }
+    assert!(
+        outbox
+            .claim(retry_at + Duration::from_secs(3600), 10, lease)
+            .await
+            .expect("outbox.claim")
+            .is_empty(),
+        "sent and failed messages are never claimed"
+    );
+    assert_eq!(
+        outbox.status("<nope@example.com>").await.expect("outbox.status"),
+        None
+    );
+    let counts = outbox.counts().await.expect("outbox.counts");
+    assert_eq!((counts.waiting, counts.sent, counts.failed), (0, 1, 1));
+    assert!(
+        outbox.mark_sent("<nope@example.com>", t0).await.is_err(),
+        "marking an unknown message is an error"
+    );
+}
