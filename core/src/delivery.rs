@@ -261,7 +261,7 @@ impl DeliveryWorker {
                     let retry_at = if error.is_transient() {
                         self.retry
                             .next_delay(entry.attempts)
-                            .map(|d| self.clock.now() + d)
+                            .and_then(|d| self.clock.now().checked_add(d))
                     } else {
                         None
                     };

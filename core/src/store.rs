@@ -85,6 +85,18 @@ pub trait TokenStore: Send + Sync {
     /// `(now - window, now]`, this one included.
     async fn hit(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError>;
 
+    /// Records a hit for `key` at `now` only if fewer than `max` hits fall
+    /// in `(now - window, now]`; returns whether it was recorded. Refused
+    /// attempts are not counted, so someone requesting resets for another
+    /// person's account cannot keep its window full for ever. Atomic per key.
+    async fn admit(
+        &self,
+        key: &RateKey,
+        now: SystemTime,
+        window: Duration,
+        max: u32,
+    ) -> Result<bool, StoreError>;
+
     /// Deletes up to `batch` tokens that expired before `before`; returns how many.
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError>;
 }

@@ -180,7 +180,7 @@ fn template_error(locale: &str, kind: EmailKind, part: &str, reason: impl Into<S
 }
 
 /// One account's entry in a combined email.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AccountLinks {
     /// Username.
     pub username: String,
@@ -188,6 +188,17 @@ pub struct AccountLinks {
     pub link: String,
     /// "This wasn't me" link.
     pub deny_link: String,
+}
+
+impl std::fmt::Debug for AccountLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The links carry live tokens.
+        f.debug_struct("AccountLinks")
+            .field("username", &self.username)
+            .field("link", &describe(&self.link))
+            .field("deny_link", &describe(&self.deny_link))
+            .finish()
+    }
 }
 
 /// Validated, ready-to-render templates.

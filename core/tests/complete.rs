@@ -378,3 +378,121 @@ async fn this_wasnt_me_revokes_every_outstanding_link_of_the_account() {
     ));
     assert_eq!(fx.last_rejection(), Some(RejectReason::Unknown));
 }
+
+/// A directory whose `find_by_id` reports a changed email from the
+/// `flip_after`-th call on: the account changes while `complete` hashes.
+struct ChangesMidway {
+    inner: InMemoryAccounts,
+    calls: std::sync::atomic::AtomicUsize,
+    flip_after: usize,
+}
+
+#[async_trait]
+impl AccountDirectory for ChangesMidway {
+    async fn find_by_email(&self, e: &str) -> Result<Vec<Account>, resetkit::error::StoreError> {
+        self.inner.find_by_email(e).await
+    }
+    async fn find_by_username(&self, u: &str) -> Result<Option<Account>, resetkit::error::StoreError> {
+        self.inner.find_by_username(u).await
+    }
+    async fn find_by_id(&self, id: &AccountId) -> Result<Option<Account>, resetkit::error::StoreError> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let found = self.inner.find_by_id(id).await?;
+        Ok(found.map(|a| {
+            if n >= self.flip_after {
+                a.with_email(Some("new@example.com".into()))
+            } else {
+                a
+            }
+        }))
+    }
+    async fn set_password_hash(
+        &self,
+        id: &AccountId,
+        hash: &resetkit::hasher::PasswordHash,
+    ) -> Result<(), resetkit::error::StoreError> {
+        self.inner.set_password_hash(id, hash).await
+    }
+}
+
+#[tokio::test]
+async fn an_email_change_during_hashing_is_caught_after_consume() {
+    let fx = fixture();
+    let directory = Arc::new(ChangesMidway {
+        inner: fx.accounts.clone(),
+        calls: std::sync::atomic::AtomicUsize::new(0),
+        // complete's first lookup (check_token) sees the old address; the
+        // re-check after consume sees the new one.
+        flip_after: 1,
+    });
+    let service = fx.builder().accounts(directory.clone()).build().expect("service");
+    let token = fx.request_token(&service, "alice@example.com").await;
+    directory.calls.store(0, std::sync::atomic::Ordering::SeqCst);
+    let result = service
+        .complete(&token, secret(GOOD_PASSWORD), secret(GOOD_PASSWORD))
+        .await;
+    assert!(matches!(result, Err(CompleteError::InvalidLink)), "{result:?}");
+    assert_eq!(fx.last_rejection(), Some(RejectReason::EmailChanged));
+    assert!(
+        !service
+            .verify_password(&a1(), &secret(GOOD_PASSWORD))
+            .await
+            .expect("verify")
+    );
+}
+
+/// An event log that refuses to record `ResetCompleted`.
+#[derive(Clone, Default)]
+struct RefusesCompletion(InMemoryEventLog);
+
+#[async_trait]
+impl EventLog for RefusesCompletion {
+    async fn record(&self, event: resetkit::event::Event) -> Result<(), resetkit::error::StoreError> {
+        if matches!(event.kind, EventKind::ResetCompleted) {
+            return Err(resetkit::error::StoreError::unavailable(
+                "events.record",
+                "injected outage",
+            ));
+        }
+        self.0.record(event).await
+    }
+    async fn for_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
+        self.0.for_account(account).await
+    }
+    async fn recent(&self, limit: usize) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
+        self.0.recent(limit).await
+    }
+}
+
+#[tokio::test]
+async fn steps_after_the_reset_are_best_effort() {
+    let fx = fixture();
+    let sessions = Sessions::default();
+    let service = fx
+        .builder()
+        .events(Arc::new(RefusesCompletion(fx.events.clone())))
+        .session_revoker(Arc::new(sessions.clone()))
+        .build()
+        .expect("service");
+    let token = fx.request_token(&service, "alice@example.com").await;
+    service
+        .complete(&token, secret(GOOD_PASSWORD), secret(GOOD_PASSWORD))
+        .await
+        .expect("the reset stands although an event could not be recorded");
+    assert_eq!(
+        *sessions.revoked.lock().expect("lock"),
+        vec![a1()],
+        "sessions still revoked"
+    );
+    let notices = fx.mailer.sent_to("alice@example.com");
+    assert_eq!(notices.len(), 2, "reset mail and the password-changed notice");
+    assert!(
+        service
+            .verify_password(&a1(), &secret(GOOD_PASSWORD))
+            .await
+            .expect("verify")
+    );
+}

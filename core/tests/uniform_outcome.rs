@@ -326,3 +326,31 @@ async fn malformed_input_gets_a_validation_error_naming_the_problem() {
     assert!(fx.mailer.sent().is_empty());
     assert!(fx.events.all().is_empty());
 }
+
+#[tokio::test]
+async fn refused_requests_do_not_keep_the_account_window_full() {
+    // Someone requests resets for alice every minute, far over the limit of
+    // 3 per 15 minutes: only admitted requests count, so a new link goes out
+    // as soon as the oldest admitted one leaves the window.
+    let fx = Fixture::with_accounts(accounts());
+    let service = fx
+        .builder()
+        .rate_limits(RateLimits {
+            per_account: Some(Limit {
+                max: 3,
+                window: Duration::from_secs(900),
+            }),
+            per_client: None,
+        })
+        .build()
+        .expect("service");
+    for _ in 0..20 {
+        service
+            .request("alice@example.com", &RequestContext::default())
+            .await
+            .expect("accepted");
+        fx.clock.advance(Duration::from_secs(60));
+    }
+    // Minutes 0, 1, 2 admitted; 3..14 refused; 15, 16, 17 admitted again.
+    assert_eq!(fx.mailer.sent_to("alice@example.com").len(), 6);
+}

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use resetkit::account::AccountId;
+use resetkit::account::{Account, AccountDirectory, AccountId};
 use resetkit::error::StoreError;
+use resetkit::hasher::PasswordHash;
 use resetkit::mail::{DeliveryError, MailContent, Mailbox, Mailer, OutgoingEmail, SentReceipt};
+use resetkit::memory::InMemoryAccounts;
 use resetkit::sender::FixedSender;
 use resetkit::store::{ConsumeOutcome, RateKey, TokenStore};
 use resetkit::template::{TemplateSource, Templates};
@@ -177,8 +179,40 @@ impl TokenStore for NonAtomicConsume {
     async fn hit(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
         self.0.hit(key, now, window).await
     }
+    async fn admit(
+        &self,
+        key: &RateKey,
+        now: SystemTime,
+        window: Duration,
+        max: u32,
+    ) -> Result<bool, StoreError> {
+        self.0.admit(key, now, window, max).await
+    }
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         self.0.purge_expired(before, batch).await
+    }
+}
+
+/// A directory with a remote store's latency on password writes. The core
+/// re-checks the account after consuming a token, which alone stops most
+/// double spends on an in-memory directory; with real latency the racing
+/// completions all pass that check before any write lands.
+struct SlowWrites(Arc<InMemoryAccounts>);
+
+#[async_trait]
+impl AccountDirectory for SlowWrites {
+    async fn find_by_email(&self, e: &str) -> Result<Vec<Account>, StoreError> {
+        self.0.find_by_email(e).await
+    }
+    async fn find_by_username(&self, u: &str) -> Result<Option<Account>, StoreError> {
+        self.0.find_by_username(u).await
+    }
+    async fn find_by_id(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.0.find_by_id(id).await
+    }
+    async fn set_password_hash(&self, id: &AccountId, hash: &PasswordHash) -> Result<(), StoreError> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.0.set_password_hash(id, hash).await
     }
 }
 
@@ -226,7 +260,10 @@ async fn refused_sender_without_fallback_fails_the_sender_scenarios() {
 async fn non_atomic_consume_fails_the_concurrency_scenario() {
     let report = run(Broken {
         name: "token store with check-then-write consume",
-        tweak: |b, _, stores| b.tokens(Arc::new(NonAtomicConsume(stores.tokens.clone()))),
+        tweak: |b, _, stores| {
+            b.tokens(Arc::new(NonAtomicConsume(stores.tokens.clone())))
+                .accounts(Arc::new(SlowWrites(stores.accounts.clone())))
+        },
     })
     .await;
     assert_failed(&report, &["RST-CONC-001"]);

@@ -73,6 +73,10 @@ impl<T: TokenStore> TokenStore for Counted<T> {
         tick();
         self.0.hit(k, now, w).await
     }
+    async fn admit(&self, k: &RateKey, now: SystemTime, w: Duration, max: u32) -> Result<bool, StoreError> {
+        tick();
+        self.0.admit(k, now, w, max).await
+    }
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         tick();
         self.0.purge_expired(before, batch).await

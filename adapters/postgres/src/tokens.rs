@@ -28,6 +28,7 @@ struct Queries {
     release: Sql,
     revoke: Sql,
     hit: Sql,
+    admit: Sql,
     purge: Sql,
     purge_hits: Sql,
 }
@@ -62,6 +63,7 @@ impl PgTokenStore {
                  WHERE account_id = $1 AND state = 'active'",
             ),
             hit: s("SELECT __SCHEMA__.rate_hit($1, $2, $3)"),
+            admit: s("SELECT __SCHEMA__.rate_admit($1, $2, $3, $4)"),
             purge: s("DELETE FROM __SCHEMA__.tokens WHERE hash IN ( \
                  SELECT hash FROM __SCHEMA__.tokens WHERE expires_at < $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"),
@@ -224,6 +226,26 @@ impl TokenStore for PgTokenStore {
             .and_then(|r| r.try_get(0))
             .map_err(db_error(OP))?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn admit(
+        &self,
+        key: &RateKey,
+        now: SystemTime,
+        window: Duration,
+        max: u32,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "tokens.admit";
+        let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        sqlx::query(self.sql.admit.q())
+            .bind(key.as_text())
+            .bind(to_db(now))
+            .bind(to_db(start))
+            .bind(i64::from(max))
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(db_error(OP))
     }
 
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {

@@ -3,6 +3,7 @@
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::account::{Account, AccountId};
+use crate::error::StoreError;
 use crate::event::EventKind;
 use crate::flow::{
     CompleteError, Completed, LinkError, LinkInfo, RequestContext, ResetService, run_blocking,
@@ -78,12 +79,20 @@ impl ResetService {
             .map_err(CompleteError::Internal)?;
 
         let now = self.inner.clock.now();
-        match self.inner.tokens.consume(&token.hash(), now).await? {
-            ConsumeOutcome::Consumed(_) => {}
+        let record = match self.inner.tokens.consume(&token.hash(), now).await? {
+            ConsumeOutcome::Consumed(record) => record,
             ConsumeOutcome::Rejected(reason) => {
                 self.reject(Some(account.id.clone()), reason).await?;
                 return Err(CompleteError::InvalidLink);
             }
+        };
+        // The account may have changed while the password was being hashed
+        // (email changed, disabled, password set elsewhere): check the
+        // bindings again now that the token is ours. The token stays spent.
+        let current = self.inner.accounts.find_by_id(&record.account).await?;
+        if let Some(reason) = binding_problem(current.as_ref(), &record) {
+            self.reject(Some(account.id.clone()), reason).await?;
+            return Err(CompleteError::InvalidLink);
         }
         if let Err(error) = self.inner.accounts.set_password_hash(&account.id, &hash).await {
             // Give the link back so the user can retry once the store is up.
@@ -92,7 +101,7 @@ impl ResetService {
             }
             return Err(CompleteError::Unavailable(error));
         }
-        self.after_reset(&account).await?;
+        self.after_reset(&account).await;
         Ok(Completed {
             account: account.id,
             username: account.username,
@@ -123,7 +132,14 @@ impl ResetService {
             Some(a) if canonicalize(a.email.as_deref().unwrap_or_default()) != record.sent_to => {
                 Some(RejectReason::EmailChanged)
             }
-            Some(_) if now >= record.issued_at + DENY_WINDOW => Some(RejectReason::Expired),
+            Some(_)
+                if record
+                    .issued_at
+                    .checked_add(DENY_WINDOW)
+                    .is_none_or(|end| now >= end) =>
+            {
+                Some(RejectReason::Expired)
+            }
             Some(_) => None,
         };
         if let Some(reason) = refusal {
@@ -146,51 +162,65 @@ impl ResetService {
         Ok(())
     }
 
-    async fn after_reset(&self, account: &Account) -> Result<(), CompleteError> {
-        let now = self.inner.clock.now();
-        let count = self
-            .inner
-            .tokens
-            .revoke_for_account(&account.id, RevokeReason::PasswordReset, now)
-            .await?;
-        self.record(Some(account.id.clone()), EventKind::ResetCompleted)
-            .await?;
-        if count > 0 {
-            self.record(
-                Some(account.id.clone()),
-                EventKind::LinksRevoked {
-                    reason: RevokeReason::PasswordReset,
-                    count,
-                },
-            )
-            .await?;
-        }
+    /// Everything that follows a reset, best effort: the password is
+    /// already changed, so a failing step is logged and recorded where
+    /// possible, and the remaining steps still run. Sessions go first.
+    async fn after_reset(&self, account: &Account) {
+        let id = || Some(account.id.clone());
         if let Some(hook) = &self.inner.sessions
             && let Err(reason) = hook.revoke_sessions(&account.id).await
         {
             tracing::error!(%reason, "session revocation after password reset failed");
-            self.record(
-                Some(account.id.clone()),
-                EventKind::SessionRevocationFailed { reason },
-            )
-            .await?;
-        }
-        if let Some(sender) = self.sender_for_notice(account).await? {
-            let values = template::password_changed_context(
-                &self.inner.site_name,
-                &account.username,
-                &self.inner.security_link,
+            self.best_effort(
+                self.record(id(), EventKind::SessionRevocationFailed { reason })
+                    .await,
             );
-            self.deliver(
-                EmailKind::PasswordChanged,
-                &values,
-                &RequestContext::default(),
-                &sender,
-                std::slice::from_ref(account),
-            )
-            .await?;
         }
-        Ok(())
+        let now = self.inner.clock.now();
+        let revoked = self
+            .inner
+            .tokens
+            .revoke_for_account(&account.id, RevokeReason::PasswordReset, now)
+            .await;
+        self.best_effort(self.record(id(), EventKind::ResetCompleted).await);
+        match revoked {
+            Ok(0) => {}
+            Ok(count) => {
+                let kind = EventKind::LinksRevoked {
+                    reason: RevokeReason::PasswordReset,
+                    count,
+                };
+                self.best_effort(self.record(id(), kind).await);
+            }
+            Err(error) => self.best_effort(Err(error)),
+        }
+        match self.sender_for_notice(account).await {
+            Ok(Some(sender)) => {
+                let values = template::password_changed_context(
+                    &self.inner.site_name,
+                    &account.username,
+                    &self.inner.security_link,
+                );
+                let sent = self
+                    .deliver(
+                        EmailKind::PasswordChanged,
+                        &values,
+                        &RequestContext::default(),
+                        &sender,
+                        std::slice::from_ref(account),
+                    )
+                    .await;
+                self.best_effort(sent);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "password-changed notice not sent"),
+        }
+    }
+
+    fn best_effort(&self, result: Result<(), StoreError>) {
+        if let Err(error) = result {
+            tracing::error!(%error, "step after a completed password reset failed; the reset stands");
+        }
     }
 
     async fn sender_for_notice(
@@ -234,17 +264,9 @@ impl ResetService {
         };
         let now = self.inner.clock.now();
         let account = self.inner.accounts.find_by_id(&record.account).await?;
-        let verdict = match (&account, record.unusable_reason(now)) {
-            (_, Some(reason)) => Err(reason),
-            (None, None) => Err(RejectReason::AccountGone),
-            (Some(a), None) if a.disabled => Err(RejectReason::AccountDisabled),
-            (Some(a), None) if canonicalize(a.email.as_deref().unwrap_or_default()) != record.sent_to => {
-                Err(RejectReason::EmailChanged)
-            }
-            (Some(a), None) if a.password_stamp() != record.password_stamp => {
-                Err(RejectReason::PasswordChanged)
-            }
-            (Some(_), None) => Ok(()),
+        let verdict = match record.unusable_reason(now) {
+            Some(reason) => Err(reason),
+            None => binding_problem(account.as_ref(), &record).map_or(Ok(()), Err),
         };
         match (verdict, account) {
             (Ok(()), Some(account)) => Ok(Checked {
@@ -258,5 +280,18 @@ impl ResetService {
             }
             (Ok(()), None) => Err(LinkError::InvalidLink),
         }
+    }
+}
+
+/// Why the account no longer matches what the token was issued for.
+fn binding_problem(account: Option<&Account>, record: &TokenRecord) -> Option<RejectReason> {
+    match account {
+        None => Some(RejectReason::AccountGone),
+        Some(a) if a.disabled => Some(RejectReason::AccountDisabled),
+        Some(a) if canonicalize(a.email.as_deref().unwrap_or_default()) != record.sent_to => {
+            Some(RejectReason::EmailChanged)
+        }
+        Some(a) if a.password_stamp() != record.password_stamp => Some(RejectReason::PasswordChanged),
+        Some(_) => None,
     }
 }

@@ -84,8 +84,15 @@ impl ResetService {
         let mut allowed = Vec::with_capacity(eligible.len());
         for account in eligible {
             if let Some(limit) = inner.rate_limits.per_account
-                && self
-                    .over_limit(&RateKey::Account(account.id.clone()), limit)
+                && !self
+                    .inner
+                    .tokens
+                    .admit(
+                        &RateKey::Account(account.id.clone()),
+                        self.inner.clock.now(),
+                        limit.window,
+                        limit.max,
+                    )
                     .await?
             {
                 self.record(
@@ -199,7 +206,10 @@ impl ResetService {
                 return Ok(None);
             }
         };
-        let expires_at = now + inner.token_policy.lifetime;
+        let Some(expires_at) = now.checked_add(inner.token_policy.lifetime) else {
+            tracing::error!("the clock is too far in the future to give a reset link an expiry");
+            return Ok(None);
+        };
         inner
             .tokens
             .insert(TokenRecord {

@@ -76,7 +76,7 @@ impl Outbox for InMemoryOutbox {
             .take(max)
             .map(|row| {
                 row.status = OutboxStatus::Claimed;
-                row.lease_until = Some(now + lease);
+                row.lease_until = Some(now.checked_add(lease).unwrap_or(now));
                 row.entry.attempts += 1;
                 row.entry.clone()
             })

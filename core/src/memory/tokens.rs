@@ -92,6 +92,25 @@ impl TokenStore for InMemoryTokenStore {
         Ok(u32::try_from(hits.len()).unwrap_or(u32::MAX))
     }
 
+    async fn admit(
+        &self,
+        key: &RateKey,
+        now: SystemTime,
+        window: Duration,
+        max: u32,
+    ) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        let hits = state.hits.entry(key.clone()).or_default();
+        let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        hits.retain(|t| *t > start);
+        let within = hits.iter().filter(|t| **t <= now).count();
+        if within >= usize::try_from(max).unwrap_or(usize::MAX) {
+            return Ok(false);
+        }
+        hits.push_back(now);
+        Ok(true)
+    }
+
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         let mut state = lock(&self.state);
         let doomed: Vec<TokenHash> = state

@@ -207,6 +207,47 @@ async fn rate_limit_checks(store: &dyn TokenStore) {
         2,
         "hits at or before now - window are not counted (window is (t0+2s, t0+62s]: t0+3s and this one remain)"
     );
+    admit_checks(store).await;
+}
+
+async fn admit_checks(store: &dyn TokenStore) {
+    let t0 = epoch();
+    let window = Duration::from_secs(60);
+    let key = RateKey::Account(AccountId::from("acct-admit"));
+    for n in 1..=2u64 {
+        assert!(
+            store
+                .admit(&key, t0 + Duration::from_secs(n), window, 2)
+                .await
+                .expect("tokens.admit"),
+            "admit #{n} of 2 is recorded"
+        );
+    }
+    // Refused attempts are not recorded: a steady stream of them must not
+    // keep the window full once the admitted hits age out.
+    for n in 3..=60u64 {
+        assert!(
+            !store
+                .admit(&key, t0 + Duration::from_secs(n), window, 2)
+                .await
+                .expect("tokens.admit"),
+            "over the limit at t0+{n}s"
+        );
+    }
+    assert!(
+        store
+            .admit(&key, t0 + Duration::from_secs(61), window, 2)
+            .await
+            .expect("tokens.admit"),
+        "at t0+61s the hit of t0+1s has left the window, however many attempts were refused"
+    );
+    assert!(
+        !store
+            .admit(&key, t0 + Duration::from_secs(61), window, 2)
+            .await
+            .expect("tokens.admit"),
+        "the slot just freed was taken"
+    );
 }
 
 /// Of `concurrency` simultaneous consumes of one token, exactly one wins.
