@@ -19,13 +19,18 @@ use std::time::{Duration, SystemTime};
 
 use rand::TryRng as _;
 
+use crate::account::AccountDirectory;
 use crate::account::AccountId;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
-use crate::mail::{DeliveryError, Mailer, OutgoingEmail};
+use crate::mail::{DeliveryError, MailContent, Mailbox, Mailer, OutgoingEmail, SentReceipt};
+use crate::sender::SenderResolver;
 use crate::store::{EventLog, Outbox, OutboxEntry};
 use crate::token::EntropyError;
+
+/// How many refused senders one message may fall back past in the worker.
+const MAX_WORKER_FALLBACKS: usize = 4;
 
 /// How emails leave the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +195,14 @@ pub struct DeliveryWorker {
     retry: RetryPolicy,
     batch: usize,
     lease: Duration,
+    fallback: Option<SenderFallback>,
+}
+
+/// What the worker needs to pick another sender when the server refuses one.
+#[derive(Clone)]
+struct SenderFallback {
+    senders: Arc<dyn SenderResolver>,
+    accounts: Arc<dyn AccountDirectory>,
 }
 
 impl std::fmt::Debug for DeliveryWorker {
@@ -219,6 +232,103 @@ impl DeliveryWorker {
             retry: RetryPolicy::default(),
             batch: 32,
             lease: Duration::from_secs(300),
+            fallback: None,
+        }
+    }
+
+    /// When the server refuses a message's sender at `MAIL FROM`, ask
+    /// `senders` for the next sender allowed for the account (looked up in
+    /// `accounts`) and send from it, as inline delivery does.
+    pub fn with_sender_fallback(
+        mut self,
+        senders: Arc<dyn SenderResolver>,
+        accounts: Arc<dyn AccountDirectory>,
+    ) -> Self {
+        self.fallback = Some(SenderFallback { senders, accounts });
+        self
+    }
+
+    /// Sends `email`; on a refused sender, falls back along the resolver
+    /// (recording each refusal and the new sender). Returns the last email
+    /// tried and its result.
+    async fn send(
+        &self,
+        email: &OutgoingEmail,
+        account: Option<&AccountId>,
+    ) -> Result<(OutgoingEmail, Result<SentReceipt, DeliveryError>), StoreError> {
+        let mut email = email.clone();
+        let mut refused: Vec<Mailbox> = Vec::new();
+        loop {
+            let result = self.mailer.send(&email).await;
+            let (Err(DeliveryError::SenderRejected { reply, .. }), Some(fallback), Some(id)) =
+                (&result, &self.fallback, account)
+            else {
+                return Ok((email, result));
+            };
+            if refused.len() >= MAX_WORKER_FALLBACKS {
+                return Ok((email, result));
+            }
+            let Some(owner) = fallback.accounts.find_by_id(id).await? else {
+                return Ok((email, result));
+            };
+            let why = reply
+                .as_ref()
+                .map_or_else(|| "rejected at MAIL FROM".to_owned(), ToString::to_string);
+            refused.push(email.from.clone());
+            let choice = match fallback.senders.resolve_excluding(&owner, &refused, &why).await {
+                Ok(choice) => choice,
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.events
+                        .record(Event::new(
+                            self.clock.now(),
+                            Some(id.clone()),
+                            EventKind::SenderUnavailable { reason },
+                        ))
+                        .await?;
+                    return Ok((email, result));
+                }
+            };
+            if let Err(error) = &result {
+                self.events
+                    .record(failed_event(
+                        self.clock.now(),
+                        Some(id.clone()),
+                        &email,
+                        error,
+                        false,
+                    ))
+                    .await?;
+            }
+            let message_id =
+                new_message_id(choice.from.domain()).unwrap_or_else(|_| email.message_id.clone());
+            let next = OutgoingEmail::new(
+                message_id,
+                email.kind,
+                choice.from.clone(),
+                choice.reply_to.clone(),
+                email.to.clone(),
+                MailContent {
+                    subject: email.subject.clone(),
+                    text: email.expose_text().to_owned(),
+                    html: email.expose_html().to_owned(),
+                },
+            );
+            self.events
+                .record(Event::new(
+                    self.clock.now(),
+                    Some(id.clone()),
+                    EventKind::EmailQueued {
+                        message_id: next.message_id.clone(),
+                        email: next.kind,
+                        from: next.from.address().to_owned(),
+                        to: next.to.address().to_owned(),
+                        sender_strategy: choice.strategy.clone(),
+                        sender_fallbacks: choice.fallbacks.iter().map(ToString::to_string).collect(),
+                    },
+                ))
+                .await?;
+            email = next;
         }
     }
 
@@ -248,12 +358,13 @@ impl DeliveryWorker {
             .await?;
         let mut report = WorkerReport::default();
         for entry in claimed {
+            let (sent, result) = self.send(&entry.email, entry.account.as_ref()).await?;
             let email = &entry.email;
-            match self.mailer.send(email).await {
+            match result {
                 Ok(_) => {
                     self.outbox.mark_sent(&email.message_id, self.clock.now()).await?;
                     self.events
-                        .record(sent_event(self.clock.now(), entry.account.clone(), email))
+                        .record(sent_event(self.clock.now(), entry.account.clone(), &sent))
                         .await?;
                     report.sent += 1;
                 }
@@ -273,7 +384,7 @@ impl DeliveryWorker {
                         .record(failed_event(
                             self.clock.now(),
                             entry.account.clone(),
-                            email,
+                            &sent,
                             &error,
                             retry_at.is_some(),
                         ))

@@ -253,7 +253,7 @@ async fn refused_sender_without_fallback_fails_the_sender_scenarios() {
         tweak: |b, _, _| b.sender(Arc::new(FixedSender::new(TargetConfig::primary_sender()))),
     })
     .await;
-    assert_failed(&report, &["RST-SEND-001", "RST-SEND-002"]);
+    assert_failed(&report, &["RST-SEND-001", "RST-SEND-002", "RST-SEND-006"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

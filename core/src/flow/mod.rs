@@ -232,6 +232,7 @@ impl ResetService {
         d.outbox.clone().map(|outbox| {
             DeliveryWorker::new(outbox, d.mailer.clone(), d.events.clone(), d.clock.clone())
                 .with_retry(self.inner.retry)
+                .with_sender_fallback(self.inner.sender.clone(), self.inner.accounts.clone())
         })
     }
 

@@ -28,6 +28,14 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             body!(sender_fallback),
         ),
         scenario(
+            "RST-SEND-006",
+            "Outbox delivery: a sender refused at MAIL FROM is replaced by the fallback sender too",
+            Must,
+            SENDER,
+            outbox,
+            body!(sender_fallback),
+        ),
+        scenario(
             "RST-SEND-002",
             "Every sender refused: the answer is unchanged and an event names the account and each refusal",
             Must,
