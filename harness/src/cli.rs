@@ -32,7 +32,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the scenario suite against the reference flow (in-memory stores
-    /// and the SMTP mailer sending to the harness's fake server).
+    /// and the SMTP mailer sending to the harness's fake server), or with
+    /// `--target FILE` against a running web app over HTTP.
     Run(RunArgs),
     /// Run the capture SMTP server standalone and print each message's
     /// links as it arrives (point an app's SMTP settings at it).
@@ -64,6 +65,15 @@ pub struct RunArgs {
     /// Show evidence (emails, transcripts) of failures in full.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Drive a web app over HTTP as this target file describes (its forms,
+    /// CSRF, link, accounts); the app's SMTP must point at `--smtp-listen`.
+    /// In-process scenarios are then reported as skipped.
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
+    /// Where the fake SMTP server listens for the app's mail with
+    /// `--target` (default: the file's `smtp.listen`, else 127.0.0.1:2525).
+    #[arg(long, value_name = "ADDR", requires = "target")]
+    pub smtp_listen: Option<SocketAddr>,
 }
 
 /// `smtp` options.
@@ -121,6 +131,9 @@ pub async fn execute(command: Command) -> i32 {
 }
 
 async fn run(args: RunArgs) -> i32 {
+    if args.target.is_some() {
+        return crate::http::command::run(args).await;
+    }
     let selected = scenarios::select(&args.filter);
     if selected.is_empty() {
         eprintln!("resetkit-harness: no scenario matches {:?}", args.filter);

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod conformance;
 pub mod fake_smtp;
+pub mod http;
 pub mod inspect;
 pub mod report;
 pub mod runner;

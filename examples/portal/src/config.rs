@@ -1,0 +1,230 @@
+//! [`PortalConfig`] (mirrors the command line) and [`PortalError`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use resetkit::policy::RateLimits;
+use secrecy::SecretString;
+use url::{Host, Url};
+
+/// Everything the portal is started with. The command line fills it; tests
+/// and the harness build it directly (start from [`PortalConfig::default`]
+/// or [`PortalConfig::local_test`]).
+#[derive(Clone)]
+pub struct PortalConfig {
+    /// Address to listen on (`--listen`, default `127.0.0.1:8080`; port 0
+    /// picks a free port).
+    pub listen: SocketAddr,
+    /// Canonical public base URL links are built on (`--base-url`; default
+    /// `http://<bound address>`). `http://` is accepted only for loopback
+    /// hosts; anything else must be `https://`. Never taken from a request.
+    pub base_url: Option<String>,
+    /// SMTP server URL (`--smtp`, e.g. `smtp://user:pass@mail.example.com:587`,
+    /// `smtp://127.0.0.1:2525?tls=none`). `None` starts the harness's
+    /// in-process capture server.
+    pub smtp: Option<SecretString>,
+    /// Serve `/dev/mail`, the captured messages with their links (`--dev-mail`;
+    /// capture mode only).
+    pub dev_mail: bool,
+    /// Tiny argon2 parameters, for tests and harness runs only (`--fast-hash`).
+    pub fast_hash: bool,
+    /// PostgreSQL URL (`DATABASE_URL` / `--database-url`); `None` keeps
+    /// everything in memory. The command line reads the environment; this
+    /// struct never does.
+    pub database_url: Option<SecretString>,
+    /// Schema of resetkit's tables in PostgreSQL (`--db-schema`, default `resetkit`).
+    pub db_schema: String,
+    /// The From address of reset emails (`--from`; default `noreply@` the base
+    /// URL's host when it is a domain name, else `noreply@portal.localhost`).
+    pub from: Option<String>,
+    /// Rate limits (`--rate-limits`); `None` keeps resetkit's defaults
+    /// (3 emails per account and 20 requests per client address per 15 minutes).
+    pub rate_limits: Option<RateLimits>,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            base_url: None,
+            smtp: None,
+            dev_mail: false,
+            fast_hash: false,
+            database_url: None,
+            db_schema: "resetkit".into(),
+            from: None,
+            rate_limits: None,
+        }
+    }
+}
+
+impl PortalConfig {
+    /// For tests: a free port on 127.0.0.1, capture mail, `/dev/mail` on,
+    /// fast hashing, no rate limits, in-memory stores.
+    pub fn local_test() -> Self {
+        PortalConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            dev_mail: true,
+            fast_hash: true,
+            rate_limits: Some(RateLimits::unlimited()),
+            ..PortalConfig::default()
+        }
+    }
+
+    /// The base URL for a portal bound to `bound`, and whether it is a
+    /// loopback `http://` URL (allowed for local testing only).
+    pub(crate) fn resolve_base_url(&self, bound: SocketAddr) -> Result<(Url, bool), PortalError> {
+        let text = match &self.base_url {
+            Some(text) => text.clone(),
+            None if bound.ip().is_unspecified() => {
+                return Err(PortalError::BaseUrl {
+                    value: format!("http://{bound}"),
+                    reason: "the portal listens on every interface: set --base-url to the public https:// URL users reach it at".into(),
+                });
+            }
+            None => format!("http://{bound}"),
+        };
+        let invalid = |reason: String| PortalError::BaseUrl {
+            value: text.clone(),
+            reason,
+        };
+        let url = Url::parse(&text).map_err(|e| invalid(format!("not an absolute URL: {e}")))?;
+        match url.scheme() {
+            "https" => Ok((url, false)),
+            "http" if url.host().as_ref().is_some_and(is_loopback) => Ok((url, true)),
+            "http" => Err(invalid(
+                "http:// is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://".into(),
+            )),
+            other => Err(invalid(format!(
+                "scheme `{other}` is not supported; use https://"
+            ))),
+        }
+    }
+}
+
+fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+        Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    }
+}
+
+impl fmt::Debug for PortalConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortalConfig")
+            .field("listen", &self.listen)
+            .field("base_url", &self.base_url)
+            .field("smtp", &self.smtp.as_ref().map(|_| "[REDACTED]"))
+            .field("dev_mail", &self.dev_mail)
+            .field("fast_hash", &self.fast_hash)
+            .field("database_url", &self.database_url.as_ref().map(|_| "[REDACTED]"))
+            .field("db_schema", &self.db_schema)
+            .field("from", &self.from)
+            .field("rate_limits", &self.rate_limits)
+            .finish()
+    }
+}
+
+/// Why the portal could not start. Each variant names the setting or the
+/// part that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PortalError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr} (`--listen`): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The base URL is unusable.
+    #[error("`--base-url` {value:?} is invalid: {reason}")]
+    BaseUrl {
+        /// The value (never contains credentials: URLs with them are refused).
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The From address is unusable.
+    #[error("`--from` {value:?} is invalid: {reason}")]
+    From {
+        /// The value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The SMTP URL is unusable.
+    #[error("`--smtp` is invalid: {0}")]
+    Smtp(#[from] resetkit_smtp::ConfigError),
+    /// The in-process capture SMTP server did not start.
+    #[error("the capture SMTP server did not start: {0}")]
+    CaptureServer(#[from] resetkit_harness::fake_smtp::FakeSmtpError),
+    /// PostgreSQL could not be reached or prepared.
+    #[error("PostgreSQL (`DATABASE_URL`): {step} failed: {reason}")]
+    Database {
+        /// What was being done (connect, migrate, seed ...).
+        step: &'static str,
+        /// The error (without the URL's password).
+        reason: String,
+    },
+    /// The reset service refused its settings.
+    #[error("the reset service refused its configuration: {0}")]
+    Service(#[from] resetkit::error::BuildError),
+    /// Hashing the demo passwords or another start-up step failed.
+    #[error("start-up failed: {0}")]
+    Startup(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(base: Option<&str>, bound: &str) -> Result<(Url, bool), PortalError> {
+        let config = PortalConfig {
+            base_url: base.map(str::to_owned),
+            ..PortalConfig::default()
+        };
+        config.resolve_base_url(bound.parse().unwrap())
+    }
+
+    #[test]
+    fn default_base_url_is_the_bound_address_and_loopback_http_is_allowed() {
+        let (url, insecure) = resolve(None, "127.0.0.1:4321").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:4321/");
+        assert!(insecure);
+        assert!(resolve(Some("http://localhost:8080"), "127.0.0.1:1").unwrap().1);
+        assert!(resolve(Some("http://[::1]:8080"), "127.0.0.1:1").unwrap().1);
+        assert!(!resolve(Some("https://app.example.com"), "0.0.0.0:1").unwrap().1);
+    }
+
+    #[test]
+    fn public_http_and_unspecified_listen_need_an_https_base_url() {
+        for (base, bound) in [
+            (Some("http://app.example.com"), "127.0.0.1:1"),
+            (Some("http://localhost.example.com"), "127.0.0.1:1"),
+            (Some("ftp://app.example.com"), "127.0.0.1:1"),
+            (Some("app.example.com"), "127.0.0.1:1"),
+            (None, "0.0.0.0:8080"),
+        ] {
+            let err = resolve(base, bound).unwrap_err();
+            assert!(err.to_string().contains("--base-url"), "{base:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let config = PortalConfig {
+            smtp: Some(SecretString::from("smtp://u:hunter2@mail.example.com")),
+            database_url: Some(SecretString::from("postgres://u:hunter3@db/app")),
+            ..PortalConfig::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2") && !text.contains("hunter3"), "{text}");
+    }
+}

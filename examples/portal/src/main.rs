@@ -1,0 +1,144 @@
+//! The `resetkit-portal` command: the example portal on embedded defaults
+//! (in-memory stores, in-process capture SMTP server, demo accounts), or on
+//! PostgreSQL (`DATABASE_URL`) and a real SMTP server (`--smtp`).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use resetkit::policy::{Limit, RateLimits};
+use resetkit_portal::{DEMO_ACCOUNTS, Portal, PortalConfig};
+use secrecy::SecretString;
+
+/// Example web portal with a hardened "forgot password" flow (resetkit).
+#[derive(Debug, Parser)]
+#[command(name = "resetkit-portal", version)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Public base URL links are built on (default http://<listen>; http://
+    /// only for loopback hosts, otherwise https:// is required).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// SMTP server URL, e.g. smtp://user:pass@mail.example.com:587 or
+    /// smtp://127.0.0.1:2525?tls=none (default: in-process capture server).
+    #[arg(long, env = "PORTAL_SMTP_URL", hide_env_values = true)]
+    smtp: Option<String>,
+    /// Serve /dev/mail, the captured messages with their links (capture mode only).
+    #[arg(long)]
+    dev_mail: bool,
+    /// Tiny argon2 parameters: for tests and harness runs only.
+    #[arg(long)]
+    fast_hash: bool,
+    /// PostgreSQL URL (default: in-memory stores).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Schema of resetkit's tables in PostgreSQL.
+    #[arg(long, default_value = "resetkit")]
+    db_schema: String,
+    /// From address of reset emails (default noreply@<base URL host>).
+    #[arg(long)]
+    from: Option<String>,
+    /// Rate limits per 15 minutes: `ACCOUNT,CLIENT` (emails per account,
+    /// requests per client address; 0 disables one) or `off`
+    /// (default 3,20).
+    #[arg(long, value_parser = parse_rate_limits)]
+    rate_limits: Option<RateLimits>,
+}
+
+fn parse_rate_limits(text: &str) -> Result<RateLimits, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(RateLimits::unlimited());
+    }
+    let (account, client) = text
+        .split_once(',')
+        .ok_or_else(|| format!("expected ACCOUNT,CLIENT (e.g. 3,20) or off, not {text:?}"))?;
+    let limit = |name: &str, value: &str| -> Result<Option<Limit>, String> {
+        let max: u32 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("the {name} limit {value:?} is not a whole number"))?;
+        Ok((max > 0).then_some(Limit {
+            max,
+            window: Duration::from_secs(15 * 60),
+        }))
+    };
+    Ok(RateLimits {
+        per_account: limit("account", account)?,
+        per_client: limit("client", client)?,
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let cli = Cli::parse();
+    let config = PortalConfig {
+        listen: cli.listen,
+        base_url: cli.base_url,
+        smtp: cli.smtp.map(SecretString::from),
+        dev_mail: cli.dev_mail,
+        fast_hash: cli.fast_hash,
+        database_url: cli.database_url.map(SecretString::from),
+        db_schema: cli.db_schema,
+        from: cli.from,
+        rate_limits: cli.rate_limits,
+    };
+    let portal = match Portal::start(config).await {
+        Ok(portal) => portal,
+        Err(error) => {
+            eprintln!("resetkit-portal: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}", portal.banner());
+    let demo: Vec<String> = DEMO_ACCOUNTS
+        .iter()
+        .filter(|a| !a.disabled)
+        .map(|a| format!("{} / {}", a.username, a.password))
+        .collect();
+    eprintln!("demo accounts: {}", demo.join(", "));
+    if cli.dev_mail && portal.mail().is_some() {
+        eprintln!("captured mail: {}/dev/mail", portal.url());
+    }
+    wait_for_signal().await;
+    eprintln!("resetkit-portal: shutting down");
+    portal.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_parse() {
+        assert_eq!(parse_rate_limits("off").unwrap(), RateLimits::unlimited());
+        assert_eq!(parse_rate_limits("3,20").unwrap(), RateLimits::default());
+        let only_account = parse_rate_limits("1, 0").unwrap();
+        assert_eq!(only_account.per_account.unwrap().max, 1);
+        assert!(only_account.per_client.is_none());
+        assert!(parse_rate_limits("3").is_err());
+        assert!(parse_rate_limits("a,b").is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! The demo accounts every portal starts with.
+//!
+//! Their passwords are hashed at start with the service's hasher, after the
+//! same normalisation `ResetService::verify_password` applies, so signing in
+//! with them goes through exactly the path a reset password does.
+
+use std::sync::Arc;
+
+use resetkit::account::Account;
+use resetkit::hasher::PasswordHasher;
+use resetkit::policy::PasswordPolicy;
+use secrecy::SecretString;
+
+use crate::config::PortalError;
+
+/// One seeded account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoAccount {
+    /// Account id (the username).
+    pub id: &'static str,
+    /// Username.
+    pub username: &'static str,
+    /// Stored email address.
+    pub email: &'static str,
+    /// Password it starts with.
+    pub password: &'static str,
+    /// Disabled accounts cannot sign in or reset (and are not told apart).
+    pub disabled: bool,
+}
+
+/// The seeded accounts: `dave` and `erin` share `family@example.test`;
+/// `carol` is disabled.
+pub const DEMO_ACCOUNTS: [DemoAccount; 5] = [
+    DemoAccount {
+        id: "alice",
+        username: "alice",
+        email: "alice@example.test",
+        password: "alice-demo-password-1",
+        disabled: false,
+    },
+    DemoAccount {
+        id: "bob",
+        username: "bob",
+        email: "bob@example.test",
+        password: "bob-demo-password-22",
+        disabled: false,
+    },
+    DemoAccount {
+        id: "carol",
+        username: "carol",
+        email: "carol@example.test",
+        password: "carol-demo-password-5",
+        disabled: true,
+    },
+    DemoAccount {
+        id: "dave",
+        username: "dave",
+        email: "family@example.test",
+        password: "dave-demo-password-3",
+        disabled: false,
+    },
+    DemoAccount {
+        id: "erin",
+        username: "erin",
+        email: "family@example.test",
+        password: "erin-demo-password-4",
+        disabled: false,
+    },
+];
+
+/// The demo accounts with their passwords hashed by `hasher`.
+pub(crate) async fn demo_accounts(hasher: Arc<dyn PasswordHasher>) -> Result<Vec<Account>, PortalError> {
+    tokio::task::spawn_blocking(move || {
+        DEMO_ACCOUNTS
+            .iter()
+            .map(|demo| {
+                let normalized = SecretString::from(PasswordPolicy::normalize(demo.password));
+                let hash = hasher.hash(&normalized).map_err(|e| {
+                    PortalError::Startup(format!("hashing the password of `{}`: {e}", demo.id))
+                })?;
+                Ok(Account::new(demo.id, demo.username, demo.email)
+                    .with_disabled(demo.disabled)
+                    .with_password_hash(hash))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| PortalError::Startup(format!("hashing the demo passwords: {e}")))?
+}

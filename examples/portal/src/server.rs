@@ -1,0 +1,177 @@
+//! [`Portal::start`] and the handle it returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use resetkit::ResetService;
+use resetkit_harness::fake_smtp::FakeSmtpServer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::backend::{self, Backend};
+use crate::config::{PortalConfig, PortalError};
+use crate::routes::{self, App};
+use crate::session::{SessionSettings, SessionStore};
+
+/// How long [`RunningPortal::shutdown`] waits for open connections and the
+/// delivery worker before abandoning them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The portal.
+#[derive(Debug, Clone, Copy)]
+pub struct Portal;
+
+impl Portal {
+    /// Binds the listen address, prepares the stores, the mailer and the
+    /// demo accounts, and serves until the returned handle is shut down or
+    /// dropped. Must be called inside a multi-threaded tokio runtime.
+    pub async fn start(config: PortalConfig) -> Result<RunningPortal, PortalError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| PortalError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| PortalError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (base_url, allow_http) = config.resolve_base_url(addr)?;
+        let sessions = Arc::new(SessionStore::new(SessionSettings {
+            secure_cookie: base_url.scheme() == "https",
+            ..SessionSettings::default()
+        }));
+        let backend = Backend::start(&config, &base_url, allow_http, sessions.clone()).await?;
+        if config.dev_mail && backend.capture.is_none() {
+            tracing::warn!("--dev-mail has no effect with --smtp: mail goes to the SMTP server");
+        }
+        let capture = backend.capture.map(Arc::new);
+        let app = Arc::new(App {
+            service: backend.service.clone(),
+            accounts: backend.accounts,
+            hasher: backend.hasher,
+            decoy_hash: backend.decoy_hash,
+            sessions,
+            dev_mail: capture.clone().filter(|_| config.dev_mail),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let worker = tokio::spawn(backend::run_worker(
+            backend.worker,
+            backend.wake,
+            backend.tokens,
+            stopped.clone(),
+        ));
+        let router = routes::router(app);
+        let mut serve_stop = stopped;
+        let server = tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let result = axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    while serve_stop.changed().await.is_ok() {
+                        if *serve_stop.borrow() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "portal server stopped");
+            }
+        });
+        Ok(RunningPortal {
+            addr,
+            base_url,
+            mail_label: backend.mail_label,
+            store_label: backend.store_label,
+            service: backend.service,
+            stop,
+            server: Some(server),
+            worker: Some(worker),
+            capture,
+        })
+    }
+}
+
+/// A running portal. Dropping it stops accepting connections and the
+/// delivery worker (in the background); [`shutdown`](Self::shutdown) waits.
+pub struct RunningPortal {
+    addr: SocketAddr,
+    base_url: Url,
+    mail_label: String,
+    store_label: &'static str,
+    service: ResetService,
+    stop: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    worker: Option<JoinHandle<()>>,
+    capture: Option<Arc<FakeSmtpServer>>,
+}
+
+impl std::fmt::Debug for RunningPortal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningPortal")
+            .field("addr", &self.addr)
+            .field("base_url", &self.base_url.as_str())
+            .field("mail", &self.mail_label)
+            .field("store", &self.store_label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningPortal {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, where to send requests.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The base URL links are built on.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The in-process capture SMTP server (capture mode; `None` with `--smtp`).
+    pub fn mail(&self) -> Option<&FakeSmtpServer> {
+        self.capture.as_deref()
+    }
+
+    /// The reset service behind the pages.
+    pub fn service(&self) -> &ResetService {
+        &self.service
+    }
+
+    /// The start-up line: `portal listening on http://ADDR (base URL ..., mail: ..., store: ...)`.
+    pub fn banner(&self) -> String {
+        let base = match self.base_url.path() {
+            "/" => self.base_url.as_str().trim_end_matches('/'),
+            _ => self.base_url.as_str(),
+        };
+        format!(
+            "portal listening on http://{} (base URL {base}, mail: {}, store: {})",
+            self.addr, self.mail_label, self.store_label
+        )
+    }
+
+    /// Stops accepting connections, lets open requests and the current
+    /// delivery pass finish (at most a few seconds), then returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for task in [self.server.take(), self.worker.take()].into_iter().flatten() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningPortal {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

@@ -1,0 +1,273 @@
+//! The portal's flows end to end over HTTP: forgot → mail → link → new
+//! password → sign in; shared emails; "this wasn't me"; sign-in; /dev/mail.
+
+mod common;
+
+use common::{Browser, mail_count, reset_mail, settle, start, start_with};
+use reqwest::StatusCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_mail_link_new_password_then_sign_in() {
+    let portal = start().await;
+    let user = Browser::new(&portal);
+
+    // The old password works before the reset.
+    user.sign_in("alice", "alice-demo-password-1")
+        .await
+        .assert_redirect("/account");
+    user.forget_cookies();
+
+    let home = user.get("/").await;
+    assert!(home.body.contains("href=\"/login\"") && home.body.contains("href=\"/forgot\""));
+
+    let sent = user.forgot("alice@example.test").await;
+    sent.assert_redirect("/forgot/sent");
+    let page = user.get("/forgot/sent").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Check your email"));
+
+    let mail = reset_mail(&portal, 0, "alice@example.test", "alice").await;
+    assert_eq!(mail.to, vec!["alice@example.test".to_owned()]);
+
+    // The link moves the token into the session and lands on a clean URL.
+    let link = user.get(&mail.path()).await;
+    link.assert_redirect("/reset/new");
+    let form = user.get("/reset/new").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains(">alice<"), "the form names the account");
+    assert!(!form.body.contains(&mail.token), "the token is not in the page");
+    let csrf = form.csrf();
+
+    // Mismatch and a weak password re-render the form; the link still works.
+    let mismatch = user
+        .post(
+            "/reset/new",
+            &[
+                ("password", "tangerine lighthouse orbit 42"),
+                ("confirm", "tangerine lighthouse orbit 43"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(mismatch.status, StatusCode::OK);
+    assert!(mismatch.body.contains("do not match"), "{}", mismatch.body);
+    let weak = user
+        .post(
+            "/reset/new",
+            &[("password", "short"), ("confirm", "short"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::OK);
+    assert!(weak.body.contains("at least 15 characters"), "{}", weak.body);
+
+    let new_password = "tangerine lighthouse orbit 42";
+    let done = user
+        .post(
+            "/reset/new",
+            &[
+                ("password", new_password),
+                ("confirm", new_password),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    done.assert_redirect("/reset/done");
+    let page = user.get("/reset/done").await;
+    assert!(page.body.contains("Your password has been changed"));
+
+    // The link is spent.
+    user.get(&mail.path()).await.assert_redirect("/reset/invalid");
+    let invalid = user.get("/reset/invalid").await;
+    assert_eq!(invalid.status, StatusCode::OK);
+    assert!(invalid.body.contains("invalid or has expired"));
+
+    // Old password refused, new one accepted.
+    let old = user.sign_in("alice", "alice-demo-password-1").await;
+    assert_eq!(old.status, StatusCode::OK);
+    assert!(old.body.contains("Wrong username or password"));
+    user.sign_in("alice", new_password)
+        .await
+        .assert_redirect("/account");
+    let account = user.get("/account").await;
+    assert!(account.body.contains("Signed in as alice"), "{}", account.body);
+    portal.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_email_accounts_can_each_reset() {
+    let portal = start().await;
+    let user = Browser::new(&portal);
+    user.forgot("family@example.test")
+        .await
+        .assert_redirect("/forgot/sent");
+    let dave = reset_mail(&portal, 0, "family@example.test", "dave").await;
+    let erin = reset_mail(&portal, 0, "family@example.test", "erin").await;
+    assert_ne!(dave.token, erin.token);
+
+    for (mail, username, password) in [
+        (&dave, "dave", "violet harbor lanterns at dusk"),
+        (&erin, "erin", "copper kettle whistles twice"),
+    ] {
+        let b = Browser::new(&portal);
+        b.get(&mail.path()).await.assert_redirect("/reset/new");
+        let form = b.get("/reset/new").await;
+        assert!(form.body.contains(&format!(">{username}<")), "{}", form.body);
+        let csrf = form.csrf();
+        b.post(
+            "/reset/new",
+            &[
+                ("password", password),
+                ("confirm", password),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await
+        .assert_redirect("/reset/done");
+        b.sign_in(username, password).await.assert_redirect("/account");
+        assert!(
+            b.get("/account")
+                .await
+                .body
+                .contains(&format!("Signed in as {username}"))
+        );
+    }
+    // Signing in with the shared email is ambiguous, so it is refused.
+    let b = Browser::new(&portal);
+    let shared = b
+        .sign_in("family@example.test", "violet harbor lanterns at dusk")
+        .await;
+    assert!(shared.body.contains("Wrong username or password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_link_asks_before_revoking() {
+    let portal = start().await;
+    let user = Browser::new(&portal);
+    user.forgot("bob").await.assert_redirect("/forgot/sent");
+    let mail = reset_mail(&portal, 0, "bob@example.test", "bob").await;
+    assert!(mail.deny_path().starts_with("/reset/deny?token="));
+
+    // A mail scanner fetching the deny link changes nothing.
+    let scanner = Browser::new(&portal);
+    let confirm = scanner.get(&mail.deny_path()).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("action=\"/reset/deny\""));
+    assert!(!confirm.body.contains(&mail.token));
+    scanner.head(&mail.deny_path()).await;
+    user.get(&mail.path()).await.assert_redirect("/reset/new");
+
+    // The user confirms: the link dies.
+    let csrf = confirm.csrf();
+    scanner
+        .post("/reset/deny", &[("csrf_token", &csrf)])
+        .await
+        .assert_redirect("/reset/deny/done");
+    assert!(scanner.get("/reset/deny/done").await.body.contains("cancelled"));
+    user.get("/reset/new").await.assert_redirect("/reset/invalid");
+    user.get(&mail.path()).await.assert_redirect("/reset/invalid");
+    // Without a token there is nothing to confirm.
+    Browser::new(&portal)
+        .get("/reset/deny")
+        .await
+        .assert_redirect("/reset/invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_refuses_without_saying_why_and_rotates_the_session() {
+    let portal = start().await;
+    let user = Browser::new(&portal);
+    for (identifier, password) in [
+        ("alice", "wrong password here"),
+        ("nobody", "alice-demo-password-1"),
+        ("carol", "carol-demo-password-5"),
+        ("alice\u{0}", "alice-demo-password-1"),
+    ] {
+        let page = user.sign_in(identifier, password).await;
+        assert_eq!(page.status, StatusCode::OK, "{identifier}");
+        assert!(page.body.contains("Wrong username or password"), "{identifier}");
+        assert!(page.set_cookies().is_empty());
+    }
+    let before = user.cookie("portal_session").unwrap();
+    user.sign_in("Alice@Example.TEST", "alice-demo-password-1")
+        .await
+        .assert_redirect("/account");
+    let after = user.cookie("portal_session").unwrap();
+    assert_ne!(before, after, "signing in starts a new session");
+    assert!(user.get("/account").await.body.contains("Signed in as alice"));
+
+    let csrf = user.get("/account").await.csrf();
+    user.post("/logout", &[("csrf_token", &csrf)])
+        .await
+        .assert_redirect("/");
+    user.get("/account").await.assert_redirect("/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_signs_the_account_out_everywhere() {
+    let portal = start().await;
+    let elsewhere = Browser::new(&portal);
+    elsewhere
+        .sign_in("bob", "bob-demo-password-22")
+        .await
+        .assert_redirect("/account");
+    let user = Browser::new(&portal);
+    user.forgot("bob@example.test").await;
+    let mail = reset_mail(&portal, 0, "bob@example.test", "bob").await;
+    user.get(&mail.path()).await;
+    let csrf = user.get("/reset/new").await.csrf();
+    let pw = "a brand new pass phrase here";
+    user.post(
+        "/reset/new",
+        &[("password", pw), ("confirm", pw), ("csrf_token", &csrf)],
+    )
+    .await
+    .assert_redirect("/reset/done");
+    elsewhere.get("/account").await.assert_redirect("/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mail_is_off_unless_enabled() {
+    let off = start_with(|c| c.dev_mail = false).await;
+    let b = Browser::new(&off);
+    b.forgot("alice").await.assert_redirect("/forgot/sent");
+    assert_eq!(b.get("/dev/mail").await.status, StatusCode::NOT_FOUND);
+    assert!(off.mail().is_some(), "capture still runs without the page");
+
+    let on = start().await;
+    let b = Browser::new(&on);
+    b.forgot("alice").await;
+    let mail = reset_mail(&on, 0, "alice@example.test", "alice").await;
+    let page = b.get("/dev/mail").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("alice@example.test"));
+    assert!(
+        page.body.contains(&format!("href=\"{}\"", mail.link)),
+        "{}",
+        page.body
+    );
+    assert_eq!(settle(&on).await, mail_count(&on));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_mode_sends_to_the_configured_server() {
+    let server = resetkit_harness::fake_smtp::FakeSmtpServer::start().unwrap();
+    let smtp_url = format!("{}?tls=none", server.url());
+    let portal = start_with(|c| c.smtp = Some(secrecy::SecretString::from(smtp_url.clone()))).await;
+    assert!(portal.mail().is_none(), "no capture server with --smtp");
+    assert!(
+        portal.banner().contains(&format!("mail: {smtp_url}")),
+        "{}",
+        portal.banner()
+    );
+    let user = Browser::new(&portal);
+    assert_eq!(user.get("/dev/mail").await.status, StatusCode::NOT_FOUND);
+    user.forgot("bob").await.assert_redirect("/forgot/sent");
+    let mail = server
+        .wait_for(
+            |m| m.has_recipient("bob@example.test"),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mail.mail_from, "noreply@portal.localhost");
+}

@@ -1,0 +1,84 @@
+//! The portal on PostgreSQL: the whole flow with resetkit's tables in a
+//! fresh schema, and the demo accounts upserted again at the next start.
+//!
+//! Needs `DATABASE_URL` (`scripts/test.sh` starts a throwaway cluster).
+//! Without it the test prints a loud SKIP; with `RESETKIT_REQUIRE_DB=1` a
+//! missing database is a failure.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{Browser, reset_mail, start_with};
+use secrecy::SecretString;
+
+fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let message = "portal PostgreSQL test: DATABASE_URL is not set (run scripts/test.sh)";
+            if std::env::var("RESETKIT_REQUIRE_DB").is_ok_and(|v| v == "1") {
+                panic!("{message} (RESETKIT_REQUIRE_DB=1, so this is a failure)");
+            }
+            eprintln!("\n*** SKIPPED *** {message}\n");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flow_works_on_postgres_and_restarts_reseed() {
+    let Some(url) = database_url() else {
+        return;
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let schema = format!("portal_test_{}_{nanos}", std::process::id());
+    let configure = |c: &mut resetkit_portal::PortalConfig| {
+        c.database_url = Some(SecretString::from(url.clone()));
+        c.db_schema = schema.clone();
+    };
+
+    let portal = start_with(configure).await;
+    assert!(portal.banner().contains("store: postgres"), "{}", portal.banner());
+    let user = Browser::new(&portal);
+    user.sign_in("bob", "bob-demo-password-22")
+        .await
+        .assert_redirect("/account");
+    user.forgot("bob@example.test")
+        .await
+        .assert_redirect("/forgot/sent");
+    let mail = reset_mail(&portal, 0, "bob@example.test", "bob").await;
+    user.get(&mail.path()).await.assert_redirect("/reset/new");
+    let csrf = user.get("/reset/new").await.csrf();
+    let pw = "postgres keeps this one safe";
+    user.post(
+        "/reset/new",
+        &[("password", pw), ("confirm", pw), ("csrf_token", &csrf)],
+    )
+    .await
+    .assert_redirect("/reset/done");
+    user.sign_in("bob", pw).await.assert_redirect("/account");
+    portal.shutdown().await;
+
+    // A restart upserts the demo accounts: the demo password is back and the
+    // old link stays dead.
+    let portal = start_with(configure).await;
+    let user = Browser::new(&portal);
+    user.sign_in("bob", "bob-demo-password-22")
+        .await
+        .assert_redirect("/account");
+    user.get(&mail.path()).await.assert_redirect("/reset/invalid");
+    portal.shutdown().await;
+
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("connect to drop the schema");
+    // The schema name is ours: letters, digits and `_` only.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+        .execute(&pool)
+        .await
+        .expect("drop the test schema");
+}

@@ -1,0 +1,129 @@
+//! Runs the HTTP scenarios against a running app whose SMTP points at the
+//! harness's fake server: one [`HttpCtx`] per scenario (its own exchange
+//! log and mail mark), one [`RunState`] for the whole run (what the app has
+//! been asked so far, the passwords the harness set).
+//!
+//! The app keeps its state between scenarios, so scenarios spread their
+//! requests over the listed accounts and keep count against the rate limits
+//! the target file declares; an email that does not arrive once a declared
+//! limit is spent is a harness error naming the limit, not a failure.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::context::{HttpCtx, RunState};
+use super::target_file::HttpTarget;
+use crate::fake_smtp::FakeSmtpServer;
+use crate::report::Progress;
+use crate::runner::{Check, Problem};
+use crate::scenario::{Evidence, RunReport, ScenarioInfo, ScenarioResult, Severity, Verdict};
+
+/// A boxed HTTP scenario body.
+pub type BoxHttpCheck<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
+
+/// One HTTP scenario.
+pub struct HttpScenario {
+    /// The description.
+    pub info: ScenarioInfo,
+    /// Why it cannot run against this target (`None`: it can).
+    pub applies: fn(&HttpTarget) -> Option<String>,
+    /// The checks.
+    pub run: for<'a> fn(&'a HttpCtx) -> BoxHttpCheck<'a>,
+}
+
+/// Every scenario result for a run with `--target`: the HTTP scenarios that
+/// apply, those that do not (skipped with the reason), and `in_process`
+/// scenarios skipped because they need the in-process target.
+pub async fn run(
+    target: Arc<HttpTarget>,
+    server: Arc<FakeSmtpServer>,
+    scenarios: &[HttpScenario],
+    in_process: &[ScenarioInfo],
+    strict: bool,
+    progress: &mut dyn Progress,
+) -> RunReport {
+    let started = Instant::now();
+    let state = Arc::new(RunState::default());
+    let total = scenarios.len() + in_process.len();
+    let mut results = Vec::with_capacity(total);
+    for (index, scenario) in scenarios.iter().enumerate() {
+        progress.started(index, total, &scenario.info);
+        let result = run_one(&target, &server, &state, scenario).await;
+        progress.finished(&result);
+        results.push(result);
+    }
+    for (offset, info) in in_process.iter().enumerate() {
+        progress.started(scenarios.len() + offset, total, info);
+        let result = skipped(info, NEEDS_IN_PROCESS);
+        progress.finished(&result);
+        results.push(result);
+    }
+    RunReport {
+        target: format!("HTTP target {} ({})", target.name, target.base_url),
+        results,
+        duration: started.elapsed(),
+        strict,
+    }
+}
+
+/// Why in-process scenarios are skipped in an HTTP run.
+pub const NEEDS_IN_PROCESS: &str =
+    "needs the in-process target (it controls the clock, stores or mailer); run without --target";
+
+/// A skipped result.
+pub fn skipped(info: &ScenarioInfo, reason: &str) -> ScenarioResult {
+    ScenarioResult {
+        group: info.group(),
+        info: info.clone(),
+        verdict: Verdict::Skipped(reason.to_owned()),
+        expected: None,
+        actual: None,
+        evidence: Evidence::default(),
+        duration: Duration::ZERO,
+    }
+}
+
+/// Runs one HTTP scenario (skipped when it does not apply to the target).
+pub async fn run_one(
+    target: &Arc<HttpTarget>,
+    server: &Arc<FakeSmtpServer>,
+    state: &Arc<RunState>,
+    scenario: &HttpScenario,
+) -> ScenarioResult {
+    if let Some(reason) = (scenario.applies)(target) {
+        return skipped(&scenario.info, &reason);
+    }
+    let started = Instant::now();
+    let ctx = HttpCtx::new(target.clone(), server.clone(), state.clone());
+    let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, (scenario.run)(&ctx))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Problem::Error(format!(
+                "the scenario did not finish within {SCENARIO_TIMEOUT:?}"
+            )))
+        });
+    let (verdict, expected, actual) = match outcome {
+        Ok(()) => (Verdict::Pass, None, None),
+        Err(Problem::Fail { expected, actual }) if scenario.info.severity != Severity::Must => {
+            (Verdict::Warn, Some(expected), Some(actual))
+        }
+        Err(Problem::Fail { expected, actual }) => (Verdict::Fail, Some(expected), Some(actual)),
+        Err(Problem::Warn { expected, actual }) => (Verdict::Warn, Some(expected), Some(actual)),
+        Err(Problem::Skip(reason)) => (Verdict::Skipped(reason), None, None),
+        Err(Problem::Error(reason)) => (Verdict::Error(reason), None, None),
+    };
+    ScenarioResult {
+        group: scenario.info.group(),
+        info: scenario.info.clone(),
+        verdict,
+        expected,
+        actual,
+        evidence: ctx.evidence(),
+        duration: started.elapsed(),
+    }
+}
+
+/// Longest a scenario may take.
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);

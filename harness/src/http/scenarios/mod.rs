@@ -1,0 +1,127 @@
+//! The black-box scenarios run over HTTP (`RST-HTTP-NNN`), in run order.
+//!
+//! The app keeps its state from one scenario to the next, so the order
+//! matters: the flow checks come first, the ones that spend rate limits
+//! (identical answers with a throttled identifier, then timing) last.
+
+mod enumeration;
+mod flow;
+mod injection;
+mod links;
+
+use super::context::HttpCtx;
+use super::runner::{BoxHttpCheck, HttpScenario};
+use super::target_file::{HttpTarget, LookAlikeKind};
+use crate::scenario::{Requirement, ScenarioInfo, Severity};
+
+/// Every HTTP scenario, in run order.
+pub fn all() -> Vec<HttpScenario> {
+    [
+        flow::first(),
+        injection::scenarios(),
+        links::scenarios(),
+        flow::shared(),
+        enumeration::scenarios(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The HTTP scenarios `patterns` select (ID prefix or glob; none selects all).
+pub fn select(patterns: &[String]) -> Vec<HttpScenario> {
+    all()
+        .into_iter()
+        .filter(|s| patterns.is_empty() || patterns.iter().any(|p| s.info.matches(p)))
+        .collect()
+}
+
+pub(crate) const OWASP: &str = "OWASP Forgot Password Cheat Sheet";
+
+/// Builds a scenario.
+pub(crate) fn scenario(
+    id: &'static str,
+    title: &'static str,
+    severity: Severity,
+    requirement: (&'static str, &'static str),
+    applies: fn(&HttpTarget) -> Option<String>,
+    run: for<'a> fn(&'a HttpCtx) -> BoxHttpCheck<'a>,
+) -> HttpScenario {
+    HttpScenario {
+        info: ScenarioInfo {
+            id,
+            title,
+            severity,
+            requirement: Requirement {
+                source: requirement.0,
+                text: requirement.1,
+            },
+        },
+        applies,
+        run,
+    }
+}
+
+/// Wraps an `async fn(&HttpCtx) -> Check` as a scenario body.
+macro_rules! http_body {
+    ($f:path) => {{
+        fn boxed(ctx: &$crate::http::context::HttpCtx) -> $crate::http::runner::BoxHttpCheck<'_> {
+            Box::pin($f(ctx))
+        }
+        boxed
+    }};
+}
+pub(crate) use http_body;
+
+/// Applies when the target lists an enabled account with its own address.
+pub(crate) fn needs_account(target: &HttpTarget) -> Option<String> {
+    target
+        .plain_accounts()
+        .is_empty()
+        .then(|| "the target file lists no enabled account with an address of its own ([[accounts]])".into())
+}
+
+/// Applies when two listed accounts share an address.
+pub(crate) fn needs_shared(target: &HttpTarget) -> Option<String> {
+    target
+        .shared_email_groups()
+        .is_empty()
+        .then(|| "the target file lists no two enabled accounts sharing an address ([[accounts]])".into())
+}
+
+fn needs_lookalike(target: &HttpTarget, kind: LookAlikeKind, what: &str) -> Option<String> {
+    let any = target.lookalikes.iter().any(|l| {
+        target
+            .account(&l.account)
+            .is_some_and(|a| l.kind(&a.email) == kind)
+    });
+    (!any).then(|| format!("the target file lists no {what} of an account's address ([[lookalikes]])"))
+}
+
+/// Applies when a case variant is listed.
+pub(crate) fn needs_case_variant(target: &HttpTarget) -> Option<String> {
+    needs_lookalike(target, LookAlikeKind::CaseVariant, "case variant")
+}
+
+/// Applies when a Unicode look-alike is listed.
+pub(crate) fn needs_unicode_lookalike(target: &HttpTarget) -> Option<String> {
+    needs_lookalike(target, LookAlikeKind::Unicode, "Unicode look-alike")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique_and_numbered_in_run_order() {
+        let all = super::all();
+        let mut seen = HashSet::new();
+        for (i, s) in all.iter().enumerate() {
+            assert!(seen.insert(s.info.id), "duplicate {}", s.info.id);
+            assert_eq!(s.info.id, format!("RST-HTTP-{:03}", i + 1));
+            assert_eq!(s.info.group(), "HTTP");
+            assert!(!s.info.requirement.text.is_empty() && !s.info.requirement.source.is_empty());
+        }
+        assert_eq!(all.len(), 16);
+    }
+}

@@ -1,0 +1,120 @@
+//! The steps of the flow a scenario takes through the app: open a link and
+//! reach the set-password form, submit a new password, sign in.
+
+use url::Url;
+
+use super::context::{Completion, HttpCtx, driver_error};
+use super::driver::{FormPage, Submission, User, form_in};
+use super::target_file::HttpTarget;
+use crate::runner::Problem;
+
+impl HttpCtx {
+    /// Opens `link` as `user` and finds the set-password form, or says how
+    /// the link was refused.
+    pub async fn open_reset_form(
+        &self,
+        user: &User,
+        link: &Url,
+    ) -> Result<Result<FormPage, Completion>, Problem> {
+        let target = &self.target;
+        let field = &target.set_password.password_field;
+        let visit = user
+            .open(link)
+            .await
+            .map_err(|e| driver_error("opening the reset link", e))?;
+        let visit = match form_in(visit.clone(), field) {
+            Ok(page) => return Ok(Ok(page)),
+            Err(_) => visit,
+        };
+        if let Some(invalid) = &target.link.invalid
+            && invalid.check(&visit).is_ok()
+        {
+            return Ok(Err(Completion::Refused(format!(
+                "opening the link: {} (link.invalid)",
+                visit.summary()
+            ))));
+        }
+        Ok(Err(Completion::Unrecognised(format!(
+            "no form with `{field}` after opening the link: {}",
+            visit.summary()
+        ))))
+    }
+
+    /// Submits `password` (twice when there is a confirmation field) in a
+    /// loaded set-password form.
+    pub async fn submit_password(
+        &self,
+        user: &User,
+        page: &FormPage,
+        password: &str,
+    ) -> Result<Completion, Problem> {
+        submit_password(&self.target, user, page, password).await
+    }
+
+    /// Opens `link` as a new user and sets `password`.
+    pub async fn complete(&self, link: &Url, password: &str) -> Result<Completion, Problem> {
+        let user = self.user("link-opener")?;
+        match self.open_reset_form(&user, link).await? {
+            Ok(page) => self.submit_password(&user, &page, password).await,
+            Err(refused) => Ok(refused),
+        }
+    }
+
+    /// Signs in as a new user; `None` when the target describes no login,
+    /// else whether `login.success` was recognised (the error says what was seen).
+    pub async fn login(
+        &self,
+        identifier: &str,
+        password: &str,
+    ) -> Result<Option<Result<(), String>>, Problem> {
+        let Some(login) = &self.target.login else {
+            return Ok(None);
+        };
+        let user = self.user("signs-in")?;
+        let page = user
+            .load_form(&self.target.url(&login.page), &login.password_field)
+            .await
+            .map_err(|e| driver_error("loading the sign-in form", e))?;
+        let submission = Submission::new()
+            .set(login.identifier_field.clone(), identifier)
+            .set(login.password_field.clone(), password);
+        let visit = user
+            .submit(&page, login.action.as_deref(), &submission)
+            .await
+            .map_err(|e| driver_error("submitting the sign-in form", e))?;
+        Ok(Some(
+            login
+                .success
+                .check(&visit)
+                .map_err(|why| format!("{why} ({})", visit.summary())),
+        ))
+    }
+}
+
+/// Submits `password` (twice when there is a confirmation field) in a
+/// loaded set-password form of `target` and classifies the answer.
+pub async fn submit_password(
+    target: &HttpTarget,
+    user: &User,
+    page: &FormPage,
+    password: &str,
+) -> Result<Completion, Problem> {
+    let flow = &target.set_password;
+    let mut submission = Submission::new().set(flow.password_field.clone(), password);
+    if let Some(confirm) = &flow.confirm_field {
+        submission = submission.set(confirm.clone(), password);
+    }
+    let visit = user
+        .submit(page, None, &submission)
+        .await
+        .map_err(|e| driver_error("submitting the new password", e))?;
+    Ok(match flow.success.check(&visit) {
+        Ok(()) => Completion::Completed(Box::new(visit)),
+        Err(why) => match &flow.failure {
+            Some(failure) if failure.check(&visit).is_ok() => {
+                Completion::Refused(format!("submitting: {} (set_password.failure)", visit.summary()))
+            }
+            _ => Completion::Unrecognised(format!("submitting: {why} ({})", visit.summary())),
+        },
+    })
+}

@@ -1,0 +1,573 @@
+//! The target file: a small TOML description of a web app's reset flow, so
+//! the harness can drive it over HTTP like a user with a browser.
+//!
+//! It says where the forms are and what their fields are called, where the
+//! CSRF token comes from, how the emailed link is followed (a page with the
+//! form, or a redirect to a set-password page that keeps the token in the
+//! session), how success and failure look (status, redirect target, page
+//! text), which test accounts exist, and what rate limits the app applies.
+//! Unknown keys are refused, and every error names the key at fault.
+//!
+//! The shipped file for the example portal (`harness/targets/portal.toml`)
+//! shows every section:
+//!
+//! ```
+//! use resetkit_harness::http::target_file::{Follow, HttpTarget};
+//!
+//! let text = include_str!("../../targets/portal.toml");
+//! let target = HttpTarget::from_toml_str(text, "portal.toml").unwrap();
+//! assert_eq!(target.forgot.identifier_field, "identifier");
+//! assert_eq!(target.link.follow, Follow::Redirect);
+//! assert_eq!(target.shared_email_groups().len(), 1);
+//!
+//! let typo = text.replace("identifier_field", "identifer_field");
+//! let err = HttpTarget::from_toml_str(&typo, "portal.toml").unwrap_err().to_string();
+//! assert!(err.contains("identifer_field"), "{err}");
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::inspect::{LinkExpectation, TokenLocation};
+
+mod de;
+mod validate;
+
+/// Why a target file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetFileError {
+    /// The file cannot be read.
+    #[error("cannot read the target file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, a missing key or a value of the wrong
+    /// type; the message gives the line, the key and what was expected.
+    #[error("target file {origin}: {message}")]
+    Syntax {
+        /// The file (or the name the text was given).
+        origin: String,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// Well-formed, but a value does not make sense.
+    #[error("target file {origin}: `{key}` {reason}")]
+    Invalid {
+        /// The file (or the name the text was given).
+        origin: String,
+        /// The key at fault, dotted (`set_password.page`, `accounts[2].email`).
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A web app's reset flow, as the harness drives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTarget {
+    /// A name for reports (default: the base URL).
+    #[serde(default)]
+    pub name: String,
+    /// Where the app answers, e.g. `http://127.0.0.1:8380`; paths below are
+    /// relative to it.
+    #[serde(deserialize_with = "de::absolute_url")]
+    pub base_url: Url,
+    /// The harness's fake SMTP server, which the app must send to.
+    #[serde(default)]
+    pub smtp: SmtpSettings,
+    /// Optionally, how to start the app for the run (the harness stops it after).
+    pub app: Option<AppLaunch>,
+    /// Where the CSRF token comes from (default: no CSRF token).
+    #[serde(default)]
+    pub csrf: CsrfSettings,
+    /// The "forgot password" form.
+    pub forgot: ForgotFlow,
+    /// The emailed link.
+    #[serde(default)]
+    pub link: LinkSettings,
+    /// The "choose a new password" form.
+    pub set_password: SetPasswordFlow,
+    /// The sign-in form, if the harness should check the new password works.
+    pub login: Option<LoginFlow>,
+    /// The test accounts the app has.
+    #[serde(default)]
+    pub accounts: Vec<TestAccount>,
+    /// Case variants and Unicode look-alikes of the accounts' addresses.
+    #[serde(default)]
+    pub lookalikes: Vec<LookAlike>,
+    /// The app's rate limits, so the harness can plan around them.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How the harness's client behaves.
+    #[serde(default)]
+    pub client: ClientSettings,
+    /// Tuning of individual checks.
+    #[serde(default)]
+    pub checks: CheckSettings,
+}
+
+/// `[smtp]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// The address the fake SMTP server listens on when `--smtp-listen` is
+    /// not given (default `127.0.0.1:2525`).
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[app]`: start the app for the run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppLaunch {
+    /// Program and arguments. `{smtp}` is replaced by the fake server's
+    /// address (`127.0.0.1:2525`), `{base_url}` by the base URL and
+    /// `{listen}` by its `host:port`.
+    pub command: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Environment variables the app must not inherit from the harness
+    /// (e.g. `DATABASE_URL`, which would switch the portal to PostgreSQL).
+    #[serde(default)]
+    pub env_remove: Vec<String>,
+    /// How long to wait for the app to answer (default 180 s: a first
+    /// `cargo run` may compile).
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_secs: u64,
+}
+
+fn default_ready_timeout() -> u64 {
+    180
+}
+
+/// `[csrf]`: where a form's anti-CSRF token comes from and how it is sent back.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrfSettings {
+    /// The hidden form field carrying the token (`csrf_token`,
+    /// `csrfmiddlewaretoken`, `authenticity_token`). Hidden fields are always
+    /// sent back; naming this one makes a missing token an error.
+    pub field: Option<String>,
+    /// A cookie holding the token (double-submit style, e.g. `csrftoken`).
+    pub cookie: Option<String>,
+    /// A `<meta name=...>` holding the token (e.g. `csrf-token`).
+    pub meta: Option<String>,
+    /// A request header to send the cookie's or meta tag's token in (e.g.
+    /// `X-CSRFToken`); without it, the token is sent as `field`.
+    pub header: Option<String>,
+}
+
+impl CsrfSettings {
+    /// True when any token source is named.
+    pub fn is_used(&self) -> bool {
+        self.field.is_some() || self.cookie.is_some() || self.meta.is_some()
+    }
+}
+
+/// How a response is recognised. Every condition given must hold; at least
+/// one must be given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The status of the first response (`303`, or a list `[302, 303]`).
+    #[serde(default, deserialize_with = "de::status_set")]
+    pub status: Option<Vec<u16>>,
+    /// The first response redirects here: a path (`/forgot/sent`; query
+    /// compared only when given) or an absolute URL.
+    pub redirect: Option<String>,
+    /// The final page (after following redirects) contains this text.
+    pub text: Option<String>,
+}
+
+impl Expect {
+    fn is_empty(&self) -> bool {
+        self.status.is_none() && self.redirect.is_none() && self.text.is_none()
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(status) = &self.status {
+            let codes: Vec<String> = status.iter().map(u16::to_string).collect();
+            parts.push(format!("status {}", codes.join(" or ")));
+        }
+        if let Some(redirect) = &self.redirect {
+            parts.push(format!("a redirect to {redirect}"));
+        }
+        if let Some(text) = &self.text {
+            parts.push(format!("a page containing {text:?}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// `[forgot]`: the "forgot password" form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotFlow {
+    /// The page with the form (GET).
+    #[serde(deserialize_with = "de::location")]
+    pub page: String,
+    /// Where the form posts (default: the form's `action`, else the page).
+    #[serde(default, deserialize_with = "de::opt_location")]
+    pub action: Option<String>,
+    /// The field for the email address or username.
+    pub identifier_field: String,
+    /// How "request accepted" looks (the same for every identifier).
+    pub accepted: Expect,
+}
+
+/// Where the token travels in the link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenIn {
+    /// A query parameter (`?token=...`).
+    #[default]
+    Query,
+    /// A fragment parameter (`#token=...`).
+    Fragment,
+    /// The last path segment (`/reset/<token>`).
+    Path,
+}
+
+/// How the emailed link leads to the set-password form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Follow {
+    /// The link's page is the form (the token travels with the form).
+    #[default]
+    Form,
+    /// The link redirects to `set_password.page`, keeping the token in the
+    /// session (cookie).
+    Redirect,
+}
+
+/// `[link]`: the emailed reset link.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSettings {
+    /// Where links must point, without the token (default: `base_url` +
+    /// `/reset`). Scheme, host, port and path are checked.
+    #[serde(default, deserialize_with = "de::opt_absolute_url")]
+    pub url: Option<Url>,
+    /// The token's parameter name (default `token`).
+    #[serde(default = "default_token_param")]
+    pub token_param: String,
+    /// Where the token travels (default `query`).
+    #[serde(default)]
+    pub token_in: TokenIn,
+    /// How the link reaches the form (default `form`).
+    #[serde(default)]
+    pub follow: Follow,
+    /// How opening a dead link looks (optional but recommended).
+    pub invalid: Option<Expect>,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        LinkSettings {
+            url: None,
+            token_param: default_token_param(),
+            token_in: TokenIn::Query,
+            follow: Follow::Form,
+            invalid: None,
+        }
+    }
+}
+
+fn default_token_param() -> String {
+    "token".into()
+}
+
+/// `[set_password]`: the "choose a new password" form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordFlow {
+    /// The page with the form, for `link.follow = "redirect"`.
+    #[serde(default, deserialize_with = "de::opt_location")]
+    pub page: Option<String>,
+    /// The new password's field.
+    pub password_field: String,
+    /// The confirmation's field, if the form has one.
+    pub confirm_field: Option<String>,
+    /// How a completed reset looks.
+    pub success: Expect,
+    /// How a refused link looks on submit (optional; anything that is not
+    /// `success` counts as not completed).
+    pub failure: Option<Expect>,
+}
+
+/// `[login]`: the sign-in form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginFlow {
+    /// The page with the form.
+    #[serde(deserialize_with = "de::location")]
+    pub page: String,
+    /// Where the form posts (default: the form's `action`, else the page).
+    #[serde(default, deserialize_with = "de::opt_location")]
+    pub action: Option<String>,
+    /// The username / email field.
+    pub identifier_field: String,
+    /// The password field.
+    pub password_field: String,
+    /// How a successful sign-in looks.
+    pub success: Expect,
+}
+
+/// `[[accounts]]`: one test account the app has.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestAccount {
+    /// What the user types to request a reset (username or email).
+    pub identifier: String,
+    /// The address stored for the account (where mail must go).
+    pub email: String,
+    /// The current sign-in password, if known.
+    #[serde(default, deserialize_with = "de::opt_secret")]
+    pub password: Option<SecretString>,
+    /// The account is disabled (it must get the same answer and no mail).
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// `[[lookalikes]]`: an address that looks like an account's but is not it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookAlike {
+    /// What the attacker types (`ALICE@example.test`, `alıce@example.test`).
+    pub typed: String,
+    /// The `identifier` of the account it imitates.
+    pub account: String,
+}
+
+/// Whether a look-alike differs from the stored address only by letter case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookAlikeKind {
+    /// Same address up to case (`Alice@Example.test`).
+    CaseVariant,
+    /// A different string that renders alike (dotless ı, Cyrillic а, ...).
+    Unicode,
+}
+
+impl LookAlike {
+    /// Its kind, given the imitated account's stored address.
+    pub fn kind(&self, stored: &str) -> LookAlikeKind {
+        if self.typed.to_lowercase() == stored.to_lowercase() {
+            LookAlikeKind::CaseVariant
+        } else {
+            LookAlikeKind::Unicode
+        }
+    }
+}
+
+/// `[limits]`: the app's rate limits within one window, when it has them.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Reset emails one account gets per window.
+    pub per_account: Option<u32>,
+    /// Reset requests one client address may make per window.
+    pub per_client: Option<u32>,
+}
+
+/// `[client]`: how the harness's HTTP client behaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// A header the app takes the client address from (behind a trusted
+    /// proxy, e.g. `X-Forwarded-For`): each virtual user then sends its own
+    /// documentation address, so per-client limits apply per virtual user.
+    pub address_header: Option<String>,
+    /// Per-request timeout in seconds (default 10).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            address_header: None,
+            timeout_secs: default_timeout(),
+        }
+    }
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+/// `[checks]`: tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSettings {
+    /// How long to wait for an email (default 5 s).
+    #[serde(default = "default_mail_wait")]
+    pub mail_wait_secs: f64,
+    /// Parallel submits of one link (default 8).
+    #[serde(default = "default_parallel")]
+    pub parallel_submits: usize,
+    /// Timed requests per identifier class (default 25).
+    #[serde(default = "default_samples")]
+    pub timing_samples: usize,
+    /// Warn when the slower class's median exceeds the faster one's by this
+    /// factor (default 1.5).
+    #[serde(default = "default_ratio")]
+    pub timing_warn_ratio: f64,
+    /// ... and their medians differ by at least this many milliseconds
+    /// (default 0.5: below that, a few dozen samples on a shared machine
+    /// cannot tell a difference from scheduling noise).
+    #[serde(default = "default_min_difference")]
+    pub timing_min_difference_ms: f64,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings {
+            mail_wait_secs: default_mail_wait(),
+            parallel_submits: default_parallel(),
+            timing_samples: default_samples(),
+            timing_warn_ratio: default_ratio(),
+            timing_min_difference_ms: default_min_difference(),
+        }
+    }
+}
+
+impl CheckSettings {
+    /// [`mail_wait_secs`](Self::mail_wait_secs) as a duration.
+    pub fn mail_wait(&self) -> Duration {
+        Duration::from_secs_f64(self.mail_wait_secs)
+    }
+}
+
+fn default_mail_wait() -> f64 {
+    5.0
+}
+fn default_parallel() -> usize {
+    8
+}
+fn default_samples() -> usize {
+    25
+}
+fn default_ratio() -> f64 {
+    1.5
+}
+fn default_min_difference() -> f64 {
+    0.5
+}
+
+impl HttpTarget {
+    /// Reads and validates a target file.
+    pub fn load(path: &Path) -> Result<HttpTarget, TargetFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TargetFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates target-file text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<HttpTarget, TargetFileError> {
+        let mut target: HttpTarget = toml::from_str(text).map_err(|e| TargetFileError::Syntax {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        target
+            .validate()
+            .map_err(|(key, reason)| TargetFileError::Invalid {
+                origin: origin.to_owned(),
+                key,
+                reason,
+            })?;
+        if target.name.is_empty() {
+            target.name = target.base_url.to_string();
+        }
+        Ok(target)
+    }
+
+    /// A URL of the app: `location` is a path (joined to the base URL) or
+    /// an absolute URL.
+    pub fn url(&self, location: &str) -> Url {
+        // Locations are validated at load time, so joining cannot fail; the
+        // base URL is a safe fallback all the same.
+        self.base_url
+            .join(location)
+            .unwrap_or_else(|_| self.base_url.clone())
+    }
+
+    /// Where reset links must point (without the token).
+    pub fn link_target(&self) -> Url {
+        self.link.url.clone().unwrap_or_else(|| self.url("/reset"))
+    }
+
+    /// What a reset link must look like, for [`crate::inspect`].
+    pub fn link_expectation(&self) -> LinkExpectation {
+        let name = self.link.token_param.clone();
+        LinkExpectation::new(self.link_target()).placement(match self.link.token_in {
+            TokenIn::Query => TokenLocation::Query(name),
+            TokenIn::Fragment => TokenLocation::Fragment(name),
+            TokenIn::Path => TokenLocation::PathSegment,
+        })
+    }
+
+    /// Enabled accounts whose address no other listed account shares: the
+    /// ones most checks use.
+    pub fn plain_accounts(&self) -> Vec<&TestAccount> {
+        self.accounts
+            .iter()
+            .filter(|a| !a.disabled)
+            .filter(|a| {
+                self.accounts
+                    .iter()
+                    .filter(|b| b.email.eq_ignore_ascii_case(&a.email))
+                    .count()
+                    == 1
+            })
+            .collect()
+    }
+
+    /// Groups of two or more enabled accounts sharing one address.
+    pub fn shared_email_groups(&self) -> Vec<Vec<&TestAccount>> {
+        let mut groups: Vec<Vec<&TestAccount>> = Vec::new();
+        for account in self.accounts.iter().filter(|a| !a.disabled) {
+            match groups
+                .iter_mut()
+                .find(|g| g[0].email.eq_ignore_ascii_case(&account.email))
+            {
+                Some(group) => group.push(account),
+                None => groups.push(vec![account]),
+            }
+        }
+        groups.retain(|g| g.len() > 1);
+        groups
+    }
+
+    /// The account listed with this identifier.
+    pub fn account(&self, identifier: &str) -> Option<&TestAccount> {
+        self.accounts.iter().find(|a| a.identifier == identifier)
+    }
+
+    /// Names of form fields whose values never appear in evidence.
+    pub fn secret_fields(&self) -> Vec<String> {
+        let mut fields = vec![self.set_password.password_field.clone()];
+        fields.extend(self.set_password.confirm_field.clone());
+        fields.extend(self.login.as_ref().map(|l| l.password_field.clone()));
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+//! Checks of a parsed target file that serde cannot express; each error
+//! names the key at fault.
+
+use std::collections::HashSet;
+
+use super::{Expect, Follow, HttpTarget};
+
+impl HttpTarget {
+    pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, reason: &str| Err((key.to_owned(), reason.to_owned()));
+        for (key, expect) in [
+            ("forgot.accepted", Some(&self.forgot.accepted)),
+            ("set_password.success", Some(&self.set_password.success)),
+            ("set_password.failure", self.set_password.failure.as_ref()),
+            ("link.invalid", self.link.invalid.as_ref()),
+            ("login.success", self.login.as_ref().map(|l| &l.success)),
+        ] {
+            if expect.is_some_and(Expect::is_empty) {
+                return bad(key, "needs at least one of `status`, `redirect`, `text`");
+            }
+        }
+        for (key, name) in [
+            ("forgot.identifier_field", Some(&self.forgot.identifier_field)),
+            (
+                "set_password.password_field",
+                Some(&self.set_password.password_field),
+            ),
+            (
+                "set_password.confirm_field",
+                self.set_password.confirm_field.as_ref(),
+            ),
+            (
+                "login.identifier_field",
+                self.login.as_ref().map(|l| &l.identifier_field),
+            ),
+            (
+                "login.password_field",
+                self.login.as_ref().map(|l| &l.password_field),
+            ),
+            ("link.token_param", Some(&self.link.token_param)),
+            ("csrf.field", self.csrf.field.as_ref()),
+            ("csrf.cookie", self.csrf.cookie.as_ref()),
+            ("csrf.meta", self.csrf.meta.as_ref()),
+            ("csrf.header", self.csrf.header.as_ref()),
+            ("client.address_header", self.client.address_header.as_ref()),
+        ] {
+            if name.is_some_and(|n| n.trim().is_empty()) {
+                return bad(key, "is empty");
+            }
+        }
+        let from_elsewhere = self.csrf.cookie.is_some() || self.csrf.meta.is_some();
+        if from_elsewhere && self.csrf.header.is_none() && self.csrf.field.is_none() {
+            return bad(
+                "csrf",
+                "takes the token from a cookie or <meta>: name `csrf.header` or `csrf.field` to send it in",
+            );
+        }
+        if self.csrf.header.is_some() && !from_elsewhere {
+            return bad(
+                "csrf.header",
+                "needs `csrf.cookie` or `csrf.meta` to take the token from",
+            );
+        }
+        for (key, header) in [
+            ("csrf.header", &self.csrf.header),
+            ("client.address_header", &self.client.address_header),
+        ] {
+            if let Some(h) = header
+                && reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err()
+            {
+                return bad(key, "is not a valid HTTP header name");
+            }
+        }
+        if self.link.follow == Follow::Redirect && self.set_password.page.is_none() {
+            return bad(
+                "set_password.page",
+                "is required when `link.follow = \"redirect\"` (the page the link redirects to)",
+            );
+        }
+        if let Some(app) = &self.app
+            && app.command.first().is_none_or(|p| p.trim().is_empty())
+        {
+            return bad("app.command", "needs at least the program to run");
+        }
+        if self.client.timeout_secs == 0 {
+            return bad("client.timeout_secs", "must be at least 1");
+        }
+        let checks = &self.checks;
+        if !(0.1..=120.0).contains(&checks.mail_wait_secs) {
+            return bad("checks.mail_wait_secs", "must be between 0.1 and 120");
+        }
+        if !(2..=64).contains(&checks.parallel_submits) {
+            return bad("checks.parallel_submits", "must be between 2 and 64");
+        }
+        if !(5..=1000).contains(&checks.timing_samples) {
+            return bad("checks.timing_samples", "must be between 5 and 1000");
+        }
+        if !(checks.timing_warn_ratio > 1.0 && checks.timing_warn_ratio <= 100.0) {
+            return bad("checks.timing_warn_ratio", "must be above 1.0 (and at most 100)");
+        }
+        if !(0.0..=10_000.0).contains(&checks.timing_min_difference_ms) {
+            return bad("checks.timing_min_difference_ms", "must be between 0 and 10000");
+        }
+        for (key, limit) in [
+            ("limits.per_account", self.limits.per_account),
+            ("limits.per_client", self.limits.per_client),
+        ] {
+            if limit == Some(0) {
+                return bad(key, "must be at least 1 (leave it out when there is no limit)");
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            if account.identifier.trim().is_empty() {
+                return bad(&format!("accounts[{i}].identifier"), "is empty");
+            }
+            if !seen.insert(account.identifier.as_str()) {
+                return bad(
+                    &format!("accounts[{i}].identifier"),
+                    &format!("repeats `{}`", account.identifier),
+                );
+            }
+            let parts: Vec<&str> = account.email.split('@').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                return bad(
+                    &format!("accounts[{i}].email"),
+                    &format!("is not an email address: {:?}", account.email),
+                );
+            }
+        }
+        for (i, lookalike) in self.lookalikes.iter().enumerate() {
+            let Some(account) = self.account(&lookalike.account) else {
+                return bad(
+                    &format!("lookalikes[{i}].account"),
+                    &format!("names no account in [[accounts]]: {:?}", lookalike.account),
+                );
+            };
+            if lookalike.typed == account.email || lookalike.typed.trim().is_empty() {
+                return bad(
+                    &format!("lookalikes[{i}].typed"),
+                    "must differ from the account's stored address",
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! `resetkit-harness run --target FILE` as a process.
+
+mod http_app;
+
+use std::process::{Command, Output};
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_resetkit-harness"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the harness binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/portal.toml");
+
+#[test]
+fn list_with_a_target_shows_http_scenarios_and_skipped_in_process_ones() {
+    let out = harness(&["run", "--target", SHIPPED, "--list"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    for id in ["RST-HTTP-001", "RST-HTTP-016", "RST-FLOW-001", "RST-LINK-003"] {
+        assert!(shown.contains(id), "{id} missing:\n{shown}");
+    }
+    let flow = shown
+        .lines()
+        .find(|l| l.starts_with("RST-FLOW-001"))
+        .unwrap_or_default();
+    assert!(flow.contains("needs the in-process target"), "{flow}");
+    let happy = shown
+        .lines()
+        .find(|l| l.starts_with("RST-HTTP-001"))
+        .unwrap_or_default();
+    assert!(!happy.contains("skipped"), "{happy}");
+}
+
+#[test]
+fn a_bad_target_file_is_a_harness_error_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text_of = |toml: &str| {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, toml).expect("write");
+        let out = harness(&["run", "--target", path.to_str().expect("utf-8")]);
+        (out.status.code(), text(&out))
+    };
+    let shipped = std::fs::read_to_string(SHIPPED).expect("shipped target file");
+    let (code, shown) = text_of(&shipped.replace("password_field", "pasword_field"));
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("pasword_field"), "{shown}");
+    let (code, shown) = text_of(&shipped.replace("parallel_submits = 8", "parallel_submits = 1000"));
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("checks.parallel_submits"), "{shown}");
+    let (code, shown) = text_of("this is not toml = = =");
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(!shown.contains("panicked"), "{shown}");
+
+    let out = harness(&["run", "--target", "/nonexistent/target.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("/nonexistent/target.toml"), "{}", text(&out));
+}
+
+#[test]
+fn smtp_listen_needs_a_target() {
+    let out = harness(&["run", "--smtp-listen", "127.0.0.1:2525"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--target"), "{}", text(&out));
+}
+
+#[test]
+fn an_app_that_does_not_answer_is_a_harness_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let toml = http_app::target_toml(&format!("http://127.0.0.1:{}", free_port()), smtp);
+    let path = dir.path().join("down.toml");
+    std::fs::write(&path, toml).expect("write");
+    let out = harness(&["run", "--target", path.to_str().expect("utf-8")]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("does not answer") && shown.contains(&smtp.to_string()),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_against_a_web_app_reports_http_results_and_skips_in_process_ones() {
+    let smtp: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let app = http_app::start(smtp, http_app::Flaws::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("mini.toml");
+    std::fs::write(&target, http_app::target_toml(&app.base_url, smtp)).expect("write");
+    let json = dir.path().join("report.json");
+    let args: Vec<String> = [
+        "run",
+        "--target",
+        target.to_str().expect("utf-8"),
+        "--smtp-listen",
+        &smtp.to_string(),
+        "--filter",
+        "RST-HTTP-001",
+        "--filter",
+        "RST-HTTP-016",
+        "--filter",
+        "RST-LINK-00?",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        harness(&args)
+    })
+    .await
+    .expect("the harness ran");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("PASS  RST-HTTP-001"), "{shown}");
+    assert!(shown.contains("Timing (RST-HTTP-016"), "{shown}");
+    assert!(shown.contains("ratio of medians"), "{shown}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("valid JSON");
+    let records = report["scenarios"].as_array().expect("scenarios");
+    let verdict = |id: &str| {
+        records.iter().find(|r| r["id"] == id).map(|r| {
+            (
+                r["verdict"].as_str().unwrap_or_default().to_owned(),
+                r["reason"].clone(),
+            )
+        })
+    };
+    assert_eq!(verdict("RST-HTTP-001").map(|v| v.0).as_deref(), Some("pass"));
+    let (link, reason) = verdict("RST-LINK-001").expect("in-process scenario listed");
+    assert_eq!(link, "skipped");
+    assert!(
+        reason
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs the in-process target"),
+        "{reason}"
+    );
+    assert_eq!(records.len(), 2 + 9, "{records:#?}");
+}
