@@ -93,12 +93,16 @@ pub struct DoctorArgs {
     /// The server, e.g. `smtp://user:pass@mail.example.com:587?tls=starttls`.
     #[arg(long, env = "RESETKIT_SMTP_URL", value_name = "URL")]
     pub smtp: String,
-    /// The sender to check (the From of reset emails).
-    #[arg(long, value_name = "ADDR")]
-    pub from: String,
+    /// A sender to check (the From of reset emails); repeat it for every
+    /// sender a resolver strategy may pick (fixed, owner, queue).
+    #[arg(long, value_name = "ADDR", required = true)]
+    pub from: Vec<String>,
     /// The recipient used for `RCPT TO` (nothing is delivered to it).
     #[arg(long, value_name = "ADDR")]
     pub probe_rcpt: String,
+    /// The service's public base URL: checked to answer over HTTPS.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
 }
 
 /// Parses the process arguments and runs; returns the exit code.
@@ -225,13 +229,16 @@ async fn smtp(args: SmtpArgs) -> i32 {
 }
 
 async fn doctor(args: DoctorArgs) -> i32 {
-    let from = match Mailbox::address_only(&args.from) {
-        Ok(from) => from,
-        Err(e) => {
-            eprintln!("resetkit-harness doctor: --from: {e}");
-            return 2;
+    let mut senders = Vec::with_capacity(args.from.len());
+    for from in &args.from {
+        match Mailbox::address_only(from) {
+            Ok(mailbox) => senders.push(mailbox),
+            Err(e) => {
+                eprintln!("resetkit-harness doctor: --from {from:?}: {e}");
+                return 2;
+            }
         }
-    };
+    }
     let config = SmtpConfigBuilder::from_url(&args.smtp).map(|b| b.probe_recipient(args.probe_rcpt.clone()));
     let config = match config.and_then(|b| b.build()) {
         Ok(config) => config,
@@ -247,20 +254,56 @@ async fn doctor(args: DoctorArgs) -> i32 {
             return 2;
         }
     };
-    let report = mailer.preflight(&from).await;
-    print!("{report}");
-    if report.passed() {
+    let mut failures = Vec::new();
+    for from in &senders {
+        let report = mailer.preflight(from).await;
+        print!("{report}");
+        if let Some(error) = &report.error {
+            failures.push(format!("<{}>: {error}", from.address()));
+        }
+    }
+    if let Some(base) = &args.base_url {
+        match check_base_url(base).await {
+            Ok(line) => println!("base URL {base}: ok ({line})"),
+            Err(reason) => {
+                println!("base URL {base}: FAIL ({reason})");
+                failures.push(format!("base URL {base}: {reason}"));
+            }
+        }
+    }
+    if failures.is_empty() {
+        let list: Vec<&str> = senders.iter().map(Mailbox::address).collect();
         println!(
-            "verdict: PASS — the server accepts <{}> as a sender (nothing was delivered)",
-            args.from
+            "verdict: PASS — the server accepts {} as sender(s) (nothing was delivered)",
+            list.join(", ")
         );
         0
     } else {
-        let reason = report
-            .error
-            .as_ref()
-            .map_or_else(String::new, ToString::to_string);
-        println!("verdict: FAIL — {reason}");
+        println!("verdict: FAIL — {}", failures.join("; "));
         1
+    }
+}
+
+/// Whether the public base URL is https and answers (2xx or 3xx).
+async fn check_base_url(base: &str) -> Result<String, String> {
+    let url = url::Url::parse(base).map_err(|e| format!("not a URL: {e}"))?;
+    if url.scheme() != "https" {
+        return Err(format!("scheme is {}, reset links must use https", url.scheme()));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("no answer over HTTPS: {e}"))?;
+    let status = response.status();
+    if status.is_success() || status.is_redirection() {
+        Ok(format!("HTTP {status}"))
+    } else {
+        Err(format!("answered HTTP {status}"))
     }
 }

@@ -197,3 +197,59 @@ async fn smtp_capture_prints_each_messages_links() {
     );
     assert!(shown.contains(&format!("link: {link}")), "{shown}");
 }
+
+#[test]
+fn doctor_checks_every_sender_and_names_the_refused_one() {
+    let server = FakeSmtpServer::builder()
+        .rule(
+            FaultRule::reply(Stage::MailFrom, 553, None, "Not your domain").sender("owner@customer.example"),
+        )
+        .start()
+        .expect("fake server");
+    let url = format!("smtp://127.0.0.1:{}?tls=none", server.port());
+    let out = harness(&[
+        "doctor",
+        "--smtp",
+        &url,
+        "--from",
+        "noreply@example.com",
+        "--from",
+        "owner@customer.example",
+        "--probe-rcpt",
+        "probe@example.com",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("<owner@customer.example>") && shown.contains("553"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("<noreply@example.com>: "),
+        "the accepted sender is not listed as failing\n{shown}"
+    );
+    assert!(server.messages().is_empty(), "doctor delivers nothing");
+}
+
+#[test]
+fn doctor_refuses_an_http_base_url() {
+    let server = FakeSmtpServer::start().expect("fake server");
+    let url = format!("smtp://127.0.0.1:{}?tls=none", server.port());
+    let out = harness(&[
+        "doctor",
+        "--smtp",
+        &url,
+        "--from",
+        "noreply@example.com",
+        "--probe-rcpt",
+        "probe@example.com",
+        "--base-url",
+        "http://app.example.com",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("base URL http://app.example.com: FAIL") && shown.contains("https"),
+        "{shown}"
+    );
+}
