@@ -46,5 +46,5 @@ mod mime;
 
 pub use checks::{Check, Finding, check, check_links, reset_token};
 pub use expectation::{LinkExpectation, MailExpectation, TokenLocation};
-pub use links::{ResetLink, find_reset_links, html_links, text_links};
+pub use links::{ResetLink, find_reset_links, html_links, text_links, unescape_html};
 pub use mime::{InspectError, ParsedMail};

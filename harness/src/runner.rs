@@ -408,10 +408,21 @@ async fn evidence(ctx: &Ctx) -> Evidence {
 }
 
 fn result(scenario: &Scenario, outcome: Check, evidence: Evidence, started: Instant) -> ScenarioResult {
+    scenario_result(&scenario.info, outcome, evidence, started)
+}
+
+/// Turns a scenario body's outcome into its result (shared by the
+/// in-process and HTTP runners).
+pub fn scenario_result(
+    info: &ScenarioInfo,
+    outcome: Check,
+    evidence: Evidence,
+    started: Instant,
+) -> ScenarioResult {
     let (verdict, expected, actual) = match outcome {
         Ok(()) => (Verdict::Pass, None, None),
         // A broken SHOULD or INFO requirement is a warning, not a failure.
-        Err(Problem::Fail { expected, actual }) if scenario.info.severity != Severity::Must => {
+        Err(Problem::Fail { expected, actual }) if info.severity != Severity::Must => {
             (Verdict::Warn, Some(expected), Some(actual))
         }
         Err(Problem::Fail { expected, actual }) => (Verdict::Fail, Some(expected), Some(actual)),
@@ -420,8 +431,8 @@ fn result(scenario: &Scenario, outcome: Check, evidence: Evidence, started: Inst
         Err(Problem::Error(reason)) => (Verdict::Error(reason), None, None),
     };
     ScenarioResult {
-        group: scenario.info.group(),
-        info: scenario.info.clone(),
+        group: info.group(),
+        info: info.clone(),
         verdict,
         expected,
         actual,

@@ -310,52 +310,8 @@ fn attributes(tag: &str) -> (Vec<(String, Option<String>)>, &str) {
     }
 }
 
-/// Decodes HTML character references: `&amp; &lt; &gt; &quot; &apos; &nbsp;`
-/// and numeric ones (`&#39;`, `&#x2F;`); anything else stays as written.
-pub fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let decoded = rest
-            .char_indices()
-            .take(12)
-            .find(|&(_, c)| c == ';')
-            .and_then(|(semi, _)| Some((entity(&rest[1..semi])?, semi)));
-        match decoded {
-            Some((c, semi)) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn entity(name: &str) -> Option<char> {
-    let code = if let Some(hex) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
-        u32::from_str_radix(hex, 16).ok()?
-    } else if let Some(dec) = name.strip_prefix('#') {
-        dec.parse().ok()?
-    } else {
-        return match name {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            "nbsp" => Some('\u{a0}'),
-            _ => None,
-        };
-    };
-    char::from_u32(code).filter(|&c| c != '\0')
-}
+/// Decodes HTML character references (shared with the mail inspection).
+pub use crate::inspect::unescape_html as unescape;
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use super::target_file::HttpTarget;
 use crate::fake_smtp::FakeSmtpServer;
 use crate::report::Progress;
 use crate::runner::{Check, Problem};
-use crate::scenario::{Evidence, RunReport, ScenarioInfo, ScenarioResult, Severity, Verdict};
+use crate::scenario::{Evidence, RunReport, ScenarioInfo, ScenarioResult, Verdict};
 
 /// A boxed HTTP scenario body.
 pub type BoxHttpCheck<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
@@ -104,25 +104,7 @@ pub async fn run_one(
                 "the scenario did not finish within {SCENARIO_TIMEOUT:?}"
             )))
         });
-    let (verdict, expected, actual) = match outcome {
-        Ok(()) => (Verdict::Pass, None, None),
-        Err(Problem::Fail { expected, actual }) if scenario.info.severity != Severity::Must => {
-            (Verdict::Warn, Some(expected), Some(actual))
-        }
-        Err(Problem::Fail { expected, actual }) => (Verdict::Fail, Some(expected), Some(actual)),
-        Err(Problem::Warn { expected, actual }) => (Verdict::Warn, Some(expected), Some(actual)),
-        Err(Problem::Skip(reason)) => (Verdict::Skipped(reason), None, None),
-        Err(Problem::Error(reason)) => (Verdict::Error(reason), None, None),
-    };
-    ScenarioResult {
-        group: scenario.info.group(),
-        info: scenario.info.clone(),
-        verdict,
-        expected,
-        actual,
-        evidence: ctx.evidence(),
-        duration: started.elapsed(),
-    }
+    crate::runner::scenario_result(&scenario.info, outcome, ctx.evidence(), started)
 }
 
 /// Longest a scenario may take.

@@ -162,7 +162,7 @@ fn tag_attributes(tag: &str) -> (Vec<(&str, Option<&str>)>, &str) {
 
 /// Decodes HTML character references: `&amp; &lt; &gt; &quot; &apos; &nbsp;`
 /// and numeric ones (`&#39;`, `&#x2F;`). Unknown or malformed ones stay as written.
-fn unescape_html(text: &str) -> String {
+pub fn unescape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(amp) = rest.find('&') {
