@@ -17,6 +17,11 @@ use crate::sender::SenderResolver;
 use crate::store::{EventLog, Outbox, TokenStore};
 use crate::template::Templates;
 
+/// Most requests processed in the background at once (see
+/// [`ResetServiceBuilder::process_requests_in_background`]); beyond that a
+/// request is processed before it returns.
+pub const MAX_BACKGROUND_REQUESTS: usize = 1024;
+
 /// Builds a [`ResetService`]. Required: `base_url`, `accounts`, `tokens`,
 /// `events`, `mailer`, `sender`; `outbox` in outbox mode.
 pub struct ResetServiceBuilder {
@@ -220,7 +225,9 @@ impl ResetServiceBuilder {
         /// Process requests in a spawned task after validation, so the
         /// caller's response time does not depend on whether the identifier
         /// exists even with remote stores (default: off). Needs a tokio
-        /// runtime; store errors are then logged instead of returned.
+        /// runtime; store errors are then logged instead of returned. At
+        /// most [`MAX_BACKGROUND_REQUESTS`] run at once; further requests
+        /// are processed before returning.
         process_requests_in_background: bool => background);
 
     /// Validates everything and builds the service.
@@ -296,6 +303,7 @@ impl ResetServiceBuilder {
                 require_confirmed_email: self.require_confirmed_email,
                 retry: self.retry,
                 background: self.background,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_REQUESTS)),
                 dispatcher: Dispatcher {
                     mode,
                     mailer,

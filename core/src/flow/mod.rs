@@ -36,7 +36,7 @@ mod builder;
 mod complete;
 mod request;
 
-pub use builder::ResetServiceBuilder;
+pub use builder::{MAX_BACKGROUND_REQUESTS, ResetServiceBuilder};
 pub use complete::DENY_WINDOW;
 
 use std::fmt;
@@ -199,6 +199,8 @@ pub(crate) struct Inner {
     pub(crate) require_confirmed_email: bool,
     pub(crate) retry: RetryPolicy,
     pub(crate) background: bool,
+    /// Bounds the requests processed in the background at once.
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     pub(crate) dispatcher: Dispatcher,
 }
 

@@ -28,15 +28,22 @@ impl ResetService {
     ) -> Result<RequestAccepted, RequestError> {
         let identifier = parse_identifier(identifier, self.inner.identifier_mode)?;
         let ctx = sanitize_context(ctx);
-        if self.inner.background && tokio::runtime::Handle::try_current().is_ok() {
+        if self.inner.background
+            && tokio::runtime::Handle::try_current().is_ok()
+            && let Ok(permit) = self.inner.in_flight.clone().try_acquire_owned()
+        {
             let this = self.clone();
             tokio::spawn(async move {
                 if let Err(error) = this.process_request(&identifier, &ctx).await {
                     tracing::error!(%error, "password reset request could not be processed");
                 }
+                drop(permit);
             });
             return Ok(RequestAccepted);
         }
+        // Inline: background processing is off, there is no runtime, or
+        // MAX_BACKGROUND_REQUESTS are already in flight (a flood is slowed
+        // down here instead of piling up tasks).
         self.process_request(&identifier, &ctx).await?;
         Ok(RequestAccepted)
     }
