@@ -362,7 +362,9 @@ impl DeliveryWorker {
             let email = &entry.email;
             match result {
                 Ok(_) => {
-                    self.outbox.mark_sent(&email.message_id, self.clock.now()).await?;
+                    self.outbox
+                        .mark_sent(&email.message_id, entry.attempts, self.clock.now())
+                        .await?;
                     self.events
                         .record(sent_event(self.clock.now(), entry.account.clone(), &sent))
                         .await?;
@@ -378,7 +380,7 @@ impl DeliveryWorker {
                     };
                     tracing::warn!(message_id = %email.message_id, attempts = entry.attempts, %error, retry = retry_at.is_some(), "reset email delivery failed");
                     self.outbox
-                        .mark_failed(&email.message_id, &error, retry_at)
+                        .mark_failed(&email.message_id, entry.attempts, &error, retry_at)
                         .await?;
                     self.events
                         .record(failed_event(

@@ -171,13 +171,19 @@ pub trait Outbox: Send + Sync {
         lease: Duration,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Marks a claimed message sent.
-    async fn mark_sent(&self, message_id: &str, now: SystemTime) -> Result<(), StoreError>;
+    /// Marks a claimed message sent. `attempt` is the entry's `attempts` as
+    /// [`claim`](Self::claim) returned it: the update applies only while the
+    /// message is still claimed for that attempt, so a worker whose lease ran
+    /// out and was taken over by another changes nothing. An unknown
+    /// message is [`StoreError::NotFound`].
+    async fn mark_sent(&self, message_id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError>;
 
     /// Records a failed attempt: retry at `retry_at`, or give up when `None`.
+    /// Fenced by `attempt` like [`mark_sent`](Self::mark_sent).
     async fn mark_failed(
         &self,
         message_id: &str,
+        attempt: u32,
         error: &DeliveryError,
         retry_at: Option<SystemTime>,
     ) -> Result<(), StoreError>;

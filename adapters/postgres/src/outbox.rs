@@ -68,15 +68,18 @@ impl PgOutbox {
                  FROM due WHERE o.message_id = due.due_id RETURNING COLS"),
             sent: s(
                 "UPDATE __SCHEMA__.outbox SET status = 'sent', lease_until = NULL, finished_at = $2, \
-                 body_text = '', body_html = '' WHERE message_id = $1",
+                 body_text = '', body_html = '' \
+                 WHERE message_id = $1 AND status = 'claimed' AND attempts = $3",
             ),
             retry: s(
                 "UPDATE __SCHEMA__.outbox SET status = 'pending', lease_until = NULL, \
-                 next_attempt_at = $2, last_error = $3 WHERE message_id = $1",
+                 next_attempt_at = $2, last_error = $3 \
+                 WHERE message_id = $1 AND status = 'claimed' AND attempts = $4",
             ),
             give_up: s(
                 "UPDATE __SCHEMA__.outbox SET status = 'failed', lease_until = NULL, last_error = $2, \
-                 finished_at = now(), body_text = '', body_html = '' WHERE message_id = $1",
+                 finished_at = now(), body_text = '', body_html = '' \
+                 WHERE message_id = $1 AND status = 'claimed' AND attempts = $3",
             ),
             status: s("SELECT status, last_error FROM __SCHEMA__.outbox WHERE message_id = $1"),
             counts: s(
@@ -88,6 +91,27 @@ impl PgOutbox {
         PgOutbox {
             pool,
             sql: std::sync::Arc::new(sql),
+        }
+    }
+}
+
+fn fence(attempt: u32) -> i32 {
+    i32::try_from(attempt).unwrap_or(i32::MAX)
+}
+
+impl PgOutbox {
+    /// After an update matched no row: a message claimed again by another
+    /// worker (stale lease) is left alone; a missing one is an error.
+    async fn stale_or_missing(&self, operation: &'static str, message_id: &str) -> Result<(), StoreError> {
+        match self.status(message_id).await? {
+            Some(_) => {
+                tracing::warn!(
+                    message_id,
+                    "outbox update skipped: the lease was taken over by another worker"
+                );
+                Ok(())
+            }
+            None => Err(not_found(operation, message_id)),
         }
     }
 }
@@ -192,16 +216,17 @@ impl Outbox for PgOutbox {
         Ok(entries.into_iter().map(|(_, e)| e).collect())
     }
 
-    async fn mark_sent(&self, message_id: &str, now: SystemTime) -> Result<(), StoreError> {
+    async fn mark_sent(&self, message_id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError> {
         const OP: &str = "outbox.mark_sent";
         let done = sqlx::query(self.sql.sent.q())
             .bind(message_id)
             .bind(to_db(now))
+            .bind(fence(attempt))
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
         if done.rows_affected() == 0 {
-            return Err(not_found(OP, message_id));
+            return self.stale_or_missing(OP, message_id).await;
         }
         Ok(())
     }
@@ -209,6 +234,7 @@ impl Outbox for PgOutbox {
     async fn mark_failed(
         &self,
         message_id: &str,
+        attempt: u32,
         error: &DeliveryError,
         retry_at: Option<SystemTime>,
     ) -> Result<(), StoreError> {
@@ -217,14 +243,16 @@ impl Outbox for PgOutbox {
             Some(at) => sqlx::query(self.sql.retry.q())
                 .bind(message_id)
                 .bind(to_db(at))
-                .bind(error.to_string()),
+                .bind(error.to_string())
+                .bind(fence(attempt)),
             None => sqlx::query(self.sql.give_up.q())
                 .bind(message_id)
-                .bind(error.to_string()),
+                .bind(error.to_string())
+                .bind(fence(attempt)),
         };
         let done = query.execute(&self.pool).await.map_err(db_error(OP))?;
         if done.rows_affected() == 0 {
-            return Err(not_found(OP, message_id));
+            return self.stale_or_missing(OP, message_id).await;
         }
         Ok(())
     }

@@ -74,7 +74,7 @@ async fn claim_lease_retry_give_up() {
     assert_eq!(again[0].email.message_id, "<1.test@example.com>");
     assert_eq!(again[0].attempts, 2);
     outbox
-        .mark_sent("<2.test@example.com>", at(T0 + 62))
+        .mark_sent("<2.test@example.com>", second[0].attempts, at(T0 + 62))
         .await
         .unwrap();
 
@@ -83,7 +83,12 @@ async fn claim_lease_retry_give_up() {
         reply: None,
     };
     outbox
-        .mark_failed("<1.test@example.com>", &transient, Some(at(T0 + 500)))
+        .mark_failed(
+            "<1.test@example.com>",
+            again[0].attempts,
+            &transient,
+            Some(at(T0 + 500)),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -102,7 +107,7 @@ async fn claim_lease_retry_give_up() {
     .unwrap();
     assert!(last_error.unwrap().contains("connection refused"));
     outbox
-        .mark_failed("<1.test@example.com>", &transient, None)
+        .mark_failed("<1.test@example.com>", retried[0].attempts, &transient, None)
         .await
         .unwrap();
     assert!(matches!(
@@ -126,7 +131,7 @@ async fn claim_lease_retry_give_up() {
     .await
     .unwrap();
     assert_eq!(bodies, 0);
-    assert!(outbox.mark_sent("<nope@x>", at(T0)).await.is_err());
+    assert!(outbox.mark_sent("<nope@x>", 1, at(T0)).await.is_err());
     assert_eq!(outbox.status("<nope@x>").await.unwrap(), None);
     db.drop().await;
 }

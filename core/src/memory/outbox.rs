@@ -17,6 +17,13 @@ struct Row {
     seq: u64,
 }
 
+impl Row {
+    /// Whether the message is still claimed for this attempt.
+    fn held_by(&self, attempt: u32) -> bool {
+        self.status == OutboxStatus::Claimed && self.entry.attempts == attempt
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     rows: BTreeMap<String, Row>,
@@ -83,12 +90,15 @@ impl Outbox for InMemoryOutbox {
             .collect())
     }
 
-    async fn mark_sent(&self, message_id: &str, _now: SystemTime) -> Result<(), StoreError> {
+    async fn mark_sent(&self, message_id: &str, attempt: u32, _now: SystemTime) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         let row = state
             .rows
             .get_mut(message_id)
             .ok_or_else(|| not_found("outbox.mark_sent", message_id))?;
+        if !row.held_by(attempt) {
+            return Ok(());
+        }
         row.status = OutboxStatus::Sent;
         row.lease_until = None;
         Ok(())
@@ -97,6 +107,7 @@ impl Outbox for InMemoryOutbox {
     async fn mark_failed(
         &self,
         message_id: &str,
+        attempt: u32,
         error: &DeliveryError,
         retry_at: Option<SystemTime>,
     ) -> Result<(), StoreError> {
@@ -105,6 +116,9 @@ impl Outbox for InMemoryOutbox {
             .rows
             .get_mut(message_id)
             .ok_or_else(|| not_found("outbox.mark_failed", message_id))?;
+        if !row.held_by(attempt) {
+            return Ok(());
+        }
         row.lease_until = None;
         match retry_at {
             Some(at) => {

@@ -287,17 +287,18 @@ impl Outbox for WakingOutbox {
         self.inner.claim(now, max, lease).await
     }
 
-    async fn mark_sent(&self, message_id: &str, now: SystemTime) -> Result<(), StoreError> {
-        self.inner.mark_sent(message_id, now).await
+    async fn mark_sent(&self, message_id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError> {
+        self.inner.mark_sent(message_id, attempt, now).await
     }
 
     async fn mark_failed(
         &self,
         message_id: &str,
+        attempt: u32,
         error: &DeliveryError,
         retry_at: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        self.inner.mark_failed(message_id, error, retry_at).await
+        self.inner.mark_failed(message_id, attempt, error, retry_at).await
     }
 
     async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError> {

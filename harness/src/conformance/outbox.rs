@@ -94,8 +94,23 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
         reply: Some(SmtpReply::new(451, Some("4.7.1"), "later")),
     };
     let retry_at = t0 + Duration::from_secs(900);
+    // The worker of attempt 1 lost its lease to attempt 2: its late report
+    // must not touch the message (else a third send would follow).
     outbox
-        .mark_failed(&id1, &transient, Some(retry_at))
+        .mark_failed(&id1, 1, &transient, Some(t0))
+        .await
+        .expect("outbox.mark_failed (stale)");
+    outbox
+        .mark_sent(&id1, 1, t0)
+        .await
+        .expect("outbox.mark_sent (stale)");
+    assert_eq!(
+        outbox.status(&id1).await.expect("outbox.status"),
+        Some(OutboxStatus::Claimed),
+        "a report for a lease that was taken over changes nothing"
+    );
+    outbox
+        .mark_failed(&id1, 2, &transient, Some(retry_at))
         .await
         .expect("outbox.mark_failed");
     assert_eq!(
@@ -119,7 +134,10 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
     assert_eq!(at.len(), 1, "retry due");
     assert_eq!(at[0].attempts, 3);
 
-    outbox.mark_sent(&id1, retry_at).await.expect("outbox.mark_sent");
+    outbox
+        .mark_sent(&id1, 3, retry_at)
+        .await
+        .expect("outbox.mark_sent");
     assert_eq!(
         outbox.status(&id1).await.expect("outbox.status"),
         Some(OutboxStatus::Sent)
@@ -130,7 +148,7 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
     };
     let id2 = sample_email(2).message_id;
     outbox
-        .mark_failed(&id2, &permanent, None)
+        .mark_failed(&id2, before[0].attempts, &permanent, None)
         .await
         .expect("outbox.mark_failed");
     match outbox.status(&id2).await.expect("outbox.status") {
@@ -154,7 +172,7 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
     let counts = outbox.counts().await.expect("outbox.counts");
     assert_eq!((counts.waiting, counts.sent, counts.failed), (0, 1, 1));
     assert!(
-        outbox.mark_sent("<nope@example.com>", t0).await.is_err(),
+        outbox.mark_sent("<nope@example.com>", 1, t0).await.is_err(),
         "marking an unknown message is an error"
     );
 }
