@@ -46,5 +46,6 @@ mod mime;
 
 pub use checks::{Check, Finding, check, check_links, reset_token};
 pub use expectation::{LinkExpectation, MailExpectation, TokenLocation};
+pub(crate) use links::tag_attributes;
 pub use links::{ResetLink, find_reset_links, html_links, text_links, unescape_html};
 pub use mime::{InspectError, ParsedMail};

@@ -260,54 +260,12 @@ fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
 /// Attributes of one tag, from just after its name; returns them (values
 /// decoded) and the text after the closing `>`.
 fn attributes(tag: &str) -> (Vec<(String, Option<String>)>, &str) {
-    let bytes = tag.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let skip_space = |mut i: usize| {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        i
-    };
-    loop {
-        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
-            i += 1;
-        }
-        match bytes.get(i) {
-            None => return (out, ""),
-            Some(b'>') => return (out, &tag[i + 1..]),
-            Some(_) => {}
-        }
-        let start = i;
-        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !matches!(bytes[i], b'=' | b'>' | b'/') {
-            i += 1;
-        }
-        let name = tag[start..i].to_owned();
-        i = skip_space(i);
-        if bytes.get(i) != Some(&b'=') {
-            out.push((name, None));
-            continue;
-        }
-        i = skip_space(i + 1);
-        let value = match bytes.get(i) {
-            Some(&quote @ (b'"' | b'\'')) => {
-                let from = i + 1;
-                let end = tag[from..]
-                    .find(char::from(quote))
-                    .map_or(tag.len(), |e| from + e);
-                i = (end + 1).min(tag.len());
-                &tag[from..end]
-            }
-            _ => {
-                let from = i;
-                while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' {
-                    i += 1;
-                }
-                &tag[from..i]
-            }
-        };
-        out.push((name, Some(unescape(value))));
-    }
+    let (raw, after) = crate::inspect::tag_attributes(tag);
+    let decoded = raw
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.map(unescape)))
+        .collect();
+    (decoded, after)
 }
 
 /// Decodes HTML character references (shared with the mail inspection).

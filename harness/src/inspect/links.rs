@@ -109,7 +109,7 @@ pub fn html_links(html: &str) -> Vec<String> {
 
 /// Attributes of one tag, from just after its name; returns them and the
 /// text after the closing `>`.
-fn tag_attributes(tag: &str) -> (Vec<(&str, Option<&str>)>, &str) {
+pub(crate) fn tag_attributes(tag: &str) -> (Vec<(&str, Option<&str>)>, &str) {
     let bytes = tag.as_bytes();
     let mut attributes = Vec::new();
     let mut i = 0;
