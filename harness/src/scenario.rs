@@ -250,6 +250,21 @@ impl RunReport {
             .collect()
     }
 
+    /// One block per scenario that did not pass (ID, verdict, expected,
+    /// actual, events), for assertion messages in conformance tests.
+    pub fn non_passing(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter(|r| r.verdict != Verdict::Pass)
+            .map(|r| {
+                format!(
+                    "{} {:?}\n  expected: {:?}\n  actual: {:?}\n  events: {:#?}",
+                    r.info.id, r.verdict, r.expected, r.actual, r.evidence.events
+                )
+            })
+            .collect()
+    }
+
     /// Process exit code: 2 if the harness had an error, else 1 if a MUST
     /// failed (or, with `strict`, anything warned or a SHOULD failed), else 0.
     pub fn exit_code(&self) -> i32 {

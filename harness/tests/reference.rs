@@ -1,7 +1,6 @@
 //! The whole scenario suite against the reference flow: every scenario passes.
 
 use resetkit_harness::runner;
-use resetkit_harness::scenario::Verdict;
 use resetkit_harness::scenarios;
 use resetkit_harness::target::ReferenceTarget;
 
@@ -15,17 +14,7 @@ async fn reference_flow_passes_every_scenario() {
         &mut resetkit_harness::report::NoProgress,
     )
     .await;
-    let problems: Vec<String> = report
-        .results
-        .iter()
-        .filter(|r| r.verdict != Verdict::Pass)
-        .map(|r| {
-            format!(
-                "{} {:?}\n  expected: {:?}\n  actual: {:?}\n  events: {:#?}",
-                r.info.id, r.verdict, r.expected, r.actual, r.evidence.events
-            )
-        })
-        .collect();
+    let problems = report.non_passing();
     assert!(
         problems.is_empty(),
         "{} of {} scenarios did not pass:\n{}",

@@ -14,7 +14,6 @@ use resetkit::error::StoreError;
 use resetkit::hasher::PasswordHash;
 use resetkit::mail::Mailer;
 use resetkit_harness::report::NoProgress;
-use resetkit_harness::scenario::Verdict;
 use resetkit_harness::target::{Target, TargetAccounts, TargetConfig, TargetFactory};
 use resetkit_harness::{runner, scenarios};
 use resetkit_postgres::{Ident, PgAccounts, PgStores};
@@ -105,17 +104,7 @@ async fn every_scenario_passes_with_postgres_stores() {
         .execute(&pool)
         .await;
     }
-    let problems: Vec<String> = report
-        .results
-        .iter()
-        .filter(|r| r.verdict != Verdict::Pass)
-        .map(|r| {
-            format!(
-                "{} {:?}\n  expected: {:?}\n  actual: {:?}\n  events: {:#?}",
-                r.info.id, r.verdict, r.expected, r.actual, r.evidence.events
-            )
-        })
-        .collect();
+    let problems = report.non_passing();
     assert!(
         problems.is_empty(),
         "{} of {} scenarios did not pass:\n{}",
