@@ -27,7 +27,8 @@ use crate::event::{Event, EventKind};
 use crate::mail::{DeliveryError, MailContent, Mailbox, Mailer, OutgoingEmail, SentReceipt};
 use crate::sender::SenderResolver;
 use crate::store::{EventLog, Outbox, OutboxEntry};
-use crate::token::EntropyError;
+use crate::token::{EntropyError, RejectReason, TokenHash};
+use crate::store::TokenStore;
 
 /// How many refused senders one message may fall back past in the worker.
 const MAX_WORKER_FALLBACKS: usize = 4;
@@ -143,6 +144,7 @@ impl Dispatcher {
         &self,
         email: OutgoingEmail,
         account: Option<AccountId>,
+        tokens: Vec<TokenHash>,
     ) -> Result<Option<DeliveryError>, StoreError> {
         match (self.mode, &self.outbox) {
             (DeliveryMode::Outbox, Some(outbox)) => {
@@ -152,6 +154,7 @@ impl Dispatcher {
                         account,
                         attempts: 0,
                         next_attempt_at: self.clock.now(),
+                        tokens,
                     })
                     .await?;
                 Ok(None)
@@ -181,6 +184,8 @@ pub struct WorkerReport {
     pub retried: usize,
     /// Messages given up on.
     pub failed: usize,
+    /// Messages not sent because their links died while they waited.
+    pub dropped: usize,
 }
 
 /// Drains an outbox: claims due messages, sends, records the result.
@@ -196,6 +201,7 @@ pub struct DeliveryWorker {
     batch: usize,
     lease: Duration,
     fallback: Option<SenderFallback>,
+    tokens: Option<Arc<dyn TokenStore>>,
 }
 
 /// What the worker needs to pick another sender when the server refuses one.
@@ -233,6 +239,7 @@ impl DeliveryWorker {
             batch: 32,
             lease: Duration::from_secs(300),
             fallback: None,
+            tokens: None,
         }
     }
 
@@ -246,6 +253,34 @@ impl DeliveryWorker {
     ) -> Self {
         self.fallback = Some(SenderFallback { senders, accounts });
         self
+    }
+
+    /// Before each send, check in `tokens` that the message's links are
+    /// still active; a message whose link died while it waited (superseded
+    /// by a newer request, used, revoked, expired) is dropped with the
+    /// reason recorded instead of arriving after the newer one.
+    pub fn with_token_check(mut self, tokens: Arc<dyn TokenStore>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Why `entry` must not be sent: the first of its tokens that is no
+    /// longer active.
+    async fn dead_link(&self, entry: &OutboxEntry) -> Result<Option<RejectReason>, StoreError> {
+        let Some(tokens) = &self.tokens else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        for hash in &entry.tokens {
+            let reason = match tokens.find(hash).await? {
+                None => Some(RejectReason::Unknown),
+                Some(record) => record.unusable_reason(now),
+            };
+            if reason.is_some() {
+                return Ok(reason);
+            }
+        }
+        Ok(None)
     }
 
     /// Sends `email`; on a refused sender, falls back along the resolver
@@ -358,6 +393,26 @@ impl DeliveryWorker {
             .await?;
         let mut report = WorkerReport::default();
         for entry in claimed {
+            if let Some(reason) = self.dead_link(&entry).await? {
+                let message_id = &entry.email.message_id;
+                tracing::info!(%message_id, reason = reason.as_str(), "reset email not sent: its link is no longer active");
+                let why = format!("not sent: its reset link is no longer active ({reason})");
+                self.outbox
+                    .mark_dropped(message_id, entry.attempts, &why)
+                    .await?;
+                self.events
+                    .record(Event::new(
+                        self.clock.now(),
+                        entry.account.clone(),
+                        EventKind::EmailDropped {
+                            message_id: message_id.clone(),
+                            reason,
+                        },
+                    ))
+                    .await?;
+                report.dropped += 1;
+                continue;
+            }
             let (sent, result) = self.send(&entry.email, entry.account.as_ref()).await?;
             let email = &entry.email;
             match result {
@@ -409,7 +464,7 @@ impl DeliveryWorker {
         loop {
             let busy = match self.run_once().await {
                 Ok(report) => {
-                    let busy = report.sent + report.retried + report.failed > 0;
+                    let busy = report.sent + report.retried + report.failed + report.dropped > 0;
                     if busy {
                         tracing::debug!(?report, "delivery pass");
                     }

@@ -164,6 +164,14 @@ pub enum EventKind {
         /// What the hook said.
         reason: String,
     },
+    /// A queued email was not sent because its link died while it waited
+    /// in the outbox (e.g. a newer request superseded it during a retry).
+    EmailDropped {
+        /// Message-ID.
+        message_id: String,
+        /// Why the link is dead.
+        reason: RejectReason,
+    },
 }
 
 impl EventKind {
@@ -183,6 +191,7 @@ impl EventKind {
             EventKind::ResetCompleted => "reset_completed",
             EventKind::LinksRevoked { .. } => "links_revoked",
             EventKind::SessionRevocationFailed { .. } => "session_revocation_failed",
+            EventKind::EmailDropped { .. } => "email_dropped",
         }
     }
 }

@@ -25,12 +25,17 @@ use crate::account::AccountId;
 use crate::error::StoreError;
 use crate::event::Event;
 use crate::mail::{DeliveryError, OutgoingEmail};
+use crate::policy::Limit;
 use crate::token::{RejectReason, RevokeReason, TokenHash, TokenRecord};
+#[cfg(doc)]
+use crate::token::TokenState;
 
 /// What [`TokenStore::consume`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumeOutcome {
-    /// This call spent the token; exactly one concurrent caller sees this.
+    /// This call took the token (now [`TokenState::Spending`]); exactly one
+    /// concurrent caller sees this. It must [`finish`](TokenStore::finish)
+    /// or [`release`](TokenStore::release) it.
     Consumed(TokenRecord),
     /// The token could not be spent.
     Rejected(RejectReason),
@@ -55,31 +60,112 @@ impl RateKey {
     }
 }
 
-/// Reset tokens, stored by hash.
+/// One [`TokenStore::issue`]: everything "newest wins" needs, done as one
+/// atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIssue {
+    /// The new token (state [`TokenState::Active`]); its `issued_at` is "now".
+    pub record: TokenRecord,
+    /// Per-account admission: refuse (and store nothing) when the account
+    /// already had `max` tokens issued within `window` before `issued_at`.
+    /// Refused attempts are not counted.
+    pub limit: Option<Limit>,
+    /// Revoke the account's live tokens (active or being spent) as
+    /// [`RevokeReason::Superseded`] before inserting ("newest wins").
+    pub supersede: bool,
+}
+
+/// What [`TokenStore::issue`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// The token is stored; `superseded` older tokens were revoked.
+    Issued {
+        /// How many older tokens were revoked.
+        superseded: usize,
+    },
+    /// The per-account limit refused it; nothing changed.
+    RateLimited,
+}
+
+/// What [`TokenStore::finish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishOutcome {
+    /// The token is used; `revoked` other live tokens of the account were
+    /// revoked as [`RevokeReason::PasswordReset`].
+    Finished {
+        /// How many other tokens were revoked.
+        revoked: usize,
+    },
+    /// The token was revoked while it was being spent (a denial, a newer
+    /// request); it stays revoked. Nothing else changed.
+    RevokedMeanwhile(RevokeReason),
+}
+
+/// What [`TokenStore::deny`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyOutcome {
+    /// The deny link's token was live: every live token of its account
+    /// (that one included) is now revoked as [`RevokeReason::UserDenied`].
+    Revoked {
+        /// How many tokens were revoked.
+        count: usize,
+    },
+    /// The deny link is dead (unknown, or its reset link was used or
+    /// revoked); nothing changed.
+    Rejected(RejectReason),
+}
+
+/// Reset tokens, stored by hash, with the per-account and per-client
+/// rate-limit counters.
+///
+/// Each method is one step of the flow and must be atomic on its own: the
+/// flow never reads, decides and writes across several calls. The harness's
+/// conformance suite (`resetkit_harness::conformance`) holds every
+/// implementation to this, concurrency included.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Stores a newly issued token.
-    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError>;
+    /// Issues a token in one atomic step: admit under the per-account
+    /// limit, revoke the account's older live tokens when `supersede`, then
+    /// insert. Of any number of concurrent issues for one account with
+    /// `supersede`, exactly one token is left live.
+    async fn issue(&self, issue: TokenIssue) -> Result<IssueOutcome, StoreError>;
 
     /// Reads a token without changing it (for `inspect`).
     async fn find(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
 
-    /// Atomically spends an active, unexpired token. Of any number of
-    /// concurrent calls for one token, exactly one gets `Consumed`.
+    /// Reads the token whose "this wasn't me" secret hashes to `deny_hash`.
+    async fn find_by_deny(&self, deny_hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Atomically takes an active, unexpired token: `Active` becomes
+    /// `Spending`. Of any number of concurrent calls for one token, exactly
+    /// one gets `Consumed`; the rest see `AlreadyUsed`.
     async fn consume(&self, hash: &TokenHash, now: SystemTime) -> Result<ConsumeOutcome, StoreError>;
 
-    /// Undoes a `consume` whose password change could not be stored, so the
-    /// user can retry with the same link. Only a `Used` token goes back to
-    /// `Active`; revoked tokens stay revoked.
-    async fn release(&self, hash: &TokenHash) -> Result<(), StoreError>;
+    /// The password change of a consumed token is stored: `Spending`
+    /// becomes `Used` and every other live token of the account is revoked
+    /// ([`RevokeReason::PasswordReset`]), in one step. A token revoked
+    /// meanwhile stays revoked.
+    async fn finish(&self, hash: &TokenHash, now: SystemTime) -> Result<FinishOutcome, StoreError>;
 
-    /// Revokes every active token of the account; returns how many.
+    /// Gives back a consumed token whose password change could not be
+    /// stored, so the user can retry: only `Spending` goes back to
+    /// `Active`. Returns whether it did; a token revoked while it was being
+    /// spent is never revived.
+    async fn release(&self, hash: &TokenHash) -> Result<bool, StoreError>;
+
+    /// Revokes every live token (active or being spent) of the account;
+    /// returns how many.
     async fn revoke_for_account(
         &self,
         account: &AccountId,
         reason: RevokeReason,
         now: SystemTime,
     ) -> Result<usize, StoreError>;
+
+    /// "This wasn't me", in one step: when the token whose deny secret
+    /// hashes to `deny_hash` is still live, revokes every live token of its
+    /// account ([`RevokeReason::UserDenied`]).
+    async fn deny(&self, deny_hash: &TokenHash, now: SystemTime) -> Result<DenyOutcome, StoreError>;
 
     /// Records one hit for `key` at `now` and returns the number of hits in
     /// `(now - window, now]`, this one included.
@@ -107,6 +193,16 @@ pub trait EventLog: Send + Sync {
     /// Appends an event.
     async fn record(&self, event: Event) -> Result<(), StoreError>;
 
+    /// Appends the events of one flow step, in order. The default calls
+    /// [`record`](Self::record) for each; a database log should write them
+    /// in one statement.
+    async fn record_all(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        for event in events {
+            self.record(event).await?;
+        }
+        Ok(())
+    }
+
     /// Events of one account, oldest first.
     async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError>;
 
@@ -125,6 +221,10 @@ pub struct OutboxEntry {
     pub attempts: u32,
     /// Not to be sent before.
     pub next_attempt_at: SystemTime,
+    /// Hashes of the reset tokens whose links the email carries (empty for
+    /// notices). The worker does not send a message whose tokens are no
+    /// longer active: a superseded link never arrives after the newer one.
+    pub tokens: Vec<TokenHash>,
 }
 
 /// Where an outbox message stands.
@@ -142,6 +242,12 @@ pub enum OutboxStatus {
         /// Why.
         reason: String,
     },
+    /// Not sent because its links died while it waited (superseded,
+    /// used, revoked, expired).
+    Dropped {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Counts of outbox messages by status.
@@ -153,6 +259,8 @@ pub struct OutboxCounts {
     pub sent: usize,
     /// Given up.
     pub failed: usize,
+    /// Not sent: their links died while they waited.
+    pub dropped: usize,
 }
 
 /// Delivery queue shared by workers. Claiming leases a message so that
@@ -187,6 +295,11 @@ pub trait Outbox: Send + Sync {
         error: &DeliveryError,
         retry_at: Option<SystemTime>,
     ) -> Result<(), StoreError>;
+
+    /// Gives up on a claimed message without sending it because its links
+    /// are dead (`reason` says why). Fenced by `attempt` like
+    /// [`mark_sent`](Self::mark_sent).
+    async fn mark_dropped(&self, message_id: &str, attempt: u32, reason: &str) -> Result<(), StoreError>;
 
     /// Status of one message.
     async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError>;

@@ -163,10 +163,24 @@ impl RevokeReason {
 }
 
 /// Where a token stands.
+///
+/// ```text
+/// Active --consume--> Spending --finish--> Used
+///   |  ^                 |  |
+///   |  +----release------+  |
+///   +--revoke--> Revoked <--+ (revoke also kills a token being spent)
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenState {
     /// Usable until it expires.
     Active,
+    /// Consumed by a `complete` whose password write is in flight. Only the
+    /// caller that consumed it can finish or release it; a revocation in
+    /// the meantime kills it for good.
+    Spending {
+        /// When it was consumed.
+        at: SystemTime,
+    },
     /// Spent.
     Used {
         /// When.
@@ -198,6 +212,10 @@ pub struct TokenRecord {
     pub expires_at: SystemTime,
     /// Current state.
     pub state: TokenState,
+    /// SHA-256 of the secret in the email's "this wasn't me" link: a secret
+    /// of its own, so that link can never complete a reset. `None` for
+    /// tokens issued before deny secrets existed (their deny links are dead).
+    pub deny_hash: Option<TokenHash>,
 }
 
 impl TokenRecord {
@@ -206,11 +224,17 @@ impl TokenRecord {
         now >= self.expires_at
     }
 
+    /// Whether the token can still be used or is being used (not spent,
+    /// not revoked; expiry aside).
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, TokenState::Active | TokenState::Spending { .. })
+    }
+
     /// The reason this token cannot be used at `now` judged from the record
     /// alone (state and expiry), if any.
     pub fn unusable_reason(&self, now: SystemTime) -> Option<RejectReason> {
         match self.state {
-            TokenState::Used { .. } => Some(RejectReason::AlreadyUsed),
+            TokenState::Used { .. } | TokenState::Spending { .. } => Some(RejectReason::AlreadyUsed),
             TokenState::Revoked { reason, .. } => Some(RejectReason::Revoked(reason)),
             TokenState::Active if self.is_expired(now) => Some(RejectReason::Expired),
             TokenState::Active => None,

@@ -345,7 +345,7 @@ async fn this_wasnt_me_revokes_every_outstanding_link_of_the_account() {
     let bobs = fx.request_token(&service, "bob").await;
     let mail = fx.mailer.sent_to("alice@example.com").pop().expect("mail");
     let deny = common::deny_token(&mail);
-    assert_eq!(deny, second, "the deny link carries the email's own token");
+    assert_ne!(deny, second, "the deny link carries a secret of its own");
 
     service.deny(&deny).await.expect("denied");
     assert!(fx.kinds().contains(&EventKind::LinksRevoked {

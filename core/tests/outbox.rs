@@ -140,7 +140,8 @@ async fn the_request_only_queues_and_the_worker_sends() {
         OutboxCounts {
             waiting: 1,
             sent: 0,
-            failed: 0
+            failed: 0,
+            dropped: 0
         }
     );
     assert_eq!(s.fx.count("email_queued"), 1);
@@ -153,7 +154,8 @@ async fn the_request_only_queues_and_the_worker_sends() {
         OutboxCounts {
             waiting: 0,
             sent: 1,
-            failed: 0
+            failed: 0,
+            dropped: 0
         }
     );
     let delivered = s.mailer.delivered();
@@ -217,7 +219,8 @@ async fn transient_failures_are_retried_with_exponential_backoff_until_delivered
         OutboxCounts {
             waiting: 0,
             sent: 1,
-            failed: 0
+            failed: 0,
+            dropped: 0
         }
     );
 
@@ -280,9 +283,10 @@ async fn transient_failures_give_up_after_the_last_attempt() {
         .request("alice@example.com", &RequestContext::default())
         .await
         .expect("accepted");
+    // Retries at +30 s and +60 s: all inside the 30-minute link lifetime.
     for _ in 0..10 {
         s.worker.run_once().await.expect("pass");
-        s.fx.clock.advance(Duration::from_secs(3600));
+        s.fx.clock.advance(Duration::from_secs(60));
     }
     assert_eq!(s.mailer.attempts(), 3);
     assert_eq!(
@@ -290,13 +294,41 @@ async fn transient_failures_give_up_after_the_last_attempt() {
         OutboxCounts {
             waiting: 0,
             sent: 0,
-            failed: 1
+            failed: 1,
+            dropped: 0
         }
     );
     let failures = failures(&s.fx);
     let will_retry: Vec<bool> = failures.iter().map(|f| f.1).collect();
     assert_eq!(will_retry, vec![true, true, false]);
     assert!(failures.iter().all(|f| !f.0), "transient, not permanent");
+}
+
+#[tokio::test]
+async fn a_link_that_expires_while_waiting_for_a_retry_is_not_delivered() {
+    let s = setup(ScriptedMailer::failing_with([greylisted()]), RETRY);
+    s.service
+        .request("alice@example.com", &RequestContext::default())
+        .await
+        .expect("accepted");
+    assert_eq!(s.worker.run_once().await.expect("pass").retried, 1);
+    s.fx.clock.advance(Duration::from_secs(31 * 60));
+    let report = s.worker.run_once().await.expect("pass");
+    assert_eq!((report.sent, report.dropped), (0, 1), "{report:?}");
+    assert_eq!(s.mailer.attempts(), 1, "the dead link is not sent");
+    assert_eq!(
+        counts(&s.outbox).await,
+        OutboxCounts {
+            waiting: 0,
+            sent: 0,
+            failed: 0,
+            dropped: 1
+        }
+    );
+    assert!(s.fx.kinds().contains(&EventKind::EmailDropped {
+        message_id: s.mailer.attempts.lock().expect("lock")[0].message_id.clone(),
+        reason: resetkit::token::RejectReason::Expired,
+    }));
 }
 
 #[tokio::test]

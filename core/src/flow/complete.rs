@@ -4,14 +4,15 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::account::{Account, AccountId};
 use crate::error::StoreError;
-use crate::event::EventKind;
+use crate::event::{Event, EventKind};
 use crate::flow::{
     CompleteError, Completed, LinkError, LinkInfo, RequestContext, ResetService, run_blocking,
 };
 use crate::identifier::canonicalize;
 use crate::mail::EmailKind;
 use crate::policy::PasswordPolicy;
-use crate::store::ConsumeOutcome;
+use crate::flow::request::Mail;
+use crate::store::{ConsumeOutcome, DenyOutcome, FinishOutcome};
 use crate::template;
 use crate::token::{RawToken, RejectReason, RevokeReason, TokenRecord};
 
@@ -86,46 +87,67 @@ impl ResetService {
                 return Err(CompleteError::InvalidLink);
             }
         };
-        // The account may have changed while the password was being hashed
-        // (email changed, disabled, password set elsewhere): check the
-        // bindings again now that the token is ours. The token stays spent.
-        let current = self.inner.accounts.find_by_id(&record.account).await?;
+        // The token is now being spent: a deny or a newer request in the
+        // meantime kills it for good, and only this call can finish or
+        // release it. The account may have changed while the password was
+        // being hashed (email changed, disabled, password set elsewhere):
+        // check the bindings again now that the token is ours.
+        let current = match self.inner.accounts.find_by_id(&record.account).await {
+            Ok(current) => current,
+            Err(error) => return Err(self.give_back(&token, error).await),
+        };
         if let Some(reason) = binding_problem(current.as_ref(), &record) {
+            self.best_effort(
+                self.inner
+                    .tokens
+                    .revoke_for_account(&record.account, RevokeReason::PasswordReset, now)
+                    .await
+                    .map(drop),
+            );
             self.reject(Some(account.id.clone()), reason).await?;
             return Err(CompleteError::InvalidLink);
         }
         if let Err(error) = self.inner.accounts.set_password_hash(&account.id, &hash).await {
-            // Give the link back so the user can retry once the store is up.
-            if let Err(release_error) = self.inner.tokens.release(&token.hash()).await {
-                tracing::error!(%release_error, "could not release token after failed password update");
-            }
-            return Err(CompleteError::Unavailable(error));
+            return Err(self.give_back(&token, error).await);
         }
-        self.after_reset(&account).await;
+        let finished = self.inner.tokens.finish(&token.hash(), self.inner.clock.now()).await;
+        self.after_reset(&account, finished).await;
         Ok(Completed {
             account: account.id,
             username: account.username,
         })
     }
 
-    /// "This wasn't me": revokes every outstanding link of the link's account.
-    /// Works for [`DENY_WINDOW`] after the link was issued (even once it has
-    /// expired or been replaced), and only while the account still has the
-    /// address the link was sent to.
+    /// The password could not be stored: give the link back (only if
+    /// nothing revoked it meanwhile) so the user can retry once the store is
+    /// up.
+    async fn give_back(&self, token: &RawToken, error: StoreError) -> CompleteError {
+        match self.inner.tokens.release(&token.hash()).await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!("reset link revoked while it was being spent; it stays dead"),
+            Err(release_error) => {
+                tracing::error!(%release_error, "could not release token after failed password update");
+            }
+        }
+        CompleteError::Unavailable(error)
+    }
+
+    /// "This wasn't me": revokes every outstanding link of the link's
+    /// account. The deny link carries a secret of its own (it cannot
+    /// complete a reset) and dies with its reset link: it works while that
+    /// link is live (unused, not revoked), for at most [`DENY_WINDOW`], and
+    /// only while the account still has the address the link was sent to.
     pub async fn deny(&self, token: &str) -> Result<(), LinkError> {
         let Ok(raw) = RawToken::parse(token) else {
             self.reject(None, RejectReason::Malformed).await?;
             return Err(LinkError::InvalidLink);
         };
-        let Some(record) = self.inner.tokens.find(&raw.hash()).await? else {
+        let Some(record) = self.inner.tokens.find_by_deny(&raw.hash()).await? else {
             self.reject(None, RejectReason::Unknown).await?;
             return Err(LinkError::InvalidLink);
         };
         let now = self.inner.clock.now();
-        // The denial is honoured while the link is recent and the account
-        // still has the address it was sent to, whatever the link's state:
-        // the user may click it after it expired or was replaced. Someone
-        // holding an old mailbox cannot keep cancelling the new owner's links.
+        // Someone holding an old mailbox cannot cancel the new owner's links.
         let account = self.inner.accounts.find_by_id(&record.account).await?;
         let refusal = match &account {
             None => Some(RejectReason::AccountGone),
@@ -146,26 +168,29 @@ impl ResetService {
             self.reject(Some(record.account), reason).await?;
             return Err(LinkError::InvalidLink);
         }
-        let count = self
-            .inner
-            .tokens
-            .revoke_for_account(&record.account, RevokeReason::UserDenied, now)
-            .await?;
-        self.record(
-            Some(record.account),
-            EventKind::LinksRevoked {
-                reason: RevokeReason::UserDenied,
-                count,
-            },
-        )
-        .await?;
-        Ok(())
+        match self.inner.tokens.deny(&raw.hash(), now).await? {
+            DenyOutcome::Revoked { count } => {
+                self.record(
+                    Some(record.account),
+                    EventKind::LinksRevoked {
+                        reason: RevokeReason::UserDenied,
+                        count,
+                    },
+                )
+                .await?;
+                Ok(())
+            }
+            DenyOutcome::Rejected(reason) => {
+                self.reject(Some(record.account), reason).await?;
+                Err(LinkError::InvalidLink)
+            }
+        }
     }
 
     /// Everything that follows a reset, best effort: the password is
     /// already changed, so a failing step is logged and recorded where
     /// possible, and the remaining steps still run. Sessions go first.
-    async fn after_reset(&self, account: &Account) {
+    async fn after_reset(&self, account: &Account, finished: Result<FinishOutcome, StoreError>) {
         let id = || Some(account.id.clone());
         if let Some(hook) = &self.inner.sessions
             && let Err(reason) = hook.revoke_sessions(&account.id).await
@@ -176,24 +201,44 @@ impl ResetService {
                     .await,
             );
         }
-        let now = self.inner.clock.now();
-        let revoked = self
-            .inner
-            .tokens
-            .revoke_for_account(&account.id, RevokeReason::PasswordReset, now)
-            .await;
-        self.best_effort(self.record(id(), EventKind::ResetCompleted).await);
-        match revoked {
-            Ok(0) => {}
-            Ok(count) => {
-                let kind = EventKind::LinksRevoked {
-                    reason: RevokeReason::PasswordReset,
-                    count,
-                };
-                self.best_effort(self.record(id(), kind).await);
+        let mut events = vec![EventKind::ResetCompleted];
+        match finished {
+            Ok(FinishOutcome::Finished { revoked: 0 }) => {}
+            Ok(FinishOutcome::Finished { revoked }) => events.push(EventKind::LinksRevoked {
+                reason: RevokeReason::PasswordReset,
+                count: revoked,
+            }),
+            Ok(FinishOutcome::RevokedMeanwhile(reason)) => {
+                tracing::warn!(
+                    reason = reason.as_str(),
+                    "reset link revoked while its password change was being stored"
+                );
             }
-            Err(error) => self.best_effort(Err(error)),
+            Err(error) => {
+                // The token stays Spending (dead); still revoke the others.
+                tracing::error!(%error, "could not mark the reset link used");
+                let now = self.inner.clock.now();
+                match self
+                    .inner
+                    .tokens
+                    .revoke_for_account(&account.id, RevokeReason::PasswordReset, now)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(count) => events.push(EventKind::LinksRevoked {
+                        reason: RevokeReason::PasswordReset,
+                        count,
+                    }),
+                    Err(error) => self.best_effort(Err(error)),
+                }
+            }
         }
+        let now = self.inner.clock.now();
+        let events = events
+            .into_iter()
+            .map(|kind| Event::new(now, id(), kind))
+            .collect();
+        self.best_effort(self.inner.events.record_all(events).await);
         match self.sender_for_notice(account).await {
             Ok(Some(sender)) => {
                 let values = template::password_changed_context(
@@ -201,10 +246,14 @@ impl ResetService {
                     &account.username,
                     &self.inner.security_link,
                 );
+                let mail = Mail {
+                    kind: EmailKind::PasswordChanged,
+                    values: &values,
+                    tokens: Vec::new(),
+                };
                 let sent = self
                     .deliver(
-                        EmailKind::PasswordChanged,
-                        &values,
+                        mail,
                         &RequestContext::default(),
                         &sender,
                         std::slice::from_ref(account),

@@ -235,6 +235,7 @@ impl ResetService {
             DeliveryWorker::new(outbox, d.mailer.clone(), d.events.clone(), d.clock.clone())
                 .with_retry(self.inner.retry)
                 .with_sender_fallback(self.inner.sender.clone(), self.inner.accounts.clone())
+                .with_token_check(self.inner.tokens.clone())
         })
     }
 

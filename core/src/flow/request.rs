@@ -3,15 +3,15 @@
 use crate::account::{Account, AccountId};
 use crate::delivery::new_message_id;
 use crate::error::StoreError;
-use crate::event::{EventKind, IgnoreReason, RateScope};
+use crate::event::{Event, EventKind, IgnoreReason, RateScope};
 use crate::flow::{RequestAccepted, RequestContext, RequestError, ResetService};
 use crate::identifier::{Identifier, canonicalize, parse_identifier};
 use crate::mail::{DeliveryError, EmailKind, Mailbox, OutgoingEmail};
 use crate::policy::{DuplicateEmailPolicy, Limit};
 use crate::sender::SenderChoice;
-use crate::store::RateKey;
+use crate::store::{IssueOutcome, RateKey, TokenIssue};
 use crate::template::{self, AccountLinks};
-use crate::token::{RawToken, RevokeReason, TokenRecord, TokenState};
+use crate::token::{RawToken, RevokeReason, TokenHash, TokenRecord, TokenState};
 
 /// How many senders refused at `MAIL FROM` one email may fall back past.
 const MAX_SENDER_FALLBACKS: usize = 4;
@@ -73,57 +73,48 @@ impl ResetService {
                 .ignore(None, IgnoreReason::UnknownIdentifier, identifier)
                 .await;
         }
+        // The step's events are written together (one call to the log)
+        // before anything is handed to delivery.
+        let mut trail = Trail::new(self);
         let mut eligible = Vec::with_capacity(found.len());
         for account in found {
-            self.record(
-                Some(account.id.clone()),
+            trail.note(
+                &account.id,
                 EventKind::ResetRequested {
                     via: identifier.kind(),
                     client: ctx.client_addr.clone(),
                 },
-            )
-            .await?;
+            );
             match self.ineligibility(&account) {
-                Some(reason) => self.ignore(Some(account.id.clone()), reason, identifier).await?,
+                Some(reason) => {
+                    tracing::info!(reason = reason.as_str(), "password reset request produced no email");
+                    trail.note(
+                        &account.id,
+                        EventKind::RequestIgnored {
+                            reason,
+                            identifier: identifier.as_str().to_owned(),
+                        },
+                    );
+                }
                 None => eligible.push(account),
             }
         }
-        let mut allowed = Vec::with_capacity(eligible.len());
-        for account in eligible {
-            if let Some(limit) = inner.rate_limits.per_account
-                && !self
-                    .inner
-                    .tokens
-                    .admit(
-                        &RateKey::Account(account.id.clone()),
-                        self.inner.clock.now(),
-                        limit.window,
-                        limit.max,
-                    )
-                    .await?
-            {
-                self.record(
-                    Some(account.id.clone()),
-                    EventKind::RateLimited {
-                        scope: RateScope::Account,
-                        client: ctx.client_addr.clone(),
-                    },
-                )
-                .await?;
-                continue;
-            }
-            allowed.push(account);
-        }
-        match (allowed.len(), inner.duplicates) {
-            (0, _) => Ok(()),
+        match (eligible.len(), inner.duplicates) {
+            (0, _) => trail.flush().await,
             (1, _) | (_, DuplicateEmailPolicy::EmailPerAccount) => {
-                for account in &allowed {
-                    self.send_single(account, ctx).await?;
+                for account in &eligible {
+                    self.send_single(account, ctx, &mut trail).await?;
                 }
-                Ok(())
+                trail.flush().await
             }
-            (_, DuplicateEmailPolicy::CombinedEmail) => self.send_combined(&allowed, ctx).await,
-            (_, DuplicateEmailPolicy::RequireUsername) => self.send_username_required(&allowed, ctx).await,
+            (_, DuplicateEmailPolicy::CombinedEmail) => {
+                self.send_combined(&eligible, ctx, &mut trail).await?;
+                trail.flush().await
+            }
+            (_, DuplicateEmailPolicy::RequireUsername) => {
+                self.send_username_required(&eligible, ctx, &mut trail).await?;
+                trail.flush().await
+            }
         }
     }
 
@@ -168,47 +159,37 @@ impl ResetService {
         Ok(hits > limit.max)
     }
 
-    /// Resolves the sender, recording why when there is none.
-    async fn sender_for(&self, account: &Account) -> Result<Option<SenderChoice>, StoreError> {
+    /// Resolves the sender, noting why when there is none.
+    async fn sender_for(&self, account: &Account, trail: &mut Trail<'_>) -> Option<SenderChoice> {
         match self.inner.sender.resolve(account).await {
-            Ok(choice) => Ok(Some(choice)),
+            Ok(choice) => Some(choice),
             Err(error) => {
                 tracing::error!(%error, "no sender for password reset email");
-                self.record(
-                    Some(account.id.clone()),
+                trail.note(
+                    &account.id,
                     EventKind::SenderUnavailable {
                         reason: error.to_string(),
                     },
-                )
-                .await?;
-                Ok(None)
+                );
+                None
             }
         }
     }
 
-    /// Revokes older links (newest wins), issues and stores a new token.
-    async fn issue_token(&self, account: &Account) -> Result<Option<AccountLinks>, StoreError> {
+    /// Issues a token in one atomic store step: admit under the
+    /// per-account limit, revoke older links (newest wins), insert. The
+    /// "this wasn't me" link gets a secret of its own.
+    async fn issue_token(
+        &self,
+        account: &Account,
+        ctx: &RequestContext,
+        trail: &mut Trail<'_>,
+    ) -> Result<Option<IssuedLinks>, StoreError> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        if inner.token_policy.newest_wins {
-            let count = inner
-                .tokens
-                .revoke_for_account(&account.id, RevokeReason::Superseded, now)
-                .await?;
-            if count > 0 {
-                self.record(
-                    Some(account.id.clone()),
-                    EventKind::LinksRevoked {
-                        reason: RevokeReason::Superseded,
-                        count,
-                    },
-                )
-                .await?;
-            }
-        }
-        let token = match RawToken::generate() {
-            Ok(token) => token,
-            Err(error) => {
+        let (token, deny) = match (RawToken::generate(), RawToken::generate()) {
+            (Ok(token), Ok(deny)) => (token, deny),
+            (Err(error), _) | (_, Err(error)) => {
                 tracing::error!(%error, "cannot issue reset token");
                 return Ok(None);
             }
@@ -217,92 +198,195 @@ impl ResetService {
             tracing::error!("the clock is too far in the future to give a reset link an expiry");
             return Ok(None);
         };
-        inner
+        let outcome = inner
             .tokens
-            .insert(TokenRecord {
-                hash: token.hash(),
-                account: account.id.clone(),
-                sent_to: canonicalize(account.email.as_deref().unwrap_or_default()),
-                password_stamp: account.password_stamp(),
-                issued_at: now,
-                expires_at,
-                state: TokenState::Active,
+            .issue(TokenIssue {
+                record: TokenRecord {
+                    hash: token.hash(),
+                    account: account.id.clone(),
+                    sent_to: canonicalize(account.email.as_deref().unwrap_or_default()),
+                    password_stamp: account.password_stamp(),
+                    issued_at: now,
+                    expires_at,
+                    state: TokenState::Active,
+                    deny_hash: Some(deny.hash()),
+                },
+                limit: inner.rate_limits.per_account,
+                supersede: inner.token_policy.newest_wins,
             })
             .await?;
-        self.record(Some(account.id.clone()), EventKind::TokenIssued { expires_at })
-            .await?;
-        Ok(Some(AccountLinks {
-            username: account.username.clone(),
-            link: inner.reset_links.link(&token),
-            deny_link: inner.deny_links.link(&token),
-        }))
+        match outcome {
+            IssueOutcome::RateLimited => {
+                trail.note(
+                    &account.id,
+                    EventKind::RateLimited {
+                        scope: RateScope::Account,
+                        client: ctx.client_addr.clone(),
+                    },
+                );
+                Ok(None)
+            }
+            IssueOutcome::Issued { superseded } => {
+                if superseded > 0 {
+                    trail.note(
+                        &account.id,
+                        EventKind::LinksRevoked {
+                            reason: RevokeReason::Superseded,
+                            count: superseded,
+                        },
+                    );
+                }
+                trail.note(&account.id, EventKind::TokenIssued { expires_at });
+                Ok(Some(IssuedLinks {
+                    links: AccountLinks {
+                        username: account.username.clone(),
+                        link: inner.reset_links.link(&token),
+                        deny_link: inner.deny_links.link(&deny),
+                    },
+                    hash: token.hash(),
+                }))
+            }
+        }
     }
 
-    async fn send_single(&self, account: &Account, ctx: &RequestContext) -> Result<(), StoreError> {
-        let Some(sender) = self.sender_for(account).await? else {
+    async fn send_single(
+        &self,
+        account: &Account,
+        ctx: &RequestContext,
+        trail: &mut Trail<'_>,
+    ) -> Result<(), StoreError> {
+        let Some(sender) = self.sender_for(account, trail).await else {
             return Ok(());
         };
-        let Some(links) = self.issue_token(account).await? else {
+        let Some(issued) = self.issue_token(account, ctx, trail).await? else {
             return Ok(());
         };
         let minutes = self.inner.token_policy.lifetime.as_secs() / 60;
-        let ctx_value = template::reset_context(&self.inner.site_name, &links, minutes);
-        self.deliver(
-            EmailKind::Reset,
-            &ctx_value,
-            ctx,
-            &sender,
-            std::slice::from_ref(account),
-        )
-        .await
+        let ctx_value = template::reset_context(&self.inner.site_name, &issued.links, minutes);
+        let mail = Mail {
+            kind: EmailKind::Reset,
+            values: &ctx_value,
+            tokens: vec![issued.hash],
+        };
+        self.deliver_noting(mail, ctx, &sender, std::slice::from_ref(account), trail)
+            .await
     }
 
-    async fn send_combined(&self, accounts: &[Account], ctx: &RequestContext) -> Result<(), StoreError> {
+    async fn send_combined(
+        &self,
+        accounts: &[Account],
+        ctx: &RequestContext,
+        trail: &mut Trail<'_>,
+    ) -> Result<(), StoreError> {
         let Some(first) = accounts.first() else {
             return Ok(());
         };
-        let Some(sender) = self.sender_for(first).await? else {
+        let Some(sender) = self.sender_for(first, trail).await else {
             return Ok(());
         };
-        let mut all_links = Vec::with_capacity(accounts.len());
+        let mut issued = Vec::with_capacity(accounts.len());
+        let mut linked = Vec::with_capacity(accounts.len());
         for account in accounts {
-            if let Some(links) = self.issue_token(account).await? {
-                all_links.push(links);
+            if let Some(links) = self.issue_token(account, ctx, trail).await? {
+                issued.push(links);
+                linked.push(account.clone());
             }
         }
         let minutes = self.inner.token_policy.lifetime.as_secs() / 60;
-        let ctx_value = template::combined_context(&self.inner.site_name, &all_links, minutes);
-        self.deliver(EmailKind::ResetCombined, &ctx_value, ctx, &sender, accounts)
-            .await
+        let tokens = issued.iter().map(|i| i.hash).collect();
+        let all_links: Vec<AccountLinks> = issued.into_iter().map(|i| i.links).collect();
+        let (kind, ctx_value) = match all_links.as_slice() {
+            [] => return Ok(()),
+            [one] => (
+                EmailKind::Reset,
+                template::reset_context(&self.inner.site_name, one, minutes),
+            ),
+            many => (
+                EmailKind::ResetCombined,
+                template::combined_context(&self.inner.site_name, many, minutes),
+            ),
+        };
+        let mail = Mail {
+            kind,
+            values: &ctx_value,
+            tokens,
+        };
+        self.deliver_noting(mail, ctx, &sender, &linked, trail).await
     }
 
     async fn send_username_required(
         &self,
         accounts: &[Account],
         ctx: &RequestContext,
+        trail: &mut Trail<'_>,
     ) -> Result<(), StoreError> {
         let Some(first) = accounts.first() else {
             return Ok(());
         };
-        let Some(sender) = self.sender_for(first).await? else {
+        let Some(sender) = self.sender_for(first, trail).await else {
             return Ok(());
         };
+        let mut allowed = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            if let Some(limit) = self.inner.rate_limits.per_account
+                && !self
+                    .inner
+                    .tokens
+                    .admit(
+                        &RateKey::Account(account.id.clone()),
+                        self.inner.clock.now(),
+                        limit.window,
+                        limit.max,
+                    )
+                    .await?
+            {
+                trail.note(
+                    &account.id,
+                    EventKind::RateLimited {
+                        scope: RateScope::Account,
+                        client: ctx.client_addr.clone(),
+                    },
+                );
+                continue;
+            }
+            allowed.push(account.clone());
+        }
+        if allowed.is_empty() {
+            return Ok(());
+        }
         let usernames: Vec<String> = accounts.iter().map(|a| a.username.clone()).collect();
         let ctx_value = template::username_required_context(&self.inner.site_name, &usernames);
-        self.deliver(EmailKind::UsernameRequired, &ctx_value, ctx, &sender, accounts)
-            .await
+        let mail = Mail {
+            kind: EmailKind::UsernameRequired,
+            values: &ctx_value,
+            tokens: Vec::new(),
+        };
+        self.deliver_noting(mail, ctx, &sender, &allowed, trail).await
+    }
+
+    /// Writes the step's events so far, then delivers.
+    async fn deliver_noting(
+        &self,
+        mail: Mail<'_>,
+        ctx: &RequestContext,
+        sender: &SenderChoice,
+        accounts: &[Account],
+        trail: &mut Trail<'_>,
+    ) -> Result<(), StoreError> {
+        trail.flush().await?;
+        self.deliver(mail, ctx, sender, accounts).await
     }
 
     /// Renders and hands one email to delivery, addressed to the stored
     /// address of `accounts[0]` (all share it); records an event per account.
     pub(crate) async fn deliver(
         &self,
-        kind: EmailKind,
-        values: &minijinja::Value,
+        mail: Mail<'_>,
         ctx: &RequestContext,
         sender: &SenderChoice,
         accounts: &[Account],
     ) -> Result<(), StoreError> {
+        let Mail { kind, values, tokens } = mail;
         let Some(first) = accounts.first() else {
             return Ok(());
         };
@@ -342,24 +426,29 @@ impl ResetService {
                 to.clone(),
                 rendered.clone(),
             );
-            for account in accounts {
-                self.record(
-                    Some(account.id.clone()),
-                    EventKind::EmailQueued {
-                        message_id: message_id.clone(),
-                        email: kind,
-                        from: sender.from.address().to_owned(),
-                        to: email.to.address().to_owned(),
-                        sender_strategy: sender.strategy.clone(),
-                        sender_fallbacks: sender.fallbacks.iter().map(ToString::to_string).collect(),
-                    },
-                )
-                .await?;
-            }
+            let now = self.inner.clock.now();
+            let queued = accounts
+                .iter()
+                .map(|account| {
+                    Event::new(
+                        now,
+                        Some(account.id.clone()),
+                        EventKind::EmailQueued {
+                            message_id: message_id.clone(),
+                            email: kind,
+                            from: sender.from.address().to_owned(),
+                            to: email.to.address().to_owned(),
+                            sender_strategy: sender.strategy.clone(),
+                            sender_fallbacks: sender.fallbacks.iter().map(ToString::to_string).collect(),
+                        },
+                    )
+                })
+                .collect();
+            self.inner.events.record_all(queued).await?;
             let failure = self
                 .inner
                 .dispatcher
-                .dispatch(email, Some(first.id.clone()))
+                .dispatch(email, Some(first.id.clone()), tokens.clone())
                 .await?;
             // The server refused the sender at MAIL FROM: fall back to the
             // next sender the resolver allows (inline delivery only; the
@@ -406,6 +495,48 @@ impl ResetService {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// One email to render and deliver.
+pub(crate) struct Mail<'a> {
+    pub(crate) kind: EmailKind,
+    pub(crate) values: &'a minijinja::Value,
+    /// The reset tokens whose links it carries.
+    pub(crate) tokens: Vec<TokenHash>,
+}
+
+/// A token just issued and the links that carry it.
+struct IssuedLinks {
+    links: AccountLinks,
+    hash: TokenHash,
+}
+
+/// The events of one flow step, written in one call to the event log.
+pub(crate) struct Trail<'a> {
+    service: &'a ResetService,
+    events: Vec<Event>,
+}
+
+impl<'a> Trail<'a> {
+    pub(crate) fn new(service: &'a ResetService) -> Self {
+        Trail {
+            service,
+            events: Vec::new(),
+        }
+    }
+
+    pub(crate) fn note(&mut self, account: &AccountId, kind: EventKind) {
+        let now = self.service.inner.clock.now();
+        self.events.push(Event::new(now, Some(account.clone()), kind));
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.events);
+        self.service.inner.events.record_all(events).await
     }
 }
 

@@ -134,6 +134,22 @@ impl Outbox for InMemoryOutbox {
         Ok(())
     }
 
+    async fn mark_dropped(&self, message_id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let row = state
+            .rows
+            .get_mut(message_id)
+            .ok_or_else(|| not_found("outbox.mark_dropped", message_id))?;
+        if !row.held_by(attempt) {
+            return Ok(());
+        }
+        row.lease_until = None;
+        row.status = OutboxStatus::Dropped {
+            reason: reason.to_owned(),
+        };
+        Ok(())
+    }
+
     async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError> {
         Ok(lock(&self.state).rows.get(message_id).map(|r| r.status.clone()))
     }
@@ -146,6 +162,7 @@ impl Outbox for InMemoryOutbox {
                 OutboxStatus::Pending | OutboxStatus::Claimed => counts.waiting += 1,
                 OutboxStatus::Sent => counts.sent += 1,
                 OutboxStatus::Failed { .. } => counts.failed += 1,
+                OutboxStatus::Dropped { .. } => counts.dropped += 1,
             }
         }
         Ok(counts)

@@ -151,6 +151,14 @@ impl Fixture {
         );
         reset_token(sent.last().expect("one email"))
     }
+
+    /// Like [`Fixture::request_token`], returning the reset token and the
+    /// secret of the email's "this wasn't me" link.
+    pub async fn request_links(&self, service: &ResetService, identifier: &str) -> (String, String) {
+        let token = self.request_token(service, identifier).await;
+        let mail = self.mailer.sent().pop().expect("one email");
+        (token, deny_token(&mail))
+    }
 }
 
 /// Every `http://` or `https://` URL in `text` (text part or HTML).
