@@ -26,9 +26,9 @@ use crate::error::StoreError;
 use crate::event::{Event, EventKind};
 use crate::mail::{DeliveryError, MailContent, Mailbox, Mailer, OutgoingEmail, SentReceipt};
 use crate::sender::SenderResolver;
+use crate::store::TokenStore;
 use crate::store::{EventLog, Outbox, OutboxEntry};
 use crate::token::{EntropyError, RejectReason, TokenHash};
-use crate::store::TokenStore;
 
 /// How many refused senders one message may fall back past in the worker.
 const MAX_WORKER_FALLBACKS: usize = 4;
@@ -397,9 +397,7 @@ impl DeliveryWorker {
                 let message_id = &entry.email.message_id;
                 tracing::info!(%message_id, reason = reason.as_str(), "reset email not sent: its link is no longer active");
                 let why = format!("not sent: its reset link is no longer active ({reason})");
-                self.outbox
-                    .mark_dropped(message_id, entry.attempts, &why)
-                    .await?;
+                self.outbox.mark_dropped(message_id, entry.attempts, &why).await?;
                 self.events
                     .record(Event::new(
                         self.clock.now(),

@@ -26,9 +26,9 @@ use crate::error::StoreError;
 use crate::event::Event;
 use crate::mail::{DeliveryError, OutgoingEmail};
 use crate::policy::Limit;
-use crate::token::{RejectReason, RevokeReason, TokenHash, TokenRecord};
 #[cfg(doc)]
 use crate::token::TokenState;
+use crate::token::{RejectReason, RevokeReason, TokenHash, TokenRecord};
 
 /// What [`TokenStore::consume`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -140,7 +140,10 @@ async fn concurrent_requests_leave_one_live_link() {
                 live += 1;
             }
         }
-        assert_eq!(live, 1, "round {round}: exactly one live link after {REQUESTS} concurrent requests");
+        assert_eq!(
+            live, 1,
+            "round {round}: exactly one live link after {REQUESTS} concurrent requests"
+        );
     }
 }
 
@@ -157,14 +160,24 @@ async fn superseded_mail_is_not_delivered() {
         .build()
         .expect("valid");
     let ctx = RequestContext::default();
-    service.request("alice@example.com", &ctx).await.expect("accepted");
+    service
+        .request("alice@example.com", &ctx)
+        .await
+        .expect("accepted");
     fx.clock.advance(Duration::from_secs(30));
-    service.request("alice@example.com", &ctx).await.expect("accepted");
+    service
+        .request("alice@example.com", &ctx)
+        .await
+        .expect("accepted");
 
     let worker = service.delivery_worker().expect("outbox mode");
     let report = worker.run_once().await.expect("outbox up");
     let delivered = fx.mailer.sent();
-    assert_eq!(delivered.len(), 1, "only the newest link is delivered: {report:?}");
+    assert_eq!(
+        delivered.len(),
+        1,
+        "only the newest link is delivered: {report:?}"
+    );
     assert!(
         service.inspect(&reset_token(&delivered[0])).await.is_ok(),
         "the delivered link is the live one"
@@ -209,8 +222,14 @@ async fn deny_link_cannot_complete_a_reset() {
         ),
         "the deny secret cannot set a password"
     );
-    assert!(service.inspect(&deny).await.is_err(), "nor open the password form");
-    assert!(service.deny(&token).await.is_err(), "the reset secret cannot deny");
+    assert!(
+        service.inspect(&deny).await.is_err(),
+        "nor open the password form"
+    );
+    assert!(
+        service.deny(&token).await.is_err(),
+        "the reset secret cannot deny"
+    );
 
     service
         .complete(&token, secret(GOOD_PASSWORD), secret(GOOD_PASSWORD))
@@ -242,6 +261,9 @@ async fn deny_link_dies_with_its_superseded_reset_link() {
         .expect("accepted");
     let old_deny = deny_token(&fx.mailer.sent().pop().expect("email"));
     let newer = fx.request_token(&service, "alice@example.com").await;
-    assert!(service.deny(&old_deny).await.is_err(), "superseded link's deny is dead");
+    assert!(
+        service.deny(&old_deny).await.is_err(),
+        "superseded link's deny is dead"
+    );
     assert!(service.inspect(&newer).await.is_ok(), "newer link untouched");
 }

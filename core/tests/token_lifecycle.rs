@@ -236,7 +236,10 @@ async fn this_wasnt_me_works_after_expiry_but_not_from_an_old_address_or_after_t
         .expect("the new owner's link survives");
     // Past the window, even the right address cannot deny with that link.
     fx.clock.advance(resetkit::flow::DENY_WINDOW);
-    assert!(matches!(service.deny(&fresh_deny).await, Err(LinkError::InvalidLink)));
+    assert!(matches!(
+        service.deny(&fresh_deny).await,
+        Err(LinkError::InvalidLink)
+    ));
     assert_eq!(fx.last_rejection(), Some(RejectReason::Expired));
 }
 

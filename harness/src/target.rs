@@ -16,7 +16,7 @@ use resetkit::account::{Account, AccountDirectory, AccountId};
 use resetkit::clock::ManualClock;
 use resetkit::delivery::{DeliveryMode, RetryPolicy};
 use resetkit::error::StoreError;
-use resetkit::hasher::Argon2Hasher;
+use resetkit::hasher::{Argon2Hasher, PasswordHash};
 use resetkit::identifier::IdentifierMode;
 use resetkit::mail::{Mailbox, Mailer};
 use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
@@ -75,6 +75,86 @@ impl SessionRevoker for RecordingRevoker {
     }
 }
 
+/// Faults a scenario can inject into the account directory, through the
+/// [`FaultyAccounts`] decorator that factories put around their directory
+/// with [`TargetConfig::with_faults`].
+#[derive(Debug, Default)]
+pub struct AccountFaults {
+    next_write: Mutex<Option<WriteFault>>,
+}
+
+#[derive(Debug)]
+struct WriteFault {
+    started: tokio::sync::oneshot::Sender<()>,
+    resume: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// The two ends a scenario holds while a password write hangs.
+#[derive(Debug)]
+pub struct HeldWrite {
+    /// Fires when the flow starts the password write (the token is spent).
+    pub started: tokio::sync::oneshot::Receiver<()>,
+    /// Send (or drop) to let the write go on and fail.
+    pub resume: tokio::sync::oneshot::Sender<()>,
+}
+
+impl AccountFaults {
+    /// Arms a fault: the next password write tells `started`, waits for
+    /// `resume`, then fails as if the database connection dropped.
+    pub fn fail_next_password_write(&self) -> HeldWrite {
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (resume, resume_rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut slot) = self.next_write.lock() {
+            *slot = Some(WriteFault {
+                started: started_tx,
+                resume: resume_rx,
+            });
+        }
+        HeldWrite { started, resume }
+    }
+
+    fn take_write(&self) -> Option<WriteFault> {
+        self.next_write.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// A decorator that injects [`AccountFaults`] into any directory.
+pub struct FaultyAccounts {
+    inner: Arc<dyn TargetAccounts>,
+    faults: Arc<AccountFaults>,
+}
+
+#[async_trait]
+impl AccountDirectory for FaultyAccounts {
+    async fn find_by_email(&self, canonical_email: &str) -> Result<Vec<Account>, StoreError> {
+        self.inner.find_by_email(canonical_email).await
+    }
+    async fn find_by_username(&self, canonical_username: &str) -> Result<Option<Account>, StoreError> {
+        self.inner.find_by_username(canonical_username).await
+    }
+    async fn find_by_id(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.inner.find_by_id(id).await
+    }
+    async fn set_password_hash(&self, id: &AccountId, hash: &PasswordHash) -> Result<(), StoreError> {
+        let Some(fault) = self.faults.take_write() else {
+            return self.inner.set_password_hash(id, hash).await;
+        };
+        let _ = fault.started.send(());
+        let _ = fault.resume.await;
+        Err(StoreError::unavailable(
+            "accounts.set_password_hash",
+            "injected fault: connection to the database lost",
+        ))
+    }
+}
+
+#[async_trait]
+impl TargetAccounts for FaultyAccounts {
+    async fn upsert(&self, account: &Account) -> Result<(), StoreError> {
+        self.inner.upsert(account).await
+    }
+}
+
 /// Everything a scenario decides about the service under test.
 #[derive(Clone)]
 pub struct TargetConfig {
@@ -98,6 +178,9 @@ pub struct TargetConfig {
     pub retry: RetryPolicy,
     /// The session-revocation hook the harness watches.
     pub sessions: Arc<RecordingRevoker>,
+    /// Faults scenarios inject into the account directory (honoured when
+    /// the factory wraps its directory with [`TargetConfig::with_faults`]).
+    pub faults: Arc<AccountFaults>,
 }
 
 impl fmt::Debug for TargetConfig {
@@ -138,7 +221,19 @@ impl TargetConfig {
                 max_delay: Duration::from_secs(600),
             },
             sessions: Arc::new(RecordingRevoker::default()),
+            faults: Arc::new(AccountFaults::default()),
         }
+    }
+
+    /// Wraps a factory's account directory so that scenarios can inject
+    /// faults (a password write that fails mid-flight). Pass the result to
+    /// the builder's `accounts`; scenarios that need a fault are skipped,
+    /// with a note saying so, for a directory that is not wrapped.
+    pub fn with_faults(&self, accounts: Arc<dyn TargetAccounts>) -> Arc<FaultyAccounts> {
+        Arc::new(FaultyAccounts {
+            inner: accounts,
+            faults: self.faults.clone(),
+        })
     }
 
     /// The primary sender's mailbox.
@@ -244,7 +339,7 @@ impl MemoryStores {
     /// Adds the stores to a builder (the outbox only in outbox mode).
     pub fn apply(&self, builder: ResetServiceBuilder, config: &TargetConfig) -> ResetServiceBuilder {
         let builder = builder
-            .accounts(self.accounts.clone())
+            .accounts(config.with_faults(self.accounts.clone()))
             .tokens(self.tokens.clone() as Arc<dyn TokenStore>)
             .events(self.events.clone());
         if config.delivery == DeliveryMode::Outbox {

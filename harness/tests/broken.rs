@@ -11,7 +11,10 @@ use resetkit::hasher::PasswordHash;
 use resetkit::mail::{DeliveryError, MailContent, Mailbox, Mailer, OutgoingEmail, SentReceipt};
 use resetkit::memory::InMemoryAccounts;
 use resetkit::sender::FixedSender;
-use resetkit::store::{ConsumeOutcome, RateKey, TokenStore};
+use resetkit::store::{
+    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, Outbox, OutboxCounts, OutboxEntry,
+    OutboxStatus, RateKey, TokenIssue, TokenStore,
+};
 use resetkit::template::{TemplateSource, Templates};
 use resetkit::token::{RevokeReason, TokenHash, TokenRecord, TokenState};
 use resetkit::{ResetService, ResetServiceBuilder};
@@ -139,34 +142,129 @@ impl Mailer for TypedAddressMailer {
     }
 }
 
-/// Check-then-write consume: reads the record, waits, then spends it
-/// without re-checking — the classic race.
-struct NonAtomicConsume(Arc<dyn TokenStore>);
+/// Which step of the token lifecycle a [`BuggyTokens`] store gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenBug {
+    /// Check-then-write consume: reads the record, waits, then spends it
+    /// without re-checking — the classic race.
+    NonAtomicConsume,
+    /// Store contract v1's release: puts the token back to active whatever
+    /// happened to it meanwhile, so a link revoked while it was being spent
+    /// comes back.
+    ReleaseRevives,
+    /// Newest-wins as two operations: revoke, yield, insert.
+    SplitIssue,
+    /// One secret for both links: the deny link's secret also opens and
+    /// spends the reset link (the v1 flow mailed the reset token in both).
+    SharedSecret,
+}
+
+/// An in-memory token store with one deliberate bug.
+struct BuggyTokens {
+    inner: Arc<dyn TokenStore>,
+    bug: TokenBug,
+    deny_to_reset: std::sync::Mutex<std::collections::HashMap<TokenHash, TokenHash>>,
+}
+
+impl BuggyTokens {
+    fn new(inner: Arc<dyn TokenStore>, bug: TokenBug) -> Self {
+        BuggyTokens {
+            inner,
+            bug,
+            deny_to_reset: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Under [`TokenBug::SharedSecret`], the reset token a deny secret maps to.
+    fn reset_hash(&self, hash: &TokenHash) -> TokenHash {
+        if self.bug != TokenBug::SharedSecret {
+            return *hash;
+        }
+        self.deny_to_reset
+            .lock()
+            .ok()
+            .and_then(|m| m.get(hash).copied())
+            .unwrap_or(*hash)
+    }
+}
 
 #[async_trait]
-impl TokenStore for NonAtomicConsume {
-    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        self.0.insert(record).await
+impl TokenStore for BuggyTokens {
+    async fn issue(&self, issue: TokenIssue) -> Result<IssueOutcome, StoreError> {
+        if let (Some(deny), Ok(mut map)) = (issue.record.deny_hash, self.deny_to_reset.lock()) {
+            map.insert(deny, issue.record.hash);
+        }
+        if self.bug != TokenBug::SplitIssue || !issue.supersede {
+            return self.inner.issue(issue).await;
+        }
+        let now = issue.record.issued_at;
+        let superseded = self
+            .inner
+            .revoke_for_account(&issue.record.account, RevokeReason::Superseded, now)
+            .await?;
+        // Let the other requests run between the two steps.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        let outcome = self
+            .inner
+            .issue(TokenIssue {
+                supersede: false,
+                ..issue
+            })
+            .await?;
+        Ok(match outcome {
+            IssueOutcome::Issued { .. } => IssueOutcome::Issued { superseded },
+            refused => refused,
+        })
     }
     async fn find(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        self.0.find(hash).await
+        self.inner.find(&self.reset_hash(hash)).await
+    }
+    async fn find_by_deny(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.find_by_deny(hash).await
     }
     async fn consume(&self, hash: &TokenHash, now: SystemTime) -> Result<ConsumeOutcome, StoreError> {
-        let Some(record) = self.0.find(hash).await? else {
-            return self.0.consume(hash, now).await;
+        let hash = self.reset_hash(hash);
+        if self.bug != TokenBug::NonAtomicConsume {
+            return self.inner.consume(&hash, now).await;
+        }
+        let Some(record) = self.inner.find(&hash).await? else {
+            return self.inner.consume(&hash, now).await;
         };
         if let Some(reason) = record.unusable_reason(now) {
             return Ok(ConsumeOutcome::Rejected(reason));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let _ = self.0.consume(hash, now).await?;
+        let _ = self.inner.consume(&hash, now).await?;
         Ok(ConsumeOutcome::Consumed(TokenRecord {
-            state: TokenState::Used { at: now },
+            state: TokenState::Spending { at: now },
             ..record
         }))
     }
-    async fn release(&self, hash: &TokenHash) -> Result<(), StoreError> {
-        self.0.release(hash).await
+    async fn finish(&self, hash: &TokenHash, now: SystemTime) -> Result<FinishOutcome, StoreError> {
+        self.inner.finish(&self.reset_hash(hash), now).await
+    }
+    async fn release(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+        let hash = self.reset_hash(hash);
+        if self.bug != TokenBug::ReleaseRevives {
+            return self.inner.release(&hash).await;
+        }
+        let Some(record) = self.inner.find(&hash).await? else {
+            return Ok(false);
+        };
+        // The in-memory store replaces a record issued again under its hash.
+        self.inner
+            .issue(TokenIssue {
+                record: TokenRecord {
+                    state: TokenState::Active,
+                    ..record
+                },
+                limit: None,
+                supersede: false,
+            })
+            .await?;
+        Ok(true)
     }
     async fn revoke_for_account(
         &self,
@@ -174,10 +272,13 @@ impl TokenStore for NonAtomicConsume {
         reason: RevokeReason,
         now: SystemTime,
     ) -> Result<usize, StoreError> {
-        self.0.revoke_for_account(account, reason, now).await
+        self.inner.revoke_for_account(account, reason, now).await
+    }
+    async fn deny(&self, hash: &TokenHash, now: SystemTime) -> Result<DenyOutcome, StoreError> {
+        self.inner.deny(hash, now).await
     }
     async fn hit(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
-        self.0.hit(key, now, window).await
+        self.inner.hit(key, now, window).await
     }
     async fn admit(
         &self,
@@ -186,10 +287,55 @@ impl TokenStore for NonAtomicConsume {
         window: Duration,
         max: u32,
     ) -> Result<bool, StoreError> {
-        self.0.admit(key, now, window, max).await
+        self.inner.admit(key, now, window, max).await
     }
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        self.0.purge_expired(before, batch).await
+        self.inner.purge_expired(before, batch).await
+    }
+}
+
+/// An outbox that does not keep the token hashes of its messages, so the
+/// worker cannot tell that a waiting message's link died.
+struct ForgetfulOutbox(Arc<dyn Outbox>);
+
+#[async_trait]
+impl Outbox for ForgetfulOutbox {
+    async fn enqueue(&self, entry: OutboxEntry) -> Result<(), StoreError> {
+        self.0
+            .enqueue(OutboxEntry {
+                tokens: Vec::new(),
+                ..entry
+            })
+            .await
+    }
+    async fn claim(
+        &self,
+        now: SystemTime,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.0.claim(now, max, lease).await
+    }
+    async fn mark_sent(&self, id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError> {
+        self.0.mark_sent(id, attempt, now).await
+    }
+    async fn mark_failed(
+        &self,
+        id: &str,
+        attempt: u32,
+        error: &DeliveryError,
+        retry_at: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.0.mark_failed(id, attempt, error, retry_at).await
+    }
+    async fn mark_dropped(&self, id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
+        self.0.mark_dropped(id, attempt, reason).await
+    }
+    async fn status(&self, id: &str) -> Result<Option<OutboxStatus>, StoreError> {
+        self.0.status(id).await
+    }
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.0.counts().await
     }
 }
 
@@ -261,8 +407,11 @@ async fn non_atomic_consume_fails_the_concurrency_scenario() {
     let report = run(Broken {
         name: "token store with check-then-write consume",
         tweak: |b, _, stores| {
-            b.tokens(Arc::new(NonAtomicConsume(stores.tokens.clone())))
-                .accounts(Arc::new(SlowWrites(stores.accounts.clone())))
+            b.tokens(Arc::new(BuggyTokens::new(
+                stores.tokens.clone(),
+                TokenBug::NonAtomicConsume,
+            )))
+            .accounts(Arc::new(SlowWrites(stores.accounts.clone())))
         },
     })
     .await;
@@ -277,6 +426,67 @@ async fn mailer_sending_to_the_typed_address_fails_the_stored_address_scenario()
     })
     .await;
     assert_failed(&report, &["RST-MAIL-001"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_that_spares_a_token_being_spent_fails_the_revival_scenario() {
+    let report = run(Broken {
+        name: "release puts the token back to active, revoked or not",
+        tweak: |b, _, stores| {
+            b.tokens(Arc::new(BuggyTokens::new(
+                stores.tokens.clone(),
+                TokenBug::ReleaseRevives,
+            )))
+        },
+    })
+    .await;
+    assert_failed(&report, &["RST-RACE-001"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_wins_in_two_steps_fails_the_one_live_link_scenario() {
+    let report = run(Broken {
+        name: "issue revokes, yields, then inserts",
+        tweak: |b, _, stores| {
+            b.tokens(Arc::new(BuggyTokens::new(
+                stores.tokens.clone(),
+                TokenBug::SplitIssue,
+            )))
+        },
+    })
+    .await;
+    assert_failed(&report, &["RST-RACE-002"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_without_token_hashes_fails_the_superseded_mail_scenario() {
+    let report = run(Broken {
+        name: "outbox forgets which tokens a message carries",
+        tweak: |b, config, stores| {
+            if config.delivery == resetkit::delivery::DeliveryMode::Outbox {
+                b.outbox(Arc::new(ForgetfulOutbox(stores.outbox.clone())))
+            } else {
+                b
+            }
+        },
+    })
+    .await;
+    assert_failed(&report, &["RST-RACE-003"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_secret_for_reset_and_deny_fails_the_deny_link_scenario() {
+    let report = run(Broken {
+        name: "the deny link's secret also resets",
+        tweak: |b, _, stores| {
+            b.tokens(Arc::new(BuggyTokens::new(
+                stores.tokens.clone(),
+                TokenBug::SharedSecret,
+            )))
+        },
+    })
+    .await;
+    assert_failed(&report, &["RST-DENY-002"]);
 }
 
 #[test]

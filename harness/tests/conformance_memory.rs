@@ -15,6 +15,16 @@ async fn in_memory_token_store_consume_is_atomic() {
     conformance::token_store_concurrent_consume(Arc::new(InMemoryTokenStore::default()), 50).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_concurrent_requests_leave_one_live_link() {
+    conformance::token_store_concurrent_issue(Arc::new(InMemoryTokenStore::default()), 50, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_revoked_token_is_never_revived() {
+    conformance::token_store_concurrent_revoke_release(Arc::new(InMemoryTokenStore::default()), 50).await;
+}
+
 #[tokio::test]
 async fn in_memory_event_log_conforms() {
     conformance::event_log_suite(&InMemoryEventLog::default()).await;

@@ -24,7 +24,7 @@ use resetkit::event::Event;
 use resetkit::hasher::PasswordHash;
 use resetkit::policy::{Limit, RateLimits};
 use resetkit::prelude::*;
-use resetkit::store::{ConsumeOutcome, RateKey};
+use resetkit::store::{ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, TokenIssue};
 use resetkit::token::{RevokeReason, TokenHash, TokenRecord};
 use resetkit_postgres::PgStores;
 use secrecy::SecretString;
@@ -40,23 +40,27 @@ struct Counted<T>(Arc<T>);
 
 #[async_trait]
 impl<T: TokenStore> TokenStore for Counted<T> {
-    async fn insert(&self, r: TokenRecord) -> Result<(), StoreError> {
+    async fn issue(&self, i: TokenIssue) -> Result<IssueOutcome, StoreError> {
         tick();
-        self.0.insert(r).await
+        self.0.issue(i).await
     }
     async fn find(&self, h: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         tick();
         self.0.find(h).await
     }
+    async fn find_by_deny(&self, h: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        tick();
+        self.0.find_by_deny(h).await
+    }
     async fn consume(&self, h: &TokenHash, now: SystemTime) -> Result<ConsumeOutcome, StoreError> {
         tick();
-        let out = self.0.consume(h, now).await;
-        if matches!(out, Ok(ConsumeOutcome::Rejected(_))) {
-            tick();
-        }
-        out
+        self.0.consume(h, now).await
     }
-    async fn release(&self, h: &TokenHash) -> Result<(), StoreError> {
+    async fn finish(&self, h: &TokenHash, now: SystemTime) -> Result<FinishOutcome, StoreError> {
+        tick();
+        self.0.finish(h, now).await
+    }
+    async fn release(&self, h: &TokenHash) -> Result<bool, StoreError> {
         tick();
         self.0.release(h).await
     }
@@ -68,6 +72,10 @@ impl<T: TokenStore> TokenStore for Counted<T> {
     ) -> Result<usize, StoreError> {
         tick();
         self.0.revoke_for_account(a, r, now).await
+    }
+    async fn deny(&self, h: &TokenHash, now: SystemTime) -> Result<DenyOutcome, StoreError> {
+        tick();
+        self.0.deny(h, now).await
     }
     async fn hit(&self, k: &RateKey, now: SystemTime, w: Duration) -> Result<u32, StoreError> {
         tick();
@@ -88,6 +96,10 @@ impl<T: EventLog> EventLog for Counted<T> {
     async fn record(&self, e: Event) -> Result<(), StoreError> {
         tick();
         self.0.record(e).await
+    }
+    async fn record_all(&self, e: Vec<Event>) -> Result<(), StoreError> {
+        tick();
+        self.0.record_all(e).await
     }
     async fn for_account(&self, a: &AccountId) -> Result<Vec<Event>, StoreError> {
         tick();

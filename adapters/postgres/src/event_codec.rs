@@ -87,6 +87,9 @@ pub(crate) fn encode(kind: &EventKind) -> (&'static str, Value) {
         }
         EventKind::SessionRevocationFailed { reason } => json!({ "reason": reason }),
         EventKind::TokenRejected { reason } => json!({ "reason": reason.as_str() }),
+        EventKind::EmailDropped { message_id, reason } => {
+            json!({ "message_id": message_id, "reason": reason.as_str() })
+        }
         EventKind::ResetCompleted => json!({}),
         EventKind::LinksRevoked { reason, count } => {
             json!({ "reason": revoke_name(*reason), "count": count })
@@ -193,6 +196,10 @@ pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
         "session_revocation_failed" => EventKind::SessionRevocationFailed {
             reason: text(v, "reason")?,
         },
+        "email_dropped" => EventKind::EmailDropped {
+            message_id: text(v, "message_id")?,
+            reason: parsed(v, "reason", reject_from)?,
+        },
         other => return Err(format!("unknown event kind `{other}`")),
     })
 }
@@ -254,6 +261,10 @@ mod tests {
             },
             EventKind::SessionRevocationFailed {
                 reason: "hook".into(),
+            },
+            EventKind::EmailDropped {
+                message_id: "<m@x>".into(),
+                reason: RejectReason::Revoked(RevokeReason::Superseded),
             },
         ];
         for kind in kinds {

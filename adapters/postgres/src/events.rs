@@ -18,6 +18,7 @@ use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
 pub struct PgEventLog {
     pool: PgPool,
     insert: Sql,
+    insert_all: Sql,
     for_account: Sql,
     recent: Sql,
 }
@@ -36,6 +37,13 @@ impl PgEventLog {
             insert: Sql::new(
                 schema,
                 "INSERT INTO __SCHEMA__.events (at, account_id, kind, detail) VALUES ($1, $2, $3, $4::jsonb)",
+            ),
+            insert_all: Sql::new(
+                schema,
+                "INSERT INTO __SCHEMA__.events (at, account_id, kind, detail) \
+                 SELECT at, account_id, kind, detail::jsonb \
+                 FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[]) \
+                   WITH ORDINALITY AS e(at, account_id, kind, detail, n) ORDER BY n",
             ),
             for_account: Sql::new(
                 schema,
@@ -75,6 +83,33 @@ impl EventLog for PgEventLog {
             .bind(event.account.as_ref().map(|a| a.0.as_str()))
             .bind(name)
             .bind(detail.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(())
+    }
+
+    async fn record_all(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        const OP: &str = "events.record_all";
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut at = Vec::with_capacity(events.len());
+        let mut account = Vec::with_capacity(events.len());
+        let mut kind = Vec::with_capacity(events.len());
+        let mut detail = Vec::with_capacity(events.len());
+        for event in &events {
+            let (name, value) = encode(&event.kind);
+            at.push(to_db(event.at));
+            account.push(event.account.as_ref().map(|a| a.0.clone()));
+            kind.push(name.to_owned());
+            detail.push(value.to_string());
+        }
+        sqlx::query(self.insert_all.q())
+            .bind(at)
+            .bind(account)
+            .bind(kind)
+            .bind(detail)
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;

@@ -49,7 +49,7 @@ mod util;
 pub use accounts::{IdType, PgAccounts, UsersTable};
 pub use events::PgEventLog;
 pub use ident::{ConfigError, Ident};
-pub use migrate::{MIGRATIONS, Migration, migrate};
+pub use migrate::{MIGRATIONS, Migration, migrate, migrate_up_to};
 pub use outbox::PgOutbox;
 pub use stores::PgStores;
 pub use tokens::PgTokenStore;

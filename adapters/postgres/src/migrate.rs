@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "rate_admit",
         sql: include_str!("../migrations/0002_rate_admit.sql"),
     },
+    Migration {
+        version: 3,
+        name: "token_lifecycle",
+        sql: include_str!("../migrations/0003_token_lifecycle.sql"),
+    },
 ];
 
 const OP: &str = "migrate";
@@ -52,8 +57,14 @@ const OP: &str = "migrate";
 /// returns the versions applied by this call. Safe to call concurrently from
 /// several instances, and again at every start.
 pub async fn migrate(pool: &PgPool, schema: &Ident) -> Result<Vec<i32>, StoreError> {
+    migrate_up_to(pool, schema, i32::MAX).await
+}
+
+/// Like [`migrate`], applying only versions up to `last_version` (to stage
+/// an upgrade, or to build an older schema in an upgrade test).
+pub async fn migrate_up_to(pool: &PgPool, schema: &Ident, last_version: i32) -> Result<Vec<i32>, StoreError> {
     let mut applied = Vec::new();
-    for migration in MIGRATIONS {
+    for migration in MIGRATIONS.iter().filter(|m| m.version <= last_version) {
         let mut tx = pool.begin().await.map_err(db_error(OP))?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('resetkit.migrate:' || $1, 0))")
             .bind(schema.as_str())

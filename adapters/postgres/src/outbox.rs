@@ -16,6 +16,7 @@ use resetkit::account::AccountId;
 use resetkit::error::StoreError;
 use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail};
 use resetkit::store::{Outbox, OutboxCounts, OutboxEntry, OutboxStatus};
+use resetkit::token::TokenHash;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
@@ -23,7 +24,8 @@ use crate::ident::Ident;
 use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
 
 const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, reply_to_name, \
-    reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at";
+    reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at, \
+    token_hashes";
 
 struct Queries {
     enqueue: Sql,
@@ -31,6 +33,7 @@ struct Queries {
     sent: Sql,
     retry: Sql,
     give_up: Sql,
+    drop: Sql,
     status: Sql,
     counts: Sql,
 }
@@ -56,8 +59,8 @@ impl PgOutbox {
             enqueue: s(
                 "INSERT INTO __SCHEMA__.outbox (message_id, account_id, kind, from_name, from_address, \
                  reply_to_name, reply_to_address, to_name, to_address, subject, body_text, body_html, \
-                 attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 attempts, next_attempt_at, token_hashes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             ),
             claim: s("WITH due AS ( \
                    SELECT message_id AS due_id FROM __SCHEMA__.outbox \
@@ -81,10 +84,16 @@ impl PgOutbox {
                  finished_at = now(), body_text = '', body_html = '' \
                  WHERE message_id = $1 AND status = 'claimed' AND attempts = $3",
             ),
+            drop: s(
+                "UPDATE __SCHEMA__.outbox SET status = 'dropped', lease_until = NULL, last_error = $2, \
+                 finished_at = now(), body_text = '', body_html = '' \
+                 WHERE message_id = $1 AND status = 'claimed' AND attempts = $3",
+            ),
             status: s("SELECT status, last_error FROM __SCHEMA__.outbox WHERE message_id = $1"),
             counts: s(
                 "SELECT count(*) FILTER (WHERE status IN ('pending', 'claimed')), \
-                 count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed') \
+                 count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed'), \
+                 count(*) FILTER (WHERE status = 'dropped') \
                  FROM __SCHEMA__.outbox",
             ),
         };
@@ -153,6 +162,15 @@ fn entry_from_row(op: &'static str, row: &PgRow) -> Result<(i64, OutboxEntry), S
     let attempts: i32 = row.try_get("attempts").map_err(db_error(op))?;
     let next: DateTime<Utc> = row.try_get("next_attempt_at").map_err(db_error(op))?;
     let seq: i64 = row.try_get("seq").map_err(db_error(op))?;
+    let hashes: Vec<Vec<u8>> = row.try_get("token_hashes").map_err(db_error(op))?;
+    let tokens = hashes
+        .into_iter()
+        .map(|h| {
+            <[u8; 32]>::try_from(h)
+                .map(TokenHash)
+                .map_err(|_| corrupt(op, "token hash is not 32 bytes"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((
         seq,
         OutboxEntry {
@@ -160,6 +178,7 @@ fn entry_from_row(op: &'static str, row: &PgRow) -> Result<(i64, OutboxEntry), S
             account: account.map(AccountId),
             attempts: u32::try_from(attempts).unwrap_or(0),
             next_attempt_at: from_db(next),
+            tokens,
         },
     ))
 }
@@ -188,6 +207,7 @@ impl Outbox for PgOutbox {
             .bind(e.expose_html())
             .bind(i32::try_from(entry.attempts).unwrap_or(i32::MAX))
             .bind(to_db(entry.next_attempt_at))
+            .bind(entry.tokens.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>())
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
@@ -257,6 +277,21 @@ impl Outbox for PgOutbox {
         Ok(())
     }
 
+    async fn mark_dropped(&self, message_id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
+        const OP: &str = "outbox.mark_dropped";
+        let done = sqlx::query(self.sql.drop.q())
+            .bind(message_id)
+            .bind(reason)
+            .bind(fence(attempt))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        if done.rows_affected() == 0 {
+            return self.stale_or_missing(OP, message_id).await;
+        }
+        Ok(())
+    }
+
     async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError> {
         const OP: &str = "outbox.status";
         let row = sqlx::query(self.sql.status.q())
@@ -274,6 +309,9 @@ impl Outbox for PgOutbox {
             "failed" => OutboxStatus::Failed {
                 reason: error.unwrap_or_default(),
             },
+            "dropped" => OutboxStatus::Dropped {
+                reason: error.unwrap_or_default(),
+            },
             other => return Err(corrupt(OP, format!("unknown outbox status `{other}`"))),
         }))
     }
@@ -289,6 +327,7 @@ impl Outbox for PgOutbox {
             waiting: count(get(0)?),
             sent: count(get(1)?),
             failed: count(get(2)?),
+            dropped: count(get(3)?),
         })
     }
 }

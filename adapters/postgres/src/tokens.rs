@@ -1,8 +1,12 @@
 //! [`PgTokenStore`]: tokens by hash and rate-limit hits.
 //!
-//! `consume` is one `UPDATE ... WHERE state = 'active' AND expires_at > now
-//! RETURNING`: PostgreSQL's row lock makes exactly one of any number of
-//! concurrent calls win; only a loser pays a second query to learn why.
+//! Every flow step is one statement: `issue` is one call of the
+//! `issue_token` function (admit, revoke older links, insert, serialised per
+//! account); `consume` is one `UPDATE ... WHERE state = 'active' RETURNING`
+//! with the refusal reason read in the same statement (PostgreSQL's row lock
+//! makes exactly one of any number of concurrent calls win); `finish` marks
+//! the token used and revokes the account's other links in one CTE; `deny`
+//! locks the deny link's token and revokes the account's links in one CTE.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +14,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use resetkit::account::{AccountId, PasswordStamp};
 use resetkit::error::StoreError;
-use resetkit::store::{ConsumeOutcome, RateKey, TokenStore};
+use resetkit::store::{
+    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, TokenIssue, TokenStore,
+};
 use resetkit::token::{RejectReason, RevokeReason, TokenHash, TokenRecord, TokenState};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
@@ -18,15 +24,21 @@ use sqlx::{PgPool, Row as _};
 use crate::ident::Ident;
 use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
 
-const COLS: &str =
-    "hash, account_id, sent_to, password_stamp, issued_at, expires_at, state, state_at, revoke_reason";
+const COLS: &str = "hash, account_id, sent_to, password_stamp, issued_at, expires_at, state, state_at, \
+    revoke_reason, deny_hash";
+
+/// Live states: usable, or being spent.
+const LIVE: &str = "('active', 'spending')";
 
 struct Queries {
-    insert: Sql,
+    issue: Sql,
     find: Sql,
+    find_by_deny: Sql,
     consume: Sql,
+    finish: Sql,
     release: Sql,
     revoke: Sql,
+    deny: Sql,
     hit: Sql,
     admit: Sql,
     purge: Sql,
@@ -50,18 +62,48 @@ impl std::fmt::Debug for PgTokenStore {
 impl PgTokenStore {
     /// A store over `schema` (run [`crate::migrate`] first).
     pub fn new(pool: PgPool, schema: &Ident) -> Self {
-        let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS));
+        let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS).replace("LIVE", LIVE));
         let sql = Queries {
-            insert: s("INSERT INTO __SCHEMA__.tokens (COLS) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            issue: s("SELECT __SCHEMA__.issue_token($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
             find: s("SELECT COLS FROM __SCHEMA__.tokens WHERE hash = $1"),
-            consume: s("UPDATE __SCHEMA__.tokens SET state = 'used', state_at = $2 \
-                 WHERE hash = $1 AND state = 'active' AND expires_at > $2 RETURNING COLS"),
+            find_by_deny: s("SELECT COLS FROM __SCHEMA__.tokens WHERE deny_hash = $1"),
+            // The second branch reads the token as it was before this
+            // statement: for a loser of a race it still says 'active'.
+            consume: s("WITH won AS ( \
+                   UPDATE __SCHEMA__.tokens SET state = 'spending', state_at = $2 \
+                   WHERE hash = $1 AND state = 'active' AND expires_at > $2 RETURNING COLS) \
+                 SELECT true AS won, COLS FROM won \
+                 UNION ALL \
+                 SELECT false, COLS FROM __SCHEMA__.tokens \
+                 WHERE hash = $1 AND NOT EXISTS (SELECT 1 FROM won)"),
+            finish: s("WITH fin AS ( \
+                   UPDATE __SCHEMA__.tokens SET state = 'used', state_at = $2 \
+                   WHERE hash = $1 AND state = 'spending' RETURNING account_id), \
+                 rev AS ( \
+                   UPDATE __SCHEMA__.tokens t SET state = 'revoked', state_at = $2, \
+                     revoke_reason = 'password_reset' \
+                   FROM fin WHERE t.account_id = fin.account_id AND t.state IN LIVE AND t.hash <> $1 \
+                   RETURNING 1) \
+                 SELECT (SELECT count(*) FROM fin) AS finished, (SELECT count(*) FROM rev) AS revoked, \
+                   (SELECT state FROM __SCHEMA__.tokens WHERE hash = $1) AS state, \
+                   (SELECT revoke_reason FROM __SCHEMA__.tokens WHERE hash = $1) AS revoke_reason"),
             release: s("UPDATE __SCHEMA__.tokens SET state = 'active', state_at = NULL \
-                 WHERE hash = $1 AND state = 'used'"),
+                 WHERE hash = $1 AND state = 'spending'"),
             revoke: s(
                 "UPDATE __SCHEMA__.tokens SET state = 'revoked', state_at = $3, revoke_reason = $2 \
-                 WHERE account_id = $1 AND state = 'active'",
+                 WHERE account_id = $1 AND state IN LIVE",
             ),
+            // FOR UPDATE re-reads the deny link's token after any concurrent
+            // change commits, so a token used meanwhile is seen as used.
+            deny: s("WITH d AS ( \
+                   SELECT account_id, state, revoke_reason FROM __SCHEMA__.tokens \
+                   WHERE deny_hash = $1 FOR UPDATE), \
+                 rev AS ( \
+                   UPDATE __SCHEMA__.tokens t SET state = 'revoked', state_at = $2, \
+                     revoke_reason = 'user_denied' \
+                   FROM d WHERE d.state IN LIVE AND t.account_id = d.account_id AND t.state IN LIVE \
+                   RETURNING 1) \
+                 SELECT d.state, d.revoke_reason, (SELECT count(*) FROM rev) AS revoked FROM d"),
             hit: s("SELECT __SCHEMA__.rate_hit($1, $2, $3)"),
             admit: s("SELECT __SCHEMA__.rate_admit($1, $2, $3, $4)"),
             purge: s("DELETE FROM __SCHEMA__.tokens WHERE hash IN ( \
@@ -90,34 +132,37 @@ impl PgTokenStore {
     }
 }
 
-fn state_parts(state: &TokenState) -> (&'static str, Option<DateTime<Utc>>, Option<&'static str>) {
-    match state {
-        TokenState::Active => ("active", None, None),
-        TokenState::Used { at } => ("used", Some(to_db(*at)), None),
-        TokenState::Revoked { at, reason } => ("revoked", Some(to_db(*at)), Some(reason.as_str())),
-    }
+fn hash_from(op: &'static str, bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
+    let hash: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| corrupt(op, "token hash is not 32 bytes"))?;
+    Ok(TokenHash(hash))
+}
+
+fn revoke_reason(op: &'static str, reason: Option<String>) -> Result<RevokeReason, StoreError> {
+    let reason = reason.ok_or_else(|| corrupt(op, "revoked token without a reason"))?;
+    RevokeReason::parse(&reason).ok_or_else(|| corrupt(op, format!("unknown revoke reason `{reason}`")))
 }
 
 fn record_from_row(op: &'static str, row: &PgRow) -> Result<TokenRecord, StoreError> {
-    let hash: Vec<u8> = row.try_get("hash").map_err(db_error(op))?;
-    let hash: [u8; 32] = hash
-        .try_into()
-        .map_err(|_| corrupt(op, "token hash is not 32 bytes"))?;
+    let hash = hash_from(op, row.try_get("hash").map_err(db_error(op))?)?;
+    let deny: Option<Vec<u8>> = row.try_get("deny_hash").map_err(db_error(op))?;
     let state: String = row.try_get("state").map_err(db_error(op))?;
     let state_at: Option<DateTime<Utc>> = row.try_get("state_at").map_err(db_error(op))?;
     let reason: Option<String> = row.try_get("revoke_reason").map_err(db_error(op))?;
     let state = match (state.as_str(), state_at, reason) {
         ("active", _, _) => TokenState::Active,
+        ("spending", Some(at), _) => TokenState::Spending { at: from_db(at) },
         ("used", Some(at), _) => TokenState::Used { at: from_db(at) },
-        ("revoked", Some(at), Some(reason)) => TokenState::Revoked {
+        ("revoked", Some(at), reason) => TokenState::Revoked {
             at: from_db(at),
-            reason: RevokeReason::parse(&reason)
-                .ok_or_else(|| corrupt(op, format!("unknown revoke reason `{reason}`")))?,
+            reason: revoke_reason(op, reason)?,
         },
         (other, _, _) => return Err(corrupt(op, format!("inconsistent token state `{other}`"))),
     };
     Ok(TokenRecord {
-        hash: TokenHash(hash),
+        hash,
+        deny_hash: deny.map(|d| hash_from(op, d)).transpose()?,
         account: AccountId(row.try_get("account_id").map_err(db_error(op))?),
         sent_to: row.try_get("sent_to").map_err(db_error(op))?,
         password_stamp: PasswordStamp::from_stored(
@@ -131,29 +176,54 @@ fn record_from_row(op: &'static str, row: &PgRow) -> Result<TokenRecord, StoreEr
 
 #[async_trait]
 impl TokenStore for PgTokenStore {
-    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        const OP: &str = "tokens.insert";
-        let (state, state_at, reason) = state_parts(&record.state);
-        sqlx::query(self.sql.insert.q())
-            .bind(record.hash.0.as_slice())
-            .bind(&record.account.0)
-            .bind(&record.sent_to)
-            .bind(record.password_stamp.as_str())
-            .bind(to_db(record.issued_at))
-            .bind(to_db(record.expires_at))
-            .bind(state)
-            .bind(state_at)
-            .bind(reason)
-            .execute(&self.pool)
+    async fn issue(&self, issue: TokenIssue) -> Result<IssueOutcome, StoreError> {
+        const OP: &str = "tokens.issue";
+        let r = &issue.record;
+        if r.state != TokenState::Active {
+            return Err(corrupt(OP, "a new token must be active"));
+        }
+        let window_start = issue.limit.map(|l| {
+            to_db(
+                r.issued_at
+                    .checked_sub(l.window)
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            )
+        });
+        let result: i64 = sqlx::query(self.sql.issue.q())
+            .bind(r.hash.0.as_slice())
+            .bind(&r.account.0)
+            .bind(&r.sent_to)
+            .bind(r.password_stamp.as_str())
+            .bind(to_db(r.issued_at))
+            .bind(to_db(r.expires_at))
+            .bind(r.deny_hash.as_ref().map(|d| d.0.to_vec()))
+            .bind(window_start)
+            .bind(issue.limit.map(|l| i64::from(l.max)))
+            .bind(issue.supersede)
+            .fetch_one(&self.pool)
             .await
+            .and_then(|row| row.try_get(0))
             .map_err(db_error(OP))?;
-        Ok(())
+        Ok(match usize::try_from(result) {
+            Ok(superseded) => IssueOutcome::Issued { superseded },
+            Err(_) => IssueOutcome::RateLimited,
+        })
     }
 
     async fn find(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         const OP: &str = "tokens.find";
         let row = sqlx::query(self.sql.find.q())
             .bind(hash.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        row.map(|r| record_from_row(OP, &r)).transpose()
+    }
+
+    async fn find_by_deny(&self, deny_hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        const OP: &str = "tokens.find_by_deny";
+        let row = sqlx::query(self.sql.find_by_deny.q())
+            .bind(deny_hash.0.as_slice())
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error(OP))?;
@@ -168,33 +238,56 @@ impl TokenStore for PgTokenStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error(OP))?;
-        if let Some(row) = row {
-            return Ok(ConsumeOutcome::Consumed(record_from_row(OP, &row)?));
-        }
-        let row = sqlx::query(self.sql.find.q())
-            .bind(hash.0.as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
-        let reason = match row {
-            None => RejectReason::Unknown,
-            // Active and unexpired now: it was released between the two
-            // queries; refusing is the safe answer.
-            Some(row) => record_from_row(OP, &row)?
-                .unusable_reason(now)
-                .unwrap_or(RejectReason::AlreadyUsed),
+        let Some(row) = row else {
+            return Ok(ConsumeOutcome::Rejected(RejectReason::Unknown));
         };
-        Ok(ConsumeOutcome::Rejected(reason))
+        let won: bool = row.try_get("won").map_err(db_error(OP))?;
+        let record = record_from_row(OP, &row)?;
+        if won {
+            return Ok(ConsumeOutcome::Consumed(record));
+        }
+        // Read as it was before the statement: a token that looked usable
+        // was taken by a concurrent caller.
+        Ok(ConsumeOutcome::Rejected(
+            record.unusable_reason(now).unwrap_or(RejectReason::AlreadyUsed),
+        ))
     }
 
-    async fn release(&self, hash: &TokenHash) -> Result<(), StoreError> {
+    async fn finish(&self, hash: &TokenHash, now: SystemTime) -> Result<FinishOutcome, StoreError> {
+        const OP: &str = "tokens.finish";
+        let row = sqlx::query(self.sql.finish.q())
+            .bind(hash.0.as_slice())
+            .bind(to_db(now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let finished: i64 = row.try_get("finished").map_err(db_error(OP))?;
+        let revoked: i64 = row.try_get("revoked").map_err(db_error(OP))?;
+        let state: Option<String> = row.try_get("state").map_err(db_error(OP))?;
+        let reason: Option<String> = row.try_get("revoke_reason").map_err(db_error(OP))?;
+        if finished > 0 {
+            return Ok(FinishOutcome::Finished {
+                revoked: usize::try_from(revoked).unwrap_or(usize::MAX),
+            });
+        }
+        match state.as_deref() {
+            None => Err(StoreError::NotFound {
+                operation: OP,
+                what: "the consumed token".into(),
+            }),
+            Some("revoked") => Ok(FinishOutcome::RevokedMeanwhile(revoke_reason(OP, reason)?)),
+            Some(_) => Ok(FinishOutcome::Finished { revoked: 0 }),
+        }
+    }
+
+    async fn release(&self, hash: &TokenHash) -> Result<bool, StoreError> {
         const OP: &str = "tokens.release";
-        sqlx::query(self.sql.release.q())
+        let done = sqlx::query(self.sql.release.q())
             .bind(hash.0.as_slice())
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn revoke_for_account(
@@ -212,6 +305,30 @@ impl TokenStore for PgTokenStore {
             .await
             .map_err(db_error(OP))?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn deny(&self, deny_hash: &TokenHash, now: SystemTime) -> Result<DenyOutcome, StoreError> {
+        const OP: &str = "tokens.deny";
+        let row = sqlx::query(self.sql.deny.q())
+            .bind(deny_hash.0.as_slice())
+            .bind(to_db(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let Some(row) = row else {
+            return Ok(DenyOutcome::Rejected(RejectReason::Unknown));
+        };
+        let state: String = row.try_get("state").map_err(db_error(OP))?;
+        let reason: Option<String> = row.try_get("revoke_reason").map_err(db_error(OP))?;
+        let revoked: i64 = row.try_get("revoked").map_err(db_error(OP))?;
+        Ok(match state.as_str() {
+            "active" | "spending" => DenyOutcome::Revoked {
+                count: usize::try_from(revoked).unwrap_or(usize::MAX),
+            },
+            "used" => DenyOutcome::Rejected(RejectReason::AlreadyUsed),
+            "revoked" => DenyOutcome::Rejected(RejectReason::Revoked(revoke_reason(OP, reason)?)),
+            other => return Err(corrupt(OP, format!("inconsistent token state `{other}`"))),
+        })
     }
 
     async fn hit(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {

@@ -28,6 +28,26 @@ async fn token_store_concurrent_consume_conforms() {
     db.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_leave_one_live_link() {
+    let Some(db) = db_with("concurrent_requests_leave_one_live_link", 20).await else {
+        return;
+    };
+    let store: Arc<dyn TokenStore> = db.stores.tokens.clone();
+    conformance::token_store_concurrent_issue(store, 50, 20).await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_token_is_never_revived() {
+    let Some(db) = db_with("revoked_token_is_never_revived", 4).await else {
+        return;
+    };
+    let store: Arc<dyn TokenStore> = db.stores.tokens.clone();
+    conformance::token_store_concurrent_revoke_release(store, 50).await;
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn event_log_conforms() {
     let Some(db) = db("event_log_conforms").await else {

@@ -34,6 +34,7 @@ fn entry(i: usize) -> OutboxEntry {
         account: Some(format!("{i}").as_str().into()),
         attempts: 0,
         next_attempt_at: at(T0),
+        tokens: Vec::new(),
     }
 }
 
@@ -119,7 +120,8 @@ async fn claim_lease_retry_give_up() {
         OutboxCounts {
             waiting: 0,
             sent: 1,
-            failed: 1
+            failed: 1,
+            dropped: 0
         }
     );
     // Bodies with live links are blanked once done.
@@ -196,7 +198,8 @@ async fn two_workers_send_each_of_1000_messages_exactly_once() {
         OutboxCounts {
             waiting: 0,
             sent: 1000,
-            failed: 0
+            failed: 0,
+            dropped: 0
         }
     );
     db.drop().await;

@@ -67,7 +67,7 @@ impl TargetFactory for PgTarget {
         let mailer: Arc<dyn Mailer> = Arc::new(config.smtp_mailer()?);
         let mut builder = config
             .apply(ResetService::builder())
-            .accounts(accounts.clone())
+            .accounts(config.with_faults(accounts.clone()))
             .tokens(stores.tokens.clone())
             .events(stores.events.clone())
             .mailer(mailer);

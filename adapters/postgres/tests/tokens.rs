@@ -19,14 +19,14 @@ async fn insert_find_consume_release_revoke() {
     };
     let store = db.stores.tokens.clone();
     let (_, rec) = record("u1", T0, 1800);
-    store.insert(rec.clone()).await.unwrap();
+    common::insert(store.as_ref(), &rec).await;
     assert_eq!(store.find(&rec.hash).await.unwrap(), Some(rec.clone()));
 
     let now = at(T0 + 10);
     let ConsumeOutcome::Consumed(used) = store.consume(&rec.hash, now).await.unwrap() else {
         panic!("first consume must win")
     };
-    assert_eq!(used.state, TokenState::Used { at: now });
+    assert_eq!(used.state, TokenState::Spending { at: now });
     assert_eq!(
         store.consume(&rec.hash, now).await.unwrap(),
         ConsumeOutcome::Rejected(RejectReason::AlreadyUsed)
@@ -45,7 +45,7 @@ async fn insert_find_consume_release_revoke() {
 
     // Expiry is exclusive: at expires_at the token is dead.
     let (_, late) = record("u1", T0, 60);
-    store.insert(late.clone()).await.unwrap();
+    common::insert(store.as_ref(), &late).await;
     assert_eq!(
         store.consume(&late.hash, at(T0 + 60)).await.unwrap(),
         ConsumeOutcome::Rejected(RejectReason::Expired)
@@ -53,8 +53,8 @@ async fn insert_find_consume_release_revoke() {
 
     let (_, a) = record("u2", T0, 1800);
     let (_, b) = record("u2", T0, 1800);
-    store.insert(a.clone()).await.unwrap();
-    store.insert(b.clone()).await.unwrap();
+    common::insert(store.as_ref(), &a).await;
+    common::insert(store.as_ref(), &b).await;
     let n = store
         .revoke_for_account(&AccountId::from("u2"), RevokeReason::Superseded, now)
         .await
@@ -83,7 +83,7 @@ async fn fifty_concurrent_consumes_exactly_one_wins() {
     };
     let store = db.stores.tokens.clone();
     let (_, rec) = record("race", T0, 1800);
-    store.insert(rec.clone()).await.unwrap();
+    common::insert(store.as_ref(), &rec).await;
     // Open 50 connections first so every consume runs on its own one.
     let mut held = Vec::new();
     for _ in 0..50 {
@@ -166,10 +166,10 @@ async fn purge_removes_expired_tokens_in_batches() {
     let mut live = Vec::new();
     for i in 0..25 {
         let (_, rec) = record(&format!("p{i}"), T0, 60);
-        store.insert(rec).await.unwrap();
+        common::insert(store.as_ref(), &rec).await;
         let (_, keep) = record(&format!("k{i}"), T0, 6000);
         live.push(keep.hash);
-        store.insert(keep).await.unwrap();
+        common::insert(store.as_ref(), &keep).await;
     }
     let before = at(T0 + 120);
     assert_eq!(store.purge_expired(before, 10).await.unwrap(), 10);

@@ -4,14 +4,14 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::account::{Account, AccountId};
 use crate::error::StoreError;
-use crate::event::{Event, EventKind};
+use crate::event::EventKind;
+use crate::flow::request::{Mail, Trail};
 use crate::flow::{
     CompleteError, Completed, LinkError, LinkInfo, RequestContext, ResetService, run_blocking,
 };
 use crate::identifier::canonicalize;
 use crate::mail::EmailKind;
 use crate::policy::PasswordPolicy;
-use crate::flow::request::Mail;
 use crate::store::{ConsumeOutcome, DenyOutcome, FinishOutcome};
 use crate::template;
 use crate::token::{RawToken, RejectReason, RevokeReason, TokenRecord};
@@ -110,7 +110,11 @@ impl ResetService {
         if let Err(error) = self.inner.accounts.set_password_hash(&account.id, &hash).await {
             return Err(self.give_back(&token, error).await);
         }
-        let finished = self.inner.tokens.finish(&token.hash(), self.inner.clock.now()).await;
+        let finished = self
+            .inner
+            .tokens
+            .finish(&token.hash(), self.inner.clock.now())
+            .await;
         self.after_reset(&account, finished).await;
         Ok(Completed {
             account: account.id,
@@ -233,14 +237,15 @@ impl ResetService {
                 }
             }
         }
-        let now = self.inner.clock.now();
-        let events = events
-            .into_iter()
-            .map(|kind| Event::new(now, id(), kind))
-            .collect();
-        self.best_effort(self.inner.events.record_all(events).await);
-        match self.sender_for_notice(account).await {
-            Ok(Some(sender)) => {
+        let mut trail = Trail::new(self);
+        for kind in events {
+            trail.note(&account.id, kind);
+        }
+        // Written on their own: an event log that fails must not hold back
+        // the "password changed" notice.
+        self.best_effort(trail.flush().await);
+        match self.inner.sender.resolve(account).await {
+            Ok(sender) => {
                 let values = template::password_changed_context(
                     &self.inner.site_name,
                     &account.username,
@@ -257,37 +262,27 @@ impl ResetService {
                         &RequestContext::default(),
                         &sender,
                         std::slice::from_ref(account),
+                        &mut trail,
                     )
                     .await;
                 self.best_effort(sent);
             }
-            Ok(None) => {}
-            Err(error) => tracing::error!(%error, "password-changed notice not sent"),
+            Err(error) => {
+                tracing::error!(%error, "password-changed notice not sent: no sender");
+                trail.note(
+                    &account.id,
+                    EventKind::SenderUnavailable {
+                        reason: error.to_string(),
+                    },
+                );
+            }
         }
+        self.best_effort(trail.flush().await);
     }
 
     fn best_effort(&self, result: Result<(), StoreError>) {
         if let Err(error) = result {
             tracing::error!(%error, "step after a completed password reset failed; the reset stands");
-        }
-    }
-
-    async fn sender_for_notice(
-        &self,
-        account: &Account,
-    ) -> Result<Option<crate::sender::SenderChoice>, CompleteError> {
-        match self.inner.sender.resolve(account).await {
-            Ok(choice) => Ok(Some(choice)),
-            Err(error) => {
-                self.record(
-                    Some(account.id.clone()),
-                    EventKind::SenderUnavailable {
-                        reason: error.to_string(),
-                    },
-                )
-                .await?;
-                Ok(None)
-            }
         }
     }
 

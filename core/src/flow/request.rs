@@ -87,7 +87,10 @@ impl ResetService {
             );
             match self.ineligibility(&account) {
                 Some(reason) => {
-                    tracing::info!(reason = reason.as_str(), "password reset request produced no email");
+                    tracing::info!(
+                        reason = reason.as_str(),
+                        "password reset request produced no email"
+                    );
                     trail.note(
                         &account.id,
                         EventKind::RequestIgnored {
@@ -268,7 +271,7 @@ impl ResetService {
             values: &ctx_value,
             tokens: vec![issued.hash],
         };
-        self.deliver_noting(mail, ctx, &sender, std::slice::from_ref(account), trail)
+        self.deliver(mail, ctx, &sender, std::slice::from_ref(account), trail)
             .await
     }
 
@@ -311,7 +314,7 @@ impl ResetService {
             values: &ctx_value,
             tokens,
         };
-        self.deliver_noting(mail, ctx, &sender, &linked, trail).await
+        self.deliver(mail, ctx, &sender, &linked, trail).await
     }
 
     async fn send_username_required(
@@ -361,30 +364,19 @@ impl ResetService {
             values: &ctx_value,
             tokens: Vec::new(),
         };
-        self.deliver_noting(mail, ctx, &sender, &allowed, trail).await
-    }
-
-    /// Writes the step's events so far, then delivers.
-    async fn deliver_noting(
-        &self,
-        mail: Mail<'_>,
-        ctx: &RequestContext,
-        sender: &SenderChoice,
-        accounts: &[Account],
-        trail: &mut Trail<'_>,
-    ) -> Result<(), StoreError> {
-        trail.flush().await?;
-        self.deliver(mail, ctx, sender, accounts).await
+        self.deliver(mail, ctx, &sender, &allowed, trail).await
     }
 
     /// Renders and hands one email to delivery, addressed to the stored
-    /// address of `accounts[0]` (all share it); records an event per account.
+    /// address of `accounts[0]` (all share it). Notes an event per account
+    /// in the step's trail, and writes the trail before handing over.
     pub(crate) async fn deliver(
         &self,
         mail: Mail<'_>,
         ctx: &RequestContext,
         sender: &SenderChoice,
         accounts: &[Account],
+        trail: &mut Trail<'_>,
     ) -> Result<(), StoreError> {
         let Mail { kind, values, tokens } = mail;
         let Some(first) = accounts.first() else {
@@ -394,12 +386,9 @@ impl ResetService {
         let to = match Mailbox::address_only(stored) {
             Ok(to) => to,
             Err(error) => {
-                return self
-                    .delivery_problem(
-                        accounts,
-                        format!("stored address of account `{}` is unusable: {error}", first.id),
-                    )
-                    .await;
+                let reason = format!("stored address of account `{}` is unusable: {error}", first.id);
+                delivery_problem(accounts, reason, trail);
+                return Ok(());
             }
         };
         let locale = self
@@ -409,14 +398,20 @@ impl ResetService {
             .to_owned();
         let rendered = match self.inner.templates.render(&locale, kind, values) {
             Ok(r) => r,
-            Err(error) => return self.delivery_problem(accounts, error.to_string()).await,
+            Err(error) => {
+                delivery_problem(accounts, error.to_string(), trail);
+                return Ok(());
+            }
         };
         let mut sender = sender.clone();
         let mut refused: Vec<Mailbox> = Vec::new();
         loop {
             let message_id = match new_message_id(sender.from.domain()) {
                 Ok(id) => id,
-                Err(error) => return self.delivery_problem(accounts, error.to_string()).await,
+                Err(error) => {
+                    delivery_problem(accounts, error.to_string(), trail);
+                    return Ok(());
+                }
             };
             let email = OutgoingEmail::new(
                 message_id.clone(),
@@ -426,25 +421,22 @@ impl ResetService {
                 to.clone(),
                 rendered.clone(),
             );
-            let now = self.inner.clock.now();
-            let queued = accounts
-                .iter()
-                .map(|account| {
-                    Event::new(
-                        now,
-                        Some(account.id.clone()),
-                        EventKind::EmailQueued {
-                            message_id: message_id.clone(),
-                            email: kind,
-                            from: sender.from.address().to_owned(),
-                            to: email.to.address().to_owned(),
-                            sender_strategy: sender.strategy.clone(),
-                            sender_fallbacks: sender.fallbacks.iter().map(ToString::to_string).collect(),
-                        },
-                    )
-                })
-                .collect();
-            self.inner.events.record_all(queued).await?;
+            for account in accounts {
+                trail.note(
+                    &account.id,
+                    EventKind::EmailQueued {
+                        message_id: message_id.clone(),
+                        email: kind,
+                        from: sender.from.address().to_owned(),
+                        to: email.to.address().to_owned(),
+                        sender_strategy: sender.strategy.clone(),
+                        sender_fallbacks: sender.fallbacks.iter().map(ToString::to_string).collect(),
+                    },
+                );
+            }
+            // The step's events, written before the mail leaves (inline
+            // delivery records `email_sent` after them).
+            trail.flush().await?;
             let failure = self
                 .inner
                 .dispatcher
@@ -466,35 +458,33 @@ impl ResetService {
                 Err(error) => {
                     tracing::error!(%error, "no fallback sender after the mail server refused the sender");
                     for account in accounts {
-                        self.record(
-                            Some(account.id.clone()),
+                        trail.note(
+                            &account.id,
                             EventKind::SenderUnavailable {
                                 reason: error.to_string(),
                             },
-                        )
-                        .await?;
+                        );
                     }
                     return Ok(());
                 }
             }
         }
     }
+}
 
-    async fn delivery_problem(&self, accounts: &[Account], reason: String) -> Result<(), StoreError> {
-        tracing::error!(%reason, "password reset email could not be prepared");
-        for account in accounts {
-            self.record(
-                Some(account.id.clone()),
-                EventKind::DeliveryFailed {
-                    message_id: String::new(),
-                    reason: reason.clone(),
-                    permanent: true,
-                    will_retry: false,
-                },
-            )
-            .await?;
-        }
-        Ok(())
+/// Notes why an email could not be prepared, for each account it concerns.
+fn delivery_problem(accounts: &[Account], reason: String, trail: &mut Trail<'_>) {
+    tracing::error!(%reason, "password reset email could not be prepared");
+    for account in accounts {
+        trail.note(
+            &account.id,
+            EventKind::DeliveryFailed {
+                message_id: String::new(),
+                reason: reason.clone(),
+                permanent: true,
+                will_retry: false,
+            },
+        );
     }
 }
 

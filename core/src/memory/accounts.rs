@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -9,16 +9,76 @@ use crate::error::StoreError;
 use crate::hasher::PasswordHash;
 use crate::identifier::canonicalize;
 
+/// The accounts and two indexes on their canonical email and username, so
+/// that a lookup costs O(log n) instead of canonicalising every stored
+/// address.
+#[derive(Debug, Default)]
+struct State {
+    accounts: BTreeMap<AccountId, Account>,
+    by_email: HashMap<String, BTreeSet<AccountId>>,
+    by_username: HashMap<String, BTreeSet<AccountId>>,
+}
+
+impl State {
+    fn keys(account: &Account) -> (Option<String>, String) {
+        (
+            account.email.as_deref().map(canonicalize),
+            canonicalize(&account.username),
+        )
+    }
+
+    fn unindex(&mut self, account: &Account) {
+        let (email, username) = Self::keys(account);
+        for (index, key) in [
+            (&mut self.by_email, email),
+            (&mut self.by_username, Some(username)),
+        ] {
+            let Some(key) = key else { continue };
+            if let Some(ids) = index.get_mut(&key) {
+                ids.remove(&account.id);
+                if ids.is_empty() {
+                    index.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, account: Account) {
+        if let Some(old) = self.accounts.remove(&account.id) {
+            self.unindex(&old);
+        }
+        let (email, username) = Self::keys(&account);
+        if let Some(email) = email {
+            self.by_email.entry(email).or_default().insert(account.id.clone());
+        }
+        self.by_username
+            .entry(username)
+            .or_default()
+            .insert(account.id.clone());
+        self.accounts.insert(account.id.clone(), account);
+    }
+
+    fn matching<'a>(&'a self, index: &'a HashMap<String, BTreeSet<AccountId>>, key: &str) -> Vec<Account> {
+        index
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.accounts.get(id))
+            .cloned()
+            .collect()
+    }
+}
+
 /// Accounts in memory; clones share the same data.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryAccounts {
-    accounts: Arc<Mutex<BTreeMap<AccountId, Account>>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl InMemoryAccounts {
     /// Adds or replaces an account.
     pub fn insert(&self, account: Account) {
-        lock(&self.accounts).insert(account.id.clone(), account);
+        lock(&self.state).put(account);
     }
 
     /// Changes an account's stored email (kills links sent to the old one).
@@ -33,37 +93,37 @@ impl InMemoryAccounts {
 
     /// A copy of the account.
     pub fn get(&self, id: &AccountId) -> Option<Account> {
-        lock(&self.accounts).get(id).cloned()
+        lock(&self.state).accounts.get(id).cloned()
     }
 
     fn update(&self, id: &AccountId, f: impl FnOnce(&mut Account)) -> bool {
-        lock(&self.accounts).get_mut(id).map(f).is_some()
+        let mut state = lock(&self.state);
+        let Some(mut account) = state.accounts.get(id).cloned() else {
+            return false;
+        };
+        f(&mut account);
+        state.put(account);
+        true
     }
 }
 
 #[async_trait]
 impl AccountDirectory for InMemoryAccounts {
     async fn find_by_email(&self, canonical_email: &str) -> Result<Vec<Account>, StoreError> {
-        Ok(lock(&self.accounts)
-            .values()
-            .filter(|a| {
-                a.email
-                    .as_deref()
-                    .is_some_and(|e| canonicalize(e) == canonical_email)
-            })
-            .cloned()
-            .collect())
+        let state = lock(&self.state);
+        Ok(state.matching(&state.by_email, canonical_email))
     }
 
     async fn find_by_username(&self, canonical_username: &str) -> Result<Option<Account>, StoreError> {
-        Ok(lock(&self.accounts)
-            .values()
-            .find(|a| canonicalize(&a.username) == canonical_username)
-            .cloned())
+        let state = lock(&self.state);
+        Ok(state
+            .matching(&state.by_username, canonical_username)
+            .into_iter()
+            .next())
     }
 
     async fn find_by_id(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        Ok(lock(&self.accounts).get(id).cloned())
+        Ok(lock(&self.state).accounts.get(id).cloned())
     }
 
     async fn set_password_hash(&self, id: &AccountId, hash: &PasswordHash) -> Result<(), StoreError> {
@@ -75,5 +135,60 @@ impl AccountDirectory for InMemoryAccounts {
                 what: format!("account `{id}`"),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_indexes_follow_email_changes_and_replacements() {
+        let accounts = InMemoryAccounts::default();
+        accounts.insert(Account::new("1", "Alice", "Alice@Example.com"));
+        accounts.insert(Account::new("2", "bob", "alice@example.com"));
+        let shared = accounts
+            .find_by_email("alice@example.com")
+            .await
+            .unwrap_or_default();
+        assert_eq!(shared.len(), 2, "a shared address finds every account");
+        assert!(accounts.set_email(&AccountId::from("1"), "new@example.com"));
+        let ids = |found: Vec<Account>| found.into_iter().map(|a| a.id.0).collect::<Vec<_>>();
+        assert_eq!(
+            ids(accounts
+                .find_by_email("alice@example.com")
+                .await
+                .unwrap_or_default()),
+            vec!["2"]
+        );
+        assert_eq!(
+            ids(accounts
+                .find_by_email("new@example.com")
+                .await
+                .unwrap_or_default()),
+            vec!["1"]
+        );
+        accounts.insert(Account::new("2", "robert", "bob@example.com"));
+        assert!(
+            accounts
+                .find_by_username("bob")
+                .await
+                .unwrap_or_default()
+                .is_none()
+        );
+        assert!(
+            accounts
+                .find_by_username("robert")
+                .await
+                .unwrap_or_default()
+                .is_some()
+        );
+        assert!(
+            accounts
+                .find_by_email("alice@example.com")
+                .await
+                .unwrap_or_default()
+                .is_empty()
+        );
     }
 }

@@ -301,6 +301,10 @@ impl Outbox for WakingOutbox {
         self.inner.mark_failed(message_id, attempt, error, retry_at).await
     }
 
+    async fn mark_dropped(&self, message_id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
+        self.inner.mark_dropped(message_id, attempt, reason).await
+    }
+
     async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError> {
         self.inner.status(message_id).await
     }

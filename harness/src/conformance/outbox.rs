@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use resetkit::account::AccountId;
 use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail, SmtpReply};
 use resetkit::store::{Outbox, OutboxEntry, OutboxStatus};
+use resetkit::token::TokenHash;
 
 use super::epoch;
 
@@ -34,6 +35,7 @@ fn entry(n: usize, due: SystemTime) -> OutboxEntry {
         account: Some(AccountId::from(format!("acct-{n}"))),
         attempts: 0,
         next_attempt_at: due,
+        tokens: vec![TokenHash([u8::try_from(n % 256).unwrap_or(0); 32])],
     }
 }
 
@@ -61,6 +63,11 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
     assert_eq!(got.email.expose_html(), want.expose_html());
     assert_eq!(got.account, Some(AccountId::from("acct-1")));
     assert_eq!(got.attempts, 1, "claiming counts an attempt");
+    assert_eq!(
+        got.tokens,
+        entry(1, t0).tokens,
+        "the hashes of the tokens the message carries round-trip"
+    );
     let id1 = want.message_id.clone();
     assert_eq!(
         outbox.status(&id1).await.expect("outbox.status"),
@@ -169,8 +176,35 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
         outbox.status("<nope@example.com>").await.expect("outbox.status"),
         None
     );
+    // A message whose links died while it waited is dropped, not sent.
+    outbox.enqueue(entry(3, retry_at)).await.expect("outbox.enqueue");
+    let third = outbox.claim(retry_at, 10, lease).await.expect("outbox.claim");
+    assert_eq!(third.len(), 1);
+    let id3 = sample_email(3).message_id;
+    outbox
+        .mark_dropped(&id3, 0, "stale attempt")
+        .await
+        .expect("outbox.mark_dropped (stale)");
+    assert_eq!(
+        outbox.status(&id3).await.expect("outbox.status"),
+        Some(OutboxStatus::Claimed),
+        "mark_dropped is fenced by the attempt"
+    );
+    outbox
+        .mark_dropped(&id3, third[0].attempts, "not sent: superseded")
+        .await
+        .expect("outbox.mark_dropped");
+    assert_eq!(
+        outbox.status(&id3).await.expect("outbox.status"),
+        Some(OutboxStatus::Dropped {
+            reason: "not sent: superseded".into()
+        })
+    );
     let counts = outbox.counts().await.expect("outbox.counts");
-    assert_eq!((counts.waiting, counts.sent, counts.failed), (0, 1, 1));
+    assert_eq!(
+        (counts.waiting, counts.sent, counts.failed, counts.dropped),
+        (0, 1, 1, 1)
+    );
     assert!(
         outbox.mark_sent("<nope@example.com>", 1, t0).await.is_err(),
         "marking an unknown message is an error"

@@ -6,6 +6,7 @@ mod delivery;
 mod duplicates;
 mod enumeration;
 mod flow;
+mod lifecycle;
 mod links;
 mod passwords;
 mod tokens;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<Scenario> {
         enumeration::scenarios(),
         duplicates::scenarios(),
         tokens::scenarios(),
+        lifecycle::scenarios(),
         passwords::scenarios(),
         delivery::scenarios(),
     ]

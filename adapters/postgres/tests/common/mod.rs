@@ -109,6 +109,20 @@ pub fn record(account: &str, issued: u64, lifetime: u64) -> (RawToken, TokenReco
         issued_at: at(issued),
         expires_at: at(issued + lifetime),
         state: TokenState::Active,
+        deny_hash: Some(RawToken::generate().unwrap().hash()),
     };
     (raw, rec)
+}
+
+/// Stores `rec` as a plain insert (no limit, no newest-wins).
+pub async fn insert(store: &dyn resetkit::store::TokenStore, rec: &TokenRecord) {
+    let outcome = store
+        .issue(resetkit::store::TokenIssue {
+            record: rec.clone(),
+            limit: None,
+            supersede: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome, resetkit::store::IssueOutcome::Issued { superseded: 0 });
 }
