@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Round trips are counted by a wrapper around each store: every store call
-//! is one SQL statement (one round trip), except a `consume` that loses,
-//! which adds one. Hashing uses the fast test parameters so the figures show
+//! is one SQL statement (one round trip). Latencies are medians of 300
+//! interleaved rounds (single-row INSERT, known request, unknown request,
+//! complete) and are also given as a multiple of the INSERT. Hashing uses the fast test parameters so the figures show
 //! the database's share; real argon2id adds ~20 ms to `complete`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -210,6 +211,19 @@ async fn request_latency(setup: &Setup, rows: u64, n: u64) -> Duration {
     median(times)
 }
 
+/// One `INSERT` of a single row: the unit the flow's latencies are given in.
+async fn baseline_insert(pool: &sqlx::PgPool, table: &str, i: u64) -> Duration {
+    let started = Instant::now();
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {table} (n, at) VALUES ($1, now())"
+    )))
+    .bind(i64::try_from(i).unwrap())
+    .execute(pool)
+    .await
+    .unwrap();
+    started.elapsed()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let Ok(url) = std::env::var("DATABASE_URL") else {
@@ -225,14 +239,21 @@ async fn main() {
     let small_name = format!("rk_figures_small_{tag}");
     let large_name = format!("rk_figures_large_{tag}");
     let small = setup(&pool, &small_name, 1_000).await;
+    let baseline = format!("{}.baseline", small.stores.schema().quoted());
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE {baseline} (id bigserial PRIMARY KEY, n bigint NOT NULL, at timestamptz NOT NULL)"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
     let ctx = RequestContext::from_client("203.0.113.5");
+    let pw = SecretString::from("a sufficiently long passphrase");
 
-    // Round trips of one request and one complete.
+    // Round trips of one known request, one unknown request, one complete.
     let before = CALLS.load(Ordering::Relaxed);
     small.service.request("user1@example.com", &ctx).await.unwrap();
     let request_trips = CALLS.load(Ordering::Relaxed) - before;
     let token = token_of(small.mailer.sent().last().unwrap());
-    let pw = SecretString::from("a sufficiently long passphrase");
     let before = CALLS.load(Ordering::Relaxed);
     small
         .service
@@ -240,21 +261,32 @@ async fn main() {
         .await
         .unwrap();
     let complete_trips = CALLS.load(Ordering::Relaxed) - before;
-    let unknown_before = CALLS.load(Ordering::Relaxed);
+    let before = CALLS.load(Ordering::Relaxed);
     small.service.request("nobody@example.com", &ctx).await.unwrap();
-    let unknown_trips = CALLS.load(Ordering::Relaxed) - unknown_before;
+    let unknown_trips = CALLS.load(Ordering::Relaxed) - before;
 
-    // Median latencies (warm).
-    request_latency(&small, 1_000, 50).await;
-    let request_small = request_latency(&small, 1_000, 300).await;
-    let mut complete_times = Vec::new();
-    for i in 0..200u64 {
+    // Interleaved: each round times one single-row INSERT, one known
+    // request, one unknown request and the complete of the known request's
+    // link, so all four see the same machine load.
+    let (mut insert_t, mut known_t, mut unknown_t, mut complete_t) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..300u64 {
         let k = 2 + i;
+        insert_t.push(baseline_insert(&pool, &baseline, i).await);
+        let started = Instant::now();
         small
             .service
             .request(&format!("user{k}@example.com"), &ctx)
             .await
             .unwrap();
+        known_t.push(started.elapsed());
+        let started = Instant::now();
+        small
+            .service
+            .request(&format!("nobody{k}@example.com"), &ctx)
+            .await
+            .unwrap();
+        unknown_t.push(started.elapsed());
         let token = token_of(small.mailer.sent().last().unwrap());
         let started = Instant::now();
         small
@@ -262,9 +294,15 @@ async fn main() {
             .complete(&token, pw.clone(), pw.clone())
             .await
             .unwrap();
-        complete_times.push(started.elapsed());
+        complete_t.push(started.elapsed());
     }
-    let complete_median = median(complete_times);
+    let (insert_m, known_m, unknown_m, complete_m) = (
+        median(insert_t),
+        median(known_t),
+        median(unknown_t),
+        median(complete_t),
+    );
+    let ratio = |d: Duration| d.as_secs_f64() / insert_m.as_secs_f64();
 
     let large = setup(&pool, &large_name, 1_000_000).await;
     request_latency(&large, 1_000_000, 50).await;
@@ -273,14 +311,23 @@ async fn main() {
 
     println!("round trips per request (known account, inline delivery): {request_trips}");
     println!("round trips per request (unknown identifier):             {unknown_trips}");
-    println!("round trips per complete:                                 {complete_trips}");
+    println!("round trips per complete (with the password-changed notice): {complete_trips}");
+    println!("median single-row INSERT:          {insert_m:?}");
     println!(
-        "median request latency (1,000 accounts):   {request_small:?} (again after the large load: {request_small_again:?})"
+        "median request, known account:     {known_m:?} ({:.1}x an INSERT)",
+        ratio(known_m)
     );
-    println!("median complete latency (1,000 accounts):  {complete_median:?}");
+    println!(
+        "median request, unknown identifier: {unknown_m:?} ({:.1}x an INSERT)",
+        ratio(unknown_m)
+    );
+    println!(
+        "median complete (fast argon2):     {complete_m:?} ({:.1}x an INSERT)",
+        ratio(complete_m)
+    );
     println!("median request latency (1,000,000 accounts and tokens): {request_large:?}");
     println!(
-        "ratio 1M / 1k: {:.2}",
+        "ratio 1M / 1k: {:.2} (1k again after the large load: {request_small_again:?})",
         request_large.as_secs_f64() / request_small_again.as_secs_f64()
     );
     for stores in [&small.stores, &large.stores] {
