@@ -1,9 +1,11 @@
 //! `request`: validate, rate-limit, find accounts, issue tokens, mail links.
 
 use crate::account::{Account, AccountId};
+use crate::client::client_rate_key;
 use crate::delivery::new_message_id;
 use crate::error::StoreError;
 use crate::event::{EventKind, IgnoreReason, RateScope};
+use crate::fingerprint::fingerprint;
 use crate::flow::{RequestAccepted, RequestContext, RequestError, ResetService};
 use crate::identifier::{Identifier, canonicalize, parse_identifier};
 use crate::mail::{DeliveryError, EmailKind, Mailbox, OutgoingEmail};
@@ -51,7 +53,7 @@ impl ResetService {
     async fn process_request(&self, identifier: &Identifier, ctx: &RequestContext) -> Result<(), StoreError> {
         let inner = &self.inner;
         if let (Some(limit), Some(client)) = (inner.rate_limits.per_client, &ctx.client_addr)
-            && self.over_limit(&RateKey::Client(client.clone()), limit).await?
+            && self.over_limit(&RateKey::Client(client_rate_key(client, inner.client_ipv6_prefix)), limit).await?
         {
             tracing::info!(client = %client, "password reset request rate limited (client)");
             return self
@@ -153,7 +155,7 @@ impl ResetService {
             account,
             EventKind::RequestIgnored {
                 reason,
-                identifier: identifier.as_str().to_owned(),
+                fingerprint: fingerprint(&self.inner.fingerprint_key, identifier.as_str()),
             },
         )
         .await
