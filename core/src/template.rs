@@ -3,8 +3,13 @@
 //!
 //! Templates are checked when the service is built: each body must carry
 //! its links (the text body with the full URL alone on a line, so it can be
-//! copied into a browser; the HTML body in an `href`), and the subject must
-//! not carry a token. A template that drops the link fails the build.
+//! copied into a browser; the HTML body as the `href` of a visible `<a>`,
+//! found by parsing the rendered HTML as a mail client would, so a link in
+//! a comment or a hidden element does not count), and the subject must not
+//! carry a token. Every email is rendered for several sample accounts (odd,
+//! long, right-to-left usernames, markup characters) and for the service's
+//! real site name, so a link that appears only for one sample does not pass.
+//! A template that drops the link fails the build.
 //!
 //! ```
 //! use resetkit::template::{Templates, TemplateSource};
@@ -19,12 +24,14 @@
 
 use std::collections::BTreeMap;
 
-use minijinja::{AutoEscape, Environment, HtmlEscape, UndefinedBehavior, Value, context};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
 
 use crate::error::BuildError;
 use crate::link::LinkBuilder;
 use crate::mail::{EmailKind, MailContent};
 use crate::token::RawToken;
+
+mod lint;
 
 /// One email's template: subject, text body, HTML body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,12 +115,27 @@ impl Templates {
         self
     }
 
-    /// Parses and validates every template; see the module docs.
+    /// Parses and validates every template (see the module docs), rendering
+    /// with the sample site name "Sample Site" and 30-minute links.
     pub fn compile(
         &self,
         reset_links: &LinkBuilder,
         deny_links: &LinkBuilder,
         security_link: &str,
+    ) -> Result<CompiledTemplates, BuildError> {
+        self.compile_for_site(reset_links, deny_links, security_link, "Sample Site", 30)
+    }
+
+    /// Parses and validates every template, rendering each email for the
+    /// real `site_name` and link lifetime as well as for sample values, and
+    /// for several sample accounts ([`sample_usernames`]).
+    pub fn compile_for_site(
+        &self,
+        reset_links: &LinkBuilder,
+        deny_links: &LinkBuilder,
+        security_link: &str,
+        site_name: &str,
+        expires_minutes: u64,
     ) -> Result<CompiledTemplates, BuildError> {
         if !self.locales.contains_key(&self.default_locale) {
             return Err(BuildError::invalid(
@@ -149,8 +171,15 @@ impl Templates {
             default_locale: self.default_locale.clone(),
             locales: self.locales.keys().cloned().collect(),
         };
+        let samples = LintSamples {
+            reset_links,
+            deny_links,
+            security_link,
+            site_name,
+            expires_minutes,
+        };
         for locale in &compiled.locales {
-            compiled.check_locale(locale, reset_links, deny_links, security_link)?;
+            compiled.check_locale(locale, &samples)?;
         }
         Ok(compiled)
     }
@@ -255,52 +284,61 @@ impl CompiledTemplates {
         })
     }
 
-    fn check_locale(
-        &self,
-        locale: &str,
-        reset_links: &LinkBuilder,
-        deny_links: &LinkBuilder,
-        security_link: &str,
-    ) -> Result<(), BuildError> {
+    fn check_locale(&self, locale: &str, samples: &LintSamples<'_>) -> Result<(), BuildError> {
         let sample = |kind, part, reason: String| template_error(locale, kind, part, reason);
-        let token_a = RawToken::generate().map_err(|e| sample(EmailKind::Reset, "text", e.to_string()))?;
-        let token_b = RawToken::generate().map_err(|e| sample(EmailKind::Reset, "text", e.to_string()))?;
-        let a = AccountLinks {
-            username: "sample-user-a".into(),
-            link: reset_links.link(&token_a),
-            deny_link: deny_links.link(&token_a),
-        };
-        let b = AccountLinks {
-            username: "sample-user-b".into(),
-            link: reset_links.link(&token_b),
-            deny_link: deny_links.link(&token_b),
-        };
-        let tokens = [token_a.expose_encoded(), token_b.expose_encoded()];
-
-        let reset_ctx = reset_context("Sample Site", &a, 30);
-        let combined_ctx = combined_context("Sample Site", &[a.clone(), b.clone()], 30);
-        let required_ctx =
-            username_required_context("Sample Site", &["sample-user-a".into(), "sample-user-b".into()]);
-        let changed_ctx = password_changed_context("Sample Site", "sample-user-a", security_link);
-
-        let cases: [(EmailKind, &Value, Vec<&str>); 4] = [
-            (EmailKind::Reset, &reset_ctx, vec![&a.link, &a.deny_link]),
-            (
-                EmailKind::ResetCombined,
-                &combined_ctx,
-                vec![&a.link, &a.deny_link, &b.link, &b.deny_link],
-            ),
-            (EmailKind::UsernameRequired, &required_ctx, vec![]),
-            (EmailKind::PasswordChanged, &changed_ctx, vec![security_link]),
-        ];
-        for (kind, ctx, required_links) in cases {
-            let rendered = self
-                .render(locale, kind, ctx)
-                .map_err(|e| sample(kind, "render", e.reason))?;
-            if rendered.subject.is_empty() {
-                return Err(sample(kind, "subject", "renders empty".into()));
+        let entropy = |e: crate::token::EntropyError| sample(EmailKind::Reset, "text", e.to_string());
+        let users = sample_usernames();
+        let mut accounts = Vec::with_capacity(users.len());
+        let mut tokens = Vec::with_capacity(users.len());
+        for username in &users {
+            let token = RawToken::generate().map_err(entropy)?;
+            accounts.push(AccountLinks {
+                username: username.clone(),
+                link: samples.reset_links.link(&token),
+                deny_link: samples.deny_links.link(&token),
+            });
+            tokens.push(token.expose_encoded().to_owned());
+        }
+        let security_link = samples.security_link;
+        let mut cases: Vec<(EmailKind, Value, Vec<&str>, &str)> = Vec::new();
+        for site in samples.site_names() {
+            for (i, a) in accounts.iter().enumerate() {
+                let b = &accounts[(i + 1) % accounts.len()];
+                cases.push((
+                    EmailKind::Reset,
+                    reset_context(site, a, samples.expires_minutes),
+                    vec![&a.link, &a.deny_link],
+                    &a.username,
+                ));
+                cases.push((
+                    EmailKind::ResetCombined,
+                    combined_context(site, &[a.clone(), b.clone()], samples.expires_minutes),
+                    vec![&a.link, &a.deny_link, &b.link, &b.deny_link],
+                    &a.username,
+                ));
+                cases.push((
+                    EmailKind::PasswordChanged,
+                    password_changed_context(site, &a.username, security_link),
+                    vec![security_link],
+                    &a.username,
+                ));
             }
-            if tokens.iter().any(|t| rendered.subject.contains(t)) {
+            cases.push((
+                EmailKind::UsernameRequired,
+                username_required_context(site, &users),
+                vec![],
+                "",
+            ));
+        }
+        for (kind, ctx, required_links, username) in cases {
+            let with = || describe_sample(username);
+            let rendered = self
+                .render(locale, kind, &ctx)
+                .map_err(|e| sample(kind, "render", format!("{}{}", e.reason, with())))?;
+            if rendered.subject.is_empty() {
+                return Err(sample(kind, "subject", format!("renders empty{}", with())));
+            }
+            if tokens.iter().any(|t| rendered.subject.contains(t.as_str())) {
                 return Err(sample(
                     kind,
                     "subject",
@@ -310,34 +348,86 @@ impl CompiledTemplates {
             if kind == EmailKind::UsernameRequired
                 && tokens
                     .iter()
-                    .any(|t| rendered.text.contains(t) || rendered.html.contains(t))
+                    .any(|t| rendered.text.contains(t.as_str()) || rendered.html.contains(t.as_str()))
             {
                 return Err(sample(kind, "text", "must not contain reset links".into()));
             }
             for link in required_links {
-                if !rendered.text.lines().any(|line| line.trim() == link) {
+                if !lint::text_has_link_alone(&rendered.text, link) {
                     return Err(sample(
                         kind,
                         "text",
                         format!(
-                            "must contain the full URL alone on its own line (missing `{}`)",
-                            describe(link)
+                            "must contain the full URL alone on its own line (missing `{}`{})",
+                            describe(link),
+                            with()
                         ),
                     ));
                 }
-                if !html_has_href(&rendered.html, link) {
+                if !lint::html_has_visible_link(&rendered.html, link) {
                     return Err(sample(
                         kind,
                         "html",
                         format!(
-                            "must contain the link in an href attribute (missing `{}`)",
-                            describe(link)
+                            "must contain the link as the href of a visible <a> (missing `{}`{}); \
+                             links in comments, hidden elements or other attributes do not count",
+                            describe(link),
+                            with()
                         ),
                     ));
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// What the lint renders every template with: the service's links, its
+/// real site name and link lifetime, and sample accounts.
+struct LintSamples<'a> {
+    reset_links: &'a LinkBuilder,
+    deny_links: &'a LinkBuilder,
+    security_link: &'a str,
+    site_name: &'a str,
+    expires_minutes: u64,
+}
+
+impl LintSamples<'_> {
+    fn site_names(&self) -> Vec<&str> {
+        let mut names = vec![self.site_name];
+        for extra in ["Sample Site", "<Site & \"Co\">"] {
+            if !names.contains(&extra) {
+                names.push(extra);
+            }
+        }
+        names
+    }
+}
+
+/// The usernames every template is rendered with before it is accepted: a
+/// template must carry its links for any account, not just for one sample.
+pub fn sample_usernames() -> Vec<String> {
+    vec![
+        "sample-user-a".to_owned(),
+        // Markup characters: a template that prints the username unescaped
+        // (`|safe`) can swallow the link into a comment or an attribute.
+        "o'brien & <b>\"co\"</b> <!-- </a>".to_owned(),
+        // Long: a template that truncates a line holding username and link.
+        format!("a-very-long-username-{}", "x".repeat(129)),
+        // Right-to-left text and a bidi override.
+        "\u{645}\u{633}\u{62a}\u{62e}\u{62f}\u{645}-\u{5de}\u{5e9}\u{5ea}\u{5de}\u{5e9}\u{202e}".to_owned(),
+        // Odd: spaces, digits, non-Latin scripts, an apostrophe.
+        "Zoë 李 O'Neil 42".to_owned(),
+    ]
+}
+
+fn describe_sample(username: &str) -> String {
+    if username.is_empty() {
+        String::new()
+    } else {
+        let short: String = username.chars().take(24).collect();
+        let ellipsis = if short.len() < username.len() { "…" } else { "" };
+        format!(" when the username is {short:?}{ellipsis}")
     }
 }
 
@@ -376,14 +466,6 @@ fn html_formatter(
         minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write template output")
             .with_source(e)
     })
-}
-
-fn html_has_href(html: &str, link: &str) -> bool {
-    let escaped = HtmlEscape(link).to_string();
-    let plain_amp = link.replace('&', "&amp;");
-    [link, escaped.as_str(), plain_amp.as_str()]
-        .iter()
-        .any(|l| html.contains(&format!("href=\"{l}\"")) || html.contains(&format!("href='{l}'")))
 }
 
 /// Context of the `reset` email.

@@ -312,9 +312,13 @@ impl ResetServiceBuilder {
         if mode == DeliveryMode::Outbox && self.outbox.is_none() {
             return Err(BuildError::Missing { setting: "outbox" });
         }
-        let templates = self
-            .templates
-            .compile(&reset_links, &deny_links, &security_link)?;
+        let templates = self.templates.compile_for_site(
+            &reset_links,
+            &deny_links,
+            &security_link,
+            &site_name,
+            self.token_policy.lifetime.as_secs() / 60,
+        )?;
         Ok(ResetService {
             inner: Arc::new(Inner {
                 accounts,
