@@ -133,7 +133,7 @@ pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
             reason: parsed(v, "reason", ignore_from)?,
             // Rows written before migration 4 had their clear-text
             // identifier erased and carry an empty fingerprint.
-            fingerprint: text(v, "fingerprint")?,
+            fingerprint: opt_text(v, "fingerprint").unwrap_or_default(),
         },
         "rate_limited" => EventKind::RateLimited {
             scope: parsed(v, "scope", |t| match t {

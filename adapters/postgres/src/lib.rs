@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod accounts;
+mod casefold;
 mod event_codec;
 mod events;
 mod ident;
@@ -49,7 +50,7 @@ mod util;
 pub use accounts::{IdType, PgAccounts, UsersTable};
 pub use events::PgEventLog;
 pub use ident::{ConfigError, Ident};
-pub use migrate::{MIGRATIONS, Migration, migrate};
+pub use migrate::{MIGRATIONS, Migration, migrate, migrate_up_to};
 pub use outbox::PgOutbox;
 pub use stores::PgStores;
 pub use tokens::PgTokenStore;
