@@ -55,7 +55,10 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
         return Some(socket.ip());
     }
     // `[2001:db8::1]`, or a scoped address `fe80::1%eth0`.
-    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    let unbracketed = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
     let unscoped = unbracketed.split('%').next().unwrap_or(unbracketed);
     unscoped.parse::<IpAddr>().ok()
 }
@@ -82,7 +85,10 @@ mod tests {
     fn ipv4_and_mapped_addresses_count_as_ipv4() {
         assert_eq!(client_rate_key("::ffff:198.51.100.9", 64), "198.51.100.9");
         assert_eq!(client_rate_key("198.51.100.9:5000", 64), "198.51.100.9");
-        assert_ne!(client_rate_key("198.51.100.9", 64), client_rate_key("198.51.100.10", 64));
+        assert_ne!(
+            client_rate_key("198.51.100.9", 64),
+            client_rate_key("198.51.100.10", 64)
+        );
         assert_eq!(client_rate_key(" not an address ", 64), "not an address");
         assert_eq!(client_rate_key("::1", 0), "::/1");
     }

@@ -123,7 +123,9 @@ mod tests {
 
     #[test]
     fn short_keys_are_refused_naming_the_setting_and_keys_never_print() {
-        let err = FingerprintKey::new(b"short".to_vec()).err().map(|e| e.to_string());
+        let err = FingerprintKey::new(b"short".to_vec())
+            .err()
+            .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("fingerprint_key")));
         let key = FingerprintKey::new(b"0123456789abcdef-secret".to_vec()).unwrap();
         assert_eq!(format!("{key:?}"), "FingerprintKey([REDACTED])");

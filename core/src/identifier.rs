@@ -217,7 +217,10 @@ mod tests {
     #[test]
     fn issue13_unicode_matching_uses_default_caseless_matching() {
         // Lower-casing alone missed all of these.
-        assert_eq!(canonicalize("STRASSE@example.test"), canonicalize("straße@example.test"));
+        assert_eq!(
+            canonicalize("STRASSE@example.test"),
+            canonicalize("straße@example.test")
+        );
         assert_eq!(canonicalize("STRAẞE"), "strasse");
         assert_eq!(canonicalize("σίσυφοσ"), canonicalize("ΣΊΣΥΦΟΣ"));
         assert_eq!(canonicalize("σίσυφος"), canonicalize("σίσυφοσ"));

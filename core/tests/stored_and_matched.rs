@@ -74,7 +74,10 @@ async fn item1_without_a_configured_key_fingerprints_are_still_not_clear_text() 
         .await
         .expect("accepted");
     let trail = format!("{:?}", fx.events.all());
-    assert!(trail.contains("request_ignored") || trail.contains("RequestIgnored"), "{trail}");
+    assert!(
+        trail.contains("request_ignored") || trail.contains("RequestIgnored"),
+        "{trail}"
+    );
     assert!(!trail.contains("horse"), "{trail}");
 }
 
@@ -87,7 +90,12 @@ async fn item2_unicode_caseless_identifiers_find_the_stored_account_and_mail_goe
     ]);
     let service = fx.service();
     let ctx = RequestContext::default();
-    for identifier in ["STRASSE@example.com", "ΣΊΣΥΦΟΣ", "frank@example.com", "MIKE@example.com"] {
+    for identifier in [
+        "STRASSE@example.com",
+        "ΣΊΣΥΦΟΣ",
+        "frank@example.com",
+        "MIKE@example.com",
+    ] {
         service.request(identifier, &ctx).await.expect("accepted");
     }
     let recipients: Vec<String> = fx
@@ -149,13 +157,24 @@ async fn item5_ipv6_clients_of_one_prefix_share_the_client_limit() {
     let limited = |fx: &Fixture| {
         fx.kinds()
             .into_iter()
-            .filter(|k| matches!(k, EventKind::RateLimited { scope: RateScope::Client, .. }))
+            .filter(|k| {
+                matches!(
+                    k,
+                    EventKind::RateLimited {
+                        scope: RateScope::Client,
+                        ..
+                    }
+                )
+            })
             .count()
     };
     assert_eq!(limited(&fx), 5);
     // Another /64 has its own allowance.
     service
-        .request("nobody@example.com", &RequestContext::from_client("2001:db8:5:8::1"))
+        .request(
+            "nobody@example.com",
+            &RequestContext::from_client("2001:db8:5:8::1"),
+        )
         .await
         .expect("accepted");
     assert_eq!(limited(&fx), 5);
@@ -188,6 +207,11 @@ async fn item5_ipv4_mapped_addresses_count_as_ipv4_and_the_prefix_is_configurabl
             .expect("accepted");
     }
     assert_eq!(fx.count("rate_limited"), 1);
-    let err = fx.builder().client_ipv6_prefix(0).build().err().map(|e| e.to_string());
+    let err = fx
+        .builder()
+        .client_ipv6_prefix(0)
+        .build()
+        .err()
+        .map(|e| e.to_string());
     assert!(err.is_some_and(|e| e.contains("client_ipv6_prefix")));
 }

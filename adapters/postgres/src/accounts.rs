@@ -247,9 +247,7 @@ impl PgAccounts {
             .collect();
         let sql = Queries {
             by_email: Sql::raw(format!("{select} WHERE {canonical}({email}) = $1")),
-            by_username: Sql::raw(format!(
-                "{select} WHERE {canonical}({username}) = $1 ORDER BY 1"
-            )),
+            by_username: Sql::raw(format!("{select} WHERE {canonical}({username}) = $1 ORDER BY 1")),
             by_id: Sql::raw(format!("{select} WHERE {id} = {cast}")),
             set_password: Sql::raw(format!("UPDATE {target} SET {password} = $2 WHERE {id} = {cast}")),
             // Parameters a table does not map are bound but unused; cast them

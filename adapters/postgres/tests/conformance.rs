@@ -101,10 +101,12 @@ async fn item2_mapped_host_table_matches_the_unicode_vectors() {
     conformance::unicode_matching_suite(accounts.as_ref()).await;
     // The documented index is usable for the lookup.
     let mut conn = db.pool.acquire().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET enable_seqscan = off; ANALYZE {s}.members")))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET enable_seqscan = off; ANALYZE {s}.members"
+    )))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "EXPLAIN SELECT member_id FROM {s}.members WHERE {s}.canonical_identifier(mail) = 'frank@example.test'"
     )))

@@ -35,7 +35,17 @@ fn interesting_strings() -> Vec<String> {
         out.push(a.username.clone());
         out.extend(a.email.clone());
     }
-    out.extend(["  Straße\u{3000}", "\u{A0}x\u{2003}", "ΣΑΣ", "ǅemal", "ﬃ", "\u{345}"].map(String::from));
+    out.extend(
+        [
+            "  Straße\u{3000}",
+            "\u{A0}x\u{2003}",
+            "ΣΑΣ",
+            "ǅemal",
+            "ﬃ",
+            "\u{345}",
+        ]
+        .map(String::from),
+    );
     out
 }
 
@@ -132,15 +142,30 @@ async fn item2_and_item1_an_existing_database_upgrades_in_place() {
     let applied = stores.migrate().await.unwrap();
     assert!(applied.contains(&4), "{applied:?}");
     let accounts = stores.own_accounts().unwrap();
-    let found = accounts.find_by_email(&canonicalize("FRANK@example.test")).await.unwrap();
-    assert_eq!(found.len(), 1, "the old row is found by its canonical form");
-    assert_eq!(found[0].email.as_deref(), Some("Ｆrank@example.test"), "stored address unchanged");
-    assert!(accounts.find_by_username(&canonicalize("σίσυφοσ")).await.unwrap().is_some());
-
-    let raw: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT detail::text FROM {s}.events")))
-        .fetch_all(&pool)
+    let found = accounts
+        .find_by_email(&canonicalize("FRANK@example.test"))
         .await
         .unwrap();
+    assert_eq!(found.len(), 1, "the old row is found by its canonical form");
+    assert_eq!(
+        found[0].email.as_deref(),
+        Some("Ｆrank@example.test"),
+        "stored address unchanged"
+    );
+    assert!(
+        accounts
+            .find_by_username(&canonicalize("σίσυφοσ"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let raw: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT detail::text FROM {s}.events"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert!(raw.iter().all(|d| !d.contains("hunter2")), "{raw:?}");
     let events = stores.events.recent(10).await.unwrap();
     assert!(matches!(
@@ -165,7 +190,9 @@ async fn item1_the_postgres_event_log_never_holds_an_unknown_identifier_in_clear
         .tokens(db.stores.tokens.clone())
         .events(db.stores.events.clone())
         .mailer(Arc::new(CapturingMailer::default()))
-        .sender(Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.com").unwrap())))
+        .sender(Arc::new(FixedSender::new(
+            Mailbox::address_only("noreply@example.com").unwrap(),
+        )))
         .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
         .fingerprint_key(key())
         .build()
@@ -173,10 +200,12 @@ async fn item1_the_postgres_event_log_never_holds_an_unknown_identifier_in_clear
     let typed = "MySecretPassw0rd and more";
     service.request(typed, &RequestContext::default()).await.unwrap();
     let s = db.schema.quoted();
-    let raw: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT detail::text FROM {s}.events")))
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let raw: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT detail::text FROM {s}.events"
+    )))
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(raw.len(), 1);
     assert!(!raw[0].to_lowercase().contains("secretpassw0rd"), "{raw:?}");
     let events = db.stores.events.recent(10).await.unwrap();

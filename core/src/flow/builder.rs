@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use crate::account::AccountDirectory;
+use crate::client::DEFAULT_IPV6_PREFIX;
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{DeliveryMode, Dispatcher, RetryPolicy};
-use crate::client::DEFAULT_IPV6_PREFIX;
 use crate::error::BuildError;
 use crate::fingerprint::FingerprintKey;
 use crate::flow::{Inner, ResetService, SessionRevoker};
@@ -289,7 +289,9 @@ impl ResetServiceBuilder {
         }
         let fingerprint_key = match self.fingerprint_key {
             Some(key) => key,
-            None => FingerprintKey::random().map_err(|e| BuildError::invalid("fingerprint_key", e.to_string()))?,
+            None => {
+                FingerprintKey::random().map_err(|e| BuildError::invalid("fingerprint_key", e.to_string()))?
+            }
         };
         if self.duplicates == DuplicateEmailPolicy::RequireUsername
             && self.identifier_mode == IdentifierMode::EmailOnly

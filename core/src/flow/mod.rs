@@ -275,6 +275,14 @@ impl ResetService {
             .map_err(CompleteError::Internal)
     }
 
+    /// The per-client rate-limit key of `client` (IPv6 grouped by prefix).
+    pub(crate) fn client_rate_key(&self, client: &str) -> crate::store::RateKey {
+        crate::store::RateKey::Client(crate::client::client_rate_key(
+            client,
+            self.inner.client_ipv6_prefix,
+        ))
+    }
+
     pub(crate) async fn record(&self, account: Option<AccountId>, kind: EventKind) -> Result<(), StoreError> {
         self.inner
             .events

@@ -1,7 +1,6 @@
 //! `request`: validate, rate-limit, find accounts, issue tokens, mail links.
 
 use crate::account::{Account, AccountId};
-use crate::client::client_rate_key;
 use crate::delivery::new_message_id;
 use crate::error::StoreError;
 use crate::event::{EventKind, IgnoreReason, RateScope};
@@ -53,7 +52,7 @@ impl ResetService {
     async fn process_request(&self, identifier: &Identifier, ctx: &RequestContext) -> Result<(), StoreError> {
         let inner = &self.inner;
         if let (Some(limit), Some(client)) = (inner.rate_limits.per_client, &ctx.client_addr)
-            && self.over_limit(&RateKey::Client(client_rate_key(client, inner.client_ipv6_prefix)), limit).await?
+            && self.over_limit(&self.client_rate_key(client), limit).await?
         {
             tracing::info!(client = %client, "password reset request rate limited (client)");
             return self

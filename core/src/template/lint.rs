@@ -22,8 +22,9 @@ const HIDING_STYLES: &[&str] = &[
     "max-height:0;",
 ];
 
-/// Whether the HTML body has a visible `<a>` whose `href` is exactly `link`.
-pub(crate) fn html_has_visible_link(html: &str, link: &str) -> bool {
+/// The `href`s (trimmed, entities decoded) of the visible `<a>` elements of
+/// an HTML body: not in a comment, not hidden, with something to click.
+pub(crate) fn visible_links(html: &str) -> Vec<String> {
     let document = Html::parse_document(html);
     document
         .tree
@@ -31,8 +32,15 @@ pub(crate) fn html_has_visible_link(html: &str, link: &str) -> bool {
         .descendants()
         .filter_map(ElementRef::wrap)
         .filter(|e| e.value().name() == "a")
-        .filter(|a| a.value().attr("href").is_some_and(|h| h.trim() == link))
-        .any(|a| is_visible(a) && has_clickable_content(a))
+        .filter(|a| is_visible(*a) && has_clickable_content(*a))
+        .filter_map(|a| a.value().attr("href").map(|h| h.trim().to_owned()))
+        .collect()
+}
+
+/// Whether the HTML body has a visible `<a>` whose `href` is exactly `link`.
+#[cfg(test)]
+fn html_has_visible_link(html: &str, link: &str) -> bool {
+    visible_links(html).iter().any(|h| h == link)
 }
 
 /// Whether the text body has `link` alone on a line (surrounding spaces allowed).
@@ -80,14 +88,23 @@ mod tests {
 
     #[test]
     fn a_plain_link_counts_and_entities_are_decoded() {
-        assert!(html_has_visible_link(&format!("<p><a href=\"{L}\">Reset</a></p>"), L));
-        assert!(html_has_visible_link(&format!("<a href='{L}'><img src=x alt=Reset></a>"), L));
+        assert!(html_has_visible_link(
+            &format!("<p><a href=\"{L}\">Reset</a></p>"),
+            L
+        ));
+        assert!(html_has_visible_link(
+            &format!("<a href='{L}'><img src=x alt=Reset></a>"),
+            L
+        ));
         let with_amp = "https://a.example/reset?x=1&token=abc";
         assert!(html_has_visible_link(
             "<a href=\"https://a.example/reset?x=1&amp;token=abc\">Reset</a>",
             with_amp
         ));
-        assert!(html_has_visible_link(&format!("<a style=\"color: red; display: inline\" href=\"{L}\">x</a>"), L));
+        assert!(html_has_visible_link(
+            &format!("<a style=\"color: red; display: inline\" href=\"{L}\">x</a>"),
+            L
+        ));
     }
 
     #[test]

@@ -171,19 +171,30 @@ async fn fingerprint_lookup(ctx: &Ctx) -> Check {
 }
 
 async fn caseless_matching(ctx: &Ctx) -> Check {
-    ctx.seed(Account::new("acct-sharp-s", "straße", "sharp-s@example.test")).await?;
-    ctx.seed(Account::new("acct-sigma", "σίσυφος", "sigma@example.test")).await?;
-    ctx.seed(Account::new("acct-kelvin", "\u{212A}elvin", "kelvin@example.test")).await?;
-    ctx.seed(Account::new("acct-dotless", "mıke", "dotless@example.test")).await?;
+    ctx.seed(Account::new("acct-sharp-s", "straße", "sharp-s@example.test"))
+        .await?;
+    ctx.seed(Account::new("acct-sigma", "σίσυφος", "sigma@example.test"))
+        .await?;
+    ctx.seed(Account::new(
+        "acct-kelvin",
+        "\u{212A}elvin",
+        "kelvin@example.test",
+    ))
+    .await?;
+    ctx.seed(Account::new("acct-dotless", "mıke", "dotless@example.test"))
+        .await?;
     for (typed, stored) in [
         ("STRASSE", "sharp-s@example.test"),
         ("ΣΊΣΥΦΟΣ", "sigma@example.test"),
         ("KELVIN", "kelvin@example.test"),
     ] {
         ctx.request(typed).await?;
-        ctx.nth_mail_to(stored, 0)
-            .await
-            .map_err(|_| fail(format!("{typed:?} finds the account and mails {stored}"), "no email arrived"))?;
+        ctx.nth_mail_to(stored, 0).await.map_err(|_| {
+            fail(
+                format!("{typed:?} finds the account and mails {stored}"),
+                "no email arrived",
+            )
+        })?;
     }
     ctx.request("MIKE").await?;
     ctx.request("mike").await?;
@@ -213,8 +224,11 @@ async fn limited(ctx: &Ctx) -> Result<usize, Problem> {
 
 async fn ipv6_prefix_limit(ctx: &Ctx) -> Check {
     for i in 1..=25u32 {
-        ctx.request_from("nobody@example.test", &format!("2001:db8:77:1:{:x}::{i:x}", i * 2591))
-            .await?;
+        ctx.request_from(
+            "nobody@example.test",
+            &format!("2001:db8:77:1:{:x}::{i:x}", i * 2591),
+        )
+        .await?;
     }
     let after_v6 = limited(ctx).await?;
     ensure(
@@ -224,9 +238,11 @@ async fn ipv6_prefix_limit(ctx: &Ctx) -> Check {
     )?;
     for _ in 0..10 {
         ctx.request_from("nobody@example.test", "198.51.100.30").await?;
-        ctx.request_from("nobody@example.test", "::ffff:198.51.100.30").await?;
+        ctx.request_from("nobody@example.test", "::ffff:198.51.100.30")
+            .await?;
     }
-    ctx.request_from("nobody@example.test", "::ffff:198.51.100.30").await?;
+    ctx.request_from("nobody@example.test", "::ffff:198.51.100.30")
+        .await?;
     let after_v4 = limited(ctx).await? - after_v6;
     ensure(
         after_v4 == 1,
@@ -254,7 +270,8 @@ async fn visible_link(ctx: &Ctx) -> Check {
     ctx.alice().await?;
     ctx.request("alice@example.test").await?;
     let mail = ctx.nth_mail_to("alice@example.test", 0).await?;
-    let parsed = ParsedMail::parse(&mail.data).map_err(|e| Problem::Error(format!("parsing the email: {e}")))?;
+    let parsed =
+        ParsedMail::parse(&mail.data).map_err(|e| Problem::Error(format!("parsing the email: {e}")))?;
     let reset = format!("{BASE_URL}{RESET_PATH}?");
     let clickable = parsed
         .html
