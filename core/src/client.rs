@@ -66,6 +66,29 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn addresses_within_one_prefix_share_a_key(addr in any::<u128>(), other in any::<u128>(), len in 1u8..=128) {
+            let mask = u128::MAX << (128 - u32::from(len));
+            let same_network = (addr & mask) | (other & !mask);
+            let a = Ipv6Addr::from(addr);
+            let b = Ipv6Addr::from(same_network);
+            prop_assume!(a.to_ipv4_mapped().is_none() && b.to_ipv4_mapped().is_none());
+            prop_assert_eq!(client_rate_key(&a.to_string(), len), client_rate_key(&b.to_string(), len));
+            if (addr & mask) != (other & mask) {
+                let c = Ipv6Addr::from(other);
+                prop_assume!(c.to_ipv4_mapped().is_none());
+                prop_assert_ne!(client_rate_key(&a.to_string(), len), client_rate_key(&c.to_string(), len));
+            }
+        }
+
+        #[test]
+        fn never_panics(text in any::<String>(), len in any::<u8>()) {
+            let _ = client_rate_key(&text, len);
+        }
+    }
 
     #[test]
     fn ipv6_clients_are_grouped_by_prefix() {
