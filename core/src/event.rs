@@ -85,8 +85,11 @@ pub enum EventKind {
     RequestIgnored {
         /// Why.
         reason: IgnoreReason,
-        /// The canonical identifier (for unknown ones there is no account).
-        identifier: String,
+        /// The keyed fingerprint of the identifier as typed (see
+        /// [`crate::fingerprint`]), never the text: people type passwords
+        /// into the identifier field. An operator holding the key computes
+        /// [`crate::fingerprint::fingerprint`] to look an identifier up.
+        fingerprint: String,
     },
     /// A rate limit stopped this request (silently).
     RateLimited {

@@ -1,15 +1,20 @@
 //! Identifiers typed into the "forgot password" form: validation and the one
 //! canonical form used for every lookup.
 //!
-//! Canonicalisation trims, applies Unicode NFKC and lower-cases, repeated until
-//! the text no longer changes, so it is idempotent. Matching uses the canonical
-//! form; mail always goes to the address the directory has stored, never to the
-//! text as typed.
+//! Canonicalisation is Unicode default caseless matching in its compatibility
+//! form: NFKC, full case folding (`icu_casemap`, so `ß` matches `ss`, final
+//! sigma matches sigma, `ﬁ` matches `fi`, the Kelvin sign matches `k`), NFKC
+//! again and trimming, repeated until the text no longer changes, so it is
+//! idempotent. Default folding keeps the dotless `ı` apart from `i` (the
+//! GitHub look-alike bug), and combining marks are kept (`jose` does not
+//! match `josé`). Matching uses the canonical form; mail always goes to the
+//! address the directory has stored, never to the text as typed.
 //!
 //! ```
 //! use resetkit::identifier::{canonicalize, parse_identifier, Identifier, IdentifierMode};
 //!
 //! assert_eq!(canonicalize("  Alice@Example.COM "), "alice@example.com");
+//! assert_eq!(canonicalize("STRASSE"), canonicalize("straße"));
 //! let id = parse_identifier("Alice@Example.com", IdentifierMode::Either).unwrap();
 //! assert_eq!(id, Identifier::Email("alice@example.com".into()));
 //! assert!(parse_identifier("a@example.com, b@example.com", IdentifierMode::Either).is_err());
@@ -18,6 +23,7 @@
 use std::fmt;
 
 use email_address::{EmailAddress, Options};
+use icu_casemap::CaseMapper;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::ValidationError;
@@ -74,10 +80,12 @@ impl fmt::Debug for Identifier {
     }
 }
 
-/// The canonical form of an identifier: NFKC, lower case, trimmed; idempotent.
+/// The canonical form of an identifier: NFKC, full case folding, NFKC,
+/// trimmed; idempotent. Stores compare with the canonical form of what they
+/// hold (resetkit-postgres ships the same function in SQL).
 pub fn canonicalize(input: &str) -> String {
     let mut current = canonicalize_once(input);
-    // NFKC and lower-casing can each undo the other's fixed point on exotic
+    // NFKC and case folding can each undo the other's fixed point on exotic
     // input; iterate to a fixed point (two rounds suffice in practice).
     for _ in 0..8 {
         let next = canonicalize_once(&current);
@@ -91,9 +99,15 @@ pub fn canonicalize(input: &str) -> String {
 
 fn canonicalize_once(input: &str) -> String {
     let nfkc: String = input.nfkc().collect();
-    let lower = nfkc.to_lowercase();
-    let renormalized: String = lower.nfkc().collect();
+    let folded = case_fold(&nfkc);
+    let renormalized: String = folded.nfkc().collect();
     renormalized.trim().to_owned()
+}
+
+/// Full Unicode case folding (default, not Turkic), character by character:
+/// the fold of a string is the concatenation of its characters' folds.
+pub fn case_fold(input: &str) -> String {
+    CaseMapper::new().fold_string(input).into_owned()
 }
 
 /// Takes the single value of a form field that may have been sent several
@@ -198,6 +212,26 @@ mod tests {
         assert_eq!(canonicalize(" ALICE@example.com\u{3000}"), "alice@example.com");
         // Fullwidth letters fold to ASCII under NFKC.
         assert_eq!(canonicalize("ａｌｉｃｅ"), "alice");
+    }
+
+    #[test]
+    fn issue13_unicode_matching_uses_default_caseless_matching() {
+        // Lower-casing alone missed all of these.
+        assert_eq!(
+            canonicalize("STRASSE@example.test"),
+            canonicalize("straße@example.test")
+        );
+        assert_eq!(canonicalize("STRAẞE"), "strasse");
+        assert_eq!(canonicalize("σίσυφοσ"), canonicalize("ΣΊΣΥΦΟΣ"));
+        assert_eq!(canonicalize("σίσυφος"), canonicalize("σίσυφοσ"));
+        assert_eq!(canonicalize("\u{212A}elvin"), "kelvin");
+        assert_eq!(canonicalize("ﬁona@example.test"), "fiona@example.test");
+        assert_eq!(canonicalize("Ｆrank@example.test"), "frank@example.test");
+        assert_eq!(canonicalize("jose\u{301}"), canonicalize("JOSÉ"));
+        // Marks are not stripped, and the dotless i stays apart.
+        assert_ne!(canonicalize("jose"), canonicalize("josé"));
+        assert_ne!(canonicalize("MIKE"), canonicalize("mıke"));
+        assert_ne!(canonicalize("inci"), canonicalize("İnci"));
     }
 
     #[test]

@@ -20,10 +20,12 @@
 #![deny(missing_docs)]
 
 pub mod account;
+pub mod client;
 pub mod clock;
 pub mod delivery;
 pub mod error;
 pub mod event;
+pub mod fingerprint;
 pub mod flow;
 pub mod hasher;
 pub mod identifier;

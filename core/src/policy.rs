@@ -6,6 +6,12 @@
 //! and rejection, with the reason shown, of common passwords, of a
 //! configurable extra list and of the account's own email or username.
 //!
+//! Length is counted in what the user typed: extended grapheme clusters of
+//! the password as entered, not characters of its normalised form. NFKC can
+//! expand one character into many (U+FDFA becomes 18 characters), and one
+//! visible character can be several code points (`é` typed as `e` + U+0301):
+//! neither should move a password across the minimum.
+//!
 //! ```
 //! use resetkit::policy::{PasswordPolicy, PasswordRejection};
 //!
@@ -20,6 +26,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_segmentation::UnicodeSegmentation;
 
 use crate::error::BuildError;
 use crate::identifier::canonicalize;
@@ -175,7 +182,8 @@ pub enum PasswordRejection {
 /// Password rules.
 #[derive(Debug, Clone)]
 pub struct PasswordPolicy {
-    /// Minimum characters after NFKC (default 15).
+    /// Minimum length in user-perceived characters (extended grapheme
+    /// clusters) of the password as typed, before normalisation (default 15).
     pub min_chars: usize,
     /// Maximum UTF-8 bytes (default 1024).
     pub max_bytes: usize,
@@ -248,6 +256,12 @@ impl PasswordPolicy {
         password.nfkc().collect()
     }
 
+    /// The length the minimum applies to: extended grapheme clusters of the
+    /// password as typed (not of its NFKC form, which can be much longer).
+    pub fn typed_length(password: &str) -> usize {
+        password.graphemes(true).count()
+    }
+
     /// Checks `password` (as typed) against the rules; `identity` holds the
     /// account's email address and username.
     pub fn check(&self, password: &str, identity: &[(&'static str, &str)]) -> Result<(), PasswordRejection> {
@@ -260,15 +274,14 @@ impl PasswordPolicy {
         if password.chars().any(char::is_control) {
             return Err(PasswordRejection::ControlCharacter);
         }
-        let normalized = Self::normalize(password);
-        let chars = normalized.chars().count();
+        let chars = Self::typed_length(password);
         if chars < self.min_chars {
             return Err(PasswordRejection::TooShort {
                 min_chars: self.min_chars,
                 actual: chars,
             });
         }
-        let canonical = canonicalize(&normalized);
+        let canonical = canonicalize(&Self::normalize(password));
         if self.use_common_list && common_passwords().contains(&canonical) {
             return Err(PasswordRejection::Common);
         }
@@ -317,8 +330,38 @@ mod tests {
                 actual: long.len()
             })
         );
-        // Unicode accepted; length counted in characters after NFKC.
+        // Unicode accepted; length counted in what the user typed.
         assert!(p.check("日本語のパスフレーズはとても長いです", &[]).is_ok());
+    }
+
+    #[test]
+    fn issue13_password_length_counts_what_was_typed_not_the_nfkc_form() {
+        let p = PasswordPolicy::default();
+        // U+FDFA is one character that NFKC expands to 18.
+        assert_eq!(PasswordPolicy::normalize("\u{FDFA}").chars().count(), 18);
+        assert_eq!(
+            p.check("\u{FDFA}", &[]),
+            Err(PasswordRejection::TooShort {
+                min_chars: 15,
+                actual: 1
+            })
+        );
+        // Two of them plus a few letters: still far below 15 as typed.
+        assert!(matches!(
+            p.check("\u{FDFA}ab\u{FDFA}", &[]),
+            Err(PasswordRejection::TooShort { actual: 4, .. })
+        ));
+        // 14 accented letters typed as letter + combining mark: 14, not 28.
+        let decomposed = "e\u{301}u\u{308}".repeat(7);
+        assert_eq!(decomposed.chars().count(), 28);
+        assert!(matches!(
+            p.check(&decomposed, &[]),
+            Err(PasswordRejection::TooShort { actual: 14, .. })
+        ));
+        // The ligature ﬃ is one character typed, three after NFKC.
+        assert_eq!(PasswordPolicy::typed_length("ﬃ"), 1);
+        // 15 typed characters pass.
+        assert!(p.check("quiet ﬃ harbour", &[]).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{Fixture, NOREPLY};
 use resetkit::error::ValidationError;
 use resetkit::event::{EventKind, IgnoreReason, RateScope};
+use resetkit::fingerprint::{FingerprintKey, fingerprint};
 use resetkit::policy::Limit;
 use resetkit::prelude::*;
 
@@ -40,7 +41,13 @@ fn assert_uniform(outcomes: &[(&str, Result<RequestAccepted, RequestError>)]) {
 #[tokio::test]
 async fn every_well_formed_request_gets_the_same_outcome_and_a_distinct_internal_reason() {
     let fx = Fixture::with_accounts(accounts());
-    let service = fx.builder().require_confirmed_email(true).build().expect("valid");
+    let key = || FingerprintKey::new(b"uniform-outcome test key".to_vec()).expect("long enough");
+    let service = fx
+        .builder()
+        .require_confirmed_email(true)
+        .fingerprint_key(key())
+        .build()
+        .expect("valid");
     let ctx = RequestContext::default();
 
     // Use up the per-account allowance (3 per 15 minutes) of `busy`.
@@ -93,9 +100,9 @@ async fn every_well_formed_request_gets_the_same_outcome_and_a_distinct_internal
     assert!(
         find("unknown").iter().any(|k| matches!(
             k,
-            EventKind::RequestIgnored { identifier, .. } if identifier == "nobody@example.com"
+            EventKind::RequestIgnored { fingerprint: f, .. } if *f == fingerprint(&key(), "Nobody@example.com")
         )),
-        "the unknown identifier is recorded in canonical form"
+        "the unknown identifier is recorded as its keyed fingerprint"
     );
     assert_eq!(ignored(&find("disabled")), vec![IgnoreReason::AccountDisabled]);
     assert_eq!(

@@ -1,4 +1,4 @@
-//! The `resetkit-harness` command line: `run`, `smtp`, `doctor`.
+//! The `resetkit-harness` command line: `run`, `smtp`, `doctor`, `fingerprint`.
 //!
 //! Exit codes: 0 every MUST passed (or the command succeeded), 1 a MUST
 //! failed (or `doctor` found a refused step), 2 the harness itself failed
@@ -41,6 +41,35 @@ pub enum Command {
     /// Check a real SMTP server accepts a sender: connect, TLS, AUTH,
     /// MAIL FROM, RCPT TO, then RSET — nothing is delivered.
     Doctor(DoctorArgs),
+    /// Print the fingerprint of identifiers under the deployment key, to
+    /// find requests for them among the `request_ignored` events.
+    Fingerprint(FingerprintArgs),
+}
+
+/// `fingerprint` options.
+#[derive(Args)]
+pub struct FingerprintArgs {
+    /// The deployment key (as configured with `fingerprint_key`), from the
+    /// environment only, so it stays out of shell history.
+    #[arg(
+        long = "key-from-env",
+        env = "RESETKIT_FINGERPRINT_KEY",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub key: String,
+    /// Identifiers (email addresses or usernames) as a user would type them.
+    #[arg(required = true, value_name = "IDENTIFIER")]
+    pub identifiers: Vec<String>,
+}
+
+impl std::fmt::Debug for FingerprintArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FingerprintArgs")
+            .field("key", &"[REDACTED]")
+            .field("identifiers", &self.identifiers)
+            .finish()
+    }
 }
 
 /// `run` options.
@@ -131,7 +160,25 @@ pub async fn execute(command: Command) -> i32 {
         Command::Run(args) => run(args).await,
         Command::Smtp(args) => smtp(args).await,
         Command::Doctor(args) => doctor(args).await,
+        Command::Fingerprint(args) => fingerprint(args),
     }
+}
+
+fn fingerprint(args: FingerprintArgs) -> i32 {
+    let key = match resetkit::fingerprint::FingerprintKey::new(args.key.into_bytes()) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("resetkit-harness fingerprint: RESETKIT_FINGERPRINT_KEY: {e}");
+            return 2;
+        }
+    };
+    for identifier in &args.identifiers {
+        println!(
+            "{}  {identifier}",
+            resetkit::fingerprint::fingerprint(&key, identifier)
+        );
+    }
+    0
 }
 
 async fn run(args: RunArgs) -> i32 {

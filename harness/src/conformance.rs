@@ -24,7 +24,10 @@ mod tokens;
 
 use std::time::{Duration, SystemTime};
 
-pub use accounts::{account_directory_suite, fixture_accounts};
+pub use accounts::{
+    MatchingVector, Typed, account_directory_suite, fixture_accounts, matching_accounts, matching_vectors,
+    unicode_matching_suite,
+};
 pub use events::event_log_suite;
 pub use outbox::{outbox_suite, sample_email};
 pub use tokens::{

@@ -71,8 +71,21 @@ pub struct Scenario {
     pub info: ScenarioInfo,
     /// Adjusts the target configuration before the service is built.
     pub configure: fn(&mut TargetConfig),
+    /// Whether the target must build with that configuration, or refuse it.
+    pub build: BuildExpectation,
     /// The checks.
     pub run: for<'a> fn(&'a Ctx) -> BoxCheck<'a>,
+}
+
+/// What building the target with the scenario's configuration must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildExpectation {
+    /// The target builds and the body runs; a build failure is a harness error.
+    Succeeds,
+    /// The configuration is unsafe (e.g. a template that hides the link):
+    /// the target must refuse to build. If it builds anyway, the scenario
+    /// fails and the body runs to collect what the flow then does.
+    Refused,
 }
 
 /// How long to wait for an email the flow should have sent.
@@ -335,9 +348,16 @@ pub async fn run_one(factory: &dyn TargetFactory, scenario: &Scenario) -> Scenar
     };
     let mut config = TargetConfig::new(server.addr());
     (scenario.configure)(&mut config);
-    let target = match factory.build(scenario.info.id, &config).await {
-        Ok(target) => target,
-        Err(e) => {
+    let target = match (factory.build(scenario.info.id, &config).await, scenario.build) {
+        (Ok(target), _) => target,
+        (Err(e), BuildExpectation::Refused) => {
+            let evidence = Evidence {
+                notes: vec![format!("the target refused to build: {e}")],
+                ..Evidence::default()
+            };
+            return result(scenario, Ok(()), evidence, started);
+        }
+        (Err(e), BuildExpectation::Succeeds) => {
             return result(
                 scenario,
                 Err(Problem::Error(format!("building the target: {e}"))),
@@ -354,6 +374,18 @@ pub async fn run_one(factory: &dyn TargetFactory, scenario: &Scenario) -> Scenar
     let outcome = tokio::time::timeout(Duration::from_secs(30), (scenario.run)(&ctx))
         .await
         .unwrap_or_else(|_| Err(Problem::Error("the scenario did not finish within 30 s".into())));
+    let outcome = match (scenario.build, outcome) {
+        (BuildExpectation::Succeeds, outcome) => outcome,
+        (BuildExpectation::Refused, Err(Problem::Fail { expected, actual })) => Err(fail(
+            format!("the target refuses to build with this configuration; {expected}"),
+            format!("it was built, and {actual}"),
+        )),
+        (BuildExpectation::Refused, Ok(())) => Err(fail(
+            "the target refuses to build with this configuration",
+            "it was built and accepted the configuration",
+        )),
+        (BuildExpectation::Refused, other) => other,
+    };
     let evidence = evidence(&ctx).await;
     result(scenario, outcome, evidence, started)
 }

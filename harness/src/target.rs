@@ -16,6 +16,7 @@ use resetkit::account::{Account, AccountDirectory, AccountId};
 use resetkit::clock::ManualClock;
 use resetkit::delivery::{DeliveryMode, RetryPolicy};
 use resetkit::error::StoreError;
+use resetkit::fingerprint::FingerprintKey;
 use resetkit::hasher::{Argon2Hasher, PasswordHash};
 use resetkit::identifier::IdentifierMode;
 use resetkit::mail::{Mailbox, Mailer};
@@ -23,6 +24,7 @@ use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMem
 use resetkit::policy::{DuplicateEmailPolicy, RateLimits, TokenPolicy};
 use resetkit::sender::{FixedSender, QueueSender, SenderChain, SenderResolver};
 use resetkit::store::{EventLog, Outbox, TokenStore};
+use resetkit::template::Templates;
 use resetkit::{ResetService, ResetServiceBuilder, SessionRevoker};
 use resetkit_smtp::{SmtpConfig, SmtpMailer, TlsMode};
 
@@ -34,6 +36,9 @@ pub const RESET_PATH: &str = "/reset";
 pub const PRIMARY_SENDER: &str = "noreply@app.example.test";
 /// The fallback (shared queue) sender scenarios configure.
 pub const FALLBACK_SENDER: &str = "support@app.example.test";
+/// The deployment key of identifier fingerprints every scenario configures
+/// (an operator's key: scenarios compute fingerprints with it).
+pub const FINGERPRINT_KEY: &[u8] = b"resetkit harness deployment key";
 
 /// An account directory the harness can also write: seed accounts, change
 /// their email (the host's "change email" feature).
@@ -181,6 +186,9 @@ pub struct TargetConfig {
     /// Faults scenarios inject into the account directory (honoured when
     /// the factory wraps its directory with [`TargetConfig::with_faults`]).
     pub faults: Arc<AccountFaults>,
+    /// The email templates (default: the built-in English ones; template
+    /// scenarios edit them).
+    pub templates: Templates,
 }
 
 impl fmt::Debug for TargetConfig {
@@ -222,6 +230,7 @@ impl TargetConfig {
             },
             sessions: Arc::new(RecordingRevoker::default()),
             faults: Arc::new(AccountFaults::default()),
+            templates: Templates::english(),
         }
     }
 
@@ -234,6 +243,13 @@ impl TargetConfig {
             inner: accounts,
             faults: self.faults.clone(),
         })
+    }
+
+    /// The key of [`FINGERPRINT_KEY`].
+    pub fn fingerprint_key() -> FingerprintKey {
+        // A constant longer than the minimum.
+        #[allow(clippy::expect_used)]
+        FingerprintKey::new(FINGERPRINT_KEY.to_vec()).expect("the harness key is long enough")
     }
 
     /// The primary sender's mailbox.
@@ -268,8 +284,9 @@ impl TargetConfig {
     }
 
     /// Applies everything the scenario chose to a builder: base URL, clock,
-    /// policies, senders, delivery mode, session hook, and fast argon2
-    /// parameters. The factory adds stores and the mailer.
+    /// policies, senders, delivery mode, session hook, templates, the
+    /// fingerprint key, and fast argon2 parameters. The factory adds stores
+    /// and the mailer.
     pub fn apply(&self, builder: ResetServiceBuilder) -> ResetServiceBuilder {
         builder
             .base_url(BASE_URL)
@@ -286,6 +303,8 @@ impl TargetConfig {
             .delivery(self.delivery)
             .sender(self.sender_resolver())
             .session_revoker(self.sessions.clone())
+            .templates(self.templates.clone())
+            .fingerprint_key(Self::fingerprint_key())
     }
 }
 

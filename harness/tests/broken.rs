@@ -517,3 +517,130 @@ fn core_refuses_a_template_whose_link_host_differs() {
         "the build names the template: {err:?}"
     );
 }
+
+/// The pre-fingerprint behaviour: a directory (like a host's audit hook)
+/// that records every lookup finding nothing in the event trail with the
+/// identifier as typed, in clear.
+struct ClearTextLookups {
+    accounts: Arc<InMemoryAccounts>,
+    events: Arc<resetkit::memory::InMemoryEventLog>,
+    clock: Arc<resetkit::clock::ManualClock>,
+}
+
+impl ClearTextLookups {
+    async fn note_miss(&self, identifier: &str) -> Result<(), StoreError> {
+        use resetkit::clock::Clock as _;
+        use resetkit::store::EventLog as _;
+        self.events
+            .record(resetkit::event::Event::new(
+                self.clock.now(),
+                None,
+                resetkit::event::EventKind::RequestIgnored {
+                    reason: resetkit::event::IgnoreReason::UnknownIdentifier,
+                    fingerprint: identifier.to_owned(),
+                },
+            ))
+            .await
+    }
+}
+
+#[async_trait]
+impl AccountDirectory for ClearTextLookups {
+    async fn find_by_email(&self, e: &str) -> Result<Vec<Account>, StoreError> {
+        let found = self.accounts.find_by_email(e).await?;
+        if found.is_empty() {
+            self.note_miss(e).await?;
+        }
+        Ok(found)
+    }
+    async fn find_by_username(&self, u: &str) -> Result<Option<Account>, StoreError> {
+        let found = self.accounts.find_by_username(u).await?;
+        if found.is_none() {
+            self.note_miss(u).await?;
+        }
+        Ok(found)
+    }
+    async fn find_by_id(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.accounts.find_by_id(id).await
+    }
+    async fn set_password_hash(&self, id: &AccountId, hash: &PasswordHash) -> Result<(), StoreError> {
+        self.accounts.set_password_hash(id, hash).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item1_identifiers_logged_in_clear_fail_the_event_trail_scenario() {
+    let report = run(Broken {
+        name: "unknown identifiers written to the event trail in clear",
+        tweak: |b, config, stores| {
+            b.accounts(Arc::new(ClearTextLookups {
+                accounts: stores.accounts.clone(),
+                events: stores.events.clone(),
+                clock: config.clock.clone(),
+            }))
+        },
+    })
+    .await;
+    assert_failed(&report, &["RST-STORE-001"]);
+}
+
+/// A host that renders the operator's edited reset email itself, after
+/// resetkit's lint has seen only the built-in templates: the edit that hid
+/// the link (in a comment, or for every account but the sample) reaches
+/// users. Here the edit is applied by commenting out the reset link.
+struct EditAfterLintMailer(Arc<dyn Mailer>);
+
+#[async_trait]
+impl Mailer for EditAfterLintMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<SentReceipt, DeliveryError> {
+        let html = email.expose_html();
+        let anchor = "<a href=\"https://app.example.test/reset?";
+        let edited = match html.find(anchor) {
+            Some(start) => {
+                let end = html[start..].find("</a>").map_or(html.len(), |e| start + e + 4);
+                format!("{}<!-- {} -->{}", &html[..start], &html[start..end], &html[end..])
+            }
+            None => html.to_owned(),
+        };
+        let rewritten = OutgoingEmail::new(
+            email.message_id.clone(),
+            email.kind,
+            email.from.clone(),
+            email.reply_to.clone(),
+            email.to.clone(),
+            MailContent {
+                subject: email.subject.clone(),
+                text: email.expose_text().to_owned(),
+                html: edited,
+            },
+        );
+        self.0.send(&rewritten).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item4_template_edits_applied_after_the_lint_fail_the_template_scenarios() {
+    let report = run(Broken {
+        name: "operator's template edits applied after the lint",
+        tweak: |b, config, _| {
+            if config.templates == Templates::english() {
+                b
+            } else {
+                b.templates(Templates::english())
+                    .mailer(Arc::new(EditAfterLintMailer(smtp(config))))
+            }
+        },
+    })
+    .await;
+    assert_failed(&report, &["RST-TPL-001", "RST-TPL-002"]);
+    let evidence: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.info.id.starts_with("RST-TPL"))
+        .filter_map(|r| r.actual.clone())
+        .collect();
+    assert!(
+        evidence.iter().all(|a| a.contains("without one")),
+        "the failure shows the email went out without a clickable link: {evidence:?}"
+    );
+}

@@ -253,3 +253,29 @@ fn doctor_refuses_an_http_base_url() {
         "{shown}"
     );
 }
+
+#[test]
+fn fingerprint_prints_what_the_flow_records_for_an_identifier() {
+    let key = "a deployment key for the CLI test";
+    let out = Command::new(env!("CARGO_BIN_EXE_resetkit-harness"))
+        .args(["fingerprint", "Nobody@Example.test"])
+        .env("RESETKIT_FINGERPRINT_KEY", key)
+        .output()
+        .expect("the harness binary runs");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let expected = resetkit::fingerprint::fingerprint(
+        &resetkit::fingerprint::FingerprintKey::new(key.as_bytes().to_vec()).expect("long enough"),
+        "nobody@example.test",
+    );
+    assert_eq!(shown.trim(), format!("{expected}  Nobody@Example.test"));
+    assert!(!shown.contains(key), "the key is never printed");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_resetkit-harness"))
+        .args(["fingerprint", "x@example.test"])
+        .env("RESETKIT_FINGERPRINT_KEY", "short")
+        .output()
+        .expect("the harness binary runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains("short\""), "{}", text(&out));
+}

@@ -43,3 +43,12 @@ async fn in_memory_account_directory_conforms() {
     }
     conformance::account_directory_suite(&dir).await;
 }
+
+#[tokio::test]
+async fn item2_in_memory_directory_matches_the_unicode_vectors() {
+    let dir = InMemoryAccounts::default();
+    for account in conformance::matching_accounts() {
+        dir.insert(account);
+    }
+    conformance::unicode_matching_suite(&dir).await;
+}

@@ -3,12 +3,24 @@
 //! own `<schema>.accounts` for new applications.
 //!
 //! Every table and column name is validated ([`crate::Ident`]) and quoted.
-//! Email and username lookups use `lower(column) = $1` (index that
-//! expression) and then keep only rows whose value canonicalises exactly
-//! (NFKC, lower case, trimmed) to the identifier, so matching is the same as
-//! the in-memory directory's. A stored value whose canonical form differs
-//! from its PostgreSQL `lower()` by more than case (e.g. surrounding spaces,
-//! compatibility characters) is not found: store addresses trimmed.
+//! Email and username lookups compare
+//! `<resetkit schema>.canonical_identifier(column) = $1`: the SQL function
+//! of migration 4, which computes exactly the core's canonical form (NFKC,
+//! full Unicode case folding, trimmed; see
+//! [`resetkit::identifier::canonicalize`]), so PostgreSQL finds the same
+//! accounts as the in-memory directory (`STRASSE@…` finds `straße@…`, a
+//! stored `Ｆrank@…` is found by `frank@…`). Rows are then re-checked with
+//! the core's function.
+//!
+//! A host table should index those expressions, with the schema resetkit
+//! was migrated into (default `resetkit`):
+//!
+//! ```sql
+//! CREATE INDEX users_email_canonical ON users (resetkit.canonical_identifier(email));
+//! CREATE INDEX users_username_canonical ON users (resetkit.canonical_identifier(username));
+//! ```
+//!
+//! (`REINDEX` them if a later resetkit migration replaces the function.)
 
 use async_trait::async_trait;
 use resetkit::account::{Account, AccountDirectory, AccountId};
@@ -38,6 +50,7 @@ pub enum IdType {
 /// when [`PgAccounts::new`] builds the directory; the error names the setting.
 #[derive(Debug, Clone)]
 pub struct UsersTable {
+    resetkit_schema: String,
     schema: Option<String>,
     table: String,
     id: String,
@@ -66,6 +79,7 @@ impl UsersTable {
     /// flag columns are set.
     pub fn new(table: &str) -> Self {
         UsersTable {
+            resetkit_schema: "resetkit".into(),
             schema: None,
             table: table.to_owned(),
             id: "id".into(),
@@ -82,10 +96,19 @@ impl UsersTable {
     /// resetkit's own `accounts` table in `schema` (created by the migrations).
     pub fn resetkit_accounts(schema: &Ident) -> Self {
         UsersTable::new("accounts")
+            .resetkit_schema(schema.as_str())
             .schema(schema.as_str())
             .email_confirmed_column("email_confirmed")
             .disabled_column("disabled")
             .owner_column("owner")
+    }
+
+    /// The schema resetkit was migrated into, whose `canonical_identifier`
+    /// function lookups use (default `resetkit`; [`crate::PgStores`] sets
+    /// its own).
+    pub fn resetkit_schema(mut self, schema: &str) -> Self {
+        self.resetkit_schema = schema.to_owned();
+        self
     }
 
     /// The table's schema (default: the connection's search path).
@@ -168,6 +191,10 @@ impl PgAccounts {
             ),
             None => col("users.table", &table.table)?,
         };
+        let canonical = format!(
+            "{}.canonical_identifier",
+            col("users.resetkit_schema", &table.resetkit_schema)?
+        );
         let id = col("users.id_column", &table.id)?;
         let username = col("users.username_column", &table.username)?;
         let email = col("users.email_column", &table.email)?;
@@ -219,8 +246,8 @@ impl PgAccounts {
             .map(|c| format!("{c} = EXCLUDED.{c}"))
             .collect();
         let sql = Queries {
-            by_email: Sql::raw(format!("{select} WHERE lower({email}) = $1")),
-            by_username: Sql::raw(format!("{select} WHERE lower({username}) = $1 ORDER BY 1")),
+            by_email: Sql::raw(format!("{select} WHERE {canonical}({email}) = $1")),
+            by_username: Sql::raw(format!("{select} WHERE {canonical}({username}) = $1 ORDER BY 1")),
             by_id: Sql::raw(format!("{select} WHERE {id} = {cast}")),
             set_password: Sql::raw(format!("UPDATE {target} SET {password} = $2 WHERE {id} = {cast}")),
             // Parameters a table does not map are bound but unused; cast them

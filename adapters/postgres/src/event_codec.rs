@@ -55,8 +55,8 @@ fn nanos(t: SystemTime) -> u64 {
 pub(crate) fn encode(kind: &EventKind) -> (&'static str, Value) {
     let detail = match kind {
         EventKind::ResetRequested { via, client } => json!({ "via": via, "client": client }),
-        EventKind::RequestIgnored { reason, identifier } => {
-            json!({ "reason": reason.as_str(), "identifier": identifier })
+        EventKind::RequestIgnored { reason, fingerprint } => {
+            json!({ "reason": reason.as_str(), "fingerprint": fingerprint })
         }
         EventKind::RateLimited { scope, client } => json!({ "scope": scope_name(*scope), "client": client }),
         EventKind::TokenIssued { expires_at } => json!({ "expires_at_unix_nanos": nanos(*expires_at) }),
@@ -134,7 +134,9 @@ pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
         },
         "request_ignored" => EventKind::RequestIgnored {
             reason: parsed(v, "reason", ignore_from)?,
-            identifier: text(v, "identifier")?,
+            // Rows written before migration 4 had their clear-text
+            // identifier erased and carry an empty fingerprint.
+            fingerprint: opt_text(v, "fingerprint").unwrap_or_default(),
         },
         "rate_limited" => EventKind::RateLimited {
             scope: parsed(v, "scope", |t| match t {
@@ -217,7 +219,7 @@ mod tests {
             },
             EventKind::RequestIgnored {
                 reason: IgnoreReason::EmailUnconfirmed,
-                identifier: "a@b.c".into(),
+                fingerprint: "00ff".into(),
             },
             EventKind::RateLimited {
                 scope: RateScope::Client,

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod accounts;
+mod casefold;
 mod event_codec;
 mod events;
 mod ident;

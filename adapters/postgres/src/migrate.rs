@@ -28,7 +28,8 @@ pub struct Migration {
     pub version: i32,
     /// Short name.
     pub name: &'static str,
-    /// SQL with `__SCHEMA__` placeholders.
+    /// SQL with `__SCHEMA__` placeholders (version 4 also has the case
+    /// folding placeholders filled in from the core when it is applied).
     pub sql: &'static str,
 }
 
@@ -48,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "token_lifecycle",
         sql: include_str!("../migrations/0003_token_lifecycle.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "identifier_matching",
+        sql: include_str!("../migrations/0004_identifier_matching.sql"),
     },
 ];
 
@@ -96,7 +102,7 @@ pub async fn migrate_up_to(pool: &PgPool, schema: &Ident, last_version: i32) -> 
             tx.commit().await.map_err(db_error(OP))?;
             continue;
         }
-        sqlx::raw_sql(Sql::new(schema, migration.sql).q())
+        sqlx::raw_sql(Sql::new(schema, &crate::casefold::expand(migration.sql)).q())
             .execute(&mut *tx)
             .await
             .map_err(db_error(OP))?;
@@ -123,8 +129,12 @@ mod tests {
 
     #[test]
     fn versions_increase_and_sql_uses_the_placeholder() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i32::try_from(i + 1).unwrap_or(-1));
+        // Version 3 is another branch's; versions only have to increase.
+        assert_eq!(MIGRATIONS[0].version, 1);
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version);
+        }
+        for m in MIGRATIONS {
             assert!(m.sql.contains("__SCHEMA__."));
         }
         let s = Sql::new(

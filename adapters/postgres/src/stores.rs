@@ -47,9 +47,10 @@ impl PgStores {
         PgAccounts::resetkit_accounts(self.pool.clone(), &self.schema).map(Arc::new)
     }
 
-    /// The account directory on the host's table.
+    /// The account directory on the host's table (looked up with this
+    /// schema's `canonical_identifier`; see [`UsersTable`]).
     pub fn accounts_for(&self, table: UsersTable) -> Result<Arc<PgAccounts>, ConfigError> {
-        PgAccounts::new(self.pool.clone(), table).map(Arc::new)
+        PgAccounts::new(self.pool.clone(), table.resetkit_schema(self.schema.as_str())).map(Arc::new)
     }
 
     /// The schema.

@@ -25,7 +25,7 @@ async fn maps_onto_an_existing_users_table() {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {s}.app_users (user_id bigint PRIMARY KEY, login text NOT NULL, mail text, \
            pw text, is_active boolean NOT NULL, verified boolean, manager text, created timestamptz DEFAULT now()); \
-         CREATE INDEX ON {s}.app_users (lower(mail)); \
+         CREATE INDEX ON {s}.app_users ({s}.canonical_identifier(mail)); \
          INSERT INTO {s}.app_users (user_id, login, mail, pw, is_active, verified, manager) VALUES \
            (1, 'Alice', 'Alice@Example.com', NULL, true, true, 'ops'), \
            (2, 'alice2', 'alice@example.COM', '$argon2id$x', true, false, NULL), \
@@ -35,6 +35,7 @@ async fn maps_onto_an_existing_users_table() {
     .await
     .unwrap();
     let table = UsersTable::new("app_users")
+        .resetkit_schema(db.schema.as_str())
         .schema(db.schema.as_str())
         .id_column("user_id", IdType::BigInt)
         .username_column("login")

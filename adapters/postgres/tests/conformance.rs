@@ -8,6 +8,7 @@ use std::sync::Arc;
 use common::{db, db_with};
 use resetkit::store::TokenStore;
 use resetkit_harness::conformance;
+use resetkit_postgres::{IdType, UsersTable};
 
 #[tokio::test]
 async fn token_store_conforms() {
@@ -76,5 +77,66 @@ async fn account_directory_conforms() {
         accounts.upsert(&account).await.unwrap();
     }
     conformance::account_directory_suite(accounts.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn item2_own_accounts_table_matches_the_unicode_vectors() {
+    let Some(db) = db("item2_own_accounts_table_matches_the_unicode_vectors").await else {
+        return;
+    };
+    let accounts = db.stores.own_accounts().unwrap();
+    for account in conformance::matching_accounts() {
+        accounts.upsert(&account).await.unwrap();
+    }
+    conformance::unicode_matching_suite(accounts.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn item2_mapped_host_table_matches_the_unicode_vectors() {
+    let Some(db) = db("item2_mapped_host_table_matches_the_unicode_vectors").await else {
+        return;
+    };
+    let s = db.schema.quoted();
+    // The host's table with the expression indexes the adapter documents.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {s}.members (member_id text PRIMARY KEY, handle text NOT NULL, mail text, secret text); \
+         CREATE INDEX members_mail_canonical ON {s}.members ({s}.canonical_identifier(mail)); \
+         CREATE INDEX members_handle_canonical ON {s}.members ({s}.canonical_identifier(handle));"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let table = UsersTable::new("members")
+        .schema(db.schema.as_str())
+        .id_column("member_id", IdType::Text)
+        .username_column("handle")
+        .email_column("mail")
+        .password_hash_column("secret");
+    let accounts = db.stores.accounts_for(table).unwrap();
+    for account in conformance::matching_accounts() {
+        accounts.upsert(&account).await.unwrap();
+    }
+    conformance::unicode_matching_suite(accounts.as_ref()).await;
+    // The documented index is usable for the lookup.
+    let mut conn = db.pool.acquire().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET enable_seqscan = off; ANALYZE {s}.members"
+    )))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN SELECT member_id FROM {s}.members WHERE {s}.canonical_identifier(mail) = 'frank@example.test'"
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    drop(conn);
+    assert!(
+        plan.iter().any(|l| l.contains("members_mail_canonical")),
+        "{plan:#?}"
+    );
     db.drop().await;
 }

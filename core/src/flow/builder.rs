@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use crate::account::AccountDirectory;
+use crate::client::DEFAULT_IPV6_PREFIX;
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{DeliveryMode, Dispatcher, RetryPolicy};
 use crate::error::BuildError;
+use crate::fingerprint::FingerprintKey;
 use crate::flow::{Inner, ResetService, SessionRevoker};
 use crate::hasher::{Argon2Hasher, PasswordHasher};
 use crate::identifier::IdentifierMode;
@@ -48,6 +50,8 @@ pub struct ResetServiceBuilder {
     duplicates: DuplicateEmailPolicy,
     identifier_mode: IdentifierMode,
     require_confirmed_email: bool,
+    fingerprint_key: Option<FingerprintKey>,
+    client_ipv6_prefix: u8,
     delivery: Option<DeliveryMode>,
     retry: RetryPolicy,
     background: bool,
@@ -79,6 +83,8 @@ impl Default for ResetServiceBuilder {
             duplicates: DuplicateEmailPolicy::default(),
             identifier_mode: IdentifierMode::default(),
             require_confirmed_email: false,
+            fingerprint_key: None,
+            client_ipv6_prefix: DEFAULT_IPV6_PREFIX,
             delivery: None,
             retry: RetryPolicy::default(),
             background: false,
@@ -188,6 +194,24 @@ impl ResetServiceBuilder {
         self
     }
 
+    /// The deployment key of the identifier fingerprints recorded for
+    /// requests that produce no email (see [`crate::fingerprint`]). Default:
+    /// a random key per built service, so fingerprints can only be compared
+    /// within that process; set a fixed key (shared by every instance) so an
+    /// operator can compute a fingerprint and look it up later.
+    pub fn fingerprint_key(mut self, key: FingerprintKey) -> Self {
+        self.fingerprint_key = Some(key);
+        self
+    }
+
+    /// IPv6 clients share one per-client rate limit per prefix of this many
+    /// bits (default 64, one subscriber's network; 1..=128). IPv4 clients and
+    /// IPv4-mapped addresses are limited per address. See [`crate::client`].
+    pub fn client_ipv6_prefix(mut self, bits: u8) -> Self {
+        self.client_ipv6_prefix = bits;
+        self
+    }
+
     /// Delivery mode (default: outbox when an outbox is set, else inline).
     pub fn delivery(mut self, mode: DeliveryMode) -> Self {
         self.delivery = Some(mode);
@@ -257,6 +281,18 @@ impl ResetServiceBuilder {
         self.token_policy.validate()?;
         self.rate_limits.validate()?;
         self.password_policy.validate()?;
+        if !(1..=128).contains(&self.client_ipv6_prefix) {
+            return Err(BuildError::invalid(
+                "client_ipv6_prefix",
+                format!("{} is outside 1..=128 bits", self.client_ipv6_prefix),
+            ));
+        }
+        let fingerprint_key = match self.fingerprint_key {
+            Some(key) => key,
+            None => {
+                FingerprintKey::random().map_err(|e| BuildError::invalid("fingerprint_key", e.to_string()))?
+            }
+        };
         if self.duplicates == DuplicateEmailPolicy::RequireUsername
             && self.identifier_mode == IdentifierMode::EmailOnly
         {
@@ -278,9 +314,13 @@ impl ResetServiceBuilder {
         if mode == DeliveryMode::Outbox && self.outbox.is_none() {
             return Err(BuildError::Missing { setting: "outbox" });
         }
-        let templates = self
-            .templates
-            .compile(&reset_links, &deny_links, &security_link)?;
+        let templates = self.templates.compile_for_site(
+            &reset_links,
+            &deny_links,
+            &security_link,
+            &site_name,
+            self.token_policy.lifetime.as_secs() / 60,
+        )?;
         Ok(ResetService {
             inner: Arc::new(Inner {
                 accounts,
@@ -301,6 +341,8 @@ impl ResetServiceBuilder {
                 duplicates: self.duplicates,
                 identifier_mode: self.identifier_mode,
                 require_confirmed_email: self.require_confirmed_email,
+                fingerprint_key,
+                client_ipv6_prefix: self.client_ipv6_prefix,
                 retry: self.retry,
                 background: self.background,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_REQUESTS)),

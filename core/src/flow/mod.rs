@@ -50,6 +50,7 @@ use crate::clock::Clock;
 use crate::delivery::{DeliveryWorker, Dispatcher, RetryPolicy};
 use crate::error::{StoreError, ValidationError};
 use crate::event::{Event, EventKind};
+use crate::fingerprint::FingerprintKey;
 use crate::hasher::PasswordHasher;
 use crate::identifier::IdentifierMode;
 use crate::link::LinkBuilder;
@@ -197,6 +198,10 @@ pub(crate) struct Inner {
     pub(crate) duplicates: DuplicateEmailPolicy,
     pub(crate) identifier_mode: IdentifierMode,
     pub(crate) require_confirmed_email: bool,
+    /// Key of the identifier fingerprints in `RequestIgnored` events.
+    pub(crate) fingerprint_key: FingerprintKey,
+    /// IPv6 clients share a per-client limit per prefix of this length.
+    pub(crate) client_ipv6_prefix: u8,
     pub(crate) retry: RetryPolicy,
     pub(crate) background: bool,
     /// Bounds the requests processed in the background at once.
@@ -269,6 +274,14 @@ impl ResetService {
             .await
             .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(CompleteError::Internal)
+    }
+
+    /// The per-client rate-limit key of `client` (IPv6 grouped by prefix).
+    pub(crate) fn client_rate_key(&self, client: &str) -> crate::store::RateKey {
+        crate::store::RateKey::Client(crate::client::client_rate_key(
+            client,
+            self.inner.client_ipv6_prefix,
+        ))
     }
 
     pub(crate) async fn record(&self, account: Option<AccountId>, kind: EventKind) -> Result<(), StoreError> {

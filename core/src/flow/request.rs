@@ -4,6 +4,7 @@ use crate::account::{Account, AccountId};
 use crate::delivery::new_message_id;
 use crate::error::StoreError;
 use crate::event::{Event, EventKind, IgnoreReason, RateScope};
+use crate::fingerprint::fingerprint;
 use crate::flow::{RequestAccepted, RequestContext, RequestError, ResetService};
 use crate::identifier::{Identifier, canonicalize, parse_identifier};
 use crate::mail::{DeliveryError, EmailKind, Mailbox, OutgoingEmail};
@@ -51,7 +52,7 @@ impl ResetService {
     async fn process_request(&self, identifier: &Identifier, ctx: &RequestContext) -> Result<(), StoreError> {
         let inner = &self.inner;
         if let (Some(limit), Some(client)) = (inner.rate_limits.per_client, &ctx.client_addr)
-            && self.over_limit(&RateKey::Client(client.clone()), limit).await?
+            && self.over_limit(&self.client_rate_key(client), limit).await?
         {
             tracing::info!(client = %client, "password reset request rate limited (client)");
             return self
@@ -95,7 +96,7 @@ impl ResetService {
                         &account.id,
                         EventKind::RequestIgnored {
                             reason,
-                            identifier: identifier.as_str().to_owned(),
+                            fingerprint: fingerprint(&inner.fingerprint_key, identifier.as_str()),
                         },
                     );
                 }
@@ -147,7 +148,7 @@ impl ResetService {
             account,
             EventKind::RequestIgnored {
                 reason,
-                identifier: identifier.as_str().to_owned(),
+                fingerprint: fingerprint(&self.inner.fingerprint_key, identifier.as_str()),
             },
         )
         .await

@@ -28,7 +28,7 @@ pub async fn event_log_suite(log: &dyn EventLog) {
             None,
             EventKind::RequestIgnored {
                 reason: IgnoreReason::UnknownIdentifier,
-                identifier: "x@example.com".into(),
+                fingerprint: "5f0c3e9a1b7d2c4e6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6".into(),
             },
         ),
         Event::new(

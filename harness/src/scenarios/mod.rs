@@ -9,9 +9,10 @@ mod flow;
 mod lifecycle;
 mod links;
 mod passwords;
+mod stored;
 mod tokens;
 
-use crate::runner::{BoxCheck, Ctx, Scenario};
+use crate::runner::{BoxCheck, BuildExpectation, Ctx, Scenario};
 use crate::scenario::{Requirement, ScenarioInfo, Severity};
 use crate::target::TargetConfig;
 
@@ -26,6 +27,7 @@ pub fn all() -> Vec<Scenario> {
         lifecycle::scenarios(),
         passwords::scenarios(),
         delivery::scenarios(),
+        stored::scenarios(),
     ]
     .into_iter()
     .flatten()
@@ -67,7 +69,23 @@ pub(crate) fn scenario(
             },
         },
         configure,
+        build: BuildExpectation::Succeeds,
         run,
+    }
+}
+
+/// Builds a scenario whose configuration the target must refuse to build
+/// with (see [`BuildExpectation::Refused`]).
+pub(crate) fn refusal_scenario(
+    id: &'static str,
+    title: &'static str,
+    requirement: (&'static str, &'static str),
+    configure: fn(&mut TargetConfig),
+    run: for<'a> fn(&'a Ctx) -> BoxCheck<'a>,
+) -> Scenario {
+    Scenario {
+        build: BuildExpectation::Refused,
+        ..scenario(id, title, Severity::Must, requirement, configure, run)
     }
 }
 
