@@ -97,13 +97,8 @@ impl ResetService {
             Err(error) => return Err(self.give_back(&token, error).await),
         };
         if let Some(reason) = binding_problem(current.as_ref(), &record) {
-            self.best_effort(
-                self.inner
-                    .tokens
-                    .revoke_for_account(&record.account, RevokeReason::PasswordReset, now)
-                    .await
-                    .map(drop),
-            );
+            // The token stays `Spending`: dead, like every link the change
+            // it detected has already killed.
             self.reject(Some(account.id.clone()), reason).await?;
             return Err(CompleteError::InvalidLink);
         }
@@ -237,13 +232,12 @@ impl ResetService {
                 }
             }
         }
-        let mut trail = Trail::new(self);
+        // Written with the notice's own events; a failing event log must not
+        // hold back the "password changed" notice.
+        let mut trail = Trail::best_effort(self);
         for kind in events {
             trail.note(&account.id, kind);
         }
-        // Written on their own: an event log that fails must not hold back
-        // the "password changed" notice.
-        self.best_effort(trail.flush().await);
         match self.inner.sender.resolve(account).await {
             Ok(sender) => {
                 let values = template::password_changed_context(

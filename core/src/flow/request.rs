@@ -507,6 +507,7 @@ struct IssuedLinks {
 pub(crate) struct Trail<'a> {
     service: &'a ResetService,
     events: Vec<Event>,
+    best_effort: bool,
 }
 
 impl<'a> Trail<'a> {
@@ -514,6 +515,16 @@ impl<'a> Trail<'a> {
         Trail {
             service,
             events: Vec::new(),
+            best_effort: false,
+        }
+    }
+
+    /// A trail whose write failures are logged and dropped instead of
+    /// failing the step (after a reset, which already stands).
+    pub(crate) fn best_effort(service: &'a ResetService) -> Self {
+        Trail {
+            best_effort: true,
+            ..Trail::new(service)
         }
     }
 
@@ -527,7 +538,13 @@ impl<'a> Trail<'a> {
             return Ok(());
         }
         let events = std::mem::take(&mut self.events);
-        self.service.inner.events.record_all(events).await
+        match self.service.inner.events.record_all(events).await {
+            Err(error) if self.best_effort => {
+                tracing::error!(%error, "events after a completed password reset were not recorded; the reset stands");
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 
