@@ -34,6 +34,17 @@ fn list_with_a_target_shows_http_scenarios_and_skipped_in_process_ones() {
     let out = harness(&["run", "--target", SHIPPED, "--list"]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        !shown.contains("RST-FLOW-001"),
+        "in-process scenarios only with -v:\n{shown}"
+    );
+    assert!(
+        shown.contains("in-process scenarios not applicable over HTTP"),
+        "{shown}"
+    );
+    let out = harness(&["run", "--target", SHIPPED, "--list", "-v"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
     for id in ["RST-HTTP-001", "RST-HTTP-016", "RST-FLOW-001", "RST-LINK-003"] {
         assert!(shown.contains(id), "{id} missing:\n{shown}");
     }
@@ -72,6 +83,17 @@ fn a_bad_target_file_is_a_harness_error_naming_the_key() {
     let out = harness(&["run", "--target", "/nonexistent/target.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("/nonexistent/target.toml"), "{}", text(&out));
+}
+
+#[test]
+fn http_checks_without_a_target_say_they_need_a_target_file() {
+    let out = harness(&["run", "--filter", "RST-HTTP*"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("HTTP checks need a target file"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

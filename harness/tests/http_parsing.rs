@@ -61,5 +61,5 @@ fn the_shipped_portal_target_file_loads() {
     assert_eq!(target.shared_email_groups()[0].len(), 2);
     assert_eq!(target.lookalikes.len(), 3);
     assert!(target.app.is_some());
-    assert_eq!(target.link_target().as_str(), "http://127.0.0.1:18380/reset");
+    assert_eq!(target.link_target(), "http://127.0.0.1:18380/reset?token={token}");
 }

@@ -14,7 +14,7 @@ use super::driver::{Driver, DriverError, Submission, User};
 use super::exchange::{Exchange, ExchangeLog, Visit};
 use super::target_file::{HttpTarget, TestAccount};
 use crate::fake_smtp::{CapturedMessage, FakeSmtpServer};
-use crate::inspect::{ParsedMail, find_reset_links};
+use crate::inspect::{ParsedMail, html_links, text_links};
 use crate::runner::{Problem, fail};
 use crate::scenario::Evidence;
 
@@ -28,6 +28,9 @@ pub struct RunState {
     passwords: Mutex<HashMap<String, String>>,
     sample_mail: Mutex<Option<(CapturedMessage, String)>>,
     reset_chain: Mutex<Option<Vec<Exchange>>>,
+    tokens: Mutex<Vec<String>>,
+    link_mails: Mutex<HashMap<String, u32>>,
+    exhausted: Mutex<Vec<String>>,
 }
 
 impl Default for RunState {
@@ -44,6 +47,9 @@ impl Default for RunState {
             passwords: Mutex::new(HashMap::new()),
             sample_mail: Mutex::new(None),
             reset_chain: Mutex::new(None),
+            tokens: Mutex::new(Vec::new()),
+            link_mails: Mutex::new(HashMap::new()),
+            exhausted: Mutex::new(Vec::new()),
         }
     }
 }
@@ -120,6 +126,15 @@ impl HttpCtx {
         lock(&self.notes).push(text.into());
     }
 
+    /// Notes, visibly even when the check passes, that signing in was not
+    /// checked because the target file describes no sign-in page.
+    pub fn not_checked(&self, what: &str) {
+        self.note(format!(
+            "{} {what}: no sign-in page described ([login] in the target file)",
+            crate::report::NOT_CHECKED
+        ));
+    }
+
     /// A new virtual user.
     pub fn user(&self, label: &str) -> Result<User, Problem> {
         self.driver.user(label).map_err(|e| Problem::Error(e.to_string()))
@@ -136,6 +151,31 @@ impl HttpCtx {
     pub fn unique(&self) -> String {
         let n = self.state.counter.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.state.nonce)
+    }
+
+    /// A username no account has (different each call).
+    pub fn unknown_username(&self) -> String {
+        format!("nobody{}", self.unique().replace('-', ""))
+    }
+
+    /// Something no account answers to, of a kind the form takes: an
+    /// address when it takes addresses, else a username.
+    pub fn unknown_identifier(&self) -> String {
+        if self.target.forgot.identifier_kind.takes_email() {
+            self.unknown_email()
+        } else {
+            self.unknown_username()
+        }
+    }
+
+    /// What to type in the forgot form for `account`: its identifier.
+    pub fn typed(&self, account: &TestAccount) -> String {
+        account.identifier.clone()
+    }
+
+    /// The reset tokens seen in this run's emails, oldest first.
+    pub fn tokens_seen(&self) -> Vec<String> {
+        lock(&self.state.tokens).clone()
     }
 
     /// An email address no account has (different each call).
@@ -155,14 +195,14 @@ impl HttpCtx {
     pub fn current_password(&self, account: &TestAccount) -> Option<String> {
         use secrecy::ExposeSecret as _;
         lock(&self.state.passwords)
-            .get(&account.identifier)
+            .get(account.key())
             .cloned()
             .or_else(|| account.password.as_ref().map(|p| p.expose_secret().to_owned()))
     }
 
     /// Remembers the password the harness set.
     pub fn remember_password(&self, account: &TestAccount, password: &str) {
-        lock(&self.state.passwords).insert(account.identifier.clone(), password.to_owned());
+        lock(&self.state.passwords).insert(account.key().to_owned(), password.to_owned());
     }
 
     /// A reset email captured earlier in the run, and the stored address
@@ -179,18 +219,30 @@ impl HttpCtx {
     /// The enabled, unshared account asked least so far that can still get
     /// `mails` emails within the declared per-account limit.
     pub fn plain_account(&self, mails: u32) -> Result<TestAccount, Problem> {
-        let accounts = self.target.plain_accounts();
+        let all = self.target.plain_accounts();
+        if all.is_empty() {
+            return Err(Problem::Skip(
+                "the target file lists no enabled account with an address of its own ([[accounts]])".into(),
+            ));
+        }
+        let exhausted = lock(&self.state.exhausted).clone();
+        let accounts: Vec<&TestAccount> = all
+            .iter()
+            .copied()
+            .filter(|a| !exhausted.iter().any(|e| e == a.key()))
+            .collect();
         let sent = lock(&self.state.account_requests);
         let least = accounts
             .iter()
-            .min_by_key(|a| sent.get(&a.identifier).copied().unwrap_or(0))
+            .min_by_key(|a| sent.get(a.key()).copied().unwrap_or(0))
             .ok_or_else(|| {
-                Problem::Skip(
-                    "the target file lists no enabled account with an address of its own ([[accounts]])"
-                        .into(),
-                )
+                Problem::Error(format!(
+                    "every listed account stopped getting reset emails in this run ({}): the app is \
+                     probably throttling. {THROTTLE_FIX}",
+                    exhausted.join(", ")
+                ))
             })?;
-        let used = sent.get(&least.identifier).copied().unwrap_or(0);
+        let used = sent.get(least.key()).copied().unwrap_or(0);
         if let Some(limit) = self.target.limits.per_account
             && used + mails > limit
         {
@@ -243,7 +295,7 @@ impl HttpCtx {
     /// Reset requests the harness sent for `account` in this run.
     pub fn requests_for(&self, account: &TestAccount) -> u32 {
         lock(&self.state.account_requests)
-            .get(&account.identifier)
+            .get(account.key())
             .copied()
             .unwrap_or(0)
     }
@@ -260,16 +312,62 @@ impl HttpCtx {
             .iter()
             .filter(|a| a.identifier == identifier || a.email.eq_ignore_ascii_case(identifier))
         {
-            *sent.entry(account.identifier.clone()).or_insert(0) += 1;
+            *sent.entry(account.key().to_owned()).or_insert(0) += 1;
+        }
+    }
+
+    /// Marks the accounts at `address` as no longer getting mail in this
+    /// run (the app throttles them), so later checks use others.
+    pub fn mark_exhausted(&self, address: &str) {
+        let mut exhausted = lock(&self.state.exhausted);
+        for account in self
+            .target
+            .accounts
+            .iter()
+            .filter(|a| a.email.eq_ignore_ascii_case(address))
+        {
+            if !exhausted.iter().any(|e| e == account.key()) {
+                exhausted.push(account.key().to_owned());
+            }
+        }
+    }
+
+    /// Requests a fresh link for the least-used account, moving on to the
+    /// next account when the app stopped mailing one (throttling).
+    pub async fn fresh_link(&self, mails: u32) -> Result<(TestAccount, LinkMail), Problem> {
+        let mut tried = Vec::new();
+        loop {
+            let account = match self.plain_account(mails) {
+                Ok(account) => account,
+                Err(e) if tried.is_empty() => return Err(e),
+                Err(_) => {
+                    return Err(Problem::Error(format!("cannot check: {}", tried.join("; "))));
+                }
+            };
+            match self.request_link(&account).await {
+                Ok(mail) => {
+                    if !tried.is_empty() {
+                        self.note(format!("Moved on to `{}`: {}", account.key(), tried.join("; ")));
+                    }
+                    return Ok((account, mail));
+                }
+                Err(Problem::Error(why)) if why.contains(THROTTLING) => {
+                    self.mark_exhausted(&account.email);
+                    tried.push(why);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
     /// Requests a reset for `account` as a new user, checks the answer is
     /// "accepted", and waits for the email to its stored address.
     pub async fn request_link(&self, account: &TestAccount) -> Result<LinkMail, Problem> {
-        let user = self.user(&format!("{}-requests", account.identifier))?;
+        let user = self.user(&format!("{}-requests", account.key()))?;
         let mark = self.mail_mark();
-        let visit = self.forgot(&user, &account.identifier, Submission::new()).await?;
+        let visit = self
+            .forgot(&user, &self.typed(account), Submission::new())
+            .await?;
         self.target.forgot.accepted.check(&visit).map_err(|why| {
             fail(
                 format!("the forgot-password form answers {}", self.target.forgot.accepted),
@@ -279,15 +377,10 @@ impl HttpCtx {
         self.link_mail(mark, &account.email, false).await
     }
 
-    /// Waits for a new email (after `mark`) to `address` and returns its
-    /// first reset link. When none arrives: a failure if `missing_fails`
-    /// (and no declared limit explains it), else a harness error.
-    pub async fn link_mail(
-        &self,
-        mark: usize,
-        address: &str,
-        missing_fails: bool,
-    ) -> Result<LinkMail, Problem> {
+    /// Waits for a new email (after `mark`) to `address` with a reset
+    /// link: `Ok(None)` when no email to it arrived at all, a failure when
+    /// emails arrived without such a link.
+    pub async fn wait_link_mail(&self, mark: usize, address: &str) -> Result<Option<LinkMail>, Problem> {
         let wait = self.target.checks.mail_wait();
         let found = self
             .wait_mail_for(mark, wait, |m| {
@@ -297,7 +390,13 @@ impl HttpCtx {
         if let Some(message) = found {
             let link =
                 first_link(&self.target, &message).ok_or_else(|| Problem::Error("link vanished".into()))?;
-            return Ok(LinkMail { message, link });
+            if let Some(token) = self.target.link_pattern().token(&link) {
+                lock(&self.state.tokens).push(token);
+            }
+            *lock(&self.state.link_mails)
+                .entry(address.to_ascii_lowercase())
+                .or_insert(0) += 1;
+            return Ok(Some(LinkMail { message, link }));
         }
         let others = self
             .mails_since(mark)
@@ -307,15 +406,42 @@ impl HttpCtx {
         if others > 0 {
             return Err(fail(
                 format!(
-                    "the email to {address} carries a reset link to {} with a token",
+                    "the email to {address} carries a reset link like {}",
                     self.target.link_target()
                 ),
                 format!("{others} email(s) to {address} arrived, none with such a link"),
             ));
         }
+        Ok(None)
+    }
+
+    /// Waits for a new email (after `mark`) to `address` and returns its
+    /// first reset link. When none arrives: a failure if `missing_fails`
+    /// and no email at all arrived earlier in the run; else a harness
+    /// error that says why (a declared limit is spent, or the app stopped
+    /// mailing after some requests: it is probably throttling).
+    pub async fn link_mail(
+        &self,
+        mark: usize,
+        address: &str,
+        missing_fails: bool,
+    ) -> Result<LinkMail, Problem> {
+        if let Some(mail) = self.wait_link_mail(mark, address).await? {
+            return Ok(mail);
+        }
+        let wait = self.target.checks.mail_wait();
         let hint = self.limit_hint(address);
-        let why = format!("no email to {address} within {wait:?}{hint}");
-        Err(if missing_fails && hint.is_empty() {
+        if !hint.is_empty() {
+            return Err(Problem::Error(format!(
+                "cannot check: no email to {address} within {wait:?}{hint}"
+            )));
+        }
+        if let Some(why) = self.throttling(address) {
+            self.mark_exhausted(address);
+            return Err(Problem::Error(why));
+        }
+        let why = format!("no email to {address} within {wait:?}");
+        Err(if missing_fails {
             fail(
                 format!("a reset email to {address} arrives at the fake SMTP server"),
                 why,
@@ -323,6 +449,33 @@ impl HttpCtx {
         } else {
             Problem::Error(format!("cannot check: {why}"))
         })
+    }
+
+    /// Why missing mail to `address` looks like the app's own rate limit:
+    /// reset emails arrived earlier in this run (to it or to others), and
+    /// now none does. `None` when nothing arrived yet in the run.
+    pub fn throttling(&self, address: &str) -> Option<String> {
+        let mails = lock(&self.state.link_mails);
+        let here = mails.get(&address.to_ascii_lowercase()).copied().unwrap_or(0);
+        let total: u32 = mails.values().sum();
+        drop(mails);
+        if total == 0 {
+            return None;
+        }
+        let requests: u32 = self
+            .target
+            .accounts
+            .iter()
+            .filter(|a| a.email.eq_ignore_ascii_case(address))
+            .map(|a| self.requests_for(a))
+            .sum();
+        let client = self.state.client_requests.load(Ordering::Relaxed);
+        Some(format!(
+            "no reset email to {address} within {:?}, although {here} arrived for it and {total} in all \
+             earlier in this run ({requests} requests for it, {client} from this client so far): {THROTTLING}. \
+             {THROTTLE_FIX}",
+            self.target.checks.mail_wait()
+        ))
     }
 
     /// Waits for the first message after `mark` with `address` among its
@@ -363,11 +516,11 @@ impl HttpCtx {
                 .iter()
                 .filter(|a| a.email.eq_ignore_ascii_case(address))
             {
-                let n = sent.get(&account.identifier).copied().unwrap_or(0);
+                let n = sent.get(account.key()).copied().unwrap_or(0);
                 if n > limit {
                     hints.push(format!(
                         "{n} requests for `{}` this run, over limits.per_account = {limit}",
-                        account.identifier
+                        account.key()
                     ));
                 }
             }
@@ -486,21 +639,40 @@ pub fn driver_error(what: &str, e: DriverError) -> Problem {
     Problem::Error(format!("{what}: {e}"))
 }
 
-/// Whether `message` carries a link to the reset path (on any host) with a
-/// token: a reset email, not a notice.
+/// Words every "probably throttling" message carries.
+pub const THROTTLING: &str =
+    "the app is probably throttling (its own rate limit), not breaking a requirement";
+
+/// How to change the target file when the app throttles.
+pub const THROTTLE_FIX: &str = "Fix the target file: list more [[accounts]] so the checks spread their \
+     requests, and declare the app's [limits] (per_account, per_client) so the harness plans around \
+     them; or restart the app so a previous run's requests no longer count.";
+
+/// Whether `message` carries a reset link (the target's shape, on any
+/// host): a reset email, not a notice.
 pub fn is_reset_mail(target: &HttpTarget, message: &CapturedMessage) -> bool {
-    ParsedMail::parse(&message.data).is_ok_and(|parsed| {
-        find_reset_links(&parsed, &target.link_expectation())
-            .iter()
-            .any(|l| l.token.is_some())
-    })
+    !reset_links(target, message).is_empty()
 }
 
-/// The first reset link with a token in `message` (text part first).
+/// The first reset link in `message` (text part first).
 pub fn first_link(target: &HttpTarget, message: &CapturedMessage) -> Option<Url> {
-    let parsed = ParsedMail::parse(&message.data).ok()?;
-    find_reset_links(&parsed, &target.link_expectation())
-        .into_iter()
-        .find(|l| l.token.is_some() && !l.relative)
-        .map(|l| l.url)
+    reset_links(target, message).into_iter().next()
+}
+
+/// The distinct absolute reset links of `message` (the target's shape, on
+/// any host), text part first.
+pub fn reset_links(target: &HttpTarget, message: &CapturedMessage) -> Vec<Url> {
+    let Ok(parsed) = ParsedMail::parse(&message.data) else {
+        return Vec::new();
+    };
+    let pattern = target.link_pattern();
+    let mut written = parsed.text.as_deref().map(text_links).unwrap_or_default();
+    written.extend(parsed.html.as_deref().map(html_links).unwrap_or_default());
+    let mut links: Vec<Url> = Vec::new();
+    for url in written.iter().filter_map(|l| Url::parse(l).ok()) {
+        if pattern.token(&url).is_some() && !links.contains(&url) {
+            links.push(url);
+        }
+    }
+    links
 }

@@ -46,11 +46,15 @@ pub mod driver;
 pub mod exchange;
 pub mod html;
 pub mod launch;
+pub mod link_pattern;
+pub mod race;
 pub mod recognise;
 pub mod runner;
 pub mod scenarios;
+pub mod stats;
 pub mod steps;
 pub mod target_file;
+pub mod token_strength;
 
 pub use driver::{Driver, DriverError, Submission, User};
 pub use runner::HttpScenario;

@@ -35,7 +35,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
-use crate::inspect::{LinkExpectation, TokenLocation};
+pub use super::link_pattern::LinkPattern;
+use crate::inspect::TokenLocation;
 
 mod de;
 mod validate;
@@ -116,6 +117,13 @@ pub struct HttpTarget {
     /// Tuning of individual checks.
     #[serde(default)]
     pub checks: CheckSettings,
+    /// The link's shape, built from `[link]` when the file is read.
+    #[serde(skip)]
+    link_pattern: Option<LinkPattern>,
+    /// The directory of the file it was read from (relative `app.dir`
+    /// and the app's working directory start there).
+    #[serde(skip)]
+    pub file_dir: Option<PathBuf>,
 }
 
 /// `[smtp]`.
@@ -131,13 +139,17 @@ pub struct SmtpSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppLaunch {
-    /// Program and arguments. `{smtp}` is replaced by the fake server's
-    /// address (`127.0.0.1:2525`), `{base_url}` by the base URL and
-    /// `{listen}` by its `host:port`.
+    /// Program and arguments. Placeholders: `{smtp}` (the fake server's
+    /// `host:port`, e.g. `127.0.0.1:2525`), `{smtp_host}`, `{smtp_port}`,
+    /// `{base_url}` (without a trailing `/`), `{listen}` (the base URL's
+    /// `host:port`) and `{port}` (its port).
     pub command: Vec<String>,
-    /// Extra environment variables.
+    /// Extra environment variables; values take the same placeholders.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The working directory, relative to the target file (default: the
+    /// file's directory, so the file works from any current directory).
+    pub dir: Option<PathBuf>,
     /// Environment variables the app must not inherit from the harness
     /// (e.g. `DATABASE_URL`, which would switch the portal to PostgreSQL).
     #[serde(default)]
@@ -226,8 +238,52 @@ pub struct ForgotFlow {
     pub action: Option<String>,
     /// The field for the email address or username.
     pub identifier_field: String,
+    /// What the field accepts (default `either`): probes for unknown
+    /// identifiers, look-alikes and timing classes use only these kinds.
+    #[serde(default)]
+    pub identifier_kind: IdentifierKind,
+    /// What the app does when several accounts share the typed address
+    /// (default `one_mail_per_account`).
+    #[serde(default)]
+    pub shared_address: SharedAddress,
     /// How "request accepted" looks (the same for every identifier).
     pub accepted: Expect,
+}
+
+/// What the forgot form's identifier field accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentifierKind {
+    /// Only an email address (an email-only form).
+    Email,
+    /// Only a username.
+    Username,
+    /// Either.
+    #[default]
+    Either,
+}
+
+impl IdentifierKind {
+    /// Whether the form takes email addresses.
+    pub fn takes_email(self) -> bool {
+        matches!(self, IdentifierKind::Email | IdentifierKind::Either)
+    }
+
+    /// Whether the form takes usernames.
+    pub fn takes_username(self) -> bool {
+        matches!(self, IdentifierKind::Username | IdentifierKind::Either)
+    }
+}
+
+/// The declared policy for an address several accounts share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedAddress {
+    /// Each account gets its own email with its own link.
+    #[default]
+    OneMailPerAccount,
+    /// One email listing each account with its own link.
+    OneCombinedMail,
 }
 
 /// Where the token travels in the link.
@@ -259,14 +315,18 @@ pub enum Follow {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSettings {
-    /// Where links must point, without the token (default: `base_url` +
-    /// `/reset`). Scheme, host, port and path are checked.
-    #[serde(default, deserialize_with = "de::opt_absolute_url")]
-    pub url: Option<Url>,
-    /// The token's parameter name (default `token`).
+    /// Where links must point (default: `base_url` + `/reset`): a URL or
+    /// a path, optionally a pattern with `{token}` (a whole path segment,
+    /// query value or fragment value) and other `{name}` placeholders
+    /// (one segment or value each), e.g. `/accounts/reset/{uidb64}/{token}/`
+    /// or `/reset-password/{token}?email={email}`. Without `{token}`, the
+    /// token travels as `token_in` and `token_param` say. Scheme, host,
+    /// port and shape are checked ([`LinkPattern`]).
+    pub url: Option<String>,
+    /// The token's parameter name (default `token`; ignored for a pattern).
     #[serde(default = "default_token_param")]
     pub token_param: String,
-    /// Where the token travels (default `query`).
+    /// Where the token travels (default `query`; ignored for a pattern).
     #[serde(default)]
     pub token_in: TokenIn,
     /// How the link reaches the form (default `form`).
@@ -296,7 +356,9 @@ fn default_token_param() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetPasswordFlow {
-    /// The page with the form, for `link.follow = "redirect"`.
+    /// The page with the form (informative: the harness follows the
+    /// link's redirects and finds the form wherever it is, e.g. on a
+    /// per-user page).
     #[serde(default, deserialize_with = "de::opt_location")]
     pub page: Option<String>,
     /// The new password's field.
@@ -333,7 +395,11 @@ pub struct LoginFlow {
 #[serde(deny_unknown_fields)]
 pub struct TestAccount {
     /// What the user types to request a reset (username or email).
+    /// Accounts that share an address may share it in an email-only form.
     pub identifier: String,
+    /// The account's username: what it signs in with and how reports name
+    /// it (default: `identifier`). Needed when accounts share `identifier`.
+    pub username: Option<String>,
     /// The address stored for the account (where mail must go).
     pub email: String,
     /// The current sign-in password, if known.
@@ -344,13 +410,25 @@ pub struct TestAccount {
     pub disabled: bool,
 }
 
+impl TestAccount {
+    /// The account's unique name in the file (`username`, else `identifier`).
+    pub fn key(&self) -> &str {
+        self.username.as_deref().unwrap_or(&self.identifier)
+    }
+
+    /// What it signs in with.
+    pub fn login_name(&self) -> &str {
+        self.key()
+    }
+}
+
 /// `[[lookalikes]]`: an address that looks like an account's but is not it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LookAlike {
     /// What the attacker types (`ALICE@example.test`, `alıce@example.test`).
     pub typed: String,
-    /// The `identifier` of the account it imitates.
+    /// The account it imitates (its `username`, else its `identifier`).
     pub account: String,
 }
 
@@ -420,9 +498,20 @@ pub struct CheckSettings {
     /// Parallel submits of one link (default 8).
     #[serde(default = "default_parallel")]
     pub parallel_submits: usize,
-    /// Timed requests per identifier class (default 25).
+    /// Timed requests per identifier class in the first batch (default 25);
+    /// more batches follow while the interval cannot decide, within
+    /// `timing_budget_secs` and `timing_max_samples`.
     #[serde(default = "default_samples")]
     pub timing_samples: usize,
+    /// Most timed requests per class (default 200).
+    #[serde(default = "default_max_samples")]
+    pub timing_max_samples: usize,
+    /// Time the timing check may spend sampling (default 30 s).
+    #[serde(default = "default_timing_budget")]
+    pub timing_budget_secs: f64,
+    /// Race trials of `parallel_submits` simultaneous submits (default 5).
+    #[serde(default = "default_race_trials")]
+    pub race_trials: usize,
     /// Warn when the slower class's median exceeds the faster one's by this
     /// factor (default 1.5).
     #[serde(default = "default_ratio")]
@@ -440,6 +529,9 @@ impl Default for CheckSettings {
             mail_wait_secs: default_mail_wait(),
             parallel_submits: default_parallel(),
             timing_samples: default_samples(),
+            timing_max_samples: default_max_samples(),
+            timing_budget_secs: default_timing_budget(),
+            race_trials: default_race_trials(),
             timing_warn_ratio: default_ratio(),
             timing_min_difference_ms: default_min_difference(),
         }
@@ -462,6 +554,15 @@ fn default_parallel() -> usize {
 fn default_samples() -> usize {
     25
 }
+fn default_max_samples() -> usize {
+    200
+}
+fn default_timing_budget() -> f64 {
+    30.0
+}
+fn default_race_trials() -> usize {
+    5
+}
 fn default_ratio() -> f64 {
     1.5
 }
@@ -476,7 +577,12 @@ impl HttpTarget {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml_str(&text, &path.display().to_string())
+        let mut target = Self::from_toml_str(&text, &path.display().to_string())?;
+        target.file_dir = Some(match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        });
+        Ok(target)
     }
 
     /// Parses and validates target-file text; `origin` names it in errors.
@@ -495,6 +601,14 @@ impl HttpTarget {
         if target.name.is_empty() {
             target.name = target.base_url.to_string();
         }
+        let pattern = target
+            .build_link_pattern()
+            .map_err(|reason| TargetFileError::Invalid {
+                origin: origin.to_owned(),
+                key: "link.url".into(),
+                reason,
+            })?;
+        target.link_pattern = Some(pattern);
         Ok(target)
     }
 
@@ -508,19 +622,39 @@ impl HttpTarget {
             .unwrap_or_else(|_| self.base_url.clone())
     }
 
-    /// Where reset links must point (without the token).
-    pub fn link_target(&self) -> Url {
-        self.link.url.clone().unwrap_or_else(|| self.url("/reset"))
+    fn build_link_pattern(&self) -> Result<LinkPattern, String> {
+        let text = self.link.url.as_deref().unwrap_or("/reset");
+        if text.contains('{') {
+            return LinkPattern::parse(text, &self.base_url);
+        }
+        let target = if text.starts_with('/') && !text.starts_with("//") {
+            self.url(text)
+        } else {
+            de::parse_absolute(text)?
+        };
+        let name = self.link.token_param.clone();
+        Ok(LinkPattern::plain(
+            &target,
+            match self.link.token_in {
+                TokenIn::Query => TokenLocation::Query(name),
+                TokenIn::Fragment => TokenLocation::Fragment(name),
+                TokenIn::Path => TokenLocation::PathSegment,
+            },
+        ))
     }
 
-    /// What a reset link must look like, for [`crate::inspect`].
-    pub fn link_expectation(&self) -> LinkExpectation {
-        let name = self.link.token_param.clone();
-        LinkExpectation::new(self.link_target()).placement(match self.link.token_in {
-            TokenIn::Query => TokenLocation::Query(name),
-            TokenIn::Fragment => TokenLocation::Fragment(name),
-            TokenIn::Path => TokenLocation::PathSegment,
-        })
+    /// The reset link's shape: the one place that decides whether a link
+    /// is a reset link, and whether it is on the target.
+    pub fn link_pattern(&self) -> LinkPattern {
+        self.link_pattern
+            .clone()
+            .or_else(|| self.build_link_pattern().ok())
+            .unwrap_or_else(|| LinkPattern::plain(&self.url("/reset"), TokenLocation::Query("token".into())))
+    }
+
+    /// Where reset links must point, for messages (the pattern's text).
+    pub fn link_target(&self) -> String {
+        self.link_pattern().to_string()
     }
 
     /// Enabled accounts whose address no other listed account shares: the
@@ -555,9 +689,12 @@ impl HttpTarget {
         groups
     }
 
-    /// The account listed with this identifier.
-    pub fn account(&self, identifier: &str) -> Option<&TestAccount> {
-        self.accounts.iter().find(|a| a.identifier == identifier)
+    /// The account listed with this name (`username`, else `identifier`).
+    pub fn account(&self, key: &str) -> Option<&TestAccount> {
+        self.accounts
+            .iter()
+            .find(|a| a.key() == key)
+            .or_else(|| self.accounts.iter().find(|a| a.identifier == key))
     }
 
     /// Names of form fields whose values never appear in evidence.
