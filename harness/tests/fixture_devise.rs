@@ -9,60 +9,9 @@ mod fixtures;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fixtures::Expected::{Fail, Pass, Skip, Warn};
-use fixtures::{Expected, Flaws, devise};
+use fixtures::{Flaws, devise};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use resetkit_harness::scenario::Verdict;
-
-/// What the harness must say about the correct Devise-shaped app.
-pub const CORRECT: &[(&str, Expected)] = &[
-    ("RST-HTTP-001", Pass),
-    ("RST-HTTP-002", Pass), // 24 base64url characters: ~143 bits from the alphabet seen
-    ("RST-HTTP-003", Pass),
-    ("RST-HTTP-004", Pass),
-    ("RST-HTTP-005", Warn), // Rails params: the last `user[email]` wins; a list is dropped (paranoid answer)
-    ("RST-HTTP-006", Pass),
-    ("RST-HTTP-007", Pass),
-    ("RST-HTTP-008", Pass), // the token stays in the edit page's URL, but strict-origin-when-cross-origin
-    ("RST-HTTP-009", Pass),
-    ("RST-HTTP-010", Pass),
-    ("RST-HTTP-011", Pass),
-    ("RST-HTTP-012", Pass),
-    ("RST-HTTP-013", Pass),
-    ("RST-HTTP-014", Skip), // Devise addresses are unique: no shared accounts listed
-    ("RST-HTTP-015", Pass),
-    ("RST-HTTP-016", Pass),
-];
-
-/// The broken variant: known addresses answer 40 ms later, and the edit
-/// page (whose URL keeps the token) sends no Referrer-Policy.
-pub const BROKEN: &[(&str, Expected)] = &[
-    ("RST-HTTP-001", Pass),
-    ("RST-HTTP-002", Pass),
-    ("RST-HTTP-003", Pass),
-    ("RST-HTTP-004", Pass),
-    ("RST-HTTP-005", Warn),
-    ("RST-HTTP-006", Pass),
-    ("RST-HTTP-007", Pass),
-    ("RST-HTTP-008", Fail),
-    ("RST-HTTP-009", Pass),
-    ("RST-HTTP-010", Pass),
-    ("RST-HTTP-011", Pass),
-    ("RST-HTTP-012", Pass),
-    ("RST-HTTP-013", Pass),
-    ("RST-HTTP-014", Skip),
-    ("RST-HTTP-015", Pass),
-    ("RST-HTTP-016", Warn),
-];
-
-/// The broken variant's flaws.
-pub fn broken() -> Flaws {
-    Flaws {
-        known_delay: true,
-        leaky_referrer: true,
-        ..Flaws::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_correct_devise_shaped_app_gets_its_expected_verdicts() {
@@ -72,7 +21,7 @@ async fn the_correct_devise_shaped_app_gets_its_expected_verdicts() {
     let toml = devise::target_toml(&app.base_url, server.addr());
     let report = fixtures::run_checks(server, &toml, &[]).await;
     println!("Devise-shaped, correct: {:.1} s", started.elapsed().as_secs_f64());
-    let wrong = fixtures::mismatches(&report, CORRECT);
+    let wrong = fixtures::mismatches(&report, devise::CORRECT);
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
     assert!(
         fixtures::notes(&report, "RST-HTTP-008").contains("Case: the token stays in the rendered page's URL"),
@@ -86,11 +35,11 @@ async fn the_correct_devise_shaped_app_gets_its_expected_verdicts() {
 async fn the_broken_devise_shaped_app_fails_the_referrer_and_timing_checks() {
     let started = Instant::now();
     let server = Arc::new(FakeSmtpServer::start().expect("fake SMTP server"));
-    let app = devise::start(server.addr(), broken()).await;
+    let app = devise::start(server.addr(), devise::broken()).await;
     let toml = devise::target_toml(&app.base_url, server.addr());
     let report = fixtures::run_checks(server, &toml, &[]).await;
     println!("Devise-shaped, broken: {:.1} s", started.elapsed().as_secs_f64());
-    let wrong = fixtures::mismatches(&report, BROKEN);
+    let wrong = fixtures::mismatches(&report, devise::BROKEN);
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
     let referrer = fixtures::actual(&report, "RST-HTTP-008");
     assert!(

@@ -157,7 +157,7 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
             .evidence
             .notes
             .iter()
-            .filter(|n| n.contains("ratio of medians"))
+            .filter(|n| n.contains("vs unknown: ratio of medians"))
         {
             println!("Timing (RST-HTTP-016, {}): {figures}", timing.verdict.as_str());
         }

@@ -58,15 +58,6 @@ impl Part {
             None => Ok(Part::Literal(text.to_owned())),
         }
     }
-
-    /// Whether `value` fits; `Some(token)` when this part is the token.
-    fn fits(&self, value: &str) -> Option<Option<String>> {
-        match self {
-            Part::Literal(text) => (decode(text) == decode(value)).then_some(None),
-            Part::Token => (!value.is_empty()).then(|| Some(decode(value))),
-            Part::Any(_) => (!value.is_empty()).then_some(None),
-        }
-    }
 }
 
 fn decode(text: &str) -> String {
@@ -231,10 +222,26 @@ impl LinkPattern {
     /// The token if `url` has the pattern's shape (path, query, fragment),
     /// on whatever host: a reset link, perhaps a moved one.
     pub fn token(&self, url: &Url) -> Option<String> {
+        self.captures(url).map(|(token, _)| token)
+    }
+
+    /// The token and the other placeholders' values (decoded) if `url` has
+    /// the pattern's shape.
+    pub fn captures(&self, url: &Url) -> Option<(String, Vec<(String, String)>)> {
         let mut token = None;
-        let mut take = |found: Option<String>| {
-            if found.is_some() {
-                token = found;
+        let mut named = Vec::new();
+        let mut take = |part: &Part, value: &str| -> Option<()> {
+            match part {
+                Part::Literal(text) => (decode(text) == value).then_some(()),
+                _ if value.is_empty() => None,
+                Part::Token => {
+                    token = Some(value.to_owned());
+                    Some(())
+                }
+                Part::Any(name) => {
+                    named.push((name.clone(), value.to_owned()));
+                    Some(())
+                }
             }
         };
         let segments: Vec<&str> = url.path().trim_start_matches('/').split('/').collect();
@@ -246,7 +253,7 @@ impl LinkPattern {
             return None;
         }
         for (part, value) in self.path.iter().zip(segments) {
-            take(part.fits(value)?);
+            take(part, &decode(value))?;
         }
         for (params, text) in [(&self.query, url.query()), (&self.fragment, url.fragment())] {
             let given: Vec<(String, String)> = text
@@ -257,18 +264,13 @@ impl LinkPattern {
                 let [value] = values.as_slice() else {
                     return None;
                 };
-                let fits = match part {
-                    Part::Literal(text) => (decode(text) == **value).then_some(None),
-                    Part::Token => (!value.is_empty()).then(|| Some((*value).clone())),
-                    Part::Any(_) => (!value.is_empty()).then_some(None),
-                };
-                take(fits?);
+                take(part, value)?;
             }
         }
         if let Some(part) = &self.whole_fragment {
-            take(part.fits(url.fragment().unwrap_or_default())?);
+            take(part, &decode(url.fragment().unwrap_or_default()))?;
         }
-        token
+        token.map(|t| (t, named))
     }
 
     /// Whether `url` is a reset link on the target: the pattern's scheme,
@@ -400,6 +402,19 @@ mod tests {
         let q = LinkPattern::parse("/reset?token={token}", &base()).unwrap();
         assert_eq!(q.token(&url("http://127.0.0.1:8000/reset?token=a&token=b")), None);
         assert_eq!(q.token(&url("http://127.0.0.1:8000/reset?token=")), None);
+    }
+
+    #[test]
+    fn other_placeholders_are_captured() {
+        let p = LinkPattern::parse("/reset-password/{token}?email={email}", &base()).unwrap();
+        let link = url("http://127.0.0.1:8000/reset-password/t0k?email=a%40b.test");
+        assert_eq!(
+            p.captures(&link),
+            Some((
+                "t0k".to_owned(),
+                vec![("email".to_owned(), "a@b.test".to_owned())]
+            ))
+        );
     }
 
     #[test]

@@ -92,12 +92,25 @@ impl HttpCtx {
     }
 }
 
-/// The new password (twice when there is a confirmation field).
-pub fn password_submission(target: &HttpTarget, password: &str) -> Submission {
+/// The new password (twice when there is a confirmation field), and the
+/// `set_password.fields` with the placeholders the link (the first URL of
+/// `page`'s visit) matched.
+pub fn password_submission(target: &HttpTarget, page: &FormPage, password: &str) -> Submission {
     let flow = &target.set_password;
     let mut submission = Submission::new().set(flow.password_field.clone(), password);
     if let Some(confirm) = &flow.confirm_field {
         submission = submission.set(confirm.clone(), password);
+    }
+    let captured = target
+        .link_pattern()
+        .captures(&page.visit.first().url)
+        .map(|(_, named)| named)
+        .unwrap_or_default();
+    for (name, value) in &flow.fields {
+        let value = captured
+            .iter()
+            .fold(value.clone(), |v, (k, x)| v.replace(&format!("{{{k}}}"), x));
+        submission = submission.set(name.clone(), value);
     }
     submission
 }
@@ -111,7 +124,7 @@ pub async fn submit_password(
     password: &str,
 ) -> Result<Completion, Problem> {
     let visit = user
-        .submit(page, None, &password_submission(target, password))
+        .submit(page, None, &password_submission(target, page, password))
         .await
         .map_err(|e| driver_error("submitting the new password", e))?;
     Ok(classify_submit(target, visit))

@@ -8,8 +8,10 @@
 //! text), which test accounts exist, and what rate limits the app applies.
 //! Unknown keys are refused, and every error names the key at fault.
 //!
-//! The shipped file for the example portal (`harness/targets/portal.toml`)
-//! shows every section:
+//! `harness/TARGETS.md` is the reference: every key with its default, link
+//! patterns, and complete files for Django-, Devise-, Laravel- and
+//! ASP.NET-Identity-shaped apps. The shipped file for the example portal
+//! (`harness/targets/portal.toml`) shows every section:
 //!
 //! ```
 //! use resetkit_harness::http::target_file::{Follow, HttpTarget};
@@ -365,6 +367,10 @@ pub struct SetPasswordFlow {
     pub password_field: String,
     /// The confirmation's field, if the form has one.
     pub confirm_field: Option<String>,
+    /// Other fields to fill in (e.g. an email the form asks again);
+    /// `{name}` in a value is what the link pattern's `{name}` matched.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
     /// How a completed reset looks.
     pub success: Expect,
     /// How a refused link looks on submit (optional; anything that is not

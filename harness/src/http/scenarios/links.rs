@@ -278,7 +278,7 @@ async fn parallel_submits(ctx: &HttpCtx) -> Check {
         for (user, page) in &ready {
             let password = ctx.new_password();
             let prepared = user
-                .prepare(page, None, &password_submission(&ctx.target, &password))
+                .prepare(page, None, &password_submission(&ctx.target, page, &password))
                 .map_err(|e| driver_error("filling the set-password form", e))?;
             entries.push((user.clone(), prepared));
             passwords.push(password);
