@@ -99,3 +99,19 @@ async fn an_undeclared_rate_limit_is_reported_as_throttling_not_as_a_broken_flow
     assert!(!errors.is_empty(), "{third:#?}");
     assert!(errors.iter().all(|e| e.contains("throttling")), "{errors:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_never_mails_fails_the_happy_path() {
+    let server = Arc::new(FakeSmtpServer::start().expect("fake SMTP server"));
+    let flaws = Flaws {
+        throttle_after: Some(0),
+        ..Flaws::default()
+    };
+    let app = devise::start(server.addr(), flaws).await;
+    let toml = devise::target_toml(&app.base_url, server.addr());
+    let report = fixtures::run_checks(server, &toml, &["RST-HTTP-001"]).await;
+    let happy = &report.results[0];
+    assert_eq!(happy.verdict, Verdict::Fail, "{happy:#?}");
+    let actual = happy.actual.clone().unwrap_or_default();
+    assert!(actual.contains("no email within"), "{actual}");
+}
