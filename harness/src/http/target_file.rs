@@ -31,17 +31,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
 pub use super::link_pattern::LinkPattern;
 use crate::inspect::TokenLocation;
 
+mod accounts;
 mod de;
+mod tuning;
 mod validate;
+
+pub use accounts::{Limits, LookAlike, LookAlikeKind, TestAccount};
+pub use tuning::{CheckSettings, ClientSettings};
 
 /// Why a target file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -394,186 +397,6 @@ pub struct LoginFlow {
     pub password_field: String,
     /// How a successful sign-in looks.
     pub success: Expect,
-}
-
-/// `[[accounts]]`: one test account the app has.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TestAccount {
-    /// What the user types to request a reset (username or email).
-    /// Accounts that share an address may share it in an email-only form.
-    pub identifier: String,
-    /// The account's username: what it signs in with and how reports name
-    /// it (default: `identifier`). Needed when accounts share `identifier`.
-    pub username: Option<String>,
-    /// The address stored for the account (where mail must go).
-    pub email: String,
-    /// The current sign-in password, if known.
-    #[serde(default, deserialize_with = "de::opt_secret")]
-    pub password: Option<SecretString>,
-    /// The account is disabled (it must get the same answer and no mail).
-    #[serde(default)]
-    pub disabled: bool,
-}
-
-impl TestAccount {
-    /// The account's unique name in the file (`username`, else `identifier`).
-    pub fn key(&self) -> &str {
-        self.username.as_deref().unwrap_or(&self.identifier)
-    }
-
-    /// What it signs in with.
-    pub fn login_name(&self) -> &str {
-        self.key()
-    }
-}
-
-/// `[[lookalikes]]`: an address that looks like an account's but is not it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LookAlike {
-    /// What the attacker types (`ALICE@example.test`, `alıce@example.test`).
-    pub typed: String,
-    /// The account it imitates (its `username`, else its `identifier`).
-    pub account: String,
-}
-
-/// Whether a look-alike differs from the stored address only by letter case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookAlikeKind {
-    /// Same address up to case (`Alice@Example.test`).
-    CaseVariant,
-    /// A different string that renders alike (dotless ı, Cyrillic а, ...).
-    Unicode,
-}
-
-impl LookAlike {
-    /// Its kind, given the imitated account's stored address.
-    pub fn kind(&self, stored: &str) -> LookAlikeKind {
-        if self.typed.to_lowercase() == stored.to_lowercase() {
-            LookAlikeKind::CaseVariant
-        } else {
-            LookAlikeKind::Unicode
-        }
-    }
-}
-
-/// `[limits]`: the app's rate limits within one window, when it has them.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Reset emails one account gets per window.
-    pub per_account: Option<u32>,
-    /// Reset requests one client address may make per window.
-    pub per_client: Option<u32>,
-}
-
-/// `[client]`: how the harness's HTTP client behaves.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSettings {
-    /// A header the app takes the client address from (behind a trusted
-    /// proxy, e.g. `X-Forwarded-For`): each virtual user then sends its own
-    /// documentation address, so per-client limits apply per virtual user.
-    pub address_header: Option<String>,
-    /// Per-request timeout in seconds (default 10).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-}
-
-impl Default for ClientSettings {
-    fn default() -> Self {
-        ClientSettings {
-            address_header: None,
-            timeout_secs: default_timeout(),
-        }
-    }
-}
-
-fn default_timeout() -> u64 {
-    10
-}
-
-/// `[checks]`: tuning.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckSettings {
-    /// How long to wait for an email (default 5 s).
-    #[serde(default = "default_mail_wait")]
-    pub mail_wait_secs: f64,
-    /// Parallel submits of one link (default 8).
-    #[serde(default = "default_parallel")]
-    pub parallel_submits: usize,
-    /// Timed requests per identifier class in the first batch (default 25);
-    /// more batches follow while the interval cannot decide, within
-    /// `timing_budget_secs` and `timing_max_samples`.
-    #[serde(default = "default_samples")]
-    pub timing_samples: usize,
-    /// Most timed requests per class (default 200).
-    #[serde(default = "default_max_samples")]
-    pub timing_max_samples: usize,
-    /// Time the timing check may spend sampling (default 30 s).
-    #[serde(default = "default_timing_budget")]
-    pub timing_budget_secs: f64,
-    /// Race trials of `parallel_submits` simultaneous submits (default 5).
-    #[serde(default = "default_race_trials")]
-    pub race_trials: usize,
-    /// Warn when the slower class's median exceeds the faster one's by this
-    /// factor (default 1.5).
-    #[serde(default = "default_ratio")]
-    pub timing_warn_ratio: f64,
-    /// ... and their medians differ by at least this many milliseconds
-    /// (default 0.5: below that, a few dozen samples on a shared machine
-    /// cannot tell a difference from scheduling noise).
-    #[serde(default = "default_min_difference")]
-    pub timing_min_difference_ms: f64,
-}
-
-impl Default for CheckSettings {
-    fn default() -> Self {
-        CheckSettings {
-            mail_wait_secs: default_mail_wait(),
-            parallel_submits: default_parallel(),
-            timing_samples: default_samples(),
-            timing_max_samples: default_max_samples(),
-            timing_budget_secs: default_timing_budget(),
-            race_trials: default_race_trials(),
-            timing_warn_ratio: default_ratio(),
-            timing_min_difference_ms: default_min_difference(),
-        }
-    }
-}
-
-impl CheckSettings {
-    /// [`mail_wait_secs`](Self::mail_wait_secs) as a duration.
-    pub fn mail_wait(&self) -> Duration {
-        Duration::from_secs_f64(self.mail_wait_secs)
-    }
-}
-
-fn default_mail_wait() -> f64 {
-    5.0
-}
-fn default_parallel() -> usize {
-    8
-}
-fn default_samples() -> usize {
-    25
-}
-fn default_max_samples() -> usize {
-    200
-}
-fn default_timing_budget() -> f64 {
-    30.0
-}
-fn default_race_trials() -> usize {
-    5
-}
-fn default_ratio() -> f64 {
-    1.5
-}
-fn default_min_difference() -> f64 {
-    0.5
 }
 
 impl HttpTarget {
