@@ -13,6 +13,7 @@ use fixtures::{Flaws, django};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use resetkit_harness::http::runner;
 use resetkit_harness::http::target_file::HttpTarget;
+use resetkit_harness::scenario::Verdict;
 
 async fn run(flaws: Flaws, ids: &[&str]) -> resetkit_harness::scenario::RunReport {
     let server = Arc::new(FakeSmtpServer::start().expect("fake SMTP server"));
@@ -75,4 +76,37 @@ async fn a_forgot_page_without_the_declared_field_fails_once_up_front() {
     assert!(err.contains("no form with a `username` field"), "{err}");
     assert!(err.contains("[csrfmiddlewaretoken, email]"), "{err}");
     assert_eq!(err.matches("forgot.page").count(), 1, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_addresses_are_judged_by_the_declared_policy() {
+    let combined = Flaws {
+        combined_mail: true,
+        ..Flaws::default()
+    };
+    let per_account = "shared_address = \"one_mail_per_account\"";
+    let one_mail = "shared_address = \"one_combined_mail\"";
+    for (flaws, file_says, expected) in [
+        (combined, one_mail, Verdict::Pass),
+        (combined, per_account, Verdict::Fail),
+        (Flaws::default(), one_mail, Verdict::Fail),
+    ] {
+        let server = Arc::new(FakeSmtpServer::start().expect("fake SMTP server"));
+        let app = django::start(server.addr(), flaws).await;
+        let toml = django::target_toml(&app.base_url, server.addr()).replace(per_account, file_says);
+        let report = fixtures::run_checks(server, &toml, &["RST-HTTP-014"]).await;
+        let result = &report.results[0];
+        assert_eq!(result.verdict, expected, "{file_says}: {result:#?}");
+        if expected == Verdict::Fail {
+            let want = if file_says == one_mail {
+                "one email to"
+            } else {
+                "its own email"
+            };
+            assert!(
+                result.expected.as_deref().unwrap_or_default().contains(want),
+                "{result:#?}"
+            );
+        }
+    }
 }
