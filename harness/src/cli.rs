@@ -186,6 +186,18 @@ async fn run(args: RunArgs) -> i32 {
         return crate::http::command::run(args).await;
     }
     let selected = scenarios::select(&args.filter);
+    let http = crate::http::scenarios::select(&args.filter);
+    if !args.filter.is_empty() && !http.is_empty() {
+        let ids: Vec<&str> = http.iter().map(|s| s.info.id).collect();
+        eprintln!(
+            "resetkit-harness: HTTP checks need a target file: {} run against a web app described by --target FILE \
+             (e.g. --target harness/targets/portal.toml); without --target only the in-process scenarios run",
+            ids.join(", ")
+        );
+        if selected.is_empty() {
+            return 2;
+        }
+    }
     if selected.is_empty() {
         eprintln!("resetkit-harness: no scenario matches {:?}", args.filter);
         return 2;

@@ -79,6 +79,11 @@ use std::path::Path;
 use crate::scenario::{ScenarioInfo, ScenarioResult};
 
 pub use console::{ConsoleReporter, colour_enabled};
+
+/// How an evidence note starts when part of a check could not be made
+/// (e.g. signing in, without a sign-in page); the console shows such notes
+/// even for a pass.
+pub const NOT_CHECKED: &str = "Not checked:";
 pub use json::{to_json, write_json};
 pub use junit::{to_junit, write_junit};
 

@@ -34,6 +34,17 @@ fn list_with_a_target_shows_http_scenarios_and_skipped_in_process_ones() {
     let out = harness(&["run", "--target", SHIPPED, "--list"]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        !shown.contains("RST-FLOW-001"),
+        "in-process scenarios only with -v:\n{shown}"
+    );
+    assert!(
+        shown.contains("in-process scenarios not applicable over HTTP"),
+        "{shown}"
+    );
+    let out = harness(&["run", "--target", SHIPPED, "--list", "-v"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
     for id in ["RST-HTTP-001", "RST-HTTP-016", "RST-FLOW-001", "RST-LINK-003"] {
         assert!(shown.contains(id), "{id} missing:\n{shown}");
     }
@@ -72,6 +83,17 @@ fn a_bad_target_file_is_a_harness_error_naming_the_key() {
     let out = harness(&["run", "--target", "/nonexistent/target.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("/nonexistent/target.toml"), "{}", text(&out));
+}
+
+#[test]
+fn http_checks_without_a_target_say_they_need_a_target_file() {
+    let out = harness(&["run", "--filter", "RST-HTTP*"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("HTTP checks need a target file"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -156,4 +178,82 @@ async fn run_against_a_web_app_reports_http_results_and_skips_in_process_ones() 
         "{reason}"
     );
     assert_eq!(records.len(), 2 + 9, "{records:#?}");
+}
+
+#[test]
+fn the_app_runs_in_the_target_files_directory_with_placeholders_in_its_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp_port = free_port();
+    let toml = format!(
+        r#"
+base_url = "http://127.0.0.1:{}"
+[smtp]
+listen = "127.0.0.1:{smtp_port}"
+[app]
+command = ["sh", "-c", "pwd > started-in.txt; echo \"$SMTP_AT $APP_PORT\" > env.txt"]
+env = {{ SMTP_AT = "{{smtp_host}}:{{smtp_port}}", APP_PORT = "{{port}}" }}
+ready_timeout_secs = 5
+[forgot]
+page = "/forgot"
+identifier_field = "identifier"
+accepted = {{ status = 303 }}
+[set_password]
+password_field = "password"
+success = {{ status = 303 }}
+"#,
+        free_port()
+    );
+    let path = dir.path().join("app.toml");
+    std::fs::write(&path, &toml).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_resetkit-harness"))
+        .args(["run", "--target", path.to_str().expect("utf-8")])
+        .current_dir("/")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the harness binary runs");
+    // The command exits at once: a harness error, after it ran.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let started_in = std::fs::read_to_string(dir.path().join("started-in.txt"))
+        .expect("the app ran in the file's directory");
+    let canonical = dir.path().canonicalize().expect("canonical");
+    assert_eq!(
+        std::path::Path::new(started_in.trim())
+            .canonicalize()
+            .expect("path"),
+        canonical
+    );
+    let env = std::fs::read_to_string(dir.path().join("env.txt")).expect("env written");
+    let port = toml
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("base port");
+    assert_eq!(env.trim(), format!("127.0.0.1:{smtp_port} {port}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_without_the_declared_field_stops_the_run_with_one_error() {
+    let smtp: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let app = http_app::start(smtp, http_app::Flaws::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("mini.toml");
+    let toml = http_app::target_toml(&app.base_url, smtp).replacen(
+        "identifier_field = \"identifier\"",
+        "identifier_field = \"email\"",
+        1,
+    );
+    std::fs::write(&target, toml).expect("write");
+    let path = target.to_str().expect("utf-8").to_owned();
+    let out = tokio::task::spawn_blocking(move || harness(&["run", "--target", &path]))
+        .await
+        .expect("the harness ran");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert_eq!(
+        shown.matches("has no form with a `email` field").count(),
+        1,
+        "{shown}"
+    );
+    assert!(shown.contains("no check was run"), "{shown}");
+    assert!(!shown.contains("RST-HTTP-001"), "{shown}");
 }

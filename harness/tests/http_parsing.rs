@@ -61,5 +61,21 @@ fn the_shipped_portal_target_file_loads() {
     assert_eq!(target.shared_email_groups()[0].len(), 2);
     assert_eq!(target.lookalikes.len(), 3);
     assert!(target.app.is_some());
-    assert_eq!(target.link_target().as_str(), "http://127.0.0.1:18380/reset");
+    assert_eq!(target.link_target(), "http://127.0.0.1:18380/reset?token={token}");
+}
+
+/// Every `toml` block of the target-file reference is a valid target file.
+#[test]
+fn the_examples_in_targets_md_load() {
+    let doc = include_str!("../TARGETS.md");
+    let mut blocks = 0;
+    for block in doc.split("```toml").skip(1) {
+        let Some((toml, _)) = block.split_once("```") else {
+            panic!("unterminated toml block in TARGETS.md");
+        };
+        let target = HttpTarget::from_toml_str(toml, "TARGETS.md").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        assert!(!target.accounts.is_empty());
+        blocks += 1;
+    }
+    assert_eq!(blocks, 4, "one complete example per fixture shape");
 }

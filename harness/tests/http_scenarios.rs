@@ -68,7 +68,9 @@ async fn a_sound_app_passes_every_http_scenario() {
     );
     let figures = timing.evidence.notes.join("\n");
     assert!(
-        figures.contains("ratio of medians") && figures.contains("10+10"),
+        figures.contains("ratio of medians")
+            && figures.contains("95% bootstrap interval")
+            && figures.contains("Mann–Whitney"),
         "{figures}"
     );
     // Evidence carries the HTTP exchanges.
@@ -133,7 +135,7 @@ async fn a_429_only_for_known_accounts_fails_the_identical_answer_check() {
     assert_eq!(report.failed_ids(), ["RST-HTTP-015"], "{}", explain(&report));
     let actual = report.results[0].actual.clone().unwrap_or_default();
     assert!(actual.contains("status 429 instead of 303"), "{actual}");
-    assert!(actual.contains("throttled known address"), "{actual}");
+    assert!(actual.contains("throttled known alice@example.test"), "{actual}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,15 +149,23 @@ async fn a_token_spent_on_get_fails_the_scanner_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_referrer_policy_fails_only_the_referrer_check() {
+async fn a_missing_referrer_policy_is_no_leak_when_the_link_redirects_first() {
+    // The link redirects to a page without the token in its URL: Referer
+    // cannot carry the token whatever the policy (issue 10, item 4). The
+    // leaking case (token kept in a rendered URL, no policy) is failed by
+    // the Devise-shaped fixture's broken variant (fixture_devise.rs).
     let flaws = Flaws {
         no_referrer_policy: true,
         ..Flaws::default()
     };
     let (report, _app) = run(flaws, &["RST-HTTP-008", "RST-HTTP-009"]).await;
-    assert_eq!(report.failed_ids(), ["RST-HTTP-008"], "{}", explain(&report));
-    let actual = report.results[0].actual.clone().unwrap_or_default();
-    assert!(actual.contains("Referrer-Policy missing"), "{actual}");
+    assert!(report.failed_ids().is_empty(), "{}", explain(&report));
+    assert_eq!(report.results[0].verdict, Verdict::Pass, "{}", explain(&report));
+    let notes = report.results[0].evidence.notes.join("\n");
+    assert!(
+        notes.contains("Case: no rendered page keeps the token in its URL"),
+        "{notes}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +182,12 @@ async fn known_accounts_answering_20_ms_later_are_flagged_as_a_warning() {
         "a SHOULD: a warning, never a failure"
     );
     let actual = timing.actual.clone().unwrap_or_default();
-    assert!(actual.contains("confirmed by a second round"), "{actual}");
+    assert!(
+        actual.contains("known vs unknown")
+            && actual.contains("95% bootstrap interval")
+            && actual.contains("differs"),
+        "{actual}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -451,3 +451,30 @@ fn junit_strict_makes_warnings_failures() {
         Some("SHOULD warning: no Referrer-Policy header")
     );
 }
+
+#[test]
+fn a_pass_shows_what_was_not_checked() {
+    let note = format!(
+        "{} signing in with the new password: no sign-in page described ([login] in the target file)",
+        report::NOT_CHECKED
+    );
+    let results = vec![result(
+        "RST-HTTP-001",
+        Severity::Must,
+        Verdict::Pass,
+        None,
+        Evidence {
+            notes: vec![note.clone(), "HTTP [user#0] GET /forgot".into()],
+            ..Evidence::default()
+        },
+    )];
+    let report = RunReport {
+        target: "t".into(),
+        results,
+        duration: Duration::from_millis(7),
+        strict: false,
+    };
+    let text = console(&report, false, false);
+    assert!(text.contains(&format!("Note: {note}")), "{text}");
+    assert!(!text.contains("GET /forgot"), "other notes only with -v: {text}");
+}

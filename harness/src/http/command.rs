@@ -51,13 +51,17 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
                 s.info.title
             );
         }
-        for info in &in_process {
-            println!(
-                "{:<14} {:<6} {}  [skipped: needs the in-process target]",
-                info.id,
-                info.severity.as_str(),
-                info.title
-            );
+        if args.verbose {
+            for info in &in_process {
+                println!(
+                    "{:<14} {:<6} {}  [skipped: needs the in-process target]",
+                    info.id,
+                    info.severity.as_str(),
+                    info.title
+                );
+            }
+        } else if !in_process.is_empty() {
+            println!("{}", in_process_summary(in_process.len()));
         }
         return 0;
     }
@@ -108,9 +112,25 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
         );
         return 2;
     }
+    if !http.is_empty() {
+        match runner::preflight(&target).await {
+            Ok(checked) => {
+                for line in checked {
+                    println!("preflight: {line}");
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "resetkit-harness: {e}\nFix {} (forgot / login sections) and run again.",
+                    path.display()
+                );
+                return 2;
+            }
+        }
+    }
     let mut console = ConsoleReporter::stdout(args.verbose);
     let description = format!("HTTP target {} ({})", target.name, target.base_url);
-    if let Err(e) = console.start(&description, http.len() + in_process.len()) {
+    if let Err(e) = console.start(&description, http.len()) {
         eprintln!("resetkit-harness: cannot write to stdout: {e}");
         return 2;
     }
@@ -123,13 +143,21 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
         &mut console,
     )
     .await;
+    let in_process_results = report.results.iter().skip(http.len());
+    if args.verbose {
+        for result in in_process_results {
+            let _ = console.scenario_finished(result);
+        }
+    } else if !in_process.is_empty() {
+        println!("{}", in_process_summary(in_process.len()));
+    }
     let _ = console.finish(&report);
     if let Some(timing) = report.results.iter().find(|r| r.info.id == "RST-HTTP-016") {
         for figures in timing
             .evidence
             .notes
             .iter()
-            .filter(|n| n.contains("ratio of medians"))
+            .filter(|n| n.contains("vs unknown: ratio of medians"))
         {
             println!("Timing (RST-HTTP-016, {}): {figures}", timing.verdict.as_str());
         }
@@ -148,6 +176,10 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
         code = 2;
     }
     code
+}
+
+fn in_process_summary(n: usize) -> String {
+    format!("{n} in-process scenarios not applicable over HTTP (skipped; -v lists them)")
 }
 
 /// Whether the forgot page gets any HTTP answer.

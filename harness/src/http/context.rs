@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use url::Url;
 
@@ -14,8 +14,7 @@ use super::driver::{Driver, DriverError, Submission, User};
 use super::exchange::{Exchange, ExchangeLog, Visit};
 use super::target_file::{HttpTarget, TestAccount};
 use crate::fake_smtp::{CapturedMessage, FakeSmtpServer};
-use crate::inspect::{ParsedMail, find_reset_links};
-use crate::runner::{Problem, fail};
+use crate::runner::Problem;
 use crate::scenario::Evidence;
 
 /// What the whole run remembers across scenarios.
@@ -28,6 +27,9 @@ pub struct RunState {
     passwords: Mutex<HashMap<String, String>>,
     sample_mail: Mutex<Option<(CapturedMessage, String)>>,
     reset_chain: Mutex<Option<Vec<Exchange>>>,
+    tokens: Mutex<Vec<String>>,
+    link_mails: Mutex<HashMap<String, u32>>,
+    exhausted: Mutex<Vec<String>>,
 }
 
 impl Default for RunState {
@@ -44,9 +46,16 @@ impl Default for RunState {
             passwords: Mutex::new(HashMap::new()),
             sample_mail: Mutex::new(None),
             reset_chain: Mutex::new(None),
+            tokens: Mutex::new(Vec::new()),
+            link_mails: Mutex::new(HashMap::new()),
+            exhausted: Mutex::new(Vec::new()),
         }
     }
 }
+
+mod mail;
+
+pub use mail::{THROTTLE_FIX, THROTTLING, first_link, is_reset_mail, reset_links};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -120,6 +129,15 @@ impl HttpCtx {
         lock(&self.notes).push(text.into());
     }
 
+    /// Notes, visibly even when the check passes, that signing in was not
+    /// checked because the target file describes no sign-in page.
+    pub fn not_checked(&self, what: &str) {
+        self.note(format!(
+            "{} {what}: no sign-in page described ([login] in the target file)",
+            crate::report::NOT_CHECKED
+        ));
+    }
+
     /// A new virtual user.
     pub fn user(&self, label: &str) -> Result<User, Problem> {
         self.driver.user(label).map_err(|e| Problem::Error(e.to_string()))
@@ -136,6 +154,31 @@ impl HttpCtx {
     pub fn unique(&self) -> String {
         let n = self.state.counter.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.state.nonce)
+    }
+
+    /// A username no account has (different each call).
+    pub fn unknown_username(&self) -> String {
+        format!("nobody{}", self.unique().replace('-', ""))
+    }
+
+    /// Something no account answers to, of a kind the form takes: an
+    /// address when it takes addresses, else a username.
+    pub fn unknown_identifier(&self) -> String {
+        if self.target.forgot.identifier_kind.takes_email() {
+            self.unknown_email()
+        } else {
+            self.unknown_username()
+        }
+    }
+
+    /// What to type in the forgot form for `account`: its identifier.
+    pub fn typed(&self, account: &TestAccount) -> String {
+        account.identifier.clone()
+    }
+
+    /// The reset tokens seen in this run's emails, oldest first.
+    pub fn tokens_seen(&self) -> Vec<String> {
+        lock(&self.state.tokens).clone()
     }
 
     /// An email address no account has (different each call).
@@ -155,14 +198,14 @@ impl HttpCtx {
     pub fn current_password(&self, account: &TestAccount) -> Option<String> {
         use secrecy::ExposeSecret as _;
         lock(&self.state.passwords)
-            .get(&account.identifier)
+            .get(account.key())
             .cloned()
             .or_else(|| account.password.as_ref().map(|p| p.expose_secret().to_owned()))
     }
 
     /// Remembers the password the harness set.
     pub fn remember_password(&self, account: &TestAccount, password: &str) {
-        lock(&self.state.passwords).insert(account.identifier.clone(), password.to_owned());
+        lock(&self.state.passwords).insert(account.key().to_owned(), password.to_owned());
     }
 
     /// A reset email captured earlier in the run, and the stored address
@@ -174,32 +217,6 @@ impl HttpCtx {
     /// Keeps a reset email (requested for `address`) for later scenarios.
     pub fn keep_sample_mail(&self, message: &CapturedMessage, address: &str) {
         lock(&self.state.sample_mail).get_or_insert_with(|| (message.clone(), address.to_owned()));
-    }
-
-    /// The enabled, unshared account asked least so far that can still get
-    /// `mails` emails within the declared per-account limit.
-    pub fn plain_account(&self, mails: u32) -> Result<TestAccount, Problem> {
-        let accounts = self.target.plain_accounts();
-        let sent = lock(&self.state.account_requests);
-        let least = accounts
-            .iter()
-            .min_by_key(|a| sent.get(&a.identifier).copied().unwrap_or(0))
-            .ok_or_else(|| {
-                Problem::Skip(
-                    "the target file lists no enabled account with an address of its own ([[accounts]])"
-                        .into(),
-                )
-            })?;
-        let used = sent.get(&least.identifier).copied().unwrap_or(0);
-        if let Some(limit) = self.target.limits.per_account
-            && used + mails > limit
-        {
-            return Err(Problem::Error(format!(
-                "every listed account has used its reset emails for this window ({used} of limits.per_account = {limit}); \
-                 list more [[accounts]] or start the app with higher limits"
-            )));
-        }
-        Ok((*least).clone())
     }
 
     /// Messages captured since this scenario started.
@@ -243,7 +260,7 @@ impl HttpCtx {
     /// Reset requests the harness sent for `account` in this run.
     pub fn requests_for(&self, account: &TestAccount) -> u32 {
         lock(&self.state.account_requests)
-            .get(&account.identifier)
+            .get(account.key())
             .copied()
             .unwrap_or(0)
     }
@@ -260,131 +277,7 @@ impl HttpCtx {
             .iter()
             .filter(|a| a.identifier == identifier || a.email.eq_ignore_ascii_case(identifier))
         {
-            *sent.entry(account.identifier.clone()).or_insert(0) += 1;
-        }
-    }
-
-    /// Requests a reset for `account` as a new user, checks the answer is
-    /// "accepted", and waits for the email to its stored address.
-    pub async fn request_link(&self, account: &TestAccount) -> Result<LinkMail, Problem> {
-        let user = self.user(&format!("{}-requests", account.identifier))?;
-        let mark = self.mail_mark();
-        let visit = self.forgot(&user, &account.identifier, Submission::new()).await?;
-        self.target.forgot.accepted.check(&visit).map_err(|why| {
-            fail(
-                format!("the forgot-password form answers {}", self.target.forgot.accepted),
-                format!("{why} ({})", visit.summary()),
-            )
-        })?;
-        self.link_mail(mark, &account.email, false).await
-    }
-
-    /// Waits for a new email (after `mark`) to `address` and returns its
-    /// first reset link. When none arrives: a failure if `missing_fails`
-    /// (and no declared limit explains it), else a harness error.
-    pub async fn link_mail(
-        &self,
-        mark: usize,
-        address: &str,
-        missing_fails: bool,
-    ) -> Result<LinkMail, Problem> {
-        let wait = self.target.checks.mail_wait();
-        let found = self
-            .wait_mail_for(mark, wait, |m| {
-                m.has_recipient(address) && first_link(&self.target, m).is_some()
-            })
-            .await;
-        if let Some(message) = found {
-            let link =
-                first_link(&self.target, &message).ok_or_else(|| Problem::Error("link vanished".into()))?;
-            return Ok(LinkMail { message, link });
-        }
-        let others = self
-            .mails_since(mark)
-            .into_iter()
-            .filter(|m| m.has_recipient(address))
-            .count();
-        if others > 0 {
-            return Err(fail(
-                format!(
-                    "the email to {address} carries a reset link to {} with a token",
-                    self.target.link_target()
-                ),
-                format!("{others} email(s) to {address} arrived, none with such a link"),
-            ));
-        }
-        let hint = self.limit_hint(address);
-        let why = format!("no email to {address} within {wait:?}{hint}");
-        Err(if missing_fails && hint.is_empty() {
-            fail(
-                format!("a reset email to {address} arrives at the fake SMTP server"),
-                why,
-            )
-        } else {
-            Problem::Error(format!("cannot check: {why}"))
-        })
-    }
-
-    /// Waits for the first message after `mark` with `address` among its
-    /// recipients (ASCII case ignored).
-    pub async fn wait_mail(&self, mark: usize, address: &str) -> Option<CapturedMessage> {
-        self.wait_mail_for(mark, self.target.checks.mail_wait(), |m| m.has_recipient(address))
-            .await
-    }
-
-    /// Waits up to `wait` for the first message after `mark` matching `pred`.
-    pub async fn wait_mail_for(
-        &self,
-        mark: usize,
-        wait: Duration,
-        pred: impl Fn(&CapturedMessage) -> bool,
-    ) -> Option<CapturedMessage> {
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Some(m) = self.mails_since(mark).into_iter().find(|m| pred(m)) {
-                return Some(m);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Why mail to `address` may be missing because of a declared limit
-    /// (empty when no limit is spent).
-    pub fn limit_hint(&self, address: &str) -> String {
-        let mut hints = Vec::new();
-        let sent = lock(&self.state.account_requests);
-        if let Some(limit) = self.target.limits.per_account {
-            for account in self
-                .target
-                .accounts
-                .iter()
-                .filter(|a| a.email.eq_ignore_ascii_case(address))
-            {
-                let n = sent.get(&account.identifier).copied().unwrap_or(0);
-                if n > limit {
-                    hints.push(format!(
-                        "{n} requests for `{}` this run, over limits.per_account = {limit}",
-                        account.identifier
-                    ));
-                }
-            }
-        }
-        let client = self.state.client_requests.load(Ordering::Relaxed);
-        if let Some(limit) = self.target.limits.per_client
-            && client > limit
-        {
-            hints.push(format!(
-                "{client} reset requests from one client address this run, over limits.per_client = {limit} \
-                 (set client.address_header if the app trusts a proxy header, or raise the app's limit)"
-            ));
-        }
-        if hints.is_empty() {
-            String::new()
-        } else {
-            format!(" — likely rate limited: {}", hints.join("; "))
+            *sent.entry(account.key().to_owned()).or_insert(0) += 1;
         }
     }
 
@@ -484,23 +377,4 @@ fn truncate(mut text: String, max: usize) -> String {
 /// A driver error while doing `what`, as a harness error.
 pub fn driver_error(what: &str, e: DriverError) -> Problem {
     Problem::Error(format!("{what}: {e}"))
-}
-
-/// Whether `message` carries a link to the reset path (on any host) with a
-/// token: a reset email, not a notice.
-pub fn is_reset_mail(target: &HttpTarget, message: &CapturedMessage) -> bool {
-    ParsedMail::parse(&message.data).is_ok_and(|parsed| {
-        find_reset_links(&parsed, &target.link_expectation())
-            .iter()
-            .any(|l| l.token.is_some())
-    })
-}
-
-/// The first reset link with a token in `message` (text part first).
-pub fn first_link(target: &HttpTarget, message: &CapturedMessage) -> Option<Url> {
-    let parsed = ParsedMail::parse(&message.data).ok()?;
-    find_reset_links(&parsed, &target.link_expectation())
-        .into_iter()
-        .find(|l| l.token.is_some() && !l.relative)
-        .map(|l| l.url)
 }

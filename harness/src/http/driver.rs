@@ -221,12 +221,25 @@ impl FormPage {
 /// One virtual user: a browser with its own cookie jar.
 #[derive(Debug, Clone)]
 pub struct User {
-    label: String,
+    pub(super) label: String,
     client: reqwest::Client,
-    jar: Arc<Jar>,
-    target: Arc<HttpTarget>,
-    log: ExchangeLog,
-    address: Option<(String, String)>,
+    pub(super) jar: Arc<Jar>,
+    pub(super) target: Arc<HttpTarget>,
+    pub(super) log: ExchangeLog,
+    pub(super) address: Option<(String, String)>,
+}
+
+/// A filled-in form, ready to send: what [`User::submit`] sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// `GET` or `POST`.
+    pub method: Method,
+    /// Where it goes.
+    pub url: Url,
+    /// Extra headers (CSRF header, the caller's).
+    pub headers: Vec<(String, String)>,
+    /// The form fields (a POST body; for GET already in the URL).
+    pub fields: Vec<(String, String)>,
 }
 
 impl User {
@@ -363,6 +376,29 @@ impl User {
         action: Option<&str>,
         submission: &Submission,
     ) -> Result<Visit, DriverError> {
+        let prepared = self.prepare(page, action, submission)?;
+        let first = if prepared.method == Method::GET {
+            self.send(Method::GET, &prepared.url, &prepared.headers, None)
+                .await?
+        } else {
+            self.send(
+                Method::POST,
+                &prepared.url,
+                &prepared.headers,
+                Some(&prepared.fields),
+            )
+            .await?
+        };
+        self.follow(first).await
+    }
+
+    /// Fills `page`'s form as [`submit`](Self::submit) would, without sending it.
+    pub fn prepare(
+        &self,
+        page: &FormPage,
+        action: Option<&str>,
+        submission: &Submission,
+    ) -> Result<Prepared, DriverError> {
         let mut fields: Vec<(String, String)> = page
             .form
             .default_values()
@@ -384,14 +420,23 @@ impl User {
                     .flatten()
             })
             .unwrap_or_else(|| page.url().clone());
-        let first = if page.form.method == "get" {
+        Ok(if page.form.method == "get" {
             let mut url = target;
             url.set_query(Some(&encode(&fields, &[])));
-            self.send(Method::GET, &url, &headers, None).await?
+            Prepared {
+                method: Method::GET,
+                url,
+                headers,
+                fields: Vec::new(),
+            }
         } else {
-            self.send(Method::POST, &target, &headers, Some(&fields)).await?
-        };
-        self.follow(first).await
+            Prepared {
+                method: Method::POST,
+                url: target,
+                headers,
+                fields,
+            }
+        })
     }
 
     fn add_csrf(
@@ -474,7 +519,7 @@ fn describe_forms(forms: &[Form]) -> String {
 }
 
 /// Form-encodes `fields`, replacing the values of `secret` ones.
-fn encode(fields: &[(String, String)], secret: &[String]) -> String {
+pub(super) fn encode(fields: &[(String, String)], secret: &[String]) -> String {
     let mut out = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in fields {
         if secret.contains(name) {
@@ -486,7 +531,7 @@ fn encode(fields: &[(String, String)], secret: &[String]) -> String {
     out.finish()
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

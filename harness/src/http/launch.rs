@@ -55,22 +55,42 @@ pub struct RunningApp {
     output: tempfile::NamedTempFile,
 }
 
-/// `command` with `{smtp}`, `{base_url}` and `{listen}` filled in.
-pub fn command_line(app: &AppLaunch, target: &HttpTarget, smtp: SocketAddr) -> Vec<String> {
+/// `text` with the placeholders filled in: `{smtp}`, `{smtp_host}`,
+/// `{smtp_port}`, `{base_url}`, `{listen}` and `{port}`.
+pub fn fill(text: &str, target: &HttpTarget, smtp: SocketAddr) -> String {
     let base = target.base_url.as_str().trim_end_matches('/').to_owned();
-    let listen = format!(
-        "{}:{}",
-        target.base_url.host_str().unwrap_or("127.0.0.1"),
-        target.base_url.port_or_known_default().unwrap_or(80)
-    );
-    app.command
+    let port = target.base_url.port_or_known_default().unwrap_or(80);
+    let listen = format!("{}:{port}", target.base_url.host_str().unwrap_or("127.0.0.1"));
+    text.replace("{smtp_host}", &smtp.ip().to_string())
+        .replace("{smtp_port}", &smtp.port().to_string())
+        .replace("{smtp}", &smtp.to_string())
+        .replace("{base_url}", &base)
+        .replace("{listen}", &listen)
+        .replace("{port}", &port.to_string())
+}
+
+/// `command` with its placeholders filled in ([`fill`]).
+pub fn command_line(app: &AppLaunch, target: &HttpTarget, smtp: SocketAddr) -> Vec<String> {
+    app.command.iter().map(|part| fill(part, target, smtp)).collect()
+}
+
+/// `env` with its placeholders filled in ([`fill`]).
+pub fn environment(app: &AppLaunch, target: &HttpTarget, smtp: SocketAddr) -> Vec<(String, String)> {
+    app.env
         .iter()
-        .map(|part| {
-            part.replace("{smtp}", &smtp.to_string())
-                .replace("{base_url}", &base)
-                .replace("{listen}", &listen)
-        })
+        .map(|(k, v)| (k.clone(), fill(v, target, smtp)))
         .collect()
+}
+
+/// Where the app runs: `app.dir` relative to the target file's directory,
+/// else that directory (else the current one).
+pub fn working_dir(app: &AppLaunch, target: &HttpTarget) -> Option<std::path::PathBuf> {
+    match (&target.file_dir, &app.dir) {
+        (Some(base), Some(dir)) => Some(base.join(dir)),
+        (None, Some(dir)) => Some(dir.clone()),
+        (Some(base), None) => Some(base.clone()),
+        (None, None) => None,
+    }
 }
 
 impl RunningApp {
@@ -88,9 +108,12 @@ impl RunningApp {
         for name in &app.env_remove {
             command.env_remove(name);
         }
+        if let Some(dir) = working_dir(app, target) {
+            command.current_dir(dir);
+        }
         command
             .args(args)
-            .envs(&app.env)
+            .envs(environment(app, target, smtp))
             .stdin(Stdio::null())
             .stdout(output.reopen()?)
             .stderr(output.reopen()?);
@@ -197,7 +220,8 @@ mod tests {
         let toml = r#"
             base_url = "http://127.0.0.1:18380/"
             [app]
-            command = ["portal", "--listen", "{listen}", "--smtp", "smtp://{smtp}?tls=none", "--base-url", "{base_url}"]
+            command = ["portal", "--listen", "{listen}", "--smtp", "smtp://{smtp}?tls=none", "--base-url", "{base_url}", "--port={port}"]
+            env = { SMTP_HOST = "{smtp_host}", SMTP_PORT = "{smtp_port}", URL = "{base_url}/x" }
             [forgot]
             page = "/forgot"
             identifier_field = "identifier"
@@ -218,7 +242,16 @@ mod tests {
                 "--smtp",
                 "smtp://127.0.0.1:12525?tls=none",
                 "--base-url",
-                "http://127.0.0.1:18380"
+                "http://127.0.0.1:18380",
+                "--port=18380"
+            ]
+        );
+        assert_eq!(
+            environment(app, &target, smtp),
+            [
+                ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
+                ("SMTP_PORT".to_owned(), "12525".to_owned()),
+                ("URL".to_owned(), "http://127.0.0.1:18380/x".to_owned()),
             ]
         );
         assert_eq!(app.ready_timeout_secs, 180);

@@ -3,7 +3,9 @@
 //! run black-box checks no in-process test can make.
 //!
 //! - [`target_file`]: the TOML description of the app (forms, CSRF, link,
-//!   success and failure, test accounts, limits);
+//!   success and failure, test accounts, limits; reference:
+//!   `harness/TARGETS.md`), with [`link_pattern`] deciding what a reset
+//!   link is;
 //! - [`driver`]: virtual users with their own cookie jars that fill forms
 //!   and follow redirects, recording every [`exchange`];
 //! - [`html`]: the little HTML reading forms need;
@@ -11,7 +13,8 @@
 //! - [`runner`]: runs the [`scenarios`] (`RST-HTTP-NNN`) and reports the
 //!   in-process scenarios as skipped; each gets a [`context`] and takes the
 //!   flow's [`steps`];
-//! - [`launch`]: optionally starts the app for the run.
+//! - [`launch`]: optionally starts the app for the run;
+//! - [`token_strength`]: the token's entropy estimated from the tokens seen.
 //!
 //! From the command line:
 //!
@@ -30,15 +33,15 @@
 //! | RST-HTTP-005 | a repeated / list-valued identifier is refused, never mails a second address |
 //! | RST-HTTP-006 | a case variant gets mail only at the stored address |
 //! | RST-HTTP-007 | a Unicode look-alike never receives another account's link |
-//! | RST-HTTP-008 | pages the link opens send `Referrer-Policy: no-referrer` |
+//! | RST-HTTP-008 | the token cannot leak through `Referer` (no rendered page keeps it in its URL, or its policy sends no full URL cross-origin) |
 //! | RST-HTTP-009 | pages the link opens send `Cache-Control: no-store` |
 //! | RST-HTTP-010 | GET and HEAD of the link do not spend it |
-//! | RST-HTTP-011 | N parallel submits of one link: exactly one succeeds |
+//! | RST-HTTP-011 | N submits of one link landing together ([`race`]), repeated: exactly one succeeds each time |
 //! | RST-HTTP-012 | an older link dies when a newer one is requested (SHOULD) |
 //! | RST-HTTP-013 | a used link is refused |
 //! | RST-HTTP-014 | accounts sharing an address can each reset |
 //! | RST-HTTP-015 | known / unknown / disabled / shared / throttled answers are identical |
-//! | RST-HTTP-016 | known vs unknown latency: ratio of medians (SHOULD) |
+//! | RST-HTTP-016 | known / disabled / shared vs unknown latency: ratio of medians, bootstrap interval, rank test ([`stats`]) (SHOULD) |
 
 pub(crate) mod command;
 pub mod context;
@@ -46,11 +49,15 @@ pub mod driver;
 pub mod exchange;
 pub mod html;
 pub mod launch;
+pub mod link_pattern;
+pub mod race;
 pub mod recognise;
 pub mod runner;
 pub mod scenarios;
+pub mod stats;
 pub mod steps;
 pub mod target_file;
+pub mod token_strength;
 
 pub use driver::{Driver, DriverError, Submission, User};
 pub use runner::HttpScenario;

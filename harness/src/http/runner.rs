@@ -46,7 +46,7 @@ pub async fn run(
 ) -> RunReport {
     let started = Instant::now();
     let state = Arc::new(RunState::default());
-    let total = scenarios.len() + in_process.len();
+    let total = scenarios.len();
     let mut results = Vec::with_capacity(total);
     for (index, scenario) in scenarios.iter().enumerate() {
         progress.started(index, total, &scenario.info);
@@ -54,17 +54,57 @@ pub async fn run(
         progress.finished(&result);
         results.push(result);
     }
-    for (offset, info) in in_process.iter().enumerate() {
-        progress.started(scenarios.len() + offset, total, info);
-        let result = skipped(info, NEEDS_IN_PROCESS);
-        progress.finished(&result);
-        results.push(result);
+    // In-process scenarios are listed in the report but not shown one by
+    // one: the caller prints one summary line (or each, when verbose).
+    let _ = total;
+    for info in in_process {
+        results.push(skipped(info, NEEDS_IN_PROCESS));
     }
     RunReport {
         target: format!("HTTP target {} ({})", target.name, target.base_url),
         results,
         duration: started.elapsed(),
         strict,
+    }
+}
+
+/// Checks, before any scenario runs, that every page the target file names
+/// has the form it says (forgot form with the identifier field and the
+/// CSRF token, sign-in form): one clear error up front instead of one per
+/// check. Returns what was checked.
+pub async fn preflight(target: &Arc<HttpTarget>) -> Result<Vec<String>, String> {
+    use super::driver::{Driver, Submission};
+    use super::exchange::ExchangeLog;
+    let driver = Driver::new(target.clone(), ExchangeLog::default());
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    let mut pages: Vec<(&str, &str, &str)> = vec![(
+        "forgot.page",
+        &target.forgot.page,
+        &target.forgot.identifier_field,
+    )];
+    if let Some(login) = &target.login {
+        pages.push(("login.page", &login.page, &login.identifier_field));
+        pages.push(("login.page", &login.page, &login.password_field));
+    }
+    for (key, page, field) in pages {
+        let user = driver.user("preflight").map_err(|e| e.to_string())?;
+        let url = target.url(page);
+        match user.load_form(&url, field).await {
+            Ok(form) => match user.prepare(&form, None, &Submission::new()) {
+                Ok(_) => checked.push(format!("{key} {url}: a form with `{field}`")),
+                Err(e) => problems.push(format!("{key} {url}: {e}")),
+            },
+            Err(e) => problems.push(format!("{key} ({url}): {e}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(checked)
+    } else {
+        Err(format!(
+            "the target file does not describe the app's pages (no check was run):\n  {}",
+            problems.join("\n  ")
+        ))
     }
 }
 

@@ -5,6 +5,7 @@ use url::Url;
 
 use super::context::{Completion, HttpCtx, driver_error};
 use super::driver::{FormPage, Submission, User, form_in};
+use super::exchange::Visit;
 use super::target_file::HttpTarget;
 use crate::runner::Problem;
 
@@ -91,6 +92,29 @@ impl HttpCtx {
     }
 }
 
+/// The new password (twice when there is a confirmation field), and the
+/// `set_password.fields` with the placeholders the link (the first URL of
+/// `page`'s visit) matched.
+pub fn password_submission(target: &HttpTarget, page: &FormPage, password: &str) -> Submission {
+    let flow = &target.set_password;
+    let mut submission = Submission::new().set(flow.password_field.clone(), password);
+    if let Some(confirm) = &flow.confirm_field {
+        submission = submission.set(confirm.clone(), password);
+    }
+    let captured = target
+        .link_pattern()
+        .captures(&page.visit.first().url)
+        .map(|(_, named)| named)
+        .unwrap_or_default();
+    for (name, value) in &flow.fields {
+        let value = captured
+            .iter()
+            .fold(value.clone(), |v, (k, x)| v.replace(&format!("{{{k}}}"), x));
+        submission = submission.set(name.clone(), value);
+    }
+    submission
+}
+
 /// Submits `password` (twice when there is a confirmation field) in a
 /// loaded set-password form of `target` and classifies the answer.
 pub async fn submit_password(
@@ -99,16 +123,17 @@ pub async fn submit_password(
     page: &FormPage,
     password: &str,
 ) -> Result<Completion, Problem> {
-    let flow = &target.set_password;
-    let mut submission = Submission::new().set(flow.password_field.clone(), password);
-    if let Some(confirm) = &flow.confirm_field {
-        submission = submission.set(confirm.clone(), password);
-    }
     let visit = user
-        .submit(page, None, &submission)
+        .submit(page, None, &password_submission(target, page, password))
         .await
         .map_err(|e| driver_error("submitting the new password", e))?;
-    Ok(match flow.success.check(&visit) {
+    Ok(classify_submit(target, visit))
+}
+
+/// What the answer to a set-password submit means.
+pub fn classify_submit(target: &HttpTarget, visit: Visit) -> Completion {
+    let flow = &target.set_password;
+    match flow.success.check(&visit) {
         Ok(()) => Completion::Completed(Box::new(visit)),
         Err(why) => match &flow.failure {
             Some(failure) if failure.check(&visit).is_ok() => {
@@ -116,5 +141,5 @@ pub async fn submit_password(
             }
             _ => Completion::Unrecognised(format!("submitting: {why} ({})", visit.summary())),
         },
-    })
+    }
 }

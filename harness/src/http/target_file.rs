@@ -8,8 +8,10 @@
 //! text), which test accounts exist, and what rate limits the app applies.
 //! Unknown keys are refused, and every error names the key at fault.
 //!
-//! The shipped file for the example portal (`harness/targets/portal.toml`)
-//! shows every section:
+//! `harness/TARGETS.md` is the reference: every key with its default, link
+//! patterns, and complete files for Django-, Devise-, Laravel- and
+//! ASP.NET-Identity-shaped apps. The shipped file for the example portal
+//! (`harness/targets/portal.toml`) shows every section:
 //!
 //! ```
 //! use resetkit_harness::http::target_file::{Follow, HttpTarget};
@@ -29,16 +31,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
-use crate::inspect::{LinkExpectation, TokenLocation};
+pub use super::link_pattern::LinkPattern;
+use crate::inspect::TokenLocation;
 
+mod accounts;
 mod de;
+mod tuning;
 mod validate;
+
+pub use accounts::{Limits, LookAlike, LookAlikeKind, TestAccount};
+pub use tuning::{CheckSettings, ClientSettings};
 
 /// Why a target file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +122,13 @@ pub struct HttpTarget {
     /// Tuning of individual checks.
     #[serde(default)]
     pub checks: CheckSettings,
+    /// The link's shape, built from `[link]` when the file is read.
+    #[serde(skip)]
+    link_pattern: Option<LinkPattern>,
+    /// The directory of the file it was read from (relative `app.dir`
+    /// and the app's working directory start there).
+    #[serde(skip)]
+    pub file_dir: Option<PathBuf>,
 }
 
 /// `[smtp]`.
@@ -131,13 +144,17 @@ pub struct SmtpSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppLaunch {
-    /// Program and arguments. `{smtp}` is replaced by the fake server's
-    /// address (`127.0.0.1:2525`), `{base_url}` by the base URL and
-    /// `{listen}` by its `host:port`.
+    /// Program and arguments. Placeholders: `{smtp}` (the fake server's
+    /// `host:port`, e.g. `127.0.0.1:2525`), `{smtp_host}`, `{smtp_port}`,
+    /// `{base_url}` (without a trailing `/`), `{listen}` (the base URL's
+    /// `host:port`) and `{port}` (its port).
     pub command: Vec<String>,
-    /// Extra environment variables.
+    /// Extra environment variables; values take the same placeholders.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The working directory, relative to the target file (default: the
+    /// file's directory, so the file works from any current directory).
+    pub dir: Option<PathBuf>,
     /// Environment variables the app must not inherit from the harness
     /// (e.g. `DATABASE_URL`, which would switch the portal to PostgreSQL).
     #[serde(default)]
@@ -226,8 +243,52 @@ pub struct ForgotFlow {
     pub action: Option<String>,
     /// The field for the email address or username.
     pub identifier_field: String,
+    /// What the field accepts (default `either`): probes for unknown
+    /// identifiers, look-alikes and timing classes use only these kinds.
+    #[serde(default)]
+    pub identifier_kind: IdentifierKind,
+    /// What the app does when several accounts share the typed address
+    /// (default `one_mail_per_account`).
+    #[serde(default)]
+    pub shared_address: SharedAddress,
     /// How "request accepted" looks (the same for every identifier).
     pub accepted: Expect,
+}
+
+/// What the forgot form's identifier field accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentifierKind {
+    /// Only an email address (an email-only form).
+    Email,
+    /// Only a username.
+    Username,
+    /// Either.
+    #[default]
+    Either,
+}
+
+impl IdentifierKind {
+    /// Whether the form takes email addresses.
+    pub fn takes_email(self) -> bool {
+        matches!(self, IdentifierKind::Email | IdentifierKind::Either)
+    }
+
+    /// Whether the form takes usernames.
+    pub fn takes_username(self) -> bool {
+        matches!(self, IdentifierKind::Username | IdentifierKind::Either)
+    }
+}
+
+/// The declared policy for an address several accounts share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedAddress {
+    /// Each account gets its own email with its own link.
+    #[default]
+    OneMailPerAccount,
+    /// One email listing each account with its own link.
+    OneCombinedMail,
 }
 
 /// Where the token travels in the link.
@@ -259,14 +320,18 @@ pub enum Follow {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSettings {
-    /// Where links must point, without the token (default: `base_url` +
-    /// `/reset`). Scheme, host, port and path are checked.
-    #[serde(default, deserialize_with = "de::opt_absolute_url")]
-    pub url: Option<Url>,
-    /// The token's parameter name (default `token`).
+    /// Where links must point (default: `base_url` + `/reset`): a URL or
+    /// a path, optionally a pattern with `{token}` (a whole path segment,
+    /// query value or fragment value) and other `{name}` placeholders
+    /// (one segment or value each), e.g. `/accounts/reset/{uidb64}/{token}/`
+    /// or `/reset-password/{token}?email={email}`. Without `{token}`, the
+    /// token travels as `token_in` and `token_param` say. Scheme, host,
+    /// port and shape are checked ([`LinkPattern`]).
+    pub url: Option<String>,
+    /// The token's parameter name (default `token`; ignored for a pattern).
     #[serde(default = "default_token_param")]
     pub token_param: String,
-    /// Where the token travels (default `query`).
+    /// Where the token travels (default `query`; ignored for a pattern).
     #[serde(default)]
     pub token_in: TokenIn,
     /// How the link reaches the form (default `form`).
@@ -296,13 +361,19 @@ fn default_token_param() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetPasswordFlow {
-    /// The page with the form, for `link.follow = "redirect"`.
+    /// The page with the form (informative: the harness follows the
+    /// link's redirects and finds the form wherever it is, e.g. on a
+    /// per-user page).
     #[serde(default, deserialize_with = "de::opt_location")]
     pub page: Option<String>,
     /// The new password's field.
     pub password_field: String,
     /// The confirmation's field, if the form has one.
     pub confirm_field: Option<String>,
+    /// Other fields to fill in (e.g. an email the form asks again);
+    /// `{name}` in a value is what the link pattern's `{name}` matched.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
     /// How a completed reset looks.
     pub success: Expect,
     /// How a refused link looks on submit (optional; anything that is not
@@ -328,147 +399,6 @@ pub struct LoginFlow {
     pub success: Expect,
 }
 
-/// `[[accounts]]`: one test account the app has.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TestAccount {
-    /// What the user types to request a reset (username or email).
-    pub identifier: String,
-    /// The address stored for the account (where mail must go).
-    pub email: String,
-    /// The current sign-in password, if known.
-    #[serde(default, deserialize_with = "de::opt_secret")]
-    pub password: Option<SecretString>,
-    /// The account is disabled (it must get the same answer and no mail).
-    #[serde(default)]
-    pub disabled: bool,
-}
-
-/// `[[lookalikes]]`: an address that looks like an account's but is not it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LookAlike {
-    /// What the attacker types (`ALICE@example.test`, `alıce@example.test`).
-    pub typed: String,
-    /// The `identifier` of the account it imitates.
-    pub account: String,
-}
-
-/// Whether a look-alike differs from the stored address only by letter case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookAlikeKind {
-    /// Same address up to case (`Alice@Example.test`).
-    CaseVariant,
-    /// A different string that renders alike (dotless ı, Cyrillic а, ...).
-    Unicode,
-}
-
-impl LookAlike {
-    /// Its kind, given the imitated account's stored address.
-    pub fn kind(&self, stored: &str) -> LookAlikeKind {
-        if self.typed.to_lowercase() == stored.to_lowercase() {
-            LookAlikeKind::CaseVariant
-        } else {
-            LookAlikeKind::Unicode
-        }
-    }
-}
-
-/// `[limits]`: the app's rate limits within one window, when it has them.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Reset emails one account gets per window.
-    pub per_account: Option<u32>,
-    /// Reset requests one client address may make per window.
-    pub per_client: Option<u32>,
-}
-
-/// `[client]`: how the harness's HTTP client behaves.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSettings {
-    /// A header the app takes the client address from (behind a trusted
-    /// proxy, e.g. `X-Forwarded-For`): each virtual user then sends its own
-    /// documentation address, so per-client limits apply per virtual user.
-    pub address_header: Option<String>,
-    /// Per-request timeout in seconds (default 10).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-}
-
-impl Default for ClientSettings {
-    fn default() -> Self {
-        ClientSettings {
-            address_header: None,
-            timeout_secs: default_timeout(),
-        }
-    }
-}
-
-fn default_timeout() -> u64 {
-    10
-}
-
-/// `[checks]`: tuning.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckSettings {
-    /// How long to wait for an email (default 5 s).
-    #[serde(default = "default_mail_wait")]
-    pub mail_wait_secs: f64,
-    /// Parallel submits of one link (default 8).
-    #[serde(default = "default_parallel")]
-    pub parallel_submits: usize,
-    /// Timed requests per identifier class (default 25).
-    #[serde(default = "default_samples")]
-    pub timing_samples: usize,
-    /// Warn when the slower class's median exceeds the faster one's by this
-    /// factor (default 1.5).
-    #[serde(default = "default_ratio")]
-    pub timing_warn_ratio: f64,
-    /// ... and their medians differ by at least this many milliseconds
-    /// (default 0.5: below that, a few dozen samples on a shared machine
-    /// cannot tell a difference from scheduling noise).
-    #[serde(default = "default_min_difference")]
-    pub timing_min_difference_ms: f64,
-}
-
-impl Default for CheckSettings {
-    fn default() -> Self {
-        CheckSettings {
-            mail_wait_secs: default_mail_wait(),
-            parallel_submits: default_parallel(),
-            timing_samples: default_samples(),
-            timing_warn_ratio: default_ratio(),
-            timing_min_difference_ms: default_min_difference(),
-        }
-    }
-}
-
-impl CheckSettings {
-    /// [`mail_wait_secs`](Self::mail_wait_secs) as a duration.
-    pub fn mail_wait(&self) -> Duration {
-        Duration::from_secs_f64(self.mail_wait_secs)
-    }
-}
-
-fn default_mail_wait() -> f64 {
-    5.0
-}
-fn default_parallel() -> usize {
-    8
-}
-fn default_samples() -> usize {
-    25
-}
-fn default_ratio() -> f64 {
-    1.5
-}
-fn default_min_difference() -> f64 {
-    0.5
-}
-
 impl HttpTarget {
     /// Reads and validates a target file.
     pub fn load(path: &Path) -> Result<HttpTarget, TargetFileError> {
@@ -476,7 +406,12 @@ impl HttpTarget {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml_str(&text, &path.display().to_string())
+        let mut target = Self::from_toml_str(&text, &path.display().to_string())?;
+        target.file_dir = Some(match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        });
+        Ok(target)
     }
 
     /// Parses and validates target-file text; `origin` names it in errors.
@@ -495,6 +430,14 @@ impl HttpTarget {
         if target.name.is_empty() {
             target.name = target.base_url.to_string();
         }
+        let pattern = target
+            .build_link_pattern()
+            .map_err(|reason| TargetFileError::Invalid {
+                origin: origin.to_owned(),
+                key: "link.url".into(),
+                reason,
+            })?;
+        target.link_pattern = Some(pattern);
         Ok(target)
     }
 
@@ -508,19 +451,39 @@ impl HttpTarget {
             .unwrap_or_else(|_| self.base_url.clone())
     }
 
-    /// Where reset links must point (without the token).
-    pub fn link_target(&self) -> Url {
-        self.link.url.clone().unwrap_or_else(|| self.url("/reset"))
+    fn build_link_pattern(&self) -> Result<LinkPattern, String> {
+        let text = self.link.url.as_deref().unwrap_or("/reset");
+        if text.contains('{') {
+            return LinkPattern::parse(text, &self.base_url);
+        }
+        let target = if text.starts_with('/') && !text.starts_with("//") {
+            self.url(text)
+        } else {
+            de::parse_absolute(text)?
+        };
+        let name = self.link.token_param.clone();
+        Ok(LinkPattern::plain(
+            &target,
+            match self.link.token_in {
+                TokenIn::Query => TokenLocation::Query(name),
+                TokenIn::Fragment => TokenLocation::Fragment(name),
+                TokenIn::Path => TokenLocation::PathSegment,
+            },
+        ))
     }
 
-    /// What a reset link must look like, for [`crate::inspect`].
-    pub fn link_expectation(&self) -> LinkExpectation {
-        let name = self.link.token_param.clone();
-        LinkExpectation::new(self.link_target()).placement(match self.link.token_in {
-            TokenIn::Query => TokenLocation::Query(name),
-            TokenIn::Fragment => TokenLocation::Fragment(name),
-            TokenIn::Path => TokenLocation::PathSegment,
-        })
+    /// The reset link's shape: the one place that decides whether a link
+    /// is a reset link, and whether it is on the target.
+    pub fn link_pattern(&self) -> LinkPattern {
+        self.link_pattern
+            .clone()
+            .or_else(|| self.build_link_pattern().ok())
+            .unwrap_or_else(|| LinkPattern::plain(&self.url("/reset"), TokenLocation::Query("token".into())))
+    }
+
+    /// Where reset links must point, for messages (the pattern's text).
+    pub fn link_target(&self) -> String {
+        self.link_pattern().to_string()
     }
 
     /// Enabled accounts whose address no other listed account shares: the
@@ -555,9 +518,12 @@ impl HttpTarget {
         groups
     }
 
-    /// The account listed with this identifier.
-    pub fn account(&self, identifier: &str) -> Option<&TestAccount> {
-        self.accounts.iter().find(|a| a.identifier == identifier)
+    /// The account listed with this name (`username`, else `identifier`).
+    pub fn account(&self, key: &str) -> Option<&TestAccount> {
+        self.accounts
+            .iter()
+            .find(|a| a.key() == key)
+            .or_else(|| self.accounts.iter().find(|a| a.identifier == key))
     }
 
     /// Names of form fields whose values never appear in evidence.

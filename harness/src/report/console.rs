@@ -111,6 +111,18 @@ impl<W: Write> ConsoleReporter<W> {
         if let Verdict::Skipped(reason) = &result.verdict {
             self.field(&mut text, "Skipped", reason);
         }
+        if !details {
+            // Parts of a check that could not be made are shown even when
+            // it passed, so a pass is never read as more than it is.
+            for note in result
+                .evidence
+                .notes
+                .iter()
+                .filter(|n| n.starts_with(crate::report::NOT_CHECKED))
+            {
+                self.field(&mut text, "Note", note);
+            }
+        }
         if details {
             self.details(&mut text, result);
         }

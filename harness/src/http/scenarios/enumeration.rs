@@ -1,8 +1,6 @@
 //! Whether the forgot-password answer tells accounts apart: status,
 //! redirect, body and cookies for known, unknown, disabled, shared and
-//! throttled identifiers, then response time.
-
-use std::time::Duration;
+//! throttled identifiers (response time: [`super::timing`]).
 
 use super::{OWASP, http_body, needs_account, scenario};
 use crate::http::context::HttpCtx;
@@ -10,40 +8,25 @@ use crate::http::driver::Submission;
 use crate::http::exchange::{Exchange, Visit};
 use crate::http::html;
 use crate::http::runner::HttpScenario;
-use crate::http::target_file::TestAccount;
+use crate::http::target_file::{IdentifierKind, TestAccount};
 use crate::runner::{Check, Problem, fail};
-use crate::scenario::Severity::{Must, Should};
+use crate::scenario::Severity::Must;
 
 /// Throttled probes sent at most to reach a declared per-account limit.
 const MAX_THROTTLE_REQUESTS: u32 = 60;
-/// Untimed requests of each class before sampling.
-const WARMUP: usize = 2;
 
 pub(super) fn scenarios() -> Vec<HttpScenario> {
-    vec![
-        scenario(
-            "RST-HTTP-015",
-            "Known, unknown, disabled, shared and throttled identifiers get identical status, redirect, body and cookies",
-            Must,
-            (
-                OWASP,
-                "Return a consistent message for both existent and non-existent accounts.",
-            ),
-            needs_account,
-            http_body!(identical_answers),
+    vec![scenario(
+        "RST-HTTP-015",
+        "Known, unknown, disabled, shared and throttled identifiers get identical status, redirect, body and cookies",
+        Must,
+        (
+            OWASP,
+            "Return a consistent message for both existent and non-existent accounts.",
         ),
-        scenario(
-            "RST-HTTP-016",
-            "Known and unknown identifiers answer in the same time (ratio of medians)",
-            Should,
-            (
-                OWASP,
-                "Ensure that responses return in a consistent amount of time to prevent an attacker enumerating which accounts exist.",
-            ),
-            needs_account,
-            http_body!(timing),
-        ),
-    ]
+        needs_account,
+        http_body!(identical_answers),
+    )]
 }
 
 /// What an observer sees of one answer, with per-session values masked.
@@ -203,33 +186,42 @@ async fn probe(ctx: &HttpCtx, identifier: &str) -> Result<Visit, Problem> {
 async fn identical_answers(ctx: &HttpCtx) -> Check {
     // Any known account will do: past its limit is exactly what is compared.
     let account = ctx.plain_account(0)?;
-    let baseline_visit = probe(ctx, &account.email).await?;
-    let baseline = Answer::of(&baseline_visit, &account.email);
-    // Two unknown addresses: if even they differ, the page varies by itself
+    let kind = ctx.target.forgot.identifier_kind;
+    let known = if kind.takes_email() {
+        account.email.clone()
+    } else {
+        account.identifier.clone()
+    };
+    let baseline_visit = probe(ctx, &known).await?;
+    let baseline = Answer::of(&baseline_visit, &known);
+    // Two unknown identifiers: if even they differ, the page varies by itself
     // (a timestamp, a request id) and bodies cannot be compared.
-    let (unknown_a, unknown_b) = (ctx.unknown_email(), ctx.unknown_email());
+    let (unknown_a, unknown_b) = (ctx.unknown_identifier(), ctx.unknown_identifier());
     let first_unknown = Answer::of(&probe(ctx, &unknown_a).await?, &unknown_a);
     let second_unknown = Answer::of(&probe(ctx, &unknown_b).await?, &unknown_b);
     let compare_bodies =
         first_unknown.body == second_unknown.body && first_unknown.final_body == second_unknown.final_body;
     if !compare_bodies {
-        ctx.note("Two unknown addresses got different bodies: the page varies by itself, so bodies were not compared.");
+        ctx.note("Two unknown identifiers got different bodies: the page varies by itself, so bodies were not compared.");
     }
+    ctx.note(format!(
+        "The form takes {kind:?} identifiers (forgot.identifier_kind): every probe is of that kind."
+    ));
     let mut probes: Vec<(String, String)> = vec![
-        (format!("unknown address {unknown_a}"), unknown_a.clone()),
-        (format!("unknown address {unknown_b}"), unknown_b.clone()),
+        (format!("unknown identifier {unknown_a}"), unknown_a.clone()),
+        (format!("unknown identifier {unknown_b}"), unknown_b.clone()),
     ];
     let mut answers = vec![first_unknown, second_unknown];
     let mut more: Vec<(String, String)> = Vec::new();
-    if account.identifier != account.email {
+    if account.identifier != known {
         more.push((
             format!("known identifier {}", account.identifier),
             account.identifier.clone(),
         ));
     }
-    if ctx.target.accounts.iter().any(|a| !a.identifier.contains('@')) {
-        let name = format!("nobody{}", ctx.unique().replace('-', ""));
-        more.push((format!("unknown identifier {name}"), name));
+    if kind == IdentifierKind::Either {
+        let name = ctx.unknown_username();
+        more.push((format!("unknown username {name}"), name));
     }
     for disabled in ctx.target.accounts.iter().filter(|a| a.disabled) {
         more.push((
@@ -238,10 +230,12 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
         ));
     }
     if let Some(group) = ctx.target.shared_email_groups().first() {
-        more.push((
-            format!("shared address {}", group[0].email),
-            group[0].email.clone(),
-        ));
+        let typed = if kind.takes_email() {
+            group[0].email.clone()
+        } else {
+            group[0].identifier.clone()
+        };
+        more.push((format!("shared address {typed}"), typed));
     }
     for (label, identifier) in more.into_iter().chain(throttle_probes(ctx, &account)) {
         let visit = probe(ctx, &identifier).await?;
@@ -249,8 +243,8 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
         probes.push((label, identifier));
     }
     ctx.note(format!(
-        "Baseline (known address {}): status {}, redirect {:?}, cookies {:?}",
-        account.email, baseline.status, baseline.redirect, baseline.cookies
+        "Baseline (known {known}): status {}, redirect {:?}, cookies {:?}",
+        baseline.status, baseline.redirect, baseline.cookies
     ));
     let mut differing = Vec::new();
     for ((label, _), answer) in probes.iter().zip(&answers) {
@@ -264,10 +258,7 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
         Ok(())
     } else {
         Err(fail(
-            format!(
-                "every identifier gets exactly the answer the known address {} gets",
-                account.email
-            ),
+            format!("every identifier gets exactly the answer the known {known} gets"),
             differing.join("\n"),
         ))
     }
@@ -277,6 +268,11 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
 /// (the last ones are throttled), or three repeats when none is declared.
 fn throttle_probes(ctx: &HttpCtx, account: &TestAccount) -> Vec<(String, String)> {
     let used = ctx.requests_for(account);
+    let typed = if ctx.target.forgot.identifier_kind.takes_email() {
+        account.email.clone()
+    } else {
+        account.identifier.clone()
+    };
     let count = match ctx.target.limits.per_account {
         Some(limit) if limit + 1 > used + MAX_THROTTLE_REQUESTS => {
             ctx.note(format!(
@@ -299,175 +295,18 @@ fn throttle_probes(ctx: &HttpCtx, account: &TestAccount) -> Vec<(String, String)
                 .per_account
                 .is_some_and(|limit| used + i + 1 > limit);
             let label = if over {
-                format!(
-                    "throttled known address {} (request #{})",
-                    account.email,
-                    used + i + 1
-                )
+                format!("throttled known {} (request #{})", typed, used + i + 1)
             } else {
-                format!(
-                    "repeated known address {} (request #{})",
-                    account.email,
-                    used + i + 1
-                )
+                format!("repeated known {} (request #{})", typed, used + i + 1)
             };
-            (label, account.email.clone())
+            (label, typed.clone())
         })
         .collect()
-}
-
-/// One round of interleaved samples.
-struct Round {
-    known: Duration,
-    unknown: Duration,
-    known_p90: Duration,
-    unknown_p90: Duration,
-}
-
-impl Round {
-    fn ratio(&self) -> f64 {
-        ms(self.known) / ms(self.unknown).max(1e-6)
-    }
-
-    /// Whether the medians differ by more than `ratio` and `min_diff_ms`.
-    fn breaches(&self, ratio: f64, min_diff_ms: f64) -> bool {
-        let r = self.ratio();
-        r.max(1.0 / r.max(1e-9)) > ratio && (ms(self.known) - ms(self.unknown)).abs() >= min_diff_ms
-    }
-
-    fn describe(&self, samples: usize) -> String {
-        format!(
-            "known/unknown ratio of medians {:.2} over {samples}+{samples} interleaved samples \
-             (known median {:.2} ms, p90 {:.2} ms; unknown median {:.2} ms, p90 {:.2} ms)",
-            self.ratio(),
-            ms(self.known),
-            ms(self.known_p90),
-            ms(self.unknown),
-            ms(self.unknown_p90)
-        )
-    }
-}
-
-/// `samples` timed requests each for `known` and fresh unknown addresses,
-/// interleaved and alternating which goes first, so drift hits both.
-async fn round(ctx: &HttpCtx, known: &str, samples: usize) -> Result<Round, Problem> {
-    let mut k = Vec::with_capacity(samples);
-    let mut u = Vec::with_capacity(samples);
-    for i in 0..samples {
-        if i % 2 == 0 {
-            k.push(timed(ctx, known).await?);
-            u.push(timed(ctx, &ctx.unknown_email()).await?);
-        } else {
-            u.push(timed(ctx, &ctx.unknown_email()).await?);
-            k.push(timed(ctx, known).await?);
-        }
-    }
-    let (known, unknown) = (median(&mut k), median(&mut u));
-    Ok(Round {
-        known,
-        unknown,
-        known_p90: percentile(&k, 90),
-        unknown_p90: percentile(&u, 90),
-    })
-}
-
-async fn timing(ctx: &HttpCtx) -> Check {
-    let account = ctx.plain_account(0)?;
-    let samples = ctx.target.checks.timing_samples;
-    let limit = ctx.target.limits.per_account;
-    let threshold = ctx.target.checks.timing_warn_ratio;
-    let min_diff = ctx.target.checks.timing_min_difference_ms;
-    let used_before = ctx.requests_for(&account);
-    for _ in 0..WARMUP {
-        probe(ctx, &account.email).await?;
-        probe(ctx, &ctx.unknown_email()).await?;
-    }
-    let first = round(ctx, &account.email, samples).await?;
-    ctx.note(first.describe(samples));
-    ctx.note(format!(
-        "Warn when the ratio leaves [1/{threshold}, {threshold}] and the medians differ by at least {min_diff} ms, \
-         in this round and in a second one taken to confirm it (noise on a shared machine rarely repeats)."
-    ));
-    if let Some(l) = limit {
-        // The j-th known sample is the account's request number
-        // used_before + WARMUP + j + 1 in this run.
-        let throttled = (0..samples)
-            .filter(|j| used_before as usize + WARMUP + j + 1 > l as usize)
-            .count();
-        ctx.note(format!(
-            "{throttled} of the {samples} known samples were sent past limits.per_account = {l}."
-        ));
-    }
-    if !first.breaches(threshold, min_diff) {
-        return Ok(());
-    }
-    let second = round(ctx, &account.email, samples).await?;
-    ctx.note(format!("Second round: {}", second.describe(samples)));
-    if !second.breaches(threshold, min_diff) {
-        ctx.note("The second round did not confirm the difference: not reported.");
-        return Ok(());
-    }
-    Err(fail(
-        format!(
-            "known and unknown identifiers answer alike: ratio of medians within 1/{threshold}..{threshold} \
-             (or medians less than {min_diff} ms apart)"
-        ),
-        format!(
-            "known median {:.2} ms vs unknown median {:.2} ms (ratio {:.2}), confirmed by a second round \
-             ({:.2} vs {:.2} ms, ratio {:.2}); {samples} samples each per round",
-            ms(first.known),
-            ms(first.unknown),
-            first.ratio(),
-            ms(second.known),
-            ms(second.unknown),
-            second.ratio()
-        ),
-    ))
-}
-
-/// Time of the POST of one reset request (the form is loaded untimed).
-async fn timed(ctx: &HttpCtx, identifier: &str) -> Result<Duration, Problem> {
-    Ok(probe(ctx, identifier).await?.first().elapsed)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    match samples.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => samples[n / 2],
-        n => (samples[n / 2 - 1] + samples[n / 2]) / 2,
-    }
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn medians_and_percentiles() {
-        let d = Duration::from_millis;
-        let mut odd = [d(5), d(1), d(3)];
-        assert_eq!(median(&mut odd), d(3));
-        let mut even = [d(4), d(1), d(3), d(2)];
-        assert_eq!(median(&mut even), Duration::from_micros(2500));
-        let sorted: Vec<Duration> = (1..=10).map(d).collect();
-        assert_eq!(percentile(&sorted, 90), d(9));
-        assert_eq!(percentile(&sorted, 100), d(10));
-        assert_eq!(median(&mut []), Duration::ZERO);
-    }
 
     #[test]
     fn cookies_are_compared_without_values_or_dates() {

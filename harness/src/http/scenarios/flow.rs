@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use url::Url;
 
 use super::{OWASP, http_body, needs_account, needs_shared, scenario};
-use crate::http::context::{Completion, HttpCtx};
+use crate::http::context::{Completion, HttpCtx, THROTTLE_FIX, THROTTLING, first_link, reset_links};
 use crate::http::driver::Submission;
 use crate::http::runner::HttpScenario;
-use crate::inspect::{self, Check as MailCheck, MailExpectation, ParsedMail, find_reset_links};
+use crate::http::target_file::SharedAddress;
+use crate::http::token_strength;
+use crate::inspect::{self, Check as MailCheck, MailExpectation, ParsedMail};
 use crate::runner::{Check, Problem, ensure, fail};
 use crate::scenario::Severity::Must;
 
@@ -54,30 +56,85 @@ pub(super) fn shared() -> Vec<HttpScenario> {
     )]
 }
 
-/// Fails unless `link` is on the configured link target's origin and path.
+/// Fails unless `link` is a reset link on the target (the target file's
+/// link pattern: origin and shape); every check asks this one function.
 pub(super) fn link_on_target(ctx: &HttpCtx, link: &Url) -> Check {
-    let expected = ctx.target.link_target();
-    ensure(
-        link.origin() == expected.origin() && link.path() == expected.path(),
-        format!("the reset link points at {expected}"),
-        || format!("it points at {link}"),
-    )
+    ctx.target
+        .link_pattern()
+        .on_target(link)
+        .map(|_| ())
+        .map_err(|why| {
+            fail(
+                format!("the reset link is like {}", ctx.target.link_target()),
+                why,
+            )
+        })
 }
 
+/// Accounts RST-HTTP-001 tries before concluding that no mail comes at all.
+const MAX_SILENT_ACCOUNTS: usize = 3;
+
 async fn happy_path(ctx: &HttpCtx) -> Check {
-    let account = ctx.plain_account(1)?;
+    let mut throttled: Vec<String> = Vec::new();
+    let (account, mail) = loop {
+        let next = if throttled.len() >= MAX_SILENT_ACCOUNTS {
+            Err(Problem::Skip("enough accounts tried".into()))
+        } else {
+            ctx.plain_account(1)
+        };
+        let account = match next {
+            Ok(account) => account,
+            Err(e) if throttled.is_empty() => return Err(e),
+            Err(_) => {
+                let names = throttled.join(", ");
+                return Err(fail(
+                    "a reset email arrives for one of the listed accounts",
+                    format!(
+                        "no email within {:?} for any of {names} (if the app throttles and a previous run used \
+                         its budget, restart it or wait for the window; {THROTTLE_FIX})",
+                        ctx.target.checks.mail_wait()
+                    ),
+                ));
+            }
+        };
+        let user = ctx.user("requester")?;
+        let mark = ctx.mail_mark();
+        let visit = ctx.forgot(&user, &ctx.typed(&account), Submission::new()).await?;
+        let accepted = &ctx.target.forgot.accepted;
+        accepted.check(&visit).map_err(|why| {
+            fail(
+                format!("the forgot-password form answers {accepted}"),
+                format!("{why} ({})", visit.summary()),
+            )
+        })?;
+        match ctx.wait_link_mail(mark, &account.email).await? {
+            Some(mail) => break (account, mail),
+            None => {
+                let hint = ctx.limit_hint(&account.email);
+                if !hint.is_empty() {
+                    return Err(Problem::Error(format!(
+                        "cannot check: no email to {}{hint}",
+                        account.email
+                    )));
+                }
+                if let Some(why) = ctx.throttling(&account.email) {
+                    ctx.mark_exhausted(&account.email);
+                    return Err(Problem::Error(why));
+                }
+                // Nothing arrived yet in this run: a broken app, or one that
+                // still throttles this account after an earlier run. Another
+                // account tells them apart.
+                ctx.note(format!(
+                    "No reset email to {} within {:?}; trying another listed account.",
+                    account.email,
+                    ctx.target.checks.mail_wait()
+                ));
+                ctx.mark_exhausted(&account.email);
+                throttled.push(format!("`{}` <{}>", account.key(), account.email));
+            }
+        }
+    };
     let old_password = ctx.current_password(&account);
-    let user = ctx.user("requester")?;
-    let mark = ctx.mail_mark();
-    let visit = ctx.forgot(&user, &account.identifier, Submission::new()).await?;
-    let accepted = &ctx.target.forgot.accepted;
-    accepted.check(&visit).map_err(|why| {
-        fail(
-            format!("the forgot-password form answers {accepted}"),
-            format!("{why} ({})", visit.summary()),
-        )
-    })?;
-    let mail = ctx.link_mail(mark, &account.email, true).await?;
     ctx.keep_sample_mail(&mail.message, &account.email);
     link_on_target(ctx, &mail.link)?;
     let password = ctx.new_password();
@@ -91,25 +148,31 @@ async fn happy_path(ctx: &HttpCtx) -> Check {
         || done.describe(),
     )?;
     ctx.remember_password(&account, &password);
-    match ctx.login(&account.identifier, &password).await? {
-        None => {
-            ctx.note(
-                "The target file describes no [login]: signing in with the new password was not checked.",
-            );
-            return Ok(());
+    match ctx.login(account.login_name(), &password).await? {
+        None => ctx.not_checked("signing in with the new password, and that the old one is refused"),
+        Some(Ok(())) => {
+            if let Some(old) = old_password.filter(|old| *old != password) {
+                let still = ctx.login(account.login_name(), &old).await?;
+                ensure(
+                    !matches!(still, Some(Ok(()))),
+                    "the old password no longer signs in",
+                    || "it still does".into(),
+                )?;
+            }
         }
-        Some(Ok(())) => {}
         Some(Err(why)) => {
             return Err(fail("signing in with the new password succeeds", why));
         }
     }
-    if let Some(old) = old_password.filter(|old| *old != password) {
-        let still = ctx.login(&account.identifier, &old).await?;
-        ensure(
-            !matches!(still, Some(Ok(()))),
-            "the old password no longer signs in",
-            || "it still does".into(),
-        )?;
+    if !throttled.is_empty() {
+        return Err(Problem::Warn {
+            expected: "every listed account gets its reset email".into(),
+            actual: format!(
+                "no email for {} although `{}` got one: {THROTTLING}. {THROTTLE_FIX}",
+                throttled.join(", "),
+                account.key()
+            ),
+        });
     }
     Ok(())
 }
@@ -129,18 +192,40 @@ async fn mail_inspection(ctx: &HttpCtx) -> Check {
             sample
         }
         None => {
-            let account = ctx.plain_account(1)?;
-            let mail = ctx.request_link(&account).await?;
+            let (account, mail) = ctx.fresh_link(1).await?;
             (mail.message, account.email)
         }
     };
+    if ctx.tokens_seen().len() < 2 {
+        // A second token shows which characters and parts vary.
+        match ctx.fresh_link(1).await {
+            Ok(_) => {}
+            Err(e) => ctx.note(format!(
+                "A second link for the token estimate could not be had: {e:?}"
+            )),
+        }
+    }
     let parsed = ParsedMail::parse(&message.data)
         .map_err(|e| fail("the reset email is a well-formed MIME message", e.to_string()))?;
-    let expectation = MailExpectation::new(ctx.target.link_expectation()).to(address);
-    let failed: Vec<_> = inspect::check(&parsed, &expectation)
+    let pattern = ctx.target.link_pattern();
+    let link = first_link(&ctx.target, &message)
+        .ok_or_else(|| fail(format!("a reset link like {pattern}"), "none in the email"))?;
+    let expectation = MailExpectation::new(pattern.expectation_for(&link)).to(address);
+    let mut findings: Vec<inspect::Finding> = inspect::check(&parsed, &expectation)
         .into_iter()
-        .filter(|f| !f.ok)
+        .filter(|f| !matches!(f.check, MailCheck::LinkMatchesBase | MailCheck::TokenShape))
         .collect();
+    findings.push(match pattern.on_target(&link) {
+        Ok(_) => finding(
+            MailCheck::LinkMatchesBase,
+            true,
+            pattern.to_string(),
+            link.to_string(),
+        ),
+        Err(why) => finding(MailCheck::LinkMatchesBase, false, pattern.to_string(), why),
+    });
+    findings.push(token_finding(ctx, &link));
+    let failed: Vec<_> = findings.into_iter().filter(|f| !f.ok).collect();
     let describe = |findings: Vec<&inspect::Finding>| {
         findings
             .iter()
@@ -166,6 +251,55 @@ async fn mail_inspection(ctx: &HttpCtx) -> Check {
     Ok(())
 }
 
+fn finding(check: MailCheck, ok: bool, expected: String, actual: String) -> inspect::Finding {
+    inspect::Finding {
+        check,
+        ok,
+        expected,
+        actual,
+    }
+}
+
+/// The token's shape (URL-safe characters, no padding) and its strength,
+/// estimated from every token the run saw ([`token_strength`]).
+fn token_finding(ctx: &HttpCtx, link: &Url) -> inspect::Finding {
+    let expected = format!(
+        "a token of URL-safe characters, no `=` padding, at least {MIN_TOKEN_BITS} bits of entropy \
+         (estimated from the alphabet and parts of the run's tokens)"
+    );
+    let Some(token) = ctx.target.link_pattern().token(link) else {
+        return finding(
+            MailCheck::TokenShape,
+            false,
+            expected,
+            format!("no token in {link}"),
+        );
+    };
+    if token.contains('=') || token.contains(['+', '/']) || token.chars().any(|c| !c.is_ascii_graphic()) {
+        return finding(
+            MailCheck::TokenShape,
+            false,
+            expected,
+            format!("the token `{token}` has characters outside the URL-safe set (`+`, `/`, `=` or others)"),
+        );
+    }
+    let mut tokens = ctx.tokens_seen();
+    if !tokens.contains(&token) {
+        tokens.push(token);
+    }
+    let estimate = token_strength::estimate(&tokens);
+    ctx.note(format!("Token strength: {}", estimate.explanation));
+    finding(
+        MailCheck::TokenShape,
+        estimate.bits >= f64::from(MIN_TOKEN_BITS),
+        expected,
+        estimate.explanation,
+    )
+}
+
+/// The least entropy a reset token must have.
+const MIN_TOKEN_BITS: u32 = 128;
+
 async fn shared_email(ctx: &HttpCtx) -> Check {
     let groups = ctx.target.shared_email_groups();
     let Some(group) = groups.first() else {
@@ -173,44 +307,61 @@ async fn shared_email(ctx: &HttpCtx) -> Check {
     };
     let group: Vec<_> = group.iter().map(|a| (*a).clone()).collect();
     let address = group[0].email.clone();
+    let policy = ctx.target.forgot.shared_address;
+    // What the user types: the address when the form takes one, else the
+    // identifier the accounts share.
+    let typed = if ctx.target.forgot.identifier_kind.takes_email() {
+        address.clone()
+    } else {
+        group[0].identifier.clone()
+    };
     let user = ctx.user("shared-requester")?;
     let mark = ctx.mail_mark();
-    let visit = ctx.forgot(&user, &address, Submission::new()).await?;
+    let visit = ctx.forgot(&user, &typed, Submission::new()).await?;
     let accepted = &ctx.target.forgot.accepted;
     accepted.check(&visit).map_err(|why| {
         fail(
-            format!("a request for the shared address {address} gets the usual answer: {accepted}"),
+            format!("a request for the shared address {typed} gets the usual answer: {accepted}"),
             format!("{why} ({})", visit.summary()),
         )
     })?;
-    let mut links = collect_links(ctx, mark, &address, group.len()).await;
-    if links.len() < group.len() {
-        ctx.note(format!(
-            "A request for {address} brought {} reset link(s) for {} accounts; asking by each account's identifier too.",
-            links.len(),
-            group.len()
-        ));
-        for account in &group {
-            let user = ctx.user("shared-requester")?;
-            ctx.forgot(&user, &account.identifier, Submission::new()).await?;
-        }
-        links = collect_links(ctx, mark, &address, group.len()).await;
+    let names: Vec<&str> = group.iter().map(|a| a.key()).collect();
+    let (mails, links) = collect_links(ctx, mark, &address, group.len()).await;
+    ctx.note(format!(
+        "A request for {typed} brought {mails} email(s) with {} distinct reset link(s) for {} accounts ({}); \
+         declared policy: {policy:?}.",
+        links.len(),
+        group.len(),
+        names.join(", ")
+    ));
+    if links.is_empty()
+        && let Some(why) = ctx.throttling(&address)
+    {
+        return Err(Problem::Error(why));
     }
-    let names: Vec<&str> = group.iter().map(|a| a.identifier.as_str()).collect();
-    ensure(
-        links.len() >= group.len(),
-        format!(
-            "each account sharing {address} ({}) gets its own reset link",
-            names.join(", ")
-        ),
-        || {
+    let (expected, ok) = match policy {
+        SharedAddress::OneMailPerAccount => (
             format!(
-                "{} distinct reset link(s) arrived{}",
-                links.len(),
-                ctx.limit_hint(&address)
-            )
-        },
-    )?;
+                "each account sharing {address} ({}) gets its own email with its own link (forgot.shared_address = \"one_mail_per_account\")",
+                names.join(", ")
+            ),
+            mails >= group.len() && links.len() >= group.len(),
+        ),
+        SharedAddress::OneCombinedMail => (
+            format!(
+                "one email to {address} listing each account ({}) with its own link (forgot.shared_address = \"one_combined_mail\")",
+                names.join(", ")
+            ),
+            mails == 1 && links.len() >= group.len(),
+        ),
+    };
+    ensure(ok, expected, || {
+        format!(
+            "{mails} email(s) with {} distinct reset link(s){}",
+            links.len(),
+            ctx.limit_hint(&address)
+        )
+    })?;
     // Newest links last: the newest link per account is the one that works.
     let mut passwords = Vec::new();
     for link in links.iter().rev().take(group.len()) {
@@ -226,14 +377,14 @@ async fn shared_email(ctx: &HttpCtx) -> Check {
         }
     }
     if ctx.target.login.is_none() {
-        ctx.note("No [login] in the target file: which account each link reset was not checked.");
+        ctx.not_checked("which account each link reset (signing in as each account)");
         return Ok(());
     }
     let mut used = HashSet::new();
     for account in &group {
         let mut signed_in = None;
         for (i, password) in passwords.iter().enumerate() {
-            if matches!(ctx.login(&account.identifier, password).await?, Some(Ok(()))) {
+            if matches!(ctx.login(account.login_name(), password).await?, Some(Ok(()))) {
                 signed_in = Some(i);
                 break;
             }
@@ -245,7 +396,7 @@ async fn shared_email(ctx: &HttpCtx) -> Check {
                     "each account's own link resets that account only",
                     format!(
                         "`{}` signs in with the password set through link #{}, as another account does",
-                        account.identifier,
+                        account.key(),
                         i + 1
                     ),
                 ));
@@ -254,7 +405,7 @@ async fn shared_email(ctx: &HttpCtx) -> Check {
                 return Err(fail(
                     format!(
                         "`{}` signs in with the password set through its link",
-                        account.identifier
+                        account.key()
                     ),
                     "none of the new passwords signs it in",
                 ));
@@ -264,24 +415,27 @@ async fn shared_email(ctx: &HttpCtx) -> Check {
     Ok(())
 }
 
-/// Distinct reset links in mail to `address` after `mark`, oldest first;
-/// waits until `want` are there or the mail wait passes.
-async fn collect_links(ctx: &HttpCtx, mark: usize, address: &str, want: usize) -> Vec<Url> {
+/// Emails to `address` after `mark` with a reset link, and their distinct
+/// links, oldest first; waits until `want` links are there or the mail wait
+/// passes.
+async fn collect_links(ctx: &HttpCtx, mark: usize, address: &str, want: usize) -> (usize, Vec<Url>) {
     let deadline = std::time::Instant::now() + ctx.target.checks.mail_wait();
     loop {
         let mut links: Vec<Url> = Vec::new();
+        let mut mails = 0;
         for message in ctx.mails_since(mark).iter().filter(|m| m.has_recipient(address)) {
-            let Ok(parsed) = ParsedMail::parse(&message.data) else {
-                continue;
-            };
-            for link in find_reset_links(&parsed, &ctx.target.link_expectation()) {
-                if link.token.is_some() && !link.relative && !links.contains(&link.url) {
-                    links.push(link.url);
+            let found = reset_links(&ctx.target, message);
+            if !found.is_empty() {
+                mails += 1;
+            }
+            for link in found {
+                if !links.contains(&link) {
+                    links.push(link);
                 }
             }
         }
         if links.len() >= want || std::time::Instant::now() >= deadline {
-            return links;
+            return (mails, links);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }

@@ -107,7 +107,7 @@ async fn poisoned_request(ctx: &HttpCtx, headers: &[(&str, &str)], what: &str) -
     let extra = headers
         .iter()
         .fold(Submission::new(), |s, (name, value)| s.header(*name, *value));
-    let visit = ctx.forgot(&user, &account.identifier, extra).await?;
+    let visit = ctx.forgot(&user, &ctx.typed(&account), extra).await?;
     let accepted = ctx.target.forgot.accepted.check(&visit).is_ok();
     let wait = if accepted {
         ctx.target.checks.mail_wait()
@@ -121,8 +121,12 @@ async fn poisoned_request(ctx: &HttpCtx, headers: &[(&str, &str)], what: &str) -
     let is_reset = |m: &CapturedMessage| m.has_recipient(&account.email) && is_reset_mail(&ctx.target, m);
     let Some(message) = ctx.wait_mail_for(mark, wait, is_reset).await else {
         return if accepted {
+            let why = ctx.throttling(&account.email).unwrap_or_default();
+            if !why.is_empty() {
+                ctx.mark_exhausted(&account.email);
+            }
             Err(Problem::Error(format!(
-                "cannot check: the request with {what} was accepted but no email to {} arrived{}",
+                "cannot check: the request with {what} was accepted but no email to {} arrived{} {why}",
                 account.email,
                 ctx.limit_hint(&account.email)
             )))
@@ -168,27 +172,35 @@ async fn repeated_identifier(ctx: &HttpCtx) -> Check {
     let account = ctx.plain_account(1)?;
     let field = ctx.target.forgot.identifier_field.clone();
     let attacker = format!("attacker-{}@attacker.test", ctx.unique());
+    let (victim, second) = if ctx.target.forgot.identifier_kind.takes_email() {
+        (account.email.clone(), attacker.clone())
+    } else {
+        (
+            account.identifier.clone(),
+            format!("attacker{}", ctx.unique().replace('-', "")),
+        )
+    };
     let list = format!("{field}[]");
     let probes = [
         (
-            format!("`{field}` sent twice (victim's address, then the attacker's)"),
+            format!("`{field}` sent twice (the victim's, then the attacker's)"),
             Submission::new()
-                .set(field.clone(), account.email.clone())
-                .set(field.clone(), attacker.clone()),
+                .set(field.clone(), victim.clone())
+                .set(field.clone(), second.clone()),
         ),
         (
-            format!("a list `{list}` of the victim's and the attacker's addresses"),
+            format!("a list `{list}` of the victim's and the attacker's"),
             Submission::new()
                 .remove(field.clone())
-                .set(list.clone(), account.email.clone())
-                .set(list, attacker.clone()),
+                .set(list.clone(), victim.clone())
+                .set(list, second.clone()),
         ),
     ];
     let mark = ctx.mail_mark();
     let mut accepted = Vec::new();
     for (what, submission) in &probes {
         let user = ctx.user("attacker")?;
-        ctx.count_request(&account.identifier);
+        ctx.count_request(&ctx.typed(&account));
         let visit = ctx.forgot_raw(&user, submission).await?;
         let refused = visit.first().status >= 400 || ctx.target.forgot.accepted.check(&visit).is_err();
         ctx.note(format!(

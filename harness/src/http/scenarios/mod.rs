@@ -8,6 +8,7 @@ mod enumeration;
 mod flow;
 mod injection;
 mod links;
+mod timing;
 
 use super::context::HttpCtx;
 use super::runner::{BoxHttpCheck, HttpScenario};
@@ -22,6 +23,7 @@ pub fn all() -> Vec<HttpScenario> {
         links::scenarios(),
         flow::shared(),
         enumeration::scenarios(),
+        timing::scenarios(),
     ]
     .into_iter()
     .flatten()

@@ -10,10 +10,6 @@ pub(super) fn absolute_url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Er
     parse_absolute(&text).map_err(serde::de::Error::custom)
 }
 
-pub(super) fn opt_absolute_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
-    absolute_url(d).map(Some)
-}
-
 pub(super) fn parse_absolute(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("{text:?} is not an absolute URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {

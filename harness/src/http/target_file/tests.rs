@@ -19,7 +19,7 @@ fn error(text: &str) -> String {
 fn minimal_file_gets_defaults() {
     let t = HttpTarget::from_toml_str(MINIMAL, "t.toml").unwrap();
     assert_eq!(t.name, "http://127.0.0.1:9/");
-    assert_eq!(t.link_target().as_str(), "http://127.0.0.1:9/reset");
+    assert_eq!(t.link_target(), "http://127.0.0.1:9/reset?token={token}");
     assert_eq!(t.link.follow, Follow::Form);
     assert_eq!(t.forgot.accepted.status, Some(vec![200]));
     assert_eq!(t.checks.parallel_submits, 8);
@@ -43,8 +43,27 @@ fn errors_name_the_key() {
             "set_password.success",
         ),
         (
-            format!("{MINIMAL}\n[link]\nfollow = \"redirect\""),
-            "set_password.page",
+            format!("{MINIMAL}\n[link]\nurl = \"/reset/{{uid}}/\""),
+            "link.url",
+        ),
+        (
+            format!(
+                "{MINIMAL}\n[[accounts]]\nidentifier = \"a@x.test\"\nemail = \"a@x.test\"\n[[accounts]]\nidentifier = \"a@x.test\"\nemail = \"b@x.test\""
+            ),
+            "accounts[1].identifier",
+        ),
+        (
+            format!(
+                "{MINIMAL}\n[[accounts]]\nidentifier = \"f@x.test\"\nemail = \"f@x.test\"\n[[accounts]]\nidentifier = \"f@x.test\"\nemail = \"f@x.test\""
+            ),
+            "need a `username` each",
+        ),
+        (
+            MINIMAL.replace(
+                "identifier_field = \"email\"",
+                "identifier_field = \"email\"\nidentifier_kind = \"email\"",
+            ) + "\n[[accounts]]\nidentifier = \"alice\"\nemail = \"a@x.test\"",
+            "must be an email address",
         ),
         (format!("{MINIMAL}\n[link]\nfollow = \"teleport\""), "follow"),
         (
@@ -68,6 +87,30 @@ fn errors_name_the_key() {
         assert!(err.contains(key), "expected {key:?} in: {err}");
         assert!(err.contains("t.toml"), "{err}");
     }
+}
+
+#[test]
+fn accounts_sharing_an_address_may_share_the_identifier_with_usernames() {
+    let text = MINIMAL.replace(
+        "identifier_field = \"email\"",
+        "identifier_field = \"email\"\nidentifier_kind = \"email\"\nshared_address = \"one_combined_mail\"",
+    ) + "
+        [link]
+        url = \"/accounts/reset/{uidb64}/{token}/\"
+        [[accounts]]
+        identifier = \"family@x.test\"
+        username = \"dave\"
+        email = \"family@x.test\"
+        [[accounts]]
+        identifier = \"family@x.test\"
+        username = \"erin\"
+        email = \"family@x.test\"";
+    let t = HttpTarget::from_toml_str(&text, "t.toml").unwrap();
+    assert_eq!(t.forgot.identifier_kind, IdentifierKind::Email);
+    assert_eq!(t.forgot.shared_address, SharedAddress::OneCombinedMail);
+    assert_eq!(t.shared_email_groups()[0].len(), 2);
+    assert_eq!(t.account("erin").map(|a| a.login_name()), Some("erin"));
+    assert_eq!(t.link_target(), "/accounts/reset/{uidb64}/{token}/");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Expect, Follow, HttpTarget};
+use super::{Expect, HttpTarget, IdentifierKind};
 
 impl HttpTarget {
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
@@ -71,12 +71,6 @@ impl HttpTarget {
                 return bad(key, "is not a valid HTTP header name");
             }
         }
-        if self.link.follow == Follow::Redirect && self.set_password.page.is_none() {
-            return bad(
-                "set_password.page",
-                "is required when `link.follow = \"redirect\"` (the page the link redirects to)",
-            );
-        }
         if let Some(app) = &self.app
             && app.command.first().is_none_or(|p| p.trim().is_empty())
         {
@@ -94,6 +88,18 @@ impl HttpTarget {
         }
         if !(5..=1000).contains(&checks.timing_samples) {
             return bad("checks.timing_samples", "must be between 5 and 1000");
+        }
+        if !(checks.timing_samples..=5000).contains(&checks.timing_max_samples) {
+            return bad(
+                "checks.timing_max_samples",
+                "must be at least checks.timing_samples (and at most 5000)",
+            );
+        }
+        if !(1.0..=3600.0).contains(&checks.timing_budget_secs) {
+            return bad("checks.timing_budget_secs", "must be between 1 and 3600");
+        }
+        if !(1..=50).contains(&checks.race_trials) {
+            return bad("checks.race_trials", "must be between 1 and 50");
         }
         if !(checks.timing_warn_ratio > 1.0 && checks.timing_warn_ratio <= 100.0) {
             return bad("checks.timing_warn_ratio", "must be above 1.0 (and at most 100)");
@@ -114,11 +120,51 @@ impl HttpTarget {
             if account.identifier.trim().is_empty() {
                 return bad(&format!("accounts[{i}].identifier"), "is empty");
             }
-            if !seen.insert(account.identifier.as_str()) {
+            if account.username.as_ref().is_some_and(|u| u.trim().is_empty()) {
+                return bad(&format!("accounts[{i}].username"), "is empty");
+            }
+            if let Some(other) = self.accounts[..i]
+                .iter()
+                .find(|o| o.identifier == account.identifier)
+                && !other.email.eq_ignore_ascii_case(&account.email)
+            {
                 return bad(
                     &format!("accounts[{i}].identifier"),
-                    &format!("repeats `{}`", account.identifier),
+                    &format!(
+                        "repeats `{}` with another address (only accounts that share an address may share the identifier)",
+                        account.identifier
+                    ),
                 );
+            }
+            if !seen.insert(account.key()) {
+                let key = if account.username.is_some() {
+                    "username"
+                } else {
+                    "identifier"
+                };
+                return bad(
+                    &format!("accounts[{i}].{key}"),
+                    &format!(
+                        "repeats `{}`: accounts sharing an identifier need a `username` each",
+                        account.key()
+                    ),
+                );
+            }
+            let is_email = account.identifier.contains('@');
+            match self.forgot.identifier_kind {
+                IdentifierKind::Email if !is_email => {
+                    return bad(
+                        &format!("accounts[{i}].identifier"),
+                        "must be an email address: forgot.identifier_kind = \"email\"",
+                    );
+                }
+                IdentifierKind::Username if is_email => {
+                    return bad(
+                        &format!("accounts[{i}].identifier"),
+                        "must be a username: forgot.identifier_kind = \"username\"",
+                    );
+                }
+                _ => {}
             }
             let parts: Vec<&str> = account.email.split('@').collect();
             if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
@@ -135,6 +181,12 @@ impl HttpTarget {
                     &format!("names no account in [[accounts]]: {:?}", lookalike.account),
                 );
             };
+            if !self.forgot.identifier_kind.takes_email() {
+                return bad(
+                    &format!("lookalikes[{i}]"),
+                    "look-alike addresses need a form that takes email addresses (forgot.identifier_kind)",
+                );
+            }
             if lookalike.typed == account.email || lookalike.typed.trim().is_empty() {
                 return bad(
                     &format!("lookalikes[{i}].typed"),
