@@ -3,6 +3,28 @@
 //! `resetkit-postgres` provides PostgreSQL ones, and both pass the harness's
 //! store conformance suite.
 //!
+//! # What is atomic
+//!
+//! Each [`TokenStore`] method is one atomic step (on PostgreSQL, one
+//! statement). The password write is not part of them: it goes to the
+//! host's [`AccountDirectory`](crate::account::AccountDirectory), which may
+//! live in another database. `complete` therefore runs
+//! `consume` (the token becomes *spending*) → re-check the account → write
+//! the password → `finish`, and the guarantees hold whatever happens
+//! between those calls:
+//!
+//! - a revocation (a denial, a newer request) while the token is spending
+//!   kills it for good: `release` after a failed write gives back only a
+//!   token still spending, and `finish` leaves a revoked token revoked;
+//! - if the process dies after `consume`, the token stays spending, which no
+//!   step accepts: the link is dead and the user asks for a new one;
+//! - if the password was written but `finish` failed, the reset stands and
+//!   the flow still revokes the account's other links.
+//!
+//! What is not atomic across the two stores: a password written by a
+//! `complete` whose link was revoked during the write stays written (the
+//! revocation came after the link was presented).
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! use std::time::{Duration, SystemTime};
