@@ -264,23 +264,26 @@ impl DeliveryWorker {
         self
     }
 
-    /// Why `entry` must not be sent: the first of its tokens that is no
-    /// longer active.
+    /// Why `entry` must not be sent: every link it carries is dead (the
+    /// first one's reason). A combined email with one live link left is
+    /// still sent, so that account is not left without its link.
     async fn dead_link(&self, entry: &OutboxEntry) -> Result<Option<RejectReason>, StoreError> {
         let Some(tokens) = &self.tokens else {
             return Ok(None);
         };
         let now = self.clock.now();
+        let mut first_reason = None;
         for hash in &entry.tokens {
             let reason = match tokens.find(hash).await? {
-                None => Some(RejectReason::Unknown),
-                Some(record) => record.unusable_reason(now),
+                None => RejectReason::Unknown,
+                Some(record) => match record.unusable_reason(now) {
+                    Some(reason) => reason,
+                    None => return Ok(None),
+                },
             };
-            if reason.is_some() {
-                return Ok(reason);
-            }
+            first_reason.get_or_insert(reason);
         }
-        Ok(None)
+        Ok(first_reason)
     }
 
     /// Sends `email`; on a refused sender, falls back along the resolver

@@ -167,6 +167,13 @@ pub enum EventKind {
         /// What the hook said.
         reason: String,
     },
+    /// A password change went through with a link that was revoked (e.g.
+    /// "this wasn't me") while the change was being stored: the link was
+    /// presented before the revocation.
+    RevokedDuringReset {
+        /// Why the link was revoked.
+        reason: RevokeReason,
+    },
     /// A queued email was not sent because its link died while it waited
     /// in the outbox (e.g. a newer request superseded it during a retry).
     EmailDropped {
@@ -195,6 +202,7 @@ impl EventKind {
             EventKind::LinksRevoked { .. } => "links_revoked",
             EventKind::SessionRevocationFailed { .. } => "session_revocation_failed",
             EventKind::EmailDropped { .. } => "email_dropped",
+            EventKind::RevokedDuringReset { .. } => "revoked_during_reset",
         }
     }
 }

@@ -22,6 +22,8 @@ use resetkit::token::{RejectReason, RevokeReason};
 #[derive(Clone)]
 struct FailingWrite {
     inner: InMemoryAccounts,
+    /// Whether the held write fails (else it succeeds once resumed).
+    fail: bool,
     during_write: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
     resume: Arc<tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
 }
@@ -48,6 +50,9 @@ impl AccountDirectory for FailingWrite {
         if let Some(resume) = self.resume.lock().await.take() {
             let _ = resume.await;
         }
+        if !self.fail {
+            return self.inner.set_password_hash(id, hash).await;
+        }
         Err(StoreError::unavailable(
             "accounts.set_password_hash",
             "connection reset by peer",
@@ -65,6 +70,7 @@ async fn revoked_token_is_never_revived() {
     let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
     let accounts = FailingWrite {
         inner: fx.accounts.clone(),
+        fail: true,
         during_write: Arc::new(Mutex::new(Some(written_tx))),
         resume: Arc::new(tokio::sync::Mutex::new(Some(resume_rx))),
     };
@@ -104,6 +110,53 @@ async fn revoked_token_is_never_revived() {
         Some(RejectReason::Revoked(RevokeReason::UserDenied))
     );
     assert!(service.inspect(&token).await.is_err(), "inspect refuses it too");
+}
+
+/// The other side of race 1: the write succeeds after the owner denied.
+/// The password is changed (the link was presented before the denial), and
+/// the trail says so instead of a plain "reset completed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_during_a_successful_write_is_recorded() {
+    let fx = Fixture::with_accounts([Account::new("a1", "alice", "alice@example.com")]);
+    let (written_tx, written_rx) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    let accounts = FailingWrite {
+        inner: fx.accounts.clone(),
+        fail: false,
+        during_write: Arc::new(Mutex::new(Some(written_tx))),
+        resume: Arc::new(tokio::sync::Mutex::new(Some(resume_rx))),
+    };
+    let service = fx.builder().accounts(Arc::new(accounts)).build().expect("valid");
+    service
+        .request("alice@example.com", &RequestContext::default())
+        .await
+        .expect("well formed");
+    let mail = fx.mailer.sent().pop().expect("one email");
+    let (token, deny) = (reset_token(&mail), deny_token(&mail));
+    let attacker = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            service
+                .complete(&token, secret(GOOD_PASSWORD), secret(GOOD_PASSWORD))
+                .await
+        })
+    };
+    written_rx.await.expect("the password write started");
+    service.deny(&deny).await.expect("the denial is honoured");
+    resume_tx.send(()).expect("writer waits");
+    attacker.await.expect("task").expect("the write went through");
+    assert!(
+        fx.kinds().contains(&EventKind::RevokedDuringReset {
+            reason: RevokeReason::UserDenied
+        }),
+        "{:?}",
+        fx.kinds()
+    );
+    assert_eq!(
+        fx.mailer.sent_to("alice@example.com").len(),
+        2,
+        "the owner gets the password-changed notice"
+    );
 }
 
 /// Race 2: newest-wins must be one atomic step. 50 concurrent requests for
@@ -266,4 +319,50 @@ async fn deny_link_dies_with_its_superseded_reset_link() {
         "superseded link's deny is dead"
     );
     assert!(service.inspect(&newer).await.is_ok(), "newer link untouched");
+}
+
+/// A combined email (accounts sharing an address) whose one link was
+/// superseded while it waited is still delivered for the other account's
+/// live link; only an email whose every link died is dropped.
+#[tokio::test]
+async fn a_combined_email_with_a_live_link_left_is_still_delivered() {
+    use resetkit::policy::DuplicateEmailPolicy;
+    let fx = Fixture::with_accounts([
+        Account::new("a1", "dave", "family@example.com"),
+        Account::new("a2", "erin", "family@example.com"),
+    ]);
+    let service = fx
+        .builder()
+        .outbox(Arc::new(InMemoryOutbox::default()))
+        .duplicate_email_policy(DuplicateEmailPolicy::CombinedEmail)
+        .rate_limits(RateLimits::unlimited())
+        .build()
+        .expect("valid");
+    let ctx = RequestContext::default();
+    service
+        .request("family@example.com", &ctx)
+        .await
+        .expect("accepted");
+    service.request("erin", &ctx).await.expect("accepted");
+    let worker = service.delivery_worker().expect("outbox mode");
+    let report = worker.run_once().await.expect("outbox up");
+    assert_eq!((report.sent, report.dropped), (2, 0), "{report:?}");
+    let combined = fx
+        .mailer
+        .sent()
+        .into_iter()
+        .find(|m| common::reset_tokens(m).len() == 2)
+        .expect("the combined email was delivered");
+    let live: Vec<bool> = {
+        let mut live = Vec::new();
+        for token in common::reset_tokens(&combined) {
+            live.push(service.inspect(&token).await.is_ok());
+        }
+        live
+    };
+    assert_eq!(
+        live.iter().filter(|l| **l).count(),
+        1,
+        "dave's link is live, erin's superseded"
+    );
 }

@@ -31,8 +31,8 @@ pub use accounts::{
 pub use events::event_log_suite;
 pub use outbox::{outbox_suite, sample_email};
 pub use tokens::{
-    token_store_concurrent_consume, token_store_concurrent_issue, token_store_concurrent_revoke_release,
-    token_store_suite,
+    token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,
+    token_store_concurrent_revoke_release, token_store_suite,
 };
 
 /// A fixed point in time the suites work from (whole seconds, so stores that

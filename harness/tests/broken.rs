@@ -164,6 +164,9 @@ struct BuggyTokens {
     inner: Arc<dyn TokenStore>,
     bug: TokenBug,
     deny_to_reset: std::sync::Mutex<std::collections::HashMap<TokenHash, TokenHash>>,
+    /// Under [`TokenBug::ReleaseRevives`]: revoked tokens this store gave
+    /// back, which it then serves as active.
+    revived: std::sync::Mutex<std::collections::HashSet<TokenHash>>,
 }
 
 impl BuggyTokens {
@@ -172,7 +175,12 @@ impl BuggyTokens {
             inner,
             bug,
             deny_to_reset: std::sync::Mutex::new(std::collections::HashMap::new()),
+            revived: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    fn is_revived(&self, hash: &TokenHash) -> bool {
+        self.revived.lock().is_ok_and(|r| r.contains(hash))
     }
 
     /// Under [`TokenBug::SharedSecret`], the reset token a deny secret maps to.
@@ -219,13 +227,28 @@ impl TokenStore for BuggyTokens {
         })
     }
     async fn find(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        self.inner.find(&self.reset_hash(hash)).await
+        let found = self.inner.find(&self.reset_hash(hash)).await?;
+        if self.is_revived(hash) {
+            return Ok(found.map(|r| TokenRecord {
+                state: TokenState::Active,
+                ..r
+            }));
+        }
+        Ok(found)
     }
     async fn find_by_deny(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.inner.find_by_deny(hash).await
     }
     async fn consume(&self, hash: &TokenHash, now: SystemTime) -> Result<ConsumeOutcome, StoreError> {
         let hash = self.reset_hash(hash);
+        if self.revived.lock().is_ok_and(|mut r| r.remove(&hash))
+            && let Some(record) = self.inner.find(&hash).await?
+        {
+            return Ok(ConsumeOutcome::Consumed(TokenRecord {
+                state: TokenState::Spending { at: now },
+                ..record
+            }));
+        }
         if self.bug != TokenBug::NonAtomicConsume {
             return self.inner.consume(&hash, now).await;
         }
@@ -250,20 +273,13 @@ impl TokenStore for BuggyTokens {
         if self.bug != TokenBug::ReleaseRevives {
             return self.inner.release(&hash).await;
         }
-        let Some(record) = self.inner.find(&hash).await? else {
-            return Ok(false);
-        };
-        // The in-memory store replaces a record issued again under its hash.
-        self.inner
-            .issue(TokenIssue {
-                record: TokenRecord {
-                    state: TokenState::Active,
-                    ..record
-                },
-                limit: None,
-                supersede: false,
-            })
-            .await?;
+        if self.inner.release(&hash).await? {
+            return Ok(true);
+        }
+        // Put it back whatever happened to it meanwhile.
+        if let Ok(mut revived) = self.revived.lock() {
+            revived.insert(hash);
+        }
         Ok(true)
     }
     async fn revoke_for_account(

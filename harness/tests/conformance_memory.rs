@@ -25,6 +25,11 @@ async fn in_memory_revoked_token_is_never_revived() {
     conformance::token_store_concurrent_revoke_release(Arc::new(InMemoryTokenStore::default()), 50).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_finish_never_hides_a_revocation() {
+    conformance::token_store_concurrent_finish_revoke(Arc::new(InMemoryTokenStore::default()), 50).await;
+}
+
 #[tokio::test]
 async fn in_memory_event_log_conforms() {
     conformance::event_log_suite(&InMemoryEventLog::default()).await;

@@ -90,6 +90,7 @@ pub(crate) fn encode(kind: &EventKind) -> (&'static str, Value) {
         EventKind::EmailDropped { message_id, reason } => {
             json!({ "message_id": message_id, "reason": reason.as_str() })
         }
+        EventKind::RevokedDuringReset { reason } => json!({ "reason": revoke_name(*reason) }),
         EventKind::ResetCompleted => json!({}),
         EventKind::LinksRevoked { reason, count } => {
             json!({ "reason": revoke_name(*reason), "count": count })
@@ -198,6 +199,9 @@ pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
         "session_revocation_failed" => EventKind::SessionRevocationFailed {
             reason: text(v, "reason")?,
         },
+        "revoked_during_reset" => EventKind::RevokedDuringReset {
+            reason: parsed(v, "reason", RevokeReason::parse)?,
+        },
         "email_dropped" => EventKind::EmailDropped {
             message_id: text(v, "message_id")?,
             reason: parsed(v, "reason", reject_from)?,
@@ -267,6 +271,9 @@ mod tests {
             EventKind::EmailDropped {
                 message_id: "<m@x>".into(),
                 reason: RejectReason::Revoked(RevokeReason::Superseded),
+            },
+            EventKind::RevokedDuringReset {
+                reason: RevokeReason::UserDenied,
             },
         ];
         for kind in kinds {

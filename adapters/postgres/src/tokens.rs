@@ -1,12 +1,14 @@
 //! [`PgTokenStore`]: tokens by hash and rate-limit hits.
 //!
-//! Every flow step is one statement: `issue` is one call of the
-//! `issue_token` function (admit, revoke older links, insert, serialised per
-//! account); `consume` is one `UPDATE ... WHERE state = 'active' RETURNING`
-//! with the refusal reason read in the same statement (PostgreSQL's row lock
-//! makes exactly one of any number of concurrent calls win); `finish` marks
-//! the token used and revokes the account's other links in one CTE; `deny`
-//! locks the deny link's token and revokes the account's links in one CTE.
+//! Every flow step is one statement. The steps that change several tokens of
+//! an account (`issue`, `finish`, `deny`, `revoke_for_account`) are calls of
+//! plpgsql functions (migration 3) that first take the account's advisory
+//! lock, so they never interleave or deadlock and see every row committed
+//! before them. `consume` is one `UPDATE ... WHERE state = 'active'
+//! RETURNING` with the refusal reason read in the same statement
+//! (PostgreSQL's row lock makes exactly one of any number of concurrent
+//! calls win); only a caller that lost a race reads the token again to say
+//! why.
 
 use std::time::{Duration, SystemTime};
 
@@ -26,9 +28,6 @@ use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
 
 const COLS: &str = "hash, account_id, sent_to, password_stamp, issued_at, expires_at, state, state_at, \
     revoke_reason, deny_hash";
-
-/// Live states: usable, or being spent.
-const LIVE: &str = "('active', 'spending')";
 
 struct Queries {
     issue: Sql,
@@ -62,7 +61,7 @@ impl std::fmt::Debug for PgTokenStore {
 impl PgTokenStore {
     /// A store over `schema` (run [`crate::migrate`] first).
     pub fn new(pool: PgPool, schema: &Ident) -> Self {
-        let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS).replace("LIVE", LIVE));
+        let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS));
         let sql = Queries {
             issue: s("SELECT __SCHEMA__.issue_token($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
             find: s("SELECT COLS FROM __SCHEMA__.tokens WHERE hash = $1"),
@@ -76,34 +75,11 @@ impl PgTokenStore {
                  UNION ALL \
                  SELECT false, COLS FROM __SCHEMA__.tokens \
                  WHERE hash = $1 AND NOT EXISTS (SELECT 1 FROM won)"),
-            finish: s("WITH fin AS ( \
-                   UPDATE __SCHEMA__.tokens SET state = 'used', state_at = $2 \
-                   WHERE hash = $1 AND state = 'spending' RETURNING account_id), \
-                 rev AS ( \
-                   UPDATE __SCHEMA__.tokens t SET state = 'revoked', state_at = $2, \
-                     revoke_reason = 'password_reset' \
-                   FROM fin WHERE t.account_id = fin.account_id AND t.state IN LIVE AND t.hash <> $1 \
-                   RETURNING 1) \
-                 SELECT (SELECT count(*) FROM fin) AS finished, (SELECT count(*) FROM rev) AS revoked, \
-                   (SELECT state FROM __SCHEMA__.tokens WHERE hash = $1) AS state, \
-                   (SELECT revoke_reason FROM __SCHEMA__.tokens WHERE hash = $1) AS revoke_reason"),
+            finish: s("SELECT finished, revoked, state, revoke_reason FROM __SCHEMA__.finish_token($1, $2)"),
             release: s("UPDATE __SCHEMA__.tokens SET state = 'active', state_at = NULL \
                  WHERE hash = $1 AND state = 'spending'"),
-            revoke: s(
-                "UPDATE __SCHEMA__.tokens SET state = 'revoked', state_at = $3, revoke_reason = $2 \
-                 WHERE account_id = $1 AND state IN LIVE",
-            ),
-            // FOR UPDATE re-reads the deny link's token after any concurrent
-            // change commits, so a token used meanwhile is seen as used.
-            deny: s("WITH d AS ( \
-                   SELECT account_id, state, revoke_reason FROM __SCHEMA__.tokens \
-                   WHERE deny_hash = $1 FOR UPDATE), \
-                 rev AS ( \
-                   UPDATE __SCHEMA__.tokens t SET state = 'revoked', state_at = $2, \
-                     revoke_reason = 'user_denied' \
-                   FROM d WHERE d.state IN LIVE AND t.account_id = d.account_id AND t.state IN LIVE \
-                   RETURNING 1) \
-                 SELECT d.state, d.revoke_reason, (SELECT count(*) FROM rev) AS revoked FROM d"),
+            revoke: s("SELECT __SCHEMA__.revoke_account_tokens($1, $2, $3)"),
+            deny: s("SELECT known, state, revoke_reason, revoked FROM __SCHEMA__.deny_token($1, $2)"),
             hit: s("SELECT __SCHEMA__.rate_hit($1, $2, $3)"),
             admit: s("SELECT __SCHEMA__.rate_admit($1, $2, $3, $4)"),
             purge: s("DELETE FROM __SCHEMA__.tokens WHERE hash IN ( \
@@ -261,11 +237,11 @@ impl TokenStore for PgTokenStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db_error(OP))?;
-        let finished: i64 = row.try_get("finished").map_err(db_error(OP))?;
+        let finished: bool = row.try_get("finished").map_err(db_error(OP))?;
         let revoked: i64 = row.try_get("revoked").map_err(db_error(OP))?;
         let state: Option<String> = row.try_get("state").map_err(db_error(OP))?;
         let reason: Option<String> = row.try_get("revoke_reason").map_err(db_error(OP))?;
-        if finished > 0 {
+        if finished {
             return Ok(FinishOutcome::Finished {
                 revoked: usize::try_from(revoked).unwrap_or(usize::MAX),
             });
@@ -276,7 +252,12 @@ impl TokenStore for PgTokenStore {
                 what: "the consumed token".into(),
             }),
             Some("revoked") => Ok(FinishOutcome::RevokedMeanwhile(revoke_reason(OP, reason)?)),
-            Some(_) => Ok(FinishOutcome::Finished { revoked: 0 }),
+            // Finished before (a repeated call): nothing more to do.
+            Some("used") => Ok(FinishOutcome::Finished { revoked: 0 }),
+            Some(other) => Err(corrupt(
+                OP,
+                format!("finish of a token that was not consumed (state `{other}`)"),
+            )),
         }
     }
 
@@ -297,14 +278,15 @@ impl TokenStore for PgTokenStore {
         now: SystemTime,
     ) -> Result<usize, StoreError> {
         const OP: &str = "tokens.revoke_for_account";
-        let done = sqlx::query(self.sql.revoke.q())
+        let count: i64 = sqlx::query(self.sql.revoke.q())
             .bind(&account.0)
             .bind(reason.as_str())
             .bind(to_db(now))
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await
+            .and_then(|row| row.try_get(0))
             .map_err(db_error(OP))?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
 
     async fn deny(&self, deny_hash: &TokenHash, now: SystemTime) -> Result<DenyOutcome, StoreError> {
@@ -312,22 +294,23 @@ impl TokenStore for PgTokenStore {
         let row = sqlx::query(self.sql.deny.q())
             .bind(deny_hash.0.as_slice())
             .bind(to_db(now))
-            .fetch_optional(&self.pool)
+            .fetch_one(&self.pool)
             .await
             .map_err(db_error(OP))?;
-        let Some(row) = row else {
+        let known: bool = row.try_get("known").map_err(db_error(OP))?;
+        if !known {
             return Ok(DenyOutcome::Rejected(RejectReason::Unknown));
-        };
-        let state: String = row.try_get("state").map_err(db_error(OP))?;
+        }
+        let state: Option<String> = row.try_get("state").map_err(db_error(OP))?;
         let reason: Option<String> = row.try_get("revoke_reason").map_err(db_error(OP))?;
         let revoked: i64 = row.try_get("revoked").map_err(db_error(OP))?;
-        Ok(match state.as_str() {
-            "active" | "spending" => DenyOutcome::Revoked {
+        Ok(match state.as_deref() {
+            Some("active" | "spending") => DenyOutcome::Revoked {
                 count: usize::try_from(revoked).unwrap_or(usize::MAX),
             },
-            "used" => DenyOutcome::Rejected(RejectReason::AlreadyUsed),
-            "revoked" => DenyOutcome::Rejected(RejectReason::Revoked(revoke_reason(OP, reason)?)),
-            other => return Err(corrupt(OP, format!("inconsistent token state `{other}`"))),
+            Some("used") => DenyOutcome::Rejected(RejectReason::AlreadyUsed),
+            Some("revoked") => DenyOutcome::Rejected(RejectReason::Revoked(revoke_reason(OP, reason)?)),
+            other => return Err(corrupt(OP, format!("inconsistent token state `{other:?}`"))),
         })
     }
 

@@ -49,6 +49,16 @@ async fn revoked_token_is_never_revived() {
     db.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_never_hides_a_revocation() {
+    let Some(db) = db_with("finish_never_hides_a_revocation", 4).await else {
+        return;
+    };
+    let store: Arc<dyn TokenStore> = db.stores.tokens.clone();
+    conformance::token_store_concurrent_finish_revoke(store, 50).await;
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn event_log_conforms() {
     let Some(db) = db("event_log_conforms").await else {

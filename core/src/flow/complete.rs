@@ -208,13 +208,18 @@ impl ResetService {
                 count: revoked,
             }),
             Ok(FinishOutcome::RevokedMeanwhile(reason)) => {
+                // The link was presented before the revocation; the password
+                // is written. Say so in the trail: the owner who denied sees
+                // that the change went through (and gets the notice below).
                 tracing::warn!(
                     reason = reason.as_str(),
                     "reset link revoked while its password change was being stored"
                 );
+                events.push(EventKind::RevokedDuringReset { reason });
             }
             Err(error) => {
-                // The token stays Spending (dead); still revoke the others.
+                // Revoke the account's links, this one (still spending)
+                // included: the reset stands and no link may outlive it.
                 tracing::error!(%error, "could not mark the reset link used");
                 let now = self.inner.clock.now();
                 match self

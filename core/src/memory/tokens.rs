@@ -137,6 +137,15 @@ impl TokenStore for InMemoryTokenStore {
     async fn issue(&self, issue: TokenIssue) -> Result<IssueOutcome, StoreError> {
         let mut state = lock(&self.state);
         let record = issue.record;
+        if record.state != TokenState::Active
+            || state.tokens.contains_key(&record.hash)
+            || record.deny_hash.is_some_and(|d| state.deny.contains_key(&d))
+        {
+            return Err(StoreError::Corrupt {
+                operation: "tokens.issue",
+                detail: "a new token must be active and its hashes not already stored".into(),
+            });
+        }
         let now = record.issued_at;
         if let Some(limit) = issue.limit
             && !state.admit(

@@ -65,6 +65,17 @@ pub async fn token_store_suite(store: &dyn TokenStore) {
     // issue / find round-trips every field; the deny secret finds it too.
     let (_, a1) = record("acct-a", t0, life);
     insert(store, &a1).await;
+    assert!(
+        store
+            .issue(TokenIssue {
+                record: a1.clone(),
+                limit: None,
+                supersede: false,
+            })
+            .await
+            .is_err(),
+        "issuing a token whose hash is already stored is an error"
+    );
     let found = store.find(&a1.hash).await.expect("tokens.find");
     assert_eq!(
         found.as_ref(),
@@ -633,5 +644,59 @@ pub async fn token_store_concurrent_revoke_release(store: Arc<dyn TokenStore>, r
             ),
             "round {round}: a token revoked while being spent stays revoked, whatever the order"
         );
+    }
+}
+
+/// Race 1, the other side: a token being spent, finished and revoked at the
+/// same moment. `finish` either wins (the token is used) or reports the
+/// revocation (the token stays revoked); it never reports success for a
+/// token that ends revoked.
+pub async fn token_store_concurrent_finish_revoke(store: Arc<dyn TokenStore>, rounds: usize) {
+    let t0 = epoch();
+    for round in 0..rounds {
+        let account = format!("acct-finish-race-{round}");
+        let (_, r) = record(&account, t0, Duration::from_secs(1800));
+        insert(store.as_ref(), &r).await;
+        assert!(matches!(
+            consume(store.as_ref(), &r.hash, t0).await,
+            ConsumeOutcome::Consumed(_)
+        ));
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let revoke = {
+            let (store, barrier, account) = (store.clone(), barrier.clone(), r.account.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .revoke_for_account(&account, RevokeReason::UserDenied, t0)
+                    .await
+            })
+        };
+        let finish = {
+            let (store, barrier, hash) = (store.clone(), barrier.clone(), r.hash);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.finish(&hash, t0).await
+            })
+        };
+        revoke
+            .await
+            .expect("revoke task panicked")
+            .expect("tokens.revoke_for_account");
+        let finished = finish
+            .await
+            .expect("finish task panicked")
+            .expect("tokens.finish");
+        let end = state(store.as_ref(), &r.hash).await;
+        match finished {
+            FinishOutcome::Finished { .. } => assert!(
+                matches!(end, Some(TokenState::Used { .. })),
+                "round {round}: finish reported success, so the token must be used, found {end:?}"
+            ),
+            FinishOutcome::RevokedMeanwhile(reason) => assert_eq!(
+                end,
+                Some(TokenState::Revoked { at: t0, reason }),
+                "round {round}: finish reported the revocation"
+            ),
+        }
     }
 }

@@ -182,7 +182,7 @@ async fn superseded_not_delivered(ctx: &Ctx) -> Check {
     let newest = ctx.reset_mail_to("alice@example.test").await?;
     // Let a straggler arrive if it is going to.
     ctx.deliver_outbox().await?;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mails = ctx.mails_to("alice@example.test");
     ensure(
         mails.len() == 1,
