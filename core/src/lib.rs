@@ -38,6 +38,11 @@ pub mod store;
 pub mod template;
 pub mod token;
 
+/// The `#[async_trait]` attribute the plug-point traits use: implement
+/// [`SessionRevoker`] (or any other trait here) with `async fn` without
+/// adding the `async-trait` crate yourself.
+pub use async_trait::async_trait;
+
 pub use flow::{
     CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, RequestError,
     ResetService, ResetServiceBuilder, SessionRevoker,

@@ -173,6 +173,25 @@ pub struct Completed {
 }
 
 /// Called after a reset to end the account's sessions.
+///
+/// Implement it with `async fn` under the re-exported
+/// [`#[resetkit::async_trait]`](crate::async_trait) attribute (without it,
+/// `async fn` in this trait fails with E0195):
+///
+/// ```
+/// use resetkit::account::AccountId;
+///
+/// struct MySessions;
+///
+/// #[resetkit::async_trait]
+/// impl resetkit::SessionRevoker for MySessions {
+///     async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String> {
+///         // e.g. DELETE FROM sessions WHERE user_id = $1
+///         let _ = account;
+///         Ok(())
+///     }
+/// }
+/// ```
 #[async_trait]
 pub trait SessionRevoker: Send + Sync {
     /// Revokes every session of `account`; an error is recorded as an event.
