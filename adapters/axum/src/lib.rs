@@ -66,7 +66,7 @@
 #![deny(missing_docs)]
 
 mod csrf;
-mod form;
+pub mod form;
 mod headers;
 mod hook;
 pub mod pending;
