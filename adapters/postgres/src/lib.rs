@@ -46,6 +46,7 @@ mod outbox;
 mod stores;
 mod tokens;
 mod util;
+mod verify;
 
 pub use accounts::{IdType, PgAccounts, UsersTable};
 pub use events::PgEventLog;
@@ -54,3 +55,5 @@ pub use migrate::{MIGRATIONS, Migration, migrate, migrate_up_to};
 pub use outbox::PgOutbox;
 pub use stores::PgStores;
 pub use tokens::PgTokenStore;
+pub use util::PgServerError;
+pub use verify::VerifyError;

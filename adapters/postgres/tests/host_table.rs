@@ -1,0 +1,93 @@
+//! Integration traps of a host `users` table: the mapping is verified
+//! against the catalog at start-up (the id type inferred, a wrong column
+//! named with the fix), and store errors show PostgreSQL's message, detail
+//! and hint rather than the line of its C source.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::db;
+use resetkit::account::{AccountDirectory, AccountId};
+use resetkit_postgres::{IdType, PgAccounts, UsersTable, VerifyError};
+
+async fn host_table(db: &common::TestDb) -> UsersTable {
+    let s = db.schema.quoted();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {s}.users (id bigserial PRIMARY KEY, username text NOT NULL, email text, \
+           password_hash text, is_active boolean NOT NULL DEFAULT true); \
+         INSERT INTO {s}.users (username, email, password_hash, is_active) VALUES \
+           ('alice', 'alice@example.com', NULL, true), ('bob', 'bob@example.com', NULL, false)"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    UsersTable::new("users")
+        .resetkit_schema(db.schema.as_str())
+        .schema(db.schema.as_str())
+}
+
+#[tokio::test]
+async fn a_bigint_id_is_inferred_from_the_catalog() {
+    let Some(db) = db("a_bigint_id_is_inferred_from_the_catalog").await else {
+        return;
+    };
+    let table = host_table(&db).await.active_column("is_active");
+    let accounts = PgAccounts::connect(db.pool.clone(), table).await.unwrap();
+    let alice = accounts.find_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(alice.id.0, "1");
+    // The id round-trips: the lookup `complete` does by id works.
+    let again = accounts.find_by_id(&AccountId::from("1")).await.unwrap().unwrap();
+    assert_eq!(again.username, "alice");
+    assert!(accounts.find_by_username("bob").await.unwrap().unwrap().disabled);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_mapping_that_does_not_fit_is_refused_naming_column_type_and_fix() {
+    let Some(db) = db("a_mapping_that_does_not_fit_is_refused_naming_column_type_and_fix").await else {
+        return;
+    };
+    let table = host_table(&db).await;
+    // bigint id mapped as text: before, links were mailed and then failed.
+    let as_text = table
+        .clone()
+        .id_column("id", IdType::Text)
+        .active_column("is_active");
+    let unverified = PgAccounts::new(db.pool.clone(), as_text.clone()).unwrap();
+    let error = unverified.verify().await.unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, VerifyError::WrongType { .. }), "{text}");
+    assert!(
+        text.contains("`id`")
+            && text.contains("bigint")
+            && text.contains(".id_column(\"id\", IdType::BigInt)"),
+        "{text}"
+    );
+    assert!(PgAccounts::connect(db.pool.clone(), as_text).await.is_err());
+    // A wrong column name is caught at start-up, with the likely fix.
+    let wrong = table.clone().active_column("active");
+    let error = PgAccounts::connect(db.pool.clone(), wrong.clone())
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("`active`")
+            && text.contains("users.active_column")
+            && text.contains("did you mean `is_active`"),
+        "{text}"
+    );
+    // A missing table.
+    let missing = UsersTable::new("no_such_users").schema(db.schema.as_str());
+    let error = PgAccounts::connect(db.pool.clone(), missing).await.unwrap_err();
+    assert!(matches!(error, VerifyError::TableMissing { .. }), "{error}");
+
+    // Unverified, the same mistake fails on the first request: the error
+    // now carries PostgreSQL's hint and no C source line.
+    let unverified = PgAccounts::new(db.pool.clone(), wrong.id_column("id", IdType::BigInt)).unwrap();
+    let error = unverified.find_by_username("alice").await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("column \"active\" does not exist"), "{text}");
+    assert!(text.contains("HINT") && text.contains("is_active"), "{text}");
+    assert!(!text.contains(" at line "), "{text}");
+    db.drop().await;
+}
