@@ -29,6 +29,7 @@ pub mod fingerprint;
 pub mod flow;
 pub mod hasher;
 pub mod identifier;
+pub mod legacy_hash;
 pub mod link;
 pub mod mail;
 pub mod memory;
@@ -44,8 +45,8 @@ pub mod token;
 pub use async_trait::async_trait;
 
 pub use flow::{
-    CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, RequestError,
-    ResetService, ResetServiceBuilder, SessionRevoker,
+    CompleteError, Completed, LinkError, LinkInfo, PasswordCheck, RequestAccepted, RequestContext,
+    RequestError, ResetService, ResetServiceBuilder, SessionRevoker,
 };
 
 /// The names most programs need.

@@ -98,6 +98,8 @@ async fn start_full(
     let mailer = CapturingMailer::default();
     let builder = resetkit_axum::link_paths(ResetService::builder(), mount);
     let service = builder
+        // The tests read the mail as soon as the forgot form answers.
+        .process_requests_in_background(false)
         .base_url(format!("http://{addr}"))
         .allow_insecure_http_for_local_testing()
         .site_name("Test site")

@@ -9,10 +9,10 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use resetkit::CompleteError;
 use resetkit::account::Account;
 use resetkit::identifier::{MAX_INPUT_BYTES, canonicalize};
 use resetkit::policy::PasswordPolicy;
+use resetkit::{CompleteError, PasswordCheck};
 use resetkit_axum::SignedIn;
 use secrecy::SecretString;
 
@@ -103,8 +103,18 @@ async fn authenticate(
     };
     match account {
         Some(account) if !account.disabled && account.password_hash.is_some() => {
-            let ok = app.service.verify_password(&account.id, password).await?;
-            Ok(ok.then_some(account))
+            match app.service.check_password(&account.id, password).await? {
+                PasswordCheck::Correct => Ok(Some(account)),
+                // A bcrypt / PBKDF2 / scrypt hash from before resetkit:
+                // replace it with argon2id now that the password is known.
+                PasswordCheck::NeedsRehash(format) => {
+                    if let Err(error) = app.service.rehash_password(&account.id, password).await {
+                        tracing::warn!(%error, ?format, "upgrading a legacy password hash failed");
+                    }
+                    Ok(Some(account))
+                }
+                _ => Ok(None),
+            }
         }
         _ => {
             decoy_verify(app, password).await;
