@@ -91,3 +91,52 @@ async fn a_mapping_that_does_not_fit_is_refused_naming_column_type_and_fix() {
     assert!(!text.contains(" at line "), "{text}");
     db.drop().await;
 }
+
+#[tokio::test]
+async fn migrate_does_not_create_resetkit_accounts_when_a_host_table_is_mapped() {
+    let Some(url) =
+        common::database_url("migrate_does_not_create_resetkit_accounts_when_a_host_table_is_mapped")
+    else {
+        return;
+    };
+    let pool = common::pool(&url, 4).await;
+    let app = common::random_schema();
+    let resetkit_schema = common::random_schema();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA {app}; CREATE TABLE {app}.users (id bigint PRIMARY KEY, username text NOT NULL, \
+           email text, password_hash text, is_active boolean NOT NULL DEFAULT true); \
+         INSERT INTO {app}.users VALUES (7, 'alice', 'alice@example.com', NULL, true)"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let stores = resetkit_postgres::PgStores::new(pool.clone(), &resetkit_schema).unwrap();
+    let accounts = stores
+        .verified_accounts_for(UsersTable::new("users").schema(&app).active_column("is_active"))
+        .await
+        .unwrap();
+    stores.migrate().await.unwrap();
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(format!("{resetkit_schema}.accounts"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(exists, None, "resetkit's own accounts table was not created");
+    let tokens: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(format!("{resetkit_schema}.tokens"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(tokens.is_some(), "the other tables were");
+    // Lookups use the migrated canonical_identifier function.
+    assert_eq!(
+        accounts.find_by_email("alice@example.com").await.unwrap()[0].id.0,
+        "7"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA {app} CASCADE; DROP SCHEMA {resetkit_schema} CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+}
