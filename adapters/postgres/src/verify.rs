@@ -68,7 +68,7 @@ pub enum VerifyError {
         columns: String,
     },
     /// A mapped column has a type the mapping cannot use.
-    #[error("column `{column}` ({setting}) of table `{table}` is `{found}`, but {expected}: {fix}")]
+    #[error("column `{column}` ({setting}) of table `{table}` is `{found}`, but {problem}")]
     WrongType {
         /// The setting naming it.
         setting: &'static str,
@@ -78,10 +78,8 @@ pub enum VerifyError {
         table: String,
         /// Its SQL type.
         found: String,
-        /// What the mapping needs.
-        expected: String,
-        /// How to fix it.
-        fix: String,
+        /// What the mapping needs, and how to fix it.
+        problem: String,
     },
     /// The catalog could not be read.
     #[error(transparent)]
@@ -200,8 +198,7 @@ fn check(table: &UsersTable, columns: &[(String, String)], infer_id: bool) -> Re
             column: column.to_owned(),
             table: table.table.clone(),
             found: found.clone(),
-            expected: expected.to_owned(),
-            fix,
+            problem: format!("{expected}: {fix}"),
         };
         match expect {
             Expect::Id(configured) => match id_type_of(found) {
