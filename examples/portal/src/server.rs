@@ -79,6 +79,8 @@ impl Portal {
             backend.tokens,
             stopped.clone(),
         ));
+        let app_sessions = app.sessions.clone();
+        let app_pages = app.pages.clone();
         let router = routes::router(app);
         let mut serve_stop = stopped;
         let server = tokio::spawn(async move {
@@ -101,6 +103,8 @@ impl Portal {
             mail_label: backend.mail_label,
             store_label: backend.store_label,
             service: backend.service,
+            sessions: app_sessions,
+            pages: app_pages,
             stop,
             server: Some(server),
             worker: Some(worker),
@@ -117,6 +121,8 @@ pub struct RunningPortal {
     mail_label: String,
     store_label: &'static str,
     service: ResetService,
+    sessions: Arc<SessionStore>,
+    pages: ResetPages,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
@@ -153,6 +159,12 @@ impl RunningPortal {
     /// The in-process capture SMTP server (capture mode; `None` with `--smtp`).
     pub fn mail(&self) -> Option<&FakeSmtpServer> {
         self.capture.as_deref()
+    }
+
+    /// What the portal holds server-side: (sign-in sessions, opened reset
+    /// links). Anonymous requests grow neither.
+    pub fn server_state(&self) -> (usize, usize) {
+        (self.sessions.len(), self.pages.pending().len())
     }
 
     /// The reset service behind the pages.

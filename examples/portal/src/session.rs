@@ -192,7 +192,6 @@ impl SessionStore {
     }
 
     /// How many sessions exist.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
