@@ -15,6 +15,20 @@
 //! provide production adapters.
 //!
 //! See [`flow`] for a complete example.
+//!
+//! ## Debug builds
+//!
+//! The default hasher is argon2id with OWASP parameters: ~20 ms per hash
+//! optimised, ~0.65 s unoptimised. So that a debug build of an application
+//! using resetkit does not take that long per reset or sign-in, add to the
+//! application's `Cargo.toml`:
+//!
+//! ```toml
+//! [profile.dev.package.argon2]
+//! opt-level = 3
+//! [profile.dev.package.blake2]
+//! opt-level = 3
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
