@@ -287,3 +287,32 @@ async fn idle_and_header_trickling_connections_are_closed() {
         );
     }
 }
+
+/// A host hook that never answers.
+struct Stuck;
+
+#[resetkit::async_trait]
+impl resetkit_axum::HostSessions for Stuck {
+    async fn signed_in(&self, _request: &axum::http::request::Parts) -> Option<resetkit_axum::SignedIn> {
+        std::future::pending().await
+    }
+
+    async fn sign_out_everywhere(&self, _account: &resetkit::account::AccountId) -> Result<(), String> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_takes_too_long_is_answered_408() {
+    let app = start_with(
+        |b| {
+            b.host_sessions(std::sync::Arc::new(Stuck))
+                .request_timeout(Duration::from_millis(200))
+        },
+        ServeOptions::default(),
+    )
+    .await;
+    let page = Browser::new(&app).get("/account/security").await;
+    assert_eq!(page.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+}
