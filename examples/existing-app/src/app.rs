@@ -109,6 +109,23 @@ pub async fn setup_users(
     Ok(())
 }
 
+/// Drops `schema` (demo runs: resetkit's tokens, events and rate-limit
+/// counts start empty).
+pub async fn drop_schema(
+    pool: &PgPool,
+    schema: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("schema {schema:?}: letters, digits and `_` only").into());
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Sign-in sessions: cookie `app_session` → (user id, username, CSRF).
 #[derive(Default)]
 pub struct Sessions {

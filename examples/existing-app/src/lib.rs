@@ -37,6 +37,9 @@ pub struct Settings {
     pub fast_hash: bool,
     /// Rate limits (`None`: resetkit's defaults).
     pub rate_limits: Option<RateLimits>,
+    /// Drop resetkit's schema at start (tokens, events, rate-limit counts):
+    /// a demo or harness run starts clean, as the re-seeded users do.
+    pub fresh_reset_state: bool,
 }
 
 /// A running app; dropping it stops the server.
@@ -70,6 +73,9 @@ pub async fn start(mut settings: Settings) -> Result<Running, Box<dyn std::error
         .connect(&settings.database_url)
         .await?;
     app::setup_users(&pool, &settings.app_schema).await?;
+    if settings.fresh_reset_state {
+        app::drop_schema(&pool, &settings.resetkit_schema).await?;
+    }
     let sessions = Arc::new(app::Sessions::default());
     let pages = reset::reset_pages(pool.clone(), &settings, sessions.clone()).await?;
     let state = Arc::new(app::App {

@@ -37,6 +37,10 @@ struct Cli {
     /// when given.
     #[arg(long)]
     per_account_limit: Option<u32>,
+    /// Drop resetkit's schema at start (tokens, events, rate-limit counts):
+    /// for demo and harness runs, which expect a fresh app.
+    #[arg(long)]
+    fresh_reset_state: bool,
 }
 
 #[tokio::main]
@@ -59,6 +63,7 @@ async fn main() -> ExitCode {
         smtp_url: cli.smtp,
         fast_hash: cli.fast_hash,
         rate_limits,
+        fresh_reset_state: cli.fresh_reset_state,
     };
     match existing_app::start(settings).await {
         Ok(running) => {

@@ -256,6 +256,7 @@ async fn chromium_clicks_through_sign_in_forgot_link_new_password() {
         smtp_url: format!("smtp://{}?tls=none", smtp.addr()),
         fast_hash: true,
         rate_limits: None,
+        fresh_reset_state: false,
     };
     let app = existing_app::start(settings.clone()).await.expect("app starts");
     let site = format!("http://{}", app.addr);

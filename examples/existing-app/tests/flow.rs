@@ -114,6 +114,7 @@ async fn bcrypt_users_sign_in_and_are_upgraded_and_reset_works_on_the_host_table
         smtp_url: format!("smtp://{}?tls=none", smtp.addr()),
         fast_hash: true,
         rate_limits: None,
+        fresh_reset_state: false,
     };
     let app = start(settings.clone()).await.unwrap();
     let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
