@@ -148,6 +148,40 @@ impl StatelessCsrf {
         }
     }
 
+    fn seal_mac(&self, cookie: &str, payload: &str) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+        mac.update(b"resetkit-axum sealed form v1\0");
+        mac.update(cookie.as_bytes());
+        mac.update(b"\0");
+        mac.update(payload.as_bytes());
+        Some(mac)
+    }
+
+    /// A form field carrying `payload` (no `.` in it) that only a POST with
+    /// the browser's CSRF cookie `token` can open: CSRF protection and the
+    /// form's own data in one stateless value.
+    pub(crate) fn seal(&self, token: &CsrfToken, payload: &str) -> String {
+        let tag = self
+            .seal_mac(&token.value, payload)
+            .map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+            .unwrap_or_default();
+        format!("{payload}.{tag}")
+    }
+
+    /// The payload of a field made by [`seal`](Self::seal) for one of the
+    /// request's well-signed CSRF cookies.
+    pub(crate) fn open(&self, headers: &HeaderMap, field: Option<&str>) -> Option<String> {
+        let (payload, tag) = field?.rsplit_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        cookie_values(headers, CSRF_COOKIE)
+            .filter(|c| self.well_signed(c))
+            .any(|c| {
+                self.seal_mac(c, payload)
+                    .is_some_and(|m| m.verify_slice(&tag).is_ok())
+            })
+            .then(|| payload.to_owned())
+    }
+
     /// Whether `submitted` (the form's `csrf_token`, `None` when absent or
     /// repeated) matches a well-signed cookie of the request.
     pub fn verify(&self, headers: &HeaderMap, submitted: Option<&str>) -> bool {
@@ -185,6 +219,26 @@ mod tests {
         for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
             assert!(cookie.contains(attribute), "{cookie}");
         }
+    }
+
+    #[test]
+    fn sealed_fields_open_only_with_their_browsers_cookie() {
+        let csrf = StatelessCsrf::new([4; 32], false);
+        let mine = csrf.token(&HeaderMap::new());
+        let field = csrf.seal(&mine, "payload-1");
+        let headers = cookie_headers(&format!("{CSRF_COOKIE}={}", mine.value));
+        assert_eq!(csrf.open(&headers, Some(&field)).as_deref(), Some("payload-1"));
+        let other = csrf.token(&HeaderMap::new());
+        let elsewhere = cookie_headers(&format!("{CSRF_COOKIE}={}", other.value));
+        assert_eq!(csrf.open(&elsewhere, Some(&field)), None);
+        assert_eq!(csrf.open(&HeaderMap::new(), Some(&field)), None);
+        let tampered = field.replacen("payload-1", "payload-2", 1);
+        assert_eq!(csrf.open(&headers, Some(&tampered)), None);
+        assert_eq!(
+            csrf.open(&headers, Some(&mine.value)),
+            None,
+            "a plain CSRF token is not a sealed field"
+        );
     }
 
     #[test]

@@ -34,8 +34,10 @@
 //!
 //! - **CSRF on every POST.** Forms shown to anonymous visitors (forgot,
 //!   security page) use a signed double-submit cookie ([`StatelessCsrf`]):
-//!   no server state for anyone who has not opened a link. Forms fed by a
-//!   link carry the id of their own pending entry ([`pending`]).
+//!   no server state for anyone who has not opened a link. The new-password
+//!   form carries the id of its own pending entry ([`pending`]); the "this
+//!   wasn't me" confirmation carries its deny token sealed (HMAC) to the
+//!   browser's CSRF cookie, so it stores nothing either.
 //! - **The link's GET never spends the token** and moves it out of the URL;
 //!   the form that shows a token is the only thing that can spend it, so a
 //!   second link opened in the same browser cannot redirect an open form.

@@ -1,7 +1,7 @@
 //! Links that were opened, waiting for the form that uses them.
 //!
 //! Opening a reset link (`GET /reset?token=T`, after `inspect` accepted T)
-//! or a "this wasn't me" link stores its token here, under a fresh random
+//! stores its token here, under a fresh random
 //! *form id*, and gives the browser a `resetkit_link` cookie (a random id)
 //! if it has none. The form id is the page's `csrf_token`: a POST is
 //! accepted only with the browser's cookie **and** the id of a form that
@@ -9,10 +9,10 @@
 //! opened in the same browser (another tab, a cross-site navigation) adds
 //! a second entry and cannot change what the already-open form submits.
 //!
-//! Nothing is stored for a visitor who has not opened a link. The store is
-//! bounded: entries expire after [`PendingSettings::ttl`]; each kind (reset,
-//! deny) has its own capacity, so a flood of made-up deny links cannot evict
-//! reset forms; one browser keeps at most [`PendingSettings::per_browser`]
+//! Nothing is stored for a visitor who has not opened a valid reset link
+//! ("this wasn't me" links keep their token in a sealed form field instead).
+//! The store is bounded: entries expire after [`PendingSettings::ttl`]; each
+//! kind has its own capacity; one browser keeps at most [`PendingSettings::per_browser`]
 //! entries and one reset token is pending in at most
 //! [`PendingSettings::per_token`] browsers (scanners fetching a link cannot
 //! fill the store with one token), the oldest giving way.
@@ -32,7 +32,8 @@ use crate::csrf::constant_time_eq;
 pub enum LinkKind {
     /// A reset link: the entry feeds the "choose a new password" form.
     Reset,
-    /// A "this wasn't me" link: the entry feeds the confirmation form.
+    /// A "this wasn't me" link (the pages keep these in a sealed form
+    /// field, not here; the kind keeps its own capacity for hosts that do).
     Deny,
 }
 

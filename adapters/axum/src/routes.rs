@@ -434,23 +434,18 @@ fn deny_page(shared: &Shared, headers: &HeaderMap, form_id: &str) -> Response {
 }
 
 /// `GET /reset/deny?token=T`: a confirmation form and nothing else (mail
-/// scanners fetch links); the token waits server-side for its form.
+/// scanners fetch links). Nothing is stored: the form's `csrf_token` carries
+/// the deny token sealed to the browser's CSRF cookie, so only this
+/// browser's POST of this form can use it, and a second deny link opened
+/// later cannot change what this form submits.
 async fn deny_form(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     match query_token(query.as_deref()) {
         Some(token) if RawToken::parse(&token).is_ok() => {
-            let (browser, cookie) = browser_id_or_new(&shared, &headers);
-            let form_id =
-                shared
-                    .pending
-                    .insert(&browser, LinkKind::Deny, SecretString::from(token), String::new());
-            with_cookie(deny_page(&shared, &headers, &form_id), cookie)
+            let csrf = shared.csrf.token(&headers);
+            let field = shared.csrf.seal(&csrf, &token);
+            with_cookie(deny_page(&shared, &headers, &field), csrf.set_cookie)
         }
-        Some(_) => see_other(&shared, "/reset/invalid"),
-        None => match browser_id(&headers).and_then(|b| shared.pending.newest(b, LinkKind::Deny)) {
-            // A reload of the clean page.
-            Some(pending) => deny_page(&shared, &headers, &pending.form_id),
-            None => see_other(&shared, "/reset/invalid"),
-        },
+        _ => see_other(&shared, "/reset/invalid"),
     }
 }
 
@@ -459,15 +454,10 @@ async fn deny_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) -
         Ok(form) => form,
         Err(refusal) => return *refusal,
     };
-    let pending = match (browser_id(&headers), form.get("csrf_token")) {
-        (Some(browser), Some(form_id)) => shared.pending.get(browser, LinkKind::Deny, form_id),
-        _ => None,
-    };
-    let Some(pending) = pending else {
+    let Some(token) = shared.csrf.open(&headers, form.get("csrf_token")) else {
         return csrf_refused(&shared, &headers);
     };
-    shared.pending.remove(&pending.form_id);
-    match shared.service.deny(pending.token.expose_secret()).await {
+    match shared.service.deny(&token).await {
         Ok(()) => see_other(&shared, "/reset/deny/done"),
         Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
         Err(error) => unavailable(&shared, &headers, "cancelling reset links", &error),

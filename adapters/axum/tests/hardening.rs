@@ -218,6 +218,7 @@ async fn two_hundred_thousand_cookieless_gets_store_nothing() {
         "/reset/new",
         "/reset/invalid",
         "/reset?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/reset/deny?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "/reset/deny",
         "/account/security",
         "/reset/done",

@@ -135,6 +135,29 @@ async fn the_deny_link_asks_before_revoking() {
         .assert_redirect("/reset/invalid");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_deny_link_does_not_redirect_the_open_confirmation() {
+    let app = start().await;
+    let user = Browser::new(&app);
+    user.forgot("bob").await;
+    user.forgot("mallory").await;
+    let bob_link = app.reset_path("bob@example.test");
+    let mallory_link = app.reset_path("mallory@example.test");
+    let open_form = user.get(&app.deny_path("bob@example.test")).await;
+    user.get(&app.deny_path("mallory@example.test")).await;
+    user.post("/reset/deny", &[("csrf_token", &open_form.csrf())])
+        .await
+        .assert_redirect("/reset/deny/done");
+    let other = Browser::new(&app);
+    other.get(&bob_link).await.assert_redirect("/reset/invalid");
+    other.get(&mallory_link).await.assert_redirect("/reset/new");
+    assert_eq!(
+        app.pages.pending().len(),
+        1,
+        "only the opened reset link is stored"
+    );
+}
+
 struct FakeSessions {
     revoked: Mutex<Vec<AccountId>>,
 }
