@@ -35,6 +35,10 @@ use crate::session::SessionStore;
 /// Largest form body the portal's own pages accept (bytes).
 const MAX_BODY: usize = 16 * 1024;
 
+/// Longest a request to the portal's own pages may take (the reset pages
+/// have `resetkit-axum`'s, also 30 s).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the handlers share.
 pub(crate) struct App {
     pub(crate) service: ResetService,
@@ -62,6 +66,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     }
     own.fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(middleware::from_fn(resetkit_axum::security_headers))
         .with_state(app)
         .merge(pages)
