@@ -23,6 +23,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mailer = CapturingMailer::default();
     let events = Arc::new(InMemoryEventLog::default());
     let service = ResetService::builder()
+        // A walk-through reads the mail right after `request`; applications
+        // keep the default (processed in the background, so known and
+        // unknown identifiers answer in the same time).
+        .process_requests_in_background(false)
         .base_url("https://app.example.com")
         .site_name("Example App")
         .accounts(Arc::new(accounts))

@@ -15,6 +15,20 @@
 //! provide production adapters.
 //!
 //! See [`flow`] for a complete example.
+//!
+//! ## Debug builds
+//!
+//! The default hasher is argon2id with OWASP parameters: ~20 ms per hash
+//! optimised, ~0.65 s unoptimised. So that a debug build of an application
+//! using resetkit does not take that long per reset or sign-in, add to the
+//! application's `Cargo.toml`:
+//!
+//! ```toml
+//! [profile.dev.package.argon2]
+//! opt-level = 3
+//! [profile.dev.package.blake2]
+//! opt-level = 3
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -29,6 +43,7 @@ pub mod fingerprint;
 pub mod flow;
 pub mod hasher;
 pub mod identifier;
+pub mod legacy_hash;
 pub mod link;
 pub mod mail;
 pub mod memory;
@@ -38,9 +53,14 @@ pub mod store;
 pub mod template;
 pub mod token;
 
+/// The `#[async_trait]` attribute the plug-point traits use: implement
+/// [`SessionRevoker`] (or any other trait here) with `async fn` without
+/// adding the `async-trait` crate yourself.
+pub use async_trait::async_trait;
+
 pub use flow::{
-    CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, RequestError,
-    ResetService, ResetServiceBuilder, SessionRevoker,
+    CompleteError, Completed, LinkError, LinkInfo, PasswordCheck, RequestAccepted, RequestContext,
+    RequestError, ResetService, ResetServiceBuilder, SessionRevoker,
 };
 
 /// The names most programs need.

@@ -289,6 +289,9 @@ impl TargetConfig {
     /// and the mailer.
     pub fn apply(&self, builder: ResetServiceBuilder) -> ResetServiceBuilder {
         builder
+            // Scenarios read the events and the mail a request produced as
+            // soon as it returns (the default processes it in the background).
+            .process_requests_in_background(false)
             .base_url(BASE_URL)
             .reset_path(RESET_PATH)
             .site_name("Harness Example")

@@ -79,6 +79,7 @@ CREATE TABLE __SCHEMA__.outbox (
 CREATE INDEX outbox_pending_due ON __SCHEMA__.outbox (next_attempt_at, seq) WHERE status = 'pending';
 CREATE INDEX outbox_claimed_lease ON __SCHEMA__.outbox (lease_until) WHERE status = 'claimed';
 
+-- resetkit:own-accounts {
 -- Accounts for applications without a users table of their own. Apps with
 -- one map resetkit onto it instead (see `UsersTable`).
 CREATE TABLE __SCHEMA__.accounts (
@@ -93,3 +94,4 @@ CREATE TABLE __SCHEMA__.accounts (
 );
 CREATE UNIQUE INDEX accounts_username_lower ON __SCHEMA__.accounts (lower(username));
 CREATE INDEX accounts_email_lower ON __SCHEMA__.accounts (lower(email));
+-- resetkit:own-accounts }

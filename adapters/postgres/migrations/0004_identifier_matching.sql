@@ -37,9 +37,11 @@ BEGIN
 END
 $fn$;
 
+-- resetkit:own-accounts {
 DROP INDEX IF EXISTS __SCHEMA__.accounts_email_lower;
 CREATE INDEX accounts_email_canonical ON __SCHEMA__.accounts (__SCHEMA__.canonical_identifier(email));
 CREATE INDEX accounts_username_canonical ON __SCHEMA__.accounts (__SCHEMA__.canonical_identifier(username));
+-- resetkit:own-accounts }
 
 -- Requests for unknown identifiers recorded before version 4 kept what was
 -- typed (sometimes a password) in clear: erase it. Such rows keep an empty

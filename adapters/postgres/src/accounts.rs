@@ -51,10 +51,12 @@ pub enum IdType {
 #[derive(Debug, Clone)]
 pub struct UsersTable {
     resetkit_schema: String,
-    schema: Option<String>,
-    table: String,
-    id: String,
-    id_type: IdType,
+    pub(crate) schema: Option<String>,
+    pub(crate) table: String,
+    pub(crate) id: String,
+    pub(crate) id_type: IdType,
+    /// Whether `id_column` set the type (else [`PgAccounts::connect`] infers it).
+    pub(crate) id_type_explicit: bool,
     username: String,
     email: String,
     password_hash: String,
@@ -84,6 +86,7 @@ impl UsersTable {
             table: table.to_owned(),
             id: "id".into(),
             id_type: IdType::Text,
+            id_type_explicit: false,
             username: "username".into(),
             email: "email".into(),
             password_hash: "password_hash".into(),
@@ -117,11 +120,41 @@ impl UsersTable {
         self
     }
 
-    /// The id column and its SQL type.
+    /// The id column and its SQL type. [`PgAccounts::connect`] infers the
+    /// type from the catalog when this is not called, and refuses a type
+    /// that differs from the column's.
     pub fn id_column(mut self, column: &str, id_type: IdType) -> Self {
         self.id = column.to_owned();
         self.id_type = id_type;
+        self.id_type_explicit = true;
         self
+    }
+
+    /// The mapped columns: (setting, column, what it must hold).
+    pub(crate) fn mapped_columns(&self) -> Vec<(&'static str, &str, crate::verify::Expect)> {
+        use crate::verify::Expect;
+        let mut columns = vec![
+            ("users.id_column", self.id.as_str(), Expect::Id(self.id_type)),
+            ("users.username_column", self.username.as_str(), Expect::Text),
+            ("users.email_column", self.email.as_str(), Expect::Text),
+            (
+                "users.password_hash_column",
+                self.password_hash.as_str(),
+                Expect::Text,
+            ),
+        ];
+        if let Some(c) = &self.email_confirmed {
+            columns.push(("users.email_confirmed_column", c.as_str(), Expect::Boolean));
+        }
+        match &self.disabled {
+            Some((c, false)) => columns.push(("users.disabled_column", c.as_str(), Expect::Boolean)),
+            Some((c, true)) => columns.push(("users.active_column", c.as_str(), Expect::Boolean)),
+            None => {}
+        }
+        if let Some(c) = &self.owner {
+            columns.push(("users.owner_column", c.as_str(), Expect::Any));
+        }
+        columns
     }
 
     column_setter!(/// The username column.
@@ -167,7 +200,8 @@ struct Queries {
 /// The account directory in PostgreSQL. Cheap to clone.
 #[derive(Clone)]
 pub struct PgAccounts {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
+    pub(crate) table: std::sync::Arc<UsersTable>,
     id_type: IdType,
     sql: std::sync::Arc<Queries>,
 }
@@ -263,6 +297,7 @@ impl PgAccounts {
         Ok(PgAccounts {
             pool,
             id_type: table.id_type,
+            table: std::sync::Arc::new(table),
             sql: std::sync::Arc::new(sql),
         })
     }

@@ -15,7 +15,10 @@
 //!
 //! resetkit's tables live in one schema (default `resetkit`) created by
 //! versioned migrations that [`migrate`] applies; call it at start-up
-//! (several instances may do so at once).
+//! (several instances may do so at once). resetkit's own `accounts` table
+//! is created only for applications without a users table of their own
+//! ([`migrate_without_own_accounts`], or [`PgStores::migrate`] after
+//! [`PgStores::accounts_for`]).
 //!
 //! **Sensitive tables.** `tokens` holds only hashes, but `outbox` holds
 //! email bodies with live reset links until they are sent (they are blanked
@@ -26,10 +29,12 @@
 //! use resetkit_postgres::{PgStores, UsersTable};
 //! let pool = sqlx::PgPool::connect("postgres://app@db.example/app").await?;
 //! let stores = PgStores::new(pool, "resetkit")?;
-//! stores.migrate().await?;
-//! // Map onto the host's own users table:
+//! // Map onto the host's own users table, checked against the catalog (the
+//! // id column's type is inferred; a wrong column is named with the fix):
 //! let users = UsersTable::new("users").email_column("email_address").active_column("is_active");
-//! let accounts = stores.accounts_for(users)?;
+//! let accounts = stores.verified_accounts_for(users).await?;
+//! // With a host table mapped, `migrate` does not create `resetkit.accounts`.
+//! stores.migrate().await?;
 //! # let _ = accounts; Ok(()) }
 //! ```
 
@@ -46,11 +51,14 @@ mod outbox;
 mod stores;
 mod tokens;
 mod util;
+mod verify;
 
 pub use accounts::{IdType, PgAccounts, UsersTable};
 pub use events::PgEventLog;
 pub use ident::{ConfigError, Ident};
-pub use migrate::{MIGRATIONS, Migration, migrate, migrate_up_to};
+pub use migrate::{MIGRATIONS, Migration, migrate, migrate_up_to, migrate_without_own_accounts};
 pub use outbox::PgOutbox;
 pub use stores::PgStores;
 pub use tokens::PgTokenStore;
+pub use util::PgServerError;
+pub use verify::VerifyError;

@@ -66,9 +66,48 @@ pub async fn migrate(pool: &PgPool, schema: &Ident) -> Result<Vec<i32>, StoreErr
     migrate_up_to(pool, schema, i32::MAX).await
 }
 
+/// Like [`migrate`], for an application that maps resetkit onto its own
+/// users table ([`crate::UsersTable`]): resetkit's own `<schema>.accounts`
+/// table is not created. ([`crate::PgStores::migrate`] does this once
+/// [`crate::PgStores::accounts_for`] mapped a host table.)
+pub async fn migrate_without_own_accounts(pool: &PgPool, schema: &Ident) -> Result<Vec<i32>, StoreError> {
+    migrate_inner(pool, schema, i32::MAX, false).await
+}
+
+/// The parts of the migrations that create resetkit's own accounts table
+/// sit between these markers.
+const OWN_ACCOUNTS_BEGIN: &str = "-- resetkit:own-accounts {";
+const OWN_ACCOUNTS_END: &str = "-- resetkit:own-accounts }";
+
+/// `sql` without its own-accounts sections.
+pub(crate) fn without_own_accounts(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find(OWN_ACCOUNTS_BEGIN) {
+        out.push_str(&rest[..start]);
+        match rest[start..].find(OWN_ACCOUNTS_END) {
+            Some(end) => rest = &rest[start + end + OWN_ACCOUNTS_END.len()..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Like [`migrate`], applying only versions up to `last_version` (to stage
 /// an upgrade, or to build an older schema in an upgrade test).
 pub async fn migrate_up_to(pool: &PgPool, schema: &Ident, last_version: i32) -> Result<Vec<i32>, StoreError> {
+    migrate_inner(pool, schema, last_version, true).await
+}
+
+pub(crate) async fn migrate_inner(
+    pool: &PgPool,
+    schema: &Ident,
+    last_version: i32,
+    own_accounts: bool,
+) -> Result<Vec<i32>, StoreError> {
     let mut applied = Vec::new();
     for migration in MIGRATIONS.iter().filter(|m| m.version <= last_version) {
         let mut tx = pool.begin().await.map_err(db_error(OP))?;
@@ -102,7 +141,12 @@ pub async fn migrate_up_to(pool: &PgPool, schema: &Ident, last_version: i32) -> 
             tx.commit().await.map_err(db_error(OP))?;
             continue;
         }
-        sqlx::raw_sql(Sql::new(schema, &crate::casefold::expand(migration.sql)).q())
+        let sql = if own_accounts {
+            migration.sql.to_owned()
+        } else {
+            without_own_accounts(migration.sql)
+        };
+        sqlx::raw_sql(Sql::new(schema, &crate::casefold::expand(&sql)).q())
             .execute(&mut *tx)
             .await
             .map_err(db_error(OP))?;
@@ -126,6 +170,14 @@ pub async fn migrate_up_to(pool: &PgPool, schema: &Ident, last_version: i32) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_accounts_sections_are_marked_and_strippable() {
+        let stripped: String = MIGRATIONS.iter().map(|m| without_own_accounts(m.sql)).collect();
+        assert!(!stripped.contains(".accounts"), "no accounts DDL left");
+        assert!(stripped.contains("CREATE TABLE __SCHEMA__.tokens"));
+        assert!(MIGRATIONS[0].sql.contains("CREATE TABLE __SCHEMA__.accounts"));
+    }
 
     #[test]
     fn versions_increase_and_sql_uses_the_placeholder() {

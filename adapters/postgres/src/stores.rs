@@ -22,6 +22,9 @@ pub struct PgStores {
     pub events: Arc<PgEventLog>,
     /// Delivery outbox.
     pub outbox: Arc<PgOutbox>,
+    /// Set once a host users table is mapped: `migrate` then does not
+    /// create resetkit's own `accounts` table.
+    host_table: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PgStores {
@@ -34,12 +37,16 @@ impl PgStores {
             outbox: Arc::new(PgOutbox::new(pool.clone(), &schema)),
             pool,
             schema,
+            host_table: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
-    /// Applies pending migrations (see [`crate::migrate`]).
+    /// Applies pending migrations (see [`crate::migrate`]). After
+    /// [`accounts_for`](Self::accounts_for) / [`verified_accounts_for`](Self::verified_accounts_for)
+    /// mapped a host table, resetkit's own `accounts` table is not created.
     pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
-        crate::migrate(&self.pool, &self.schema).await
+        let own = !self.host_table.load(std::sync::atomic::Ordering::SeqCst);
+        crate::migrate::migrate_inner(&self.pool, &self.schema, i32::MAX, own).await
     }
 
     /// The account directory on resetkit's own `accounts` table.
@@ -49,8 +56,22 @@ impl PgStores {
 
     /// The account directory on the host's table (looked up with this
     /// schema's `canonical_identifier`; see [`UsersTable`]).
+    /// Call it before [`migrate`](Self::migrate).
     pub fn accounts_for(&self, table: UsersTable) -> Result<Arc<PgAccounts>, ConfigError> {
+        self.host_table.store(true, std::sync::atomic::Ordering::SeqCst);
         PgAccounts::new(self.pool.clone(), table.resetkit_schema(self.schema.as_str())).map(Arc::new)
+    }
+
+    /// [`accounts_for`](Self::accounts_for), verified against the catalog
+    /// with the id type inferred ([`PgAccounts::connect`]).
+    pub async fn verified_accounts_for(
+        &self,
+        table: UsersTable,
+    ) -> Result<Arc<PgAccounts>, crate::VerifyError> {
+        self.host_table.store(true, std::sync::atomic::Ordering::SeqCst);
+        PgAccounts::connect(self.pool.clone(), table.resetkit_schema(self.schema.as_str()))
+            .await
+            .map(Arc::new)
     }
 
     /// The schema.

@@ -29,9 +29,56 @@ pub(crate) fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> S
             operation,
             detail: e.to_string(),
         },
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            Some(pg) => StoreError::unavailable(operation, PgServerError::from_pg(pg)),
+            None => StoreError::unavailable(operation, sqlx::Error::Database(db)),
+        },
         other => StoreError::unavailable(operation, other),
     }
 }
+
+/// An error PostgreSQL reported, shown the way `psql` shows it: the
+/// message, then its detail and hint, and the SQLSTATE. (sqlx's own
+/// `Display` appends the line of PostgreSQL's C source that raised it and
+/// leaves out the hint, e.g. "Perhaps you meant to reference the column
+/// users.is_active".)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgServerError {
+    /// The primary message.
+    pub message: String,
+    /// `DETAIL`, if any.
+    pub detail: Option<String>,
+    /// `HINT`, if any.
+    pub hint: Option<String>,
+    /// The SQLSTATE code, e.g. `42703`.
+    pub code: String,
+}
+
+impl PgServerError {
+    fn from_pg(pg: &sqlx::postgres::PgDatabaseError) -> Self {
+        PgServerError {
+            message: pg.message().to_owned(),
+            detail: pg.detail().map(str::to_owned),
+            hint: pg.hint().map(str::to_owned),
+            code: pg.code().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for PgServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgreSQL: {}", self.message)?;
+        if let Some(detail) = &self.detail {
+            write!(f, "; DETAIL: {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "; HINT: {hint}")?;
+        }
+        write!(f, " (SQLSTATE {})", self.code)
+    }
+}
+
+impl std::error::Error for PgServerError {}
 
 /// A corrupt-data error.
 pub(crate) fn corrupt(operation: &'static str, detail: impl Into<String>) -> StoreError {

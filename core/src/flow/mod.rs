@@ -23,6 +23,11 @@
 //!
 //! let outcome = service.request("Alice@Example.com", &RequestContext::default()).await.unwrap();
 //! assert_eq!(outcome, RequestAccepted);
+//! // By default the request is processed off the request path (the answer
+//! // takes as long for unknown identifiers): the mail follows shortly.
+//! while mailer.sent().is_empty() {
+//!     tokio::task::yield_now().await;
+//! }
 //! let mail = &mailer.sent()[0];
 //! let link = mail.expose_text().lines().find(|l| l.starts_with("https://app.example.com/reset?")).unwrap();
 //! let token = link.split("token=").nth(1).unwrap();
@@ -172,7 +177,46 @@ pub struct Completed {
     pub username: String,
 }
 
+/// What [`ResetService::check_password`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PasswordCheck {
+    /// No such account, no password, or another password.
+    Wrong,
+    /// The password matches the account's argon2id hash.
+    Correct,
+    /// The password matches a legacy hash: sign the user in, then replace
+    /// the hash with [`ResetService::rehash_password`].
+    NeedsRehash(crate::legacy_hash::LegacyFormat),
+}
+
+impl PasswordCheck {
+    /// Whether the password is the account's.
+    pub fn is_correct(self) -> bool {
+        !matches!(self, PasswordCheck::Wrong)
+    }
+}
+
 /// Called after a reset to end the account's sessions.
+///
+/// Implement it with `async fn` under the re-exported
+/// [`#[resetkit::async_trait]`](crate::async_trait) attribute (without it,
+/// `async fn` in this trait fails with E0195):
+///
+/// ```
+/// use resetkit::account::AccountId;
+///
+/// struct MySessions;
+///
+/// #[resetkit::async_trait]
+/// impl resetkit::SessionRevoker for MySessions {
+///     async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String> {
+///         // e.g. DELETE FROM sessions WHERE user_id = $1
+///         let _ = account;
+///         Ok(())
+///     }
+/// }
+/// ```
 #[async_trait]
 pub trait SessionRevoker: Send + Sync {
     /// Revokes every session of `account`; an error is recorded as an event.
@@ -256,24 +300,83 @@ impl ResetService {
     }
 
     /// Checks a sign-in password the way `complete` stored it (NFKC).
+    /// Hashes in a legacy format (bcrypt, PBKDF2-SHA256, scrypt; see
+    /// [`legacy_hash`](crate::legacy_hash)) verify too; use
+    /// [`check_password`](Self::check_password) to learn that one needs rehashing.
     pub async fn verify_password(
         &self,
         account: &AccountId,
         password: &secrecy::SecretString,
     ) -> Result<bool, CompleteError> {
+        Ok(self.check_password(account, password).await?.is_correct())
+    }
+
+    /// Checks a sign-in password: wrong, correct, or correct against a
+    /// legacy hash that should be replaced by an argon2id one (call
+    /// [`rehash_password`](Self::rehash_password) with the same password).
+    pub async fn check_password(
+        &self,
+        account: &AccountId,
+        password: &secrecy::SecretString,
+    ) -> Result<PasswordCheck, CompleteError> {
         use secrecy::ExposeSecret as _;
         let Some(account) = self.inner.accounts.find_by_id(account).await? else {
-            return Ok(false);
+            return Ok(PasswordCheck::Wrong);
         };
         let Some(hash) = account.password_hash else {
-            return Ok(false);
+            return Ok(PasswordCheck::Wrong);
         };
-        let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
-        let hasher = self.inner.hasher.clone();
-        run_blocking(move || hasher.verify(&normalized, &hash))
+        if let Some(format) = crate::legacy_hash::LegacyFormat::detect(hash.expose()) {
+            // Legacy hashes were made from the password as typed; accept the
+            // NFKC form too (what a reset stores).
+            let typed = password.clone();
+            let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
+            let stored = hash.expose().to_owned();
+            let matched = run_blocking(move || -> Result<bool, crate::hasher::HashError> {
+                if crate::legacy_hash::verify_legacy(&typed, &stored)? == Some(true) {
+                    return Ok(true);
+                }
+                Ok(crate::legacy_hash::verify_legacy(&normalized, &stored)? == Some(true))
+            })
             .await
             .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(CompleteError::Internal)
+            .map_err(CompleteError::Internal)?;
+            return Ok(if matched {
+                PasswordCheck::NeedsRehash(format)
+            } else {
+                PasswordCheck::Wrong
+            });
+        }
+        let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
+        let hasher = self.inner.hasher.clone();
+        let ok = run_blocking(move || hasher.verify(&normalized, &hash))
+            .await
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(CompleteError::Internal)?;
+        Ok(if ok {
+            PasswordCheck::Correct
+        } else {
+            PasswordCheck::Wrong
+        })
+    }
+
+    /// Stores an argon2id hash of `password` (NFKC, as `complete` does) for
+    /// `account`: the upgrade after [`PasswordCheck::NeedsRehash`]. Call it
+    /// only with a password that was just verified.
+    pub async fn rehash_password(
+        &self,
+        account: &AccountId,
+        password: &secrecy::SecretString,
+    ) -> Result<(), CompleteError> {
+        use secrecy::ExposeSecret as _;
+        let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
+        let hasher = self.inner.hasher.clone();
+        let hash = run_blocking(move || hasher.hash(&normalized))
+            .await
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(CompleteError::Internal)?;
+        self.inner.accounts.set_password_hash(account, &hash).await?;
+        Ok(())
     }
 
     /// The per-client rate-limit key of `client` (IPv6 grouped by prefix).

@@ -75,9 +75,12 @@ impl Fixture {
     }
 
     /// A builder with every required part set (inline delivery, fixed sender,
-    /// fast hasher, manual clock, default policies).
+    /// fast hasher, manual clock, default policies). Requests are processed
+    /// before `request` returns (the default processes them in the
+    /// background), so tests can read the mail and events right after.
     pub fn builder(&self) -> ResetServiceBuilder {
         ResetService::builder()
+            .process_requests_in_background(false)
             .base_url(BASE)
             .accounts(Arc::new(self.accounts.clone()))
             .tokens(Arc::new(self.tokens.clone()))

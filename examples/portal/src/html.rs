@@ -1,9 +1,7 @@
-//! The pages: plain HTML forms that work without JavaScript, readable on a
+//! The portal's own pages (the reset pages are `resetkit-axum`'s templates): plain HTML forms that work without JavaScript, readable on a
 //! phone (viewport meta, a little inline CSS). Every value is escaped.
 
 use std::fmt::Write as _;
-
-use resetkit::flow::INVALID_LINK_MESSAGE;
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f4f5f7;color:#1d2330;line-height:1.5}\
@@ -98,93 +96,6 @@ pub(crate) fn login(csrf: &str, error: Option<&str>, identifier: &str) -> String
     )
 }
 
-pub(crate) fn forgot(csrf: &str, error: Option<&str>, identifier: &str) -> String {
-    page(
-        "Forgot your password?",
-        &format!(
-            "{}<p>Enter your username or the email address of your account. \
-             We will email you a link to choose a new password.</p>\
-             <form method=\"post\" action=\"/forgot\">{}\
-             <label for=\"identifier\">Username or email</label>\
-             <input type=\"text\" id=\"identifier\" name=\"identifier\" value=\"{}\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"320\" required>\
-             <button type=\"submit\">Email me a link</button></form>",
-            message(error),
-            csrf_field(csrf),
-            escape(identifier),
-        ),
-    )
-}
-
-pub(crate) fn forgot_sent() -> String {
-    page(
-        "Check your email",
-        &format!(
-            "<p class=\"ok\">{}</p><p>The link works once and expires soon. \
-             If nothing arrives within a few minutes, check your spam folder or \
-             <a href=\"/forgot\">ask again</a>.</p>",
-            escape(resetkit::RequestAccepted::MESSAGE)
-        ),
-    )
-}
-
-pub(crate) fn reset_form(csrf: &str, username: &str, error: Option<&str>) -> String {
-    page(
-        "Choose a new password",
-        &format!(
-            "{}<p>Choose a new password for <strong id=\"username\">{}</strong>.</p>\
-             <p class=\"hint\">Use at least 15 characters; a few unrelated words work well.</p>\
-             <form method=\"post\" action=\"/reset/new\">{}\
-             <label for=\"password\">New password</label>\
-             <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required>\
-             <label for=\"confirm\">Confirm new password</label>\
-             <input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
-             <button type=\"submit\">Change password</button></form>",
-            message(error),
-            escape(username),
-            csrf_field(csrf),
-        ),
-    )
-}
-
-pub(crate) fn reset_done() -> String {
-    page(
-        "Password changed",
-        "<p class=\"ok\">Your password has been changed.</p>\
-         <p>You have been signed out everywhere. <a href=\"/login\">Sign in</a> with your new password.</p>",
-    )
-}
-
-pub(crate) fn reset_invalid() -> String {
-    page(
-        "Link invalid or expired",
-        &format!(
-            "<p class=\"error\">{}</p><p><a href=\"/forgot\">Request a new link</a></p>",
-            escape(INVALID_LINK_MESSAGE)
-        ),
-    )
-}
-
-pub(crate) fn deny_form(csrf: &str) -> String {
-    page(
-        "Didn't ask for a reset?",
-        &format!(
-            "<p>If you did not ask to reset your password, cancel the reset links \
-             sent to your email address. Your password stays as it is.</p>\
-             <form method=\"post\" action=\"/reset/deny\">{}\
-             <button type=\"submit\">Cancel the reset links</button></form>",
-            csrf_field(csrf)
-        ),
-    )
-}
-
-pub(crate) fn deny_done() -> String {
-    page(
-        "Reset links cancelled",
-        "<p class=\"ok\">The reset links for your account have been cancelled.</p>\
-         <p>Your password was not changed.</p>",
-    )
-}
-
 pub(crate) fn account(username: &str, csrf: &str) -> String {
     page(
         "Your account",
@@ -193,26 +104,6 @@ pub(crate) fn account(username: &str, csrf: &str) -> String {
              <form method=\"post\" action=\"/logout\">{}<button type=\"submit\">Sign out</button></form>",
             escape(username),
             csrf_field(csrf)
-        ),
-    )
-}
-
-pub(crate) fn security(csrf: &str, signed_in_as: Option<&str>) -> String {
-    let action = match signed_in_as {
-        Some(name) => format!(
-            "<p>Signed in as <strong>{}</strong>.</p>\
-             <form method=\"post\" action=\"/account/security\">{}\
-             <button type=\"submit\">Sign out of every session</button></form>",
-            escape(name),
-            csrf_field(csrf)
-        ),
-        None => String::new(),
-    };
-    page(
-        "Secure your account",
-        &format!(
-            "<p>If you did not change your password yourself, someone else may have access \
-             to your email. Secure your mailbox, then <a href=\"/forgot\">reset your password again</a>.</p>{action}"
         ),
     )
 }
@@ -262,7 +153,7 @@ mod tests {
 
     #[test]
     fn values_are_escaped() {
-        let html = forgot("t\"><x>", Some("<script>"), "\"><img src=x>");
+        let html = login("t\"><x>", Some("<script>"), "\"><img src=x>");
         assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<x>"));
         assert!(html.contains("&lt;script&gt;"));
     }
@@ -270,12 +161,9 @@ mod tests {
     #[test]
     fn pages_are_phone_friendly_and_carry_the_contract_texts() {
         assert!(home(None).contains("name=\"viewport\""));
-        assert!(forgot_sent().contains("Check your email"));
-        assert!(reset_done().contains("Your password has been changed"));
-        assert!(reset_invalid().contains("invalid or has expired"));
         assert!(account("bob", "c").contains("Signed in as bob"));
-        let form = reset_form("c", "alice", None);
-        for field in ["name=\"password\"", "name=\"confirm\"", "name=\"csrf_token\""] {
+        let form = login("c", None, "");
+        for field in ["name=\"identifier\"", "name=\"password\"", "name=\"csrf_token\""] {
             assert!(form.contains(field), "{field}");
         }
     }

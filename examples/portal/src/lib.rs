@@ -1,16 +1,15 @@
 //! # resetkit-portal
 //!
-//! A small web portal (axum) with a hardened "Forgot your password?" flow on
-//! [`resetkit`]: sign in, request a link, check your email, choose a new
-//! password, done; plain HTML forms that work without JavaScript.
+//! A small web portal (axum) with a "Forgot your password?" flow on
+//! [`resetkit`] and its web layer [`resetkit_axum`]: the reset pages (forgot,
+//! check your email, link landing, new password, done, invalid link, "this
+//! wasn't me", the security page) and their hardening are the crate's; what
+//! stays here is configuration, the demo accounts, sign-in and the account
+//! page.
 //!
 //! It runs on embedded defaults (in-memory stores, the harness's capture SMTP
 //! server in-process, seeded demo accounts) or on PostgreSQL and a real SMTP
-//! server. Hardening, as the SPEC asks: a CSRF token on every form; the link's
-//! GET never spends the token and moves it out of the URL into the server-side
-//! session before redirecting to a clean URL; `Referrer-Policy: no-referrer`
-//! and `Cache-Control: no-store` on every page; repeated or list-valued form
-//! fields refused; links built only from the configured base URL.
+//! server.
 //!
 //! Start it in-process (tests and the harness do this):
 //!
@@ -31,7 +30,6 @@
 
 mod backend;
 mod config;
-mod form;
 mod html;
 mod routes;
 mod seed;
@@ -40,5 +38,5 @@ mod session;
 
 pub use config::{PortalConfig, PortalError};
 pub use seed::{DEMO_ACCOUNTS, DemoAccount};
-pub use server::{Portal, RunningPortal};
-pub use session::{PENDING_LINK_TTL, SESSION_COOKIE};
+pub use server::{HEADER_READ_TIMEOUT, Portal, RunningPortal};
+pub use session::SESSION_COOKIE;

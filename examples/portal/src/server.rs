@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use resetkit::ResetService;
+use resetkit_axum::{ResetPages, ServeOptions};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,6 +19,10 @@ use crate::session::{SessionSettings, SessionStore};
 /// How long [`RunningPortal::shutdown`] waits for open connections and the
 /// delivery worker before abandoning them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a connection may take to send a request head (also how long an
+/// idle keep-alive connection stays open).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The portal.
 #[derive(Debug, Clone, Copy)]
@@ -48,8 +53,19 @@ impl Portal {
             tracing::warn!("--dev-mail has no effect with --smtp: mail goes to the SMTP server");
         }
         let capture = backend.capture.map(Arc::new);
+        let pages = ResetPages::builder(backend.service.clone())
+            .site_name("resetkit portal")
+            .nav_link("Home", "/")
+            .nav_link("Sign in", "/login")
+            .nav_link("Forgot your password?", "/forgot")
+            .sign_in_url("/login")
+            .secure_cookies(base_url.scheme() == "https")
+            .host_sessions(sessions.clone())
+            .build()
+            .map_err(|e| PortalError::Startup(format!("the reset pages: {e}")))?;
         let app = Arc::new(App {
             service: backend.service.clone(),
+            pages,
             accounts: backend.accounts,
             hasher: backend.hasher,
             decoy_hash: backend.decoy_hash,
@@ -63,19 +79,20 @@ impl Portal {
             backend.tokens,
             stopped.clone(),
         ));
+        let app_sessions = app.sessions.clone();
+        let app_pages = app.pages.clone();
         let router = routes::router(app);
         let mut serve_stop = stopped;
         let server = tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let result = axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    while serve_stop.changed().await.is_ok() {
-                        if *serve_stop.borrow() {
-                            break;
-                        }
+            let stop = async move {
+                while serve_stop.changed().await.is_ok() {
+                    if *serve_stop.borrow() {
+                        break;
                     }
-                })
-                .await;
+                }
+            };
+            let options = ServeOptions::default().with_header_read_timeout(HEADER_READ_TIMEOUT);
+            let result = resetkit_axum::serve(listener, router, options, stop).await;
             if let Err(error) = result {
                 tracing::error!(%error, "portal server stopped");
             }
@@ -86,6 +103,8 @@ impl Portal {
             mail_label: backend.mail_label,
             store_label: backend.store_label,
             service: backend.service,
+            sessions: app_sessions,
+            pages: app_pages,
             stop,
             server: Some(server),
             worker: Some(worker),
@@ -102,6 +121,8 @@ pub struct RunningPortal {
     mail_label: String,
     store_label: &'static str,
     service: ResetService,
+    sessions: Arc<SessionStore>,
+    pages: ResetPages,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
@@ -138,6 +159,12 @@ impl RunningPortal {
     /// The in-process capture SMTP server (capture mode; `None` with `--smtp`).
     pub fn mail(&self) -> Option<&FakeSmtpServer> {
         self.capture.as_deref()
+    }
+
+    /// What the portal holds server-side: (sign-in sessions, opened reset
+    /// links). Anonymous requests grow neither.
+    pub fn server_state(&self) -> (usize, usize) {
+        (self.sessions.len(), self.pages.pending().len())
     }
 
     /// The reset service behind the pages.

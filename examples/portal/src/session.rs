@@ -1,31 +1,26 @@
-//! Server-side sessions: a random id in the `portal_session` cookie
-//! (HttpOnly, SameSite=Lax, Path=/; Secure when the base URL is https), the
-//! CSRF token of the session's forms, who is signed in, and the reset or
-//! "this wasn't me" token a link handed over (kept here so it leaves the URL).
+//! Sign-in sessions: a random id in the `portal_session` cookie (HttpOnly,
+//! SameSite=Lax, Path=/; Secure when the base URL is https), who is signed
+//! in and the CSRF token of the signed-in pages' forms.
 //!
-//! Sessions live in memory (one portal instance); idle ones expire, and a
-//! reset token taken from a link is dropped after [`PENDING_LINK_TTL`].
-//! The store is also the service's [`SessionRevoker`]: a completed reset
-//! signs the account out everywhere.
+//! A session exists only once someone signs in: the anonymous forms (sign
+//! in, forgot password) use `resetkit-axum`'s stateless CSRF cookie, so a
+//! flood of anonymous requests stores nothing and cannot evict anyone.
+//! The store is the service's [`SessionRevoker`] (a completed reset signs the
+//! account out everywhere) and the pages' [`HostSessions`] (the
+//! password-changed notice's "sign out everywhere" button).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use axum::http::HeaderMap;
-use axum::http::header::COOKIE;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use resetkit::SessionRevoker;
+use axum::http::request::Parts;
 use resetkit::account::AccountId;
-use secrecy::SecretString;
+use resetkit::{SessionRevoker, async_trait};
+use resetkit_axum::{HostSessions, SignedIn};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "portal_session";
-
-/// How long a token taken from a link stays in the session (15 minutes).
-pub const PENDING_LINK_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Lifetimes and limits of sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +30,7 @@ pub(crate) struct SessionSettings {
     /// A session older than this is gone, used or not.
     pub absolute: Duration,
     /// At most this many sessions are kept; beyond it the least recently
-    /// used are dropped.
+    /// used are dropped (only sign-ins create sessions).
     pub max_sessions: usize,
     /// Add `Secure` to the cookie (the base URL is https).
     pub secure_cookie: bool,
@@ -52,41 +47,9 @@ impl Default for SessionSettings {
     }
 }
 
-/// Who is signed in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SignedIn {
-    pub(crate) account: AccountId,
-    pub(crate) username: String,
-}
-
-/// A token a link handed over, waiting for the form that uses it.
-#[derive(Clone)]
-pub(crate) struct PendingLink {
-    pub(crate) token: SecretString,
-    /// The account's username, when the link was checked (reset links).
-    pub(crate) username: String,
-    stored: Instant,
-}
-
-impl PendingLink {
-    pub(crate) fn new(token: SecretString, username: String) -> Self {
-        PendingLink {
-            token,
-            username,
-            stored: Instant::now(),
-        }
-    }
-
-    fn fresh(&self, now: Instant) -> bool {
-        now.duration_since(self.stored) < PENDING_LINK_TTL
-    }
-}
-
 struct Entry {
     csrf: String,
-    user: Option<SignedIn>,
-    reset: Option<PendingLink>,
-    deny: Option<PendingLink>,
+    user: SignedIn,
     created: Instant,
     seen: Instant,
 }
@@ -96,18 +59,9 @@ struct Entry {
 pub(crate) struct Session {
     pub(crate) id: String,
     pub(crate) csrf: String,
-    pub(crate) user: Option<SignedIn>,
-    pub(crate) reset: Option<PendingLink>,
-    pub(crate) deny: Option<PendingLink>,
+    pub(crate) user: SignedIn,
     /// `Set-Cookie` value to send when this request created the session.
     pub(crate) set_cookie: Option<String>,
-}
-
-/// Which pending token a change concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pending {
-    Reset,
-    Deny,
 }
 
 /// All sessions.
@@ -117,20 +71,21 @@ pub(crate) struct SessionStore {
 }
 
 fn random_id() -> String {
+    use base64::Engine as _;
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes[..]);
-    URL_SAFE_NO_PAD.encode(bytes)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Compares two secrets in time independent of where they differ.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The values of every `name` cookie in the request's `Cookie` headers.
 fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
-        .get_all(COOKIE)
+        .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
@@ -157,17 +112,6 @@ impl SessionStore {
             && now.duration_since(entry.created) < self.settings.absolute
     }
 
-    fn snapshot(id: &str, entry: &Entry, set_cookie: Option<String>) -> Session {
-        Session {
-            id: id.to_owned(),
-            csrf: entry.csrf.clone(),
-            user: entry.user.clone(),
-            reset: entry.reset.clone(),
-            deny: entry.deny.clone(),
-            set_cookie,
-        }
-    }
-
     /// The request's live session, if its cookie names one.
     pub(crate) fn current(&self, headers: &HeaderMap) -> Option<Session> {
         let now = Instant::now();
@@ -181,34 +125,45 @@ impl SessionStore {
                 continue;
             }
             entry.seen = now;
-            for pending in [&mut entry.reset, &mut entry.deny] {
-                if pending.as_ref().is_some_and(|p| !p.fresh(now)) {
-                    *pending = None;
-                }
-            }
-            return Some(Self::snapshot(id, entry, None));
+            return Some(Session {
+                id: id.to_owned(),
+                csrf: entry.csrf.clone(),
+                user: entry.user.clone(),
+                set_cookie: None,
+            });
         }
         None
     }
 
-    /// The request's session, or a new one (with its `Set-Cookie`).
-    pub(crate) fn current_or_new(&self, headers: &HeaderMap) -> Session {
-        self.current(headers).unwrap_or_else(|| self.create(None))
+    /// The session whose cookie came with the request, if the submitted
+    /// CSRF token is that session's.
+    pub(crate) fn check_csrf(&self, headers: &HeaderMap, submitted: Option<&str>) -> Option<Session> {
+        let submitted = submitted?;
+        let session = self.current(headers)?;
+        constant_time_eq(session.csrf.as_bytes(), submitted.as_bytes()).then_some(session)
     }
 
-    fn create(&self, user: Option<SignedIn>) -> Session {
+    /// Signs in: a new session (new id, new CSRF token); any session the
+    /// request carried ends, so an id planted before is worth nothing.
+    pub(crate) fn sign_in(&self, headers: &HeaderMap, user: SignedIn) -> Session {
         let now = Instant::now();
         let id = random_id();
         let entry = Entry {
             csrf: random_id(),
-            user,
-            reset: None,
-            deny: None,
+            user: user.clone(),
             created: now,
             seen: now,
         };
-        let session = Self::snapshot(&id, &entry, Some(self.cookie(&id)));
+        let session = Session {
+            id: id.clone(),
+            csrf: entry.csrf.clone(),
+            user,
+            set_cookie: Some(self.cookie(&id)),
+        };
         let mut entries = self.lock();
+        for old in cookie_values(headers, SESSION_COOKIE) {
+            entries.remove(old);
+        }
         if entries.len() >= self.settings.max_sessions {
             entries.retain(|_, e| self.alive(e, now));
         }
@@ -223,31 +178,6 @@ impl SessionStore {
         session
     }
 
-    /// The session whose cookie came with the request, if the submitted
-    /// CSRF token is that session's.
-    pub(crate) fn check_csrf(&self, headers: &HeaderMap, submitted: Option<&str>) -> Option<Session> {
-        let submitted = submitted?;
-        let session = self.current(headers)?;
-        constant_time_eq(session.csrf.as_bytes(), submitted.as_bytes()).then_some(session)
-    }
-
-    /// Stores (or clears) the session's pending reset or deny token.
-    pub(crate) fn set_pending(&self, id: &str, which: Pending, link: Option<PendingLink>) {
-        if let Some(entry) = self.lock().get_mut(id) {
-            match which {
-                Pending::Reset => entry.reset = link,
-                Pending::Deny => entry.deny = link,
-            }
-        }
-    }
-
-    /// Signs in: the old session ends and a new one (new id, new CSRF token)
-    /// starts, so an id planted before sign-in is worth nothing after.
-    pub(crate) fn sign_in(&self, old_id: &str, user: SignedIn) -> Session {
-        self.lock().remove(old_id);
-        self.create(Some(user))
-    }
-
     /// Ends a session.
     pub(crate) fn remove(&self, id: &str) {
         self.lock().remove(id);
@@ -257,33 +187,37 @@ impl SessionStore {
     pub(crate) fn revoke_account(&self, account: &AccountId) -> usize {
         let mut entries = self.lock();
         let before = entries.len();
-        entries.retain(|_, e| e.user.as_ref().is_none_or(|u| &u.account != account));
+        entries.retain(|_, e| &e.user.account != account);
         before - entries.len()
+    }
+
+    /// How many sessions exist.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn secure(&self) -> &'static str {
+        if self.settings.secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        }
     }
 
     /// The `Set-Cookie` value for session `id`.
     fn cookie(&self, id: &str) -> String {
-        let secure = if self.settings.secure_cookie {
-            "; Secure"
-        } else {
-            ""
-        };
-        format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Lax; Path=/{secure}")
+        format!(
+            "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Lax; Path=/{}",
+            self.secure()
+        )
     }
 
     /// The `Set-Cookie` value that deletes the session cookie.
     pub(crate) fn clear_cookie(&self) -> String {
-        let secure = if self.settings.secure_cookie {
-            "; Secure"
-        } else {
-            ""
-        };
-        format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}")
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().len()
+        format!(
+            "{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{}",
+            self.secure()
+        )
     }
 }
 
@@ -296,9 +230,23 @@ impl SessionRevoker for SessionStore {
     }
 }
 
+#[async_trait]
+impl HostSessions for SessionStore {
+    async fn signed_in(&self, request: &Parts) -> Option<SignedIn> {
+        self.current(&request.headers).map(|s| s.user)
+    }
+
+    async fn sign_out_everywhere(&self, account: &AccountId) -> Result<(), String> {
+        let count = self.revoke_account(account);
+        tracing::info!(%account, count, "signed out everywhere on request");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
+    use axum::http::header::COOKIE;
 
     use super::*;
 
@@ -308,55 +256,50 @@ mod tests {
         h
     }
 
+    fn alice() -> SignedIn {
+        SignedIn {
+            account: AccountId::from("alice"),
+            username: "alice".into(),
+        }
+    }
+
     #[test]
-    fn new_sessions_set_a_hardened_cookie_and_are_found_again() {
+    fn sign_in_sets_a_hardened_cookie_and_the_session_is_found_again() {
         let store = SessionStore::new(SessionSettings::default());
-        let s = store.current_or_new(&HeaderMap::new());
+        let s = store.sign_in(&HeaderMap::new(), alice());
         let cookie = s.set_cookie.clone().unwrap();
         assert!(cookie.starts_with("portal_session="));
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"));
-        assert!(!cookie.contains("Secure"));
         let again = store
             .current(&with_cookie(&format!("other=1; {SESSION_COOKIE}={}", s.id)))
             .unwrap();
         assert_eq!(again.csrf, s.csrf);
-        assert!(again.set_cookie.is_none());
         assert!(store.current(&with_cookie("portal_session=forged")).is_none());
-    }
-
-    #[test]
-    fn csrf_must_match_the_session() {
-        let store = SessionStore::new(SessionSettings::default());
-        let s = store.current_or_new(&HeaderMap::new());
         let h = with_cookie(&format!("{SESSION_COOKIE}={}", s.id));
         assert!(store.check_csrf(&h, Some(&s.csrf)).is_some());
         assert!(store.check_csrf(&h, Some("nope")).is_none());
         assert!(store.check_csrf(&h, None).is_none());
-        assert!(store.check_csrf(&HeaderMap::new(), Some(&s.csrf)).is_none());
     }
 
     #[test]
     fn sign_in_rotates_and_revocation_signs_out_everywhere() {
         let store = SessionStore::new(SessionSettings::default());
-        let anon = store.current_or_new(&HeaderMap::new());
-        let user = SignedIn {
-            account: AccountId::from("alice"),
-            username: "alice".into(),
-        };
-        let a = store.sign_in(&anon.id, user.clone());
-        let b = store.sign_in("unknown", user);
-        assert_ne!(a.id, anon.id);
+        let a = store.sign_in(&HeaderMap::new(), alice());
+        let b = store.sign_in(&with_cookie(&format!("{SESSION_COOKIE}={}", a.id)), alice());
         assert!(
             store
-                .current(&with_cookie(&format!("{SESSION_COOKIE}={}", anon.id)))
+                .current(&with_cookie(&format!("{SESSION_COOKIE}={}", a.id)))
                 .is_none()
         );
+        let c = store.sign_in(&HeaderMap::new(), alice());
         assert_eq!(store.revoke_account(&AccountId::from("alice")), 2);
-        assert!(
-            store
-                .current(&with_cookie(&format!("{SESSION_COOKIE}={}", b.id)))
-                .is_none()
-        );
+        for id in [b.id, c.id] {
+            assert!(
+                store
+                    .current(&with_cookie(&format!("{SESSION_COOKIE}={id}")))
+                    .is_none()
+            );
+        }
     }
 
     #[test]
@@ -366,7 +309,7 @@ mod tests {
             ..SessionSettings::default()
         });
         for _ in 0..10 {
-            store.current_or_new(&HeaderMap::new());
+            store.sign_in(&HeaderMap::new(), alice());
         }
         assert_eq!(store.len(), 3);
     }

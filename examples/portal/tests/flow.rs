@@ -187,12 +187,24 @@ async fn sign_in_refuses_without_saying_why_and_rotates_the_session() {
         assert!(page.body.contains("Wrong username or password"), "{identifier}");
         assert!(page.set_cookies().is_empty());
     }
-    let before = user.cookie("portal_session").unwrap();
+    // Anonymous visitors have no server-side session (the sign-in form's
+    // CSRF is a signed cookie); a planted session id is replaced.
+    assert_eq!(user.cookie("portal_session"), None);
+    let planted = Browser::new(&portal);
+    planted
+        .sign_in("alice", "alice-demo-password-1")
+        .await
+        .assert_redirect("/account");
+    let before = planted.cookie("portal_session").unwrap();
+    planted
+        .sign_in("Alice@Example.TEST", "alice-demo-password-1")
+        .await
+        .assert_redirect("/account");
+    let after = planted.cookie("portal_session").unwrap();
+    assert_ne!(before, after, "signing in starts a new session");
     user.sign_in("Alice@Example.TEST", "alice-demo-password-1")
         .await
         .assert_redirect("/account");
-    let after = user.cookie("portal_session").unwrap();
-    assert_ne!(before, after, "signing in starts a new session");
     assert!(user.get("/account").await.body.contains("Signed in as alice"));
 
     let csrf = user.get("/account").await.csrf();

@@ -171,8 +171,8 @@ async fn reset_pages_send_no_referrer_and_no_store_and_clean_urls() {
     let cookie = link
         .set_cookies()
         .into_iter()
-        .find(|c| c.starts_with("portal_session="))
-        .expect("the link starts a session");
+        .find(|c| c.starts_with("resetkit_link="))
+        .expect("the link starts the browser's pending-link state");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }

@@ -1,5 +1,5 @@
 //! Signing in (enough to prove a new password works), the account page,
-//! signing out, and the password-changed notice's "secure your account" page.
+//! signing out. (The password-changed notice's page is `resetkit-axum`'s.)
 //!
 //! A failed sign-in re-renders the form with status 200 and "Wrong username
 //! or password", whatever the reason (unknown, disabled, wrong password);
@@ -9,15 +9,15 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use resetkit::CompleteError;
 use resetkit::account::Account;
 use resetkit::identifier::{MAX_INPUT_BYTES, canonicalize};
 use resetkit::policy::PasswordPolicy;
+use resetkit::{CompleteError, PasswordCheck};
+use resetkit_axum::SignedIn;
 use secrecy::SecretString;
 
-use super::{App, State, checked_form, field_refused, page, see_other, unavailable, with_cookie};
+use super::{App, State, csrf_refused, field_refused, page, parse_form, see_other, unavailable, with_cookie};
 use crate::html;
-use crate::session::SignedIn;
 
 /// The sign-in failure text.
 pub(crate) const WRONG_CREDENTIALS: &str = "Wrong username or password";
@@ -28,23 +28,31 @@ const MAX_PASSWORD_BYTES: usize = 4096;
 
 pub(super) async fn home(state: State, headers: HeaderMap) -> Response {
     let session = state.sessions.current(&headers);
-    let user = session.as_ref().and_then(|s| s.user.as_ref());
-    page(StatusCode::OK, html::home(user.map(|u| u.username.as_str())))
+    page(
+        StatusCode::OK,
+        html::home(session.as_ref().map(|s| s.user.username.as_str())),
+    )
 }
 
+/// The sign-in form: CSRF by the pages' stateless cookie, no session yet.
 pub(super) async fn login_form(state: State, headers: HeaderMap) -> Response {
-    let session = state.sessions.current_or_new(&headers);
+    let csrf = state.pages.csrf().token(&headers);
     with_cookie(
-        page(StatusCode::OK, html::login(&session.csrf, None, "")),
-        session.set_cookie,
+        page(StatusCode::OK, html::login(&csrf.value, None, "")),
+        csrf.set_cookie,
     )
 }
 
 pub(super) async fn login_submit(state: State, headers: HeaderMap, body: Bytes) -> Response {
-    let (form, session) = match checked_form(&state, &headers, &body) {
-        Ok(checked) => checked,
+    let form = match parse_form(&headers, &body) {
+        Ok(form) => form,
         Err(refusal) => return *refusal,
     };
+    let submitted = form.get("csrf_token");
+    if !state.pages.csrf().verify(&headers, submitted) {
+        return csrf_refused();
+    }
+    let csrf = submitted.unwrap_or_default();
     let identifier = match form.single("identifier") {
         Ok(value) => value,
         Err(why) => return field_refused("identifier", why),
@@ -59,12 +67,13 @@ pub(super) async fn login_submit(state: State, headers: HeaderMap, body: Bytes) 
                 account: account.id,
                 username: account.username,
             };
-            let fresh = state.sessions.sign_in(&session.id, user);
-            with_cookie(see_other("/account"), fresh.set_cookie)
+            let fresh = state.sessions.sign_in(&headers, user);
+            let cookie = fresh.set_cookie.and_then(|c| c.parse().ok());
+            with_cookie(see_other("/account"), cookie)
         }
         Ok(None) => page(
             StatusCode::OK,
-            html::login(&session.csrf, Some(WRONG_CREDENTIALS), identifier),
+            html::login(csrf, Some(WRONG_CREDENTIALS), identifier),
         ),
         Err(error) => unavailable("signing in", &error),
     }
@@ -94,8 +103,18 @@ async fn authenticate(
     };
     match account {
         Some(account) if !account.disabled && account.password_hash.is_some() => {
-            let ok = app.service.verify_password(&account.id, password).await?;
-            Ok(ok.then_some(account))
+            match app.service.check_password(&account.id, password).await? {
+                PasswordCheck::Correct => Ok(Some(account)),
+                // A bcrypt / PBKDF2 / scrypt hash from before resetkit:
+                // replace it with argon2id now that the password is known.
+                PasswordCheck::NeedsRehash(format) => {
+                    if let Err(error) = app.service.rehash_password(&account.id, password).await {
+                        tracing::warn!(%error, ?format, "upgrading a legacy password hash failed");
+                    }
+                    Ok(Some(account))
+                }
+                _ => Ok(None),
+            }
         }
         _ => {
             decoy_verify(app, password).await;
@@ -116,42 +135,24 @@ async fn decoy_verify(app: &App, password: &SecretString) {
 }
 
 pub(super) async fn account(state: State, headers: HeaderMap) -> Response {
-    let Some(session) = state.sessions.current(&headers) else {
-        return see_other("/login");
-    };
-    match &session.user {
-        Some(user) => page(StatusCode::OK, html::account(&user.username, &session.csrf)),
+    match state.sessions.current(&headers) {
+        Some(session) => page(
+            StatusCode::OK,
+            html::account(&session.user.username, &session.csrf),
+        ),
         None => see_other("/login"),
     }
 }
 
 pub(super) async fn logout(state: State, headers: HeaderMap, body: Bytes) -> Response {
-    let (_form, session) = match checked_form(&state, &headers, &body) {
-        Ok(checked) => checked,
+    let form = match parse_form(&headers, &body) {
+        Ok(form) => form,
         Err(refusal) => return *refusal,
+    };
+    let Some(session) = state.sessions.check_csrf(&headers, form.get("csrf_token")) else {
+        return csrf_refused();
     };
     state.sessions.remove(&session.id);
-    with_cookie(see_other("/"), Some(state.sessions.clear_cookie()))
-}
-
-pub(super) async fn security_form(state: State, headers: HeaderMap) -> Response {
-    let session = state.sessions.current_or_new(&headers);
-    let user = session.user.as_ref().map(|u| u.username.as_str());
-    with_cookie(
-        page(StatusCode::OK, html::security(&session.csrf, user)),
-        session.set_cookie.clone(),
-    )
-}
-
-pub(super) async fn security_submit(state: State, headers: HeaderMap, body: Bytes) -> Response {
-    let (_form, session) = match checked_form(&state, &headers, &body) {
-        Ok(checked) => checked,
-        Err(refusal) => return *refusal,
-    };
-    let Some(user) = &session.user else {
-        return see_other("/account/security");
-    };
-    let count = state.sessions.revoke_account(&user.account);
-    tracing::info!(account = %user.account, count, "signed out everywhere on request");
-    with_cookie(see_other("/login"), Some(state.sessions.clear_cookie()))
+    let clear = state.sessions.clear_cookie().parse().ok();
+    with_cookie(see_other("/"), clear)
 }

@@ -1,5 +1,5 @@
 //! Strict form parsing: `application/x-www-form-urlencoded` only, and every
-//! field the portal reads must be sent exactly once. A repeated field
+//! field a page reads must be sent exactly once. A repeated field
 //! (`identifier=a&identifier=b`) or list syntax (`identifier[]=a`,
 //! `identifier[0]=a`) is refused, so one request can never name two
 //! accounts (GitLab CVE-2023-7028 class); JSON bodies are refused outright.
@@ -7,9 +7,10 @@
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 
-/// Why a body is not a form the portal accepts.
+/// Why a body is not a form the pages accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum FormError {
+#[non_exhaustive]
+pub enum FormError {
     /// Another content type (JSON, multipart, none).
     #[error("Send the form as application/x-www-form-urlencoded")]
     UnsupportedType,
@@ -17,7 +18,8 @@ pub(crate) enum FormError {
 
 /// Why a field cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FieldError {
+#[non_exhaustive]
+pub enum FieldError {
     /// Absent.
     Missing,
     /// Sent more than once, or with list syntax.
@@ -26,13 +28,13 @@ pub(crate) enum FieldError {
 
 /// A parsed form body.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Form {
+pub struct Form {
     pairs: Vec<(String, String)>,
 }
 
 impl Form {
     /// Parses a request body, refusing anything but a URL-encoded form.
-    pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Form, FormError> {
+    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Form, FormError> {
         let is_form = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -45,7 +47,7 @@ impl Form {
     }
 
     /// Parses URL-encoded pairs (a form body or a query string).
-    pub(crate) fn from_encoded(encoded: &[u8]) -> Form {
+    pub fn from_encoded(encoded: &[u8]) -> Form {
         Form {
             pairs: url::form_urlencoded::parse(encoded)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -54,7 +56,7 @@ impl Form {
     }
 
     /// The one value of `name`: absent, repeated or list-valued is an error.
-    pub(crate) fn single(&self, name: &str) -> Result<&str, FieldError> {
+    pub fn single(&self, name: &str) -> Result<&str, FieldError> {
         let mut found = None;
         for (key, value) in &self.pairs {
             let listed = key.strip_prefix(name).is_some_and(|rest| rest.starts_with('['));
@@ -69,7 +71,7 @@ impl Form {
     }
 
     /// The value of `name` if it was sent exactly once.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.single(name).ok()
     }
 }

@@ -1,0 +1,384 @@
+//! # resetkit-axum
+//!
+//! The web layer of [`resetkit`] for axum: a router with every page the
+//! reset emails link to, hardened, on overridable templates.
+//!
+//! | path (under the mount path) | methods | page |
+//! | --- | --- | --- |
+//! | `/forgot` | GET, POST | ask for a link (`identifier`) → 303 `/forgot/sent` |
+//! | `/forgot/sent` | GET | "Check your email" |
+//! | `/reset?token=T` | GET, HEAD | the emailed link: only *inspects* T, keeps it server-side, 303 → `/reset/new` (clean URL) |
+//! | `/reset/new` | GET, POST | choose a new password (`password`, `confirm`) → 303 `/reset/done` |
+//! | `/reset/done`, `/reset/invalid` | GET | outcomes |
+//! | `/reset/deny?token=T` | GET | "this wasn't me": a confirmation form; its POST revokes the links → 303 `/reset/deny/done` |
+//! | `/account/security` | GET, POST | the password-changed notice's page (sign out everywhere through [`HostSessions`]) |
+//!
+//! These are the paths the core's links use by default, so mounting the
+//! router at the root needs no link settings; under a prefix, call
+//! [`link_paths`] on the service builder with the same prefix.
+//!
+//! ```no_run
+//! # async fn demo(service: resetkit::ResetService) -> Result<(), Box<dyn std::error::Error>> {
+//! use resetkit_axum::{ResetPages, ServeOptions};
+//!
+//! let pages = ResetPages::builder(service).site_name("Example").build()?;
+//! let app = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "home" }))
+//!     .merge(pages.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! resetkit_axum::serve(listener, app, ServeOptions::default(), std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Hardening
+//!
+//! - **CSRF on every POST.** Forms shown to anonymous visitors (forgot,
+//!   security page) use a signed double-submit cookie ([`StatelessCsrf`]):
+//!   no server state for anyone who has not opened a link. The new-password
+//!   form carries the id of its own pending entry ([`pending`]); the "this
+//!   wasn't me" confirmation carries its deny token sealed (HMAC) to the
+//!   browser's CSRF cookie, so it stores nothing either.
+//! - **The link's GET never spends the token** and moves it out of the URL;
+//!   the form that shows a token is the only thing that can spend it, so a
+//!   second link opened in the same browser cannot redirect an open form.
+//! - Every response: `Cache-Control: no-store`, `Referrer-Policy: no-referrer`,
+//!   `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` and a CSP
+//!   ([`security_headers`], also usable on the host's own routes).
+//! - Only `application/x-www-form-urlencoded` bodies, at most
+//!   [`ResetPagesBuilder::body_limit`] bytes; a repeated or list-valued field
+//!   (`identifier=a&identifier=b`, `identifier[]=a`) is refused.
+//! - A per-request timeout ([`ResetPagesBuilder::request_timeout`]); [`serve`]
+//!   adds the header-read timeout hyper needs to close idle and
+//!   header-trickling connections (`axum::serve` sets none).
+//! - The rate-limit client address is the TCP peer (`ConnectInfo`), never a header.
+//!
+//! ## Debug builds
+//!
+//! argon2 unoptimised takes ~0.65 s per hash; in the application's
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [profile.dev.package.argon2]
+//! opt-level = 3
+//! [profile.dev.package.blake2]
+//! opt-level = 3
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod csrf;
+pub mod form;
+mod headers;
+mod hook;
+pub mod pending;
+mod routes;
+mod serve;
+pub mod templates;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use resetkit::ResetService;
+
+pub use csrf::{CSRF_COOKIE, CsrfToken, StatelessCsrf};
+pub use headers::security_headers;
+pub use hook::{HostSessions, SignedIn};
+pub use pending::{PendingLinks, PendingSettings};
+pub use serve::{ServeOptions, serve};
+
+/// Name of the cookie that identifies a browser which opened a link.
+pub const LINK_COOKIE: &str = "resetkit_link";
+
+/// The text of every CSRF refusal (403).
+pub const CSRF_REFUSED: &str = "Invalid or missing CSRF token";
+
+/// `ResetPages` refused its settings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A template does not compile or render.
+    #[error("template `{name}`: {reason}")]
+    Template {
+        /// The template's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The mount path is not `""` or `/segment...` without a trailing slash.
+    #[error(
+        "mount path {0:?} must be empty or start with `/`, not end with `/`, and hold only \
+         letters, digits, `/`, `-`, `_` and `.`"
+    )]
+    MountPath(String),
+    /// The service's links point somewhere the router does not serve.
+    #[error(
+        "the reset emails link to `{link}` but the pages serve `{served}`: call \
+         `resetkit_axum::link_paths(builder, {mount:?})` on the ResetService builder, \
+         or mount the router where the links point"
+    )]
+    LinkPath {
+        /// The path of the service's reset links.
+        link: String,
+        /// The path the router serves the link on.
+        served: String,
+        /// The configured mount path.
+        mount: String,
+    },
+}
+
+/// Sets the core's link paths (`reset_path`, `deny_path`, `security_path`)
+/// for pages mounted under `mount` (e.g. `"/password"`).
+pub fn link_paths(builder: resetkit::ResetServiceBuilder, mount: &str) -> resetkit::ResetServiceBuilder {
+    builder
+        .reset_path(format!("{mount}/reset"))
+        .deny_path(format!("{mount}/reset/deny"))
+        .security_path(format!("{mount}/account/security"))
+}
+
+/// A link in the pages' navigation bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NavLink {
+    /// Text.
+    pub label: String,
+    /// Target.
+    pub href: String,
+}
+
+/// Everything the pages share.
+pub(crate) struct Shared {
+    pub(crate) service: ResetService,
+    pub(crate) pages: templates::Pages,
+    pub(crate) csrf: StatelessCsrf,
+    pub(crate) pending: Arc<PendingLinks>,
+    pub(crate) host_sessions: Option<Arc<dyn HostSessions>>,
+    pub(crate) mount: String,
+    pub(crate) site_name: String,
+    pub(crate) nav: Vec<NavLink>,
+    pub(crate) sign_in_url: Option<String>,
+    pub(crate) after_sign_out: String,
+    pub(crate) secure_cookies: bool,
+    pub(crate) min_password_chars: usize,
+    pub(crate) body_limit: usize,
+    pub(crate) request_timeout: Duration,
+}
+
+/// The reset pages, ready to mount ([`router`](Self::router)).
+#[derive(Clone)]
+pub struct ResetPages {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ResetPages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResetPages")
+            .field("mount", &self.shared.mount)
+            .field("pending", &self.shared.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResetPages {
+    /// Starts a builder around the service.
+    pub fn builder(service: ResetService) -> ResetPagesBuilder {
+        ResetPagesBuilder {
+            service,
+            overrides: Vec::new(),
+            csrf_key: None,
+            host_sessions: None,
+            mount: String::new(),
+            site_name: String::new(),
+            nav: Vec::new(),
+            sign_in_url: None,
+            after_sign_out: None,
+            secure_cookies: true,
+            min_password_chars: 15,
+            pending: PendingSettings::default(),
+            body_limit: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The routes (with their state and layers). Merge them into the host's
+    /// router at the root, or `nest` them at the mount path.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.shared.clone())
+    }
+
+    /// The opened-link store (its size is what a flood could grow).
+    pub fn pending(&self) -> &PendingLinks {
+        &self.shared.pending
+    }
+
+    /// The CSRF scheme of the anonymous forms, for the host's own forms
+    /// (a sign-in page).
+    pub fn csrf(&self) -> &StatelessCsrf {
+        &self.shared.csrf
+    }
+
+    /// The service behind the pages.
+    pub fn service(&self) -> &ResetService {
+        &self.shared.service
+    }
+}
+
+/// Builds [`ResetPages`].
+pub struct ResetPagesBuilder {
+    service: ResetService,
+    overrides: Vec<(String, String)>,
+    csrf_key: Option<[u8; 32]>,
+    host_sessions: Option<Arc<dyn HostSessions>>,
+    mount: String,
+    site_name: String,
+    nav: Vec<NavLink>,
+    sign_in_url: Option<String>,
+    after_sign_out: Option<String>,
+    secure_cookies: bool,
+    min_password_chars: usize,
+    pending: PendingSettings,
+    body_limit: usize,
+    request_timeout: Duration,
+}
+
+impl fmt::Debug for ResetPagesBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResetPagesBuilder")
+            .field("mount", &self.mount)
+            .field("secure_cookies", &self.secure_cookies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResetPagesBuilder {
+    /// Replaces a template, or adds one for a language (`"fr/forgot.html"`);
+    /// see [`templates`].
+    pub fn template(mut self, name: impl Into<String>, source: impl Into<String>) -> Self {
+        self.overrides.push((name.into(), source.into()));
+        self
+    }
+
+    /// The key signing the anonymous forms' CSRF cookie. Default: random at
+    /// start (forms shown before a restart then need a reload); give every
+    /// instance of a site the same key.
+    pub fn csrf_key(mut self, key: [u8; 32]) -> Self {
+        self.csrf_key = Some(key);
+        self
+    }
+
+    /// The host's sessions, for the security page's "sign out everywhere".
+    pub fn host_sessions(mut self, sessions: Arc<dyn HostSessions>) -> Self {
+        self.host_sessions = Some(sessions);
+        self
+    }
+
+    /// Where the router is mounted (`""`, the default, or `"/password"`):
+    /// used in redirects and form actions.
+    pub fn mount_path(mut self, path: impl Into<String>) -> Self {
+        self.mount = path.into();
+        self
+    }
+
+    /// The site's name, in page titles.
+    pub fn site_name(mut self, name: impl Into<String>) -> Self {
+        self.site_name = name.into();
+        self
+    }
+
+    /// Adds a link to the pages' navigation bar.
+    pub fn nav_link(mut self, label: impl Into<String>, href: impl Into<String>) -> Self {
+        self.nav.push(NavLink {
+            label: label.into(),
+            href: href.into(),
+        });
+        self
+    }
+
+    /// The host's sign-in page, linked from "password changed".
+    pub fn sign_in_url(mut self, url: impl Into<String>) -> Self {
+        self.sign_in_url = Some(url.into());
+        self
+    }
+
+    /// Where "sign out everywhere" lands (default: the sign-in page, else
+    /// the security page).
+    pub fn after_sign_out(mut self, url: impl Into<String>) -> Self {
+        self.after_sign_out = Some(url.into());
+        self
+    }
+
+    /// `Secure` cookies (default `true`; turn off only for http:// on loopback).
+    pub fn secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// The minimum length the reset form's hint names (keep it equal to the
+    /// service's password policy; default 15).
+    pub fn min_password_chars(mut self, chars: usize) -> Self {
+        self.min_password_chars = chars;
+        self
+    }
+
+    /// Limits of the opened-link store.
+    pub fn pending_links(mut self, settings: PendingSettings) -> Self {
+        self.pending = settings;
+        self
+    }
+
+    /// Largest accepted form body in bytes (default 16 KiB; 413 beyond).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Longest a request may take before it is answered 408 (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Compiles the templates and checks the settings.
+    pub fn build(self) -> Result<ResetPages, BuildError> {
+        let mount = self.mount;
+        let plain = mount
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+        if !plain || !(mount.is_empty() || (mount.starts_with('/') && !mount.ends_with('/'))) {
+            return Err(BuildError::MountPath(mount));
+        }
+        let served = format!("{mount}/reset");
+        let link = self.service.reset_link_target().path().to_owned();
+        if link != served {
+            return Err(BuildError::LinkPath { link, served, mount });
+        }
+        let pages = templates::Pages::compile(&self.overrides)?;
+        let key = self.csrf_key.unwrap_or_else(|| {
+            let mut key = [0u8; 32];
+            rand::fill(&mut key[..]);
+            key
+        });
+        let after_sign_out = self
+            .after_sign_out
+            .or_else(|| self.sign_in_url.clone())
+            .unwrap_or_else(|| format!("{mount}/account/security"));
+        Ok(ResetPages {
+            shared: Arc::new(Shared {
+                service: self.service,
+                pages,
+                csrf: StatelessCsrf::new(key, self.secure_cookies),
+                pending: Arc::new(PendingLinks::new(self.pending)),
+                host_sessions: self.host_sessions,
+                mount,
+                site_name: self.site_name,
+                nav: self.nav,
+                sign_in_url: self.sign_in_url,
+                after_sign_out,
+                secure_cookies: self.secure_cookies,
+                min_password_chars: self.min_password_chars,
+                body_limit: self.body_limit,
+                request_timeout: self.request_timeout,
+            }),
+        })
+    }
+}

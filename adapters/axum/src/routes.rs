@@ -1,0 +1,527 @@
+//! The handlers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
+use axum::http::header::{ACCEPT_LANGUAGE, LOCATION, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use resetkit::token::RawToken;
+use resetkit::{CompleteError, LinkError, RequestContext, RequestError};
+use secrecy::{ExposeSecret, SecretString};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::csrf::{cookie_values, random_id};
+use crate::form::{FieldError, Form};
+use crate::pending::LinkKind;
+use crate::{CSRF_REFUSED, LINK_COOKIE, Shared};
+
+type AppState = State<Arc<Shared>>;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let body_limit = shared.body_limit;
+    let timeout = shared.request_timeout;
+    Router::new()
+        .route("/forgot", get(forgot_form).post(forgot_submit))
+        .route("/forgot/sent", get(forgot_sent))
+        .route("/reset", get(link))
+        .route("/reset/new", get(new_form).post(new_submit))
+        .route("/reset/done", get(done))
+        .route("/reset/invalid", get(invalid))
+        .route("/reset/deny", get(deny_form).post(deny_submit))
+        .route("/reset/deny/done", get(deny_done))
+        .route("/account/security", get(security_form).post(security_submit))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(middleware::from_fn(crate::headers::security_headers))
+        .with_state(shared)
+}
+
+/// A rendered page, or the error page when the template failed.
+fn page(
+    shared: &Shared,
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    title: &str,
+    context: minijinja::Value,
+) -> Response {
+    let locale = shared
+        .pages
+        .pick_locale(headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let nav: Vec<minijinja::Value> = shared
+        .nav
+        .iter()
+        .map(|l| minijinja::context! { label => l.label, href => l.href })
+        .collect();
+    let context = minijinja::context! {
+        title => title,
+        // Checked at build: `/`, letters, digits, `-`, `_`, `.` only.
+        mount => minijinja::Value::from_safe_string(shared.mount.clone()),
+        site_name => shared.site_name,
+        nav => nav,
+        ..context
+    };
+    match shared.pages.render(name, locale.as_deref(), context) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, template = name, "rendering a page failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><title>Error</title><p>Something went wrong.</p>"),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn error_page(
+    shared: &Shared,
+    headers: &HeaderMap,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> Response {
+    page(
+        shared,
+        headers,
+        status,
+        "error.html",
+        title,
+        minijinja::context! { message => message },
+    )
+}
+
+/// `303 See Other` to a path under the mount path.
+fn see_other(shared: &Shared, path: &str) -> Response {
+    let location = format!("{}{path}", shared.mount);
+    match HeaderValue::from_str(&location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn csrf_refused(shared: &Shared, headers: &HeaderMap) -> Response {
+    error_page(
+        shared,
+        headers,
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        CSRF_REFUSED,
+    )
+}
+
+fn field_refused(shared: &Shared, headers: &HeaderMap, label: &str, _why: FieldError) -> Response {
+    error_page(
+        shared,
+        headers,
+        StatusCode::BAD_REQUEST,
+        "Request refused",
+        &format!("Send exactly one {label}"),
+    )
+}
+
+fn unavailable(shared: &Shared, headers: &HeaderMap, what: &str, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(%error, "{what} failed");
+    error_page(
+        shared,
+        headers,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again later",
+        "The service is temporarily unavailable. Please try again in a few minutes.",
+    )
+}
+
+/// Parses a URL-encoded body (415 otherwise).
+fn parse_form(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
+    Form::parse(headers, body).map_err(|e| {
+        Box::new(error_page(
+            shared,
+            headers,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Request refused",
+            &e.to_string(),
+        ))
+    })
+}
+
+/// The browser id of a request that opened a link before.
+fn browser_id(headers: &HeaderMap) -> Option<&str> {
+    cookie_values(headers, LINK_COOKIE).find(|v| v.len() == 43)
+}
+
+/// The request's browser id, or a new one with its cookie.
+fn browser_id_or_new(shared: &Shared, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    if let Some(id) = browser_id(headers) {
+        return (id.to_owned(), None);
+    }
+    let id = random_id();
+    let secure = if shared.secure_cookies { "; Secure" } else { "" };
+    let path = if shared.mount.is_empty() {
+        "/"
+    } else {
+        &shared.mount
+    };
+    let cookie = format!("{LINK_COOKIE}={id}; HttpOnly; SameSite=Lax; Path={path}{secure}");
+    (id, HeaderValue::from_str(&cookie).ok())
+}
+
+/// `enter an email address` → `Enter an email address.`
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+// ---- forgot ----
+
+async fn forgot_form(State(shared): AppState, headers: HeaderMap) -> Response {
+    let csrf = shared.csrf.token(&headers);
+    let response = page(
+        &shared,
+        &headers,
+        StatusCode::OK,
+        "forgot.html",
+        "Forgot your password?",
+        minijinja::context! { csrf_token => csrf.value, identifier => "" },
+    );
+    with_cookie(response, csrf.set_cookie)
+}
+
+async fn forgot_submit(
+    State(shared): AppState,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match parse_form(&shared, &headers, &body) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
+    };
+    let submitted = form.get("csrf_token");
+    if !shared.csrf.verify(&headers, submitted) {
+        return csrf_refused(&shared, &headers);
+    }
+    let identifier = match form.single("identifier") {
+        Ok(identifier) => identifier,
+        Err(why) => return field_refused(&shared, &headers, "identifier", why),
+    };
+    // The client address is the TCP peer (a header could be forged to dodge
+    // the per-client limit). Behind a proxy, put a layer in front that
+    // rewrites ConnectInfo from a header only the proxy sets.
+    let client = connect.map_or_else(
+        || "unknown".to_owned(),
+        |Extension(ConnectInfo(peer))| peer.ip().to_string(),
+    );
+    match shared
+        .service
+        .request(identifier, &RequestContext::from_client(client))
+        .await
+    {
+        Ok(_accepted) => see_other(&shared, "/forgot/sent"),
+        Err(RequestError::Invalid(reason)) => page(
+            &shared,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "forgot.html",
+            "Forgot your password?",
+            minijinja::context! {
+                csrf_token => submitted.unwrap_or_default(),
+                identifier => identifier,
+                error => sentence(&reason.to_string()),
+            },
+        ),
+        Err(error) => unavailable(&shared, &headers, "password reset request", &error),
+    }
+}
+
+async fn forgot_sent(State(shared): AppState, headers: HeaderMap) -> Response {
+    page(
+        &shared,
+        &headers,
+        StatusCode::OK,
+        "forgot_sent.html",
+        "Check your email",
+        minijinja::context! { accepted_message => resetkit::RequestAccepted::MESSAGE },
+    )
+}
+
+// ---- the reset link ----
+
+/// The one `token` of a query string.
+fn query_token(query: Option<&str>) -> Option<String> {
+    Form::from_encoded(query.unwrap_or_default().as_bytes())
+        .get("token")
+        .map(str::to_owned)
+}
+
+/// `GET`/`HEAD /reset?token=T`: inspects T (never spends it), keeps it
+/// server-side for this browser, 303 to the clean form URL.
+async fn link(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let Some(token) = query_token(query.as_deref()) else {
+        return see_other(&shared, "/reset/invalid");
+    };
+    match shared.service.inspect(&token).await {
+        Ok(info) => {
+            let (browser, cookie) = browser_id_or_new(&shared, &headers);
+            shared.pending.insert(
+                &browser,
+                LinkKind::Reset,
+                SecretString::from(token),
+                info.username,
+            );
+            with_cookie(see_other(&shared, "/reset/new"), cookie)
+        }
+        Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
+        Err(error) => unavailable(&shared, &headers, "checking a reset link", &error),
+    }
+}
+
+fn reset_form(
+    shared: &Shared,
+    headers: &HeaderMap,
+    form_id: &str,
+    username: &str,
+    error: Option<String>,
+) -> Response {
+    page(
+        shared,
+        headers,
+        StatusCode::OK,
+        "reset_form.html",
+        "Choose a new password",
+        minijinja::context! {
+            csrf_token => form_id,
+            username => username,
+            error => error,
+            min_password_chars => shared.min_password_chars,
+        },
+    )
+}
+
+async fn new_form(State(shared): AppState, headers: HeaderMap) -> Response {
+    let pending = browser_id(&headers).and_then(|b| shared.pending.newest(b, LinkKind::Reset));
+    let Some(pending) = pending else {
+        return see_other(&shared, "/reset/invalid");
+    };
+    // Still valid? (Another tab may have used it, or a newer request revoked it.)
+    match shared.service.inspect(pending.token.expose_secret()).await {
+        Ok(info) => reset_form(&shared, &headers, &pending.form_id, &info.username, None),
+        Err(LinkError::InvalidLink) => {
+            shared.pending.remove(&pending.form_id);
+            see_other(&shared, "/reset/invalid")
+        }
+        Err(error) => unavailable(&shared, &headers, "checking a reset link", &error),
+    }
+}
+
+async fn new_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Response {
+    let form = match parse_form(&shared, &headers, &body) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
+    };
+    // The form's own entry: its id is the page's CSRF token.
+    let pending = match (browser_id(&headers), form.get("csrf_token")) {
+        (Some(browser), Some(form_id)) => shared.pending.get(browser, LinkKind::Reset, form_id),
+        _ => None,
+    };
+    let Some(pending) = pending else {
+        return csrf_refused(&shared, &headers);
+    };
+    let password = match form.single("password") {
+        Ok(p) => SecretString::from(p),
+        Err(why) => return field_refused(&shared, &headers, "password", why),
+    };
+    let confirm = match form.single("confirm") {
+        Ok(p) => SecretString::from(p),
+        Err(why) => return field_refused(&shared, &headers, "confirm", why),
+    };
+    let retry = |message: String| {
+        reset_form(
+            &shared,
+            &headers,
+            &pending.form_id,
+            &pending.username,
+            Some(message),
+        )
+    };
+    match shared
+        .service
+        .complete(pending.token.expose_secret(), password, confirm)
+        .await
+    {
+        Ok(_completed) => {
+            shared.pending.remove(&pending.form_id);
+            see_other(&shared, "/reset/done")
+        }
+        Err(CompleteError::InvalidLink) => {
+            shared.pending.remove(&pending.form_id);
+            see_other(&shared, "/reset/invalid")
+        }
+        Err(CompleteError::ConfirmationMismatch) => retry("The two passwords do not match.".into()),
+        Err(CompleteError::PasswordRejected(why)) => retry(format!("Choose another password: {why}.")),
+        Err(error @ CompleteError::Unavailable(_)) => {
+            unavailable(&shared, &headers, "completing a reset", &error)
+        }
+        Err(error) => {
+            tracing::error!(%error, "completing a reset failed");
+            error_page(
+                &shared,
+                &headers,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Your password was not changed; please try again.",
+            )
+        }
+    }
+}
+
+async fn done(State(shared): AppState, headers: HeaderMap) -> Response {
+    page(
+        &shared,
+        &headers,
+        StatusCode::OK,
+        "reset_done.html",
+        "Password changed",
+        minijinja::context! { sign_in_url => shared.sign_in_url },
+    )
+}
+
+async fn invalid(State(shared): AppState, headers: HeaderMap) -> Response {
+    page(
+        &shared,
+        &headers,
+        StatusCode::OK,
+        "reset_invalid.html",
+        "Link invalid or expired",
+        minijinja::context! { invalid_message => resetkit::flow::INVALID_LINK_MESSAGE },
+    )
+}
+
+// ---- "this wasn't me" ----
+
+fn deny_page(shared: &Shared, headers: &HeaderMap, form_id: &str) -> Response {
+    page(
+        shared,
+        headers,
+        StatusCode::OK,
+        "deny_form.html",
+        "Didn't ask for a reset?",
+        minijinja::context! { csrf_token => form_id },
+    )
+}
+
+/// `GET /reset/deny?token=T`: a confirmation form and nothing else (mail
+/// scanners fetch links). Nothing is stored: the form's `csrf_token` carries
+/// the deny token sealed to the browser's CSRF cookie, so only this
+/// browser's POST of this form can use it, and a second deny link opened
+/// later cannot change what this form submits.
+async fn deny_form(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match query_token(query.as_deref()) {
+        Some(token) if RawToken::parse(&token).is_ok() => {
+            let csrf = shared.csrf.token(&headers);
+            let field = shared.csrf.seal(&csrf, &token);
+            with_cookie(deny_page(&shared, &headers, &field), csrf.set_cookie)
+        }
+        _ => see_other(&shared, "/reset/invalid"),
+    }
+}
+
+async fn deny_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Response {
+    let form = match parse_form(&shared, &headers, &body) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
+    };
+    let Some(token) = shared.csrf.open(&headers, form.get("csrf_token")) else {
+        return csrf_refused(&shared, &headers);
+    };
+    match shared.service.deny(&token).await {
+        Ok(()) => see_other(&shared, "/reset/deny/done"),
+        Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
+        Err(error) => unavailable(&shared, &headers, "cancelling reset links", &error),
+    }
+}
+
+async fn deny_done(State(shared): AppState, headers: HeaderMap) -> Response {
+    page(
+        &shared,
+        &headers,
+        StatusCode::OK,
+        "deny_done.html",
+        "Reset links cancelled",
+        minijinja::context! {},
+    )
+}
+
+// ---- the password-changed notice's page ----
+
+async fn signed_in(shared: &Shared, parts: &Parts) -> Option<crate::SignedIn> {
+    match &shared.host_sessions {
+        Some(hook) => hook.signed_in(parts).await,
+        None => None,
+    }
+}
+
+async fn security_form(State(shared): AppState, request: axum::extract::Request) -> Response {
+    let (parts, _body) = request.into_parts();
+    let user = signed_in(&shared, &parts).await;
+    let csrf = shared.csrf.token(&parts.headers);
+    let response = page(
+        &shared,
+        &parts.headers,
+        StatusCode::OK,
+        "security.html",
+        "Secure your account",
+        minijinja::context! {
+            csrf_token => csrf.value,
+            signed_in_as => user.map(|u| u.username),
+        },
+    );
+    with_cookie(response, csrf.set_cookie)
+}
+
+async fn security_submit(State(shared): AppState, parts: Parts, body: Bytes) -> Response {
+    let headers = &parts.headers;
+    let form = match parse_form(&shared, headers, &body) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
+    };
+    if !shared.csrf.verify(headers, form.get("csrf_token")) {
+        return csrf_refused(&shared, headers);
+    }
+    let (Some(user), Some(hook)) = (signed_in(&shared, &parts).await, shared.host_sessions.as_ref()) else {
+        return see_other(&shared, "/account/security");
+    };
+    match hook.sign_out_everywhere(&user.account).await {
+        Ok(()) => {
+            tracing::info!(account = %user.account, "signed out everywhere on request");
+            match HeaderValue::from_str(&shared.after_sign_out) {
+                Ok(to) => (StatusCode::SEE_OTHER, [(LOCATION, to)]).into_response(),
+                Err(_) => see_other(&shared, "/account/security"),
+            }
+        }
+        Err(error) => unavailable(&shared, headers, "signing out everywhere", &error),
+    }
+}
