@@ -4,10 +4,16 @@
 //! The token is `NONCE.MAC` (MAC = HMAC-SHA256 of the nonce under a server
 //! key); it travels both in an `HttpOnly`, `SameSite=Lax` cookie and in the
 //! form's hidden `csrf_token` field. A POST is accepted when the field equals
-//! one of the request's cookies *and* the MAC verifies, so a cookie planted
-//! from a sibling subdomain (which cannot be signed without the key) does not
-//! help an attacker, and the server keeps nothing: showing the forgot form to
-//! a million visitors stores nothing.
+//! one of the request's cookies *and* the MAC verifies; the server keeps
+//! nothing: showing the forgot form to a million visitors stores nothing.
+//!
+//! A signed token is not secret (anyone gets one by loading a form), so the
+//! scheme relies on the cookie being the site's own: with `secure` (https)
+//! the cookie is named `__Host-resetkit_csrf`, which browsers accept only
+//! from the exact host over https, without `Domain`, so a sibling subdomain
+//! or a plain-http response cannot plant one. Without `secure` (local
+//! development over http) a cookie planted that way would be accepted:
+//! serve production over https, with HSTS.
 //!
 //! Hosts can protect their own anonymous forms (a sign-in form) with the same
 //! helper:
@@ -39,6 +45,9 @@ use sha2::Sha256;
 
 /// Name of the CSRF cookie.
 pub const CSRF_COOKIE: &str = "resetkit_csrf";
+/// The CSRF cookie's name on https sites (`secure`): the `__Host-` prefix
+/// keeps sibling subdomains and plain-http responses from planting it.
+pub const SECURE_CSRF_COOKIE: &str = "__Host-resetkit_csrf";
 
 const CONTEXT: &[u8] = b"resetkit-axum csrf v1\0";
 
@@ -130,10 +139,20 @@ impl StatelessCsrf {
         mac.verify_slice(&tag).is_ok()
     }
 
+    /// The cookie's name: `__Host-` prefixed on https sites, so that only
+    /// this host, over https, can set it.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_CSRF_COOKIE
+        } else {
+            CSRF_COOKIE
+        }
+    }
+
     /// The token for a form on this request: the browser's own when its
     /// cookie is well signed, else a new one with its `Set-Cookie`.
     pub fn token(&self, headers: &HeaderMap) -> CsrfToken {
-        if let Some(value) = cookie_values(headers, CSRF_COOKIE).find(|v| self.well_signed(v)) {
+        if let Some(value) = cookie_values(headers, self.cookie_name()).find(|v| self.well_signed(v)) {
             return CsrfToken {
                 value: value.to_owned(),
                 set_cookie: None,
@@ -141,7 +160,10 @@ impl StatelessCsrf {
         }
         let value = self.sign(&random_id()).unwrap_or_default();
         let secure = if self.secure { "; Secure" } else { "" };
-        let cookie = format!("{CSRF_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/{secure}");
+        let cookie = format!(
+            "{}={value}; HttpOnly; SameSite=Lax; Path=/{secure}",
+            self.cookie_name()
+        );
         CsrfToken {
             set_cookie: HeaderValue::from_str(&cookie).ok(),
             value,
@@ -173,7 +195,7 @@ impl StatelessCsrf {
     pub(crate) fn open(&self, headers: &HeaderMap, field: Option<&str>) -> Option<String> {
         let (payload, tag) = field?.rsplit_once('.')?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        cookie_values(headers, CSRF_COOKIE)
+        cookie_values(headers, self.cookie_name())
             .filter(|c| self.well_signed(c))
             .any(|c| {
                 self.seal_mac(c, payload)
@@ -188,7 +210,7 @@ impl StatelessCsrf {
         let Some(submitted) = submitted else {
             return false;
         };
-        cookie_values(headers, CSRF_COOKIE)
+        cookie_values(headers, self.cookie_name())
             .any(|c| constant_time_eq(c.as_bytes(), submitted.as_bytes()) && self.well_signed(c))
     }
 }

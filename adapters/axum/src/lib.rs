@@ -344,7 +344,14 @@ impl ResetPagesBuilder {
         let plain = mount
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
-        if !plain || !(mount.is_empty() || (mount.starts_with('/') && !mount.ends_with('/'))) {
+        // Each segment a plain name: no `//` (a protocol-relative redirect)
+        // and no `.` / `..` segments.
+        let segments_ok = mount
+            .split('/')
+            .skip(1)
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+        if !plain || !segments_ok || !(mount.is_empty() || (mount.starts_with('/') && !mount.ends_with('/')))
+        {
             return Err(BuildError::MountPath(mount));
         }
         let served = format!("{mount}/reset");

@@ -252,19 +252,29 @@ impl PendingLinks {
         })
     }
 
-    /// The browser's most recently opened link of `kind`.
-    pub(crate) fn newest(&self, browser: &str, kind: LinkKind) -> Option<Pending> {
+    /// The most recently opened link of `kind` among `browsers` (the ids
+    /// one browser's cookie carries).
+    pub(crate) fn newest_of(&self, browsers: &[String], kind: LinkKind) -> Option<Pending> {
         let now = Instant::now();
         let state = self.lock();
-        let ids = state.browsers.get(browser)?;
-        ids.iter().rev().find_map(|id| {
-            let entry = state.entries.get(id)?;
-            (entry.kind == kind && self.live(entry, now)).then(|| Pending {
+        browsers
+            .iter()
+            .filter_map(|browser| state.browsers.get(browser))
+            .flatten()
+            .filter_map(|id| state.entries.get(id).map(|e| (id, e)))
+            .filter(|(_, e)| e.kind == kind && self.live(e, now))
+            .max_by_key(|(_, e)| e.seq)
+            .map(|(id, e)| Pending {
                 form_id: id.clone(),
-                token: entry.token.clone(),
-                username: entry.username.clone(),
+                token: e.token.clone(),
+                username: e.username.clone(),
             })
-        })
+    }
+
+    /// The browser's most recently opened link of `kind`.
+    #[cfg(test)]
+    fn newest(&self, browser: &str, kind: LinkKind) -> Option<Pending> {
+        self.newest_of(&[browser.to_owned()], kind)
     }
 
     /// Forgets one form.

@@ -161,24 +161,41 @@ fn parse_form(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Form,
     })
 }
 
-/// The browser id of a request that opened a link before.
-fn browser_id(headers: &HeaderMap) -> Option<&str> {
-    cookie_values(headers, LINK_COOKIE).find(|v| v.len() == 43)
+/// Most link ids one browser's cookie carries (newest first).
+const MAX_LINK_IDS: usize = 4;
+
+/// Every link id the request's link cookies carry. A cookie planted by
+/// someone else (a sibling subdomain, a plain-http response) only adds ids
+/// that hold *their* links: a link is always filed under an id minted for
+/// the response that opened it, so nobody else knows it.
+fn browser_ids(headers: &HeaderMap) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for value in cookie_values(headers, LINK_COOKIE) {
+        for id in value.split('.') {
+            if id.len() == 43 && !ids.iter().any(|known| known == id) && ids.len() < 2 * MAX_LINK_IDS {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    ids
 }
 
-/// The request's browser id, or a new one with its cookie.
-fn browser_id_or_new(shared: &Shared, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    if let Some(id) = browser_id(headers) {
-        return (id.to_owned(), None);
-    }
+/// A fresh id for a link being opened, and the cookie carrying it with the
+/// browser's previous ids (so forms that are already open keep working).
+fn new_link_id(shared: &Shared, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     let id = random_id();
+    let mut ids = vec![id.clone()];
+    ids.extend(browser_ids(headers).into_iter().take(MAX_LINK_IDS - 1));
     let secure = if shared.secure_cookies { "; Secure" } else { "" };
     let path = if shared.mount.is_empty() {
         "/"
     } else {
         &shared.mount
     };
-    let cookie = format!("{LINK_COOKIE}={id}; HttpOnly; SameSite=Lax; Path={path}{secure}");
+    let cookie = format!(
+        "{LINK_COOKIE}={}; HttpOnly; SameSite=Lax; Path={path}{secure}",
+        ids.join(".")
+    );
     (id, HeaderValue::from_str(&cookie).ok())
 }
 
@@ -285,7 +302,7 @@ async fn link(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQ
     };
     match shared.service.inspect(&token).await {
         Ok(info) => {
-            let (browser, cookie) = browser_id_or_new(&shared, &headers);
+            let (browser, cookie) = new_link_id(&shared, &headers);
             shared.pending.insert(
                 &browser,
                 LinkKind::Reset,
@@ -322,7 +339,7 @@ fn reset_form(
 }
 
 async fn new_form(State(shared): AppState, headers: HeaderMap) -> Response {
-    let pending = browser_id(&headers).and_then(|b| shared.pending.newest(b, LinkKind::Reset));
+    let pending = shared.pending.newest_of(&browser_ids(&headers), LinkKind::Reset);
     let Some(pending) = pending else {
         return see_other(&shared, "/reset/invalid");
     };
@@ -343,10 +360,11 @@ async fn new_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) ->
         Err(refusal) => return *refusal,
     };
     // The form's own entry: its id is the page's CSRF token.
-    let pending = match (browser_id(&headers), form.get("csrf_token")) {
-        (Some(browser), Some(form_id)) => shared.pending.get(browser, LinkKind::Reset, form_id),
-        _ => None,
-    };
+    let pending = form.get("csrf_token").and_then(|form_id| {
+        browser_ids(&headers)
+            .iter()
+            .find_map(|browser| shared.pending.get(browser, LinkKind::Reset, form_id))
+    });
     let Some(pending) = pending else {
         return csrf_refused(&shared, &headers);
     };
@@ -367,11 +385,16 @@ async fn new_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) ->
             Some(message),
         )
     };
-    match shared
-        .service
-        .complete(pending.token.expose_secret(), password, confirm)
-        .await
-    {
+    // Run to the end even if the client goes away or the request times out:
+    // a reset cut short after the password write would skip revoking the
+    // account's sessions and links and the "password changed" notice.
+    let service = shared.service.clone();
+    let token = pending.token.clone();
+    let completed =
+        tokio::spawn(async move { service.complete(token.expose_secret(), password, confirm).await })
+            .await
+            .unwrap_or_else(|join| Err(CompleteError::Internal(format!("reset task failed: {join}"))));
+    match completed {
         Ok(_completed) => {
             shared.pending.remove(&pending.form_id);
             see_other(&shared, "/reset/done")
@@ -405,7 +428,10 @@ async fn done(State(shared): AppState, headers: HeaderMap) -> Response {
         StatusCode::OK,
         "reset_done.html",
         "Password changed",
-        minijinja::context! { sign_in_url => shared.sign_in_url },
+        minijinja::context! {
+            sign_in_url => shared.sign_in_url,
+            signed_out_everywhere => shared.service.revokes_sessions(),
+        },
     )
 }
 
@@ -457,7 +483,23 @@ async fn deny_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) -
     let Some(token) = shared.csrf.open(&headers, form.get("csrf_token")) else {
         return csrf_refused(&shared, &headers);
     };
-    match shared.service.deny(&token).await {
+    // Like `complete`, run to the end whatever happens to the request.
+    let service = shared.service.clone();
+    let denied = tokio::spawn(async move { service.deny(&token).await }).await;
+    let denied = match denied {
+        Ok(result) => result,
+        Err(join) => {
+            tracing::error!(error = %join, "cancelling reset links failed");
+            return error_page(
+                &shared,
+                &headers,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Your links were not cancelled; please try again.",
+            );
+        }
+    };
+    match denied {
         Ok(()) => see_other(&shared, "/reset/deny/done"),
         Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
         Err(error) => unavailable(&shared, &headers, "cancelling reset links", &error),
@@ -514,7 +556,11 @@ async fn security_submit(State(shared): AppState, parts: Parts, body: Bytes) -> 
     let (Some(user), Some(hook)) = (signed_in(&shared, &parts).await, shared.host_sessions.as_ref()) else {
         return see_other(&shared, "/account/security");
     };
-    match hook.sign_out_everywhere(&user.account).await {
+    let (task_hook, account) = (hook.clone(), user.account.clone());
+    let signed_out = tokio::spawn(async move { task_hook.sign_out_everywhere(&account).await })
+        .await
+        .unwrap_or_else(|join| Err(format!("sign-out task failed: {join}")));
+    match signed_out {
         Ok(()) => {
             tracing::info!(account = %user.account, "signed out everywhere on request");
             match HeaderValue::from_str(&shared.after_sign_out) {

@@ -111,6 +111,31 @@ async fn a_second_link_does_not_redirect_the_open_form() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_link_cookie_does_not_hand_over_the_victims_form() {
+    let app = start().await;
+    let attacker = Browser::new(&app);
+    attacker.forgot("mallory").await;
+    attacker
+        .get(&app.reset_path("mallory@example.test"))
+        .await
+        .assert_redirect("/reset/new");
+    let planted = attacker.cookie("resetkit_link").expect("the link cookie");
+    // The attacker plants their own link cookie in the victim's browser.
+    let victim = Browser::new(&app);
+    victim.plant("resetkit_link", &planted);
+    victim.forgot("alice").await;
+    victim
+        .get(&app.reset_path("alice@example.test"))
+        .await
+        .assert_redirect("/reset/new");
+    assert!(victim.get("/reset/new").await.body.contains(">alice<"));
+    // With the id they planted, the attacker still sees only their own link.
+    let seen = attacker.get("/reset/new").await;
+    assert!(!seen.body.contains(">alice<"), "the victim's form leaked");
+    assert!(seen.body.contains(">mallory<"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deny_link_asks_before_revoking() {
     let app = start().await;
     let user = Browser::new(&app);
@@ -290,6 +315,13 @@ async fn pages_mounted_under_a_prefix_link_and_redirect_there() {
         .build()
         .unwrap_err();
     assert!(matches!(bad, BuildError::MountPath(_)));
+    for odd in ["//evil.example", "/a/../b", "/./x", "/a//b"] {
+        let refused = ResetPages::builder(app.pages.service().clone())
+            .mount_path(odd)
+            .build()
+            .unwrap_err();
+        assert!(matches!(refused, BuildError::MountPath(_)), "{odd}: {refused}");
+    }
 
     let nested = common::start_nested("/password", ServeOptions::default()).await;
     let user = Browser::new(&nested);

@@ -294,6 +294,12 @@ impl ResetService {
         self.inner.sender.resolve(account).await
     }
 
+    /// Whether a completed reset ends the account's sessions (a
+    /// [`SessionRevoker`] is configured), so pages can say so truthfully.
+    pub fn revokes_sessions(&self) -> bool {
+        self.inner.sessions.is_some()
+    }
+
     /// The page links point at (without token).
     pub fn reset_link_target(&self) -> &url::Url {
         self.inner.reset_links.target()

@@ -205,6 +205,15 @@ impl Browser {
         }
     }
 
+    /// Puts a cookie in the jar, as a sibling subdomain or a plain-http
+    /// response could (cookie tossing).
+    pub fn plant(&self, name: &str, value: &str) {
+        self.cookies
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), value.to_owned());
+    }
+
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.cookies.lock().unwrap().get(name).cloned()
     }
