@@ -161,6 +161,9 @@ fn parse_form(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Form,
     })
 }
 
+/// Whether the missing client address was logged already.
+static NO_PEER_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Most link ids one browser's cookie carries (newest first).
 const MAX_LINK_IDS: usize = 4;
 
@@ -247,16 +250,22 @@ async fn forgot_submit(
     };
     // The client address is the TCP peer (a header could be forged to dodge
     // the per-client limit). Behind a proxy, put a layer in front that
-    // rewrites ConnectInfo from a header only the proxy sets.
-    let client = connect.map_or_else(
-        || "unknown".to_owned(),
-        |Extension(ConnectInfo(peer))| peer.ip().to_string(),
-    );
-    match shared
-        .service
-        .request(identifier, &RequestContext::from_client(client))
-        .await
-    {
+    // rewrites ConnectInfo from a header only the proxy sets. Without it,
+    // there is no client address: one shared "unknown" bucket would let a
+    // few requests throttle the whole site, silently.
+    let ctx = match connect {
+        Some(Extension(ConnectInfo(peer))) => RequestContext::from_client(peer.ip().to_string()),
+        None => {
+            if !NO_PEER_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    "resetkit-axum: no client address (serve with `resetkit_axum::serve` or \
+                     `into_make_service_with_connect_info`): the per-client limit is not applied"
+                );
+            }
+            RequestContext::default()
+        }
+    };
+    match shared.service.request(identifier, &ctx).await {
         Ok(_accepted) => see_other(&shared, "/forgot/sent"),
         Err(RequestError::Invalid(reason)) => page(
             &shared,

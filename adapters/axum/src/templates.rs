@@ -57,9 +57,15 @@ impl Pages {
             .iter()
             .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()));
         for (name, source) in defaults.chain(overrides.iter().cloned()) {
-            if let Some((locale, _)) = name.split_once('/') {
-                locales.insert(locale.to_ascii_lowercase());
-            }
+            // Languages are looked up in lower case (`pt-br/forgot.html`).
+            let name = match name.split_once('/') {
+                Some((locale, page)) => {
+                    let locale = locale.to_ascii_lowercase();
+                    locales.insert(locale.clone());
+                    format!("{locale}/{page}")
+                }
+                None => name,
+            };
             env.add_template_owned(name.clone(), source)
                 .map_err(|e| BuildError::Template {
                     name: name.clone(),

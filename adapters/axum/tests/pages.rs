@@ -259,6 +259,13 @@ async fn templates_are_overridable_and_follow_accept_language() {
                 "{% extends \"base.html\" %}{% block content %}<p>HOST COPY: {{ accepted_message }}</p>{% endblock %}",
             )
             .template(
+                "pt-BR/forgot.html",
+                "{% extends \"base.html\" %}{% block heading %}Esqueceu a senha?{% endblock %}\
+                 {% block content %}<form method=\"post\" action=\"{{ mount }}/forgot\">\
+                 <input type=\"hidden\" name=\"csrf_token\" value=\"{{ csrf_token }}\">\
+                 <label for=\"identifier\">Usuário</label><input id=\"identifier\" name=\"identifier\"></form>{% endblock %}",
+            )
+            .template(
                 "fr/forgot.html",
                 "{% extends \"base.html\" %}{% block heading %}Mot de passe oublié ?{% endblock %}\
                  {% block content %}<form method=\"post\" action=\"{{ mount }}/forgot\">\
@@ -280,6 +287,16 @@ async fn templates_are_overridable_and_follow_accept_language() {
         )
         .await;
     assert!(french.body.contains("Mot de passe oublié") && french.body.contains("lang=\"fr\""));
+    // A language registered with an upper-case region is found too.
+    let brazilian = user
+        .request(
+            reqwest::Method::GET,
+            "/forgot",
+            &[("accept-language", "pt-BR")],
+            None,
+        )
+        .await;
+    assert!(brazilian.body.contains("Esqueceu a senha?"), "{}", brazilian.body);
     let english = user
         .request(
             reqwest::Method::GET,
