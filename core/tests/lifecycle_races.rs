@@ -60,17 +60,25 @@ impl AccountDirectory for FailingWrite {
     }
 }
 
-/// Race 1: `complete` spends the token, the password write fails, and the
-/// owner's "this wasn't me" revokes the account's links meanwhile. The
-/// release after the failed write must not bring the revoked link back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoked_token_is_never_revived() {
+/// What happened when the owner denied while a `complete` held its
+/// password write.
+struct DeniedDuringWrite {
+    fx: Fixture,
+    service: ResetService,
+    token: String,
+    completed: Result<Completed, CompleteError>,
+}
+
+/// Requests a link for alice, starts `complete` with it, and while its
+/// password write is held, has the owner follow the email's "this wasn't
+/// me" link; then lets the write fail (`fail`) or go through.
+async fn deny_during_write(fail: bool) -> DeniedDuringWrite {
     let fx = Fixture::with_accounts([Account::new("a1", "alice", "alice@example.com")]);
     let (written_tx, written_rx) = tokio::sync::oneshot::channel();
     let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
     let accounts = FailingWrite {
         inner: fx.accounts.clone(),
-        fail: true,
+        fail,
         during_write: Arc::new(Mutex::new(Some(written_tx))),
         resume: Arc::new(tokio::sync::Mutex::new(Some(resume_rx))),
     };
@@ -81,7 +89,6 @@ async fn revoked_token_is_never_revived() {
         .expect("well formed");
     let mail = fx.mailer.sent().pop().expect("one email");
     let (token, deny) = (reset_token(&mail), deny_token(&mail));
-
     let attacker = {
         let (service, token) = (service.clone(), token.clone());
         tokio::spawn(async move {
@@ -93,8 +100,28 @@ async fn revoked_token_is_never_revived() {
     written_rx.await.expect("the password write started");
     service.deny(&deny).await.expect("the owner's denial is honoured");
     resume_tx.send(()).expect("writer waits");
+    let completed = attacker.await.expect("task");
+    DeniedDuringWrite {
+        fx,
+        service,
+        token,
+        completed,
+    }
+}
+
+/// Race 1: `complete` spends the token, the password write fails, and the
+/// owner's "this wasn't me" revokes the account's links meanwhile. The
+/// release after the failed write must not bring the revoked link back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_token_is_never_revived() {
+    let DeniedDuringWrite {
+        fx,
+        service,
+        token,
+        completed,
+    } = deny_during_write(true).await;
     assert!(
-        matches!(attacker.await.expect("task"), Err(CompleteError::Unavailable(_))),
+        matches!(completed, Err(CompleteError::Unavailable(_))),
         "the failed write is reported as unavailable"
     );
 
@@ -117,34 +144,8 @@ async fn revoked_token_is_never_revived() {
 /// the trail says so instead of a plain "reset completed".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denial_during_a_successful_write_is_recorded() {
-    let fx = Fixture::with_accounts([Account::new("a1", "alice", "alice@example.com")]);
-    let (written_tx, written_rx) = tokio::sync::oneshot::channel();
-    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
-    let accounts = FailingWrite {
-        inner: fx.accounts.clone(),
-        fail: false,
-        during_write: Arc::new(Mutex::new(Some(written_tx))),
-        resume: Arc::new(tokio::sync::Mutex::new(Some(resume_rx))),
-    };
-    let service = fx.builder().accounts(Arc::new(accounts)).build().expect("valid");
-    service
-        .request("alice@example.com", &RequestContext::default())
-        .await
-        .expect("well formed");
-    let mail = fx.mailer.sent().pop().expect("one email");
-    let (token, deny) = (reset_token(&mail), deny_token(&mail));
-    let attacker = {
-        let service = service.clone();
-        tokio::spawn(async move {
-            service
-                .complete(&token, secret(GOOD_PASSWORD), secret(GOOD_PASSWORD))
-                .await
-        })
-    };
-    written_rx.await.expect("the password write started");
-    service.deny(&deny).await.expect("the denial is honoured");
-    resume_tx.send(()).expect("writer waits");
-    attacker.await.expect("task").expect("the write went through");
+    let DeniedDuringWrite { fx, completed, .. } = deny_during_write(false).await;
+    completed.expect("the write went through");
     assert!(
         fx.kinds().contains(&EventKind::RevokedDuringReset {
             reason: RevokeReason::UserDenied

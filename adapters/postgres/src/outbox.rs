@@ -16,12 +16,11 @@ use resetkit::account::AccountId;
 use resetkit::error::StoreError;
 use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail};
 use resetkit::store::{Outbox, OutboxCounts, OutboxEntry, OutboxStatus};
-use resetkit::token::TokenHash;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
+use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db, token_hash};
 
 const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, reply_to_name, \
     reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at, \
@@ -33,7 +32,6 @@ struct Queries {
     sent: Sql,
     retry: Sql,
     give_up: Sql,
-    drop: Sql,
     status: Sql,
     counts: Sql,
 }
@@ -79,13 +77,9 @@ impl PgOutbox {
                  next_attempt_at = $2, last_error = $3 \
                  WHERE message_id = $1 AND status = 'claimed' AND attempts = $4",
             ),
+            // Given up ('failed') or not sent ('dropped'): done for good.
             give_up: s(
-                "UPDATE __SCHEMA__.outbox SET status = 'failed', lease_until = NULL, last_error = $2, \
-                 finished_at = now(), body_text = '', body_html = '' \
-                 WHERE message_id = $1 AND status = 'claimed' AND attempts = $3",
-            ),
-            drop: s(
-                "UPDATE __SCHEMA__.outbox SET status = 'dropped', lease_until = NULL, last_error = $2, \
+                "UPDATE __SCHEMA__.outbox SET status = $4, lease_until = NULL, last_error = $2, \
                  finished_at = now(), body_text = '', body_html = '' \
                  WHERE message_id = $1 AND status = 'claimed' AND attempts = $3",
             ),
@@ -109,6 +103,21 @@ fn fence(attempt: u32) -> i32 {
 }
 
 impl PgOutbox {
+    /// Runs an update fenced by the claimed attempt; a message claimed again
+    /// by another worker is left alone, a missing one is an error.
+    async fn fenced(
+        &self,
+        operation: &'static str,
+        message_id: &str,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<(), StoreError> {
+        let done = query.execute(&self.pool).await.map_err(db_error(operation))?;
+        if done.rows_affected() == 0 {
+            return self.stale_or_missing(operation, message_id).await;
+        }
+        Ok(())
+    }
+
     /// After an update matched no row: a message claimed again by another
     /// worker (stale lease) is left alone; a missing one is an error.
     async fn stale_or_missing(&self, operation: &'static str, message_id: &str) -> Result<(), StoreError> {
@@ -165,11 +174,7 @@ fn entry_from_row(op: &'static str, row: &PgRow) -> Result<(i64, OutboxEntry), S
     let hashes: Vec<Vec<u8>> = row.try_get("token_hashes").map_err(db_error(op))?;
     let tokens = hashes
         .into_iter()
-        .map(|h| {
-            <[u8; 32]>::try_from(h)
-                .map(TokenHash)
-                .map_err(|_| corrupt(op, "token hash is not 32 bytes"))
-        })
+        .map(|h| token_hash(op, h))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((
         seq,
@@ -237,18 +242,11 @@ impl Outbox for PgOutbox {
     }
 
     async fn mark_sent(&self, message_id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError> {
-        const OP: &str = "outbox.mark_sent";
-        let done = sqlx::query(self.sql.sent.q())
+        let query = sqlx::query(self.sql.sent.q())
             .bind(message_id)
             .bind(to_db(now))
-            .bind(fence(attempt))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
-        if done.rows_affected() == 0 {
-            return self.stale_or_missing(OP, message_id).await;
-        }
-        Ok(())
+            .bind(fence(attempt));
+        self.fenced("outbox.mark_sent", message_id, query).await
     }
 
     async fn mark_failed(
@@ -258,7 +256,6 @@ impl Outbox for PgOutbox {
         error: &DeliveryError,
         retry_at: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        const OP: &str = "outbox.mark_failed";
         let query = match retry_at {
             Some(at) => sqlx::query(self.sql.retry.q())
                 .bind(message_id)
@@ -268,28 +265,19 @@ impl Outbox for PgOutbox {
             None => sqlx::query(self.sql.give_up.q())
                 .bind(message_id)
                 .bind(error.to_string())
-                .bind(fence(attempt)),
+                .bind(fence(attempt))
+                .bind("failed"),
         };
-        let done = query.execute(&self.pool).await.map_err(db_error(OP))?;
-        if done.rows_affected() == 0 {
-            return self.stale_or_missing(OP, message_id).await;
-        }
-        Ok(())
+        self.fenced("outbox.mark_failed", message_id, query).await
     }
 
     async fn mark_dropped(&self, message_id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
-        const OP: &str = "outbox.mark_dropped";
-        let done = sqlx::query(self.sql.drop.q())
+        let query = sqlx::query(self.sql.give_up.q())
             .bind(message_id)
             .bind(reason)
             .bind(fence(attempt))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
-        if done.rows_affected() == 0 {
-            return self.stale_or_missing(OP, message_id).await;
-        }
-        Ok(())
+            .bind("dropped");
+        self.fenced("outbox.mark_dropped", message_id, query).await
     }
 
     async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError> {

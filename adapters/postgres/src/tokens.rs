@@ -24,7 +24,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
+use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db, token_hash};
 
 const COLS: &str = "hash, account_id, sent_to, password_stamp, issued_at, expires_at, state, state_at, \
     revoke_reason, deny_hash";
@@ -108,20 +108,13 @@ impl PgTokenStore {
     }
 }
 
-fn hash_from(op: &'static str, bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
-    let hash: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| corrupt(op, "token hash is not 32 bytes"))?;
-    Ok(TokenHash(hash))
-}
-
 fn revoke_reason(op: &'static str, reason: Option<String>) -> Result<RevokeReason, StoreError> {
     let reason = reason.ok_or_else(|| corrupt(op, "revoked token without a reason"))?;
     RevokeReason::parse(&reason).ok_or_else(|| corrupt(op, format!("unknown revoke reason `{reason}`")))
 }
 
 fn record_from_row(op: &'static str, row: &PgRow) -> Result<TokenRecord, StoreError> {
-    let hash = hash_from(op, row.try_get("hash").map_err(db_error(op))?)?;
+    let hash = token_hash(op, row.try_get("hash").map_err(db_error(op))?)?;
     let deny: Option<Vec<u8>> = row.try_get("deny_hash").map_err(db_error(op))?;
     let state: String = row.try_get("state").map_err(db_error(op))?;
     let state_at: Option<DateTime<Utc>> = row.try_get("state_at").map_err(db_error(op))?;
@@ -138,7 +131,7 @@ fn record_from_row(op: &'static str, row: &PgRow) -> Result<TokenRecord, StoreEr
     };
     Ok(TokenRecord {
         hash,
-        deny_hash: deny.map(|d| hash_from(op, d)).transpose()?,
+        deny_hash: deny.map(|d| token_hash(op, d)).transpose()?,
         account: AccountId(row.try_get("account_id").map_err(db_error(op))?),
         sent_to: row.try_get("sent_to").map_err(db_error(op))?,
         password_stamp: PasswordStamp::from_stored(

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use resetkit::error::StoreError;
+use resetkit::token::TokenHash;
 use sqlx::AssertSqlSafe;
 
 use crate::ident::Ident;
@@ -86,6 +87,14 @@ pub(crate) fn corrupt(operation: &'static str, detail: impl Into<String>) -> Sto
         operation,
         detail: detail.into(),
     }
+}
+
+/// A stored SHA-256 (`bytea`) back as a [`TokenHash`].
+pub(crate) fn token_hash(operation: &'static str, bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
+    let hash: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| corrupt(operation, "token hash is not 32 bytes"))?;
+    Ok(TokenHash(hash))
 }
 
 /// SQL text prepared once per store; `__SCHEMA__` replaced by the quoted,

@@ -125,11 +125,6 @@ impl InMemoryTokenStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Number of live tokens (active or being spent) of `account`.
-    pub fn live_count(&self, account: &AccountId) -> usize {
-        lock(&self.state).live.get(account).map_or(0, HashSet::len)
-    }
 }
 
 #[async_trait]

@@ -600,43 +600,63 @@ pub async fn token_store_concurrent_issue(store: Arc<dyn TokenStore>, concurrenc
     }
 }
 
+/// Issues and consumes a token of `account`, then runs `step` on it at the
+/// same moment as a revocation of the account's links; returns the token's
+/// record and what `step` returned.
+async fn spend_while_revoked<T, F, Fut>(
+    store: &Arc<dyn TokenStore>,
+    account: &str,
+    step: F,
+) -> (TokenRecord, T)
+where
+    F: FnOnce(Arc<dyn TokenStore>, TokenHash) -> Fut,
+    Fut: std::future::Future<Output = Result<T, resetkit::error::StoreError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let t0 = epoch();
+    let (_, r) = record(account, t0, Duration::from_secs(1800));
+    insert(store.as_ref(), &r).await;
+    assert!(matches!(
+        consume(store.as_ref(), &r.hash, t0).await,
+        ConsumeOutcome::Consumed(_)
+    ));
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let revoke = {
+        let (store, barrier, account) = (store.clone(), barrier.clone(), r.account.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .revoke_for_account(&account, RevokeReason::UserDenied, t0)
+                .await
+        })
+    };
+    let stepped = {
+        let (barrier, fut) = (barrier.clone(), step(store.clone(), r.hash));
+        tokio::spawn(async move {
+            barrier.wait().await;
+            fut.await
+        })
+    };
+    revoke
+        .await
+        .expect("revoke task panicked")
+        .expect("tokens.revoke_for_account");
+    let out = stepped
+        .await
+        .expect("racing task panicked")
+        .expect("the racing token step");
+    (r, out)
+}
+
 /// Race 1 under concurrency: a token being spent, revoked and released at
 /// the same moment ends revoked in every round, whichever call lands first.
 pub async fn token_store_concurrent_revoke_release(store: Arc<dyn TokenStore>, rounds: usize) {
-    let t0 = epoch();
     for round in 0..rounds {
         let account = format!("acct-revive-race-{round}");
-        let (_, r) = record(&account, t0, Duration::from_secs(1800));
-        insert(store.as_ref(), &r).await;
-        assert!(matches!(
-            consume(store.as_ref(), &r.hash, t0).await,
-            ConsumeOutcome::Consumed(_)
-        ));
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let revoke = {
-            let (store, barrier, account) = (store.clone(), barrier.clone(), r.account.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store
-                    .revoke_for_account(&account, RevokeReason::UserDenied, t0)
-                    .await
-            })
-        };
-        let release = {
-            let (store, barrier, hash) = (store.clone(), barrier.clone(), r.hash);
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store.release(&hash).await
-            })
-        };
-        revoke
-            .await
-            .expect("revoke task panicked")
-            .expect("tokens.revoke_for_account");
-        release
-            .await
-            .expect("release task panicked")
-            .expect("tokens.release");
+        let (r, _) = spend_while_revoked(&store, &account, |store, hash| async move {
+            store.release(&hash).await
+        })
+        .await;
         assert!(
             matches!(
                 state(store.as_ref(), &r.hash).await,
@@ -655,37 +675,10 @@ pub async fn token_store_concurrent_finish_revoke(store: Arc<dyn TokenStore>, ro
     let t0 = epoch();
     for round in 0..rounds {
         let account = format!("acct-finish-race-{round}");
-        let (_, r) = record(&account, t0, Duration::from_secs(1800));
-        insert(store.as_ref(), &r).await;
-        assert!(matches!(
-            consume(store.as_ref(), &r.hash, t0).await,
-            ConsumeOutcome::Consumed(_)
-        ));
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let revoke = {
-            let (store, barrier, account) = (store.clone(), barrier.clone(), r.account.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store
-                    .revoke_for_account(&account, RevokeReason::UserDenied, t0)
-                    .await
-            })
-        };
-        let finish = {
-            let (store, barrier, hash) = (store.clone(), barrier.clone(), r.hash);
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store.finish(&hash, t0).await
-            })
-        };
-        revoke
-            .await
-            .expect("revoke task panicked")
-            .expect("tokens.revoke_for_account");
-        let finished = finish
-            .await
-            .expect("finish task panicked")
-            .expect("tokens.finish");
+        let (r, finished) = spend_while_revoked(&store, &account, move |store, hash| async move {
+            store.finish(&hash, t0).await
+        })
+        .await;
         let end = state(store.as_ref(), &r.hash).await;
         match finished {
             FinishOutcome::Finished { .. } => assert!(

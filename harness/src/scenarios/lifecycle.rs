@@ -10,20 +10,12 @@ use resetkit::delivery::DeliveryMode;
 use resetkit::event::EventKind;
 use resetkit::token::{RejectReason, RevokeReason};
 
-use super::{OWASP, SEED, defaults, scenario};
+use super::tokens::{NO_CHANGE, SINGLE_USE};
+use super::{SEED, defaults, scenario};
 use crate::body;
 use crate::runner::{Check, Ctx, GOOD_PASSWORD, Problem, Scenario, ensure, fail, link_tokens, tokens_in};
 use crate::scenario::Severity::Must;
 use crate::target::TargetConfig;
-
-const SINGLE_USE: (&str, &str) = (
-    "ASVS v4.0.3 2.7.3",
-    "Verify that the out of band verifier authentication requests, codes, or tokens are only usable once, and only for the original authentication request.",
-);
-const NO_CHANGE: (&str, &str) = (
-    OWASP,
-    "Do not make a change to the account until a valid token is presented.",
-);
 
 /// How many requests race in RST-RACE-002.
 const CONCURRENT_REQUESTS: usize = 20;

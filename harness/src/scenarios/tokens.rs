@@ -14,9 +14,13 @@ use crate::runner::{Check, Ctx, GOOD_PASSWORD, Scenario, ensure, fail, link_toke
 use crate::scenario::Severity::Must;
 use crate::target::TargetConfig;
 
-const SINGLE_USE: (&str, &str) = (
+pub(super) const SINGLE_USE: (&str, &str) = (
     "ASVS v4.0.3 2.7.3",
     "Verify that the out of band verifier authentication requests, codes, or tokens are only usable once, and only for the original authentication request.",
+);
+pub(super) const NO_CHANGE: (&str, &str) = (
+    OWASP,
+    "Do not make a change to the account until a valid token is presented.",
 );
 const EXPIRE: (&str, &str) = (
     OWASP,
@@ -124,10 +128,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             "RST-DENY-001",
             "The \"this wasn't me\" link revokes the outstanding link",
             Must,
-            (
-                OWASP,
-                "Do not make a change to the account until a valid token is presented.",
-            ),
+            NO_CHANGE,
             defaults,
             body!(deny_revokes),
         ),
