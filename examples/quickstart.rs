@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         // A walk-through reads the mail right after `request`; applications
         // keep the default (processed in the background, so known and
         // unknown identifiers answer in the same time).
-        .process_requests_in_background(false)
+        .request_processing(resetkit::flow::RequestProcessing::Immediate)
         .base_url("https://app.example.com")
         .site_name("Example App")
         .accounts(Arc::new(accounts))

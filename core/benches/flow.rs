@@ -2,8 +2,9 @@
 //! and the in-memory stores.
 //!
 //! Measures `request` for a known and an unknown identifier (outbox
-//! delivery, inline delivery, and outbox delivery with
-//! `process_requests_in_background`), `complete`, and one argon2id hash
+//! delivery and inline delivery with the request processed before `request`
+//! returns, `RequestProcessing::Immediate`; and the default, where
+//! `request` records into the inbox and in-process workers do the rest), `complete`, and one argon2id hash
 //! (on the calling thread and on a blocking thread, where `complete` runs
 //! it), then prints the medians and the ratios that matter: known / unknown
 //! request time (the timing side channel the spec wants closed) and
@@ -52,7 +53,7 @@ enum Variant {
     Outbox,
     /// Inline delivery (to a capturing mailer, so no network time).
     Inline,
-    /// Outbox delivery, processing requests in a spawned task.
+    /// Outbox delivery, the default request processing (inbox + workers).
     Background,
 }
 
@@ -114,7 +115,11 @@ fn world(variant: Variant) -> World {
         .clock(Arc::new(clock.clone()))
         // Every request must take the full path, not the cheap rate-limited one.
         .rate_limits(RateLimits::unlimited())
-        .process_requests_in_background(variant == Variant::Background);
+        .request_processing(if variant == Variant::Background {
+            RequestProcessing::default()
+        } else {
+            RequestProcessing::Immediate
+        });
     if variant != Variant::Inline {
         builder = builder.outbox(Arc::new(InMemoryOutbox::default()));
     }

@@ -33,6 +33,9 @@ use crate::token::{EntropyError, RejectReason, TokenHash};
 /// How many refused senders one message may fall back past in the worker.
 const MAX_WORKER_FALLBACKS: usize = 4;
 
+/// Messages a [`DeliveryWorker`] sends at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
 /// How emails leave the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -136,6 +139,8 @@ pub(crate) struct Dispatcher {
     pub(crate) outbox: Option<Arc<dyn Outbox>>,
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Woken by each enqueued message (the service's delivery workers).
+    pub(crate) ready: Arc<tokio::sync::Notify>,
 }
 
 impl Dispatcher {
@@ -157,6 +162,7 @@ impl Dispatcher {
                         tokens,
                     })
                     .await?;
+                self.ready.notify_one();
                 Ok(None)
             }
             _ => {
@@ -202,6 +208,8 @@ pub struct DeliveryWorker {
     lease: Duration,
     fallback: Option<SenderFallback>,
     tokens: Option<Arc<dyn TokenStore>>,
+    concurrency: usize,
+    wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// What the worker needs to pick another sender when the server refuses one.
@@ -217,13 +225,14 @@ impl std::fmt::Debug for DeliveryWorker {
             .field("retry", &self.retry)
             .field("batch", &self.batch)
             .field("lease", &self.lease)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
 
 impl DeliveryWorker {
     /// A worker over these parts, with the default retry policy, batches of
-    /// 32 and a 5-minute lease.
+    /// 32, a 5-minute lease and [`DEFAULT_CONCURRENCY`] sends in flight.
     pub fn new(
         outbox: Arc<dyn Outbox>,
         mailer: Arc<dyn Mailer>,
@@ -240,7 +249,26 @@ impl DeliveryWorker {
             lease: Duration::from_secs(300),
             fallback: None,
             tokens: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            wake: None,
         }
+    }
+
+    /// Sets how many messages [`run`](Self::run) sends at once (at least
+    /// 1): that many loops claim and send independently, so one slow
+    /// recipient server does not hold up the rest. Pair it with a mailer
+    /// that keeps as many connections (`resetkit-smtp`'s pool).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// [`run`](Self::run) looks at the outbox as soon as `wake` is
+    /// notified (the service notifies it for every message it queues),
+    /// instead of at its next poll.
+    pub fn with_wake(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.wake = Some(wake);
+        self
     }
 
     /// When the server refuses a message's sender at `MAIL FROM`, ask
@@ -458,11 +486,31 @@ impl DeliveryWorker {
         Ok(report)
     }
 
-    /// Runs passes every `poll` until `shutdown` completes. Store errors are
-    /// logged and retried on the next pass.
+    /// Runs until `shutdown` completes: [`with_concurrency`](Self::with_concurrency)
+    /// loops, each claiming and sending messages right away while there is
+    /// work, when woken (see [`with_wake`](Self::with_wake)), else every
+    /// `poll`. Store errors are logged and retried on the next pass.
+    /// Messages being sent when `shutdown` completes are finished first.
     pub async fn run<F: Future<Output = ()>>(&self, poll: Duration, shutdown: F) {
-        tokio::pin!(shutdown);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut loops = tokio::task::JoinSet::new();
+        // Each loop claims a share of the batch, so that they all get work.
+        let share = (self.batch / self.concurrency).max(1);
+        for _ in 0..self.concurrency {
+            let worker = self.clone().with_batch(share);
+            loops.spawn(worker.run_loop(poll, stop_rx.clone()));
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn run_loop(self, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let wake = self.wake.clone().unwrap_or_default();
         loop {
+            if *stop.borrow() {
+                return;
+            }
             let busy = match self.run_once().await {
                 Ok(report) => {
                     let busy = report.sent + report.retried + report.failed + report.dropped > 0;
@@ -476,11 +524,13 @@ impl DeliveryWorker {
                     false
                 }
             };
-            let wait = if busy { Duration::ZERO } else { poll };
+            if busy {
+                continue;
+            }
             tokio::select! {
-                biased;
-                () = &mut shutdown => return,
-                () = tokio::time::sleep(wait) => {}
+                changed = stop.changed() => if changed.is_err() { return },
+                () = wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
             }
         }
     }

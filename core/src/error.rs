@@ -119,6 +119,16 @@ pub enum StoreError {
         /// What was missing.
         what: String,
     },
+    /// A bounded store is full: the caller should shed load and retry later.
+    #[error("store operation `{operation}` failed: {what} is full ({capacity} entries)")]
+    Full {
+        /// The store operation.
+        operation: &'static str,
+        /// What is full, e.g. `the request inbox`.
+        what: &'static str,
+        /// Its capacity.
+        capacity: usize,
+    },
 }
 
 impl StoreError {
@@ -135,12 +145,13 @@ impl StoreError {
         match self {
             StoreError::Unavailable { operation, .. }
             | StoreError::Corrupt { operation, .. }
-            | StoreError::NotFound { operation, .. } => operation,
+            | StoreError::NotFound { operation, .. }
+            | StoreError::Full { operation, .. } => operation,
         }
     }
 
     /// Whether retrying later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable { .. })
+        matches!(self, StoreError::Unavailable { .. } | StoreError::Full { .. })
     }
 }

@@ -72,18 +72,19 @@ pub mod prelude {
     pub use crate::event::{Event, EventKind};
     pub use crate::flow::{
         CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, RequestError,
-        ResetService, SessionRevoker,
+        RequestProcessing, ResetService, Retention, SessionRevoker,
     };
     pub use crate::hasher::{Argon2Hasher, PasswordHasher};
     pub use crate::identifier::IdentifierMode;
     pub use crate::link::TokenPlacement;
     pub use crate::mail::{DeliveryError, EmailKind, Mailbox, Mailer, OutgoingEmail};
     pub use crate::memory::{
-        CapturingMailer, InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore,
+        CapturingMailer, InMemoryAccounts, InMemoryEventLog, InMemoryInbox, InMemoryOutbox,
+        InMemoryTokenStore,
     };
     pub use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, RateLimits, TokenPolicy};
     pub use crate::sender::{
         FixedSender, OwnerMailbox, OwnerSender, QueueSender, SenderChain, SenderResolver,
     };
-    pub use crate::store::{EventLog, Outbox, TokenStore};
+    pub use crate::store::{EventLog, Outbox, RequestInbox, TokenStore};
 }

@@ -46,6 +46,7 @@ use async_trait::async_trait;
 use crate::account::AccountId;
 use crate::error::StoreError;
 use crate::event::Event;
+use crate::identifier::Identifier;
 use crate::mail::{DeliveryError, OutgoingEmail};
 use crate::policy::Limit;
 #[cfg(doc)]
@@ -207,6 +208,15 @@ pub trait TokenStore: Send + Sync {
 
     /// Deletes up to `batch` tokens that expired before `before`; returns how many.
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError>;
+
+    /// Deletes up to `batch` rate-limit entries recorded before `before`
+    /// (pass `now` minus the longest limit window); returns how many. The
+    /// default keeps everything: stores that can grow without bound
+    /// implement it.
+    async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        let _ = (before, batch);
+        Ok(0)
+    }
 }
 
 /// The activity trail.
@@ -230,6 +240,13 @@ pub trait EventLog: Send + Sync {
 
     /// The most recent `limit` events of all accounts, oldest first.
     async fn recent(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// Deletes up to `batch` events older than `before` (retention);
+    /// returns how many. The default keeps everything.
+    async fn purge_before(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        let _ = (before, batch);
+        Ok(0)
+    }
 }
 
 /// A message waiting in the outbox.
@@ -328,4 +345,88 @@ pub trait Outbox: Send + Sync {
 
     /// Counts by status.
     async fn counts(&self) -> Result<OutboxCounts, StoreError>;
+
+    /// Deletes up to `batch` messages that were sent, given up or dropped
+    /// before `before` (retention); returns how many. Waiting messages are
+    /// never purged. The default keeps everything.
+    async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        let _ = (before, batch);
+        Ok(0)
+    }
+}
+
+/// A password-reset request accepted by
+/// [`ResetService::request`](crate::ResetService::request) and waiting to be
+/// processed (accounts looked up, tokens issued, mail queued).
+///
+/// **Sensitive:** it holds the identifier as typed (canonicalised) until it
+/// is processed; the inbox deletes it then.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InboxRequest {
+    /// Unique id (128 random bits, hex). Messages queued for the request
+    /// get ids derived from it, so a request processed twice (a worker died
+    /// half-way) never queues its mail twice.
+    pub id: String,
+    /// What was asked for.
+    pub identifier: Identifier,
+    /// The client's address, bounded and without control characters.
+    pub client: Option<String>,
+    /// The preferred locale.
+    pub locale: Option<String>,
+    /// When it was accepted.
+    pub received_at: SystemTime,
+    /// Processing attempts so far: 0 when pushed; [`RequestInbox::claim`]
+    /// counts one more. More than 1 means an earlier attempt did not finish.
+    pub attempts: u32,
+}
+
+impl std::fmt::Debug for InboxRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The identifier is personal data: its kind only.
+        f.debug_struct("InboxRequest")
+            .field("id", &self.id)
+            .field("identifier", &self.identifier.kind())
+            .field("received_at", &self.received_at)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The durable inbox of reset requests: `request` pushes, workers claim,
+/// process and delete. Claiming leases a request so that concurrent workers
+/// (on PostgreSQL: several processes, `FOR UPDATE SKIP LOCKED`) never
+/// process one request at the same time; an expired lease (a worker that
+/// died) makes it claimable again.
+#[async_trait]
+pub trait RequestInbox: Send + Sync {
+    /// Records a request, or fails: [`StoreError::Full`] when a bounded
+    /// inbox is full, [`StoreError::Unavailable`] when the backend is down.
+    /// `request` then answers "try again later" instead of losing it.
+    async fn push(&self, request: InboxRequest) -> Result<(), StoreError>;
+
+    /// Leases up to `max` requests that are due at `now`, oldest first, for
+    /// `lease`, counting one more attempt on each.
+    async fn claim(
+        &self,
+        now: SystemTime,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<InboxRequest>, StoreError>;
+
+    /// Deletes a processed request. Fenced by `attempt` (the request's
+    /// `attempts` as claimed): a worker whose lease was taken over changes
+    /// nothing.
+    async fn done(&self, id: &str, attempt: u32) -> Result<(), StoreError>;
+
+    /// Gives a claimed request back, to be claimed again from `retry_at`
+    /// (processing hit a store error). Fenced like [`done`](Self::done).
+    async fn retry_later(&self, id: &str, attempt: u32, retry_at: SystemTime) -> Result<(), StoreError>;
+
+    /// How many requests are waiting or being processed.
+    async fn len(&self) -> Result<usize, StoreError>;
+
+    /// Whether nothing is waiting.
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len().await? == 0)
+    }
 }

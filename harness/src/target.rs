@@ -291,7 +291,7 @@ impl TargetConfig {
         builder
             // Scenarios read the events and the mail a request produced as
             // soon as it returns (the default processes it in the background).
-            .process_requests_in_background(false)
+            .request_processing(resetkit::flow::RequestProcessing::Immediate)
             .base_url(BASE_URL)
             .reset_path(RESET_PATH)
             .site_name("Harness Example")

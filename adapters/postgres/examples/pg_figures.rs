@@ -162,7 +162,7 @@ async fn setup(pool: &sqlx::PgPool, schema: &str, rows: u64) -> Setup {
     };
     let mailer = CapturingMailer::default();
     let service = ResetService::builder()
-        .process_requests_in_background(false) // measure the work a request does, inline
+        .request_processing(resetkit::flow::RequestProcessing::Immediate) // measure the work a request does, inline
         .base_url("https://app.example.com")
         .accounts(Arc::new(Counted(stores.own_accounts().unwrap())))
         .tokens(Arc::new(Counted(stores.tokens.clone())))

@@ -21,6 +21,7 @@ pub struct PgEventLog {
     insert_all: Sql,
     for_account: Sql,
     recent: Sql,
+    purge: Sql,
 }
 
 impl std::fmt::Debug for PgEventLog {
@@ -54,6 +55,11 @@ impl PgEventLog {
                 schema,
                 "SELECT * FROM (SELECT id, at, account_id, kind, detail::text AS detail \
                  FROM __SCHEMA__.events ORDER BY id DESC LIMIT $1) e ORDER BY id",
+            ),
+            purge: Sql::new(
+                schema,
+                "DELETE FROM __SCHEMA__.events WHERE id IN ( \
+                 SELECT id FROM __SCHEMA__.events WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)",
             ),
         }
     }
@@ -124,6 +130,17 @@ impl EventLog for PgEventLog {
             .await
             .map_err(db_error(OP))?;
         rows.iter().map(|r| event_from_row(OP, r)).collect()
+    }
+
+    async fn purge_before(&self, before: std::time::SystemTime, batch: usize) -> Result<usize, StoreError> {
+        const OP: &str = "events.purge_before";
+        let done = sqlx::query(self.purge.q())
+            .bind(to_db(before))
+            .bind(limit(batch))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 
     async fn recent(&self, n: usize) -> Result<Vec<Event>, StoreError> {

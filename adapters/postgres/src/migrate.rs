@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identifier_matching",
         sql: include_str!("../migrations/0004_identifier_matching.sql"),
     },
+    Migration {
+        version: 5,
+        name: "request_inbox",
+        sql: include_str!("../migrations/0005_request_inbox.sql"),
+    },
 ];
 
 const OP: &str = "migrate";

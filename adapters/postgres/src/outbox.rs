@@ -34,6 +34,7 @@ struct Queries {
     give_up: Sql,
     status: Sql,
     counts: Sql,
+    purge: Sql,
 }
 
 /// The outbox in PostgreSQL. Cheap to clone.
@@ -90,6 +91,10 @@ impl PgOutbox {
                  count(*) FILTER (WHERE status = 'dropped') \
                  FROM __SCHEMA__.outbox",
             ),
+            purge: s("DELETE FROM __SCHEMA__.outbox WHERE message_id IN ( \
+                 SELECT message_id FROM __SCHEMA__.outbox \
+                 WHERE status IN ('sent', 'failed', 'dropped') AND finished_at < $1 \
+                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)"),
         };
         PgOutbox {
             pool,
@@ -317,5 +322,16 @@ impl Outbox for PgOutbox {
             failed: count(get(2)?),
             dropped: count(get(3)?),
         })
+    }
+
+    async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        const OP: &str = "outbox.purge_finished";
+        let done = sqlx::query(self.sql.purge.q())
+            .bind(to_db(before))
+            .bind(limit(batch))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 }

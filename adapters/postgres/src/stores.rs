@@ -1,4 +1,4 @@
-//! [`PgStores`]: the four stores over one pool and one schema.
+//! [`PgStores`]: every store over one pool and one schema.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::accounts::{PgAccounts, UsersTable};
 use crate::events::PgEventLog;
 use crate::ident::{ConfigError, Ident};
+use crate::inbox::PgInbox;
 use crate::outbox::PgOutbox;
 use crate::tokens::PgTokenStore;
 
@@ -22,6 +23,8 @@ pub struct PgStores {
     pub events: Arc<PgEventLog>,
     /// Delivery outbox.
     pub outbox: Arc<PgOutbox>,
+    /// Request inbox (pass it to the service builder's `inbox`).
+    pub inbox: Arc<PgInbox>,
     /// Set once a host users table is mapped: `migrate` then does not
     /// create resetkit's own `accounts` table.
     host_table: Arc<std::sync::atomic::AtomicBool>,
@@ -35,6 +38,7 @@ impl PgStores {
             tokens: Arc::new(PgTokenStore::new(pool.clone(), &schema)),
             events: Arc::new(PgEventLog::new(pool.clone(), &schema)),
             outbox: Arc::new(PgOutbox::new(pool.clone(), &schema)),
+            inbox: Arc::new(PgInbox::new(pool.clone(), &schema)),
             pool,
             schema,
             host_table: Arc::new(std::sync::atomic::AtomicBool::new(false)),

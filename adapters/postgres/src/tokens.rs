@@ -86,7 +86,7 @@ impl PgTokenStore {
                  SELECT hash FROM __SCHEMA__.tokens WHERE expires_at < $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"),
             purge_hits: s("DELETE FROM __SCHEMA__.rate_hits WHERE id IN ( \
-                 SELECT id FROM __SCHEMA__.rate_hits WHERE at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+                 SELECT id FROM __SCHEMA__.rate_hits WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)"),
         };
         PgTokenStore {
             pool,
@@ -339,6 +339,10 @@ impl TokenStore for PgTokenStore {
             .await
             .and_then(|r| r.try_get(0))
             .map_err(db_error(OP))
+    }
+
+    async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        self.purge_rate_hits(before, batch).await
     }
 
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {

@@ -152,7 +152,7 @@ async fn full_reset_flow_on_postgres_stores() {
     });
     let mailer = CapturingMailer::default();
     let service = ResetService::builder()
-        .process_requests_in_background(false) // read the mail right after `request`
+        .request_processing(resetkit::flow::RequestProcessing::Immediate) // read the mail right after `request`
         .base_url("https://app.example.com")
         .accounts(directory.clone())
         .tokens(db.stores.tokens.clone())
@@ -235,7 +235,7 @@ async fn fifty_concurrent_completes_through_the_service_one_wins() {
         .unwrap();
     let mailer = CapturingMailer::default();
     let service = ResetService::builder()
-        .process_requests_in_background(false) // read the mail right after `request`
+        .request_processing(resetkit::flow::RequestProcessing::Immediate) // read the mail right after `request`
         .base_url("https://app.example.com")
         .accounts(accounts.clone())
         .tokens(db.stores.tokens.clone())

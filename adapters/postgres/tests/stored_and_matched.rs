@@ -185,7 +185,7 @@ async fn item1_the_postgres_event_log_never_holds_an_unknown_identifier_in_clear
     };
     let key = || FingerprintKey::new(b"postgres test deployment key".to_vec()).unwrap();
     let service = ResetService::builder()
-        .process_requests_in_background(false) // read the mail right after `request`
+        .request_processing(resetkit::flow::RequestProcessing::Immediate) // read the mail right after `request`
         .base_url("https://app.example.com")
         .accounts(db.stores.own_accounts().unwrap())
         .tokens(db.stores.tokens.clone())

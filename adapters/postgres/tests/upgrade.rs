@@ -39,8 +39,8 @@ async fn a_version_2_database_upgrades_in_place() {
     );
     sqlx::raw_sql(AssertSqlSafe(seed)).execute(&pool).await.unwrap();
 
-    // The upgrade applies migrations 3 and 4, once.
-    assert_eq!(migrate(&pool, &schema).await.unwrap(), vec![3, 4]);
+    // The upgrade applies migrations 3 to 5, once.
+    assert_eq!(migrate(&pool, &schema).await.unwrap(), vec![3, 4, 5]);
     assert!(migrate(&pool, &schema).await.unwrap().is_empty());
 
     let stores = PgStores::new(pool.clone(), schema.as_str()).unwrap();

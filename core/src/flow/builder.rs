@@ -9,20 +9,16 @@ use crate::clock::{Clock, SystemClock};
 use crate::delivery::{DeliveryMode, Dispatcher, RetryPolicy};
 use crate::error::BuildError;
 use crate::fingerprint::FingerprintKey;
-use crate::flow::{Inner, ResetService, SessionRevoker};
+use crate::flow::{Inner, RequestProcessing, ResetService, Retention, SessionRevoker};
 use crate::hasher::{Argon2Hasher, PasswordHasher};
 use crate::identifier::IdentifierMode;
 use crate::link::{LinkBuilder, TokenPlacement, join_path, parse_base_url};
 use crate::mail::Mailer;
+use crate::memory::InMemoryInbox;
 use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, RateLimits, TokenPolicy};
 use crate::sender::SenderResolver;
-use crate::store::{EventLog, Outbox, TokenStore};
+use crate::store::{EventLog, Outbox, RequestInbox, TokenStore};
 use crate::template::Templates;
-
-/// Most requests processed in the background at once (see
-/// [`ResetServiceBuilder::process_requests_in_background`]); beyond that a
-/// request is processed before it returns.
-pub const MAX_BACKGROUND_REQUESTS: usize = 1024;
 
 /// Builds a [`ResetService`]. Required: `base_url`, `accounts`, `tokens`,
 /// `events`, `mailer`, `sender`; `outbox` in outbox mode.
@@ -54,7 +50,9 @@ pub struct ResetServiceBuilder {
     client_ipv6_prefix: u8,
     delivery: Option<DeliveryMode>,
     retry: RetryPolicy,
-    background: bool,
+    inbox: Option<Arc<dyn RequestInbox>>,
+    processing: RequestProcessing,
+    retention: Retention,
 }
 
 impl Default for ResetServiceBuilder {
@@ -87,7 +85,9 @@ impl Default for ResetServiceBuilder {
             client_ipv6_prefix: DEFAULT_IPV6_PREFIX,
             delivery: None,
             retry: RetryPolicy::default(),
-            background: true,
+            inbox: None,
+            processing: RequestProcessing::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -246,17 +246,22 @@ impl ResetServiceBuilder {
         /// Retry policy of [`ResetService::delivery_worker`].
         retry_policy: RetryPolicy => retry);
     setter!(
-        /// Process requests in a spawned task after validation, so the
-        /// caller's response time does not depend on whether the identifier
-        /// exists, even with remote stores and inline delivery (default:
-        /// **on**: a known account otherwise answers measurably slower
-        /// than an unknown one). Takes effect inside a tokio runtime; store
-        /// errors are then logged instead of returned. At most
-        /// [`MAX_BACKGROUND_REQUESTS`] run at once; further requests are
-        /// processed before returning. Turn it off only where the caller
-        /// must see the mail sent when `request` returns (a walk-through,
-        /// a test).
-        process_requests_in_background: bool => background);
+        /// Who processes recorded requests (default: two tasks in this
+        /// process; see [`RequestProcessing`]).
+        request_processing: RequestProcessing => processing);
+    setter!(
+        /// How long events, finished mail, expired tokens and rate-limit
+        /// entries are kept (see [`Retention`]).
+        retention: Retention => retention);
+
+    /// The request inbox (default: an [`InMemoryInbox`] of
+    /// [`DEFAULT_INBOX_CAPACITY`](crate::memory::DEFAULT_INBOX_CAPACITY)
+    /// requests, lost if the process dies; use a database inbox where that
+    /// matters, and to share the work between processes).
+    pub fn inbox(mut self, inbox: Arc<dyn RequestInbox>) -> Self {
+        self.inbox = Some(inbox);
+        self
+    }
 
     /// Validates everything and builds the service.
     pub fn build(self) -> Result<ResetService, BuildError> {
@@ -285,6 +290,18 @@ impl ResetServiceBuilder {
         self.token_policy.validate()?;
         self.rate_limits.validate()?;
         self.password_policy.validate()?;
+        if self.retention.every.is_zero() || self.retention.batch == 0 {
+            return Err(BuildError::invalid(
+                "retention",
+                "`every` must be longer than zero and `batch` at least 1",
+            ));
+        }
+        if self.processing == (RequestProcessing::InProcess { workers: 0 }) {
+            return Err(BuildError::invalid(
+                "request_processing",
+                "InProcess needs at least one worker",
+            ));
+        }
         if !(1..=128).contains(&self.client_ipv6_prefix) {
             return Err(BuildError::invalid(
                 "client_ipv6_prefix",
@@ -348,14 +365,18 @@ impl ResetServiceBuilder {
                 fingerprint_key,
                 client_ipv6_prefix: self.client_ipv6_prefix,
                 retry: self.retry,
-                background: self.background,
-                in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_REQUESTS)),
+                inbox: self.inbox.unwrap_or_else(|| Arc::new(InMemoryInbox::default())),
+                processing: self.processing,
+                inbox_ready: Arc::new(tokio::sync::Notify::new()),
+                workers_started: std::sync::atomic::AtomicBool::new(false),
+                retention: self.retention,
                 dispatcher: Dispatcher {
                     mode,
                     mailer,
                     outbox: self.outbox,
                     events,
                     clock: self.clock,
+                    ready: Arc::new(tokio::sync::Notify::new()),
                 },
             }),
         })

@@ -39,10 +39,14 @@
 
 mod builder;
 mod complete;
+mod inbox;
 mod request;
 
-pub use builder::{MAX_BACKGROUND_REQUESTS, ResetServiceBuilder};
+pub use builder::ResetServiceBuilder;
 pub use complete::DENY_WINDOW;
+pub use inbox::{
+    MAX_REQUEST_ATTEMPTS, PurgeReport, RequestProcessing, RequestReport, RequestWorker, Retention,
+};
 
 use std::fmt;
 use std::sync::Arc;
@@ -61,7 +65,7 @@ use crate::identifier::IdentifierMode;
 use crate::link::LinkBuilder;
 use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, PasswordRejection, RateLimits, TokenPolicy};
 use crate::sender::{SenderChoice, SenderError, SenderResolver};
-use crate::store::{EventLog, TokenStore};
+use crate::store::{EventLog, RequestInbox, TokenStore};
 use crate::template::CompiledTemplates;
 
 /// Per-request information the host passes in. Nothing here ever reaches a link.
@@ -247,9 +251,14 @@ pub(crate) struct Inner {
     /// IPv6 clients share a per-client limit per prefix of this length.
     pub(crate) client_ipv6_prefix: u8,
     pub(crate) retry: RetryPolicy,
-    pub(crate) background: bool,
-    /// Bounds the requests processed in the background at once.
-    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// Requests recorded by `request`, waiting to be processed.
+    pub(crate) inbox: Arc<dyn RequestInbox>,
+    pub(crate) processing: inbox::RequestProcessing,
+    /// Woken by each new request (in-process workers, `RequestWorker::run`).
+    pub(crate) inbox_ready: Arc<tokio::sync::Notify>,
+    /// Whether the in-process workers were spawned.
+    pub(crate) workers_started: std::sync::atomic::AtomicBool,
+    pub(crate) retention: inbox::Retention,
     pub(crate) dispatcher: Dispatcher,
 }
 
@@ -282,6 +291,7 @@ impl ResetService {
         let d = &self.inner.dispatcher;
         d.outbox.clone().map(|outbox| {
             DeliveryWorker::new(outbox, d.mailer.clone(), d.events.clone(), d.clock.clone())
+                .with_wake(d.ready.clone())
                 .with_retry(self.inner.retry)
                 .with_sender_fallback(self.inner.sender.clone(), self.inner.accounts.clone())
                 .with_token_check(self.inner.tokens.clone())

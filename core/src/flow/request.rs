@@ -8,9 +8,9 @@ use crate::fingerprint::fingerprint;
 use crate::flow::{RequestAccepted, RequestContext, RequestError, ResetService};
 use crate::identifier::{Identifier, canonicalize, parse_identifier};
 use crate::mail::{DeliveryError, EmailKind, Mailbox, OutgoingEmail};
-use crate::policy::{DuplicateEmailPolicy, Limit};
+use crate::policy::DuplicateEmailPolicy;
 use crate::sender::SenderChoice;
-use crate::store::{IssueOutcome, RateKey, TokenIssue};
+use crate::store::{InboxRequest, IssueOutcome, RateKey, TokenIssue};
 use crate::template::{self, AccountLinks};
 use crate::token::{RawToken, RevokeReason, TokenHash, TokenRecord, TokenState};
 
@@ -20,8 +20,18 @@ const MAX_SENDER_FALLBACKS: usize = 4;
 impl ResetService {
     /// Asks for a reset link for `identifier` (an email or a username, per
     /// the identifier mode). Returns the same [`RequestAccepted`] for known,
-    /// unknown, disabled, shared and rate-limited identifiers; only malformed
-    /// input gets [`RequestError::Invalid`].
+    /// unknown, disabled, shared and rate-limited identifiers.
+    ///
+    /// It does one uniform step whatever the identifier: validate, apply
+    /// the per-client limit, record the request in the inbox (see
+    /// [`RequestProcessing`](crate::flow::RequestProcessing)); workers look
+    /// the accounts up, issue tokens and queue the mail. So the answer takes
+    /// as long for an unknown identifier as for a known one, on every store.
+    ///
+    /// Errors: [`RequestError::Invalid`] for malformed input;
+    /// [`RequestError::Unavailable`] when the request could not be recorded
+    /// (the inbox is full or its database is down), for every identifier
+    /// alike: show "try again in a moment", never "check your email".
     pub async fn request(
         &self,
         identifier: &str,
@@ -29,42 +39,50 @@ impl ResetService {
     ) -> Result<RequestAccepted, RequestError> {
         let identifier = parse_identifier(identifier, self.inner.identifier_mode)?;
         let ctx = sanitize_context(ctx);
-        if self.inner.background
-            && tokio::runtime::Handle::try_current().is_ok()
-            && let Ok(permit) = self.inner.in_flight.clone().try_acquire_owned()
-        {
-            let this = self.clone();
-            tokio::spawn(async move {
-                if let Err(error) = this.process_request(&identifier, &ctx).await {
-                    tracing::error!(%error, "password reset request could not be processed");
-                }
-                drop(permit);
-            });
-            return Ok(RequestAccepted);
-        }
-        // Inline: background processing is off, there is no runtime, or
-        // MAX_BACKGROUND_REQUESTS are already in flight (a flood is slowed
-        // down here instead of piling up tasks).
-        self.process_request(&identifier, &ctx).await?;
-        Ok(RequestAccepted)
-    }
-
-    async fn process_request(&self, identifier: &Identifier, ctx: &RequestContext) -> Result<(), StoreError> {
         let inner = &self.inner;
-        if let (Some(limit), Some(client)) = (inner.rate_limits.per_client, &ctx.client_addr)
-            && self.over_limit(&self.client_rate_key(client), limit).await?
-        {
-            tracing::info!(client = %client, "password reset request rate limited (client)");
-            return self
-                .record(
+        let now = inner.clock.now();
+        if let (Some(limit), Some(client)) = (inner.rate_limits.per_client, &ctx.client_addr) {
+            let key = self.client_rate_key(client);
+            // Refused attempts are not stored: a flood keeps at most
+            // `limit.max` entries per client.
+            if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
+                tracing::info!(client = %client, "password reset request rate limited (client)");
+                self.record(
                     None,
                     EventKind::RateLimited {
                         scope: RateScope::Client,
                         client: Some(client.clone()),
                     },
                 )
-                .await;
+                .await?;
+                return Ok(RequestAccepted);
+            }
         }
+        let id = new_request_id().map_err(|e| StoreError::unavailable("request.id", e.to_string()))?;
+        inner
+            .inbox
+            .push(InboxRequest {
+                id,
+                identifier,
+                client: ctx.client_addr,
+                locale: ctx.locale,
+                received_at: now,
+                attempts: 0,
+            })
+            .await?;
+        self.after_push().await?;
+        Ok(RequestAccepted)
+    }
+
+    /// Processes one request taken from the inbox.
+    pub(crate) async fn process_request(&self, job: &InboxRequest) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let identifier = &job.identifier;
+        let ctx = RequestContext {
+            client_addr: job.client.clone(),
+            locale: job.locale.clone(),
+        };
+        let ctx = &ctx;
         let found = match identifier {
             Identifier::Email(email) => inner.accounts.find_by_email(email).await?,
             Identifier::Username(name) => inner.accounts.find_by_username(name).await?.into_iter().collect(),
@@ -76,7 +94,7 @@ impl ResetService {
         }
         // The step's events are written together (one call to the log)
         // before anything is handed to delivery.
-        let mut trail = Trail::new(self);
+        let mut trail = Trail::for_request(self, job);
         let mut eligible = Vec::with_capacity(found.len());
         for account in found {
             trail.note(
@@ -154,13 +172,32 @@ impl ResetService {
         .await
     }
 
-    async fn over_limit(&self, key: &RateKey, limit: Limit) -> Result<bool, StoreError> {
-        let hits = self
-            .inner
-            .tokens
-            .hit(key, self.inner.clock.now(), limit.window)
-            .await?;
-        Ok(hits > limit.max)
+    /// Whether an earlier attempt at this inbox request already queued the
+    /// mail for `account` (the worker died before deleting the request):
+    /// then it is not issued and queued again. Only a retried request is
+    /// checked, and only the outbox can tell (inline delivery cannot).
+    async fn already_queued(
+        &self,
+        account: &Account,
+        sender: &SenderChoice,
+        trail: &Trail<'_>,
+    ) -> Result<bool, StoreError> {
+        let Some(outbox) = &self.inner.dispatcher.outbox else {
+            return Ok(false);
+        };
+        let Some(message_id) = trail
+            .job
+            .as_ref()
+            .filter(|job| job.attempts > 1)
+            .and_then(|_| trail.message_id_for(account, sender.from.domain()))
+        else {
+            return Ok(false);
+        };
+        let queued = outbox.status(&message_id).await?.is_some();
+        if queued {
+            tracing::info!(%message_id, "inbox request retried after an interrupted attempt: its mail was already queued");
+        }
+        Ok(queued)
     }
 
     /// Resolves the sender, noting why when there is none.
@@ -262,6 +299,9 @@ impl ResetService {
         let Some(sender) = self.sender_for(account, trail).await else {
             return Ok(());
         };
+        if self.already_queued(account, &sender, trail).await? {
+            return Ok(());
+        }
         let Some(issued) = self.issue_token(account, ctx, trail).await? else {
             return Ok(());
         };
@@ -288,6 +328,9 @@ impl ResetService {
         let Some(sender) = self.sender_for(first, trail).await else {
             return Ok(());
         };
+        if self.already_queued(first, &sender, trail).await? {
+            return Ok(());
+        }
         let mut issued = Vec::with_capacity(accounts.len());
         let mut linked = Vec::with_capacity(accounts.len());
         for account in accounts {
@@ -330,6 +373,9 @@ impl ResetService {
         let Some(sender) = self.sender_for(first, trail).await else {
             return Ok(());
         };
+        if self.already_queued(first, &sender, trail).await? {
+            return Ok(());
+        }
         let mut allowed = Vec::with_capacity(accounts.len());
         for account in accounts {
             if let Some(limit) = self.inner.rate_limits.per_account
@@ -407,7 +453,11 @@ impl ResetService {
         let mut sender = sender.clone();
         let mut refused: Vec<Mailbox> = Vec::new();
         loop {
-            let message_id = match new_message_id(sender.from.domain()) {
+            let derived = refused
+                .is_empty()
+                .then(|| trail.message_id_for(first, sender.from.domain()))
+                .flatten();
+            let message_id = match derived.map_or_else(|| new_message_id(sender.from.domain()), Ok) {
                 Ok(id) => id,
                 Err(error) => {
                     delivery_problem(accounts, error.to_string(), trail);
@@ -508,6 +558,14 @@ pub(crate) struct Trail<'a> {
     service: &'a ResetService,
     events: Vec<Event>,
     best_effort: bool,
+    /// The inbox request being processed, if any.
+    job: Option<JobRef>,
+}
+
+/// What a trail knows of the inbox request it processes.
+struct JobRef {
+    id: String,
+    attempts: u32,
 }
 
 impl<'a> Trail<'a> {
@@ -516,7 +574,27 @@ impl<'a> Trail<'a> {
             service,
             events: Vec::new(),
             best_effort: false,
+            job: None,
         }
+    }
+
+    /// The trail of processing one inbox request.
+    pub(crate) fn for_request(service: &'a ResetService, job: &InboxRequest) -> Self {
+        Trail {
+            job: Some(JobRef {
+                id: job.id.clone(),
+                attempts: job.attempts,
+            }),
+            ..Trail::new(service)
+        }
+    }
+
+    /// The Message-ID of the mail this request sends to `account` (the
+    /// first account of a shared mail): derived from the request id, so a
+    /// retried request finds what an interrupted attempt queued.
+    fn message_id_for(&self, account: &Account, domain: &str) -> Option<String> {
+        let job = self.job.as_ref()?;
+        Some(derived_message_id(&job.id, &account.id.to_string(), domain))
     }
 
     /// A trail whose write failures are logged and dropped instead of
@@ -546,6 +624,32 @@ impl<'a> Trail<'a> {
             other => other,
         }
     }
+}
+
+/// A fresh inbox request id: 128 random bits, hex.
+fn new_request_id() -> Result<String, crate::token::EntropyError> {
+    use rand::TryRng as _;
+    let mut bytes = [0u8; 16];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| crate::token::EntropyError(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `<hex.resetkit@domain>` from SHA-256 of the request id and account id.
+fn derived_message_id(request_id: &str, account: &str, domain: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(request_id.as_bytes());
+    h.update([0u8]);
+    h.update(account.as_bytes());
+    let hex: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let domain = if domain.is_empty() {
+        "resetkit.invalid"
+    } else {
+        domain
+    };
+    format!("<{hex}.resetkit@{domain}>")
 }
 
 /// Bounds what the host passes in so it can neither bloat the event log nor

@@ -1,4 +1,5 @@
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -8,13 +9,55 @@ use crate::error::StoreError;
 use crate::event::{Event, EventKind};
 use crate::store::EventLog;
 
-/// Events in memory; clones share the same log.
-#[derive(Debug, Clone, Default)]
+/// Events the in-memory log keeps by default.
+pub const DEFAULT_EVENT_CAPACITY: usize = 100_000;
+
+/// Events in memory; clones share the same log. It keeps at most
+/// `capacity` events: past that, the oldest tenth is dropped (a ring in
+/// effect, with amortised O(1) appends), so a long-running process does not
+/// grow without bound; [`EventLog::purge_before`] applies a retention time.
+#[derive(Debug, Clone)]
 pub struct InMemoryEventLog {
     events: Arc<Mutex<Vec<Event>>>,
+    capacity: usize,
+}
+
+impl Default for InMemoryEventLog {
+    fn default() -> Self {
+        InMemoryEventLog::with_capacity(DEFAULT_EVENT_CAPACITY)
+    }
+}
+
+/// Appends, dropping the oldest tenth first when the log is full.
+fn append(events: &mut Vec<Event>, capacity: usize, new: impl IntoIterator<Item = Event>) {
+    for event in new {
+        if events.len() >= capacity {
+            let drop = (capacity / 10).max(1).min(events.len());
+            events.drain(..drop);
+        }
+        events.push(event);
+    }
 }
 
 impl InMemoryEventLog {
+    /// A log keeping at most `capacity` events (at least 10).
+    pub fn with_capacity(capacity: usize) -> Self {
+        InMemoryEventLog {
+            events: Arc::default(),
+            capacity: capacity.max(10),
+        }
+    }
+
+    /// How many events it holds.
+    pub fn len(&self) -> usize {
+        lock(&self.events).len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every event, oldest first.
     pub fn all(&self) -> Vec<Event> {
         lock(&self.events).clone()
@@ -33,8 +76,21 @@ impl InMemoryEventLog {
 #[async_trait]
 impl EventLog for InMemoryEventLog {
     async fn record(&self, event: Event) -> Result<(), StoreError> {
-        lock(&self.events).push(event);
+        append(&mut lock(&self.events), self.capacity, [event]);
         Ok(())
+    }
+
+    async fn record_all(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        append(&mut lock(&self.events), self.capacity, events);
+        Ok(())
+    }
+
+    async fn purge_before(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        let mut events = lock(&self.events);
+        // Appended in time order (each step stamps its events with the clock).
+        let old = events.iter().take(batch).take_while(|e| e.at < before).count();
+        events.drain(..old);
+        Ok(old)
     }
 
     async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError> {

@@ -14,14 +14,16 @@
 
 mod accounts;
 mod events;
+mod inbox;
 mod mailer;
 mod outbox;
 mod tokens;
 
 pub use accounts::InMemoryAccounts;
-pub use events::InMemoryEventLog;
+pub use events::{DEFAULT_EVENT_CAPACITY, InMemoryEventLog};
+pub use inbox::{DEFAULT_INBOX_CAPACITY, InMemoryInbox};
 pub use mailer::CapturingMailer;
-pub use outbox::InMemoryOutbox;
+pub use outbox::{DEFAULT_OUTBOX_CAPACITY, InMemoryOutbox};
 pub use tokens::InMemoryTokenStore;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -9,12 +9,36 @@ use crate::error::StoreError;
 use crate::mail::DeliveryError;
 use crate::store::{Outbox, OutboxCounts, OutboxEntry, OutboxStatus};
 
+/// Messages the in-memory outbox holds waiting by default before it
+/// refuses more (the request worker then leaves requests in the inbox).
+pub const DEFAULT_OUTBOX_CAPACITY: usize = 10_000;
+
 #[derive(Debug)]
 struct Row {
     entry: OutboxEntry,
     status: OutboxStatus,
     lease_until: Option<SystemTime>,
     seq: u64,
+    /// When it was last claimed (the time of its latest attempt).
+    claimed_at: Option<SystemTime>,
+    /// When it was sent, given up or dropped.
+    finished_at: Option<SystemTime>,
+}
+
+impl Row {
+    /// Its key in the index of waiting messages: due time (pending) or
+    /// lease end (claimed).
+    fn due_key(&self, id: &str) -> Option<(SystemTime, u64, String)> {
+        match self.status {
+            OutboxStatus::Pending => Some((self.entry.next_attempt_at, self.seq, id.to_owned())),
+            OutboxStatus::Claimed => self.lease_until.map(|l| (l, self.seq, id.to_owned())),
+            _ => None,
+        }
+    }
+
+    fn finished_key(&self, id: &str) -> Option<(SystemTime, u64, String)> {
+        self.finished_at.map(|at| (at, self.seq, id.to_owned()))
+    }
 }
 
 impl Row {
@@ -24,16 +48,89 @@ impl Row {
     }
 }
 
+/// Rows by message id, with two indexes so that nothing scans every
+/// message ever queued: waiting messages by due time / lease end (claim is
+/// O(log n) per message) and finished ones by finish time (purge).
 #[derive(Debug, Default)]
 struct State {
     rows: BTreeMap<String, Row>,
+    due: BTreeSet<(SystemTime, u64, String)>,
+    finished: BTreeSet<(SystemTime, u64, String)>,
+    counts: OutboxCounts,
     next_seq: u64,
 }
 
-/// Outbox in memory; clones share the same queue.
-#[derive(Debug, Clone, Default)]
+impl State {
+    /// Applies `change` to a row, keeping the indexes and counts in step.
+    fn update(&mut self, id: &str, change: impl FnOnce(&mut Row)) {
+        let Some(row) = self.rows.get_mut(id) else {
+            return;
+        };
+        if let Some(key) = row.due_key(id) {
+            self.due.remove(&key);
+        }
+        if let Some(key) = row.finished_key(id) {
+            self.finished.remove(&key);
+        }
+        count(&mut self.counts, &row.status, false);
+        change(row);
+        count(&mut self.counts, &row.status, true);
+        if let Some(key) = row.due_key(id) {
+            self.due.insert(key);
+        }
+        if let Some(key) = row.finished_key(id) {
+            self.finished.insert(key);
+        }
+    }
+}
+
+fn count(counts: &mut OutboxCounts, status: &OutboxStatus, add: bool) {
+    let slot = match status {
+        OutboxStatus::Pending | OutboxStatus::Claimed => &mut counts.waiting,
+        OutboxStatus::Sent => &mut counts.sent,
+        OutboxStatus::Failed { .. } => &mut counts.failed,
+        OutboxStatus::Dropped { .. } => &mut counts.dropped,
+    };
+    *slot = if add {
+        slot.saturating_add(1)
+    } else {
+        slot.saturating_sub(1)
+    };
+}
+
+/// Outbox in memory; clones share the same queue. At most `capacity`
+/// messages wait at once (enqueue then fails with [`StoreError::Full`]);
+/// finished messages stay until [`Outbox::purge_finished`] removes them.
+#[derive(Debug, Clone)]
 pub struct InMemoryOutbox {
     state: Arc<Mutex<State>>,
+    capacity: usize,
+}
+
+impl Default for InMemoryOutbox {
+    fn default() -> Self {
+        InMemoryOutbox::with_capacity(DEFAULT_OUTBOX_CAPACITY)
+    }
+}
+
+impl InMemoryOutbox {
+    /// An outbox holding at most `capacity` waiting messages (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        InMemoryOutbox {
+            state: Arc::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// How many messages it holds in any state.
+    pub fn len(&self) -> usize {
+        lock(&self.state).rows.len()
+    }
+
+    /// Whether it holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 fn not_found(operation: &'static str, id: &str) -> StoreError {
@@ -47,17 +144,35 @@ fn not_found(operation: &'static str, id: &str) -> StoreError {
 impl Outbox for InMemoryOutbox {
     async fn enqueue(&self, entry: OutboxEntry) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
+        if state.counts.waiting >= self.capacity {
+            return Err(StoreError::Full {
+                operation: "outbox.enqueue",
+                what: "the outbox",
+                capacity: self.capacity,
+            });
+        }
+        let id = entry.email.message_id.clone();
+        if state.rows.contains_key(&id) {
+            return Err(StoreError::Corrupt {
+                operation: "outbox.enqueue",
+                detail: format!("message `{id}` is already in the outbox"),
+            });
+        }
         let seq = state.next_seq;
         state.next_seq += 1;
-        state.rows.insert(
-            entry.email.message_id.clone(),
-            Row {
-                entry,
-                status: OutboxStatus::Pending,
-                lease_until: None,
-                seq,
-            },
-        );
+        let row = Row {
+            entry,
+            status: OutboxStatus::Pending,
+            lease_until: None,
+            seq,
+            claimed_at: None,
+            finished_at: None,
+        };
+        if let Some(key) = row.due_key(&id) {
+            state.due.insert(key);
+        }
+        count(&mut state.counts, &row.status, true);
+        state.rows.insert(id, row);
         Ok(())
     }
 
@@ -68,39 +183,41 @@ impl Outbox for InMemoryOutbox {
         lease: Duration,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut state = lock(&self.state);
-        let mut due: Vec<&mut Row> = state
-            .rows
-            .values_mut()
-            .filter(|r| match r.status {
-                OutboxStatus::Pending => r.entry.next_attempt_at <= now,
-                OutboxStatus::Claimed => r.lease_until.is_some_and(|l| l <= now),
-                _ => false,
-            })
-            .collect();
-        due.sort_by_key(|r| (r.entry.next_attempt_at, r.seq));
-        Ok(due
-            .into_iter()
+        let due: Vec<String> = state
+            .due
+            .iter()
+            .take_while(|(at, _, _)| *at <= now)
             .take(max)
-            .map(|row| {
+            .map(|(_, _, id)| id.clone())
+            .collect();
+        let until = now.checked_add(lease).unwrap_or(now);
+        let mut claimed = Vec::with_capacity(due.len());
+        for id in due {
+            state.update(&id, |row| {
                 row.status = OutboxStatus::Claimed;
-                row.lease_until = Some(now.checked_add(lease).unwrap_or(now));
+                row.lease_until = Some(until);
+                row.claimed_at = Some(now);
                 row.entry.attempts += 1;
-                row.entry.clone()
-            })
-            .collect())
+                claimed.push(row.entry.clone());
+            });
+        }
+        Ok(claimed)
     }
 
-    async fn mark_sent(&self, message_id: &str, attempt: u32, _now: SystemTime) -> Result<(), StoreError> {
+    async fn mark_sent(&self, message_id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         let row = state
             .rows
-            .get_mut(message_id)
+            .get(message_id)
             .ok_or_else(|| not_found("outbox.mark_sent", message_id))?;
         if !row.held_by(attempt) {
             return Ok(());
         }
-        row.status = OutboxStatus::Sent;
-        row.lease_until = None;
+        state.update(message_id, |row| {
+            row.status = OutboxStatus::Sent;
+            row.lease_until = None;
+            row.finished_at = Some(now);
+        });
         Ok(())
     }
 
@@ -114,23 +231,27 @@ impl Outbox for InMemoryOutbox {
         let mut state = lock(&self.state);
         let row = state
             .rows
-            .get_mut(message_id)
+            .get(message_id)
             .ok_or_else(|| not_found("outbox.mark_failed", message_id))?;
         if !row.held_by(attempt) {
             return Ok(());
         }
-        row.lease_until = None;
-        match retry_at {
-            Some(at) => {
-                row.status = OutboxStatus::Pending;
-                row.entry.next_attempt_at = at;
-            }
-            None => {
-                row.status = OutboxStatus::Failed {
-                    reason: error.to_string(),
+        state.update(message_id, |row| {
+            let attempted = row.claimed_at.unwrap_or(row.entry.next_attempt_at);
+            row.lease_until = None;
+            match retry_at {
+                Some(at) => {
+                    row.status = OutboxStatus::Pending;
+                    row.entry.next_attempt_at = at;
+                }
+                None => {
+                    row.status = OutboxStatus::Failed {
+                        reason: error.to_string(),
+                    };
+                    row.finished_at = Some(attempted);
                 }
             }
-        }
+        });
         Ok(())
     }
 
@@ -138,15 +259,18 @@ impl Outbox for InMemoryOutbox {
         let mut state = lock(&self.state);
         let row = state
             .rows
-            .get_mut(message_id)
+            .get(message_id)
             .ok_or_else(|| not_found("outbox.mark_dropped", message_id))?;
         if !row.held_by(attempt) {
             return Ok(());
         }
-        row.lease_until = None;
-        row.status = OutboxStatus::Dropped {
-            reason: reason.to_owned(),
-        };
+        state.update(message_id, |row| {
+            row.finished_at = Some(row.claimed_at.unwrap_or(row.entry.next_attempt_at));
+            row.lease_until = None;
+            row.status = OutboxStatus::Dropped {
+                reason: reason.to_owned(),
+            };
+        });
         Ok(())
     }
 
@@ -155,16 +279,24 @@ impl Outbox for InMemoryOutbox {
     }
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
-        let state = lock(&self.state);
-        let mut counts = OutboxCounts::default();
-        for row in state.rows.values() {
-            match row.status {
-                OutboxStatus::Pending | OutboxStatus::Claimed => counts.waiting += 1,
-                OutboxStatus::Sent => counts.sent += 1,
-                OutboxStatus::Failed { .. } => counts.failed += 1,
-                OutboxStatus::Dropped { .. } => counts.dropped += 1,
+        Ok(lock(&self.state).counts)
+    }
+
+    async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        let mut state = lock(&self.state);
+        let doomed: Vec<(SystemTime, u64, String)> = state
+            .finished
+            .iter()
+            .take_while(|(at, _, _)| *at < before)
+            .take(batch)
+            .cloned()
+            .collect();
+        for key in &doomed {
+            state.finished.remove(key);
+            if let Some(row) = state.rows.remove(&key.2) {
+                count(&mut state.counts, &row.status, false);
             }
         }
-        Ok(counts)
+        Ok(doomed.len())
     }
 }

@@ -125,6 +125,11 @@ impl InMemoryTokenStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Number of stored rate-limit entries (hits), all keys together.
+    pub fn rate_entries(&self) -> usize {
+        lock(&self.state).hits.values().map(|h| h.len()).sum()
+    }
 }
 
 #[async_trait]
@@ -268,6 +273,19 @@ impl TokenStore for InMemoryTokenStore {
         max: u32,
     ) -> Result<bool, StoreError> {
         Ok(lock(&self.state).admit(key, now, window, max))
+    }
+
+    async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        let mut state = lock(&self.state);
+        let mut purged = 0;
+        state.hits.retain(|_, hits| {
+            while purged < batch && hits.front().is_some_and(|t| *t < before) {
+                hits.pop_front();
+                purged += 1;
+            }
+            !hits.is_empty()
+        });
+        Ok(purged)
     }
 
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {

@@ -76,11 +76,12 @@ impl Fixture {
 
     /// A builder with every required part set (inline delivery, fixed sender,
     /// fast hasher, manual clock, default policies). Requests are processed
-    /// before `request` returns (the default processes them in the
-    /// background), so tests can read the mail and events right after.
+    /// before `request` returns (`RequestProcessing::Immediate`; the default
+    /// leaves them to in-process workers), so tests can read the mail and
+    /// events right after.
     pub fn builder(&self) -> ResetServiceBuilder {
         ResetService::builder()
-            .process_requests_in_background(false)
+            .request_processing(resetkit::flow::RequestProcessing::Immediate)
             .base_url(BASE)
             .accounts(Arc::new(self.accounts.clone()))
             .tokens(Arc::new(self.tokens.clone()))

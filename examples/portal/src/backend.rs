@@ -2,31 +2,34 @@
 //! (the in-process capture server or a real SMTP server), the demo accounts
 //! and the [`ResetService`] with its delivery worker.
 //!
-//! Requests are processed off the request path
-//! (`process_requests_in_background`) and mail goes through an outbox that a
-//! worker drains, so the answer to "forgot password" neither waits for nor
-//! depends on the account or the mail server. The outbox is wrapped so that
-//! each new message wakes the worker at once instead of at its next poll.
+//! `request` only records the request in an inbox (in PostgreSQL with
+//! `DATABASE_URL`, so nothing accepted is lost in a crash); in-process
+//! workers look the accounts up, issue tokens and queue the mail in an
+//! outbox that delivery workers drain concurrently over a pool of SMTP
+//! connections. So the answer to "forgot password" neither waits for nor
+//! depends on the account or the mail server, and when the inbox cannot be
+//! written the page answers 503 for every identifier alike.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use resetkit::ResetService;
 use resetkit::account::AccountDirectory;
 use resetkit::delivery::{DeliveryMode, DeliveryWorker};
-use resetkit::error::StoreError;
+use resetkit::flow::Retention;
 use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
-use resetkit::mail::{DeliveryError, Mailbox, Mailer};
-use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
+use resetkit::mail::{Mailbox, Mailer};
+use resetkit::memory::{
+    InMemoryAccounts, InMemoryEventLog, InMemoryInbox, InMemoryOutbox, InMemoryTokenStore,
+};
 use resetkit::sender::FixedSender;
-use resetkit::store::{EventLog, Outbox, OutboxCounts, OutboxEntry, OutboxStatus, TokenStore};
+use resetkit::store::{EventLog, Outbox, RequestInbox, TokenStore};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use resetkit_postgres::PgStores;
-use resetkit_smtp::{SmtpConfig, SmtpMailer, TlsMode};
+use resetkit_smtp::{ConnectionReuse, SmtpConfig, SmtpMailer, TlsMode};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgPoolOptions;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use url::{Host, Url};
 
 use crate::config::{PortalConfig, PortalError};
@@ -37,9 +40,15 @@ use crate::session::SessionStore;
 /// (retries scheduled for later, messages enqueued by other instances).
 const WORKER_POLL: Duration = Duration::from_secs(1);
 
-/// How often the worker deletes expired tokens, and how many per pass.
-const PURGE_EVERY: Duration = Duration::from_secs(60);
-const PURGE_BATCH: usize = 1000;
+/// What the portal keeps: a demo keeps a day of activity and an hour of
+/// finished mail; the workers purge every minute.
+const RETENTION: Retention = Retention {
+    events: Duration::from_secs(24 * 3600),
+    finished_mail: Duration::from_secs(3600),
+    expired_tokens: Duration::from_secs(3600),
+    every: Duration::from_secs(60),
+    batch: 10_000,
+};
 
 /// The parts the pages use.
 pub(crate) struct Backend {
@@ -51,9 +60,6 @@ pub(crate) struct Backend {
     pub(crate) decoy_hash: PasswordHash,
     pub(crate) capture: Option<FakeSmtpServer>,
     pub(crate) worker: DeliveryWorker,
-    pub(crate) wake: Arc<Notify>,
-    /// The token store, for purging expired tokens.
-    pub(crate) tokens: Arc<dyn TokenStore>,
     /// `capture` or the SMTP URL without its password.
     pub(crate) mail_label: String,
     /// `memory` or `postgres`.
@@ -65,6 +71,7 @@ struct Stores {
     tokens: Arc<dyn TokenStore>,
     events: Arc<dyn EventLog>,
     outbox: Arc<dyn Outbox>,
+    inbox: Arc<dyn RequestInbox>,
     label: &'static str,
 }
 
@@ -83,32 +90,29 @@ impl Backend {
         let from = sender_mailbox(config, base)?;
         let (mailer, capture, mail_label) = mailer(config)?;
         let stores = stores(config, hasher.clone()).await?;
-        let wake = Arc::new(Notify::new());
-        let outbox: Arc<dyn Outbox> = Arc::new(WakingOutbox {
-            inner: stores.outbox,
-            wake: wake.clone(),
-        });
         let mut builder = ResetService::builder()
             .base_url(base.as_str())
             .site_name("resetkit portal")
             .accounts(stores.accounts.clone())
             .tokens(stores.tokens.clone())
             .events(stores.events)
-            .outbox(outbox)
+            .outbox(stores.outbox)
+            .inbox(stores.inbox)
+            .retention(RETENTION)
             .delivery(DeliveryMode::Outbox)
             .mailer(mailer)
             .sender(Arc::new(FixedSender::new(from)))
             .hasher(hasher.clone())
             .rate_limits(config.rate_limits.unwrap_or_default())
-            .session_revoker(sessions)
-            .process_requests_in_background(true);
+            .session_revoker(sessions);
         if allow_http {
             builder = builder.allow_insecure_http_for_local_testing();
         }
         let service = builder.build()?;
         let worker = service
             .delivery_worker()
-            .ok_or_else(|| PortalError::Startup("the service has no outbox worker".into()))?;
+            .ok_or_else(|| PortalError::Startup("the service has no outbox worker".into()))?
+            .with_concurrency(config.delivery_workers);
         let decoy_hash = {
             let hasher = hasher.clone();
             let mut bytes = [0u8; 24];
@@ -126,8 +130,6 @@ impl Backend {
             decoy_hash,
             capture,
             worker,
-            wake,
-            tokens: stores.tokens,
             mail_label,
             store_label: stores.label,
         })
@@ -162,6 +164,7 @@ fn mailer(config: &PortalConfig) -> Result<MailerParts, PortalError> {
         .tls(TlsMode::None)
         .connect_timeout(Duration::from_secs(2))
         .command_timeout(Duration::from_secs(5))
+        .reuse_connections(ConnectionReuse::default())
         .build()?;
     Ok((Arc::new(SmtpMailer::new(smtp)?), Some(capture), "capture".into()))
 }
@@ -191,6 +194,7 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
             tokens: Arc::new(InMemoryTokenStore::default()),
             events: Arc::new(InMemoryEventLog::default()),
             outbox: Arc::new(InMemoryOutbox::default()),
+            inbox: Arc::new(InMemoryInbox::default()),
             label: "memory",
         });
     };
@@ -220,98 +224,22 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
         tokens: stores.tokens.clone(),
         events: stores.events.clone(),
         outbox: stores.outbox.clone(),
+        inbox: stores.inbox.clone(),
         label: "postgres",
     })
 }
 
-/// Drains the outbox until `stop` changes (or its sender is dropped): right
-/// away when woken, else every [`WORKER_POLL`]; and deletes expired tokens
-/// every [`PURGE_EVERY`].
-pub(crate) async fn run_worker(
-    worker: DeliveryWorker,
-    wake: Arc<Notify>,
-    tokens: Arc<dyn TokenStore>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut next_purge = tokio::time::Instant::now() + PURGE_EVERY;
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        if tokio::time::Instant::now() >= next_purge {
-            next_purge += PURGE_EVERY;
-            match tokens.purge_expired(SystemTime::now(), PURGE_BATCH).await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, "purged expired reset tokens"),
-                Err(error) => tracing::error!(%error, "purging expired reset tokens failed"),
+/// Drains the outbox until `stop` changes (or its sender is dropped),
+/// with the worker's concurrency; woken by each queued message.
+pub(crate) async fn run_worker(worker: DeliveryWorker, mut stop: watch::Receiver<bool>) {
+    let stopped = async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                return;
             }
         }
-        let busy = match worker.run_once().await {
-            Ok(report) => report.sent + report.retried + report.failed > 0,
-            Err(error) => {
-                tracing::error!(%error, "delivery worker: outbox unavailable");
-                false
-            }
-        };
-        if busy {
-            continue;
-        }
-        tokio::select! {
-            changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
-            () = wake.notified() => {}
-            () = tokio::time::sleep(WORKER_POLL) => {}
-        }
-    }
-}
-
-/// An outbox that wakes the delivery worker whenever a message is added.
-struct WakingOutbox {
-    inner: Arc<dyn Outbox>,
-    wake: Arc<Notify>,
-}
-
-#[async_trait]
-impl Outbox for WakingOutbox {
-    async fn enqueue(&self, entry: OutboxEntry) -> Result<(), StoreError> {
-        self.inner.enqueue(entry).await?;
-        self.wake.notify_one();
-        Ok(())
-    }
-
-    async fn claim(
-        &self,
-        now: SystemTime,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.claim(now, max, lease).await
-    }
-
-    async fn mark_sent(&self, message_id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError> {
-        self.inner.mark_sent(message_id, attempt, now).await
-    }
-
-    async fn mark_failed(
-        &self,
-        message_id: &str,
-        attempt: u32,
-        error: &DeliveryError,
-        retry_at: Option<SystemTime>,
-    ) -> Result<(), StoreError> {
-        self.inner.mark_failed(message_id, attempt, error, retry_at).await
-    }
-
-    async fn mark_dropped(&self, message_id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
-        self.inner.mark_dropped(message_id, attempt, reason).await
-    }
-
-    async fn status(&self, message_id: &str) -> Result<Option<OutboxStatus>, StoreError> {
-        self.inner.status(message_id).await
-    }
-
-    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
-        self.inner.counts().await
-    }
+    };
+    worker.run(WORKER_POLL, stopped).await;
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub struct PortalConfig {
     /// Rate limits (`--rate-limits`); `None` keeps resetkit's defaults
     /// (3 emails per account and 20 requests per client address per 15 minutes).
     pub rate_limits: Option<RateLimits>,
+    /// Messages sent at once by the delivery worker (`--delivery-workers`,
+    /// default 4), each over a pooled SMTP connection.
+    pub delivery_workers: usize,
 }
 
 impl Default for PortalConfig {
@@ -54,6 +57,7 @@ impl Default for PortalConfig {
             db_schema: "resetkit".into(),
             from: None,
             rate_limits: None,
+            delivery_workers: resetkit::delivery::DEFAULT_CONCURRENCY,
         }
     }
 }

@@ -46,6 +46,9 @@ struct Cli {
     /// (default 3,20).
     #[arg(long, value_parser = parse_rate_limits)]
     rate_limits: Option<RateLimits>,
+    /// Reset emails sent at once (each over a pooled SMTP connection).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    delivery_workers: u16,
 }
 
 fn parse_rate_limits(text: &str) -> Result<RateLimits, String> {
@@ -88,6 +91,7 @@ async fn main() -> ExitCode {
         db_schema: cli.db_schema,
         from: cli.from,
         rate_limits: cli.rate_limits,
+        delivery_workers: usize::from(cli.delivery_workers),
     };
     let portal = match Portal::start(config).await {
         Ok(portal) => portal,

@@ -73,12 +73,7 @@ impl Portal {
             dev_mail: capture.clone().filter(|_| config.dev_mail),
         });
         let (stop, stopped) = watch::channel(false);
-        let worker = tokio::spawn(backend::run_worker(
-            backend.worker,
-            backend.wake,
-            backend.tokens,
-            stopped.clone(),
-        ));
+        let worker = tokio::spawn(backend::run_worker(backend.worker, stopped.clone()));
         let app_sessions = app.sessions.clone();
         let app_pages = app.pages.clone();
         let router = routes::router(app);

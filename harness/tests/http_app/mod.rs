@@ -117,7 +117,6 @@ impl Parts {
                 }),
                 per_client: None,
             })
-            .process_requests_in_background(true)
             .build()
             .expect("the mini app's service builds")
     }

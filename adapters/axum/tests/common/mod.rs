@@ -99,7 +99,7 @@ async fn start_full(
     let builder = resetkit_axum::link_paths(ResetService::builder(), mount);
     let service = builder
         // The tests read the mail as soon as the forgot form answers.
-        .process_requests_in_background(false)
+        .request_processing(resetkit::flow::RequestProcessing::Immediate)
         .base_url(format!("http://{addr}"))
         .allow_insecure_http_for_local_testing()
         .site_name("Test site")
