@@ -172,6 +172,15 @@ pub struct OutgoingEmail {
 }
 
 impl OutgoingEmail {
+    /// Forgets the bodies (which carry live links) once the message is done
+    /// with, as the PostgreSQL outbox blanks them.
+    pub(crate) fn blank_bodies(&mut self) {
+        self.text = SecretString::from(String::new());
+        self.html = SecretString::from(String::new());
+    }
+}
+
+impl OutgoingEmail {
     /// Assembles an email.
     pub fn new(
         message_id: String,

@@ -1,5 +1,5 @@
 //! Store conformance suite: one set of checks every [`TokenStore`],
-//! [`EventLog`], [`Outbox`] and [`AccountDirectory`] implementation runs in
+//! [`EventLog`], [`Outbox`], [`RequestInbox`] and [`AccountDirectory`] implementation runs in
 //! its own tests, in-memory and PostgreSQL alike.
 //!
 //! Each function expects a fresh, empty store and panics with a message
@@ -15,10 +15,12 @@
 //! [`TokenStore`]: resetkit::store::TokenStore
 //! [`EventLog`]: resetkit::store::EventLog
 //! [`Outbox`]: resetkit::store::Outbox
+//! [`RequestInbox`]: resetkit::store::RequestInbox
 //! [`AccountDirectory`]: resetkit::account::AccountDirectory
 
 mod accounts;
 mod events;
+mod inbox;
 mod outbox;
 mod tokens;
 
@@ -29,6 +31,7 @@ pub use accounts::{
     unicode_matching_suite,
 };
 pub use events::event_log_suite;
+pub use inbox::{request_inbox_concurrent_claim, request_inbox_suite, retention_suite};
 pub use outbox::{outbox_suite, sample_email};
 pub use tokens::{
     token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,

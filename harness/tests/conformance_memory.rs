@@ -57,3 +57,24 @@ async fn item2_in_memory_directory_matches_the_unicode_vectors() {
     }
     conformance::unicode_matching_suite(&dir).await;
 }
+
+#[tokio::test]
+async fn in_memory_inbox_conforms() {
+    conformance::request_inbox_suite(&resetkit::memory::InMemoryInbox::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_inbox_hands_each_request_to_one_worker() {
+    conformance::request_inbox_concurrent_claim(Arc::new(resetkit::memory::InMemoryInbox::default()), 200, 8)
+        .await;
+}
+
+#[tokio::test]
+async fn in_memory_stores_purge_per_retention() {
+    conformance::retention_suite(
+        &InMemoryTokenStore::default(),
+        &InMemoryEventLog::default(),
+        &InMemoryOutbox::default(),
+    )
+    .await;
+}

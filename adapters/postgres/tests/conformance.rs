@@ -150,3 +150,36 @@ async fn item2_mapped_host_table_matches_the_unicode_vectors() {
     );
     db.drop().await;
 }
+
+#[tokio::test]
+async fn inbox_conforms() {
+    let Some(db) = db("inbox_conforms").await else {
+        return;
+    };
+    conformance::request_inbox_suite(db.stores.inbox.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_hands_each_request_to_one_worker() {
+    let Some(db) = db_with("inbox_hands_each_request_to_one_worker", 8).await else {
+        return;
+    };
+    let inbox: Arc<dyn resetkit::store::RequestInbox> = db.stores.inbox.clone();
+    conformance::request_inbox_concurrent_claim(inbox, 200, 8).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn stores_purge_per_retention() {
+    let Some(db) = db("stores_purge_per_retention").await else {
+        return;
+    };
+    conformance::retention_suite(
+        db.stores.tokens.as_ref(),
+        db.stores.events.as_ref(),
+        db.stores.outbox.as_ref(),
+    )
+    .await;
+    db.drop().await;
+}

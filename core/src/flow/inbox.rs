@@ -93,6 +93,23 @@ pub struct PurgeReport {
     pub rate_entries: usize,
 }
 
+/// Work waiting: requests not processed yet and mail not sent yet (a
+/// figure for health checks and dashboards).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Requests in the inbox.
+    pub requests: usize,
+    /// Messages waiting in the outbox (pending or being sent).
+    pub mail: usize,
+}
+
+impl Backlog {
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0 && self.mail == 0
+    }
+}
+
 /// What one pass of a [`RequestWorker`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestReport {
@@ -196,6 +213,16 @@ impl ResetService {
                 return Ok(total);
             }
         }
+    }
+
+    /// What waits: requests in the inbox, mail in the outbox.
+    pub async fn backlog(&self) -> Result<Backlog, StoreError> {
+        let requests = self.inner.inbox.len().await?;
+        let mail = match &self.inner.dispatcher.outbox {
+            Some(outbox) => outbox.counts().await?.waiting,
+            None => 0,
+        };
+        Ok(Backlog { requests, mail })
     }
 
     /// Deletes what [`Retention`] says is old enough: events, finished

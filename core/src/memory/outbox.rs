@@ -80,6 +80,9 @@ impl State {
         }
         if let Some(key) = row.finished_key(id) {
             self.finished.insert(key);
+            // Done with: its links must not linger in memory.
+            row.entry.email.blank_bodies();
+            row.entry.tokens = Vec::new();
         }
     }
 }

@@ -183,7 +183,8 @@ pub(crate) fn redact_url(text: &str) -> String {
 }
 
 async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Result<Stores, PortalError> {
-    let demo = seed::demo_accounts(hasher).await?;
+    let mut demo = seed::demo_accounts(hasher).await?;
+    demo.extend(seed::load_test_accounts(config.load_test_accounts));
     let Some(url) = &config.database_url else {
         let accounts = InMemoryAccounts::default();
         for account in demo {

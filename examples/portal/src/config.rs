@@ -43,6 +43,9 @@ pub struct PortalConfig {
     /// Messages sent at once by the delivery worker (`--delivery-workers`,
     /// default 4), each over a pooled SMTP connection.
     pub delivery_workers: usize,
+    /// Extra accounts `load0` … `load{N-1}` (`load{i}@load.test`, no
+    /// password) for load tests (`--load-test-accounts`, default 0).
+    pub load_test_accounts: usize,
 }
 
 impl Default for PortalConfig {
@@ -58,6 +61,7 @@ impl Default for PortalConfig {
             from: None,
             rate_limits: None,
             delivery_workers: resetkit::delivery::DEFAULT_CONCURRENCY,
+            load_test_accounts: 0,
         }
     }
 }

@@ -49,6 +49,9 @@ struct Cli {
     /// Reset emails sent at once (each over a pooled SMTP connection).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     delivery_workers: u16,
+    /// Extra accounts load0..load{N-1} (load{i}@load.test, no password), for load tests.
+    #[arg(long, default_value_t = 0)]
+    load_test_accounts: usize,
 }
 
 fn parse_rate_limits(text: &str) -> Result<RateLimits, String> {
@@ -92,6 +95,7 @@ async fn main() -> ExitCode {
         from: cli.from,
         rate_limits: cli.rate_limits,
         delivery_workers: usize::from(cli.delivery_workers),
+        load_test_accounts: cli.load_test_accounts,
     };
     let portal = match Portal::start(config).await {
         Ok(portal) => portal,

@@ -87,3 +87,15 @@ pub(crate) async fn demo_accounts(hasher: Arc<dyn PasswordHasher>) -> Result<Vec
     .await
     .map_err(|e| PortalError::Startup(format!("hashing the demo passwords: {e}")))?
 }
+
+/// `load0` … `load{n-1}` with addresses `load{i}@load.test` and no
+/// password: accounts for load tests to ask resets for.
+pub(crate) fn load_test_accounts(n: usize) -> impl Iterator<Item = Account> {
+    (0..n).map(|i| {
+        Account::new(
+            format!("load{i}"),
+            format!("load{i}"),
+            format!("load{i}@load.test"),
+        )
+    })
+}

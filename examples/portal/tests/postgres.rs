@@ -82,3 +82,98 @@ async fn the_flow_works_on_postgres_and_restarts_reseed() {
         .await
         .expect("drop the test schema");
 }
+
+/// A TCP proxy in front of PostgreSQL that can be cut: open connections are
+/// dropped and new ones closed at once, as when the database goes down.
+struct Outage {
+    addr: std::net::SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+}
+
+impl Outage {
+    async fn start(upstream: String) -> Outage {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
+        let (d, l) = (down.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if d.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                l.lock().unwrap().spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Outage { addr, down, links }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.links.lock().unwrap().abort_all();
+    }
+}
+
+/// With the database down, "forgot password" must not claim the mail is on
+/// its way: the request was not recorded. Known and unknown addresses get
+/// the same 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_forgot_answers_503_for_everyone() {
+    let Some(url) = database_url() else {
+        return;
+    };
+    let mut parsed = url::Url::parse(&url).expect("DATABASE_URL parses");
+    let upstream = format!(
+        "{}:{}",
+        parsed.host_str().expect("DATABASE_URL has a host"),
+        parsed.port().unwrap_or(5432)
+    );
+    let outage = Outage::start(upstream).await;
+    parsed.set_port(Some(outage.addr.port())).unwrap();
+    parsed.set_host(Some("127.0.0.1")).unwrap();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let schema = format!("portal_down_{}_{nanos}", std::process::id());
+    let portal = start_with(|c| {
+        c.database_url = Some(SecretString::from(parsed.to_string()));
+        c.db_schema = schema.clone();
+    })
+    .await;
+    let user = Browser::new(&portal);
+    // Up: accepted.
+    user.forgot("nobody@example.test")
+        .await
+        .assert_redirect("/forgot/sent");
+    let csrf = user.csrf("/forgot").await;
+    outage.cut();
+    for identifier in ["bob@example.test", "nobody@example.test", "bob"] {
+        let page = user
+            .post("/forgot", &[("identifier", identifier), ("csrf_token", &csrf)])
+            .await;
+        assert_eq!(
+            page.status,
+            reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            "{identifier}: {page:?}"
+        );
+        assert!(page.body.contains("try again"), "{identifier}: {}", page.body);
+        assert!(!page.body.contains("we have sent"), "{identifier}");
+    }
+    portal.shutdown().await;
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("connect to drop the schema");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+        .execute(&pool)
+        .await
+        .expect("drop the test schema");
+}
