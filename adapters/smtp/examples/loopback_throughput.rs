@@ -38,7 +38,10 @@ async fn run(count: usize, reuse: bool) -> f64 {
         b = b.reuse_connections(ConnectionReuse {
             idle_timeout: Duration::from_secs(5),
             max_messages: u32::MAX,
+            max_idle: 8,
         });
+    } else {
+        b = b.no_connection_reuse();
     }
     let mailer = SmtpMailer::new(b.build().unwrap()).unwrap();
     let started = Instant::now();

@@ -123,9 +123,9 @@ impl Session {
             // lettre's own connect for implicit TLS (its TLS setup is not
             // public); it does not set TCP_NODELAY.
             TlsMode::Implicit => {
-                let params = tls
-                    .cloned()
-                    .ok_or_else(|| StepError::Refused(Stage::Connect, "no TLS parameters configured".into()))?;
+                let params = tls.cloned().ok_or_else(|| {
+                    StepError::Refused(Stage::Connect, "no TLS parameters configured".into())
+                })?;
                 bounded(
                     Stage::Connect,
                     config.connect_timeout,
@@ -141,7 +141,7 @@ impl Session {
             }
             TlsMode::None | TlsMode::StartTlsRequired | TlsMode::StartTlsOpportunistic => {
                 match tokio::time::timeout(config.connect_timeout, connect_plain(config, &hello)).await {
-                Ok(conn) => conn?,
+                    Ok(conn) => conn?,
                     Err(_) => return Err(StepError::Timeout(Stage::Connect, config.connect_timeout)),
                 }
             }
