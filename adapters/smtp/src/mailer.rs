@@ -30,7 +30,12 @@ use crate::session::{Session, address};
 /// (see [`ConnectionReuse`](crate::ConnectionReuse)); clones share them, so
 /// one mailer serves concurrent senders. Kept connections are closed with
 /// `QUIT` after their idle timeout by a timer task that runs only while
-/// connections are kept, or at once by [`close`](Self::close).
+/// connections are kept, at once by [`close`](Self::close), and when the
+/// last clone is dropped inside a tokio runtime (outside one they are just
+/// dropped). A kept connection the server has closed meanwhile is noticed at
+/// `MAIL FROM` (no reply, or 421) and the message is sent once more on a new
+/// connection; a kept connection that stops answering is not retried (the
+/// send fails as transient after the command timeout).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -116,6 +121,30 @@ async fn reap(weak: Weak<Inner>, id: u64, idle_timeout: Duration) {
     }
 }
 
+/// Closes `sessions` with `QUIT` on a task of the current runtime (without
+/// one, they are just dropped, which closes the TCP connections).
+fn close_in_background(sessions: Vec<Session>, bound: Duration) {
+    if sessions.is_empty() {
+        return;
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            for s in sessions {
+                let _ = s.quit(bound).await;
+            }
+        });
+    }
+}
+
+impl Drop for Inner {
+    /// The last clone of a mailer is gone: its idle connections are closed
+    /// with `QUIT` when a runtime is at hand.
+    fn drop(&mut self) {
+        let pool = self.pool.get_mut().unwrap_or_else(PoisonError::into_inner);
+        close_in_background(std::mem::take(&mut pool.idle), self.config.command_timeout);
+    }
+}
+
 impl SmtpMailer {
     /// A mailer for validated settings.
     pub fn new(config: SmtpConfig) -> Result<SmtpMailer, ConfigError> {
@@ -158,19 +187,21 @@ impl SmtpMailer {
     async fn checkout(&self) -> Result<(Session, bool), StepError> {
         let c = &self.inner.config;
         if let Some(reuse) = c.reuse {
-            let kept = {
+            let (kept, expired) = {
                 let mut pool = self.inner.pool();
                 // The most recently used comes last; if it idled too long,
-                // so did all the others.
+                // so did all the others (the timer has not got to them yet).
                 match pool.idle.pop() {
-                    Some(s) if s.idle_since.elapsed() < reuse.idle_timeout => Some(s),
+                    Some(s) if s.idle_since.elapsed() < reuse.idle_timeout => (Some(s), Vec::new()),
                     Some(s) => {
-                        pool.idle.push(s);
-                        None
+                        let mut expired = std::mem::take(&mut pool.idle);
+                        expired.push(s);
+                        (None, expired)
                     }
-                    None => None,
+                    None => (None, Vec::new()),
                 }
             };
+            close_in_background(expired, c.command_timeout);
             if let Some(s) = kept {
                 return Ok((s, true));
             }

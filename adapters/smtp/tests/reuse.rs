@@ -179,3 +179,48 @@ fn a_mailer_outlives_the_runtime_its_connections_were_opened_on() {
     assert_eq!(stub.connections(), 2);
     drop(mailer);
 }
+
+#[tokio::test]
+async fn dropping_the_last_clone_closes_its_idle_connections_with_quit() {
+    let stub = Stub::start(AfterMessage::Keep);
+    let mailer = mailer(&stub);
+    let clone = mailer.clone();
+    send(&mailer, "a@example.com").await.unwrap();
+    drop(mailer);
+    send(&clone, "b@example.com").await.unwrap();
+    assert_eq!(stub.count("QUIT"), 0);
+    drop(clone);
+    assert!(stub.wait_until(|s| s.count("QUIT") == 1).await);
+    assert_eq!(stub.connections(), 1);
+}
+
+#[test]
+fn connections_that_expired_while_no_timer_ran_do_not_block_the_pool() {
+    let stub = Stub::start(AfterMessage::Keep);
+    let reuse = ConnectionReuse {
+        idle_timeout: Duration::from_millis(50),
+        max_idle: 1,
+        ..ConnectionReuse::default()
+    };
+    let mailer = SmtpMailer::new(config(&stub).reuse_connections(reuse).build().unwrap()).unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    // Kept by a runtime that is then shut down, timer task and all.
+    runtime().block_on(send(&mailer, "a@example.com")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    runtime().block_on(async {
+        send(&mailer, "b@example.com").await.unwrap();
+        send(&mailer, "c@example.com").await.unwrap();
+        // b and c shared a new connection, kept despite max_idle 1 and
+        // closed by this runtime's timer.
+        assert_eq!(stub.connections(), 2);
+        assert!(
+            stub.wait_until(|s| s.on(2).last().is_some_and(|v| v == "QUIT"))
+                .await
+        );
+    });
+}
