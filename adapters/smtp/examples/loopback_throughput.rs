@@ -13,8 +13,10 @@
 //!
 //! Raw lettre sends the exact bytes `SmtpMailer` sent for the same email
 //! (captured by the sink); `SmtpMailer` formats each email itself, as it
-//! does in production. The modes run interleaved in rounds so that drift in
-//! a shared machine's load hits them alike.
+//! does in production. The modes run interleaved in short rounds, in
+//! alternating order, so that drift in a shared machine's load hits them
+//! alike; besides the overall ratio, the median of the per-round ratios is
+//! printed (robust to a round hit by a burst of load).
 //!
 //! `cargo run --release -p resetkit-smtp --example loopback_throughput [COUNT] [ROUNDS]`
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
@@ -256,7 +258,7 @@ async fn run(mode: Mode, count: usize, raw: &Raw, email: &OutgoingEmail) -> Dura
 async fn main() {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8000);
-    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
     let count = count.max(CONCURRENCY * rounds);
     let sink = Sink::start();
     let email = email();
@@ -279,11 +281,15 @@ async fn main() {
         run(mode, CONCURRENCY * 20, &raw, &email).await;
     }
     let per_round = (count / rounds / CONCURRENCY) * CONCURRENCY;
-    let mut total = [Duration::ZERO; MODES.len()];
+    let mut times = vec![[Duration::ZERO; MODES.len()]; rounds];
     let before = sink.messages.load(Ordering::Relaxed);
-    for _ in 0..rounds {
-        for (i, mode) in MODES.into_iter().enumerate() {
-            total[i] += run(mode, per_round, &raw, &email).await;
+    for (round, time) in times.iter_mut().enumerate() {
+        let mut order: Vec<usize> = (0..MODES.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            time[i] = run(MODES[i], per_round, &raw, &email).await;
         }
     }
     let sent = per_round * rounds;
@@ -292,15 +298,26 @@ async fn main() {
         (sent * MODES.len()) as u64,
         "the sink counted every message"
     );
+    let index = |mode: Mode| MODES.iter().position(|m| *m == mode).unwrap();
     let rate = |mode: Mode| {
-        let i = MODES.iter().position(|m| *m == mode).unwrap();
-        sent as f64 / total[i].as_secs_f64()
+        let total: Duration = times.iter().map(|t| t[index(mode)]).sum();
+        sent as f64 / total.as_secs_f64()
+    };
+    let median_ratio = |raw: Mode, ours: Mode| {
+        // rate ours / rate raw = time raw / time ours
+        let mut r: Vec<f64> = times
+            .iter()
+            .map(|t| t[index(raw)].as_secs_f64() / t[index(ours)].as_secs_f64())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
     };
     let line = |label: &str, raw: Mode, ours: Mode| {
         let (r, o) = (rate(raw), rate(ours));
         println!(
-            "  {label:<32} raw lettre {r:>8.0} msg/s   SmtpMailer {o:>8.0} msg/s   SmtpMailer/raw {:.2}",
-            o / r
+            "  {label:<32} raw lettre {r:>7.0} msg/s   SmtpMailer {o:>7.0} msg/s   SmtpMailer/raw {:.2} (median of rounds {:.2})",
+            o / r,
+            median_ratio(raw, ours)
         );
     };
     println!(
