@@ -53,12 +53,17 @@ pub(crate) enum StepError {
     Smtp(Stage, SmtpError),
     /// Something this crate refused before talking to the server.
     Refused(Stage, String),
+    /// The TCP connection could not be made.
+    Network(Stage, std::io::Error),
 }
 
 impl StepError {
     pub(crate) fn stage(&self) -> Stage {
         match self {
-            StepError::Timeout(s, _) | StepError::Smtp(s, _) | StepError::Refused(s, _) => *s,
+            StepError::Timeout(s, _)
+            | StepError::Smtp(s, _)
+            | StepError::Refused(s, _)
+            | StepError::Network(s, _) => *s,
         }
     }
 
@@ -70,9 +75,24 @@ impl StepError {
         }
     }
 
-    /// Whether the connection can still carry commands (the server answered).
+    /// Whether the connection can still carry commands: the server
+    /// answered, and not with 421 (closing the connection).
     pub(crate) fn connection_usable(&self) -> bool {
-        matches!(self, StepError::Smtp(_, e) if e.status().is_some())
+        matches!(self, StepError::Smtp(_, e) if e.status().is_some_and(|c| u16::from(c) != 421))
+    }
+
+    /// Whether the connection is gone: an I/O error, the server closed it
+    /// (no reply) or announced it is closing it (421). Not a timeout, a TLS
+    /// or a client-side error.
+    pub(crate) fn connection_lost(&self) -> bool {
+        match self {
+            StepError::Network(..) => true,
+            StepError::Smtp(_, e) => match e.status() {
+                Some(code) => u16::from(code) == 421,
+                None => !e.is_tls() && !e.is_client() && !e.is_timeout(),
+            },
+            StepError::Timeout(..) | StepError::Refused(..) => false,
+        }
     }
 
     /// A one-line description without secrets.
@@ -84,6 +104,7 @@ impl StepError {
                 None => format!("{} at {s}", lettre_reason(e)),
             },
             StepError::Refused(s, why) => format!("{why} (at {s})"),
+            StepError::Network(s, e) => format!("network error: {e} at {s}"),
         }
     }
 }
@@ -140,6 +161,7 @@ pub(crate) fn classify(err: &StepError, sender: &str, recipient: &str) -> Delive
     match err {
         StepError::Timeout(..) => DeliveryError::Transient { reason, reply: None },
         StepError::Refused(..) => DeliveryError::Misconfigured { reason, reply: None },
+        StepError::Network(..) => DeliveryError::Transient { reason, reply: None },
         StepError::Smtp(_, e) => match &reply {
             Some(r) if (400..500).contains(&r.code) => DeliveryError::Transient { reason, reply },
             Some(_) => match stage {
@@ -191,5 +213,12 @@ mod tests {
             "b@x.test",
         );
         assert_eq!(m.class(), "misconfigured");
+        let refused = StepError::Network(
+            Stage::Connect,
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        );
+        assert!(classify(&refused, "a@x.test", "b@x.test").is_transient());
+        assert!(refused.connection_lost());
+        assert!(!refused.connection_usable());
     }
 }

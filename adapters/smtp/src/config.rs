@@ -32,17 +32,25 @@ pub enum AuthMechanism {
     Login,
 }
 
-/// Keeping one connection open between sends.
+/// Keeping connections open between sends (on by default).
 ///
-/// At most one idle connection is kept per mailer, it is checked with `RSET`
-/// before use, and it is closed with `QUIT` after `idle_timeout`, so a
-/// server with few session threads is never held by an idle client for long.
+/// Up to `max_idle` idle connections are kept per mailer (and shared by its
+/// clones), so concurrent senders each find one. A connection whose last
+/// transaction completed is used as is (the server has already reset its
+/// state, RFC 5321 §3.3); after a transaction that failed part-way it gets
+/// `RSET` first, or is closed. A kept connection is closed with `QUIT` once
+/// it has idled for `idle_timeout`, so a server with few session threads is
+/// never held by an idle client for long. If the server closed a kept
+/// connection meanwhile, the message is sent again once on a new
+/// connection (nothing was delivered on the old one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionReuse {
     /// Close an idle connection after this long (default 5 s).
     pub idle_timeout: Duration,
     /// Open a new connection after this many messages (default 100).
     pub max_messages: u32,
+    /// Keep at most this many idle connections (default 8).
+    pub max_idle: usize,
 }
 
 impl Default for ConnectionReuse {
@@ -50,6 +58,7 @@ impl Default for ConnectionReuse {
         ConnectionReuse {
             idle_timeout: Duration::from_secs(5),
             max_messages: 100,
+            max_idle: 8,
         }
     }
 }
@@ -84,7 +93,7 @@ pub enum ConfigError {
     InvalidPort,
     /// A URL query parameter is not known.
     #[error(
-        "SMTP URL parameter `{name}` is not known (known: tls, auth, connect_timeout_ms, command_timeout_ms, hello, reuse, probe)"
+        "SMTP URL parameter `{name}` is not known (known: tls, auth, connect_timeout_ms, command_timeout_ms, hello, reuse, pool, probe)"
     )]
     UnknownParameter {
         /// The parameter.
@@ -158,7 +167,8 @@ impl fmt::Debug for SmtpConfig {
 }
 
 impl SmtpConfig {
-    /// A builder for `host` (port 587, STARTTLS required, 10 s connect and 30 s command timeouts).
+    /// A builder for `host` (port 587, STARTTLS required, 10 s connect and
+    /// 30 s command timeouts, connections reused as [`ConnectionReuse::default`]).
     pub fn builder(host: impl Into<String>) -> SmtpConfigBuilder {
         SmtpConfigBuilder {
             config: SmtpConfig {
@@ -173,7 +183,7 @@ impl SmtpConfig {
                 connect_timeout: Duration::from_secs(10),
                 command_timeout: Duration::from_secs(30),
                 hello_name: "localhost".into(),
-                reuse: None,
+                reuse: Some(ConnectionReuse::default()),
                 root_certificates: Vec::new(),
                 accept_invalid_certs: false,
                 probe_recipient: None,
@@ -181,9 +191,18 @@ impl SmtpConfig {
         }
     }
 
-    /// Parses `smtp://[user:pass@]host[:port][?tls=..&auth=..&connect_timeout_ms=..&command_timeout_ms=..&hello=..&reuse=true&probe=addr]`
-    /// (`smtp` defaults to port 587 with STARTTLS required, `smtps` to 465
-    /// with implicit TLS). User and password are percent-decoded.
+    /// Parses `smtp://[user:pass@]host[:port][?parameters]` (`smtp`
+    /// defaults to port 587 with STARTTLS required, `smtps` to 465 with
+    /// implicit TLS). User and password are percent-decoded.
+    ///
+    /// Parameters:
+    /// - `tls`: `none`, `starttls` (or `required`), `opportunistic`, `implicit` (or `smtps`)
+    /// - `auth`: `plain`, `login` or both, comma-separated, in order of preference
+    /// - `connect_timeout_ms`, `command_timeout_ms`: whole milliseconds
+    /// - `hello`: the name sent with EHLO
+    /// - `reuse`: `true` (default) keeps idle connections for later sends, `false` opens one per message
+    /// - `pool`: how many idle connections to keep (default 8; not with `reuse=false`)
+    /// - `probe`: the `RCPT TO` address of the sender preflight
     ///
     /// ```
     /// use resetkit_smtp::{SmtpConfig, TlsMode};
@@ -191,6 +210,11 @@ impl SmtpConfig {
     /// assert_eq!(c.port(), 2525);
     /// assert_eq!(c.tls(), TlsMode::StartTlsOpportunistic);
     /// assert!(!format!("{c:?}").contains("p@ss"));
+    /// assert_eq!(c.reuse().map(|r| r.max_idle), Some(8));
+    /// let c = SmtpConfig::from_url("smtp://mail.example.com?reuse=false").unwrap();
+    /// assert_eq!(c.reuse(), None);
+    /// let c = SmtpConfig::from_url("smtp://mail.example.com?pool=2").unwrap();
+    /// assert_eq!(c.reuse().map(|r| r.max_idle), Some(2));
     /// let err = SmtpConfig::from_url("smtp://mail.example.com?tls=maybe").unwrap_err();
     /// assert!(err.to_string().contains("`tls`"));
     /// ```
@@ -223,7 +247,7 @@ impl SmtpConfig {
         self.connect_timeout
     }
 
-    /// Connection reuse, when enabled.
+    /// Connection reuse, unless turned off.
     pub fn reuse(&self) -> Option<ConnectionReuse> {
         self.reuse
     }
@@ -291,6 +315,8 @@ impl SmtpConfigBuilder {
         if let Some(p) = parsed.password() {
             b.config.password = Some(SecretString::from(decode(p)));
         }
+        let mut reuse = true;
+        let mut pool = None;
         for (name, value) in parsed.query_pairs() {
             let value = value.as_ref();
             b = match name.as_ref() {
@@ -327,10 +353,23 @@ impl SmtpConfigBuilder {
                 "connect_timeout_ms" => b.connect_timeout(parse_ms("connect_timeout_ms", value)?),
                 "command_timeout_ms" => b.command_timeout(parse_ms("command_timeout_ms", value)?),
                 "hello" => b.hello_name(value),
-                "reuse" => match parse_bool("reuse", value)? {
-                    true => b.reuse_connections(ConnectionReuse::default()),
-                    false => b,
-                },
+                "reuse" => {
+                    reuse = parse_bool("reuse", value)?;
+                    b
+                }
+                "pool" => {
+                    pool = Some(match value.parse::<usize>() {
+                        Ok(n) if n > 0 => n,
+                        _ => {
+                            return Err(ConfigError::InvalidValue {
+                                name: "pool",
+                                value: value.to_owned(),
+                                expected: "a whole number of idle connections, at least 1",
+                            });
+                        }
+                    });
+                    b
+                }
                 "probe" => b.probe_recipient(value),
                 other => {
                     return Err(ConfigError::UnknownParameter {
@@ -339,6 +378,21 @@ impl SmtpConfigBuilder {
                 }
             };
         }
+        b = match (reuse, pool) {
+            (true, None) => b.reuse_connections(ConnectionReuse::default()),
+            (true, Some(max_idle)) => b.reuse_connections(ConnectionReuse {
+                max_idle,
+                ..ConnectionReuse::default()
+            }),
+            (false, None) => b.no_connection_reuse(),
+            (false, Some(n)) => {
+                return Err(ConfigError::InvalidValue {
+                    name: "pool",
+                    value: n.to_string(),
+                    expected: "no pool size together with reuse=false",
+                });
+            }
+        };
         Ok(b)
     }
 
@@ -398,9 +452,16 @@ impl SmtpConfigBuilder {
         self
     }
 
-    /// Keep a connection open between sends.
+    /// Keep idle connections open between sends (the default is
+    /// [`ConnectionReuse::default`]).
     pub fn reuse_connections(mut self, reuse: ConnectionReuse) -> Self {
         self.config.reuse = Some(reuse);
+        self
+    }
+
+    /// Open a new connection for every message and close it afterwards.
+    pub fn no_connection_reuse(mut self) -> Self {
+        self.config.reuse = None;
         self
     }
 
@@ -486,12 +547,12 @@ impl SmtpConfigBuilder {
             });
         }
         if let Some(r) = c.reuse
-            && (r.idle_timeout.is_zero() || r.max_messages == 0)
+            && (r.idle_timeout.is_zero() || r.max_messages == 0 || r.max_idle == 0)
         {
             return Err(ConfigError::InvalidValue {
                 name: "reuse",
                 value: format!("{r:?}"),
-                expected: "an idle timeout above zero and max_messages of at least 1",
+                expected: "an idle timeout above zero, max_messages and max_idle of at least 1",
             });
         }
         Ok(c)

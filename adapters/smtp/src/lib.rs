@@ -3,8 +3,9 @@
 //! An SMTP [`Mailer`](resetkit::mail::Mailer) for resetkit, on lettre and
 //! tokio: plain, STARTTLS (required or opportunistic) and implicit TLS;
 //! AUTH PLAIN / LOGIN with credentials held in `secrecy` types; connect and
-//! command timeouts that bound every send; optional reuse of one idle
-//! connection that is closed after a short idle time.
+//! command timeouts that bound every send; a small pool of idle
+//! connections (on by default, closed after a short idle time) so that
+//! concurrent senders do not open a connection per message.
 //!
 //! Failures are classified by the SMTP stage they happen at (see
 //! [`SmtpMailer`]) and carry the server's code, enhanced code and text.
@@ -20,7 +21,7 @@
 //!     .tls(TlsMode::StartTlsRequired)
 //!     .credentials("mailer", SecretString::from("hunter2"))
 //!     .command_timeout(Duration::from_secs(10))
-//!     .reuse_connections(ConnectionReuse::default())
+//!     .reuse_connections(ConnectionReuse { max_idle: 4, ..ConnectionReuse::default() })
 //!     .build()
 //!     .unwrap();
 //! let mailer = SmtpMailer::new(config).unwrap();

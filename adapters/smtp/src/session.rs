@@ -11,6 +11,7 @@ use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use secrecy::ExposeSecret;
+use tokio::net::TcpStream;
 
 use crate::classify::{Stage, StepError};
 use crate::config::{AuthMechanism, ConfigError, SmtpConfig, TlsMode};
@@ -49,6 +50,46 @@ pub(crate) fn tls_parameters(config: &SmtpConfig) -> Result<Option<TlsParameters
     })
 }
 
+/// TCP connect (each resolved address in turn, each bounded by the connect
+/// timeout) with `TCP_NODELAY`, then greeting and EHLO. Without
+/// `TCP_NODELAY` a command written right after another one waits for the
+/// server's delayed ACK.
+async fn connect_plain(config: &SmtpConfig, hello: &ClientId) -> Result<AsyncSmtpConnection, StepError> {
+    let stream = tcp_connect(&config.host, config.port, config.connect_timeout)
+        .await
+        .map_err(|e| StepError::Network(Stage::Connect, e))?;
+    AsyncSmtpConnection::connect_with_transport(Box::new(stream), hello)
+        .await
+        .map_err(|e| StepError::Smtp(Stage::Connect, e))
+}
+
+async fn tcp_connect(host: &str, port: u16, bound: Duration) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        match tokio::time::timeout(bound, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!("cannot set TCP_NODELAY on the SMTP connection: {e}");
+                }
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("TCP connect to {addr} timed out"),
+                ));
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} resolves to no address"),
+        )
+    }))
+}
+
 /// What a step of opening a session did (for the preflight report).
 #[derive(Debug)]
 pub(crate) struct OpenStep {
@@ -78,22 +119,33 @@ impl Session {
         steps: &mut Vec<OpenStep>,
     ) -> Result<Session, StepError> {
         let hello = ClientId::Domain(config.hello_name.clone());
-        let implicit = match config.tls {
-            TlsMode::Implicit => tls.cloned(),
-            _ => None,
+        let mut conn = match config.tls {
+            // lettre's own connect for implicit TLS (its TLS setup is not
+            // public); it does not set TCP_NODELAY.
+            TlsMode::Implicit => {
+                let params = tls.cloned().ok_or_else(|| {
+                    StepError::Refused(Stage::Connect, "no TLS parameters configured".into())
+                })?;
+                bounded(
+                    Stage::Connect,
+                    config.connect_timeout,
+                    AsyncSmtpConnection::connect_tokio1(
+                        (config.host.as_str(), config.port),
+                        Some(config.connect_timeout),
+                        &hello,
+                        Some(params),
+                        None,
+                    ),
+                )
+                .await?
+            }
+            TlsMode::None | TlsMode::StartTlsRequired | TlsMode::StartTlsOpportunistic => {
+                match tokio::time::timeout(config.connect_timeout, connect_plain(config, &hello)).await {
+                    Ok(conn) => conn?,
+                    Err(_) => return Err(StepError::Timeout(Stage::Connect, config.connect_timeout)),
+                }
+            }
         };
-        let mut conn = bounded(
-            Stage::Connect,
-            config.connect_timeout,
-            AsyncSmtpConnection::connect_tokio1(
-                (config.host.as_str(), config.port),
-                Some(config.connect_timeout),
-                &hello,
-                implicit,
-                None,
-            ),
-        )
-        .await?;
         steps.push(OpenStep {
             stage: Stage::Connect,
             detail: format!(

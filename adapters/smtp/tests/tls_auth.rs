@@ -126,10 +126,46 @@ fn url_configuration_and_errors_name_the_bad_part() {
     assert_eq!(c.command_timeout(), Duration::from_millis(1500));
     assert!(c.reuse().is_some());
 
+    // Reuse is on by default, with a pool of 8; `pool` sizes it and
+    // `reuse=false` turns it off, in URLs and in the builder.
+    let default = resetkit_smtp::ConnectionReuse::default();
+    assert_eq!(default.max_idle, 8);
+    assert_eq!(
+        SmtpConfig::from_url("smtp://mail.example.com").unwrap().reuse(),
+        Some(default)
+    );
+    assert_eq!(
+        SmtpConfig::builder("mail.example.com").build().unwrap().reuse(),
+        Some(default)
+    );
+    let c = SmtpConfig::from_url("smtp://mail.example.com?pool=3").unwrap();
+    assert_eq!(c.reuse().map(|r| r.max_idle), Some(3));
+    for url in [
+        "smtp://mail.example.com?reuse=false",
+        "smtp://mail.example.com?reuse=0",
+    ] {
+        assert_eq!(SmtpConfig::from_url(url).unwrap().reuse(), None, "{url}");
+    }
+    let zero = resetkit_smtp::ConnectionReuse {
+        max_idle: 0,
+        ..default
+    };
+    let err = SmtpConfig::builder("mail.example.com")
+        .reuse_connections(zero)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("`reuse`"), "{err}");
+
     let cases: &[(&str, &str)] = &[
         ("http://mail.example.com", "scheme `http`"),
         ("smtp://mail.example.com?tls=maybe", "`tls`"),
         ("smtp://mail.example.com?colour=blue", "`colour`"),
+        ("smtp://mail.example.com?colour=blue", "reuse, pool, probe"),
+        ("smtp://mail.example.com?pool=0", "`pool`"),
+        ("smtp://mail.example.com?pool=many", "`pool`"),
+        ("smtp://mail.example.com?pool=-1", "`pool`"),
+        ("smtp://mail.example.com?reuse=false&pool=4", "`pool`"),
+        ("smtp://mail.example.com?reuse=maybe", "`reuse`"),
         (
             "smtp://mail.example.com?connect_timeout_ms=soon",
             "`connect_timeout_ms`",

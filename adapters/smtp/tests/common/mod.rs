@@ -39,3 +39,4 @@ pub fn plain(server: &FakeSmtpServer) -> SmtpConfigBuilder {
         .connect_timeout(Duration::from_secs(1))
         .command_timeout(Duration::from_secs(1))
 }
+pub mod stub;
