@@ -457,3 +457,66 @@ async fn retention_purges_old_events_finished_mail_expired_tokens_and_rate_entri
     assert_eq!(fx.tokens.len(), 1);
     assert_eq!(outbox.len(), 1);
 }
+
+/// A service outlives the runtime its workers were started on (a test
+/// suite, a CLI that builds one runtime per command): the next request on
+/// another runtime starts them again.
+#[test]
+fn in_process_workers_restart_on_a_new_runtime() {
+    let fx = Fixture::with_accounts(accounts(2));
+    let service = fx
+        .builder()
+        .request_processing(RequestProcessing::default())
+        .build()
+        .expect("service");
+    for i in 0..2 {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            service
+                .request(&format!("user{i}@example.com"), &RequestContext::default())
+                .await
+                .expect("accepted");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while fx.mailer.sent().len() < i + 1 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "runtime {i}: no worker ran"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        drop(runtime);
+    }
+}
+
+/// An integrator who builds the service per request and drops it right
+/// after `request` must not lose the request (the in-process workers hold
+/// the service until its inbox is drained).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_dropped_right_after_request_still_sends_the_mail() {
+    let fx = Fixture::with_accounts(accounts(3));
+    for i in 0..3 {
+        let service = fx
+            .builder()
+            .request_processing(RequestProcessing::default())
+            .build()
+            .expect("service");
+        service
+            .request(&format!("user{i}@example.com"), &RequestContext::default())
+            .await
+            .expect("accepted");
+        drop(service);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fx.mailer.sent().len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a request was lost with its service"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -139,13 +139,17 @@ fn field_refused(shared: &Shared, headers: &HeaderMap, label: &str, _why: FieldE
 
 fn unavailable(shared: &Shared, headers: &HeaderMap, what: &str, error: &dyn std::fmt::Display) -> Response {
     tracing::error!(%error, "{what} failed");
-    error_page(
+    let mut response = error_page(
         shared,
         headers,
         StatusCode::SERVICE_UNAVAILABLE,
-        "Please try again later",
-        "The service is temporarily unavailable. Please try again in a few minutes.",
-    )
+        "Please try again in a moment",
+        "The service is temporarily unavailable. Nothing was sent: please try again in a moment.",
+    );
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 /// Parses a URL-encoded body (415 otherwise).

@@ -368,7 +368,7 @@ impl ResetServiceBuilder {
                 inbox: self.inbox.unwrap_or_else(|| Arc::new(InMemoryInbox::default())),
                 processing: self.processing,
                 inbox_ready: Arc::new(tokio::sync::Notify::new()),
-                workers_started: std::sync::atomic::AtomicBool::new(false),
+                live_workers: std::sync::atomic::AtomicUsize::new(0),
                 retention: self.retention,
                 dispatcher: Dispatcher {
                     mode,

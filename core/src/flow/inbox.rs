@@ -16,7 +16,6 @@
 //! ```
 
 use std::future::Future;
-use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
@@ -276,12 +275,18 @@ impl ResetService {
                     self.process_pending().await?;
                     return Ok(());
                 }
-                if !inner.workers_started.swap(true, Ordering::AcqRel) {
-                    for index in 0..workers.max(1) {
-                        tokio::spawn(in_process_worker(
-                            std::sync::Arc::downgrade(&self.inner),
-                            index == 0,
-                        ));
+                // (Re)start them when none runs: the first request, or the
+                // runtime they ran on was shut down (a service used from
+                // several runtimes, e.g. in tests).
+                let workers = workers.max(1);
+                if inner
+                    .live_workers
+                    .compare_exchange(0, workers, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    for index in 0..workers {
+                        let alive = LiveWorker(self.inner.clone());
+                        tokio::spawn(in_process_worker(alive, index == 0));
                     }
                 }
                 inner.inbox_ready.notify_one();
@@ -323,36 +328,50 @@ impl ResetService {
     }
 }
 
-/// One in-process worker: holds the service only while it works, so that
-/// dropping the last clone of the service ends it.
-async fn in_process_worker(service: Weak<Inner>, purges: bool) {
-    let Some(ready) = service.upgrade().map(|inner| inner.inbox_ready.clone()) else {
-        return;
+/// An in-process worker's hold on the service: counted as live until its
+/// task ends or is dropped (with its runtime).
+struct LiveWorker(std::sync::Arc<Inner>);
+
+impl Drop for LiveWorker {
+    fn drop(&mut self) {
+        self.0.live_workers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One in-process worker. It holds the service, so that requests recorded
+/// by a service the host dropped right after `request` (one built per
+/// request, say) are still processed; once nothing but the workers holds
+/// the service and the inbox has nothing due, it ends.
+async fn in_process_worker(alive: LiveWorker, purges: bool) {
+    let service = ResetService {
+        inner: alive.0.clone(),
     };
     let mut next_purge = tokio::time::Instant::now();
     loop {
-        let busy = {
-            let Some(inner) = service.upgrade() else {
-                return;
-            };
-            let service = ResetService { inner };
-            if purges && tokio::time::Instant::now() >= next_purge {
-                next_purge = tokio::time::Instant::now() + service.inner.retention.every;
-                service.purge_logged().await;
-            }
-            match service.process_batch(BATCH).await {
-                Ok(report) => report.processed + report.retried + report.abandoned > 0,
-                Err(error) => {
-                    tracing::error!(%error, "request worker: inbox unavailable");
-                    false
-                }
+        if purges && tokio::time::Instant::now() >= next_purge {
+            next_purge = tokio::time::Instant::now() + service.inner.retention.every;
+            service.purge_logged().await;
+        }
+        let busy = match service.process_batch(BATCH).await {
+            Ok(report) => report.processed + report.retried + report.abandoned > 0,
+            Err(error) => {
+                tracing::error!(%error, "request worker: inbox unavailable");
+                false
             }
         };
-        if !busy {
-            tokio::select! {
-                () = ready.notified() => {}
-                () = tokio::time::sleep(IN_PROCESS_POLL) => {}
-            }
+        if busy {
+            continue;
+        }
+        // Each worker holds two references (its `alive` and `service`).
+        let workers = service.inner.live_workers.load(Ordering::Acquire);
+        if std::sync::Arc::strong_count(&service.inner) <= 2 * workers
+            && service.inner.inbox.is_empty().await.unwrap_or(false)
+        {
+            return;
+        }
+        tokio::select! {
+            () = service.inner.inbox_ready.notified() => {}
+            () = tokio::time::sleep(IN_PROCESS_POLL) => {}
         }
     }
 }

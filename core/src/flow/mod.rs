@@ -256,8 +256,8 @@ pub(crate) struct Inner {
     pub(crate) processing: inbox::RequestProcessing,
     /// Woken by each new request (in-process workers, `RequestWorker::run`).
     pub(crate) inbox_ready: Arc<tokio::sync::Notify>,
-    /// Whether the in-process workers were spawned.
-    pub(crate) workers_started: std::sync::atomic::AtomicBool,
+    /// How many in-process workers run (0: start them at the next request).
+    pub(crate) live_workers: std::sync::atomic::AtomicUsize,
     pub(crate) retention: inbox::Retention,
     pub(crate) dispatcher: Dispatcher,
 }

@@ -85,6 +85,19 @@ impl State {
             row.entry.tokens = Vec::new();
         }
     }
+
+    /// Forgets the oldest finished messages beyond `keep`, so that the
+    /// record of finished mail stays bounded between retention purges.
+    fn trim_finished(&mut self, keep: usize) {
+        while self.finished.len() > keep {
+            let Some(oldest) = self.finished.pop_first() else {
+                return;
+            };
+            if let Some(row) = self.rows.remove(&oldest.2) {
+                count(&mut self.counts, &row.status, false);
+            }
+        }
+    }
 }
 
 fn count(counts: &mut OutboxCounts, status: &OutboxStatus, add: bool) {
@@ -103,7 +116,9 @@ fn count(counts: &mut OutboxCounts, status: &OutboxStatus, add: bool) {
 
 /// Outbox in memory; clones share the same queue. At most `capacity`
 /// messages wait at once (enqueue then fails with [`StoreError::Full`]);
-/// finished messages stay until [`Outbox::purge_finished`] removes them.
+/// finished messages (bodies forgotten) stay until
+/// [`Outbox::purge_finished`] removes them, and at most `capacity` of them
+/// are kept: past that the oldest is forgotten (its status becomes unknown).
 #[derive(Debug, Clone)]
 pub struct InMemoryOutbox {
     state: Arc<Mutex<State>>,
@@ -221,6 +236,7 @@ impl Outbox for InMemoryOutbox {
             row.lease_until = None;
             row.finished_at = Some(now);
         });
+        state.trim_finished(self.capacity);
         Ok(())
     }
 
@@ -255,6 +271,7 @@ impl Outbox for InMemoryOutbox {
                 }
             }
         });
+        state.trim_finished(self.capacity);
         Ok(())
     }
 
@@ -274,6 +291,7 @@ impl Outbox for InMemoryOutbox {
                 reason: reason.to_owned(),
             };
         });
+        state.trim_finished(self.capacity);
         Ok(())
     }
 
@@ -301,5 +319,74 @@ impl Outbox for InMemoryOutbox {
             }
         }
         Ok(doomed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::{EmailKind, MailContent, Mailbox, OutgoingEmail};
+
+    fn entry(n: usize, at: SystemTime) -> OutboxEntry {
+        OutboxEntry {
+            email: OutgoingEmail::new(
+                format!("<m{n}@example.com>"),
+                EmailKind::Reset,
+                Mailbox::address_only("noreply@example.com").unwrap(),
+                None,
+                Mailbox::address_only("a@example.com").unwrap(),
+                MailContent {
+                    subject: "s".into(),
+                    text: "https://app.example.com/reset?token=live".into(),
+                    html: String::new(),
+                },
+            ),
+            account: None,
+            attempts: 0,
+            next_attempt_at: at,
+            tokens: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_and_finished_messages_are_both_bounded() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let outbox = InMemoryOutbox::with_capacity(2);
+        outbox.enqueue(entry(0, t0)).await.unwrap();
+        outbox.enqueue(entry(1, t0)).await.unwrap();
+        assert!(matches!(
+            outbox.enqueue(entry(2, t0)).await,
+            Err(StoreError::Full { capacity: 2, .. })
+        ));
+        for round in 0..3u64 {
+            let now = t0 + Duration::from_secs(round);
+            for claimed in outbox.claim(now, 2, Duration::from_secs(60)).await.unwrap() {
+                outbox
+                    .mark_sent(&claimed.email.message_id, claimed.attempts, now)
+                    .await
+                    .unwrap();
+            }
+            let n = 2 + 2 * usize::try_from(round).unwrap();
+            outbox.enqueue(entry(n, now)).await.unwrap();
+            outbox.enqueue(entry(n + 1, now)).await.unwrap();
+        }
+        // Six sent, two waiting: only the two newest sent ones are kept.
+        assert_eq!(outbox.len(), 4);
+        assert_eq!(outbox.status("<m0@example.com>").await.unwrap(), None);
+        assert_eq!(
+            outbox.status("<m5@example.com>").await.unwrap(),
+            Some(OutboxStatus::Sent)
+        );
+        let counts = outbox.counts().await.unwrap();
+        assert_eq!((counts.sent, counts.waiting), (2, 2));
+        // Finished messages no longer hold their bodies.
+        let state = lock(&outbox.state);
+        assert!(
+            state.rows["<m5@example.com>"]
+                .entry
+                .email
+                .expose_text()
+                .is_empty()
+        );
     }
 }

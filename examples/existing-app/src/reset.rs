@@ -35,6 +35,7 @@ pub async fn reset_pages(
         .accounts(accounts)
         .tokens(stores.tokens.clone())
         .events(stores.events.clone())
+        .inbox(stores.inbox.clone()) // accepted requests survive a restart
         .mailer(Arc::new(SmtpMailer::from_url(&settings.smtp_url)?))
         .sender(Arc::new(FixedSender::new(Mailbox::address_only(
             "noreply@existing-app.localhost",

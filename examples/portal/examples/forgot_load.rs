@@ -149,10 +149,12 @@ struct Load {
 }
 
 /// `clients` clients post known emails (`load{i}@load.test`, a shared
-/// counter so none repeats soon) until `stop` says so.
+/// counter so none repeats soon) until `stop` says so. With `back_off`, a
+/// client that is answered 503 waits that long before its next request.
 async fn post_load(
     site: &str,
     clients: usize,
+    back_off: Option<Duration>,
     stop: impl Fn(usize, Duration) -> bool + Send + Sync + 'static,
 ) -> Res<Load> {
     let client = reqwest::Client::builder()
@@ -199,8 +201,11 @@ async fn post_load(
                 let status = resp.status();
                 let _ = resp.bytes().await;
                 if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-                    // Shed: the inbox is full.
+                    // Shed: the inbox is full. A polite client waits.
                     shed.fetch_add(1, Ordering::SeqCst);
+                    if let Some(pause) = back_off {
+                        tokio::time::sleep(pause).await;
+                    }
                     continue;
                 }
                 if status != reqwest::StatusCode::SEE_OTHER {
@@ -248,7 +253,7 @@ async fn deliver(seconds: u64, clients: usize) -> Res<()> {
         let portal = delivering_portal(workers, port).await?;
         let window = Duration::from_secs(seconds);
         let before = sink.count();
-        let load = post_load(&portal.url(), clients, move |_, t| t >= window).await?;
+        let load = post_load(&portal.url(), clients, None, move |_, t| t >= window).await?;
         let during = sink.count() - before;
         let accepted = load.samples.len();
         // Drained: the inbox and the outbox are empty (or 60 s passed).
@@ -291,9 +296,13 @@ async fn million(total: usize) -> Res<()> {
     let m = marks.clone();
     let rss_at_start = rss_mib();
     let start = Instant::now();
-    let load = post_load(&portal.url(), 16, move |n, t| {
+    let counter = sink.clone();
+    // Clients that get 503 (inbox full) wait 2 ms before the next request.
+    let load = post_load(&portal.url(), 16, Some(Duration::from_millis(2)), move |n, t| {
         if n > 0 && n.is_multiple_of(tenth) && n <= total {
-            m.lock().map(|mut v| v.push((n, t, rss_mib()))).ok();
+            m.lock()
+                .map(|mut v| v.push((n, t, rss_mib(), counter.count())))
+                .ok();
         }
         n >= total
     })
@@ -301,25 +310,27 @@ async fn million(total: usize) -> Res<()> {
     let marks = marks.lock().map(|v| v.clone()).unwrap_or_default();
     let mut previous = Duration::ZERO;
     let mut tenths = Vec::new();
-    for (n, t, rss) in &marks {
+    for (n, t, rss, mailed) in &marks {
         let took = *t - previous;
         previous = *t;
         tenths.push(took);
         println!(
-            "  {n:>8} requests: this tenth {:>6.2} s ({:>6.0} req/s), RSS {rss:>6.0} MiB, mail delivered so far {}",
+            "  {n:>8} requests: this tenth {:>6.2} s ({:>6.0} req/s), RSS {rss:>6.0} MiB, mail delivered so far {mailed}",
             took.as_secs_f64(),
             tenth as f64 / took.as_secs_f64(),
-            sink.count()
         );
     }
     let rss_end = rss_mib();
     if let (Some(first), Some(last)) = (tenths.first(), tenths.last()) {
         println!(
-            "slowdown (last tenth / first tenth): {:.2}; RSS growth per 100k requests: {:.1} MiB; overall {:.0} req/s in {:.1} s",
+            "slowdown (last tenth / first tenth): {:.2}; RSS growth per 100k requests: {:.1} MiB; {} accepted, {} shed (503); {:.0} accepted/s over {:.1} s; mail delivered {}",
             last.as_secs_f64() / first.as_secs_f64(),
             (rss_end - rss_at_start) / (total as f64 / 100_000.0),
+            load.samples.len(),
+            load.shed,
             load.samples.len() as f64 / start.elapsed().as_secs_f64(),
-            start.elapsed().as_secs_f64()
+            start.elapsed().as_secs_f64(),
+            sink.count(),
         );
     }
     portal.shutdown().await;

@@ -5,6 +5,8 @@
 //! Without it the test prints a loud SKIP; with `RESETKIT_REQUIRE_DB=1` a
 //! missing database is a failure.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -165,7 +167,12 @@ async fn with_the_database_down_forgot_answers_503_for_everyone() {
             reqwest::StatusCode::SERVICE_UNAVAILABLE,
             "{identifier}: {page:?}"
         );
-        assert!(page.body.contains("try again"), "{identifier}: {}", page.body);
+        assert!(
+            page.body.contains("try again in a moment"),
+            "{identifier}: {}",
+            page.body
+        );
+        assert_eq!(page.header("retry-after"), Some("5"), "{identifier}");
         assert!(!page.body.contains("we have sent"), "{identifier}");
     }
     portal.shutdown().await;

@@ -17,12 +17,12 @@ use super::{epoch, sample_email};
 fn request(n: usize, at_secs: u64) -> InboxRequest {
     InboxRequest {
         id: format!("req-{n:04}"),
-        identifier: if n % 2 == 0 {
+        identifier: if n.is_multiple_of(2) {
             Identifier::Email(format!("üser{n}@exämple.com"))
         } else {
             Identifier::Username(format!("user{n}"))
         },
-        client: (n % 3 != 0).then(|| format!("2001:db8::{n}")),
+        client: (!n.is_multiple_of(3)).then(|| format!("2001:db8::{n}")),
         locale: (n % 2 == 1).then(|| "pt-BR".to_owned()),
         received_at: epoch() + Duration::from_secs(at_secs),
         attempts: 0,
