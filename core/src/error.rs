@@ -119,6 +119,13 @@ pub enum StoreError {
         /// What was missing.
         what: String,
     },
+    /// This store does not implement the operation (an optional read or
+    /// operator method its author has not provided).
+    #[error("store operation `{operation}` is not supported by this store")]
+    Unsupported {
+        /// The store operation.
+        operation: &'static str,
+    },
 }
 
 impl StoreError {
@@ -135,7 +142,8 @@ impl StoreError {
         match self {
             StoreError::Unavailable { operation, .. }
             | StoreError::Corrupt { operation, .. }
-            | StoreError::NotFound { operation, .. } => operation,
+            | StoreError::NotFound { operation, .. }
+            | StoreError::Unsupported { operation } => operation,
         }
     }
 

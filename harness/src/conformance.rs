@@ -19,6 +19,7 @@
 
 mod accounts;
 mod events;
+mod operator;
 mod outbox;
 mod tokens;
 
@@ -29,6 +30,7 @@ pub use accounts::{
     unicode_matching_suite,
 };
 pub use events::event_log_suite;
+pub use operator::{event_log_paging_suite, outbox_listing_suite, template_store_suite};
 pub use outbox::{outbox_suite, sample_email};
 pub use tokens::{
     token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,

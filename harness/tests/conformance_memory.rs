@@ -41,6 +41,21 @@ async fn in_memory_outbox_conforms() {
 }
 
 #[tokio::test]
+async fn in_memory_event_log_pages_newest_first() {
+    conformance::event_log_paging_suite(&InMemoryEventLog::default()).await;
+}
+
+#[tokio::test]
+async fn in_memory_outbox_lists_by_state() {
+    conformance::outbox_listing_suite(&InMemoryOutbox::default()).await;
+}
+
+#[tokio::test]
+async fn in_memory_template_store_conforms() {
+    conformance::template_store_suite(&resetkit::template::InMemoryTemplateStore::default()).await;
+}
+
+#[tokio::test]
 async fn in_memory_account_directory_conforms() {
     let dir = InMemoryAccounts::default();
     for account in conformance::fixture_accounts() {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::lock;
 use crate::error::StoreError;
 use crate::mail::DeliveryError;
-use crate::store::{Outbox, OutboxCounts, OutboxEntry, OutboxStatus};
+use crate::store::{Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus};
 
 #[derive(Debug)]
 struct Row {
@@ -15,12 +15,30 @@ struct Row {
     status: OutboxStatus,
     lease_until: Option<SystemTime>,
     seq: u64,
+    last_error: Option<String>,
+    /// When it was sent, given up or dropped (orders those listings).
+    finished_seq: u64,
 }
 
 impl Row {
     /// Whether the message is still claimed for this attempt.
     fn held_by(&self, attempt: u32) -> bool {
         self.status == OutboxStatus::Claimed && self.entry.attempts == attempt
+    }
+
+    fn listing(&self) -> OutboxMessage {
+        let email = &self.entry.email;
+        OutboxMessage {
+            message_id: email.message_id.clone(),
+            account: self.entry.account.clone(),
+            kind: email.kind,
+            from: email.from.address().to_owned(),
+            to: email.to.address().to_owned(),
+            attempts: self.entry.attempts,
+            next_attempt_at: self.entry.next_attempt_at,
+            status: self.status.clone(),
+            last_error: self.last_error.clone(),
+        }
     }
 }
 
@@ -56,6 +74,8 @@ impl Outbox for InMemoryOutbox {
                 status: OutboxStatus::Pending,
                 lease_until: None,
                 seq,
+                last_error: None,
+                finished_seq: 0,
             },
         );
         Ok(())
@@ -120,6 +140,7 @@ impl Outbox for InMemoryOutbox {
             return Ok(());
         }
         row.lease_until = None;
+        row.last_error = Some(error.to_string());
         match retry_at {
             Some(at) => {
                 row.status = OutboxStatus::Pending;
@@ -128,6 +149,11 @@ impl Outbox for InMemoryOutbox {
             None => {
                 row.status = OutboxStatus::Failed {
                     reason: error.to_string(),
+                };
+                state.next_seq += 1;
+                let seq = state.next_seq;
+                if let Some(row) = state.rows.get_mut(message_id) {
+                    row.finished_seq = seq;
                 }
             }
         }
@@ -147,6 +173,11 @@ impl Outbox for InMemoryOutbox {
         row.status = OutboxStatus::Dropped {
             reason: reason.to_owned(),
         };
+        state.next_seq += 1;
+        let seq = state.next_seq;
+        if let Some(row) = state.rows.get_mut(message_id) {
+            row.finished_seq = seq;
+        }
         Ok(())
     }
 
@@ -166,5 +197,50 @@ impl Outbox for InMemoryOutbox {
             }
         }
         Ok(counts)
+    }
+
+    async fn list_by_state(
+        &self,
+        wanted: OutboxState,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let state = lock(&self.state);
+        let mut rows: Vec<&Row> = state
+            .rows
+            .values()
+            .filter(|r| match (&r.status, wanted) {
+                (OutboxStatus::Pending | OutboxStatus::Claimed, OutboxState::Waiting) => true,
+                (OutboxStatus::Failed { .. }, OutboxState::Failed) => true,
+                (OutboxStatus::Dropped { .. }, OutboxState::Dropped) => true,
+                _ => false,
+            })
+            .collect();
+        if wanted == OutboxState::Waiting {
+            rows.sort_by_key(|r| (r.entry.next_attempt_at, r.seq));
+        } else {
+            rows.sort_by_key(|r| std::cmp::Reverse(r.finished_seq));
+        }
+        Ok(rows.into_iter().take(limit).map(Row::listing).collect())
+    }
+
+    async fn message(&self, message_id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+        Ok(lock(&self.state).rows.get(message_id).map(Row::listing))
+    }
+
+    async fn retire_failed(&self, message_id: &str, reason: &str) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        state.next_seq += 1;
+        let seq = state.next_seq;
+        let Some(row) = state.rows.get_mut(message_id) else {
+            return Ok(false);
+        };
+        if !matches!(row.status, OutboxStatus::Failed { .. }) {
+            return Ok(false);
+        }
+        row.status = OutboxStatus::Dropped {
+            reason: reason.to_owned(),
+        };
+        row.finished_seq = seq;
+        Ok(true)
     }
 }
