@@ -55,6 +55,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identifier_matching",
         sql: include_str!("../migrations/0004_identifier_matching.sql"),
     },
+    // Version 5 is issue 12's (the request inbox).
+    Migration {
+        version: 6,
+        name: "operator_console",
+        sql: include_str!("../migrations/0006_operator_console.sql"),
+    },
 ];
 
 const OP: &str = "migrate";

@@ -9,6 +9,7 @@ use crate::accounts::{PgAccounts, UsersTable};
 use crate::events::PgEventLog;
 use crate::ident::{ConfigError, Ident};
 use crate::outbox::PgOutbox;
+use crate::templates::PgTemplateStore;
 use crate::tokens::PgTokenStore;
 
 /// Every resetkit store on one pool, in one schema.
@@ -22,6 +23,8 @@ pub struct PgStores {
     pub events: Arc<PgEventLog>,
     /// Delivery outbox.
     pub outbox: Arc<PgOutbox>,
+    /// Operator-edited email templates (migration 6).
+    pub templates: Arc<PgTemplateStore>,
     /// Set once a host users table is mapped: `migrate` then does not
     /// create resetkit's own `accounts` table.
     host_table: Arc<std::sync::atomic::AtomicBool>,
@@ -35,6 +38,7 @@ impl PgStores {
             tokens: Arc::new(PgTokenStore::new(pool.clone(), &schema)),
             events: Arc::new(PgEventLog::new(pool.clone(), &schema)),
             outbox: Arc::new(PgOutbox::new(pool.clone(), &schema)),
+            templates: Arc::new(PgTemplateStore::new(pool.clone(), &schema)),
             pool,
             schema,
             host_table: Arc::new(std::sync::atomic::AtomicBool::new(false)),
