@@ -405,6 +405,50 @@ pub trait Mailer: Send + Sync {
     }
 }
 
+/// One step of a sender probe (`connect`, `starttls`, `auth`, `mail_from`,
+/// `rcpt_to`, `rset`, `quit`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeStep {
+    /// The step.
+    pub name: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The server's reply, when the step had one.
+    pub reply: Option<SmtpReply>,
+    /// What happened, in words (never a credential).
+    pub detail: String,
+}
+
+/// What a [`SenderProbe`] found for one sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// The sender checked.
+    pub sender: String,
+    /// The address used for `RCPT TO`.
+    pub probe_recipient: String,
+    /// The steps run, in order.
+    pub steps: Vec<ProbeStep>,
+    /// The classified failure, if a step before the reset failed.
+    pub error: Option<DeliveryError>,
+}
+
+impl ProbeReport {
+    /// Whether the sender (and the probe recipient) were accepted.
+    pub fn passed(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Checks a sender against the mail server step by step without
+/// delivering anything (SMTP: up to `RCPT TO`, then `RSET`). The operator
+/// console's sender check runs it for every sender the resolver could pick;
+/// `resetkit-smtp` implements it for its mailer.
+#[async_trait]
+pub trait SenderProbe: Send + Sync {
+    /// Probes `from`.
+    async fn probe(&self, from: &Mailbox) -> ProbeReport;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,13 @@ fn take_slot(inner: &Inner) -> Option<(Session, u64)> {
     inner.idle.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
+#[async_trait::async_trait]
+impl resetkit::mail::SenderProbe for SmtpMailer {
+    async fn probe(&self, from: &Mailbox) -> resetkit::mail::ProbeReport {
+        self.probe_report(from).await
+    }
+}
+
 fn reply_line(r: &Response) -> String {
     format!(
         "{} {}",
@@ -96,6 +103,12 @@ impl SmtpMailer {
     /// the probe address, `RSET`, `QUIT`; one report line per step.
     pub async fn preflight(&self, from: &Mailbox) -> PreflightReport {
         preflight::run(&self.inner.config, self.inner.tls.as_ref(), from).await
+    }
+
+    /// The preflight as the core's [`resetkit::mail::SenderProbe`] sees it
+    /// (what the operator console's sender check shows).
+    pub async fn probe_report(&self, from: &Mailbox) -> resetkit::mail::ProbeReport {
+        self.preflight(from).await.into()
     }
 
     /// Closes the idle connection, if one is kept.
