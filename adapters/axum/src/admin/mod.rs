@@ -55,7 +55,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use minijinja::Environment;
 use resetkit::ResetService;
@@ -264,19 +264,23 @@ impl AdminConsoleBuilder {
 /// guard, every POST behind CSRF, all with the public pages' headers.
 pub fn admin_router(console: AdminConsole) -> Router {
     let state = console.console.clone();
-    let inner = Router::new()
-        .route("/", get(views::search))
-        .route("/account", get(views::account))
-        .route("/account/reissue", post(views::reissue))
-        .route("/queue", get(views::queue))
-        .route("/queue/retry", post(views::retry))
-        .route("/senders", get(views::senders))
-        .route("/senders/check", post(views::senders_check))
-        .route("/templates", get(views::templates))
-        .route("/templates/edit", get(views::template_edit))
-        .route("/templates/save", post(views::template_save))
-        .route("/templates/restore", post(views::template_restore))
-        .fallback(views::not_found)
+    let m = state.mount.clone();
+    Router::new()
+        .route(&m, get(views::search))
+        .route(&format!("{m}/"), get(views::search))
+        .route(&format!("{m}/account"), get(views::account))
+        .route(&format!("{m}/account/reissue"), post(views::reissue))
+        .route(&format!("{m}/queue"), get(views::queue))
+        .route(&format!("{m}/queue/retry"), post(views::retry))
+        .route(&format!("{m}/senders"), get(views::senders))
+        .route(&format!("{m}/senders/check"), post(views::senders_check))
+        .route(&format!("{m}/templates"), get(views::templates))
+        .route(&format!("{m}/templates/edit"), get(views::template_edit))
+        .route(&format!("{m}/templates/save"), post(views::template_save))
+        .route(&format!("{m}/templates/restore"), post(views::template_restore))
+        // Unknown paths under the mount path are the console's 404, after
+        // the guard (no fallback: the host's router keeps its own).
+        .route(&format!("{m}/{{*rest}}"), any(views::not_found))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(console.body_limit))
         .layer(TimeoutLayer::with_status_code(
@@ -284,8 +288,7 @@ pub fn admin_router(console: AdminConsole) -> Router {
             console.request_timeout,
         ))
         .layer(middleware::from_fn(crate::headers::security_headers))
-        .with_state(state.clone());
-    Router::new().nest(&state.mount, inner)
+        .with_state(state)
 }
 
 /// Runs the host's guard first; admitted requests carry the [`Operator`].
