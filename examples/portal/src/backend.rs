@@ -17,10 +17,13 @@ use resetkit::account::AccountDirectory;
 use resetkit::delivery::{DeliveryMode, DeliveryWorker};
 use resetkit::error::StoreError;
 use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
-use resetkit::mail::{DeliveryError, Mailbox, Mailer};
+use resetkit::mail::{DeliveryError, Mailbox, Mailer, SenderProbe};
 use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
-use resetkit::sender::FixedSender;
-use resetkit::store::{EventLog, Outbox, OutboxCounts, OutboxEntry, OutboxStatus, TokenStore};
+use resetkit::sender::{FixedSender, QueueSender, SenderChain};
+use resetkit::template::{InMemoryTemplateStore, TemplateStore};
+use resetkit::store::{
+    EventLog, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus, TokenStore,
+};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use resetkit_postgres::PgStores;
 use resetkit_smtp::{SmtpConfig, SmtpMailer, TlsMode};
@@ -50,6 +53,10 @@ pub(crate) struct Backend {
     /// account so that the answer takes as long as for a known one.
     pub(crate) decoy_hash: PasswordHash,
     pub(crate) capture: Option<FakeSmtpServer>,
+    /// The SMTP preflight behind the console's sender check.
+    pub(crate) probe: Arc<dyn SenderProbe>,
+    /// Operator-edited email templates.
+    pub(crate) templates: Arc<dyn TemplateStore>,
     pub(crate) worker: DeliveryWorker,
     pub(crate) wake: Arc<Notify>,
     /// The token store, for purging expired tokens.
@@ -65,6 +72,7 @@ struct Stores {
     tokens: Arc<dyn TokenStore>,
     events: Arc<dyn EventLog>,
     outbox: Arc<dyn Outbox>,
+    templates: Arc<dyn TemplateStore>,
     label: &'static str,
 }
 
@@ -81,7 +89,8 @@ impl Backend {
             Argon2Hasher::owasp()
         });
         let from = sender_mailbox(config, base)?;
-        let (mailer, capture, mail_label) = mailer(config)?;
+        let fallback = fallback_mailbox(&from)?;
+        let (mailer, probe, capture, mail_label) = mailer(config)?;
         let stores = stores(config, hasher.clone()).await?;
         let wake = Arc::new(Notify::new());
         let outbox: Arc<dyn Outbox> = Arc::new(WakingOutbox {
@@ -97,7 +106,12 @@ impl Backend {
             .outbox(outbox)
             .delivery(DeliveryMode::Outbox)
             .mailer(mailer)
-            .sender(Arc::new(FixedSender::new(from)))
+            // noreply@, and when the server refuses it the shared support
+            // mailbox: the console shows the refusal and the fallback.
+            .sender(Arc::new(SenderChain::new(vec![
+                Arc::new(FixedSender::new(from)),
+                Arc::new(QueueSender::new(fallback)),
+            ])))
             .hasher(hasher.clone())
             .rate_limits(config.rate_limits.unwrap_or_default())
             .session_revoker(sessions)
@@ -106,6 +120,10 @@ impl Backend {
             builder = builder.allow_insecure_http_for_local_testing();
         }
         let service = builder.build()?;
+        service
+            .reload_templates_from(stores.templates.as_ref())
+            .await
+            .map_err(|e| PortalError::Startup(format!("the stored email templates: {e}")))?;
         let worker = service
             .delivery_worker()
             .ok_or_else(|| PortalError::Startup("the service has no outbox worker".into()))?;
@@ -125,6 +143,8 @@ impl Backend {
             hasher,
             decoy_hash,
             capture,
+            probe,
+            templates: stores.templates,
             worker,
             wake,
             tokens: stores.tokens,
@@ -147,12 +167,21 @@ fn sender_mailbox(config: &PortalConfig, base: &Url) -> Result<Mailbox, PortalEr
     })
 }
 
-type MailerParts = (Arc<dyn Mailer>, Option<FakeSmtpServer>, String);
+/// `support@` the sender's domain: the chain's fallback sender.
+fn fallback_mailbox(from: &Mailbox) -> Result<Mailbox, PortalError> {
+    let address = format!("support@{}", from.domain());
+    Mailbox::new(Some("resetkit portal support"), &address).map_err(|e| PortalError::From {
+        value: address.clone(),
+        reason: e.to_string(),
+    })
+}
+
+type MailerParts = (Arc<dyn Mailer>, Arc<dyn SenderProbe>, Option<FakeSmtpServer>, String);
 
 fn mailer(config: &PortalConfig) -> Result<MailerParts, PortalError> {
     if let Some(url) = &config.smtp {
-        let mailer = SmtpMailer::from_url(url.expose_secret())?;
-        return Ok((Arc::new(mailer), None, redact_url(url.expose_secret())));
+        let mailer = Arc::new(SmtpMailer::from_url(url.expose_secret())?);
+        return Ok((mailer.clone(), mailer, None, redact_url(url.expose_secret())));
     }
     let capture = FakeSmtpServer::builder()
         .name("portal-capture.localhost")
@@ -163,7 +192,8 @@ fn mailer(config: &PortalConfig) -> Result<MailerParts, PortalError> {
         .connect_timeout(Duration::from_secs(2))
         .command_timeout(Duration::from_secs(5))
         .build()?;
-    Ok((Arc::new(SmtpMailer::new(smtp)?), Some(capture), "capture".into()))
+    let mailer = Arc::new(SmtpMailer::new(smtp)?);
+    Ok((mailer.clone(), mailer, Some(capture), "capture".into()))
 }
 
 /// The URL with its password (if any) replaced by `***`.
@@ -191,6 +221,7 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
             tokens: Arc::new(InMemoryTokenStore::default()),
             events: Arc::new(InMemoryEventLog::default()),
             outbox: Arc::new(InMemoryOutbox::default()),
+            templates: Arc::new(InMemoryTemplateStore::default()),
             label: "memory",
         });
     };
@@ -220,6 +251,7 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
         tokens: stores.tokens.clone(),
         events: stores.events.clone(),
         outbox: stores.outbox.clone(),
+        templates: stores.templates.clone(),
         label: "postgres",
     })
 }
@@ -311,6 +343,22 @@ impl Outbox for WakingOutbox {
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         self.inner.counts().await
+    }
+
+    async fn list_by_state(
+        &self,
+        state: OutboxState,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.inner.list_by_state(state, limit).await
+    }
+
+    async fn message(&self, message_id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+        self.inner.message(message_id).await
+    }
+
+    async fn retire_failed(&self, message_id: &str, reason: &str) -> Result<bool, StoreError> {
+        self.inner.retire_failed(message_id, reason).await
     }
 }
 
