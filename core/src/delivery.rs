@@ -137,7 +137,10 @@ fn reply_event(
     result: &Result<SentReceipt, DeliveryError>,
 ) -> Option<Event> {
     let (accepted, reply) = match result {
-        Ok(receipt) => (true, receipt.server_reply.as_deref().and_then(SmtpReply::parse_line)?),
+        Ok(receipt) => (
+            true,
+            receipt.server_reply.as_deref().and_then(SmtpReply::parse_line)?,
+        ),
         Err(error) => (false, error.reply()?.clone()),
     };
     Some(Event::new(
@@ -152,10 +155,7 @@ fn reply_event(
 }
 
 /// The attempt's outcome event, preceded by the server's reply when known.
-fn with_reply(
-    reply: Option<Event>,
-    outcome: Event,
-) -> Vec<Event> {
+fn with_reply(reply: Option<Event>, outcome: Event) -> Vec<Event> {
     reply.into_iter().chain(std::iter::once(outcome)).collect()
 }
 

@@ -246,10 +246,12 @@ pub trait EventLog: Send + Sync {
         limit: usize,
     ) -> Result<EventPage, StoreError> {
         let all = self.for_account(account).await?;
-        let numbered = all
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| (EventCursor(u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1)), e));
+        let numbered = all.into_iter().enumerate().map(|(i, e)| {
+            (
+                EventCursor(u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1)),
+                e,
+            )
+        });
         Ok(EventPage::newest_first(numbered, before, limit))
     }
 }

@@ -34,8 +34,8 @@ mod lint;
 mod store;
 
 use lint::LintSamples;
-pub use store::{InMemoryTemplateStore, TemplateStore, TemplateVersion, apply_stored};
 pub use lint::sample_usernames;
+pub use store::{InMemoryTemplateStore, TemplateStore, TemplateVersion, apply_stored};
 
 /// One email's template: subject, text body, HTML body.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,7 +46,12 @@ impl Mailer for ScriptedServer {
                 reply: Some(SmtpReply::new(550, Some("5.7.1"), "sender not authorised")),
             });
         }
-        if self.refuse_recipients.lock().unwrap().contains(email.to.address()) {
+        if self
+            .refuse_recipients
+            .lock()
+            .unwrap()
+            .contains(email.to.address())
+        {
             return Err(DeliveryError::RecipientRejected {
                 recipient: email.to.address().to_owned(),
                 reply: Some(SmtpReply::new(550, Some("5.1.1"), "no such mailbox")),
@@ -72,7 +77,11 @@ impl SenderProbe for ScriptedServer {
         };
         let mut steps = vec![step("connect", true, SmtpReply::new(220, None, "scripted ESMTP"))];
         let error = if refused {
-            steps.push(step("mail_from", false, SmtpReply::new(550, Some("5.7.1"), "sender not authorised")));
+            steps.push(step(
+                "mail_from",
+                false,
+                SmtpReply::new(550, Some("5.7.1"), "sender not authorised"),
+            ));
             Some(DeliveryError::SenderRejected {
                 sender: from.address().into(),
                 reply: Some(SmtpReply::new(550, Some("5.7.1"), "sender not authorised")),
@@ -150,8 +159,12 @@ async fn start(page_size: usize) -> Console {
     }
     let server = ScriptedServer::default();
     let chain = SenderChain::new(vec![
-        Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.test").unwrap())),
-        Arc::new(QueueSender::new(Mailbox::address_only("support@example.test").unwrap())),
+        Arc::new(FixedSender::new(
+            Mailbox::address_only("noreply@example.test").unwrap(),
+        )),
+        Arc::new(QueueSender::new(
+            Mailbox::address_only("support@example.test").unwrap(),
+        )),
     ]);
     let service = ResetService::builder()
         .process_requests_in_background(false)
@@ -192,9 +205,14 @@ async fn start(page_size: usize) -> Console {
         .merge(pages.router())
         .merge(resetkit_axum::admin_router(console));
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(resetkit_axum::serve(listener, app, ServeOptions::default(), async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(resetkit_axum::serve(
+        listener,
+        app,
+        ServeOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Console {
         base: format!("http://{addr}"),
         service,
@@ -213,7 +231,11 @@ async fn reset_through_pages(browser: &Browser, link: &str, password: &str) {
     let done = browser
         .post(
             "/reset/new",
-            &[("password", password), ("confirm", password), ("csrf_token", &form.csrf())],
+            &[
+                ("password", password),
+                ("confirm", password),
+                ("csrf_token", &form.csrf()),
+            ],
         )
         .await;
     done.assert_redirect("/reset/done");
@@ -285,7 +307,10 @@ async fn every_admin_route_needs_the_hosts_guard() {
         }
         assert!(page.header("content-security-policy").is_some());
     }
-    assert_eq!(operator.get("/admin/no-such-page").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        operator.get("/admin/no-such-page").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -297,7 +322,12 @@ async fn every_admin_action_needs_csrf_bound_to_the_operator() {
         // No token, a forged one, and ann's real token under another
         // operator's name: all refused before anything happens.
         for token in [None, Some("forged.token"), Some(csrf.as_str())] {
-            let mut fields = vec![("id", "u-dave"), ("message_id", "<x@y>"), ("locale", "en"), ("kind", "reset")];
+            let mut fields = vec![
+                ("id", "u-dave"),
+                ("message_id", "<x@y>"),
+                ("locale", "en"),
+                ("kind", "reset"),
+            ];
             if let Some(t) = token {
                 fields.push(("csrf_token", t));
             }
@@ -310,7 +340,12 @@ async fn every_admin_action_needs_csrf_bound_to_the_operator() {
                 app.operator("op-ann")
             };
             let page = who.post(path, &fields).await;
-            assert_eq!(page.status, StatusCode::FORBIDDEN, "POST {path} with {token:?}: {}", page.body);
+            assert_eq!(
+                page.status,
+                StatusCode::FORBIDDEN,
+                "POST {path} with {token:?}: {}",
+                page.body
+            );
             assert!(page.body.contains(resetkit_axum::CSRF_REFUSED), "{path}");
         }
     }
@@ -320,7 +355,10 @@ async fn every_admin_action_needs_csrf_bound_to_the_operator() {
     );
     // ann's own token works.
     let page = ann
-        .post("/admin/account/reissue", &[("id", "u-dave"), ("csrf_token", &csrf)])
+        .post(
+            "/admin/account/reissue",
+            &[("id", "u-dave"), ("csrf_token", &csrf)],
+        )
         .await;
     page.assert_redirect("/admin/account?id=u-dave&done=reissued");
     let repeated = ann
@@ -335,7 +373,10 @@ async fn every_admin_action_needs_csrf_bound_to_the_operator() {
             reqwest::Method::POST,
             "/admin/account/reissue",
             &[],
-            Some(("application/json", format!("{{\"id\":\"u-dave\",\"csrf_token\":\"{csrf}\"}}"))),
+            Some((
+                "application/json",
+                format!("{{\"id\":\"u-dave\",\"csrf_token\":\"{csrf}\"}}"),
+            )),
         )
         .await;
     assert_eq!(json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -388,10 +429,16 @@ async fn the_timeline_tells_the_story_of_a_reset_and_of_a_refused_sender() {
     let mut at = 0;
     for step in wanted {
         let found = oldest_first[at..].iter().position(|l| *l == step);
-        assert!(found.is_some(), "no `{step}` after position {at} in {oldest_first:?}");
+        assert!(
+            found.is_some(),
+            "no `{step}` after position {at} in {oldest_first:?}"
+        );
         at += found.unwrap_or(0) + 1;
     }
-    assert!(completed.body.contains("250 2.0.0 Ok: queued as 4711"), "the server's reply");
+    assert!(
+        completed.body.contains("250 2.0.0 Ok: queued as 4711"),
+        "the server's reply"
+    );
     assert!(completed.body.contains("the configured fixed sender"));
 
     // The server now refuses noreply@: the worker falls back to the queue
@@ -402,9 +449,12 @@ async fn the_timeline_tells_the_story_of_a_reset_and_of_a_refused_sender() {
         .unwrap()
         .insert("noreply@example.test".into());
     let csrf = ann.get(&account_path("u-dave")).await.csrf();
-    ann.post("/admin/account/reissue", &[("id", "u-dave"), ("csrf_token", &csrf)])
-        .await
-        .assert_redirect("/admin/account?id=u-dave&done=reissued");
+    ann.post(
+        "/admin/account/reissue",
+        &[("id", "u-dave"), ("csrf_token", &csrf)],
+    )
+    .await
+    .assert_redirect("/admin/account?id=u-dave&done=reissued");
     app.deliver().await;
     let dave = ann.get(&account_path("u-dave")).await;
     let rows = labels(&dave)[1..].to_vec(); // after the account's state
@@ -413,15 +463,23 @@ async fn the_timeline_tells_the_story_of_a_reset_and_of_a_refused_sender() {
     assert!(rows.contains(&"SMTP 550".to_owned()), "{rows:?}");
     assert!(rows.contains(&"delivery failed".to_owned()), "{rows:?}");
     assert!(rows.contains(&"fresh link sent".to_owned()), "{rows:?}");
-    assert!(dave.body.contains("550 5.7.1 sender not authorised"), "{}", dave.body);
     assert!(
-        dave.body.contains("From support@example.test: the shared queue mailbox, as a fallback after"),
+        dave.body.contains("550 5.7.1 sender not authorised"),
+        "{}",
+        dave.body
+    );
+    assert!(
+        dave.body
+            .contains("From support@example.test: the shared queue mailbox, as a fallback after"),
         "{}",
         dave.body
     );
     assert!(dave.body.contains("by operator op-ann"));
     let after = ann.get("/admin/account?id=u-dave&done=reissued").await;
-    assert!(after.body.contains("A fresh link was issued"), "the action's outcome is shown");
+    assert!(
+        after.body.contains("A fresh link was issued"),
+        "the action's outcome is shown"
+    );
 }
 
 #[tokio::test]
@@ -430,14 +488,27 @@ async fn timelines_page_newest_first() {
     let ann = app.operator("op-ann");
     let csrf = ann.get("/admin/senders").await.csrf();
     for _ in 0..3 {
-        ann.post("/admin/account/reissue", &[("id", "u-dave"), ("csrf_token", &csrf)])
-            .await;
+        ann.post(
+            "/admin/account/reissue",
+            &[("id", "u-dave"), ("csrf_token", &csrf)],
+        )
+        .await;
     }
     let first = ann.get(&account_path("u-dave")).await;
-    assert_eq!(labels(&first).len(), 3 + 1, "3 events and the account's state tag");
-    let older = first.body.split("href=\"/admin/account?id=u-dave&amp;before=").nth(1).unwrap();
+    assert_eq!(
+        labels(&first).len(),
+        3 + 1,
+        "3 events and the account's state tag"
+    );
+    let older = first
+        .body
+        .split("href=\"/admin/account?id=u-dave&amp;before=")
+        .nth(1)
+        .unwrap();
     let before: String = older.chars().take_while(char::is_ascii_digit).collect();
-    let second = ann.get(&format!("/admin/account?id=u-dave&before={before}")).await;
+    let second = ann
+        .get(&format!("/admin/account?id=u-dave&before={before}"))
+        .await;
     assert_eq!(second.status, StatusCode::OK);
     assert_eq!(labels(&second).len(), 3 + 1);
     let bad = ann.get("/admin/account?id=u-dave&before=soon").await;
@@ -449,7 +520,10 @@ async fn timelines_page_newest_first() {
     assert_eq!(none.status, StatusCode::BAD_REQUEST);
     let long = ann.get(&format!("/admin/?q={}", "a".repeat(400))).await;
     assert_eq!(long.status, StatusCode::BAD_REQUEST);
-    assert_eq!(ann.get("/admin/queue?state=lost").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        ann.get("/admin/queue?state=lost").await.status,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -465,7 +539,11 @@ async fn a_failed_email_is_retried_with_a_fresh_link_not_resent() {
     app.deliver().await;
     let ann = app.operator("op-ann");
     let failed = ann.get("/admin/queue?state=failed").await;
-    assert!(failed.body.contains("550 5.1.1 no such mailbox"), "{}", failed.body);
+    assert!(
+        failed.body.contains("550 5.1.1 no such mailbox"),
+        "{}",
+        failed.body
+    );
     let message_id = hidden_value(&failed.body, "message_id").expect("a retry button");
     let message_id = message_id.replace("&lt;", "<").replace("&gt;", ">");
     app.server.refuse_recipients.lock().unwrap().clear();
@@ -476,19 +554,35 @@ async fn a_failed_email_is_retried_with_a_fresh_link_not_resent() {
     .await
     .assert_redirect("/admin/queue?state=failed&done=retried");
     assert!(
-        !ann.get("/admin/queue?state=failed").await.body.contains(&message_id.replace('<', "&lt;")),
+        !ann.get("/admin/queue?state=failed")
+            .await
+            .body
+            .contains(&message_id.replace('<', "&lt;")),
         "the retried email left the failed list"
     );
     let dropped = ann.get("/admin/queue?state=dropped").await;
-    assert!(dropped.body.contains("retried by operator op-ann"), "{}", dropped.body);
+    assert!(
+        dropped.body.contains("retried by operator op-ann"),
+        "{}",
+        dropped.body
+    );
     app.deliver().await;
     let accepted = app.server.accepted.lock().unwrap().clone();
     assert_eq!(accepted.len(), 1, "only the fresh link's email went out");
-    assert_ne!(accepted[0].message_id, message_id, "a new email, not the failed one");
+    assert_ne!(
+        accepted[0].message_id, message_id,
+        "a new email, not the failed one"
+    );
     let erin = ann.get(&account_path("u-erin")).await;
     let rows = labels(&erin);
-    assert!(rows.contains(&"links revoked".to_owned()), "the old link was superseded: {rows:?}");
-    assert!(erin.body.contains(&format!("in place of {}", message_id.replace('<', "&lt;").replace('>', "&gt;"))));
+    assert!(
+        rows.contains(&"links revoked".to_owned()),
+        "the old link was superseded: {rows:?}"
+    );
+    assert!(erin.body.contains(&format!(
+        "in place of {}",
+        message_id.replace('<', "&lt;").replace('>', "&gt;")
+    )));
     // Retrying it again, or a message that is not failed, is refused.
     let again = ann
         .post(
@@ -498,7 +592,10 @@ async fn a_failed_email_is_retried_with_a_fresh_link_not_resent() {
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     let unknown = ann
-        .post("/admin/queue/retry", &[("message_id", "<nope@x>"), ("csrf_token", &failed.csrf())])
+        .post(
+            "/admin/queue/retry",
+            &[("message_id", "<nope@x>"), ("csrf_token", &failed.csrf())],
+        )
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
@@ -514,13 +611,29 @@ async fn the_sender_check_probes_every_sender_of_the_chain() {
     let ann = app.operator("op-ann");
     let page = ann.get("/admin/senders").await;
     assert!(page.body.contains("noreply@example.test") && page.body.contains("support@example.test"));
-    let checked = ann.post("/admin/senders/check", &[("csrf_token", &page.csrf())]).await;
+    let checked = ann
+        .post("/admin/senders/check", &[("csrf_token", &page.csrf())])
+        .await;
     assert_eq!(checked.status, StatusCode::OK);
-    let noreply = checked.body.split("<h2>").find(|s| s.starts_with("&lt;noreply@")).unwrap();
-    assert!(noreply.contains("refused") && noreply.contains("550 5.7.1 sender not authorised"), "{noreply}");
-    let support = checked.body.split("<h2>").find(|s| s.starts_with("&lt;support@")).unwrap();
+    let noreply = checked
+        .body
+        .split("<h2>")
+        .find(|s| s.starts_with("&lt;noreply@"))
+        .unwrap();
+    assert!(
+        noreply.contains("refused") && noreply.contains("550 5.7.1 sender not authorised"),
+        "{noreply}"
+    );
+    let support = checked
+        .body
+        .split("<h2>")
+        .find(|s| s.starts_with("&lt;support@"))
+        .unwrap();
     assert!(support.contains("accepted") && support.contains("rcpt_to") && support.contains("250 2.1.5 Ok"));
-    assert!(app.server.accepted.lock().unwrap().is_empty(), "nothing delivered");
+    assert!(
+        app.server.accepted.lock().unwrap().is_empty(),
+        "nothing delivered"
+    );
 }
 
 #[tokio::test]
@@ -549,8 +662,15 @@ async fn a_template_that_lost_its_link_is_refused_and_a_saved_one_is_used() {
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains("Not saved"), "{}", refused.body);
-    assert!(refused.body.contains("reset.text"), "names the part: {}", refused.body);
-    assert!(refused.body.contains("click the button in the HTML part"), "keeps the operator's text");
+    assert!(
+        refused.body.contains("reset.text"),
+        "names the part: {}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("click the button in the HTML part"),
+        "keeps the operator's text"
+    );
     assert_eq!(app.service.templates(), before, "the service keeps its templates");
     assert!(!refused.body.contains("Restore"), "nothing was stored");
 
@@ -572,9 +692,14 @@ async fn a_template_that_lost_its_link_is_refused_and_a_saved_one_is_used() {
     user.forgot("dave").await;
     app.deliver().await;
     let mail = app.server.accepted.lock().unwrap().last().cloned().unwrap();
-    assert!(mail.expose_text().contains("here is your new-style link"), "the saved template is used");
+    assert!(
+        mail.expose_text().contains("here is your new-style link"),
+        "the saved template is used"
+    );
 
-    let saved = ann.get("/admin/templates/edit?locale=en&kind=reset&saved=1").await;
+    let saved = ann
+        .get("/admin/templates/edit?locale=en&kind=reset&saved=1")
+        .await;
     assert!(saved.body.contains("Saved as version 1"));
     ann.post(
         "/admin/templates/save",
@@ -591,25 +716,50 @@ async fn a_template_that_lost_its_link_is_refused_and_a_saved_one_is_used() {
     .assert_redirect("/admin/templates/edit?locale=en&kind=reset&saved=2");
     ann.post(
         "/admin/templates/restore",
-        &[("locale", "en"), ("kind", "reset"), ("version", "1"), ("csrf_token", &edit.csrf())],
+        &[
+            ("locale", "en"),
+            ("kind", "reset"),
+            ("version", "1"),
+            ("csrf_token", &edit.csrf()),
+        ],
     )
     .await
     .assert_redirect("/admin/templates/edit?locale=en&kind=reset&restored=1");
     assert!(
-        app.service.templates().locale("en").unwrap().reset.text.contains("new-style"),
+        app.service
+            .templates()
+            .locale("en")
+            .unwrap()
+            .reset
+            .text
+            .contains("new-style"),
         "version 1 is back in use"
     );
     let bad = ann
         .post(
             "/admin/templates/save",
-            &[("locale", "en"), ("kind", "nonsense"), ("subject", "x"), ("text", "x"), ("html", "x"), ("csrf_token", &edit.csrf())],
+            &[
+                ("locale", "en"),
+                ("kind", "nonsense"),
+                ("subject", "x"),
+                ("text", "x"),
+                ("html", "x"),
+                ("csrf_token", &edit.csrf()),
+            ],
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let broken_syntax = ann
         .post(
             "/admin/templates/save",
-            &[("locale", "en"), ("kind", "reset"), ("subject", subject), ("text", "{{ link"), ("html", &html), ("csrf_token", &edit.csrf())],
+            &[
+                ("locale", "en"),
+                ("kind", "reset"),
+                ("subject", subject),
+                ("text", "{{ link"),
+                ("html", &html),
+                ("csrf_token", &edit.csrf()),
+            ],
         )
         .await;
     assert_eq!(broken_syntax.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -626,22 +776,40 @@ async fn no_admin_page_shows_a_token_a_link_a_password_or_a_hash() {
     let mut secrets: Vec<String> = vec![NEW_PASSWORD.into(), OLD_PASSWORD.into()];
     let mails = app.server.accepted.lock().unwrap().clone();
     for mail in &mails {
-        for line in mail.expose_text().lines().map(str::trim).filter(|l| l.starts_with("http")) {
+        for line in mail
+            .expose_text()
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("http"))
+        {
             secrets.push(line.to_owned());
             if let Some((_, token)) = line.split_once("token=") {
                 secrets.push(token.to_owned());
             }
         }
     }
-    assert!(secrets.len() >= 2 + 4 * 2, "two reset and two deny links: {}", secrets.len());
+    assert!(
+        secrets.len() >= 2 + 4 * 2,
+        "two reset and two deny links: {}",
+        secrets.len()
+    );
     let link = app.link_to("family@example.test");
     reset_through_pages(&user, &link, NEW_PASSWORD).await;
     // A failed and a retried email too, and a refused password attempt.
-    app.server.refuse_recipients.lock().unwrap().insert("family@example.test".into());
+    app.server
+        .refuse_recipients
+        .lock()
+        .unwrap()
+        .insert("family@example.test".into());
     user.forgot("erin").await;
     app.deliver().await;
     for id in ["u-dave", "u-erin", "u-carol"] {
-        let account = app.accounts.find_by_id(&AccountId::from(id)).await.unwrap().unwrap();
+        let account = app
+            .accounts
+            .find_by_id(&AccountId::from(id))
+            .await
+            .unwrap()
+            .unwrap();
         if let Some(hash) = account.password_hash {
             secrets.push(hash.expose().to_owned());
         }
@@ -691,34 +859,66 @@ async fn no_admin_page_shows_a_token_a_link_a_password_or_a_hash() {
         "POST /admin/templates/save (refused)".into(),
         ann.post(
             "/admin/templates/save",
-            &[("locale", "en"), ("kind", "reset"), ("subject", "s"), ("text", "t"), ("html", "h"), ("csrf_token", &csrf)],
+            &[
+                ("locale", "en"),
+                ("kind", "reset"),
+                ("subject", "s"),
+                ("text", "t"),
+                ("html", "h"),
+                ("csrf_token", &csrf),
+            ],
         )
         .await,
     );
     let failed = ann.get("/admin/queue?state=failed").await;
-    let message_id = hidden_value(&failed.body, "message_id").unwrap().replace("&lt;", "<").replace("&gt;", ">");
+    let message_id = hidden_value(&failed.body, "message_id")
+        .unwrap()
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
     app.server.refuse_recipients.lock().unwrap().clear();
-    ann.post("/admin/queue/retry", &[("message_id", &message_id), ("csrf_token", &csrf)])
-        .await
-        .assert_redirect("/admin/queue?state=failed&done=retried");
+    ann.post(
+        "/admin/queue/retry",
+        &[("message_id", &message_id), ("csrf_token", &csrf)],
+    )
+    .await
+    .assert_redirect("/admin/queue?state=failed&done=retried");
     app.deliver().await;
     visit(account_path("u-erin"), ann.get(&account_path("u-erin")).await);
 
     assert!(pages.len() > 18, "{} pages", pages.len());
-    let timeline_pages = pages.iter().filter(|(p, _)| p.contains("/admin/account?")).count();
+    let timeline_pages = pages
+        .iter()
+        .filter(|(p, _)| p.contains("/admin/account?"))
+        .count();
     assert!(timeline_pages >= 5, "paged timelines were read: {timeline_pages}");
     for (path, page) in &pages {
-        assert!(page.status.is_success() || page.status == StatusCode::UNPROCESSABLE_ENTITY, "{path}: {}", page.status);
+        assert!(
+            page.status.is_success() || page.status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            page.status
+        );
         for secret in &secrets {
             let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
             let escaped = secret.replace('&', "&amp;");
             let slashes = escaped.replace('/', "&#x2f;");
-            for form in [secret.as_str(), encoded.as_str(), escaped.as_str(), slashes.as_str()] {
-                assert!(!page.body.contains(form), "{path} shows a secret ({} chars)", secret.len());
+            for form in [
+                secret.as_str(),
+                encoded.as_str(),
+                escaped.as_str(),
+                slashes.as_str(),
+            ] {
+                assert!(
+                    !page.body.contains(form),
+                    "{path} shows a secret ({} chars)",
+                    secret.len()
+                );
             }
         }
         assert!(!page.body.contains("$argon2"), "{path} shows a password hash");
-        assert!(!page.body.contains("/reset?token=") || page.body.contains("SAMPLE-TOKEN-FOR-PREVIEW"), "{path}");
+        assert!(
+            !page.body.contains("/reset?token=") || page.body.contains("SAMPLE-TOKEN-FOR-PREVIEW"),
+            "{path}"
+        );
         for token in page.body.split("token=").skip(1) {
             // The preview's placeholder, or the lint naming a link without its token.
             assert!(

@@ -102,9 +102,18 @@ async fn main() {
     }
     let whole = median(whole);
     println!("first page of {PAGE}, newest first (median of {RUNS}):");
-    println!("  account with 100 events:      {:>8.3} ms", first_quiet.as_secs_f64() * 1e3);
-    println!("  account with 100,000 events:  {:>8.3} ms", first_busy.as_secs_f64() * 1e3);
-    println!("  the latter, 50,000 events in: {:>8.3} ms", deep_busy.as_secs_f64() * 1e3);
+    println!(
+        "  account with 100 events:      {:>8.3} ms",
+        first_quiet.as_secs_f64() * 1e3
+    );
+    println!(
+        "  account with 100,000 events:  {:>8.3} ms",
+        first_busy.as_secs_f64() * 1e3
+    );
+    println!(
+        "  the latter, 50,000 events in: {:>8.3} ms",
+        deep_busy.as_secs_f64() * 1e3
+    );
     println!(
         "  (reading that account's whole trail with for_account: {:.1} ms, {:.0}x the first page)",
         whole.as_secs_f64() * 1e3,

@@ -369,11 +369,7 @@ impl Outbox for PgOutbox {
         })
     }
 
-    async fn list_by_state(
-        &self,
-        state: OutboxState,
-        n: usize,
-    ) -> Result<Vec<OutboxMessage>, StoreError> {
+    async fn list_by_state(&self, state: OutboxState, n: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         const OP: &str = "outbox.list_by_state";
         let query = match state {
             OutboxState::Waiting => sqlx::query(self.sql.list_waiting.q()).bind(limit(n)),

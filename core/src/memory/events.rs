@@ -64,7 +64,12 @@ impl EventLog for InMemoryEventLog {
             .iter()
             .enumerate()
             .filter(|(_, e)| e.account.as_ref() == Some(account))
-            .map(|(i, e)| (EventCursor(u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1)), e.clone()));
+            .map(|(i, e)| {
+                (
+                    EventCursor(u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1)),
+                    e.clone(),
+                )
+            });
         Ok(EventPage::newest_first(numbered, before, limit))
     }
 }

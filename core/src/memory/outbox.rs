@@ -208,11 +208,15 @@ impl Outbox for InMemoryOutbox {
         let mut rows: Vec<&Row> = state
             .rows
             .values()
-            .filter(|r| match (&r.status, wanted) {
-                (OutboxStatus::Pending | OutboxStatus::Claimed, OutboxState::Waiting) => true,
-                (OutboxStatus::Failed { .. }, OutboxState::Failed) => true,
-                (OutboxStatus::Dropped { .. }, OutboxState::Dropped) => true,
-                _ => false,
+            .filter(|r| {
+                matches!(
+                    (&r.status, wanted),
+                    (
+                        OutboxStatus::Pending | OutboxStatus::Claimed,
+                        OutboxState::Waiting
+                    ) | (OutboxStatus::Failed { .. }, OutboxState::Failed)
+                        | (OutboxStatus::Dropped { .. }, OutboxState::Dropped)
+                )
             })
             .collect();
         if wanted == OutboxState::Waiting {

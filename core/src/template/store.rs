@@ -85,10 +85,13 @@ pub fn apply_stored(mut base: Templates, active: &[TemplateVersion]) -> Template
     base
 }
 
+/// Versions by (locale, email kind).
+type VersionMap = BTreeMap<(String, &'static str), Vec<TemplateVersion>>;
+
 /// Templates in memory; clones share the same versions.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryTemplateStore {
-    versions: Arc<Mutex<BTreeMap<(String, &'static str), Vec<TemplateVersion>>>>,
+    versions: Arc<Mutex<VersionMap>>,
 }
 
 fn key(locale: &str, kind: EmailKind) -> (String, &'static str) {

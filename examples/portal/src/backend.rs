@@ -20,10 +20,10 @@ use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
 use resetkit::mail::{DeliveryError, Mailbox, Mailer, SenderProbe};
 use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
 use resetkit::sender::{FixedSender, QueueSender, SenderChain};
-use resetkit::template::{InMemoryTemplateStore, TemplateStore};
 use resetkit::store::{
     EventLog, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus, TokenStore,
 };
+use resetkit::template::{InMemoryTemplateStore, TemplateStore};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use resetkit_postgres::PgStores;
 use resetkit_smtp::{SmtpConfig, SmtpMailer, TlsMode};
@@ -176,7 +176,12 @@ fn fallback_mailbox(from: &Mailbox) -> Result<Mailbox, PortalError> {
     })
 }
 
-type MailerParts = (Arc<dyn Mailer>, Arc<dyn SenderProbe>, Option<FakeSmtpServer>, String);
+type MailerParts = (
+    Arc<dyn Mailer>,
+    Arc<dyn SenderProbe>,
+    Option<FakeSmtpServer>,
+    String,
+);
 
 fn mailer(config: &PortalConfig) -> Result<MailerParts, PortalError> {
     if let Some(url) = &config.smtp {

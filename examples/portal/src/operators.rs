@@ -26,10 +26,13 @@ impl AdminGuard for OperatorGuard {
     async fn authorize(&self, request: &Parts) -> Result<String, Response> {
         match self.sessions.signed_in(request).await {
             None => Err(see_other("/login")),
-            Some(user) if self.operators.iter().any(|o| *o == user.account.0) => Ok(user.username),
+            Some(user) if self.operators.contains(&user.account.0) => Ok(user.username),
             Some(_) => Err(page(
                 StatusCode::FORBIDDEN,
-                html::error("Operators only", "This account may not open the operator console."),
+                html::error(
+                    "Operators only",
+                    "This account may not open the operator console.",
+                ),
             )),
         }
     }

@@ -84,7 +84,10 @@ impl Portal {
         let app_pages = app.pages.clone();
         let guard = crate::operators::OperatorGuard {
             sessions: app_sessions.clone(),
-            operators: crate::seed::DEMO_OPERATORS.iter().map(|o| (*o).to_owned()).collect(),
+            operators: crate::seed::DEMO_OPERATORS
+                .iter()
+                .map(|o| (*o).to_owned())
+                .collect(),
         };
         let console = resetkit_axum::AdminConsole::builder(&app_pages, Arc::new(guard))
             .sender_probe(backend.probe)

@@ -83,7 +83,10 @@ async fn an_operator_follows_a_reset_a_refused_sender_the_sender_check_and_a_ref
         "link opened",
         "password changed",
     ] {
-        assert!(timeline.contains(&format!(">{step}<")), "no `{step}` on the timeline:\n{timeline}");
+        assert!(
+            timeline.contains(&format!(">{step}<")),
+            "no `{step}` on the timeline:\n{timeline}"
+        );
     }
     assert!(timeline.contains("the configured fixed sender"));
     b.screenshot("admin-timeline-reset").await;
@@ -103,7 +106,10 @@ async fn an_operator_follows_a_reset_a_refused_sender_the_sender_check_and_a_ref
         .wait_for_text(Some(&account_url), "as a fallback after", wait)
         .await;
     assert!(refused.contains(">SMTP 550<"), "{refused}");
-    assert!(refused.contains("550 5.7.1 sender not authorised to send"), "{refused}");
+    assert!(
+        refused.contains("550 5.7.1 sender not authorised to send"),
+        "{refused}"
+    );
     assert!(refused.contains("the shared queue mailbox"), "{refused}");
     let delivered = b.wait_for_text(Some(&account_url), "From support@", wait).await;
     assert!(delivered.contains("fresh link sent"));
@@ -118,13 +124,19 @@ async fn an_operator_follows_a_reset_a_refused_sender_the_sender_check_and_a_ref
         .skip(1)
         .find(|s| s.contains("noreply@"))
         .expect("a report for noreply@");
-    assert!(noreply.contains("refused") && noreply.contains("mail_from"), "{noreply}");
+    assert!(
+        noreply.contains("refused") && noreply.contains("mail_from"),
+        "{noreply}"
+    );
     let support = checked
         .split("<h2>")
         .skip(1)
         .find(|s| s.contains("support@"))
         .expect("a report for support@");
-    assert!(support.contains("rcpt_to") && support.contains(">ok<"), "{support}");
+    assert!(
+        support.contains("rcpt_to") && support.contains(">ok<"),
+        "{support}"
+    );
     b.screenshot("admin-sender-check").await;
 
     // A template that lost its link is refused, naming what is missing.
@@ -137,7 +149,10 @@ async fn an_operator_follows_a_reset_a_refused_sender_the_sender_check_and_a_ref
     b.click("form[action=\"/admin/templates/save\"] button").await;
     let refused = b.wait_for_text(None, "Not saved", wait).await;
     assert!(refused.contains("reset.text"), "{refused}");
-    assert!(refused.contains("must contain the full URL alone on its own line"), "{refused}");
+    assert!(
+        refused.contains("must contain the full URL alone on its own line"),
+        "{refused}"
+    );
     b.screenshot("admin-template-refused").await;
     assert!(
         portal

@@ -117,7 +117,11 @@ async fn the_operator_console_works_on_postgres() {
     .assert_redirect("/reset/done");
 
     let operator = Browser::new(&portal);
-    assert_eq!(operator.get("/admin").await.location(), Some("/login"), "signed out: to the sign-in page");
+    assert_eq!(
+        operator.get("/admin").await.location(),
+        Some("/login"),
+        "signed out: to the sign-in page"
+    );
     operator
         .sign_in("operator", "operator-demo-password-6")
         .await
@@ -125,15 +129,30 @@ async fn the_operator_console_works_on_postgres() {
     let found = operator.get("/admin/?q=bob@example.test").await;
     assert!(found.body.contains("1 account for"), "{}", found.body);
     let timeline = operator.get("/admin/account?id=bob").await;
-    for step in ["requested", "sender resolved", "SMTP 250", "delivered", "link opened", "password changed"] {
-        assert!(timeline.body.contains(&format!(">{step}<")), "no `{step}`:\n{}", timeline.body);
+    for step in [
+        "requested",
+        "sender resolved",
+        "SMTP 250",
+        "delivered",
+        "link opened",
+        "password changed",
+    ] {
+        assert!(
+            timeline.body.contains(&format!(">{step}<")),
+            "no `{step}`:\n{}",
+            timeline.body
+        );
     }
     for secret in [mail.token.as_str(), mail.link.as_str(), pw] {
         assert!(!timeline.body.contains(secret), "the timeline shows a secret");
     }
     let bob_signed_in = Browser::new(&portal);
     bob_signed_in.sign_in("bob", pw).await.assert_redirect("/account");
-    assert_eq!(bob_signed_in.get("/admin").await.status, reqwest::StatusCode::FORBIDDEN, "bob is no operator");
+    assert_eq!(
+        bob_signed_in.get("/admin").await.status,
+        reqwest::StatusCode::FORBIDDEN,
+        "bob is no operator"
+    );
 
     let edit = operator.get("/admin/templates/edit?locale=en&kind=reset").await;
     let text = "Hi \"{{ username }}\", your link from the PostgreSQL template store:\n\n{{ link }}\n\nNot you?\n{{ deny_link }}\n";
@@ -161,7 +180,11 @@ async fn the_operator_console_works_on_postgres() {
         .await
         .assert_redirect("/forgot/sent");
     let mail = reset_mail(&portal, 0, "bob@example.test", "bob").await;
-    assert!(mail.text.contains("from the PostgreSQL template store"), "{}", mail.text);
+    assert!(
+        mail.text.contains("from the PostgreSQL template store"),
+        "{}",
+        mail.text
+    );
     let operator = Browser::new(&portal);
     operator
         .sign_in("operator", "operator-demo-password-6")

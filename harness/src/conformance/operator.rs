@@ -65,7 +65,10 @@ pub async fn event_log_paging_suite(log: &dyn EventLog) {
     let mut before = None;
     let mut pages = 0;
     loop {
-        let page = log.account_page(&a, before, 4).await.expect("events.account_page");
+        let page = log
+            .account_page(&a, before, 4)
+            .await
+            .expect("events.account_page");
         pages += 1;
         assert!(page.events.len() <= 4, "a page holds at most `limit` events");
         let cursors: Vec<_> = page.events.iter().map(|(c, _)| *c).collect();
@@ -87,7 +90,10 @@ pub async fn event_log_paging_suite(log: &dyn EventLog) {
         .await
         .expect("events.account_page");
     assert!(empty.events.is_empty() && empty.next.is_none());
-    let first = log.account_page(&b, None, 100).await.expect("events.account_page");
+    let first = log
+        .account_page(&b, None, 100)
+        .await
+        .expect("events.account_page");
     assert_eq!(first.events.len(), 7);
     assert_eq!(first.next, None, "a page holding the rest has no next");
 }
@@ -99,7 +105,10 @@ pub async fn event_log_paging_suite(log: &dyn EventLog) {
 pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
     let t0 = epoch();
     let lease = Duration::from_secs(300);
-    outbox.enqueue(entry(11, t0 + Duration::from_secs(60))).await.expect("outbox.enqueue");
+    outbox
+        .enqueue(entry(11, t0 + Duration::from_secs(60)))
+        .await
+        .expect("outbox.enqueue");
     outbox.enqueue(entry(12, t0)).await.expect("outbox.enqueue");
     outbox.enqueue(entry(13, t0)).await.expect("outbox.enqueue");
     let claimed = outbox.claim(t0, 2, lease).await.expect("outbox.claim");
@@ -139,7 +148,10 @@ pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
     assert_eq!(retrying.attempts, 1);
     assert_eq!(retrying.next_attempt_at, retry_at);
     assert!(
-        retrying.last_error.as_deref().is_some_and(|e| e.contains("451 4.7.1 try later")),
+        retrying
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("451 4.7.1 try later")),
         "a retrying message shows its last reply: {:?}",
         retrying.last_error
     );
@@ -165,13 +177,20 @@ pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
         failed[0].status
     );
     assert_eq!(
-        outbox.message(&id13).await.expect("outbox.message").map(|m| m.message_id),
+        outbox
+            .message(&id13)
+            .await
+            .expect("outbox.message")
+            .map(|m| m.message_id),
         Some(id13.clone())
     );
     assert_eq!(outbox.message("<none@x>").await.expect("outbox.message"), None);
 
     assert!(
-        !outbox.retire_failed(&id12, "re-issued").await.expect("outbox.retire_failed"),
+        !outbox
+            .retire_failed(&id12, "re-issued")
+            .await
+            .expect("outbox.retire_failed"),
         "only a failed message can be retired"
     );
     assert!(
@@ -181,7 +200,10 @@ pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
             .expect("outbox.retire_failed")
     );
     assert!(
-        !outbox.retire_failed(&id13, "again").await.expect("outbox.retire_failed"),
+        !outbox
+            .retire_failed(&id13, "again")
+            .await
+            .expect("outbox.retire_failed"),
         "retiring twice does nothing"
     );
     assert!(
@@ -217,11 +239,18 @@ pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
 /// saved is active, earlier ones kept and restorable, listed newest first.
 pub async fn template_store_suite(store: &dyn TemplateStore) {
     let t0 = epoch();
-    let v1 = TemplateSource::new("Reset {{ site_name }}", "One\n{{ link }}\n", "<a href=\"{{ link }}\">1</a>");
+    let v1 = TemplateSource::new(
+        "Reset {{ site_name }}",
+        "One\n{{ link }}\n",
+        "<a href=\"{{ link }}\">1</a>",
+    );
     let v2 = TemplateSource::new("Reset", "Two\n{{ link }}\n", "<a href=\"{{ link }}\">2 ünï</a>");
     assert!(store.active().await.expect("templates.active").is_empty());
     assert_eq!(
-        store.save("en", EmailKind::Reset, &v1, "op-a", t0).await.expect("templates.save"),
+        store
+            .save("en", EmailKind::Reset, &v1, "op-a", t0)
+            .await
+            .expect("templates.save"),
         1
     );
     assert_eq!(
@@ -239,16 +268,32 @@ pub async fn template_store_suite(store: &dyn TemplateStore) {
         1,
         "versions count per (locale, email)"
     );
-    let versions = store.versions("en", EmailKind::Reset).await.expect("templates.versions");
+    let versions = store
+        .versions("en", EmailKind::Reset)
+        .await
+        .expect("templates.versions");
     assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 1]);
-    assert!(versions[0].active && !versions[1].active, "the newest save is active");
+    assert!(
+        versions[0].active && !versions[1].active,
+        "the newest save is active"
+    );
     assert_eq!(versions[0].source, v2);
     assert_eq!(versions[0].saved_by, "op-b");
     assert_eq!(versions[0].saved_at, t0 + Duration::from_secs(1));
     assert_eq!(versions[1].source, v1, "earlier versions are kept");
 
-    assert!(store.activate("en", EmailKind::Reset, 1).await.expect("templates.activate"));
-    assert!(!store.activate("en", EmailKind::Reset, 9).await.expect("templates.activate"));
+    assert!(
+        store
+            .activate("en", EmailKind::Reset, 1)
+            .await
+            .expect("templates.activate")
+    );
+    assert!(
+        !store
+            .activate("en", EmailKind::Reset, 9)
+            .await
+            .expect("templates.activate")
+    );
     assert!(
         !store
             .activate("de", EmailKind::Reset, 1)
@@ -259,7 +304,11 @@ pub async fn template_store_suite(store: &dyn TemplateStore) {
     active.sort_by(|a, b| a.locale.cmp(&b.locale));
     assert_eq!(active.len(), 2);
     assert_eq!(active[0].locale, "en");
-    assert_eq!((active[0].version, &active[0].source), (1, &v1), "restored version 1");
+    assert_eq!(
+        (active[0].version, &active[0].source),
+        (1, &v1),
+        "restored version 1"
+    );
     assert_eq!(active[1].locale, "fr", "locales are stored lower case");
     assert_eq!(active[1].kind, EmailKind::PasswordChanged);
     assert_eq!(

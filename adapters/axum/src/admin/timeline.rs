@@ -98,11 +98,9 @@ pub(crate) fn describe(kind: &EventKind) -> Row {
             ),
             "",
         ),
-        EventKind::RequestIgnored { reason, .. } => row(
-            "ignored",
-            format!("no email: {}", ignore_text(*reason)),
-            "warn",
-        ),
+        EventKind::RequestIgnored { reason, .. } => {
+            row("ignored", format!("no email: {}", ignore_text(*reason)), "warn")
+        }
         EventKind::RateLimited { scope, client } => {
             let which = match scope {
                 RateScope::Client => format!(
@@ -113,11 +111,9 @@ pub(crate) fn describe(kind: &EventKind) -> Row {
             };
             row("rate limited", format!("no email: {which} was reached"), "warn")
         }
-        EventKind::TokenIssued { expires_at } => row(
-            "link issued",
-            format!("valid until {} UTC", utc(*expires_at)),
-            "",
-        ),
+        EventKind::TokenIssued { expires_at } => {
+            row("link issued", format!("valid until {} UTC", utc(*expires_at)), "")
+        }
         EventKind::EmailQueued {
             message_id,
             email,
@@ -126,15 +122,9 @@ pub(crate) fn describe(kind: &EventKind) -> Row {
             sender_strategy,
             sender_fallbacks,
         } => {
-            let mut detail = format!(
-                "From {from}: {}",
-                strategy_text(sender_strategy)
-            );
+            let mut detail = format!("From {from}: {}", strategy_text(sender_strategy));
             if !sender_fallbacks.is_empty() {
-                detail.push_str(&format!(
-                    ", as a fallback after: {}",
-                    sender_fallbacks.join("; ")
-                ));
+                detail.push_str(&format!(", as a fallback after: {}", sender_fallbacks.join("; ")));
             }
             detail.push_str(&format!(". {} email to {to}, {message_id}", email.as_str()));
             let tone = if sender_fallbacks.is_empty() { "" } else { "warn" };
@@ -188,12 +178,13 @@ pub(crate) fn describe(kind: &EventKind) -> Row {
             };
             row(label, format!("{count} link(s): {}", revoke_text(*reason)), "")
         }
-        EventKind::SessionRevocationFailed { reason } => {
-            row("sessions not revoked", reason.clone(), "bad")
-        }
+        EventKind::SessionRevocationFailed { reason } => row("sessions not revoked", reason.clone(), "bad"),
         EventKind::RevokedDuringReset { reason } => row(
             "revoked during reset",
-            format!("the link was revoked while the password was being stored: {}", revoke_text(*reason)),
+            format!(
+                "the link was revoked while the password was being stored: {}",
+                revoke_text(*reason)
+            ),
             "warn",
         ),
         EventKind::EmailDropped { message_id, reason } => row(
@@ -230,6 +221,9 @@ mod tests {
             utc(UNIX_EPOCH + Duration::from_secs(1_796_089_253)),
             "2026-12-01 01:40:53"
         );
-        assert_eq!(utc(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29 00:00:00");
+        assert_eq!(
+            utc(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00:00"
+        );
     }
 }

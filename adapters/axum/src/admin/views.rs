@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Extension;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use minijinja::{Environment, Value, context};
-use resetkit::flow::ReissueOutcome;
 use resetkit::account::{Account, AccountId};
+use resetkit::flow::ReissueOutcome;
 use resetkit::mail::EmailKind;
 use resetkit::store::{EventCursor, OutboxMessage, OutboxState, OutboxStatus};
 use resetkit::template::{TemplateSource, Templates};
@@ -98,10 +98,7 @@ fn render(console: &Console, headers: &HeaderMap, operator: &Operator, out: Page
         csrf_token => csrf_token,
         ..out.ctx
     };
-    let html = console
-        .env
-        .get_template(out.name)
-        .and_then(|t| t.render(ctx));
+    let html = console.env.get_template(out.name).and_then(|t| t.render(ctx));
     let mut response = match html {
         Ok(html) => (out.status, Html(html)).into_response(),
         Err(error) => {
@@ -119,7 +116,13 @@ fn render(console: &Console, headers: &HeaderMap, operator: &Operator, out: Page
     response
 }
 
-fn error(console: &Console, headers: &HeaderMap, operator: &Operator, status: StatusCode, message: &str) -> Response {
+fn error(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    status: StatusCode,
+    message: &str,
+) -> Response {
     render(
         console,
         headers,
@@ -229,7 +232,13 @@ pub(super) async fn not_found(
     Extension(operator): Extension<Operator>,
     headers: HeaderMap,
 ) -> Response {
-    error(&console, &headers, &operator, StatusCode::NOT_FOUND, "There is no such page.")
+    error(
+        &console,
+        &headers,
+        &operator,
+        StatusCode::NOT_FOUND,
+        "There is no such page.",
+    )
 }
 
 /// `GET /?q=`: find accounts by email (all sharing it) or username.
@@ -278,19 +287,39 @@ pub(super) async fn account(
 ) -> Response {
     let params = query(raw.as_deref());
     let Some(id) = params.get("id").filter(|id| !id.is_empty()) else {
-        return error(&console, &headers, &operator, StatusCode::BAD_REQUEST, "Which account? The `id` parameter is missing.");
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::BAD_REQUEST,
+            "Which account? The `id` parameter is missing.",
+        );
     };
     let before = match params.get("before").map(str::parse::<u64>) {
         None => None,
         Some(Ok(n)) => Some(EventCursor(n)),
         Some(Err(_)) => {
-            return error(&console, &headers, &operator, StatusCode::BAD_REQUEST, "`before` must be a whole number (from an \"Older events\" link).");
+            return error(
+                &console,
+                &headers,
+                &operator,
+                StatusCode::BAD_REQUEST,
+                "`before` must be a whole number (from an \"Older events\" link).",
+            );
         }
     };
     let id = AccountId(id.to_owned());
     let account = match console.service.account(&id).await {
         Ok(Some(a)) => a,
-        Ok(None) => return error(&console, &headers, &operator, StatusCode::NOT_FOUND, "No account has this id."),
+        Ok(None) => {
+            return error(
+                &console,
+                &headers,
+                &operator,
+                StatusCode::NOT_FOUND,
+                "No account has this id.",
+            );
+        }
         Err(e) => return unavailable(&console, &headers, &operator, "Reading the account", &e),
     };
     let page = match console
@@ -311,8 +340,12 @@ pub(super) async fn account(
         })
         .collect();
     let notice = match params.get("done") {
-        Some("reissued") => Some("A fresh link was issued and its email queued; its delivery shows here.".to_owned()),
-        Some("ineligible") => Some("No link was sent: the account is disabled or its email is not confirmed.".to_owned()),
+        Some("reissued") => {
+            Some("A fresh link was issued and its email queued; its delivery shows here.".to_owned())
+        }
+        Some("ineligible") => {
+            Some("No link was sent: the account is disabled or its email is not confirmed.".to_owned())
+        }
         _ => None,
     };
     render(
@@ -349,11 +382,20 @@ pub(super) async fn reissue(
         Err(r) => return *r,
     };
     match console.service.reissue_link(&id, &operator.0, None).await {
-        Ok(ReissueOutcome::Sent) => see_other(&console, &format!("/account?id={}&done=reissued", encode(&id.0))),
-        Ok(_) => see_other(&console, &format!("/account?id={}&done=ineligible", encode(&id.0))),
-        Err(resetkit::error::StoreError::NotFound { .. }) => {
-            error(&console, &headers, &operator, StatusCode::NOT_FOUND, "No account has this id.")
+        Ok(ReissueOutcome::Sent) => {
+            see_other(&console, &format!("/account?id={}&done=reissued", encode(&id.0)))
         }
+        Ok(_) => see_other(
+            &console,
+            &format!("/account?id={}&done=ineligible", encode(&id.0)),
+        ),
+        Err(resetkit::error::StoreError::NotFound { .. }) => error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "No account has this id.",
+        ),
         Err(e) => unavailable(&console, &headers, &operator, "Sending a fresh link", &e),
     }
 }
@@ -403,7 +445,13 @@ pub(super) async fn queue(
         Some(text) => match OutboxState::parse(text) {
             Some(s) => s,
             None => {
-                return error(&console, &headers, &operator, StatusCode::BAD_REQUEST, "`state` must be waiting, failed or dropped.");
+                return error(
+                    &console,
+                    &headers,
+                    &operator,
+                    StatusCode::BAD_REQUEST,
+                    "`state` must be waiting, failed or dropped.",
+                );
             }
         },
     };
@@ -423,8 +471,12 @@ pub(super) async fn queue(
         },
     };
     let notice = match params.get("done") {
-        Some("retried") => Some("A fresh link was issued in place of the failed email; the new email is queued.".to_owned()),
-        Some("ineligible") => Some("No link was sent: the account is disabled or its email is not confirmed.".to_owned()),
+        Some("retried") => {
+            Some("A fresh link was issued in place of the failed email; the new email is queued.".to_owned())
+        }
+        Some("ineligible") => {
+            Some("No link was sent: the account is disabled or its email is not confirmed.".to_owned())
+        }
         _ => None,
     };
     render(
@@ -458,18 +510,44 @@ pub(super) async fn retry(
         Err(r) => return *r,
     };
     let Some(outbox) = console.service.outbox() else {
-        return error(&console, &headers, &operator, StatusCode::NOT_FOUND, "This service has no delivery queue.");
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "This service has no delivery queue.",
+        );
     };
     let message = match outbox.message(&message_id).await {
         Ok(Some(m)) => m,
-        Ok(None) => return error(&console, &headers, &operator, StatusCode::NOT_FOUND, "No queued email has this Message-ID."),
+        Ok(None) => {
+            return error(
+                &console,
+                &headers,
+                &operator,
+                StatusCode::NOT_FOUND,
+                "No queued email has this Message-ID.",
+            );
+        }
         Err(e) => return unavailable(&console, &headers, &operator, "Reading the message", &e),
     };
     let (OutboxStatus::Failed { .. }, Some(account)) = (&message.status, &message.account) else {
-        return error(&console, &headers, &operator, StatusCode::CONFLICT, "Only a failed email of an account can be retried (this one is not failed, or belongs to no account).");
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::CONFLICT,
+            "Only a failed email of an account can be retried (this one is not failed, or belongs to no account).",
+        );
     };
     if !retryable(message.kind) {
-        return error(&console, &headers, &operator, StatusCode::CONFLICT, "Only reset emails are retried with a fresh link.");
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::CONFLICT,
+            "Only reset emails are retried with a fresh link.",
+        );
     }
     match console
         .service
@@ -528,7 +606,13 @@ pub(super) async fn senders_check(
         return *r;
     }
     let Some(probe) = console.probe.clone() else {
-        return error(&console, &headers, &operator, StatusCode::NOT_FOUND, "No sender probe is configured.");
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "No sender probe is configured.",
+        );
     };
     let mut reports = Vec::new();
     for sender in console.service.candidate_senders() {
@@ -625,9 +709,20 @@ struct EditView<'a> {
     status: StatusCode,
 }
 
-async fn edit_page(console: &Console, headers: &HeaderMap, operator: &Operator, view: EditView<'_>) -> Response {
+async fn edit_page(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    view: EditView<'_>,
+) -> Response {
     let Some(set) = view.templates.locale(view.locale) else {
-        return error(console, headers, operator, StatusCode::NOT_FOUND, "No templates for this locale.");
+        return error(
+            console,
+            headers,
+            operator,
+            StatusCode::NOT_FOUND,
+            "No templates for this locale.",
+        );
     };
     let source = set.get(view.kind).clone();
     let lint = console.service.check_templates(view.templates).0;
@@ -689,12 +784,22 @@ pub(super) async fn template_edit(
 ) -> Response {
     let params = query(raw.as_deref());
     let (Some(locale), Some(kind)) = (params.get("locale"), parse_kind(params.get("kind"))) else {
-        return error(&console, &headers, &operator, StatusCode::BAD_REQUEST, "Name a `locale` and a `kind` (reset, reset_combined, username_required, password_changed).");
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::BAD_REQUEST,
+            "Name a `locale` and a `kind` (reset, reset_combined, username_required, password_changed).",
+        );
     };
     let notice = params
         .get("saved")
         .map(|v| format!("Saved as version {v}; the next emails use it."))
-        .or_else(|| params.get("restored").map(|v| format!("Version {v} restored; the next emails use it.")));
+        .or_else(|| {
+            params
+                .get("restored")
+                .map(|v| format!("Version {v} restored; the next emails use it."))
+        });
     let templates = console.service.templates();
     let view = EditView {
         templates: &templates,
@@ -707,22 +812,43 @@ pub(super) async fn template_edit(
     edit_page(&console, &headers, &operator, view).await
 }
 
+/// A template POST's locale and email, and the store to write to.
+type Target<'f> = (&'f str, EmailKind, Arc<dyn resetkit::template::TemplateStore>);
+
 /// The locale and kind of a template POST, and the store.
 fn template_target<'f>(
     console: &Console,
     headers: &HeaderMap,
     operator: &Operator,
     form: &'f Form,
-) -> Result<(&'f str, EmailKind, Arc<dyn resetkit::template::TemplateStore>), Box<Response>> {
+) -> Result<Target<'f>, Box<Response>> {
     let Some(store) = console.template_store.clone() else {
-        return Err(Box::new(error(console, headers, operator, StatusCode::NOT_FOUND, "Template editing is not enabled (no template store).")));
+        return Err(Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::NOT_FOUND,
+            "Template editing is not enabled (no template store).",
+        )));
     };
     let locale = field(console, headers, operator, form, "locale")?;
     let kind = parse_kind(form.get("kind")).ok_or_else(|| {
-        Box::new(error(console, headers, operator, StatusCode::BAD_REQUEST, "`kind` must be reset, reset_combined, username_required or password_changed."))
+        Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::BAD_REQUEST,
+            "`kind` must be reset, reset_combined, username_required or password_changed.",
+        ))
     })?;
     if console.service.templates().locale(locale).is_none() {
-        return Err(Box::new(error(console, headers, operator, StatusCode::NOT_FOUND, "No templates for this locale.")));
+        return Err(Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::NOT_FOUND,
+            "No templates for this locale.",
+        )));
     }
     Ok((locale, kind, store))
 }
@@ -746,7 +872,13 @@ pub(super) async fn template_save(
     for name in ["subject", "text", "html"] {
         match field(&console, &headers, &operator, &form, name) {
             Ok(value) if value.len() > MAX_TEMPLATE_PART => {
-                return error(&console, &headers, &operator, StatusCode::PAYLOAD_TOO_LARGE, &format!("The {name} is longer than {MAX_TEMPLATE_PART} bytes."));
+                return error(
+                    &console,
+                    &headers,
+                    &operator,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("The {name} is longer than {MAX_TEMPLATE_PART} bytes."),
+                );
             }
             // Browsers send CRLF line ends from a textarea.
             Ok(value) => parts.push(value.replace("\r\n", "\n")),
@@ -775,9 +907,22 @@ pub(super) async fn template_save(
         Err(e) => return unavailable(&console, &headers, &operator, "Saving the template", &e),
     };
     if let Err(e) = console.service.replace_templates(edited) {
-        return error(&console, &headers, &operator, StatusCode::CONFLICT, &e.to_string());
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::CONFLICT,
+            &e.to_string(),
+        );
     }
-    see_other(&console, &format!("/templates/edit?locale={}&kind={}&saved={version}", encode(locale), kind.as_str()))
+    see_other(
+        &console,
+        &format!(
+            "/templates/edit?locale={}&kind={}&saved={version}",
+            encode(locale),
+            kind.as_str()
+        ),
+    )
 }
 
 /// `POST /templates/restore` (`version`): lint, then make it active.
@@ -796,14 +941,34 @@ pub(super) async fn template_restore(
         Err(r) => return *r,
     };
     let Some(version) = form.get("version").and_then(|v| v.parse::<u32>().ok()) else {
-        return error(&console, &headers, &operator, StatusCode::BAD_REQUEST, "`version` must be a version number.");
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::BAD_REQUEST,
+            "`version` must be a version number.",
+        );
     };
     let found = match store.versions(locale, kind).await {
         Ok(list) => list.into_iter().find(|v| v.version == version),
-        Err(e) => return unavailable(&console, &headers, &operator, "Reading the template's versions", &e),
+        Err(e) => {
+            return unavailable(
+                &console,
+                &headers,
+                &operator,
+                "Reading the template's versions",
+                &e,
+            );
+        }
     };
     let Some(found) = found else {
-        return error(&console, &headers, &operator, StatusCode::NOT_FOUND, "No such version.");
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "No such version.",
+        );
     };
     let mut edited = console.service.templates();
     edited.locale_mut(locale).set(kind, found.source);
@@ -820,13 +985,34 @@ pub(super) async fn template_restore(
     }
     match store.activate(locale, kind, version).await {
         Ok(true) => {}
-        Ok(false) => return error(&console, &headers, &operator, StatusCode::NOT_FOUND, "No such version."),
+        Ok(false) => {
+            return error(
+                &console,
+                &headers,
+                &operator,
+                StatusCode::NOT_FOUND,
+                "No such version.",
+            );
+        }
         Err(e) => return unavailable(&console, &headers, &operator, "Restoring the template", &e),
     }
     if let Err(e) = console.service.replace_templates(edited) {
-        return error(&console, &headers, &operator, StatusCode::CONFLICT, &e.to_string());
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::CONFLICT,
+            &e.to_string(),
+        );
     }
-    see_other(&console, &format!("/templates/edit?locale={}&kind={}&restored={version}", encode(locale), kind.as_str()))
+    see_other(
+        &console,
+        &format!(
+            "/templates/edit?locale={}&kind={}&restored={version}",
+            encode(locale),
+            kind.as_str()
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -112,7 +112,13 @@ pub(super) async fn faults_submit(state: State, headers: HeaderMap, body: Bytes)
     }
     let (rule, text) = match action {
         "refuse_sender" => (
-            FaultRule::reply(Stage::MailFrom, 550, Some("5.7.1"), "sender not authorised to send").sender(&address),
+            FaultRule::reply(
+                Stage::MailFrom,
+                550,
+                Some("5.7.1"),
+                "sender not authorised to send",
+            )
+            .sender(&address),
             format!("MAIL FROM <{address}> is refused with 550 5.7.1"),
         ),
         "refuse_recipient" => (
@@ -122,7 +128,10 @@ pub(super) async fn faults_submit(state: State, headers: HeaderMap, body: Bytes)
         _ => {
             return page(
                 StatusCode::BAD_REQUEST,
-                html::error("Request refused", "`action` must be refuse_sender, refuse_recipient or clear."),
+                html::error(
+                    "Request refused",
+                    "`action` must be refuse_sender, refuse_recipient or clear.",
+                ),
             );
         }
     };

@@ -225,7 +225,6 @@ pub async fn start_driver() -> Driver {
     }
 }
 
-
 impl Session {
     /// Empties a text field.
     pub async fn clear(&self, css: &str) {
@@ -250,7 +249,10 @@ impl Session {
             if source.contains(text) {
                 return source;
             }
-            assert!(Instant::now() < deadline, "`{text}` did not appear; page:\n{source}");
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` did not appear; page:\n{source}"
+            );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
@@ -262,7 +264,13 @@ impl Session {
 }
 
 /// A Chromium session through `driver` with a window of `width`×`height`.
-pub async fn open_session(driver: &Driver, profile: &Path, shots: PathBuf, width: u32, height: u32) -> Session {
+pub async fn open_session(
+    driver: &Driver,
+    profile: &Path,
+    shots: PathBuf,
+    width: u32,
+    height: u32,
+) -> Session {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
