@@ -102,6 +102,8 @@ async fn an_operator_follows_a_reset_a_refused_sender_the_sender_check_and_a_ref
     let account_url = format!("{site}/admin/account?id={user}");
     b.goto(&account_url).await;
     b.click("form[action=\"/admin/account/reissue\"] button").await;
+    // The POST's answer first (navigating away could cancel it).
+    b.wait_for_text(None, "A fresh link was issued", wait).await;
     let refused = b
         .wait_for_text(Some(&account_url), "as a fallback after", wait)
         .await;

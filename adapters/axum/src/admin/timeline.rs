@@ -156,7 +156,7 @@ pub(crate) fn describe(kind: &EventKind) -> Row {
             let next = if *will_retry {
                 "a retry is scheduled"
             } else if *permanent {
-                "permanent: not retried"
+                "permanent: this message is not retried as is"
             } else {
                 "not retried"
             };
