@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
+use resetkit::store::EventLog as _;
 use resetkit_harness::conformance;
 
 #[tokio::test]
@@ -71,4 +72,32 @@ async fn item2_in_memory_directory_matches_the_unicode_vectors() {
         dir.insert(account);
     }
     conformance::unicode_matching_suite(&dir).await;
+}
+
+/// A log that implements only the required methods: the trait's default
+/// `account_page` (built on `for_account`) passes the paging suite too.
+#[derive(Default)]
+struct RequiredMethodsOnly(InMemoryEventLog);
+
+#[resetkit::async_trait]
+impl resetkit::store::EventLog for RequiredMethodsOnly {
+    async fn record(&self, event: resetkit::event::Event) -> Result<(), resetkit::error::StoreError> {
+        self.0.record(event).await
+    }
+
+    async fn for_account(
+        &self,
+        account: &resetkit::account::AccountId,
+    ) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
+        self.0.for_account(account).await
+    }
+
+    async fn recent(&self, limit: usize) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
+        self.0.recent(limit).await
+    }
+}
+
+#[tokio::test]
+async fn the_default_account_page_pages_newest_first() {
+    conformance::event_log_paging_suite(&RequiredMethodsOnly::default()).await;
 }
