@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
-use resetkit::store::EventLog as _;
 use resetkit_harness::conformance;
 
 #[tokio::test]
