@@ -24,7 +24,7 @@ use crate::account::AccountId;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
-use crate::mail::{DeliveryError, MailContent, Mailbox, Mailer, OutgoingEmail, SentReceipt};
+use crate::mail::{DeliveryError, MailContent, Mailbox, Mailer, OutgoingEmail, SentReceipt, SmtpReply};
 use crate::sender::SenderResolver;
 use crate::store::TokenStore;
 use crate::store::{EventLog, Outbox, OutboxEntry};
@@ -131,6 +131,37 @@ fn failed_event(
     )
 }
 
+/// What the server answered to one attempt, as an event (when the mailer
+/// reports a reply).
+fn reply_event(
+    now: SystemTime,
+    account: Option<AccountId>,
+    email: &OutgoingEmail,
+    result: &Result<SentReceipt, DeliveryError>,
+) -> Option<Event> {
+    let (accepted, reply) = match result {
+        Ok(receipt) => (
+            true,
+            receipt.server_reply.as_deref().and_then(SmtpReply::parse_line)?,
+        ),
+        Err(error) => (false, error.reply()?.clone()),
+    };
+    Some(Event::new(
+        now,
+        account,
+        EventKind::ServerReplied {
+            message_id: email.message_id.clone(),
+            accepted,
+            reply,
+        },
+    ))
+}
+
+/// The attempt's outcome event, preceded by the server's reply when known.
+fn with_reply(reply: Option<Event>, outcome: Event) -> Vec<Event> {
+    reply.into_iter().chain(std::iter::once(outcome)).collect()
+}
+
 /// Hands emails to delivery according to the mode.
 #[derive(Clone)]
 pub(crate) struct Dispatcher {
@@ -166,7 +197,9 @@ impl Dispatcher {
                 Ok(None)
             }
             _ => {
-                let (event, failure) = match self.mailer.send(&email).await {
+                let result = self.mailer.send(&email).await;
+                let reply = reply_event(self.clock.now(), account.clone(), &email, &result);
+                let (event, failure) = match result {
                     Ok(_) => (sent_event(self.clock.now(), account, &email), None),
                     Err(error) => {
                         tracing::warn!(message_id = %email.message_id, %error, "reset email not delivered");
@@ -174,7 +207,7 @@ impl Dispatcher {
                         (event, Some(error))
                     }
                 };
-                self.events.record(event).await?;
+                self.events.record_all(with_reply(reply, event)).await?;
                 Ok(failure)
             }
         }
@@ -356,15 +389,9 @@ impl DeliveryWorker {
                 }
             };
             if let Err(error) = &result {
-                self.events
-                    .record(failed_event(
-                        self.clock.now(),
-                        Some(id.clone()),
-                        &email,
-                        error,
-                        false,
-                    ))
-                    .await?;
+                let reply = reply_event(self.clock.now(), Some(id.clone()), &email, &result);
+                let failed = failed_event(self.clock.now(), Some(id.clone()), &email, error, false);
+                self.events.record_all(with_reply(reply, failed)).await?;
             }
             let message_id =
                 new_message_id(choice.from.domain()).unwrap_or_else(|_| email.message_id.clone());
@@ -444,14 +471,14 @@ impl DeliveryWorker {
             }
             let (sent, result) = self.send(&entry.email, entry.account.as_ref()).await?;
             let email = &entry.email;
+            let reply = reply_event(self.clock.now(), entry.account.clone(), &sent, &result);
             match result {
                 Ok(_) => {
                     self.outbox
                         .mark_sent(&email.message_id, entry.attempts, self.clock.now())
                         .await?;
-                    self.events
-                        .record(sent_event(self.clock.now(), entry.account.clone(), &sent))
-                        .await?;
+                    let event = sent_event(self.clock.now(), entry.account.clone(), &sent);
+                    self.events.record_all(with_reply(reply, event)).await?;
                     report.sent += 1;
                 }
                 Err(error) => {
@@ -466,15 +493,14 @@ impl DeliveryWorker {
                     self.outbox
                         .mark_failed(&email.message_id, entry.attempts, &error, retry_at)
                         .await?;
-                    self.events
-                        .record(failed_event(
-                            self.clock.now(),
-                            entry.account.clone(),
-                            &sent,
-                            &error,
-                            retry_at.is_some(),
-                        ))
-                        .await?;
+                    let event = failed_event(
+                        self.clock.now(),
+                        entry.account.clone(),
+                        &sent,
+                        &error,
+                        retry_at.is_some(),
+                    );
+                    self.events.record_all(with_reply(reply, event)).await?;
                     if retry_at.is_some() {
                         report.retried += 1;
                     } else {

@@ -129,6 +129,13 @@ pub enum StoreError {
         /// Its capacity.
         capacity: usize,
     },
+    /// This store does not implement the operation (an optional read or
+    /// operator method its author has not provided).
+    #[error("store operation `{operation}` is not supported by this store")]
+    Unsupported {
+        /// The store operation.
+        operation: &'static str,
+    },
 }
 
 impl StoreError {
@@ -146,7 +153,8 @@ impl StoreError {
             StoreError::Unavailable { operation, .. }
             | StoreError::Corrupt { operation, .. }
             | StoreError::NotFound { operation, .. }
-            | StoreError::Full { operation, .. } => operation,
+            | StoreError::Full { operation, .. }
+            | StoreError::Unsupported { operation } => operation,
         }
     }
 

@@ -13,7 +13,7 @@
 use std::time::SystemTime;
 
 use crate::account::AccountId;
-use crate::mail::EmailKind;
+use crate::mail::{EmailKind, SmtpReply};
 use crate::token::{RejectReason, RevokeReason};
 
 /// One recorded event.
@@ -182,6 +182,30 @@ pub enum EventKind {
         /// Why the link is dead.
         reason: RejectReason,
     },
+    /// A reset link was opened (its page was loaded: by the user, or by a
+    /// mail scanner fetching links). Read-only: the link still works.
+    LinkOpened {
+        /// When the link stops working.
+        expires_at: SystemTime,
+    },
+    /// What the mail server answered to one delivery attempt (the final
+    /// reply on acceptance, the refusing stage's reply on failure).
+    ServerReplied {
+        /// Message-ID.
+        message_id: String,
+        /// Whether the server accepted the message.
+        accepted: bool,
+        /// The server's reply.
+        reply: SmtpReply,
+    },
+    /// An operator sent the account a fresh link in place of an email that
+    /// was not delivered (the new link supersedes the old one).
+    LinkReissued {
+        /// The Message-ID of the email given up on, when there was one.
+        replaces: Option<String>,
+        /// Who did it, as the host's guard named them.
+        operator: String,
+    },
 }
 
 impl EventKind {
@@ -203,6 +227,9 @@ impl EventKind {
             EventKind::SessionRevocationFailed { .. } => "session_revocation_failed",
             EventKind::EmailDropped { .. } => "email_dropped",
             EventKind::RevokedDuringReset { .. } => "revoked_during_reset",
+            EventKind::LinkOpened { .. } => "link_opened",
+            EventKind::ServerReplied { .. } => "server_replied",
+            EventKind::LinkReissued { .. } => "link_reissued",
         }
     }
 }

@@ -259,6 +259,32 @@ impl SmtpReply {
             text: text.into(),
         }
     }
+
+    /// Parses a reply line such as `250 2.0.0 Ok: queued as 12345` (the
+    /// form [`SentReceipt::server_reply`] carries); `None` when it does not
+    /// start with a three-digit code.
+    pub fn parse_line(line: &str) -> Option<SmtpReply> {
+        let line = line.trim();
+        let code_text = line.get(..3)?;
+        if !code_text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let code: u16 = code_text.parse().ok()?;
+        let rest = line[3..].trim_start_matches(['-', ' ']);
+        let (first, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        let is_enhanced = {
+            let parts: Vec<&str> = first.split('.').collect();
+            parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        Some(if is_enhanced {
+            SmtpReply::new(code, Some(first), tail.trim())
+        } else {
+            SmtpReply::new(code, None, rest.trim())
+        })
+    }
 }
 
 impl fmt::Display for SmtpReply {
@@ -388,6 +414,50 @@ pub trait Mailer: Send + Sync {
     }
 }
 
+/// One step of a sender probe (`connect`, `starttls`, `auth`, `mail_from`,
+/// `rcpt_to`, `rset`, `quit`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeStep {
+    /// The step.
+    pub name: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The server's reply, when the step had one.
+    pub reply: Option<SmtpReply>,
+    /// What happened, in words (never a credential).
+    pub detail: String,
+}
+
+/// What a [`SenderProbe`] found for one sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// The sender checked.
+    pub sender: String,
+    /// The address used for `RCPT TO`.
+    pub probe_recipient: String,
+    /// The steps run, in order.
+    pub steps: Vec<ProbeStep>,
+    /// The classified failure, if a step before the reset failed.
+    pub error: Option<DeliveryError>,
+}
+
+impl ProbeReport {
+    /// Whether the sender (and the probe recipient) were accepted.
+    pub fn passed(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Checks a sender against the mail server step by step without
+/// delivering anything (SMTP: up to `RCPT TO`, then `RSET`). The operator
+/// console's sender check runs it for every sender the resolver could pick;
+/// `resetkit-smtp` implements it for its mailer.
+#[async_trait]
+pub trait SenderProbe: Send + Sync {
+    /// Probes `from`.
+    async fn probe(&self, from: &Mailbox) -> ProbeReport;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,5 +490,19 @@ mod tests {
         assert!(e.is_transient() && !e.is_permanent());
         assert_eq!(e.reply().map(|r| r.code), Some(451));
         assert!(e.to_string().contains("451 4.7.1 try later"));
+    }
+
+    #[test]
+    fn reply_lines_parse_with_and_without_enhanced_codes() {
+        assert_eq!(
+            SmtpReply::parse_line("250 2.0.0 Ok: queued as 1"),
+            Some(SmtpReply::new(250, Some("2.0.0"), "Ok: queued as 1"))
+        );
+        assert_eq!(
+            SmtpReply::parse_line("250 OK"),
+            Some(SmtpReply::new(250, None, "OK"))
+        );
+        assert_eq!(SmtpReply::parse_line("hello"), None);
+        assert_eq!(SmtpReply::parse_line("2é"), None);
     }
 }

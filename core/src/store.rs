@@ -247,6 +247,63 @@ pub trait EventLog: Send + Sync {
         let _ = (before, batch);
         Ok(0)
     }
+
+    /// One page of an account's trail, **newest first**: at most `limit`
+    /// events older than `before` (the newest when `None`). Pass the page's
+    /// [`EventPage::next`] as `before` to read the next (older) page. For
+    /// the operator console's timeline: a database log answers it from an
+    /// index on (account, id) without reading the account's whole trail.
+    ///
+    /// The default reads [`for_account`](Self::for_account) and numbers the
+    /// account's events 1, 2, ... oldest first.
+    async fn account_page(
+        &self,
+        account: &AccountId,
+        before: Option<EventCursor>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let all = self.for_account(account).await?;
+        let numbered = all.into_iter().enumerate().map(|(i, e)| {
+            (
+                EventCursor(u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1)),
+                e,
+            )
+        });
+        Ok(EventPage::newest_first(numbered, before, limit))
+    }
+}
+
+/// A position in an account's event trail (a store-assigned, increasing
+/// number), for paging with [`EventLog::account_page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventCursor(pub u64);
+
+/// One page of an account's events, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventPage {
+    /// The events, each with its position, newest first.
+    pub events: Vec<(EventCursor, Event)>,
+    /// Where the next (older) page starts, when there are older events.
+    pub next: Option<EventCursor>,
+}
+
+impl EventPage {
+    /// The page of `events` (numbered, oldest first) older than `before`,
+    /// newest first, at most `limit` long (at least 1).
+    pub fn newest_first(
+        events: impl DoubleEndedIterator<Item = (EventCursor, Event)>,
+        before: Option<EventCursor>,
+        limit: usize,
+    ) -> EventPage {
+        let limit = limit.max(1);
+        let mut older = events.rev().filter(|(c, _)| before.is_none_or(|b| *c < b));
+        let page: Vec<(EventCursor, Event)> = older.by_ref().take(limit).collect();
+        let next = match (older.next(), page.last()) {
+            (Some(_), Some((last, _))) => Some(*last),
+            _ => None,
+        };
+        EventPage { events: page, next }
+    }
 }
 
 /// A message waiting in the outbox.
@@ -353,6 +410,41 @@ pub trait Outbox: Send + Sync {
         let _ = (before, batch);
         Ok(0)
     }
+
+    /// Messages in `state`, for the operator console's delivery queue:
+    /// waiting ones soonest attempt first, failed and dropped ones most
+    /// recent first; at most `limit`. Never returns the bodies (they
+    /// carry live links). The default says the store does not support it.
+    async fn list_by_state(
+        &self,
+        state: OutboxState,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let _ = (state, limit);
+        Err(StoreError::Unsupported {
+            operation: "outbox.list_by_state",
+        })
+    }
+
+    /// One message's listing (as [`list_by_state`](Self::list_by_state)
+    /// shows it), or `None`.
+    async fn message(&self, message_id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+        let _ = message_id;
+        Err(StoreError::Unsupported {
+            operation: "outbox.message",
+        })
+    }
+
+    /// Retires a **failed** message after an operator sent a fresh link in
+    /// its place: it becomes [`OutboxStatus::Dropped`] with `reason`, and
+    /// stops being listed as failed. Returns whether it was failed (a
+    /// message in any other state is left alone).
+    async fn retire_failed(&self, message_id: &str, reason: &str) -> Result<bool, StoreError> {
+        let _ = (message_id, reason);
+        Err(StoreError::Unsupported {
+            operation: "outbox.retire_failed",
+        })
+    }
 }
 
 /// A password-reset request accepted by
@@ -429,4 +521,61 @@ pub trait RequestInbox: Send + Sync {
     async fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len().await? == 0)
     }
+}
+
+/// Which messages [`Outbox::list_by_state`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutboxState {
+    /// Pending (new or retrying) or claimed by a worker.
+    Waiting,
+    /// Given up.
+    Failed,
+    /// Not sent because their links died (or retired by an operator).
+    Dropped,
+}
+
+impl OutboxState {
+    /// Stable text form (`waiting`, `failed`, `dropped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Waiting => "waiting",
+            OutboxState::Failed => "failed",
+            OutboxState::Dropped => "dropped",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "waiting" => OutboxState::Waiting,
+            "failed" => OutboxState::Failed,
+            "dropped" => OutboxState::Dropped,
+            _ => return None,
+        })
+    }
+}
+
+/// An outbox message as the operator sees it: envelope, state and the last
+/// error, never the bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Message-ID.
+    pub message_id: String,
+    /// The account it concerns.
+    pub account: Option<AccountId>,
+    /// What kind of email.
+    pub kind: crate::mail::EmailKind,
+    /// From address.
+    pub from: String,
+    /// To address.
+    pub to: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due (meaningful while waiting).
+    pub next_attempt_at: SystemTime,
+    /// Where it stands.
+    pub status: OutboxStatus,
+    /// The last delivery error (with the server's reply), if any.
+    pub last_error: Option<String>,
 }

@@ -31,9 +31,11 @@ use crate::link::LinkBuilder;
 use crate::mail::{EmailKind, MailContent};
 
 mod lint;
+mod store;
 
 use lint::LintSamples;
 pub use lint::sample_usernames;
+pub use store::{InMemoryTemplateStore, TemplateStore, TemplateVersion, apply_stored};
 
 /// One email's template: subject, text body, HTML body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,75 @@ impl Templates {
         self.locales
             .entry(locale.to_ascii_lowercase())
             .or_insert(fallback)
+    }
+
+    /// The locales, default first then by name.
+    pub fn locales(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = vec![self.default_locale.as_str()];
+        names.extend(
+            self.locales
+                .keys()
+                .map(String::as_str)
+                .filter(|l| *l != self.default_locale),
+        );
+        names
+    }
+
+    /// The templates of `locale` (as given to [`with_locale`](Self::with_locale)), if any.
+    pub fn locale(&self, locale: &str) -> Option<&LocaleTemplates> {
+        self.locales.get(&locale.to_ascii_lowercase())
+    }
+
+    /// Renders one email of `locale` with `values`, **without** the link
+    /// lint (for a preview of a template that may be broken; run
+    /// [`compile_for_site`](Self::compile_for_site) for the verdict).
+    pub fn render_unchecked(
+        &self,
+        locale: &str,
+        kind: EmailKind,
+        values: &Value,
+    ) -> Result<MailContent, RenderError> {
+        let Some(set) = self.locale(locale) else {
+            return Err(RenderError {
+                template: format!("{locale}/{}", kind.as_str()),
+                reason: format!("locale `{locale}` has no templates"),
+            });
+        };
+        let source = set.get(kind);
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_formatter(html_formatter);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        let mut parts = Vec::with_capacity(3);
+        for (part, text) in [
+            ("subject", &source.subject),
+            ("text", &source.text),
+            ("html", &source.html),
+        ] {
+            let name = template_name(locale, kind, part);
+            let rendered = env
+                .template_from_named_str(&name, text)
+                .and_then(|t| t.render(values))
+                .map_err(|e| RenderError {
+                    template: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            parts.push(rendered);
+        }
+        let html = parts.pop().unwrap_or_default();
+        let text = parts.pop().unwrap_or_default();
+        let subject = parts.pop().unwrap_or_default();
+        Ok(MailContent {
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            text,
+            html,
+        })
     }
 
     /// Sets the default locale (must exist).
@@ -188,6 +259,26 @@ impl Templates {
 }
 
 impl LocaleTemplates {
+    /// The template of one email.
+    pub fn get(&self, kind: EmailKind) -> &TemplateSource {
+        match kind {
+            EmailKind::ResetCombined => &self.reset_combined,
+            EmailKind::UsernameRequired => &self.username_required,
+            EmailKind::PasswordChanged => &self.password_changed,
+            _ => &self.reset,
+        }
+    }
+
+    /// Replaces the template of one email.
+    pub fn set(&mut self, kind: EmailKind, source: TemplateSource) {
+        match kind {
+            EmailKind::ResetCombined => self.reset_combined = source,
+            EmailKind::UsernameRequired => self.username_required = source,
+            EmailKind::PasswordChanged => self.password_changed = source,
+            _ => self.reset = source,
+        }
+    }
+
     fn sources(&self) -> [(EmailKind, &TemplateSource); 4] {
         [
             (EmailKind::Reset, &self.reset),

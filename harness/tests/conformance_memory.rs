@@ -78,3 +78,46 @@ async fn in_memory_stores_purge_per_retention() {
     )
     .await;
 }
+
+/// A log that implements only the required methods: the trait's default
+/// `account_page` (built on `for_account`) passes the paging suite too.
+#[derive(Default)]
+struct RequiredMethodsOnly(InMemoryEventLog);
+
+#[resetkit::async_trait]
+impl resetkit::store::EventLog for RequiredMethodsOnly {
+    async fn record(&self, event: resetkit::event::Event) -> Result<(), resetkit::error::StoreError> {
+        self.0.record(event).await
+    }
+
+    async fn for_account(
+        &self,
+        account: &resetkit::account::AccountId,
+    ) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
+        self.0.for_account(account).await
+    }
+
+    async fn recent(&self, limit: usize) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
+        self.0.recent(limit).await
+    }
+}
+
+#[tokio::test]
+async fn the_default_account_page_pages_newest_first() {
+    conformance::event_log_paging_suite(&RequiredMethodsOnly::default()).await;
+}
+
+#[tokio::test]
+async fn in_memory_event_log_pages_newest_first() {
+    conformance::event_log_paging_suite(&InMemoryEventLog::default()).await;
+}
+
+#[tokio::test]
+async fn in_memory_outbox_lists_by_state() {
+    conformance::outbox_listing_suite(&InMemoryOutbox::default()).await;
+}
+
+#[tokio::test]
+async fn in_memory_template_store_conforms() {
+    conformance::template_store_suite(&resetkit::template::InMemoryTemplateStore::default()).await;
+}

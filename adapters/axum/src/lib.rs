@@ -67,6 +67,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
 mod csrf;
 pub mod form;
 mod headers;
@@ -82,6 +83,7 @@ use std::time::Duration;
 
 use resetkit::ResetService;
 
+pub use admin::{AdminConsole, AdminGuard, admin_router, guard_fn};
 pub use csrf::{CSRF_COOKIE, CsrfToken, StatelessCsrf};
 pub use headers::security_headers;
 pub use hook::{HostSessions, SignedIn};
@@ -167,7 +169,7 @@ pub(crate) struct Shared {
 /// The reset pages, ready to mount ([`router`](Self::router)).
 #[derive(Clone)]
 pub struct ResetPages {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for ResetPages {

@@ -313,7 +313,7 @@ async fn link(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQ
     let Some(token) = query_token(query.as_deref()) else {
         return see_other(&shared, "/reset/invalid");
     };
-    match shared.service.inspect(&token).await {
+    match shared.service.open_link(&token).await {
         Ok(info) => {
             let (browser, cookie) = new_link_id(&shared, &headers);
             shared.pending.insert(

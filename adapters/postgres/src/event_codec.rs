@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use resetkit::event::{EventKind, IgnoreReason, RateScope};
-use resetkit::mail::EmailKind;
+use resetkit::mail::{EmailKind, SmtpReply};
 use resetkit::token::{RejectReason, RevokeReason};
 use serde_json::{Value, json};
 
@@ -94,6 +94,18 @@ pub(crate) fn encode(kind: &EventKind) -> (&'static str, Value) {
         EventKind::ResetCompleted => json!({}),
         EventKind::LinksRevoked { reason, count } => {
             json!({ "reason": revoke_name(*reason), "count": count })
+        }
+        EventKind::LinkOpened { expires_at } => json!({ "expires_at_unix_nanos": nanos(*expires_at) }),
+        EventKind::ServerReplied {
+            message_id,
+            accepted,
+            reply,
+        } => json!({
+            "message_id": message_id, "accepted": accepted, "code": reply.code,
+            "enhanced": reply.enhanced, "text": reply.text,
+        }),
+        EventKind::LinkReissued { replaces, operator } => {
+            json!({ "replaces": replaces, "operator": operator })
         }
         _ => json!({}),
     };
@@ -206,6 +218,31 @@ pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
             message_id: text(v, "message_id")?,
             reason: parsed(v, "reason", reject_from)?,
         },
+        "link_opened" => EventKind::LinkOpened {
+            expires_at: SystemTime::UNIX_EPOCH
+                + Duration::from_nanos(
+                    v.get("expires_at_unix_nanos")
+                        .and_then(Value::as_u64)
+                        .ok_or("field `expires_at_unix_nanos` missing")?,
+                ),
+        },
+        "server_replied" => EventKind::ServerReplied {
+            message_id: text(v, "message_id")?,
+            accepted: flag(v, "accepted")?,
+            reply: SmtpReply {
+                code: v
+                    .get("code")
+                    .and_then(Value::as_u64)
+                    .and_then(|c| u16::try_from(c).ok())
+                    .ok_or("field `code` missing")?,
+                enhanced: opt_text(v, "enhanced"),
+                text: text(v, "text")?,
+            },
+        },
+        "link_reissued" => EventKind::LinkReissued {
+            replaces: opt_text(v, "replaces"),
+            operator: text(v, "operator")?,
+        },
         other => return Err(format!("unknown event kind `{other}`")),
     })
 }
@@ -274,6 +311,27 @@ mod tests {
             },
             EventKind::RevokedDuringReset {
                 reason: RevokeReason::UserDenied,
+            },
+            EventKind::LinkOpened {
+                expires_at: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5),
+            },
+            EventKind::ServerReplied {
+                message_id: "<m@x>".into(),
+                accepted: false,
+                reply: SmtpReply::new(550, Some("5.7.1"), "not authorised"),
+            },
+            EventKind::ServerReplied {
+                message_id: "<m@x>".into(),
+                accepted: true,
+                reply: SmtpReply::new(250, None, "OK"),
+            },
+            EventKind::LinkReissued {
+                replaces: Some("<m@x>".into()),
+                operator: "ops".into(),
+            },
+            EventKind::LinkReissued {
+                replaces: None,
+                operator: "ops".into(),
             },
         ];
         for kind in kinds {

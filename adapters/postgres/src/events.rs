@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use resetkit::account::AccountId;
 use resetkit::error::StoreError;
 use resetkit::event::Event;
-use resetkit::store::EventLog;
+use resetkit::store::{EventCursor, EventLog, EventPage};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
@@ -22,6 +22,7 @@ pub struct PgEventLog {
     for_account: Sql,
     recent: Sql,
     purge: Sql,
+    page: Sql,
 }
 
 impl std::fmt::Debug for PgEventLog {
@@ -60,6 +61,13 @@ impl PgEventLog {
                 schema,
                 "DELETE FROM __SCHEMA__.events WHERE id IN ( \
                  SELECT id FROM __SCHEMA__.events WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            ),
+            // A backward range scan of `events_account` (account_id, id):
+            // reads only the page, however long the account's trail.
+            page: Sql::new(
+                schema,
+                "SELECT id, at, account_id, kind, detail::text AS detail FROM __SCHEMA__.events \
+                 WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
             ),
         }
     }
@@ -151,5 +159,36 @@ impl EventLog for PgEventLog {
             .await
             .map_err(db_error(OP))?;
         rows.iter().map(|r| event_from_row(OP, r)).collect()
+    }
+
+    async fn account_page(
+        &self,
+        account: &AccountId,
+        before: Option<EventCursor>,
+        n: usize,
+    ) -> Result<EventPage, StoreError> {
+        const OP: &str = "events.account_page";
+        let n = n.max(1);
+        let before = before.map_or(i64::MAX, |c| i64::try_from(c.0).unwrap_or(i64::MAX));
+        // One row more than asked tells whether an older page exists.
+        let rows = sqlx::query(self.page.q())
+            .bind(&account.0)
+            .bind(before)
+            .bind(limit(n.saturating_add(1)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows.iter().take(n) {
+            let id: i64 = row.try_get("id").map_err(db_error(OP))?;
+            let id = u64::try_from(id).map_err(|_| corrupt(OP, format!("negative event id {id}")))?;
+            events.push((EventCursor(id), event_from_row(OP, row)?));
+        }
+        let next = if rows.len() > n {
+            events.last().map(|(c, _)| *c)
+        } else {
+            None
+        };
+        Ok(EventPage { events, next })
     }
 }

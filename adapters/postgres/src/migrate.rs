@@ -60,6 +60,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "request_inbox",
         sql: include_str!("../migrations/0005_request_inbox.sql"),
     },
+    // Version 5 is issue 12's (the request inbox).
+    Migration {
+        version: 6,
+        name: "operator_console",
+        sql: include_str!("../migrations/0006_operator_console.sql"),
+    },
 ];
 
 const OP: &str = "migrate";

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use resetkit::account::AccountId;
 use resetkit::error::StoreError;
 use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail};
-use resetkit::store::{Outbox, OutboxCounts, OutboxEntry, OutboxStatus};
+use resetkit::store::{Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
@@ -26,6 +26,48 @@ const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, 
     reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at, \
     token_hashes";
 
+/// The columns of an operator's listing: never the bodies.
+const LISTING: &str = "message_id, account_id, kind, from_address, to_address, attempts, \
+    next_attempt_at, status, last_error";
+
+fn listing_from_row(op: &'static str, row: &PgRow) -> Result<OutboxMessage, StoreError> {
+    let get = |c: &str| row.try_get::<String, _>(c).map_err(db_error(op));
+    let kind = get("kind")?;
+    let kind = EmailKind::parse(&kind).ok_or_else(|| corrupt(op, format!("unknown email kind `{kind}`")))?;
+    let status = get("status")?;
+    let last_error: Option<String> = row.try_get("last_error").map_err(db_error(op))?;
+    let status = status_from(op, &status, last_error.clone())?;
+    let account: Option<String> = row.try_get("account_id").map_err(db_error(op))?;
+    let attempts: i32 = row.try_get("attempts").map_err(db_error(op))?;
+    let next: DateTime<Utc> = row.try_get("next_attempt_at").map_err(db_error(op))?;
+    Ok(OutboxMessage {
+        message_id: get("message_id")?,
+        account: account.map(AccountId),
+        kind,
+        from: get("from_address")?,
+        to: get("to_address")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        next_attempt_at: from_db(next),
+        status,
+        last_error,
+    })
+}
+
+fn status_from(op: &'static str, status: &str, error: Option<String>) -> Result<OutboxStatus, StoreError> {
+    Ok(match status {
+        "pending" => OutboxStatus::Pending,
+        "claimed" => OutboxStatus::Claimed,
+        "sent" => OutboxStatus::Sent,
+        "failed" => OutboxStatus::Failed {
+            reason: error.unwrap_or_default(),
+        },
+        "dropped" => OutboxStatus::Dropped {
+            reason: error.unwrap_or_default(),
+        },
+        other => return Err(corrupt(op, format!("unknown outbox status `{other}`"))),
+    })
+}
+
 struct Queries {
     enqueue: Sql,
     claim: Sql,
@@ -35,6 +77,10 @@ struct Queries {
     status: Sql,
     counts: Sql,
     purge: Sql,
+    list_waiting: Sql,
+    list_finished: Sql,
+    message: Sql,
+    retire: Sql,
 }
 
 /// The outbox in PostgreSQL. Cheap to clone.
@@ -95,6 +141,21 @@ impl PgOutbox {
                  SELECT message_id FROM __SCHEMA__.outbox \
                  WHERE status IN ('sent', 'failed', 'dropped') AND finished_at < $1 \
                  ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+            list_waiting: s(&format!(
+                "SELECT {LISTING} FROM __SCHEMA__.outbox WHERE status IN ('pending', 'claimed') \
+                 ORDER BY next_attempt_at, seq LIMIT $1"
+            )),
+            list_finished: s(&format!(
+                "SELECT {LISTING} FROM __SCHEMA__.outbox WHERE status IN ('failed', 'dropped') AND status = $1 \
+                 ORDER BY finished_at DESC, seq DESC LIMIT $2"
+            )),
+            message: s(&format!(
+                "SELECT {LISTING} FROM __SCHEMA__.outbox WHERE message_id = $1"
+            )),
+            retire: s(
+                "UPDATE __SCHEMA__.outbox SET status = 'dropped', last_error = $2, finished_at = now(), \
+                 body_text = '', body_html = '' WHERE message_id = $1 AND status = 'failed'",
+            ),
         };
         PgOutbox {
             pool,
@@ -295,18 +356,7 @@ impl Outbox for PgOutbox {
         let Some(row) = row else { return Ok(None) };
         let status: String = row.try_get("status").map_err(db_error(OP))?;
         let error: Option<String> = row.try_get("last_error").map_err(db_error(OP))?;
-        Ok(Some(match status.as_str() {
-            "pending" => OutboxStatus::Pending,
-            "claimed" => OutboxStatus::Claimed,
-            "sent" => OutboxStatus::Sent,
-            "failed" => OutboxStatus::Failed {
-                reason: error.unwrap_or_default(),
-            },
-            "dropped" => OutboxStatus::Dropped {
-                reason: error.unwrap_or_default(),
-            },
-            other => return Err(corrupt(OP, format!("unknown outbox status `{other}`"))),
-        }))
+        status_from(OP, &status, error).map(Some)
     }
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
@@ -333,5 +383,41 @@ impl Outbox for PgOutbox {
             .await
             .map_err(db_error(OP))?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn list_by_state(&self, state: OutboxState, n: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+        const OP: &str = "outbox.list_by_state";
+        let query = match state {
+            OutboxState::Waiting => sqlx::query(self.sql.list_waiting.q()).bind(limit(n)),
+            OutboxState::Failed => sqlx::query(self.sql.list_finished.q())
+                .bind("failed")
+                .bind(limit(n)),
+            _ => sqlx::query(self.sql.list_finished.q())
+                .bind("dropped")
+                .bind(limit(n)),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error(OP))?;
+        rows.iter().map(|r| listing_from_row(OP, r)).collect()
+    }
+
+    async fn message(&self, message_id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+        const OP: &str = "outbox.message";
+        let row = sqlx::query(self.sql.message.q())
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        row.map(|r| listing_from_row(OP, &r)).transpose()
+    }
+
+    async fn retire_failed(&self, message_id: &str, reason: &str) -> Result<bool, StoreError> {
+        const OP: &str = "outbox.retire_failed";
+        let done = sqlx::query(self.sql.retire.q())
+            .bind(message_id)
+            .bind(reason)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(done.rows_affected() > 0)
     }
 }

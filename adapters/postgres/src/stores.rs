@@ -10,6 +10,7 @@ use crate::events::PgEventLog;
 use crate::ident::{ConfigError, Ident};
 use crate::inbox::PgInbox;
 use crate::outbox::PgOutbox;
+use crate::templates::PgTemplateStore;
 use crate::tokens::PgTokenStore;
 
 /// Every resetkit store on one pool, in one schema.
@@ -25,6 +26,8 @@ pub struct PgStores {
     pub outbox: Arc<PgOutbox>,
     /// Request inbox (pass it to the service builder's `inbox`).
     pub inbox: Arc<PgInbox>,
+    /// Operator-edited email templates (migration 6).
+    pub templates: Arc<PgTemplateStore>,
     /// Set once a host users table is mapped: `migrate` then does not
     /// create resetkit's own `accounts` table.
     host_table: Arc<std::sync::atomic::AtomicBool>,
@@ -39,6 +42,7 @@ impl PgStores {
             events: Arc::new(PgEventLog::new(pool.clone(), &schema)),
             outbox: Arc::new(PgOutbox::new(pool.clone(), &schema)),
             inbox: Arc::new(PgInbox::new(pool.clone(), &schema)),
+            templates: Arc::new(PgTemplateStore::new(pool.clone(), &schema)),
             pool,
             schema,
             host_table: Arc::new(std::sync::atomic::AtomicBool::new(false)),

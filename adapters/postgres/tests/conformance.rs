@@ -78,6 +78,33 @@ async fn outbox_conforms() {
 }
 
 #[tokio::test]
+async fn event_log_pages_newest_first() {
+    let Some(db) = db("event_log_pages_newest_first").await else {
+        return;
+    };
+    conformance::event_log_paging_suite(db.stores.events.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn outbox_lists_by_state() {
+    let Some(db) = db("outbox_lists_by_state").await else {
+        return;
+    };
+    conformance::outbox_listing_suite(db.stores.outbox.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn template_store_conforms() {
+    let Some(db) = db("template_store_conforms").await else {
+        return;
+    };
+    conformance::template_store_suite(db.stores.templates.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn account_directory_conforms() {
     let Some(db) = db("account_directory_conforms").await else {
         return;

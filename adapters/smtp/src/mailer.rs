@@ -80,6 +80,13 @@ impl Inner {
     }
 }
 
+#[async_trait::async_trait]
+impl resetkit::mail::SenderProbe for SmtpMailer {
+    async fn probe(&self, from: &Mailbox) -> resetkit::mail::ProbeReport {
+        self.probe_report(from).await
+    }
+}
+
 fn reply_line(r: &Response) -> String {
     format!(
         "{} {}",
@@ -173,6 +180,12 @@ impl SmtpMailer {
     /// the probe address, `RSET`, `QUIT`; one report line per step.
     pub async fn preflight(&self, from: &Mailbox) -> PreflightReport {
         preflight::run(&self.inner.config, self.inner.tls.as_ref(), from).await
+    }
+
+    /// The preflight as the core's [`resetkit::mail::SenderProbe`] sees it
+    /// (what the operator console's sender check shows).
+    pub async fn probe_report(&self, from: &Mailbox) -> resetkit::mail::ProbeReport {
+        self.preflight(from).await.into()
     }
 
     /// Closes the idle connections (with `QUIT`). Later sends open new ones.

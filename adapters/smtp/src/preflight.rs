@@ -168,3 +168,23 @@ pub(crate) async fn run(config: &SmtpConfig, tls: Option<&TlsParameters>, from: 
     }
     report
 }
+
+impl From<PreflightReport> for resetkit::mail::ProbeReport {
+    fn from(report: PreflightReport) -> Self {
+        resetkit::mail::ProbeReport {
+            sender: report.sender,
+            probe_recipient: report.probe_recipient,
+            steps: report
+                .steps
+                .into_iter()
+                .map(|s| resetkit::mail::ProbeStep {
+                    name: s.name.to_owned(),
+                    ok: s.ok,
+                    reply: s.reply,
+                    detail: s.detail,
+                })
+                .collect(),
+            error: report.error,
+        }
+    }
+}

@@ -355,7 +355,7 @@ impl ResetServiceBuilder {
                 deny_links,
                 security_link,
                 site_name,
-                templates,
+                templates: super::operator::ActiveTemplates::new(templates, self.templates),
                 token_policy: self.token_policy,
                 rate_limits: self.rate_limits,
                 password_policy: self.password_policy,

@@ -267,7 +267,11 @@ impl ResetService {
         let inner = &self.inner;
         match inner.processing {
             RequestProcessing::Immediate => {
-                self.process_pending().await?;
+                // One request per claim, so that concurrent callers each
+                // process about their own request at the same time (as
+                // the store would see them in production), instead of
+                // the first one taking the whole inbox.
+                while self.process_batch(1).await? != RequestReport::default() {}
             }
             RequestProcessing::External => inner.inbox_ready.notify_one(),
             RequestProcessing::InProcess { workers } => {

@@ -40,6 +40,7 @@
 mod builder;
 mod complete;
 mod inbox;
+mod operator;
 mod request;
 
 pub use builder::ResetServiceBuilder;
@@ -47,6 +48,7 @@ pub use complete::DENY_WINDOW;
 pub use inbox::{
     MAX_REQUEST_ATTEMPTS, PurgeReport, RequestProcessing, RequestReport, RequestWorker, Retention,
 };
+pub use operator::{ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
 
 use std::fmt;
 use std::sync::Arc;
@@ -66,7 +68,6 @@ use crate::link::LinkBuilder;
 use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, PasswordRejection, RateLimits, TokenPolicy};
 use crate::sender::{SenderChoice, SenderError, SenderResolver};
 use crate::store::{EventLog, RequestInbox, TokenStore};
-use crate::template::CompiledTemplates;
 
 /// Per-request information the host passes in. Nothing here ever reaches a link.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -239,7 +240,7 @@ pub(crate) struct Inner {
     pub(crate) deny_links: LinkBuilder,
     pub(crate) security_link: String,
     pub(crate) site_name: String,
-    pub(crate) templates: CompiledTemplates,
+    pub(crate) templates: operator::ActiveTemplates,
     pub(crate) token_policy: TokenPolicy,
     pub(crate) rate_limits: RateLimits,
     pub(crate) password_policy: PasswordPolicy,

@@ -140,7 +140,7 @@ impl ResetService {
         }
     }
 
-    fn ineligibility(&self, account: &Account) -> Option<IgnoreReason> {
+    pub(crate) fn ineligibility(&self, account: &Account) -> Option<IgnoreReason> {
         if account.disabled {
             Some(IgnoreReason::AccountDisabled)
         } else if account.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
@@ -290,7 +290,7 @@ impl ResetService {
         }
     }
 
-    async fn send_single(
+    pub(crate) async fn send_single(
         &self,
         account: &Account,
         ctx: &RequestContext,
@@ -438,12 +438,9 @@ impl ResetService {
                 return Ok(());
             }
         };
-        let locale = self
-            .inner
-            .templates
-            .resolve_locale(ctx.locale.as_deref())
-            .to_owned();
-        let rendered = match self.inner.templates.render(&locale, kind, values) {
+        let templates = self.inner.templates.current();
+        let locale = templates.resolve_locale(ctx.locale.as_deref()).to_owned();
+        let rendered = match templates.render(&locale, kind, values) {
             Ok(r) => r,
             Err(error) => {
                 delivery_problem(accounts, error.to_string(), trail);

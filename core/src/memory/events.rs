@@ -7,7 +7,7 @@ use super::lock;
 use crate::account::AccountId;
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
-use crate::store::EventLog;
+use crate::store::{EventCursor, EventLog, EventPage};
 
 /// Events the in-memory log keeps by default.
 pub const DEFAULT_EVENT_CAPACITY: usize = 100_000;
@@ -105,5 +105,27 @@ impl EventLog for InMemoryEventLog {
         let events = lock(&self.events);
         let skip = events.len().saturating_sub(limit);
         Ok(events.iter().skip(skip).cloned().collect())
+    }
+
+    async fn account_page(
+        &self,
+        account: &AccountId,
+        before: Option<EventCursor>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let events = lock(&self.events);
+        // Positions are the events' places in the whole log (1-based), so
+        // a cursor stays valid while other accounts' events are appended.
+        let numbered = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.account.as_ref() == Some(account))
+            .map(|(i, e)| {
+                (
+                    EventCursor(u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1)),
+                    e.clone(),
+                )
+            });
+        Ok(EventPage::newest_first(numbered, before, limit))
     }
 }

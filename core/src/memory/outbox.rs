@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::lock;
 use crate::error::StoreError;
 use crate::mail::DeliveryError;
-use crate::store::{Outbox, OutboxCounts, OutboxEntry, OutboxStatus};
+use crate::store::{Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus};
 
 /// Messages the in-memory outbox holds waiting by default before it
 /// refuses more (the request worker then leaves requests in the inbox).
@@ -23,6 +23,10 @@ struct Row {
     claimed_at: Option<SystemTime>,
     /// When it was sent, given up or dropped.
     finished_at: Option<SystemTime>,
+    /// The last delivery error, if any.
+    last_error: Option<String>,
+    /// Order in which messages finished (orders the failed / dropped listings).
+    finished_seq: u64,
 }
 
 impl Row {
@@ -42,6 +46,21 @@ impl Row {
 }
 
 impl Row {
+    fn listing(&self) -> OutboxMessage {
+        let email = &self.entry.email;
+        OutboxMessage {
+            message_id: email.message_id.clone(),
+            account: self.entry.account.clone(),
+            kind: email.kind,
+            from: email.from.address().to_owned(),
+            to: email.to.address().to_owned(),
+            attempts: self.entry.attempts,
+            next_attempt_at: self.entry.next_attempt_at,
+            status: self.status.clone(),
+            last_error: self.last_error.clone(),
+        }
+    }
+
     /// Whether the message is still claimed for this attempt.
     fn held_by(&self, attempt: u32) -> bool {
         self.status == OutboxStatus::Claimed && self.entry.attempts == attempt
@@ -73,8 +92,13 @@ impl State {
             self.finished.remove(&key);
         }
         count(&mut self.counts, &row.status, false);
+        let before = row.status.clone();
         change(row);
         count(&mut self.counts, &row.status, true);
+        if row.status != before && row.due_key(id).is_none() {
+            self.next_seq += 1;
+            row.finished_seq = self.next_seq;
+        }
         if let Some(key) = row.due_key(id) {
             self.due.insert(key);
         }
@@ -185,6 +209,8 @@ impl Outbox for InMemoryOutbox {
             seq,
             claimed_at: None,
             finished_at: None,
+            last_error: None,
+            finished_seq: 0,
         };
         if let Some(key) = row.due_key(&id) {
             state.due.insert(key);
@@ -258,6 +284,7 @@ impl Outbox for InMemoryOutbox {
         state.update(message_id, |row| {
             let attempted = row.claimed_at.unwrap_or(row.entry.next_attempt_at);
             row.lease_until = None;
+            row.last_error = Some(error.to_string());
             match retry_at {
                 Some(at) => {
                     row.status = OutboxStatus::Pending;
@@ -301,6 +328,59 @@ impl Outbox for InMemoryOutbox {
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         Ok(lock(&self.state).counts)
+    }
+
+    async fn list_by_state(
+        &self,
+        wanted: OutboxState,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let state = lock(&self.state);
+        if wanted == OutboxState::Waiting {
+            // The due index is in (due time, seq) order already.
+            return Ok(state
+                .due
+                .iter()
+                .filter_map(|(_, _, id)| state.rows.get(id))
+                .take(limit)
+                .map(Row::listing)
+                .collect());
+        }
+        let mut rows: Vec<&Row> = state
+            .finished
+            .iter()
+            .filter_map(|(_, _, id)| state.rows.get(id))
+            .filter(|r| {
+                matches!(
+                    (&r.status, wanted),
+                    (OutboxStatus::Failed { .. }, OutboxState::Failed)
+                        | (OutboxStatus::Dropped { .. }, OutboxState::Dropped)
+                )
+            })
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.finished_seq));
+        Ok(rows.into_iter().take(limit).map(Row::listing).collect())
+    }
+
+    async fn message(&self, message_id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+        Ok(lock(&self.state).rows.get(message_id).map(Row::listing))
+    }
+
+    async fn retire_failed(&self, message_id: &str, reason: &str) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        if !state
+            .rows
+            .get(message_id)
+            .is_some_and(|r| matches!(r.status, OutboxStatus::Failed { .. }))
+        {
+            return Ok(false);
+        }
+        state.update(message_id, |row| {
+            row.status = OutboxStatus::Dropped {
+                reason: reason.to_owned(),
+            };
+        });
+        Ok(true)
     }
 
     async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {

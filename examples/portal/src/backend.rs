@@ -18,12 +18,13 @@ use resetkit::account::AccountDirectory;
 use resetkit::delivery::{DeliveryMode, DeliveryWorker};
 use resetkit::flow::Retention;
 use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
-use resetkit::mail::{Mailbox, Mailer};
+use resetkit::mail::{Mailbox, Mailer, SenderProbe};
 use resetkit::memory::{
     InMemoryAccounts, InMemoryEventLog, InMemoryInbox, InMemoryOutbox, InMemoryTokenStore,
 };
-use resetkit::sender::FixedSender;
+use resetkit::sender::{FixedSender, QueueSender, SenderChain};
 use resetkit::store::{EventLog, Outbox, RequestInbox, TokenStore};
+use resetkit::template::{InMemoryTemplateStore, TemplateStore};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use resetkit_postgres::PgStores;
 use resetkit_smtp::{ConnectionReuse, SmtpConfig, SmtpMailer, TlsMode};
@@ -59,6 +60,10 @@ pub(crate) struct Backend {
     /// account so that the answer takes as long as for a known one.
     pub(crate) decoy_hash: PasswordHash,
     pub(crate) capture: Option<FakeSmtpServer>,
+    /// The SMTP preflight behind the console's sender check.
+    pub(crate) probe: Arc<dyn SenderProbe>,
+    /// Operator-edited email templates.
+    pub(crate) templates: Arc<dyn TemplateStore>,
     pub(crate) worker: DeliveryWorker,
     /// `capture` or the SMTP URL without its password.
     pub(crate) mail_label: String,
@@ -72,6 +77,7 @@ struct Stores {
     events: Arc<dyn EventLog>,
     outbox: Arc<dyn Outbox>,
     inbox: Arc<dyn RequestInbox>,
+    templates: Arc<dyn TemplateStore>,
     label: &'static str,
 }
 
@@ -88,7 +94,8 @@ impl Backend {
             Argon2Hasher::owasp()
         });
         let from = sender_mailbox(config, base)?;
-        let (mailer, capture, mail_label) = mailer(config)?;
+        let fallback = fallback_mailbox(&from)?;
+        let (mailer, probe, capture, mail_label) = mailer(config)?;
         let stores = stores(config, hasher.clone()).await?;
         let mut builder = ResetService::builder()
             .base_url(base.as_str())
@@ -101,7 +108,12 @@ impl Backend {
             .retention(RETENTION)
             .delivery(DeliveryMode::Outbox)
             .mailer(mailer)
-            .sender(Arc::new(FixedSender::new(from)))
+            // noreply@, and when the server refuses it the shared support
+            // mailbox: the console shows the refusal and the fallback.
+            .sender(Arc::new(SenderChain::new(vec![
+                Arc::new(FixedSender::new(from)),
+                Arc::new(QueueSender::new(fallback)),
+            ])))
             .hasher(hasher.clone())
             .rate_limits(config.rate_limits.unwrap_or_default())
             .session_revoker(sessions);
@@ -109,6 +121,10 @@ impl Backend {
             builder = builder.allow_insecure_http_for_local_testing();
         }
         let service = builder.build()?;
+        service
+            .reload_templates_from(stores.templates.as_ref())
+            .await
+            .map_err(|e| PortalError::Startup(format!("the stored email templates: {e}")))?;
         let worker = service
             .delivery_worker()
             .ok_or_else(|| PortalError::Startup("the service has no outbox worker".into()))?
@@ -129,6 +145,8 @@ impl Backend {
             hasher,
             decoy_hash,
             capture,
+            probe,
+            templates: stores.templates,
             worker,
             mail_label,
             store_label: stores.label,
@@ -149,12 +167,26 @@ fn sender_mailbox(config: &PortalConfig, base: &Url) -> Result<Mailbox, PortalEr
     })
 }
 
-type MailerParts = (Arc<dyn Mailer>, Option<FakeSmtpServer>, String);
+/// `support@` the sender's domain: the chain's fallback sender.
+fn fallback_mailbox(from: &Mailbox) -> Result<Mailbox, PortalError> {
+    let address = format!("support@{}", from.domain());
+    Mailbox::new(Some("resetkit portal support"), &address).map_err(|e| PortalError::From {
+        value: address.clone(),
+        reason: e.to_string(),
+    })
+}
+
+type MailerParts = (
+    Arc<dyn Mailer>,
+    Arc<dyn SenderProbe>,
+    Option<FakeSmtpServer>,
+    String,
+);
 
 fn mailer(config: &PortalConfig) -> Result<MailerParts, PortalError> {
     if let Some(url) = &config.smtp {
-        let mailer = SmtpMailer::from_url(url.expose_secret())?;
-        return Ok((Arc::new(mailer), None, redact_url(url.expose_secret())));
+        let mailer = Arc::new(SmtpMailer::from_url(url.expose_secret())?);
+        return Ok((mailer.clone(), mailer, None, redact_url(url.expose_secret())));
     }
     let capture = FakeSmtpServer::builder()
         .name("portal-capture.localhost")
@@ -166,7 +198,8 @@ fn mailer(config: &PortalConfig) -> Result<MailerParts, PortalError> {
         .command_timeout(Duration::from_secs(5))
         .reuse_connections(ConnectionReuse::default())
         .build()?;
-    Ok((Arc::new(SmtpMailer::new(smtp)?), Some(capture), "capture".into()))
+    let mailer = Arc::new(SmtpMailer::new(smtp)?);
+    Ok((mailer.clone(), mailer, Some(capture), "capture".into()))
 }
 
 /// The URL with its password (if any) replaced by `***`.
@@ -196,6 +229,7 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
             events: Arc::new(InMemoryEventLog::default()),
             outbox: Arc::new(InMemoryOutbox::default()),
             inbox: Arc::new(InMemoryInbox::default()),
+            templates: Arc::new(InMemoryTemplateStore::default()),
             label: "memory",
         });
     };
@@ -226,6 +260,7 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
         events: stores.events.clone(),
         outbox: stores.outbox.clone(),
         inbox: stores.inbox.clone(),
+        templates: stores.templates.clone(),
         label: "postgres",
     })
 }

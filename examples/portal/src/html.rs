@@ -140,6 +140,41 @@ pub(crate) fn dev_mail(messages: &[DevMail]) -> String {
     page("Captured mail", &body)
 }
 
+/// `/dev/faults`: the capture server's fault switches.
+pub(crate) fn dev_faults(csrf: &str, senders: &[String], active: &[String]) -> String {
+    let mut body = String::from(
+        "<p class=\"hint\">Development only: make the in-process SMTP server refuse a sender or a recipient, \
+         then watch the account's timeline in the <a href=\"/admin\">operator console</a>.</p>",
+    );
+    if active.is_empty() {
+        body.push_str("<p id=\"faults\">No faults: every sender and recipient is accepted.</p>");
+    } else {
+        body.push_str("<ul id=\"faults\">");
+        for fault in active {
+            let _ = write!(body, "<li>{}</li>", escape(fault));
+        }
+        body.push_str("</ul>");
+    }
+    let first = senders.first().map(String::as_str).unwrap_or_default();
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/dev/faults\">{csrf}<input type=\"hidden\" name=\"action\" value=\"refuse_sender\">\
+         <label for=\"sender\">Refuse this sender (MAIL FROM)</label>\
+         <input type=\"email\" id=\"sender\" name=\"address\" value=\"{first}\">\
+         <p class=\"hint\">The sender chain: {chain}.</p><button type=\"submit\">Refuse sender</button></form>\
+         <form method=\"post\" action=\"/dev/faults\">{csrf}<input type=\"hidden\" name=\"action\" value=\"refuse_recipient\">\
+         <label for=\"recipient\">Refuse this recipient (RCPT TO)</label>\
+         <input type=\"email\" id=\"recipient\" name=\"address\" value=\"\">\
+         <button type=\"submit\">Refuse recipient</button></form>\
+         <form method=\"post\" action=\"/dev/faults\">{csrf}<input type=\"hidden\" name=\"action\" value=\"clear\">\
+         <button type=\"submit\">Clear every fault</button></form>",
+        csrf = csrf_field(csrf),
+        first = escape(first),
+        chain = escape(&senders.join(", then ")),
+    );
+    page("Mail server faults", &body)
+}
+
 pub(crate) fn error(title: &str, text: &str) -> String {
     page(
         title,

@@ -31,12 +31,13 @@
 mod backend;
 mod config;
 mod html;
+mod operators;
 mod routes;
 mod seed;
 mod server;
 mod session;
 
 pub use config::{PortalConfig, PortalError};
-pub use seed::{DEMO_ACCOUNTS, DemoAccount};
+pub use seed::{DEMO_ACCOUNTS, DEMO_OPERATORS, DemoAccount};
 pub use server::{HEADER_READ_TIMEOUT, Portal, RunningPortal};
 pub use session::SESSION_COOKIE;

@@ -29,8 +29,8 @@ pub struct DemoAccount {
 }
 
 /// The seeded accounts: `dave` and `erin` share `family@example.test`;
-/// `carol` is disabled.
-pub const DEMO_ACCOUNTS: [DemoAccount; 5] = [
+/// `carol` is disabled; `operator` may open the operator console (`/admin`).
+pub const DEMO_ACCOUNTS: [DemoAccount; 6] = [
     DemoAccount {
         id: "alice",
         username: "alice",
@@ -66,7 +66,17 @@ pub const DEMO_ACCOUNTS: [DemoAccount; 5] = [
         password: "erin-demo-password-4",
         disabled: false,
     },
+    DemoAccount {
+        id: "operator",
+        username: "operator",
+        email: "operator@example.test",
+        password: "operator-demo-password-6",
+        disabled: false,
+    },
 ];
+
+/// The demo accounts allowed into the operator console.
+pub const DEMO_OPERATORS: [&str; 1] = ["operator"];
 
 /// The demo accounts with their passwords hashed by `hasher`.
 pub(crate) async fn demo_accounts(hasher: Arc<dyn PasswordHasher>) -> Result<Vec<Account>, PortalError> {

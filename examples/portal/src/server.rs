@@ -71,12 +71,25 @@ impl Portal {
             decoy_hash: backend.decoy_hash,
             sessions,
             dev_mail: capture.clone().filter(|_| config.dev_mail),
+            faults: std::sync::Mutex::new(Vec::new()),
         });
         let (stop, stopped) = watch::channel(false);
         let worker = tokio::spawn(backend::run_worker(backend.worker, stopped.clone()));
         let app_sessions = app.sessions.clone();
         let app_pages = app.pages.clone();
-        let router = routes::router(app);
+        let guard = crate::operators::OperatorGuard {
+            sessions: app_sessions.clone(),
+            operators: crate::seed::DEMO_OPERATORS
+                .iter()
+                .map(|o| (*o).to_owned())
+                .collect(),
+        };
+        let console = resetkit_axum::AdminConsole::builder(&app_pages, Arc::new(guard))
+            .sender_probe(backend.probe)
+            .template_store(backend.templates)
+            .build()
+            .map_err(|e| PortalError::Startup(format!("the operator console: {e}")))?;
+        let router = routes::router(app).merge(resetkit_axum::admin_router(console));
         let mut serve_stop = stopped;
         let server = tokio::spawn(async move {
             let stop = async move {

@@ -184,3 +184,123 @@ async fn with_the_database_down_forgot_answers_503_for_everyone() {
         .await
         .expect("drop the test schema");
 }
+
+/// The operator console on the PostgreSQL stores: the timeline of a reset
+/// read back from the events table, a template saved through the
+/// PostgreSQL template store and used after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_console_works_on_postgres() {
+    let Some(url) = database_url() else {
+        return;
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let schema = format!("portal_admin_{}_{nanos}", std::process::id());
+    let configure = |c: &mut resetkit_portal::PortalConfig| {
+        c.database_url = Some(SecretString::from(url.clone()));
+        c.db_schema = schema.clone();
+    };
+    let portal = start_with(configure).await;
+    let user = Browser::new(&portal);
+    user.forgot("bob@example.test")
+        .await
+        .assert_redirect("/forgot/sent");
+    let mail = reset_mail(&portal, 0, "bob@example.test", "bob").await;
+    user.get(&mail.path()).await.assert_redirect("/reset/new");
+    let csrf = user.get("/reset/new").await.csrf();
+    let pw = "the operator never sees this";
+    user.post(
+        "/reset/new",
+        &[("password", pw), ("confirm", pw), ("csrf_token", &csrf)],
+    )
+    .await
+    .assert_redirect("/reset/done");
+
+    let operator = Browser::new(&portal);
+    assert_eq!(
+        operator.get("/admin").await.location(),
+        Some("/login"),
+        "signed out: to the sign-in page"
+    );
+    operator
+        .sign_in("operator", "operator-demo-password-6")
+        .await
+        .assert_redirect("/account");
+    let found = operator.get("/admin/?q=bob@example.test").await;
+    assert!(found.body.contains("1 account for"), "{}", found.body);
+    let timeline = operator.get("/admin/account?id=bob").await;
+    for step in [
+        "requested",
+        "sender resolved",
+        "SMTP 250",
+        "delivered",
+        "link opened",
+        "password changed",
+    ] {
+        assert!(
+            timeline.body.contains(&format!(">{step}<")),
+            "no `{step}`:\n{}",
+            timeline.body
+        );
+    }
+    for secret in [mail.token.as_str(), mail.link.as_str(), pw] {
+        assert!(!timeline.body.contains(secret), "the timeline shows a secret");
+    }
+    let bob_signed_in = Browser::new(&portal);
+    bob_signed_in.sign_in("bob", pw).await.assert_redirect("/account");
+    assert_eq!(
+        bob_signed_in.get("/admin").await.status,
+        reqwest::StatusCode::FORBIDDEN,
+        "bob is no operator"
+    );
+
+    let edit = operator.get("/admin/templates/edit?locale=en&kind=reset").await;
+    let text = "Hi \"{{ username }}\", your link from the PostgreSQL template store:\n\n{{ link }}\n\nNot you?\n{{ deny_link }}\n";
+    let html = common::hidden_textarea(&edit.body, "html");
+    operator
+        .post(
+            "/admin/templates/save",
+            &[
+                ("locale", "en"),
+                ("kind", "reset"),
+                ("subject", "Reset your {{ site_name }} password"),
+                ("text", text),
+                ("html", &html),
+                ("csrf_token", &edit.csrf()),
+            ],
+        )
+        .await
+        .assert_redirect("/admin/templates/edit?locale=en&kind=reset&saved=1");
+    portal.shutdown().await;
+
+    // Another instance (a restart) loads the active template from the table.
+    let portal = start_with(configure).await;
+    let user = Browser::new(&portal);
+    user.forgot("bob@example.test")
+        .await
+        .assert_redirect("/forgot/sent");
+    let mail = reset_mail(&portal, 0, "bob@example.test", "bob").await;
+    assert!(
+        mail.text.contains("from the PostgreSQL template store"),
+        "{}",
+        mail.text
+    );
+    let operator = Browser::new(&portal);
+    operator
+        .sign_in("operator", "operator-demo-password-6")
+        .await
+        .assert_redirect("/account");
+    let edit = operator.get("/admin/templates/edit?locale=en&kind=reset").await;
+    assert!(edit.body.contains("in use"), "version 1 listed as in use");
+    portal.shutdown().await;
+
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("connect to drop the schema");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+        .execute(&pool)
+        .await
+        .expect("drop the test schema");
+}

@@ -29,7 +29,7 @@ pub fn sample_email(n: usize) -> OutgoingEmail {
     )
 }
 
-fn entry(n: usize, due: SystemTime) -> OutboxEntry {
+pub(crate) fn entry(n: usize, due: SystemTime) -> OutboxEntry {
     OutboxEntry {
         email: sample_email(n),
         account: Some(AccountId::from(format!("acct-{n}"))),

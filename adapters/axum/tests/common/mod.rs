@@ -194,13 +194,18 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(app: &App) -> Self {
+        Self::at(app.url(""))
+    }
+
+    /// A browser for the server at `base` (`http://ADDR`).
+    pub fn at(base: String) -> Self {
         Browser {
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
-            base: app.url(""),
+            base,
             cookies: Mutex::new(BTreeMap::new()),
         }
     }

@@ -2,11 +2,13 @@
 //! their links. Only routed with `--dev-mail` in capture mode: it shows live
 //! reset links, so it must never run in production.
 
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use resetkit_harness::fake_smtp::{FaultRule, Stage};
 use resetkit_harness::inspect::{ParsedMail, html_links, text_links};
 
-use super::{State, page};
+use super::{State, csrf_refused, field_refused, page, parse_form, see_other, with_cookie};
 use crate::html::{self, DevMail};
 
 pub(super) async fn mail(state: State) -> Response {
@@ -47,4 +49,97 @@ pub(super) async fn mail(state: State) -> Response {
         })
         .collect();
     page(StatusCode::OK, html::dev_mail(&messages))
+}
+
+/// `GET /dev/faults`: the capture server's fault switches (development
+/// only, like `/dev/mail`): make it refuse a sender at `MAIL FROM` or a
+/// recipient at `RCPT TO`, to see a failure on the operator timeline.
+pub(super) async fn faults(state: State, headers: HeaderMap) -> Response {
+    if state.dev_mail.is_none() {
+        return page(
+            StatusCode::NOT_FOUND,
+            html::error("Not found", "There is no such page."),
+        );
+    }
+    let csrf = state.pages.csrf().token(&headers);
+    let senders: Vec<String> = state
+        .service
+        .candidate_senders()
+        .iter()
+        .map(|m| m.address().to_owned())
+        .collect();
+    let active = lock(&state.faults).clone();
+    with_cookie(
+        page(StatusCode::OK, html::dev_faults(&csrf.value, &senders, &active)),
+        csrf.set_cookie,
+    )
+}
+
+/// `POST /dev/faults` (`action` = `refuse_sender` | `refuse_recipient` |
+/// `clear`, `address`).
+pub(super) async fn faults_submit(state: State, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(capture) = state.dev_mail.clone() else {
+        return page(
+            StatusCode::NOT_FOUND,
+            html::error("Not found", "There is no such page."),
+        );
+    };
+    let form = match parse_form(&headers, &body) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
+    };
+    if !state.pages.csrf().verify(&headers, form.get("csrf_token")) {
+        return csrf_refused();
+    }
+    let action = match form.single("action") {
+        Ok(a) => a,
+        Err(why) => return field_refused("action", why),
+    };
+    if action == "clear" {
+        capture.clear_rules();
+        lock(&state.faults).clear();
+        return see_other("/dev/faults");
+    }
+    let address = match form.single("address") {
+        Ok(a) => a.trim().to_owned(),
+        Err(why) => return field_refused("address", why),
+    };
+    if resetkit::mail::Mailbox::address_only(&address).is_err() {
+        return page(
+            StatusCode::BAD_REQUEST,
+            html::error("Request refused", "Type one email address."),
+        );
+    }
+    let (rule, text) = match action {
+        "refuse_sender" => (
+            FaultRule::reply(
+                Stage::MailFrom,
+                550,
+                Some("5.7.1"),
+                "sender not authorised to send",
+            )
+            .sender(&address),
+            format!("MAIL FROM <{address}> is refused with 550 5.7.1"),
+        ),
+        "refuse_recipient" => (
+            FaultRule::reply(Stage::RcptTo, 550, Some("5.1.1"), "mailbox unavailable").recipient(&address),
+            format!("RCPT TO <{address}> is refused with 550 5.1.1"),
+        ),
+        _ => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                html::error(
+                    "Request refused",
+                    "`action` must be refuse_sender, refuse_recipient or clear.",
+                ),
+            );
+        }
+    };
+    capture.add_rule(rule);
+    lock(&state.faults).push(text);
+    see_other("/dev/faults")
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -8,6 +8,8 @@
 //! | `/logout` | POST | sign out |
 //! | `/account` | GET | "Signed in as USERNAME" |
 //! | `/dev/mail` | GET | captured mail (only with `--dev-mail`) |
+//! | `/dev/faults` | GET, POST | make the capture server refuse a sender or a recipient (only with `--dev-mail`) |
+//! | `/admin`, `/admin/*` | | `resetkit_axum`'s operator console, for the demo operator |
 //! | `/forgot`, `/reset`, `/reset/*`, `/account/security` | | `resetkit_axum` |
 
 mod account;
@@ -49,6 +51,8 @@ pub(crate) struct App {
     pub(crate) sessions: Arc<SessionStore>,
     /// The capture server, when `/dev/mail` is on.
     pub(crate) dev_mail: Option<Arc<FakeSmtpServer>>,
+    /// The fault switches turned on at `/dev/faults`, in words.
+    pub(crate) faults: std::sync::Mutex<Vec<String>>,
 }
 
 type State = axum::extract::State<Arc<App>>;
@@ -62,7 +66,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/logout", post(account::logout))
         .route("/account", get(account::account));
     if app.dev_mail.is_some() {
-        own = own.route("/dev/mail", get(dev::mail));
+        own = own
+            .route("/dev/mail", get(dev::mail))
+            .route("/dev/faults", get(dev::faults).post(dev::faults_submit));
     }
     own.fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

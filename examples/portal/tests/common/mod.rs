@@ -287,3 +287,19 @@ pub async fn settle(portal: &RunningPortal) -> usize {
     tokio::time::sleep(Duration::from_millis(300)).await;
     mail_count(portal)
 }
+
+/// The (HTML-unescaped) content of the `<textarea name="NAME">` in `html`.
+pub fn hidden_textarea(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\"");
+    let start = html.find(&marker).expect("the textarea");
+    let open = html[start..].find('>').expect("its tag ends") + start + 1;
+    let end = html[open..].find("</textarea>").expect("its end") + open;
+    html[open..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
+}

@@ -1,0 +1,1029 @@
+//! The console's handlers.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use minijinja::{Environment, Value, context};
+use resetkit::account::{Account, AccountId};
+use resetkit::flow::ReissueOutcome;
+use resetkit::mail::EmailKind;
+use resetkit::store::{EventCursor, OutboxMessage, OutboxState, OutboxStatus};
+use resetkit::template::{TemplateSource, Templates};
+
+use super::timeline::{describe, utc};
+use super::{Console, Operator};
+use crate::BuildError;
+use crate::form::Form;
+
+type AppState = State<Arc<Console>>;
+
+const TEMPLATES: [(&str, &str); 8] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("search.html", include_str!("templates/search.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("queue.html", include_str!("templates/queue.html")),
+    ("senders.html", include_str!("templates/senders.html")),
+    ("templates.html", include_str!("templates/templates.html")),
+    ("template_edit.html", include_str!("templates/template_edit.html")),
+    ("error.html", include_str!("templates/error.html")),
+];
+
+const KINDS: [EmailKind; 4] = [
+    EmailKind::Reset,
+    EmailKind::ResetCombined,
+    EmailKind::UsernameRequired,
+    EmailKind::PasswordChanged,
+];
+
+/// Longest search text accepted.
+const MAX_QUERY: usize = 320;
+/// Largest template part accepted (bytes).
+const MAX_TEMPLATE_PART: usize = 32 * 1024;
+
+pub(super) fn environment() -> Result<Environment<'static>, BuildError> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source).map_err(|e| BuildError::Template {
+            name: format!("admin/{name}"),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(env)
+}
+
+/// The CSRF value of this operator's forms and the cookie to set, if any:
+/// sealed to the browser's signed cookie and to the operator's name.
+fn csrf_field(console: &Console, headers: &HeaderMap, operator: &Operator) -> (String, Option<HeaderValue>) {
+    let token = console.csrf.token(headers);
+    let field = console.csrf.seal(&token, &operator_payload(operator));
+    (field, token.set_cookie)
+}
+
+fn operator_payload(operator: &Operator) -> String {
+    format!("admin:{}", URL_SAFE_NO_PAD.encode(operator.0.as_bytes()))
+}
+
+fn csrf_ok(console: &Console, headers: &HeaderMap, form: &Form, operator: &Operator) -> bool {
+    console
+        .csrf
+        .open(headers, form.single("csrf_token").ok())
+        .is_some_and(|p| p == operator_payload(operator))
+}
+
+struct PageOut<'a> {
+    status: StatusCode,
+    name: &'a str,
+    title: &'a str,
+    notice: Option<String>,
+    ctx: Value,
+}
+
+fn render(console: &Console, headers: &HeaderMap, operator: &Operator, out: PageOut<'_>) -> Response {
+    let (csrf_token, cookie) = csrf_field(console, headers, operator);
+    let ctx = context! {
+        title => out.title,
+        // Checked at build: `/`, letters, digits, `-`, `_` only.
+        mount => Value::from_safe_string(console.mount.clone()),
+        site_name => console.site_name,
+        operator => operator.0,
+        notice => out.notice,
+        csrf_token => csrf_token,
+        ..out.ctx
+    };
+    let html = console.env.get_template(out.name).and_then(|t| t.render(ctx));
+    let mut response = match html {
+        Ok(html) => (out.status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, template = out.name, "rendering an operator page failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><title>Error</title><p>Something went wrong.</p>"),
+            )
+                .into_response()
+        }
+    };
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn error(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    render(
+        console,
+        headers,
+        operator,
+        PageOut {
+            status,
+            name: "error.html",
+            title: "Request refused",
+            notice: None,
+            ctx: context! { message => message },
+        },
+    )
+}
+
+fn unavailable(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    what: &str,
+    err: &dyn std::fmt::Display,
+) -> Response {
+    tracing::error!(error = %err, "operator console: {what} failed");
+    error(
+        console,
+        headers,
+        operator,
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("{what} failed: {err}"),
+    )
+}
+
+fn see_other(console: &Console, path_and_query: &str) -> Response {
+    match HeaderValue::from_str(&format!("{}{path_and_query}", console.mount)) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn query(raw: Option<&str>) -> Form {
+    Form::from_encoded(raw.unwrap_or_default().as_bytes())
+}
+
+/// A POST's form, checked for CSRF; the refusal otherwise.
+fn post_form(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    body: &[u8],
+) -> Result<Form, Box<Response>> {
+    let form = Form::parse(headers, body).map_err(|e| {
+        Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &e.to_string(),
+        ))
+    })?;
+    if !csrf_ok(console, headers, &form, operator) {
+        return Err(Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::FORBIDDEN,
+            crate::CSRF_REFUSED,
+        )));
+    }
+    Ok(form)
+}
+
+/// One field sent exactly once, else a 400 naming it.
+fn field<'f>(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    form: &'f Form,
+    name: &str,
+) -> Result<&'f str, Box<Response>> {
+    form.single(name).map_err(|_| {
+        Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::BAD_REQUEST,
+            &format!("Send exactly one `{name}` field"),
+        ))
+    })
+}
+
+fn account_value(a: &Account) -> Value {
+    context! {
+        id => a.id.0,
+        id_q => encode(&a.id.0),
+        username => a.username,
+        email => a.email,
+        disabled => a.disabled,
+        confirmed => a.email_confirmed,
+    }
+}
+
+pub(super) async fn not_found(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+) -> Response {
+    error(
+        &console,
+        &headers,
+        &operator,
+        StatusCode::NOT_FOUND,
+        "There is no such page.",
+    )
+}
+
+/// `GET /?q=`: find accounts by email (all sharing it) or username.
+pub(super) async fn search(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let params = query(raw.as_deref());
+    let q = params.get("q").unwrap_or_default().trim().to_owned();
+    let mut ctx = context! { query => q, searched => false, accounts => Vec::<Value>::new() };
+    let mut status = StatusCode::OK;
+    if q.chars().count() > MAX_QUERY || q.chars().any(char::is_control) {
+        status = StatusCode::BAD_REQUEST;
+        ctx = context! { error => format!("Type an email address or a username (at most {MAX_QUERY} characters, no control characters)."), ..ctx };
+    } else if !q.is_empty() {
+        match console.service.find_accounts(&q).await {
+            Ok(found) => {
+                let accounts: Vec<Value> = found.iter().map(account_value).collect();
+                ctx = context! { searched => true, accounts => accounts, ..ctx };
+            }
+            Err(e) => return unavailable(&console, &headers, &operator, "Looking up accounts", &e),
+        }
+    }
+    render(
+        &console,
+        &headers,
+        &operator,
+        PageOut {
+            status,
+            name: "search.html",
+            title: "Accounts",
+            notice: None,
+            ctx,
+        },
+    )
+}
+
+/// `GET /account?id=ID[&before=N]`: the account's timeline, newest first.
+pub(super) async fn account(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let params = query(raw.as_deref());
+    let Some(id) = params.get("id").filter(|id| !id.is_empty()) else {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::BAD_REQUEST,
+            "Which account? The `id` parameter is missing.",
+        );
+    };
+    let before = match params.get("before").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(n)) => Some(EventCursor(n)),
+        Some(Err(_)) => {
+            return error(
+                &console,
+                &headers,
+                &operator,
+                StatusCode::BAD_REQUEST,
+                "`before` must be a whole number (from an \"Older events\" link).",
+            );
+        }
+    };
+    let id = AccountId(id.to_owned());
+    let account = match console.service.account(&id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return error(
+                &console,
+                &headers,
+                &operator,
+                StatusCode::NOT_FOUND,
+                "No account has this id.",
+            );
+        }
+        Err(e) => return unavailable(&console, &headers, &operator, "Reading the account", &e),
+    };
+    let page = match console
+        .service
+        .event_log()
+        .account_page(&id, before, console.page_size)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) => return unavailable(&console, &headers, &operator, "Reading the account's events", &e),
+    };
+    let items: Vec<Value> = page
+        .events
+        .iter()
+        .map(|(_, event)| {
+            let row = describe(&event.kind);
+            context! { at => utc(event.at), label => row.label, detail => row.detail, tone => row.tone }
+        })
+        .collect();
+    let notice = match params.get("done") {
+        Some("reissued") => {
+            Some("A fresh link was issued and its email queued; its delivery shows here.".to_owned())
+        }
+        Some("ineligible") => {
+            Some("No link was sent: the account is disabled or its email is not confirmed.".to_owned())
+        }
+        _ => None,
+    };
+    render(
+        &console,
+        &headers,
+        &operator,
+        PageOut {
+            status: StatusCode::OK,
+            name: "account.html",
+            title: &format!("Account {}", account.username),
+            notice,
+            ctx: context! {
+                account => account_value(&account),
+                items => items,
+                next => page.next.map(|c| c.0),
+            },
+        },
+    )
+}
+
+/// `POST /account/reissue` (`id`): a fresh link for the account.
+pub(super) async fn reissue(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match post_form(&console, &headers, &operator, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let id = match field(&console, &headers, &operator, &form, "id") {
+        Ok(id) => AccountId(id.to_owned()),
+        Err(r) => return *r,
+    };
+    match console.service.reissue_link(&id, &operator.0, None).await {
+        Ok(ReissueOutcome::Sent) => {
+            see_other(&console, &format!("/account?id={}&done=reissued", encode(&id.0)))
+        }
+        Ok(_) => see_other(
+            &console,
+            &format!("/account?id={}&done=ineligible", encode(&id.0)),
+        ),
+        Err(resetkit::error::StoreError::NotFound { .. }) => error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "No account has this id.",
+        ),
+        Err(e) => unavailable(&console, &headers, &operator, "Sending a fresh link", &e),
+    }
+}
+
+fn status_text(status: &OutboxStatus) -> String {
+    match status {
+        OutboxStatus::Pending => "pending".into(),
+        OutboxStatus::Claimed => "being sent".into(),
+        OutboxStatus::Sent => "sent".into(),
+        OutboxStatus::Failed { .. } => "failed".into(),
+        OutboxStatus::Dropped { reason } => format!("not sent: {reason}"),
+        _ => "unknown".into(),
+    }
+}
+
+fn retryable(kind: EmailKind) -> bool {
+    matches!(kind, EmailKind::Reset | EmailKind::ResetCombined)
+}
+
+fn message_value(m: &OutboxMessage) -> Value {
+    let account = m.account.as_ref().map(|a| a.0.clone());
+    context! {
+        message_id => m.message_id,
+        account_q => account.as_deref().map(encode),
+        account => account,
+        kind => m.kind.as_str(),
+        from => m.from,
+        to => m.to,
+        attempts => m.attempts,
+        status => status_text(&m.status),
+        last_error => m.last_error,
+        next_attempt => utc(m.next_attempt_at),
+        retryable => retryable(m.kind) && m.account.is_some(),
+    }
+}
+
+/// `GET /queue?state=`: waiting, failed or dropped messages.
+pub(super) async fn queue(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let params = query(raw.as_deref());
+    let state = match params.get("state") {
+        None => OutboxState::Waiting,
+        Some(text) => match OutboxState::parse(text) {
+            Some(s) => s,
+            None => {
+                return error(
+                    &console,
+                    &headers,
+                    &operator,
+                    StatusCode::BAD_REQUEST,
+                    "`state` must be waiting, failed or dropped.",
+                );
+            }
+        },
+    };
+    let states: Vec<Value> = [
+        (OutboxState::Waiting, "Pending and retrying"),
+        (OutboxState::Failed, "Failed"),
+        (OutboxState::Dropped, "Not sent"),
+    ]
+    .iter()
+    .map(|(s, label)| context! { name => s.as_str(), label => label, current => *s == state })
+    .collect();
+    let (messages, err): (Vec<Value>, Option<String>) = match console.service.outbox() {
+        None => (Vec::new(), Some("This service delivers inline: there is no queue. Each account's timeline shows its deliveries.".into())),
+        Some(outbox) => match outbox.list_by_state(state, 200).await {
+            Ok(list) => (list.iter().map(message_value).collect(), None),
+            Err(e) => return unavailable(&console, &headers, &operator, "Reading the delivery queue", &e),
+        },
+    };
+    let notice = match params.get("done") {
+        Some("retried") => {
+            Some("A fresh link was issued in place of the failed email; the new email is queued.".to_owned())
+        }
+        Some("ineligible") => {
+            Some("No link was sent: the account is disabled or its email is not confirmed.".to_owned())
+        }
+        _ => None,
+    };
+    render(
+        &console,
+        &headers,
+        &operator,
+        PageOut {
+            status: StatusCode::OK,
+            name: "queue.html",
+            title: "Delivery queue",
+            notice,
+            ctx: context! { state => state.as_str(), states => states, messages => messages, error => err },
+        },
+    )
+}
+
+/// `POST /queue/retry` (`message_id`): a failed reset email is not resent
+/// (its link may be dead or stale); a fresh link is issued in its place.
+pub(super) async fn retry(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match post_form(&console, &headers, &operator, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let message_id = match field(&console, &headers, &operator, &form, "message_id") {
+        Ok(id) => id.to_owned(),
+        Err(r) => return *r,
+    };
+    let Some(outbox) = console.service.outbox() else {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "This service has no delivery queue.",
+        );
+    };
+    let message = match outbox.message(&message_id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            return error(
+                &console,
+                &headers,
+                &operator,
+                StatusCode::NOT_FOUND,
+                "No queued email has this Message-ID.",
+            );
+        }
+        Err(e) => return unavailable(&console, &headers, &operator, "Reading the message", &e),
+    };
+    let (OutboxStatus::Failed { .. }, Some(account)) = (&message.status, &message.account) else {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::CONFLICT,
+            "Only a failed email of an account can be retried (this one is not failed, or belongs to no account).",
+        );
+    };
+    if !retryable(message.kind) {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::CONFLICT,
+            "Only reset emails are retried with a fresh link.",
+        );
+    }
+    match console
+        .service
+        .reissue_link(account, &operator.0, Some(&message_id))
+        .await
+    {
+        Ok(ReissueOutcome::Sent) => {
+            let reason = format!("retried by operator {} with a fresh link", operator.0);
+            if let Err(e) = outbox.retire_failed(&message_id, &reason).await {
+                return unavailable(&console, &headers, &operator, "Retiring the failed email", &e);
+            }
+            see_other(&console, "/queue?state=failed&done=retried")
+        }
+        Ok(_) => see_other(&console, "/queue?state=failed&done=ineligible"),
+        Err(e) => unavailable(&console, &headers, &operator, "Sending a fresh link", &e),
+    }
+}
+
+fn sender_list(console: &Console) -> Vec<String> {
+    console
+        .service
+        .candidate_senders()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// `GET /senders`: the chain's senders and the check button.
+pub(super) async fn senders(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+) -> Response {
+    render(
+        &console,
+        &headers,
+        &operator,
+        PageOut {
+            status: StatusCode::OK,
+            name: "senders.html",
+            title: "Sender check",
+            notice: None,
+            ctx: context! { senders => sender_list(&console), probe => console.probe.is_some(), reports => Vec::<Value>::new() },
+        },
+    )
+}
+
+/// `POST /senders/check`: probes every sender, one after the other.
+pub(super) async fn senders_check(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = post_form(&console, &headers, &operator, &body) {
+        return *r;
+    }
+    let Some(probe) = console.probe.clone() else {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "No sender probe is configured.",
+        );
+    };
+    let mut reports = Vec::new();
+    for sender in console.service.candidate_senders() {
+        let report = probe.probe(&sender).await;
+        let steps: Vec<Value> = report
+            .steps
+            .iter()
+            .map(|s| {
+                context! {
+                    name => s.name,
+                    ok => s.ok,
+                    reply => s.reply.as_ref().map(ToString::to_string),
+                    detail => s.detail,
+                }
+            })
+            .collect();
+        reports.push(context! {
+            sender => sender.to_string(),
+            probe_recipient => report.probe_recipient,
+            passed => report.passed(),
+            steps => steps,
+            error => report.error.as_ref().map(ToString::to_string),
+        });
+    }
+    render(
+        &console,
+        &headers,
+        &operator,
+        PageOut {
+            status: StatusCode::OK,
+            name: "senders.html",
+            title: "Sender check",
+            notice: None,
+            ctx: context! { senders => sender_list(&console), probe => true, reports => reports },
+        },
+    )
+}
+
+/// `GET /templates`: every (locale, email) and the lint's verdict.
+pub(super) async fn templates(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+) -> Response {
+    let current = console.service.templates();
+    let verdict = console.service.check_templates(&current).0;
+    let list: Vec<Value> = current
+        .locales()
+        .iter()
+        .flat_map(|locale| {
+            KINDS
+                .iter()
+                .map(move |k| context! { locale => locale, locale_q => encode(locale), kind => k.as_str() })
+        })
+        .collect();
+    render(
+        &console,
+        &headers,
+        &operator,
+        PageOut {
+            status: StatusCode::OK,
+            name: "templates.html",
+            title: "Email templates",
+            notice: None,
+            ctx: context! {
+                templates => list,
+                verdict_ok => verdict.is_ok(),
+                verdict => verdict.err().map_or_else(|| "every email carries its links".to_owned(), |e| e.to_string()),
+                editable => console.template_store.is_some(),
+            },
+        },
+    )
+}
+
+fn parse_kind(text: Option<&str>) -> Option<EmailKind> {
+    text.and_then(EmailKind::parse)
+}
+
+fn variables(kind: EmailKind) -> &'static str {
+    match kind {
+        EmailKind::ResetCombined => "site_name, accounts (each: username, link, deny_link), expires_minutes",
+        EmailKind::UsernameRequired => "site_name, usernames",
+        EmailKind::PasswordChanged => "site_name, username, security_link",
+        _ => "site_name, username, link, deny_link, expires_minutes",
+    }
+}
+
+struct EditView<'a> {
+    templates: &'a Templates,
+    locale: &'a str,
+    kind: EmailKind,
+    error: Option<String>,
+    notice: Option<String>,
+    status: StatusCode,
+}
+
+async fn edit_page(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    view: EditView<'_>,
+) -> Response {
+    let Some(set) = view.templates.locale(view.locale) else {
+        return error(
+            console,
+            headers,
+            operator,
+            StatusCode::NOT_FOUND,
+            "No templates for this locale.",
+        );
+    };
+    let source = set.get(view.kind).clone();
+    let lint = console.service.check_templates(view.templates).0;
+    let (preview, render_error) = match console
+        .service
+        .preview_email(view.templates, view.locale, view.kind)
+    {
+        Ok(mail) => (
+            Some(context! { subject => mail.subject, text => mail.text, html => mail.html }),
+            None,
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let versions: Vec<Value> = match &console.template_store {
+        Some(store) => match store.versions(view.locale, view.kind).await {
+            Ok(list) => list
+                .iter()
+                .map(|v| {
+                    context! { version => v.version, saved_at => utc(v.saved_at), saved_by => v.saved_by, active => v.active }
+                })
+                .collect(),
+            Err(e) => return unavailable(console, headers, operator, "Reading the template's versions", &e),
+        },
+        None => Vec::new(),
+    };
+    render(
+        console,
+        headers,
+        operator,
+        PageOut {
+            status: view.status,
+            name: "template_edit.html",
+            title: &format!("Template {} ({})", view.kind.as_str(), view.locale),
+            notice: view.notice,
+            ctx: context! {
+                locale => view.locale,
+                kind => view.kind.as_str(),
+                source => context! { subject => source.subject, text => source.text, html => source.html },
+                lint_ok => lint.is_ok(),
+                lint => lint.err().map_or_else(|| "every email carries its links".to_owned(), |e| e.to_string()),
+                preview => preview,
+                render_error => render_error,
+                editable => console.template_store.is_some(),
+                versions => versions,
+                variables => variables(view.kind),
+                error => view.error,
+            },
+        },
+    )
+    .into_response()
+}
+
+/// `GET /templates/edit?locale=&kind=`: preview, lint verdict, editor.
+pub(super) async fn template_edit(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let params = query(raw.as_deref());
+    let (Some(locale), Some(kind)) = (params.get("locale"), parse_kind(params.get("kind"))) else {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::BAD_REQUEST,
+            "Name a `locale` and a `kind` (reset, reset_combined, username_required, password_changed).",
+        );
+    };
+    let notice = params
+        .get("saved")
+        .map(|v| format!("Saved as version {v}; the next emails use it."))
+        .or_else(|| {
+            params
+                .get("restored")
+                .map(|v| format!("Version {v} restored; the next emails use it."))
+        });
+    let templates = console.service.templates();
+    let view = EditView {
+        templates: &templates,
+        locale,
+        kind,
+        error: None,
+        notice,
+        status: StatusCode::OK,
+    };
+    edit_page(&console, &headers, &operator, view).await
+}
+
+/// A template POST's locale and email, and the store to write to.
+type Target<'f> = (&'f str, EmailKind, Arc<dyn resetkit::template::TemplateStore>);
+
+/// The locale and kind of a template POST, and the store.
+fn template_target<'f>(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    form: &'f Form,
+) -> Result<Target<'f>, Box<Response>> {
+    let Some(store) = console.template_store.clone() else {
+        return Err(Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::NOT_FOUND,
+            "Template editing is not enabled (no template store).",
+        )));
+    };
+    let locale = field(console, headers, operator, form, "locale")?;
+    let kind = parse_kind(form.get("kind")).ok_or_else(|| {
+        Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::BAD_REQUEST,
+            "`kind` must be reset, reset_combined, username_required or password_changed.",
+        ))
+    })?;
+    if console.service.templates().locale(locale).is_none() {
+        return Err(Box::new(error(
+            console,
+            headers,
+            operator,
+            StatusCode::NOT_FOUND,
+            "No templates for this locale.",
+        )));
+    }
+    Ok((locale, kind, store))
+}
+
+/// `POST /templates/save`: lint, then store as a new version and use it.
+pub(super) async fn template_save(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match post_form(&console, &headers, &operator, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let (locale, kind, store) = match template_target(&console, &headers, &operator, &form) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let mut parts = Vec::with_capacity(3);
+    for name in ["subject", "text", "html"] {
+        match field(&console, &headers, &operator, &form, name) {
+            Ok(value) if value.len() > MAX_TEMPLATE_PART => {
+                return error(
+                    &console,
+                    &headers,
+                    &operator,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("The {name} is longer than {MAX_TEMPLATE_PART} bytes."),
+                );
+            }
+            // Browsers send CRLF line ends from a textarea.
+            Ok(value) => parts.push(value.replace("\r\n", "\n")),
+            Err(r) => return *r,
+        }
+    }
+    let source = TemplateSource::new(parts[0].clone(), parts[1].clone(), parts[2].clone());
+    let mut edited = console.service.templates();
+    edited.locale_mut(locale).set(kind, source.clone());
+    if let Err(lint) = console.service.check_templates(&edited).0 {
+        // Refused: nothing stored, the service keeps its templates; the
+        // operator's text stays in the form with the reason.
+        let view = EditView {
+            templates: &edited,
+            locale,
+            kind,
+            error: Some(lint.to_string()),
+            notice: None,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        return edit_page(&console, &headers, &operator, view).await;
+    }
+    let now = std::time::SystemTime::now();
+    let version = match store.save(locale, kind, &source, &operator.0, now).await {
+        Ok(v) => v,
+        Err(e) => return unavailable(&console, &headers, &operator, "Saving the template", &e),
+    };
+    if let Err(e) = console.service.replace_templates(edited) {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::CONFLICT,
+            &e.to_string(),
+        );
+    }
+    see_other(
+        &console,
+        &format!(
+            "/templates/edit?locale={}&kind={}&saved={version}",
+            encode(locale),
+            kind.as_str()
+        ),
+    )
+}
+
+/// `POST /templates/restore` (`version`): lint, then make it active.
+pub(super) async fn template_restore(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match post_form(&console, &headers, &operator, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let (locale, kind, store) = match template_target(&console, &headers, &operator, &form) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let Some(version) = form.get("version").and_then(|v| v.parse::<u32>().ok()) else {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::BAD_REQUEST,
+            "`version` must be a version number.",
+        );
+    };
+    let found = match store.versions(locale, kind).await {
+        Ok(list) => list.into_iter().find(|v| v.version == version),
+        Err(e) => {
+            return unavailable(
+                &console,
+                &headers,
+                &operator,
+                "Reading the template's versions",
+                &e,
+            );
+        }
+    };
+    let Some(found) = found else {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "No such version.",
+        );
+    };
+    let mut edited = console.service.templates();
+    edited.locale_mut(locale).set(kind, found.source);
+    if let Err(lint) = console.service.check_templates(&edited).0 {
+        let view = EditView {
+            templates: &console.service.templates(),
+            locale,
+            kind,
+            error: Some(format!("version {version} fails the link lint: {lint}")),
+            notice: None,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        return edit_page(&console, &headers, &operator, view).await;
+    }
+    match store.activate(locale, kind, version).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return error(
+                &console,
+                &headers,
+                &operator,
+                StatusCode::NOT_FOUND,
+                "No such version.",
+            );
+        }
+        Err(e) => return unavailable(&console, &headers, &operator, "Restoring the template", &e),
+    }
+    if let Err(e) = console.service.replace_templates(edited) {
+        return error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::CONFLICT,
+            &e.to_string(),
+        );
+    }
+    see_other(
+        &console,
+        &format!(
+            "/templates/edit?locale={}&kind={}&restored={version}",
+            encode(locale),
+            kind.as_str()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_templates_compile() {
+        let env = environment().unwrap();
+        for (name, _) in TEMPLATES {
+            assert!(env.get_template(name).is_ok(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,930 @@
+//! The operator console: the host's guard on every route, CSRF bound to the
+//! operator on every action, the timeline of a real flow, the queue's
+//! "retry with a fresh link", the sender check, template save / refuse /
+//! restore, and no page ever showing a token, a link with a token, a
+//! password or a password hash.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use resetkit::mail::{
+    DeliveryError, Mailer, OutgoingEmail, ProbeReport, ProbeStep, SenderProbe, SentReceipt, SmtpReply,
+};
+use resetkit::prelude::*;
+use resetkit::sender::{QueueSender, SenderChain};
+use resetkit::template::InMemoryTemplateStore;
+use resetkit_axum::admin::{AdminConsole, guard_fn};
+use resetkit_axum::{ResetPages, ServeOptions};
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+
+use common::{Browser, Page, hidden_value};
+
+const NEW_PASSWORD: &str = "correct horse battery staple 42";
+const OLD_PASSWORD: &str = "the-original-password-9";
+
+/// A mail server in a test: replies like a real one, refuses the senders
+/// and recipients it is told to, keeps what it accepted.
+#[derive(Clone, Default)]
+struct ScriptedServer {
+    refuse_senders: Arc<Mutex<HashSet<String>>>,
+    refuse_recipients: Arc<Mutex<HashSet<String>>>,
+    accepted: Arc<Mutex<Vec<OutgoingEmail>>>,
+}
+
+#[async_trait]
+impl Mailer for ScriptedServer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<SentReceipt, DeliveryError> {
+        if self.refuse_senders.lock().unwrap().contains(email.from.address()) {
+            return Err(DeliveryError::SenderRejected {
+                sender: email.from.address().to_owned(),
+                reply: Some(SmtpReply::new(550, Some("5.7.1"), "sender not authorised")),
+            });
+        }
+        if self
+            .refuse_recipients
+            .lock()
+            .unwrap()
+            .contains(email.to.address())
+        {
+            return Err(DeliveryError::RecipientRejected {
+                recipient: email.to.address().to_owned(),
+                reply: Some(SmtpReply::new(550, Some("5.1.1"), "no such mailbox")),
+            });
+        }
+        self.accepted.lock().unwrap().push(email.clone());
+        Ok(SentReceipt {
+            message_id: email.message_id.clone(),
+            server_reply: Some("250 2.0.0 Ok: queued as 4711".into()),
+        })
+    }
+}
+
+#[async_trait]
+impl SenderProbe for ScriptedServer {
+    async fn probe(&self, from: &Mailbox) -> ProbeReport {
+        let refused = self.refuse_senders.lock().unwrap().contains(from.address());
+        let step = |name: &str, ok: bool, reply: SmtpReply| ProbeStep {
+            name: name.into(),
+            ok,
+            reply: Some(reply),
+            detail: if ok { "accepted".into() } else { "refused".into() },
+        };
+        let mut steps = vec![step("connect", true, SmtpReply::new(220, None, "scripted ESMTP"))];
+        let error = if refused {
+            steps.push(step(
+                "mail_from",
+                false,
+                SmtpReply::new(550, Some("5.7.1"), "sender not authorised"),
+            ));
+            Some(DeliveryError::SenderRejected {
+                sender: from.address().into(),
+                reply: Some(SmtpReply::new(550, Some("5.7.1"), "sender not authorised")),
+            })
+        } else {
+            steps.push(step("mail_from", true, SmtpReply::new(250, Some("2.1.0"), "Ok")));
+            steps.push(step("rcpt_to", true, SmtpReply::new(250, Some("2.1.5"), "Ok")));
+            None
+        };
+        steps.push(step("rset", true, SmtpReply::new(250, Some("2.0.0"), "Ok")));
+        ProbeReport {
+            sender: from.address().into(),
+            probe_recipient: format!("postmaster@{}", from.domain()),
+            steps,
+            error,
+        }
+    }
+}
+
+struct Console {
+    base: String,
+    service: ResetService,
+    server: ScriptedServer,
+    accounts: Arc<InMemoryAccounts>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Console {
+    async fn deliver(&self) {
+        let worker = self.service.delivery_worker().unwrap();
+        worker.run_once().await.unwrap();
+    }
+
+    /// The newest reset link (full URL) sent to `to`.
+    fn link_to(&self, to: &str) -> String {
+        let accepted = self.server.accepted.lock().unwrap();
+        let mail = accepted
+            .iter()
+            .rev()
+            .find(|m| m.to.address() == to)
+            .expect("a mail was accepted");
+        mail.expose_text()
+            .lines()
+            .map(str::trim)
+            .find(|l| l.contains("/reset?token="))
+            .expect("a reset link")
+            .to_owned()
+    }
+
+    fn operator(&self, name: &str) -> Browser {
+        let browser = Browser::at(self.base.clone());
+        browser.plant("test_operator", name);
+        browser
+    }
+}
+
+/// Dave and erin share an address; carol is disabled. The host's guard
+/// admits a request whose `test_operator` cookie names an operator.
+async fn start(page_size: usize) -> Console {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hasher = Arc::new(Argon2Hasher::fast_insecure_for_tests());
+    let accounts = Arc::new(InMemoryAccounts::default());
+    for (id, name, email) in [
+        ("u-dave", "dave", "family@example.test"),
+        ("u-erin", "erin", "family@example.test"),
+        ("u-carol", "carol", "carol@example.test"),
+    ] {
+        let hash = hasher.hash(&SecretString::from(OLD_PASSWORD)).unwrap();
+        accounts.insert(
+            Account::new(id, name, email)
+                .with_password_hash(hash)
+                .with_disabled(name == "carol"),
+        );
+    }
+    let server = ScriptedServer::default();
+    let chain = SenderChain::new(vec![
+        Arc::new(FixedSender::new(
+            Mailbox::address_only("noreply@example.test").unwrap(),
+        )),
+        Arc::new(QueueSender::new(
+            Mailbox::address_only("support@example.test").unwrap(),
+        )),
+    ]);
+    let service = ResetService::builder()
+        .request_processing(resetkit::flow::RequestProcessing::Immediate)
+        .base_url(format!("http://{addr}"))
+        .allow_insecure_http_for_local_testing()
+        .site_name("Test site")
+        .accounts(accounts.clone())
+        .tokens(Arc::new(InMemoryTokenStore::default()))
+        .events(Arc::new(InMemoryEventLog::default()))
+        .outbox(Arc::new(InMemoryOutbox::default()))
+        .mailer(Arc::new(server.clone()))
+        .sender(Arc::new(chain))
+        .hasher(hasher)
+        .rate_limits(RateLimits::unlimited())
+        .build()
+        .unwrap();
+    let pages = ResetPages::builder(service.clone())
+        .secure_cookies(false)
+        .build()
+        .unwrap();
+    let guard = guard_fn(|parts| {
+        parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| pair.trim().strip_prefix("test_operator=").map(str::to_owned))
+            .filter(|name| name.starts_with("op-"))
+    });
+    let console = AdminConsole::builder(&pages, Arc::new(guard))
+        .sender_probe(Arc::new(server.clone()))
+        .template_store(Arc::new(InMemoryTemplateStore::default()))
+        .page_size(page_size)
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .merge(pages.router())
+        .merge(resetkit_axum::admin_router(console));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(resetkit_axum::serve(
+        listener,
+        app,
+        ServeOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Console {
+        base: format!("http://{addr}"),
+        service,
+        server,
+        accounts,
+        _stop: stop,
+    }
+}
+
+/// Opens `link` in `browser` and sets `password` through the pages.
+async fn reset_through_pages(browser: &Browser, link: &str, password: &str) {
+    let url = url::Url::parse(link).unwrap();
+    let path = format!("{}?{}", url.path(), url.query().unwrap());
+    browser.get(&path).await.assert_redirect("/reset/new");
+    let form = browser.get("/reset/new").await;
+    let done = browser
+        .post(
+            "/reset/new",
+            &[
+                ("password", password),
+                ("confirm", password),
+                ("csrf_token", &form.csrf()),
+            ],
+        )
+        .await;
+    done.assert_redirect("/reset/done");
+}
+
+/// The visible rows of a timeline page: the label of each, in order.
+fn labels(page: &Page) -> Vec<String> {
+    page.body
+        .split("<span class=\"tag ")
+        .skip(1)
+        .filter_map(|s| s.split_once("\">").map(|(_, rest)| rest))
+        .filter_map(|s| s.split_once("</span>").map(|(label, _)| label.to_owned()))
+        .collect()
+}
+
+fn account_path(id: &str) -> String {
+    format!("/admin/account?id={id}")
+}
+
+const GET_ROUTES: [&str; 9] = [
+    "/admin",
+    "/admin/?q=family%40example.test",
+    "/admin/account?id=u-dave",
+    "/admin/queue",
+    "/admin/queue?state=failed",
+    "/admin/senders",
+    "/admin/templates",
+    "/admin/templates/edit?locale=en&kind=reset",
+    "/admin/no-such-page",
+];
+
+const POST_ROUTES: [&str; 5] = [
+    "/admin/account/reissue",
+    "/admin/queue/retry",
+    "/admin/senders/check",
+    "/admin/templates/save",
+    "/admin/templates/restore",
+];
+
+#[tokio::test]
+async fn every_admin_route_needs_the_hosts_guard() {
+    let app = start(50).await;
+    let stranger = Browser::at(app.base.clone());
+    let not_operator = app.operator("mallory"); // the guard admits only `op-*`
+    for who in [&stranger, &not_operator] {
+        for path in GET_ROUTES {
+            let page = who.get(path).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "GET {path}: {}", page.body);
+            assert!(page.body.contains("Operators only"), "{path}");
+            assert_eq!(page.header("cache-control"), Some("no-store"), "{path}");
+        }
+        for path in POST_ROUTES {
+            let page = who.post(path, &[("id", "u-dave")]).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "POST {path}");
+            assert!(page.body.contains("Operators only"), "{path}");
+        }
+    }
+    let operator = app.operator("op-ann");
+    for path in &GET_ROUTES[..8] {
+        let page = operator.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "GET {path}: {}", page.body);
+        assert!(page.body.contains("op-ann"), "the page names the operator");
+        for (header, value) in [
+            ("cache-control", "no-store"),
+            ("referrer-policy", "no-referrer"),
+            ("x-frame-options", "DENY"),
+        ] {
+            assert_eq!(page.header(header), Some(value), "{path}");
+        }
+        assert!(page.header("content-security-policy").is_some());
+    }
+    assert_eq!(
+        operator.get("/admin/no-such-page").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn every_admin_action_needs_csrf_bound_to_the_operator() {
+    let app = start(50).await;
+    let ann = app.operator("op-ann");
+    let csrf = ann.get("/admin/senders").await.csrf();
+    for path in POST_ROUTES {
+        // No token, a forged one, and ann's real token under another
+        // operator's name: all refused before anything happens.
+        for token in [None, Some("forged.token"), Some(csrf.as_str())] {
+            let mut fields = vec![
+                ("id", "u-dave"),
+                ("message_id", "<x@y>"),
+                ("locale", "en"),
+                ("kind", "reset"),
+            ];
+            if let Some(t) = token {
+                fields.push(("csrf_token", t));
+            }
+            let who = if token == Some(csrf.as_str()) {
+                let bob = app.operator("op-bob");
+                // bob's browser with ann's cookie and ann's token
+                bob.plant("resetkit_csrf", &ann.cookie("resetkit_csrf").unwrap());
+                bob
+            } else {
+                app.operator("op-ann")
+            };
+            let page = who.post(path, &fields).await;
+            assert_eq!(
+                page.status,
+                StatusCode::FORBIDDEN,
+                "POST {path} with {token:?}: {}",
+                page.body
+            );
+            assert!(page.body.contains(resetkit_axum::CSRF_REFUSED), "{path}");
+        }
+    }
+    assert!(
+        app.server.accepted.lock().unwrap().is_empty(),
+        "no refused action sent a link"
+    );
+    // ann's own token works.
+    let page = ann
+        .post(
+            "/admin/account/reissue",
+            &[("id", "u-dave"), ("csrf_token", &csrf)],
+        )
+        .await;
+    page.assert_redirect("/admin/account?id=u-dave&done=reissued");
+    let repeated = ann
+        .post(
+            "/admin/account/reissue",
+            &[("id", "u-dave"), ("id", "u-erin"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(repeated.status, StatusCode::BAD_REQUEST, "one account per action");
+    let json = ann
+        .request(
+            reqwest::Method::POST,
+            "/admin/account/reissue",
+            &[],
+            Some((
+                "application/json",
+                format!("{{\"id\":\"u-dave\",\"csrf_token\":\"{csrf}\"}}"),
+            )),
+        )
+        .await;
+    assert_eq!(json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn the_timeline_tells_the_story_of_a_reset_and_of_a_refused_sender() {
+    let app = start(50).await;
+    let user = Browser::at(app.base.clone());
+    user.forgot("family@example.test").await;
+    app.deliver().await;
+    let link = app.link_to("family@example.test");
+    reset_through_pages(&user, &link, NEW_PASSWORD).await;
+
+    let ann = app.operator("op-ann");
+    let found = ann.get("/admin/?q=FAMILY@example.test").await;
+    assert!(found.body.contains("2 accounts for"), "{}", found.body);
+    assert!(found.body.contains(">dave<") && found.body.contains(">erin<"));
+    assert!(found.body.contains("share an email address"));
+    let by_name = ann.get("/admin/?q=carol").await;
+    assert!(by_name.body.contains("disabled"), "{}", by_name.body);
+
+    // Which of the two got the completed reset: the link names its account.
+    let who = app
+        .service
+        .inspect(link.split("token=").nth(1).unwrap())
+        .await
+        .err()
+        .map(|_| ());
+    assert!(who.is_some(), "the used link is dead");
+    let dave = ann.get(&account_path("u-dave")).await;
+    let erin = ann.get(&account_path("u-erin")).await;
+    let completed = if labels(&dave).contains(&"password changed".to_owned()) {
+        dave
+    } else {
+        erin
+    };
+    let story = labels(&completed);
+    let mut oldest_first: Vec<&str> = story.iter().map(String::as_str).collect();
+    oldest_first.reverse();
+    let wanted = [
+        "requested",
+        "link issued",
+        "sender resolved",
+        "SMTP 250",
+        "delivered",
+        "link opened",
+        "password changed",
+    ];
+    let mut at = 0;
+    for step in wanted {
+        let found = oldest_first[at..].iter().position(|l| *l == step);
+        assert!(
+            found.is_some(),
+            "no `{step}` after position {at} in {oldest_first:?}"
+        );
+        at += found.unwrap_or(0) + 1;
+    }
+    assert!(
+        completed.body.contains("250 2.0.0 Ok: queued as 4711"),
+        "the server's reply"
+    );
+    assert!(completed.body.contains("the configured fixed sender"));
+
+    // The server now refuses noreply@: the worker falls back to the queue
+    // mailbox, and the timeline shows the refusal and the fallback.
+    app.server
+        .refuse_senders
+        .lock()
+        .unwrap()
+        .insert("noreply@example.test".into());
+    let csrf = ann.get(&account_path("u-dave")).await.csrf();
+    ann.post(
+        "/admin/account/reissue",
+        &[("id", "u-dave"), ("csrf_token", &csrf)],
+    )
+    .await
+    .assert_redirect("/admin/account?id=u-dave&done=reissued");
+    app.deliver().await;
+    let dave = ann.get(&account_path("u-dave")).await;
+    let rows = labels(&dave)[1..].to_vec(); // after the account's state
+    assert_eq!(rows[0], "delivered", "{rows:?}");
+    assert_eq!(rows[1], "SMTP 250", "{rows:?}");
+    assert!(rows.contains(&"SMTP 550".to_owned()), "{rows:?}");
+    assert!(rows.contains(&"delivery failed".to_owned()), "{rows:?}");
+    assert!(rows.contains(&"fresh link sent".to_owned()), "{rows:?}");
+    assert!(
+        dave.body.contains("550 5.7.1 sender not authorised"),
+        "{}",
+        dave.body
+    );
+    assert!(
+        dave.body
+            .contains("From support@example.test: the shared queue mailbox, as a fallback after"),
+        "{}",
+        dave.body
+    );
+    assert!(dave.body.contains("by operator op-ann"));
+    let after = ann.get("/admin/account?id=u-dave&done=reissued").await;
+    assert!(
+        after.body.contains("A fresh link was issued"),
+        "the action's outcome is shown"
+    );
+}
+
+#[tokio::test]
+async fn timelines_page_newest_first() {
+    let app = start(3).await;
+    let ann = app.operator("op-ann");
+    let csrf = ann.get("/admin/senders").await.csrf();
+    for _ in 0..3 {
+        ann.post(
+            "/admin/account/reissue",
+            &[("id", "u-dave"), ("csrf_token", &csrf)],
+        )
+        .await;
+    }
+    let first = ann.get(&account_path("u-dave")).await;
+    assert_eq!(
+        labels(&first).len(),
+        3 + 1,
+        "3 events and the account's state tag"
+    );
+    let older = first
+        .body
+        .split("href=\"/admin/account?id=u-dave&amp;before=")
+        .nth(1)
+        .unwrap();
+    let before: String = older.chars().take_while(char::is_ascii_digit).collect();
+    let second = ann
+        .get(&format!("/admin/account?id=u-dave&before={before}"))
+        .await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(labels(&second).len(), 3 + 1);
+    let bad = ann.get("/admin/account?id=u-dave&before=soon").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("whole number"));
+    let missing = ann.get("/admin/account?id=nobody").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let none = ann.get("/admin/account").await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    let long = ann.get(&format!("/admin/?q={}", "a".repeat(400))).await;
+    assert_eq!(long.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        ann.get("/admin/queue?state=lost").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_failed_email_is_retried_with_a_fresh_link_not_resent() {
+    let app = start(50).await;
+    app.server
+        .refuse_recipients
+        .lock()
+        .unwrap()
+        .insert("family@example.test".into());
+    let user = Browser::at(app.base.clone());
+    user.forgot("erin").await;
+    app.deliver().await;
+    let ann = app.operator("op-ann");
+    let failed = ann.get("/admin/queue?state=failed").await;
+    assert!(
+        failed.body.contains("550 5.1.1 no such mailbox"),
+        "{}",
+        failed.body
+    );
+    let message_id = hidden_value(&failed.body, "message_id").expect("a retry button");
+    let message_id = message_id.replace("&lt;", "<").replace("&gt;", ">");
+    app.server.refuse_recipients.lock().unwrap().clear();
+    ann.post(
+        "/admin/queue/retry",
+        &[("message_id", &message_id), ("csrf_token", &failed.csrf())],
+    )
+    .await
+    .assert_redirect("/admin/queue?state=failed&done=retried");
+    assert!(
+        !ann.get("/admin/queue?state=failed")
+            .await
+            .body
+            .contains(&message_id.replace('<', "&lt;")),
+        "the retried email left the failed list"
+    );
+    let dropped = ann.get("/admin/queue?state=dropped").await;
+    assert!(
+        dropped.body.contains("retried by operator op-ann"),
+        "{}",
+        dropped.body
+    );
+    app.deliver().await;
+    let accepted = app.server.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), 1, "only the fresh link's email went out");
+    assert_ne!(
+        accepted[0].message_id, message_id,
+        "a new email, not the failed one"
+    );
+    let erin = ann.get(&account_path("u-erin")).await;
+    let rows = labels(&erin);
+    assert!(
+        rows.contains(&"links revoked".to_owned()),
+        "the old link was superseded: {rows:?}"
+    );
+    assert!(erin.body.contains(&format!(
+        "in place of {}",
+        message_id.replace('<', "&lt;").replace('>', "&gt;")
+    )));
+    // Retrying it again, or a message that is not failed, is refused.
+    let again = ann
+        .post(
+            "/admin/queue/retry",
+            &[("message_id", &message_id), ("csrf_token", &failed.csrf())],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let unknown = ann
+        .post(
+            "/admin/queue/retry",
+            &[("message_id", "<nope@x>"), ("csrf_token", &failed.csrf())],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_sender_check_probes_every_sender_of_the_chain() {
+    let app = start(50).await;
+    app.server
+        .refuse_senders
+        .lock()
+        .unwrap()
+        .insert("noreply@example.test".into());
+    let ann = app.operator("op-ann");
+    let page = ann.get("/admin/senders").await;
+    assert!(page.body.contains("noreply@example.test") && page.body.contains("support@example.test"));
+    let checked = ann
+        .post("/admin/senders/check", &[("csrf_token", &page.csrf())])
+        .await;
+    assert_eq!(checked.status, StatusCode::OK);
+    let noreply = checked
+        .body
+        .split("<h2>")
+        .find(|s| s.starts_with("&lt;noreply@"))
+        .unwrap();
+    assert!(
+        noreply.contains("refused") && noreply.contains("550 5.7.1 sender not authorised"),
+        "{noreply}"
+    );
+    let support = checked
+        .body
+        .split("<h2>")
+        .find(|s| s.starts_with("&lt;support@"))
+        .unwrap();
+    assert!(support.contains("accepted") && support.contains("rcpt_to") && support.contains("250 2.1.5 Ok"));
+    assert!(
+        app.server.accepted.lock().unwrap().is_empty(),
+        "nothing delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_template_that_lost_its_link_is_refused_and_a_saved_one_is_used() {
+    let app = start(50).await;
+    let ann = app.operator("op-ann");
+    let edit = ann.get("/admin/templates/edit?locale=en&kind=reset").await;
+    assert!(edit.body.contains("every email carries its links"));
+    assert!(edit.body.contains("<iframe sandbox=\"\""), "HTML part sandboxed");
+    assert!(edit.body.contains("SAMPLE-TOKEN-FOR-PREVIEW"));
+    let before = app.service.templates();
+    let subject = "Reset your {{ site_name }} password";
+    let html = before.locale("en").unwrap().reset.html.clone();
+    let refused = ann
+        .post(
+            "/admin/templates/save",
+            &[
+                ("locale", "en"),
+                ("kind", "reset"),
+                ("subject", subject),
+                ("text", "Hello {{ username }}, click the button in the HTML part."),
+                ("html", &html),
+                ("csrf_token", &edit.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("Not saved"), "{}", refused.body);
+    assert!(
+        refused.body.contains("reset.text"),
+        "names the part: {}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("click the button in the HTML part"),
+        "keeps the operator's text"
+    );
+    assert_eq!(app.service.templates(), before, "the service keeps its templates");
+    assert!(!refused.body.contains("Restore"), "nothing was stored");
+
+    let text = "Hi {{ username }}, here is your new-style link:\n\n{{ link }}\n\nNot you? Cancel it:\n{{ deny_link }}\n";
+    ann.post(
+        "/admin/templates/save",
+        &[
+            ("locale", "en"),
+            ("kind", "reset"),
+            ("subject", subject),
+            ("text", &text.replace('\n', "\r\n")),
+            ("html", &html),
+            ("csrf_token", &edit.csrf()),
+        ],
+    )
+    .await
+    .assert_redirect("/admin/templates/edit?locale=en&kind=reset&saved=1");
+    let user = Browser::at(app.base.clone());
+    user.forgot("dave").await;
+    app.deliver().await;
+    let mail = app.server.accepted.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        mail.expose_text().contains("here is your new-style link"),
+        "the saved template is used"
+    );
+
+    let saved = ann
+        .get("/admin/templates/edit?locale=en&kind=reset&saved=1")
+        .await;
+    assert!(saved.body.contains("Saved as version 1"));
+    ann.post(
+        "/admin/templates/save",
+        &[
+            ("locale", "en"),
+            ("kind", "reset"),
+            ("subject", subject),
+            ("text", &before.locale("en").unwrap().reset.text),
+            ("html", &html),
+            ("csrf_token", &edit.csrf()),
+        ],
+    )
+    .await
+    .assert_redirect("/admin/templates/edit?locale=en&kind=reset&saved=2");
+    ann.post(
+        "/admin/templates/restore",
+        &[
+            ("locale", "en"),
+            ("kind", "reset"),
+            ("version", "1"),
+            ("csrf_token", &edit.csrf()),
+        ],
+    )
+    .await
+    .assert_redirect("/admin/templates/edit?locale=en&kind=reset&restored=1");
+    assert!(
+        app.service
+            .templates()
+            .locale("en")
+            .unwrap()
+            .reset
+            .text
+            .contains("new-style"),
+        "version 1 is back in use"
+    );
+    let bad = ann
+        .post(
+            "/admin/templates/save",
+            &[
+                ("locale", "en"),
+                ("kind", "nonsense"),
+                ("subject", "x"),
+                ("text", "x"),
+                ("html", "x"),
+                ("csrf_token", &edit.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let broken_syntax = ann
+        .post(
+            "/admin/templates/save",
+            &[
+                ("locale", "en"),
+                ("kind", "reset"),
+                ("subject", subject),
+                ("text", "{{ link"),
+                ("html", &html),
+                ("csrf_token", &edit.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(broken_syntax.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Every page of the console, after a flow whose secrets we hold: none of
+/// them shows a token, a link with a token, a password or a password hash.
+#[tokio::test]
+async fn no_admin_page_shows_a_token_a_link_a_password_or_a_hash() {
+    let app = start(4).await;
+    let user = Browser::at(app.base.clone());
+    user.forgot("family@example.test").await;
+    app.deliver().await;
+    let mut secrets: Vec<String> = vec![NEW_PASSWORD.into(), OLD_PASSWORD.into()];
+    let mails = app.server.accepted.lock().unwrap().clone();
+    for mail in &mails {
+        for line in mail
+            .expose_text()
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("http"))
+        {
+            secrets.push(line.to_owned());
+            if let Some((_, token)) = line.split_once("token=") {
+                secrets.push(token.to_owned());
+            }
+        }
+    }
+    assert!(
+        secrets.len() >= 2 + 4 * 2,
+        "two reset and two deny links: {}",
+        secrets.len()
+    );
+    let link = app.link_to("family@example.test");
+    reset_through_pages(&user, &link, NEW_PASSWORD).await;
+    // A failed and a retried email too, and a refused password attempt.
+    app.server
+        .refuse_recipients
+        .lock()
+        .unwrap()
+        .insert("family@example.test".into());
+    user.forgot("erin").await;
+    app.deliver().await;
+    for id in ["u-dave", "u-erin", "u-carol"] {
+        let account = app
+            .accounts
+            .find_by_id(&AccountId::from(id))
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(hash) = account.password_hash {
+            secrets.push(hash.expose().to_owned());
+        }
+    }
+
+    let ann = app.operator("op-ann");
+    let mut pages: Vec<(String, Page)> = Vec::new();
+    let mut visit = |path: String, page: Page| pages.push((path, page));
+    for path in [
+        "/admin/".to_owned(),
+        "/admin/?q=family@example.test".into(),
+        "/admin/?q=dave".into(),
+        "/admin/queue".into(),
+        "/admin/queue?state=failed".into(),
+        "/admin/queue?state=dropped".into(),
+        "/admin/senders".into(),
+        "/admin/templates".into(),
+    ] {
+        visit(path.clone(), ann.get(&path).await);
+    }
+    for kind in ["reset", "reset_combined", "username_required", "password_changed"] {
+        let path = format!("/admin/templates/edit?locale=en&kind={kind}");
+        visit(path.clone(), ann.get(&path).await);
+    }
+    for id in ["u-dave", "u-erin", "u-carol"] {
+        let mut path = account_path(id);
+        loop {
+            let page = ann.get(&path).await;
+            let next = page
+                .body
+                .split(&format!("href=\"/admin/account?id={id}&amp;before="))
+                .nth(1)
+                .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>());
+            visit(path.clone(), page);
+            match next {
+                Some(before) => path = format!("{}&before={before}", account_path(id)),
+                None => break,
+            }
+        }
+    }
+    let csrf = ann.get("/admin/senders").await.csrf();
+    visit(
+        "POST /admin/senders/check".into(),
+        ann.post("/admin/senders/check", &[("csrf_token", &csrf)]).await,
+    );
+    visit(
+        "POST /admin/templates/save (refused)".into(),
+        ann.post(
+            "/admin/templates/save",
+            &[
+                ("locale", "en"),
+                ("kind", "reset"),
+                ("subject", "s"),
+                ("text", "t"),
+                ("html", "h"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await,
+    );
+    let failed = ann.get("/admin/queue?state=failed").await;
+    let message_id = hidden_value(&failed.body, "message_id")
+        .unwrap()
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
+    app.server.refuse_recipients.lock().unwrap().clear();
+    ann.post(
+        "/admin/queue/retry",
+        &[("message_id", &message_id), ("csrf_token", &csrf)],
+    )
+    .await
+    .assert_redirect("/admin/queue?state=failed&done=retried");
+    app.deliver().await;
+    visit(account_path("u-erin"), ann.get(&account_path("u-erin")).await);
+
+    assert!(pages.len() > 18, "{} pages", pages.len());
+    let timeline_pages = pages
+        .iter()
+        .filter(|(p, _)| p.contains("/admin/account?"))
+        .count();
+    assert!(timeline_pages >= 5, "paged timelines were read: {timeline_pages}");
+    for (path, page) in &pages {
+        assert!(
+            page.status.is_success() || page.status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            page.status
+        );
+        for secret in &secrets {
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            let escaped = secret.replace('&', "&amp;");
+            let slashes = escaped.replace('/', "&#x2f;");
+            for form in [
+                secret.as_str(),
+                encoded.as_str(),
+                escaped.as_str(),
+                slashes.as_str(),
+            ] {
+                assert!(
+                    !page.body.contains(form),
+                    "{path} shows a secret ({} chars)",
+                    secret.len()
+                );
+            }
+        }
+        assert!(!page.body.contains("$argon2"), "{path} shows a password hash");
+        assert!(
+            !page.body.contains("/reset?token=") || page.body.contains("SAMPLE-TOKEN-FOR-PREVIEW"),
+            "{path}"
+        );
+        for token in page.body.split("token=").skip(1) {
+            // The preview's placeholder, or the lint naming a link without its token.
+            assert!(
+                token.starts_with("SAMPLE-TOKEN-FOR-PREVIEW") || token.starts_with('…'),
+                "{path}: a token-like link"
+            );
+        }
+    }
+}

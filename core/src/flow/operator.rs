@@ -1,0 +1,290 @@
+//! What an operator console needs from the service: the link-opened record,
+//! account lookup, a fresh link in place of an undelivered email, the
+//! senders to check, and the email templates (preview, lint, replacement
+//! while running).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use resetkit::prelude::*;
+//! use resetkit::template::TemplateSource;
+//!
+//! let service = ResetService::builder()
+//!     .base_url("https://app.example.com")
+//!     .accounts(Arc::new(InMemoryAccounts::default()))
+//!     .tokens(Arc::new(InMemoryTokenStore::default()))
+//!     .events(Arc::new(InMemoryEventLog::default()))
+//!     .mailer(Arc::new(CapturingMailer::default()))
+//!     .sender(Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.com").unwrap())))
+//!     .build()
+//!     .unwrap();
+//! let mut edited = service.templates();
+//! edited.locale_mut("en").reset.text = "Hello {{ username }}, no link".into();
+//! // The same lint as the builder: refused, naming what is missing, and
+//! // the service keeps its previous templates.
+//! let err = service.replace_templates(edited).unwrap_err();
+//! assert!(err.to_string().contains("reset.text"), "{err}");
+//! assert!(service.templates().locale("en").unwrap().reset.text.contains("{{ link }}"));
+//! # });
+//! ```
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use minijinja::Value;
+
+use crate::account::{Account, AccountId};
+use crate::error::{BuildError, StoreError};
+use crate::event::{EventKind, IgnoreReason};
+use crate::flow::request::Trail;
+use crate::flow::{LinkError, LinkInfo, RequestContext, ResetService};
+use crate::identifier::canonicalize;
+use crate::mail::{EmailKind, MailContent, Mailbox};
+use crate::store::{EventLog, Outbox};
+use crate::template::{self, AccountLinks, CompiledTemplates, Templates};
+
+/// The templates a running service renders, replaceable while it runs.
+pub(crate) struct ActiveTemplates {
+    compiled: RwLock<Arc<CompiledTemplates>>,
+    sources: RwLock<Templates>,
+}
+
+impl ActiveTemplates {
+    pub(crate) fn new(compiled: CompiledTemplates, sources: Templates) -> Self {
+        ActiveTemplates {
+            compiled: RwLock::new(Arc::new(compiled)),
+            sources: RwLock::new(sources),
+        }
+    }
+
+    /// The compiled templates for the next email.
+    pub(crate) fn current(&self) -> Arc<CompiledTemplates> {
+        self.compiled
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What [`ResetService::reissue_link`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReissueOutcome {
+    /// A fresh link was issued (superseding the account's older links) and
+    /// its email handed to delivery; the account's timeline shows how it went.
+    Sent,
+    /// The account may not get a link; nothing was issued.
+    Ineligible(IgnoreReason),
+}
+
+/// [`ResetService::reload_templates_from`] failed; the service keeps its templates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateReloadError {
+    /// The template store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored template fails the lint.
+    #[error(transparent)]
+    Template(#[from] BuildError),
+}
+
+/// The link lint's verdict on a set of templates.
+#[derive(Debug)]
+pub struct TemplateCheck(pub Result<(), BuildError>);
+
+/// The placeholder standing where a token goes in previews: clearly not a
+/// token (tokens are 43 URL-safe characters).
+pub const SAMPLE_TOKEN: &str = "SAMPLE-TOKEN-FOR-PREVIEW";
+
+impl ResetService {
+    /// [`inspect`](Self::inspect) for the link's landing page, recording
+    /// that the link was opened ([`EventKind::LinkOpened`]; best effort: a
+    /// failed write is logged, the page still works). Read-only otherwise.
+    pub async fn open_link(&self, token: &str) -> Result<LinkInfo, LinkError> {
+        let info = self.inspect(token).await?;
+        let opened = EventKind::LinkOpened {
+            expires_at: info.expires_at,
+        };
+        if let Err(error) = self.record(Some(info.account.clone()), opened).await {
+            tracing::warn!(%error, "recording that a reset link was opened failed");
+        }
+        Ok(info)
+    }
+
+    /// Accounts matching `query` as an email address (every account that
+    /// has it) or as a username, matched the way `request` matches.
+    pub async fn find_accounts(&self, query: &str) -> Result<Vec<Account>, StoreError> {
+        let canonical = canonicalize(query);
+        if canonical.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = if canonical.contains('@') {
+            self.inner.accounts.find_by_email(&canonical).await?
+        } else {
+            Vec::new()
+        };
+        if let Some(account) = self.inner.accounts.find_by_username(&canonical).await?
+            && !found.iter().any(|a| a.id == account.id)
+        {
+            found.push(account);
+        }
+        Ok(found)
+    }
+
+    /// One account by id.
+    pub async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.inner.accounts.find_by_id(id).await
+    }
+
+    /// The event log (for the operator console's timeline).
+    pub fn event_log(&self) -> Arc<dyn EventLog> {
+        self.inner.events.clone()
+    }
+
+    /// The outbox, in outbox delivery mode.
+    pub fn outbox(&self) -> Option<Arc<dyn Outbox>> {
+        self.inner.dispatcher.outbox.clone()
+    }
+
+    /// Every sender the configured resolver could pick (for a sender check).
+    pub fn candidate_senders(&self) -> Vec<Mailbox> {
+        let mut senders = self.inner.sender.candidate_senders();
+        let mut seen = std::collections::HashSet::new();
+        senders.retain(|m| seen.insert(m.address().to_ascii_lowercase()));
+        senders
+    }
+
+    /// An operator's "send a fresh link": issues a new token for the account
+    /// through the normal issue step (per-account limit, newest wins: the
+    /// old link dies) and hands its email to delivery, recording
+    /// [`EventKind::LinkReissued`] first. `replaces` names the undelivered
+    /// email it stands in for. A disabled or unconfirmed account gets nothing.
+    pub async fn reissue_link(
+        &self,
+        account: &AccountId,
+        operator: &str,
+        replaces: Option<&str>,
+    ) -> Result<ReissueOutcome, StoreError> {
+        let Some(account) = self.inner.accounts.find_by_id(account).await? else {
+            return Err(StoreError::NotFound {
+                operation: "reissue_link",
+                what: format!("account `{account}`"),
+            });
+        };
+        if let Some(reason) = self.ineligibility(&account) {
+            return Ok(ReissueOutcome::Ineligible(reason));
+        }
+        let mut trail = Trail::new(self);
+        trail.note(
+            &account.id,
+            EventKind::LinkReissued {
+                replaces: replaces.map(str::to_owned),
+                operator: operator.to_owned(),
+            },
+        );
+        self.send_single(&account, &RequestContext::default(), &mut trail)
+            .await?;
+        trail.flush().await?;
+        Ok(ReissueOutcome::Sent)
+    }
+
+    /// The templates the service renders now (sources).
+    pub fn templates(&self) -> Templates {
+        self.inner
+            .templates
+            .sources
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn compile(&self, templates: &Templates) -> Result<CompiledTemplates, BuildError> {
+        let inner = &self.inner;
+        templates.compile_for_site(
+            &inner.reset_links,
+            &inner.deny_links,
+            &inner.security_link,
+            &inner.site_name,
+            inner.token_policy.lifetime.as_secs() / 60,
+        )
+    }
+
+    /// Runs the builder's lint (every body keeps its links, for this
+    /// site's links and the sample accounts) on `templates`.
+    pub fn check_templates(&self, templates: &Templates) -> TemplateCheck {
+        TemplateCheck(self.compile(templates).map(|_| ()))
+    }
+
+    /// Replaces the templates for every email from now on, after the same
+    /// lint as the builder; on an error (which names the template, locale
+    /// and what is missing) the service keeps its templates. This is the
+    /// reload hook: a host that stores templates (e.g. a
+    /// `TemplateStore`) calls it at start and whenever they change.
+    pub fn replace_templates(&self, templates: Templates) -> Result<(), BuildError> {
+        let compiled = self.compile(&templates)?;
+        let slot = &self.inner.templates;
+        let mut sources = slot.sources.write().unwrap_or_else(PoisonError::into_inner);
+        *slot.compiled.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(compiled);
+        *sources = templates;
+        Ok(())
+    }
+
+    /// Renders one email of `templates` for a sample account (`username`,
+    /// sharing its address with `other`), without the lint, with
+    /// [`SAMPLE_TOKEN`] where tokens go: a preview never holds a live link.
+    pub fn preview_email(
+        &self,
+        templates: &Templates,
+        locale: &str,
+        kind: EmailKind,
+    ) -> Result<MailContent, template::RenderError> {
+        let values = self.sample_values(kind);
+        templates.render_unchecked(locale, kind, &values)
+    }
+
+    /// Applies the active versions in `store` over the service's current
+    /// templates (after the lint; see [`replace_templates`](Self::replace_templates));
+    /// returns how many stored templates are active. The reload hook for
+    /// operator-edited templates: call it at start and after each change.
+    pub async fn reload_templates_from(
+        &self,
+        store: &dyn template::TemplateStore,
+    ) -> Result<usize, TemplateReloadError> {
+        let active = store.active().await?;
+        let merged = template::apply_stored(self.templates(), &active);
+        self.replace_templates(merged)?;
+        Ok(active.len())
+    }
+
+    fn sample_values(&self, kind: EmailKind) -> Value {
+        let inner = &self.inner;
+        let minutes = inner.token_policy.lifetime.as_secs() / 60;
+        let sample = |username: &str| AccountLinks {
+            username: username.to_owned(),
+            link: sample_link(inner.reset_links.target(), inner.reset_links.placement()),
+            deny_link: sample_link(inner.deny_links.target(), crate::link::TokenPlacement::Query),
+        };
+        match kind {
+            EmailKind::ResetCombined => template::combined_context(
+                &inner.site_name,
+                &[sample("sample-user"), sample("sample-user-2")],
+                minutes,
+            ),
+            EmailKind::UsernameRequired => template::username_required_context(
+                &inner.site_name,
+                &["sample-user".to_owned(), "sample-user-2".to_owned()],
+            ),
+            EmailKind::PasswordChanged => {
+                template::password_changed_context(&inner.site_name, "sample-user", &inner.security_link)
+            }
+            _ => template::reset_context(&inner.site_name, &sample("sample-user"), minutes),
+        }
+    }
+}
+
+fn sample_link(target: &url::Url, placement: crate::link::TokenPlacement) -> String {
+    match placement {
+        crate::link::TokenPlacement::Fragment => format!("{target}#token={SAMPLE_TOKEN}"),
+        _ => format!("{target}?token={SAMPLE_TOKEN}"),
+    }
+}
