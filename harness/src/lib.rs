@@ -5,7 +5,6 @@
 
 pub mod cli;
 pub mod conformance;
-pub mod fake_smtp;
 pub mod http;
 pub mod inspect;
 pub mod report;
@@ -13,3 +12,6 @@ pub mod runner;
 pub mod scenario;
 pub mod scenarios;
 pub mod target;
+
+/// The fake SMTP server (the `resetkit-fake-smtp` crate), re-exported.
+pub use resetkit_fake_smtp as fake_smtp;

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use resetkit::mail::{EmailKind, MailContent, Mailbox, Mailer, OutgoingEmail};
-use resetkit_harness::fake_smtp::FakeSmtpServer;
+use resetkit_fake_smtp::FakeSmtpServer;
 use resetkit_smtp::{ConnectionReuse, SmtpConfig, SmtpMailer, TlsMode};
 
 fn email(i: usize) -> OutgoingEmail {

@@ -169,6 +169,8 @@ impl Handler for FakeHandler {
             data: std::mem::take(&mut self.data),
             authenticated_as: self.user.clone(),
             tls: self.shared.is_tls(self.conn),
+            received_at: std::time::SystemTime::now(),
+            id: 0,
         });
         self.reply(OK, "250 OK")
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use resetkit_harness::fake_smtp::{Direction, FakeSmtpServer, FaultRule, Stage};
+use resetkit_fake_smtp::{Direction, FakeSmtpServer, FaultRule, Stage};
 
 const WAIT: Duration = Duration::from_secs(2);
 

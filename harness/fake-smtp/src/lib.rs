@@ -10,7 +10,7 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::time::Duration;
-//! use resetkit_harness::fake_smtp::{FakeSmtpServer, FaultRule, Stage};
+//! use resetkit_fake_smtp::{FakeSmtpServer, FaultRule, Stage};
 //!
 //! let server = FakeSmtpServer::builder()
 //!     .rule(FaultRule::reply(Stage::MailFrom, 550, Some("5.7.1"), "not authorised").sender("noreply@example.com"))
@@ -29,6 +29,9 @@
 //! offered. When the handle drops, the relay stops and live connections are
 //! closed; mailin's own accept thread and its idle pool stay parked (they
 //! never block process exit).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod handler;
 mod proxy;
@@ -267,6 +270,42 @@ impl FakeSmtpServer {
     /// Every message accepted so far, in order.
     pub fn messages(&self) -> Vec<CapturedMessage> {
         self.shared.messages()
+    }
+
+    /// Messages that arrived after the one numbered `id` (0: every
+    /// message still kept), in arrival order.
+    pub fn messages_after(&self, id: u64) -> Vec<CapturedMessage> {
+        self.shared.messages_after(id)
+    }
+
+    /// The message numbered `id` ([`CapturedMessage::id`]), if still kept.
+    pub fn message(&self, id: u64) -> Option<CapturedMessage> {
+        self.shared.message_by_id(id)
+    }
+
+    /// How many messages are kept.
+    pub fn message_count(&self) -> usize {
+        self.shared.message_count()
+    }
+
+    /// Waits until a message newer than `id` arrives (or [`clear`](Self::clear)
+    /// is called), without polling; returns the newer messages (empty after
+    /// a clear). Use it to print mail on arrival.
+    pub async fn next_after(&self, id: u64) -> Vec<CapturedMessage> {
+        loop {
+            let notified = self.shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let newer = self.shared.messages_after(id);
+            if !newer.is_empty() {
+                return newer;
+            }
+            notified.await;
+            let newer = self.shared.messages_after(id);
+            if !newer.is_empty() || self.shared.message_count() == 0 {
+                return newer;
+            }
+        }
     }
 
     /// Every connection's transcript so far, by connection number.
