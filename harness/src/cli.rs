@@ -17,6 +17,7 @@ use crate::inspect;
 use crate::report::{self, ConsoleReporter};
 use crate::runner;
 use crate::scenarios;
+use crate::scenario as runner_report;
 use crate::target::ReferenceTarget;
 
 /// Conformance harness for password-reset flows.
@@ -91,6 +92,14 @@ pub struct RunArgs {
     /// Write a JUnit XML report (one testsuite per scenario group).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (no network, no scripts): open it
+    /// in a browser, e.g. from a CI artifact.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Show reset tokens in full in every report (default: a fingerprint
+    /// such as `tok#3f9a1c2e…`, so reports hold no live reset link).
+    #[arg(long)]
+    pub reveal_tokens: bool,
     /// Show evidence (emails, transcripts) of failures in full.
     #[arg(long, short)]
     pub verbose: bool,
@@ -214,25 +223,41 @@ async fn run(args: RunArgs) -> i32 {
         return 0;
     }
     let target = ReferenceTarget;
-    let mut console = ConsoleReporter::stdout(args.verbose);
+    let mut console = ConsoleReporter::stdout(args.verbose).reveal_tokens(args.reveal_tokens);
     if let Err(e) = console.start(&crate::target::TargetFactory::describe(&target), selected.len()) {
         eprintln!("resetkit-harness: cannot write to stdout: {e}");
         return 2;
     }
     let report = runner::run(&target, &selected, args.strict, &mut console).await;
     let _ = console.finish(&report);
+    write_reports(report, &args, &[])
+}
+
+/// Writes the JSON, JUnit and HTML reports `args` asks for, tokens shown as
+/// fingerprints unless `--reveal-tokens` (`captured`: every message of the
+/// run, whose tokens are redacted too); returns the run's exit code, or 2
+/// when a report could not be written.
+pub(crate) fn write_reports(
+    mut report: runner_report::RunReport,
+    args: &RunArgs,
+    captured: &[crate::fake_smtp::CapturedMessage],
+) -> i32 {
     let mut code = report.exit_code();
-    if let Some(path) = &args.json
-        && let Err(e) = report::write_json(&report, path)
-    {
-        eprintln!("resetkit-harness: {e}");
-        code = 2;
+    if !args.reveal_tokens {
+        report = report::redacted(report, captured.iter().map(|m| m.data.as_slice()));
     }
-    if let Some(path) = &args.junit
-        && let Err(e) = report::write_junit(&report, path)
-    {
-        eprintln!("resetkit-harness: {e}");
-        code = 2;
+    let writes: [(&Option<PathBuf>, fn(&runner_report::RunReport, &std::path::Path) -> std::io::Result<()>); 3] = [
+        (&args.json, report::write_json),
+        (&args.junit, report::write_junit),
+        (&args.html, report::write_html),
+    ];
+    for (path, write) in writes {
+        if let Some(path) = path
+            && let Err(e) = write(&report, path)
+        {
+            eprintln!("resetkit-harness: {e}");
+            code = 2;
+        }
     }
     code
 }

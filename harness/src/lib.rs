@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod conformance;
+pub mod event_text;
 pub mod http;
 pub mod inspect;
 pub mod report;

@@ -419,16 +419,7 @@ async fn evidence(ctx: &Ctx) -> Evidence {
         transcript.push_str("\n[transcript truncated]");
     }
     let events = match ctx.target.events.recent(500).await {
-        Ok(events) => events
-            .iter()
-            .map(|e| {
-                let who = e
-                    .account
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), ToString::to_string);
-                format!("[{who}] {:?}", e.kind)
-            })
-            .collect(),
+        Ok(events) => events.iter().map(crate::event_text::line).collect(),
         Err(e) => vec![format!("(events unavailable: {e})")],
     };
     Evidence {
@@ -436,6 +427,8 @@ async fn evidence(ctx: &Ctx) -> Evidence {
         transcript: (!transcript.is_empty()).then_some(transcript),
         events,
         notes,
+        figures: Vec::new(),
+        secrets: crate::report::TokenRedactor::secrets_of(messages.iter().map(|m| m.data.as_slice())),
     }
 }
 

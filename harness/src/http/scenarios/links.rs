@@ -316,6 +316,12 @@ async fn parallel_submits(ctx: &HttpCtx) -> Check {
     }
     let listed: Vec<String> = counts.iter().map(usize::to_string).collect();
     ctx.note(format!("Successes per trial: [{}]", listed.join(", ")));
+    ctx.figure(crate::scenario::Figure::Trials {
+        what: "simultaneous submits of one link that set the password".into(),
+        successes: counts.clone(),
+        submitted: n,
+        expected: 1,
+    });
     ensure(
         over.is_empty() && counts.iter().all(|c| *c == 1),
         format!(
