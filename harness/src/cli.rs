@@ -37,15 +37,36 @@ pub enum Command {
     /// `--target FILE` against a running web app over HTTP.
     Run(RunArgs),
     /// Run the capture SMTP server standalone and print each message's
-    /// links as it arrives (point an app's SMTP settings at it).
+    /// links as it arrives (point an app's SMTP settings at it); `--web`
+    /// adds a browser inbox.
+    #[command(after_help = SMTP_HELP)]
     Smtp(SmtpArgs),
     /// Check a real SMTP server accepts a sender: connect, TLS, AUTH,
     /// MAIL FROM, RCPT TO, then RSET — nothing is delivered.
+    #[command(after_help = SMTP_URL_HELP)]
     Doctor(DoctorArgs),
     /// Print the fingerprint of identifiers under the deployment key, to
     /// find requests for them among the `request_ignored` events.
     Fingerprint(FingerprintArgs),
 }
+
+/// The options of an `smtp://` URL, shown by `doctor --help`.
+pub const SMTP_URL_HELP: &str = "SMTP URL: smtp://[user:pass@]host[:port][?option=value&...]  (smtps:// = implicit TLS, port 465)
+  tls=starttls|required      STARTTLS, required (default for smtp://, port 587)
+  tls=opportunistic          STARTTLS when the server offers it
+  tls=none|off               plain SMTP, no TLS (local capture servers, e.g. `resetkit-harness smtp`)
+  tls=implicit|smtps         TLS from the first byte (port 465)
+  auth=plain|login|plain,login   AUTH mechanisms to offer
+  connect_timeout_ms=N, command_timeout_ms=N, hello=NAME, reuse=true, probe=ADDR
+User and password are percent-decoded (p%40ss = p@ss); quote the URL in the shell.";
+
+/// What `smtp --help` adds: how an app sends to the capture server.
+pub const SMTP_HELP: &str = "Point the app at the capture server with plain SMTP, no TLS and no AUTH, e.g.
+  smtp://127.0.0.1:2525?tls=none     (resetkit-smtp / resetkit-harness doctor URL syntax)
+  host 127.0.0.1, port 2525, encryption none   (most frameworks' settings)
+With --web 127.0.0.1:8025, open http://127.0.0.1:8025/ for the inbox; scripts read
+http://127.0.0.1:8025/api/messages (JSON, newest first) and clear it with
+  curl -X POST -H 'X-Inbox-Clear: 1' http://127.0.0.1:8025/api/messages/clear";
 
 /// `fingerprint` options.
 #[derive(Args)]
@@ -123,6 +144,11 @@ pub struct SmtpArgs {
     /// Exit after this many messages (default: run until interrupted).
     #[arg(long)]
     pub count: Option<usize>,
+    /// Also serve a web inbox on this address (e.g. 127.0.0.1:8025):
+    /// messages, their text / HTML / raw / headers, links and findings,
+    /// JSON at /api/messages.
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<SocketAddr>,
 }
 
 /// `doctor` options.
@@ -264,51 +290,86 @@ pub(crate) fn write_reports(
 
 async fn smtp(args: SmtpArgs) -> i32 {
     let server = match FakeSmtpServer::builder().listen(args.listen).start() {
-        Ok(server) => server,
+        Ok(server) => std::sync::Arc::new(server),
         Err(e) => {
             eprintln!("resetkit-harness: cannot listen on {}: {e}", args.listen);
             return 2;
         }
     };
     println!(
-        "capturing SMTP on {} (plain SMTP, no TLS); Ctrl-C to stop",
+        "capturing SMTP on {} (plain SMTP, no TLS: smtp://{}?tls=none); Ctrl-C to stop",
+        server.addr(),
         server.addr()
     );
+    if let Some(web) = args.web {
+        let listener = match tokio::net::TcpListener::bind(web).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("resetkit-harness: cannot listen on {web} (--web): {e}");
+                return 2;
+            }
+        };
+        let shown = listener.local_addr().unwrap_or(web);
+        if !shown.ip().is_loopback() {
+            println!(
+                "note: the web inbox on {shown} is reachable from other machines and shows live reset links"
+            );
+        }
+        println!("web inbox on http://{shown}/ (JSON: http://{shown}/api/messages)");
+        let app = crate::inbox::router(server.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("resetkit-harness: the web inbox stopped: {e}");
+            }
+        });
+    }
+    let mut last_id = 0;
     let mut shown = 0;
     loop {
-        let messages = server.messages();
-        for message in messages.iter().skip(shown) {
+        let arrived = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return 0,
+            arrived = server.next_after(last_id) => arrived,
+        };
+        for message in arrived {
+            last_id = message.id;
             shown += 1;
-            println!(
-                "--- message {shown}: MAIL FROM <{}> RCPT TO {:?}",
-                message.mail_from, message.rcpt_to
-            );
-            match inspect::ParsedMail::parse(&message.data) {
-                Ok(mail) => {
-                    println!("    Subject: {}", mail.subject);
-                    let mut links = mail.text.as_deref().map(inspect::text_links).unwrap_or_default();
-                    for link in mail.html.as_deref().map(inspect::html_links).unwrap_or_default() {
-                        if !links.contains(&link) {
-                            links.push(link);
-                        }
-                    }
-                    if links.is_empty() {
-                        println!("    (no links)");
-                    }
-                    for link in links {
-                        println!("    link: {link}");
-                    }
-                }
-                Err(e) => println!("    (cannot parse the message: {e})"),
-            }
+            print_message(&message);
             if args.count.is_some_and(|n| shown >= n) {
                 return 0;
             }
         }
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return 0,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+    }
+}
+
+fn print_message(message: &crate::fake_smtp::CapturedMessage) {
+    println!(
+        "--- message {}: MAIL FROM <{}> RCPT TO {}",
+        message.id,
+        message.mail_from,
+        message
+            .rcpt_to
+            .iter()
+            .map(|r| format!("<{r}>"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match inspect::ParsedMail::parse(&message.data) {
+        Ok(mail) => {
+            println!("    Subject: {}", mail.subject);
+            let mut links = mail.text.as_deref().map(inspect::text_links).unwrap_or_default();
+            for link in mail.html.as_deref().map(inspect::html_links).unwrap_or_default() {
+                if !links.contains(&link) {
+                    links.push(link);
+                }
+            }
+            if links.is_empty() {
+                println!("    (no links)");
+            }
+            for link in links {
+                println!("    link: {link}");
+            }
         }
+        Err(e) => println!("    (cannot parse the message: {e})"),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod conformance;
 pub mod event_text;
 pub mod http;
+pub mod inbox;
 pub mod inspect;
 pub mod report;
 pub mod runner;

@@ -71,10 +71,10 @@
 //! ```
 
 mod console;
-mod html;
+pub(crate) mod html;
 mod json;
 mod junit;
-mod redact;
+pub(crate) mod redact;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -91,7 +91,7 @@ pub use console::{ConsoleReporter, colour_enabled};
 /// even for a pass.
 pub const NOT_CHECKED: &str = "Not checked:";
 pub use json::{to_json, write_json};
-pub use html::{to_html, write_html};
+pub use html::{defang, sandboxed_frame, to_html, write_html};
 pub use junit::{to_junit, write_junit};
 pub use redact::{TokenRedactor, redacted, token_fingerprint};
 

@@ -54,6 +54,32 @@ fn looks_like_token(value: &str) -> bool {
             || (value.chars().any(|c| c.is_ascii_uppercase()) && value.chars().any(|c| c.is_ascii_lowercase())))
 }
 
+/// The parts of a link that look like tokens, with where they are
+/// (`query token`, `fragment`, `path segment 3`): long, URL-safe and not a
+/// word.
+pub(crate) fn token_parts(url: &url::Url) -> Vec<(String, String)> {
+    let mut candidates: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (format!("query {k}"), v.into_owned()))
+        .collect();
+    if let Some(fragment) = url.fragment() {
+        candidates.push(("fragment".to_owned(), fragment.to_owned()));
+        candidates.extend(
+            url::form_urlencoded::parse(fragment.as_bytes()).map(|(k, v)| (format!("fragment {k}"), v.into_owned())),
+        );
+    }
+    if let Some(segments) = url.path_segments() {
+        candidates.extend(segments.enumerate().map(|(i, s)| {
+            (
+                format!("path segment {}", i + 1),
+                percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned(),
+            )
+        }));
+    }
+    candidates.retain(|(_, v)| looks_like_token(v));
+    candidates
+}
+
 /// Finds tokens in captured mail and replaces them in report text.
 #[derive(Debug, Clone, Default)]
 pub struct TokenRedactor {
@@ -111,26 +137,9 @@ impl TokenRedactor {
 
     /// Learns the token-like parts of one link.
     pub fn learn_link(&mut self, link: &str) {
-        let Ok(url) = url::Url::parse(link) else {
-            return;
-        };
-        let mut candidates: Vec<String> = url.query_pairs().map(|(_, v)| v.into_owned()).collect();
-        if let Some(fragment) = url.fragment() {
-            candidates.push(fragment.to_owned());
-            candidates.extend(
-                url::form_urlencoded::parse(fragment.as_bytes()).map(|(_, v)| v.into_owned()),
-            );
-        }
-        if let Some(segments) = url.path_segments() {
-            candidates.extend(segments.map(|s| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            }));
-        }
-        for candidate in candidates {
-            if looks_like_token(&candidate) {
-                self.tokens.insert(candidate);
+        if let Ok(url) = url::Url::parse(link) {
+            for (_, token) in token_parts(&url) {
+                self.tokens.insert(token);
             }
         }
     }
