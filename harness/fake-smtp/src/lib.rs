@@ -328,6 +328,22 @@ impl FakeSmtpServer {
         self.shared.clear_rules();
     }
 
+    /// Starts a new session on a server shared by several tests run one
+    /// after another (one server, not one per test): forgets captured mail,
+    /// transcripts and fault rules, and from now on accepts but does not
+    /// keep mail from clients that greet (EHLO) with a name ending in
+    /// `family` other than `name` — late mail of an earlier session.
+    /// Clients greeting with other names are kept as always.
+    ///
+    /// ```
+    /// let server = resetkit_fake_smtp::FakeSmtpServer::start().unwrap();
+    /// server.begin_session("t2.session.example", ".session.example");
+    /// assert_eq!(server.message_count(), 0);
+    /// ```
+    pub fn begin_session(&self, name: &str, family: &str) {
+        self.shared.begin_session(name, family);
+    }
+
     /// Forgets captured messages and transcripts.
     pub fn clear(&self) {
         self.shared.clear();

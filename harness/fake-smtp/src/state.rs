@@ -108,6 +108,9 @@ pub(crate) struct Shared {
     pub(crate) next_handler_id: AtomicU64,
     pub(crate) stopped: AtomicBool,
     pub(crate) credentials: Option<(String, String)>,
+    /// The current session's greeting name and the family of names whose
+    /// other members are stale sessions.
+    session: Mutex<Option<(String, String)>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,6 +186,20 @@ impl Shared {
             r.transcripts.clear();
         }
         self.notify.notify_waiters();
+    }
+
+    pub(crate) fn begin_session(&self, name: &str, family: &str) {
+        *lock(&self.session) = Some((name.to_ascii_lowercase(), family.to_ascii_lowercase()));
+        lock(&self.rules).clear();
+        self.clear();
+    }
+
+    /// Whether a client greeting with `helo` belongs to an earlier session.
+    pub(crate) fn is_stale(&self, helo: &str) -> bool {
+        let helo = helo.to_ascii_lowercase();
+        lock(&self.session)
+            .as_ref()
+            .is_some_and(|(name, family)| helo != *name && helo.ends_with(family.as_str()))
     }
 
     pub(crate) fn add_rule(&self, rule: super::rules::FaultRule) {
