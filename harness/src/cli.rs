@@ -400,16 +400,21 @@ async fn doctor(args: DoctorArgs) -> i32 {
         }
     };
     let mut failures = Vec::new();
+    let mut hinted = false;
     for from in &senders {
         let report = mailer.preflight(from).await;
         print!("{report}");
         if let Some(error) = &report.error {
             failures.push(format!("<{}>: {error}", from.address()));
+            if !hinted && let Some(hint) = starttls_hint(&args.smtp, &report) {
+                println!("  hint: {hint}");
+                hinted = true;
+            }
         }
     }
     if let Some(base) = &args.base_url {
         match check_base_url(base).await {
-            Ok(line) => println!("base URL {base}: ok ({line})"),
+            Ok(line) => println!("base URL {base}: {line}"),
             Err(reason) => {
                 println!("base URL {base}: FAIL ({reason})");
                 failures.push(format!("base URL {base}: {reason}"));
@@ -429,25 +434,78 @@ async fn doctor(args: DoctorArgs) -> i32 {
     }
 }
 
-/// Whether the public base URL is https and answers (2xx or 3xx).
+/// A suggestion when STARTTLS failed: `?tls=none` for a server on this
+/// machine or a capture server that offers no TLS, `?tls=opportunistic`
+/// otherwise (and never silently for a remote server).
+fn starttls_hint(url: &str, report: &resetkit_smtp::PreflightReport) -> Option<String> {
+    let failed = report.steps.iter().find(|s| !s.ok)?;
+    if failed.name != "starttls" {
+        return None;
+    }
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str().unwrap_or_default();
+    let local = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let mut fixed = parsed.clone();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != "tls")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    fixed.query_pairs_mut().clear().extend_pairs(pairs).append_pair("tls", "none");
+    if parsed.password().is_some() {
+        let _ = fixed.set_password(Some("***"));
+    }
+    let what = if failed.detail.contains("does not offer") {
+        "offers no STARTTLS"
+    } else {
+        "failed the TLS handshake"
+    };
+    Some(if local {
+        format!(
+            "this server on {host} {what}; a local capture server (e.g. `resetkit-harness smtp`) speaks plain SMTP: use {fixed}"
+        )
+    } else {
+        format!(
+            "the server {what}; if it only takes TLS from the first byte use smtps:// (port 465); \
+             plain SMTP ({fixed}) sends credentials and mail unencrypted, only for a server on a trusted network"
+        )
+    })
+}
+
+/// Whether the public base URL is https and answers (2xx or 3xx); an
+/// `http://` loopback URL is accepted with a note (local testing).
 async fn check_base_url(base: &str) -> Result<String, String> {
     let url = url::Url::parse(base).map_err(|e| format!("not a URL: {e}"))?;
-    if url.scheme() != "https" {
-        return Err(format!("scheme is {}, reset links must use https", url.scheme()));
-    }
+    let loopback = url.host_str().is_some_and(|h| {
+        h == "localhost"
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    let note = match url.scheme() {
+        "https" => "",
+        "http" if loopback => {
+            "; note: http:// is accepted for a loopback address only (local testing): a deployment's reset links must use https"
+        }
+        scheme => return Err(format!("scheme is {scheme}, reset links must use https")),
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let response = client
-        .get(url)
+        .get(url.clone())
         .send()
         .await
-        .map_err(|e| format!("no answer over HTTPS: {e}"))?;
+        .map_err(|e| format!("no answer over {}: {e}", url.scheme().to_ascii_uppercase()))?;
     let status = response.status();
     if status.is_success() || status.is_redirection() {
-        Ok(format!("HTTP {status}"))
+        Ok(format!("ok (HTTP {status}){note}"))
     } else {
         Err(format!("answered HTTP {status}"))
     }

@@ -47,7 +47,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Must,
             (
                 "SPEC: The flow",
-                "inspect(token) never consumes the token: mail scanners and link previewers fetch GET links, and that must not burn the user's link.",
+                "Opening the link (GET or HEAD) only shows the page and never uses the link up: mail scanners and link previewers fetch GET links, and that must not burn the user's link.",
             ),
             needs_account,
             http_body!(scanners_do_not_spend),
@@ -69,7 +69,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Should,
             (
                 "SPEC: Policies",
-                "A new request revokes the account's older links by default (\"newest wins\").",
+                "Once a newer reset is requested, the account's older links stop working (\"newest wins\").",
             ),
             needs_account,
             http_body!(newest_wins),
