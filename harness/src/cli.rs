@@ -1,4 +1,4 @@
-//! The `resetkit-harness` command line: `run`, `smtp`, `doctor`, `fingerprint`.
+//! The `resetkit-harness` command line: `run`, `smtp`, `doctor`, `fingerprint`, `init`.
 //!
 //! Exit codes: 0 every MUST passed (or the command succeeded), 1 a MUST
 //! failed (or `doctor` found a refused step), 2 the harness itself failed
@@ -48,6 +48,37 @@ pub enum Command {
     /// Print the fingerprint of identifiers under the deployment key, to
     /// find requests for them among the `request_ignored` events.
     Fingerprint(FingerprintArgs),
+    /// Write a draft target file from a web app's forgot-password page:
+    /// the form, its identifier field and CSRF token, what "accepted"
+    /// looks like; with --account, also the emailed link and the
+    /// set-password form.
+    Init(InitArgs),
+}
+
+/// `init` options.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The app's forgot-password page, e.g. http://127.0.0.1:8000/accounts/password_reset/.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Where to write the draft (default: print it).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// A test account's address: init asks for a reset for it, reads the
+    /// email from its fake SMTP server (point the app's SMTP there), follows
+    /// the link and sets a new random password (written into the draft).
+    #[arg(long, value_name = "ADDRESS")]
+    pub account: Option<String>,
+    /// Where the fake SMTP server listens with --account.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2525")]
+    pub smtp_listen: SocketAddr,
+    /// Do not submit the forgot form (with an address no account has) to
+    /// learn what "accepted" looks like.
+    #[arg(long)]
+    pub no_probe: bool,
 }
 
 /// The options of an `smtp://` URL, shown by `doctor --help`.
@@ -196,6 +227,66 @@ pub async fn execute(command: Command) -> i32 {
         Command::Smtp(args) => smtp(args).await,
         Command::Doctor(args) => doctor(args).await,
         Command::Fingerprint(args) => fingerprint(args),
+        Command::Init(args) => init(args).await,
+    }
+}
+
+async fn init(args: InitArgs) -> i32 {
+    if let Some(out) = &args.out
+        && out.exists()
+        && !args.force
+    {
+        eprintln!(
+            "resetkit-harness init: {} exists; pass --force to overwrite it",
+            out.display()
+        );
+        return 2;
+    }
+    let server = match &args.account {
+        Some(_) => match FakeSmtpServer::builder().name("resetkit-harness").listen(args.smtp_listen).start() {
+            Ok(server) => {
+                eprintln!(
+                    "fake SMTP server on {} (plain SMTP, no TLS): the app's mail must go there",
+                    server.addr()
+                );
+                Some(std::sync::Arc::new(server))
+            }
+            Err(e) => {
+                eprintln!("resetkit-harness init: cannot listen on {} (--smtp-listen): {e}", args.smtp_listen);
+                return 2;
+            }
+        },
+        None => None,
+    };
+    let mut options = crate::http::init::InitOptions::new(args.url.clone());
+    options.probe = !args.no_probe;
+    options.account = args.account.clone();
+    let draft = match crate::http::init::draft(&options, server).await {
+        Ok(draft) => draft,
+        Err(e) => {
+            eprintln!("resetkit-harness init: {e}");
+            return 2;
+        }
+    };
+    match &args.out {
+        Some(out) => match std::fs::write(out, &draft) {
+            Ok(()) => {
+                eprintln!(
+                    "wrote {}: fill in what is marked FILL IN, then run `resetkit-harness run --target {}`",
+                    out.display(),
+                    out.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("resetkit-harness init: writing {}: {e}", out.display());
+                2
+            }
+        },
+        None => {
+            print!("{draft}");
+            0
+        }
     }
 }
 

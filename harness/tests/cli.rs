@@ -357,3 +357,26 @@ fn doctor_accepts_an_http_loopback_base_url_with_a_note() {
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(shown.contains("note: http:// is accepted for a loopback address only"), "{shown}");
 }
+
+#[test]
+fn init_refuses_bad_input_with_clear_errors() {
+    let out = harness(&["init", "--url", "not a url"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--url \"not a url\""), "{}", text(&out));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let existing = dir.path().join("target.toml");
+    std::fs::write(&existing, "keep me").expect("write");
+    let out = harness(&[
+        "init",
+        "--url",
+        "http://127.0.0.1:9/forgot",
+        "--out",
+        existing.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&existing).expect("read"), "keep me");
+    let out = harness(&["init", "--url", "http://127.0.0.1:9/forgot"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("loading http://127.0.0.1:9/forgot"), "{}", text(&out));
+}

@@ -47,7 +47,7 @@ fn token_char(c: char) -> bool {
 
 /// Whether a link part looks like a secret: long, URL-safe, and not a word
 /// (it has a digit, or both upper- and lower-case letters).
-fn looks_like_token(value: &str) -> bool {
+pub(crate) fn looks_like_token(value: &str) -> bool {
     value.len() >= MIN_TOKEN_LEN
         && value.chars().all(token_char)
         && (value.chars().any(|c| c.is_ascii_digit())
