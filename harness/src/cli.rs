@@ -16,8 +16,8 @@ use crate::fake_smtp::FakeSmtpServer;
 use crate::inspect;
 use crate::report::{self, ConsoleReporter};
 use crate::runner;
-use crate::scenarios;
 use crate::scenario as runner_report;
+use crate::scenarios;
 use crate::target::ReferenceTarget;
 
 /// Conformance harness for password-reset flows.
@@ -82,7 +82,8 @@ pub struct InitArgs {
 }
 
 /// The options of an `smtp://` URL, shown by `doctor --help`.
-pub const SMTP_URL_HELP: &str = "SMTP URL: smtp://[user:pass@]host[:port][?option=value&...]  (smtps:// = implicit TLS, port 465)
+pub const SMTP_URL_HELP: &str =
+    "SMTP URL: smtp://[user:pass@]host[:port][?option=value&...]  (smtps:// = implicit TLS, port 465)
   tls=starttls|required      STARTTLS, required (default for smtp://, port 587)
   tls=opportunistic          STARTTLS when the server offers it
   tls=none|off               plain SMTP, no TLS (local capture servers, e.g. `resetkit-harness smtp`)
@@ -243,7 +244,11 @@ async fn init(args: InitArgs) -> i32 {
         return 2;
     }
     let server = match &args.account {
-        Some(_) => match FakeSmtpServer::builder().name("resetkit-harness").listen(args.smtp_listen).start() {
+        Some(_) => match FakeSmtpServer::builder()
+            .name("resetkit-harness")
+            .listen(args.smtp_listen)
+            .start()
+        {
             Ok(server) => {
                 eprintln!(
                     "fake SMTP server on {} (plain SMTP, no TLS): the app's mail must go there",
@@ -252,7 +257,10 @@ async fn init(args: InitArgs) -> i32 {
                 Some(std::sync::Arc::new(server))
             }
             Err(e) => {
-                eprintln!("resetkit-harness init: cannot listen on {} (--smtp-listen): {e}", args.smtp_listen);
+                eprintln!(
+                    "resetkit-harness init: cannot listen on {} (--smtp-listen): {e}",
+                    args.smtp_listen
+                );
                 return 2;
             }
         },
@@ -363,7 +371,10 @@ pub(crate) fn write_reports(
     if !args.reveal_tokens {
         report = report::redacted(report, captured.iter().map(|m| m.data.as_slice()));
     }
-    let writes: [(&Option<PathBuf>, fn(&runner_report::RunReport, &std::path::Path) -> std::io::Result<()>); 3] = [
+    let writes: [(
+        &Option<PathBuf>,
+        fn(&runner_report::RunReport, &std::path::Path) -> std::io::Result<()>,
+    ); 3] = [
         (&args.json, report::write_json),
         (&args.junit, report::write_junit),
         (&args.html, report::write_html),
@@ -546,7 +557,11 @@ fn starttls_hint(url: &str, report: &resetkit_smtp::PreflightReport) -> Option<S
         .filter(|(k, _)| k != "tls")
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    fixed.query_pairs_mut().clear().extend_pairs(pairs).append_pair("tls", "none");
+    fixed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("tls", "none");
     if parsed.password().is_some() {
         let _ = fixed.set_password(Some("***"));
     }

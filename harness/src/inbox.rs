@@ -79,9 +79,15 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
     }
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -89,9 +95,18 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
 
 fn host_allowed(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
-        Some(v6) => return v6.split(']').next().is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+        Some(v6) => {
+            return v6
+                .split(']')
+                .next()
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+        }
         None => host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
         }),
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
@@ -179,7 +194,11 @@ pub fn inspect(message: &CapturedMessage) -> MessageDetail {
     if let Some(mail) = &parsed {
         let text = mail.text.as_deref().map(text_links).unwrap_or_default();
         let html = mail.html.as_deref().map(html_links).unwrap_or_default();
-        for (link, in_text) in text.iter().map(|l| (l, true)).chain(html.iter().map(|l| (l, false))) {
+        for (link, in_text) in text
+            .iter()
+            .map(|l| (l, true))
+            .chain(html.iter().map(|l| (l, false)))
+        {
             match links.iter_mut().find(|r| &r.url == link) {
                 Some(r) => {
                     r.in_text |= in_text;
@@ -227,7 +246,11 @@ pub fn inspect(message: &CapturedMessage) -> MessageDetail {
     }
 }
 
-fn summary_of(message: &CapturedMessage, parsed: Option<&ParsedMail>, has_reset_link: bool) -> MessageSummary {
+fn summary_of(
+    message: &CapturedMessage,
+    parsed: Option<&ParsedMail>,
+    has_reset_link: bool,
+) -> MessageSummary {
     MessageSummary {
         id: message.id,
         received_at: crate::event_text::time(message.received_at),
@@ -257,7 +280,9 @@ fn link_report(link: &str, in_text: bool) -> LinkReport {
         problems: Vec::new(),
     };
     let Ok(url) = url::Url::parse(link) else {
-        report.problems.push("not an absolute URL: no mail client can open it".into());
+        report
+            .problems
+            .push("not an absolute URL: no mail client can open it".into());
         return report;
     };
     report.scheme = url.scheme().to_owned();
@@ -271,12 +296,15 @@ fn link_report(link: &str, in_text: bool) -> LinkReport {
         report.token_bits = Some(estimate.bits);
         report.token_shape = Some(estimate.explanation);
         if estimate.bits < 128.0 {
-            report
-                .problems
-                .push(format!("token of about {:.0} bits: at least 128 expected", estimate.bits));
+            report.problems.push(format!(
+                "token of about {:.0} bits: at least 128 expected",
+                estimate.bits
+            ));
         }
         if url.scheme() != "https" {
-            report.problems.push(format!("{}:// link: reset links must use https", url.scheme()));
+            report
+                .problems
+                .push(format!("{}:// link: reset links must use https", url.scheme()));
         }
     }
     report
@@ -289,10 +317,7 @@ fn newest_first(server: &FakeSmtpServer) -> Vec<CapturedMessage> {
 }
 
 async fn api_list(State(server): State<Arc<FakeSmtpServer>>) -> Response {
-    let list: Vec<MessageSummary> = newest_first(&server)
-        .iter()
-        .map(|m| inspect(m).summary)
-        .collect();
+    let list: Vec<MessageSummary> = newest_first(&server).iter().map(|m| inspect(m).summary).collect();
     axum::Json(list).into_response()
 }
 
@@ -320,7 +345,10 @@ async fn api_raw(State(server): State<Arc<FakeSmtpServer>>, Path(id): Path<Strin
         Some(m) => (
             [
                 (header::CONTENT_TYPE, "message/rfc822"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"message.eml\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"message.eml\"",
+                ),
             ],
             m.data,
         )
@@ -340,9 +368,7 @@ async fn clear(State(server): State<Arc<FakeSmtpServer>>, headers: HeaderMap) ->
     let fetch_site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
     let same_origin = fetch_site == Some("same-origin")
         || matches!((origin, host), (Some(o), Some(h)) if o == format!("http://{h}"));
-    let scripted = headers
-        .get("x-inbox-clear")
-        .is_some_and(|v| v.as_bytes() == b"1");
+    let scripted = headers.get("x-inbox-clear").is_some_and(|v| v.as_bytes() == b"1");
     if !(same_origin || scripted) {
         return (
             StatusCode::FORBIDDEN,
@@ -383,8 +409,16 @@ async fn index(State(server): State<Arc<FakeSmtpServer>>) -> Response {
         for m in &messages {
             let d = inspect(m);
             let s = &d.summary;
-            let from = if s.from.is_empty() { &s.mail_from } else { &s.from.join(", ") };
-            let to = if s.to.is_empty() { s.rcpt_to.join(", ") } else { s.to.join(", ") };
+            let from = if s.from.is_empty() {
+                &s.mail_from
+            } else {
+                &s.from.join(", ")
+            };
+            let to = if s.to.is_empty() {
+                s.rcpt_to.join(", ")
+            } else {
+                s.to.join(", ")
+            };
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/messages/{}\">{}</a></td><td class=\"{}\">{}</td></tr>",
@@ -393,7 +427,11 @@ async fn index(State(server): State<Arc<FakeSmtpServer>>) -> Response {
                 esc(from),
                 esc(&to),
                 s.id,
-                esc(if s.subject.is_empty() { "(no subject)" } else { &s.subject }),
+                esc(if s.subject.is_empty() {
+                    "(no subject)"
+                } else {
+                    &s.subject
+                }),
                 if s.has_reset_link { "yes" } else { "no" },
                 if s.has_reset_link { "found" } else { "none" },
             );
@@ -413,11 +451,20 @@ async fn message_page(State(server): State<Arc<FakeSmtpServer>>, Path(id): Path<
         "<header><a href=\"/\">← Inbox</a><h1>{}</h1></header>\
          <table class=\"meta\"><tr><th>From</th><td>{}</td></tr><tr><th>To</th><td>{}</td></tr>\
          <tr><th>Envelope</th><td>MAIL FROM &lt;{}&gt; RCPT TO {}</td></tr><tr><th>Received</th><td>{} ({} bytes{})</td></tr></table>",
-        esc(if s.subject.is_empty() { "(no subject)" } else { &s.subject }),
+        esc(if s.subject.is_empty() {
+            "(no subject)"
+        } else {
+            &s.subject
+        }),
         esc(&s.from.join(", ")),
         esc(&s.to.join(", ")),
         esc(&s.mail_from),
-        esc(&s.rcpt_to.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(", ")),
+        esc(&s
+            .rcpt_to
+            .iter()
+            .map(|r| format!("<{r}>"))
+            .collect::<Vec<_>>()
+            .join(", ")),
         esc(&s.received_at),
         s.size,
         if m.tls { ", over STARTTLS" } else { "" },
@@ -464,7 +511,11 @@ async fn message_page(State(server): State<Arc<FakeSmtpServer>>, Path(id): Path<
     }
     body.push_str("</section>");
     if let Some(text) = &d.text {
-        let _ = write!(body, "<details open><summary>Text part</summary><pre>{}</pre></details>", esc(text));
+        let _ = write!(
+            body,
+            "<details open><summary>Text part</summary><pre>{}</pre></details>",
+            esc(text)
+        );
     }
     if let Some(html) = &d.html {
         let _ = write!(
@@ -506,7 +557,14 @@ mod tests {
 
     #[test]
     fn only_loopback_names_and_ip_literals_are_served() {
-        for ok in ["127.0.0.1:8025", "localhost:8025", "localhost", "[::1]:8025", "10.0.0.5", "inbox.localhost:1"] {
+        for ok in [
+            "127.0.0.1:8025",
+            "localhost:8025",
+            "localhost",
+            "[::1]:8025",
+            "10.0.0.5",
+            "inbox.localhost:1",
+        ] {
             assert!(host_allowed(ok), "{ok}");
         }
         for bad in ["evil.example:8025", "", "127.0.0.1.evil.example", "[evil]:1"] {

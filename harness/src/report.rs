@@ -90,8 +90,8 @@ pub use console::{ConsoleReporter, colour_enabled};
 /// (e.g. signing in, without a sign-in page); the console shows such notes
 /// even for a pass.
 pub const NOT_CHECKED: &str = "Not checked:";
-pub use json::{to_json, write_json};
 pub use html::{defang, sandboxed_frame, to_html, write_html};
+pub use json::{to_json, write_json};
 pub use junit::{to_junit, write_junit};
 pub use redact::{TokenRedactor, redacted, token_fingerprint};
 

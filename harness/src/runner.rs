@@ -326,7 +326,12 @@ pub async fn run(
         progress.started(index, scenarios.len(), &scenario.info);
         let result = match &server {
             Ok(server) => run_on(factory, scenario, server).await,
-            Err(e) => result(scenario, Err(Problem::Error(e.clone())), Evidence::default(), Instant::now()),
+            Err(e) => result(
+                scenario,
+                Err(Problem::Error(e.clone())),
+                Evidence::default(),
+                Instant::now(),
+            ),
         };
         progress.finished(&result);
         results.push(result);
@@ -354,12 +359,21 @@ fn start_server() -> Result<Arc<FakeSmtpServer>, String> {
 pub async fn run_one(factory: &dyn TargetFactory, scenario: &Scenario) -> ScenarioResult {
     match start_server() {
         Ok(server) => run_on(factory, scenario, &server).await,
-        Err(e) => result(scenario, Err(Problem::Error(e)), Evidence::default(), Instant::now()),
+        Err(e) => result(
+            scenario,
+            Err(Problem::Error(e)),
+            Evidence::default(),
+            Instant::now(),
+        ),
     }
 }
 
 /// Runs one scenario in a new session of a shared fake SMTP server.
-pub async fn run_on(factory: &dyn TargetFactory, scenario: &Scenario, server: &Arc<FakeSmtpServer>) -> ScenarioResult {
+pub async fn run_on(
+    factory: &dyn TargetFactory,
+    scenario: &Scenario,
+    server: &Arc<FakeSmtpServer>,
+) -> ScenarioResult {
     let started = Instant::now();
     let session = format!("{}{SESSION_FAMILY}", scenario.info.id.to_ascii_lowercase());
     server.begin_session(&session, SESSION_FAMILY);

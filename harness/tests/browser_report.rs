@@ -79,7 +79,13 @@ async fn html_report_of_a_failing_http_run_in_chromium() {
     let report = fixtures::run_checks(
         server.clone(),
         &toml,
-        &["RST-HTTP-001", "RST-HTTP-003", "RST-HTTP-011", "RST-HTTP-013", "RST-HTTP-016"],
+        &[
+            "RST-HTTP-001",
+            "RST-HTTP-003",
+            "RST-HTTP-011",
+            "RST-HTTP-013",
+            "RST-HTTP-016",
+        ],
     )
     .await;
     let captured: Vec<Vec<u8>> = server.messages().into_iter().map(|m| m.data).collect();
@@ -93,26 +99,44 @@ async fn html_report_of_a_failing_http_run_in_chromium() {
     assert!(title.as_str().unwrap().contains("resetkit-harness report"));
     // Failures first: the first scenario on the page failed, and is open.
     let first = b.script("return document.querySelector('details.scenario').className + ' ' + document.querySelector('details.scenario').open;").await;
-    assert!(first.as_str().unwrap().contains("v-fail") && first.as_str().unwrap().ends_with("true"), "{first}");
+    assert!(
+        first.as_str().unwrap().contains("v-fail") && first.as_str().unwrap().ends_with("true"),
+        "{first}"
+    );
     // The drawings: latency box plots with the ratio chart, race trials.
     let charts = b
         .script("return [document.querySelectorAll('svg[aria-label=\"latency distributions\"] rect.box').length, document.querySelectorAll('svg[aria-label=\"ratios of medians\"] line.ci').length, document.querySelectorAll('svg[aria-label=\"successes per trial\"] rect.bar').length];")
         .await;
-    let charts: Vec<u64> = charts.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-    assert!(charts[0] >= 3 && charts[1] >= 2 && charts[2] >= 1, "boxes, intervals, trial bars: {charts:?}");
+    let charts: Vec<u64> = charts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        charts[0] >= 3 && charts[1] >= 2 && charts[2] >= 1,
+        "boxes, intervals, trial bars: {charts:?}"
+    );
     b.screenshot("report-http-broken-top").await;
     // Filter: only failures.
     b.click("label[for=f-fail]").await;
     let shown = visible_verdicts(&b).await;
-    assert!(!shown.is_empty() && shown.iter().all(|c| c.contains("v-fail")), "{shown:?}");
+    assert!(
+        !shown.is_empty() && shown.iter().all(|c| c.contains("v-fail")),
+        "{shown:?}"
+    );
     b.screenshot("report-http-broken-failures").await;
     b.click("label[for=f-all]").await;
     // The timing figure.
-    b.script("const d = document.getElementById('RST-HTTP-016'); d.open = true; d.scrollIntoView(); return 0;")
-        .await;
+    b.script(
+        "const d = document.getElementById('RST-HTTP-016'); d.open = true; d.scrollIntoView(); return 0;",
+    )
+    .await;
     b.screenshot("report-http-broken-timing").await;
-    b.script("const d = document.getElementById('RST-HTTP-011'); d.open = true; d.scrollIntoView(); return 0;")
-        .await;
+    b.script(
+        "const d = document.getElementById('RST-HTTP-011'); d.open = true; d.scrollIntoView(); return 0;",
+    )
+    .await;
     b.screenshot("report-http-broken-race").await;
 }
 
@@ -122,7 +146,13 @@ async fn html_report_of_an_in_process_run_in_chromium() {
         return;
     }
     let filter: Vec<String> = vec!["RST-FLOW".into(), "RST-LINK".into(), "RST-DELIV".into()];
-    let report = runner::run(&ReferenceTarget, &scenarios::select(&filter), false, &mut NoProgress).await;
+    let report = runner::run(
+        &ReferenceTarget,
+        &scenarios::select(&filter),
+        false,
+        &mut NoProgress,
+    )
+    .await;
     let report = report::redacted(report, std::iter::empty());
     let url = write_report("report-in-process", &report);
     let b = Browser::start(1280, 1400).await;
@@ -140,9 +170,16 @@ async fn html_report_of_an_in_process_run_in_chromium() {
         )
         .await;
     assert!(opened.as_str().unwrap().starts_with("RST-"));
-    b.frame(Some(&format!("[id='{}'] iframe.mailhtml", opened.as_str().unwrap()))).await;
+    b.frame(Some(&format!(
+        "[id='{}'] iframe.mailhtml",
+        opened.as_str().unwrap()
+    )))
+    .await;
     let inner = b.source().await;
-    assert!(inner.contains("Choose a new password"), "the email's HTML renders in its frame: {inner}");
+    assert!(
+        inner.contains("Choose a new password"),
+        "the email's HTML renders in its frame: {inner}"
+    );
     assert!(inner.contains("tok#"), "the link's token is a fingerprint");
     b.frame(None).await;
     b.screenshot("report-in-process-email").await;
@@ -208,13 +245,21 @@ async fn html_report_loads_nothing_and_runs_no_script_from_an_email() {
 
     let b = Browser::start(1024, 900).await;
     b.goto(&url).await;
-    b.script("document.querySelectorAll('details').forEach(d => d.open = true); return 0;").await;
+    b.script("document.querySelectorAll('details').forEach(d => d.open = true); return 0;")
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     b.frame(Some("iframe.mailhtml")).await;
     let inner = b.source().await;
-    assert!(inner.contains("Reset your password"), "the email's HTML is shown: {inner}");
+    assert!(
+        inner.contains("Reset your password"),
+        "the email's HTML is shown: {inner}"
+    );
     let inner_title = b.script("return document.title;").await;
-    assert_ne!(inner_title.as_str(), Some("pwned"), "the email's script did not run");
+    assert_ne!(
+        inner_title.as_str(),
+        Some("pwned"),
+        "the email's script did not run"
+    );
     b.frame(None).await;
     let title = b.script("return document.title;").await;
     assert_ne!(title.as_str(), Some("pwned"));
@@ -228,5 +273,8 @@ async fn html_report_loads_nothing_and_runs_no_script_from_an_email() {
     // Control: the listener does count a page that loads from it.
     b.goto(&format!("http://127.0.0.1:{}/control", l.port)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(l.hits.load(Ordering::SeqCst) >= 1, "the listener counts connections");
+    assert!(
+        l.hits.load(Ordering::SeqCst) >= 1,
+        "the listener counts connections"
+    );
 }

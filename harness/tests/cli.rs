@@ -320,7 +320,13 @@ fn smtp_and_doctor_help_list_the_url_options() {
         assert!(shown.contains("tls=none"), "{command} --help:\n{shown}");
     }
     let doctor = text(&harness(&["doctor", "--help"]));
-    for option in ["tls=starttls", "tls=opportunistic", "tls=implicit", "auth=plain", "smtps://"] {
+    for option in [
+        "tls=starttls",
+        "tls=opportunistic",
+        "tls=implicit",
+        "auth=plain",
+        "smtps://",
+    ] {
         assert!(doctor.contains(option), "{option} in doctor --help:\n{doctor}");
     }
     let smtp = text(&harness(&["smtp", "--help"]));
@@ -355,7 +361,10 @@ fn doctor_accepts_an_http_loopback_base_url_with_a_note() {
     ]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
-    assert!(shown.contains("note: http:// is accepted for a loopback address only"), "{shown}");
+    assert!(
+        shown.contains("note: http:// is accepted for a loopback address only"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -378,5 +387,9 @@ fn init_refuses_bad_input_with_clear_errors() {
     assert_eq!(std::fs::read_to_string(&existing).expect("read"), "keep me");
     let out = harness(&["init", "--url", "http://127.0.0.1:9/forgot"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("loading http://127.0.0.1:9/forgot"), "{}", text(&out));
+    assert!(
+        text(&out).contains("loading http://127.0.0.1:9/forgot"),
+        "{}",
+        text(&out)
+    );
 }

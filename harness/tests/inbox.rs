@@ -23,7 +23,9 @@ async fn serve(server: Arc<FakeSmtpServer>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, resetkit_harness::inbox::router(server)).await.unwrap();
+        axum::serve(listener, resetkit_harness::inbox::router(server))
+            .await
+            .unwrap();
     });
     addr
 }
@@ -95,17 +97,42 @@ async fn api_lists_newest_first_inspects_links_and_clears_only_same_origin() {
     assert_eq!(reset["in_text"], true);
     assert_eq!(reset["in_html"], true);
     assert!(one["raw"].as_str().unwrap().contains("Auto-Submitted"));
-    assert!(one["problems"].as_array().unwrap().is_empty(), "{}", one["problems"]);
-    let raw = client().get(format!("http://{web}/api/messages/{id}/raw")).send().await.unwrap();
+    assert!(
+        one["problems"].as_array().unwrap().is_empty(),
+        "{}",
+        one["problems"]
+    );
+    let raw = client()
+        .get(format!("http://{web}/api/messages/{id}/raw"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.headers()["content-type"], "message/rfc822");
-    let missing = client().get(format!("http://{web}/api/messages/999")).send().await.unwrap();
+    let missing = client()
+        .get(format!("http://{web}/api/messages/999"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
-    let bad = client().get(format!("http://{web}/api/messages/x%00y")).send().await.unwrap();
+    let bad = client()
+        .get(format!("http://{web}/api/messages/x%00y"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 404);
 
     // The pages: CSP, no script.
-    let page = client().get(format!("http://{web}/messages/{id}")).send().await.unwrap();
-    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    let page = client()
+        .get(format!("http://{web}/messages/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
     let page = page.text().await.unwrap();
     assert!(page.contains("sandbox=\"\"") && !page.contains("<script"));
 
@@ -134,7 +161,11 @@ async fn api_lists_newest_first_inspects_links_and_clears_only_same_origin() {
         .send()
         .await
         .unwrap();
-    assert_eq!(cross_site.status(), 403, "a cross-site form (as a browser sends it) is refused");
+    assert_eq!(
+        cross_site.status(),
+        403,
+        "a cross-site form (as a browser sends it) is refused"
+    );
     assert_eq!(server.message_count(), 2);
     let same = client()
         .post(&clear)
@@ -152,7 +183,10 @@ async fn api_lists_newest_first_inspects_links_and_clears_only_same_origin() {
         .await
         .unwrap();
     assert_eq!(scripted.status(), 200);
-    assert_eq!(json(format!("http://{web}/api/messages")).await, serde_json::json!([]));
+    assert_eq!(
+        json(format!("http://{web}/api/messages")).await,
+        serde_json::json!([])
+    );
 }
 
 fn free_port() -> u16 {
@@ -208,7 +242,10 @@ async fn smtp_command_prints_mail_on_arrival_and_serves_the_inbox() {
     while !next().await.starts_with("web inbox on") {}
     // Send one reset email through the reference flow to the process.
     let target = ReferenceTarget
-        .build("inbox-cli", &TargetConfig::new(SocketAddr::from(([127, 0, 0, 1], smtp))))
+        .build(
+            "inbox-cli",
+            &TargetConfig::new(SocketAddr::from(([127, 0, 0, 1], smtp))),
+        )
         .await
         .unwrap();
     target
@@ -227,13 +264,20 @@ async fn smtp_command_prints_mail_on_arrival_and_serves_the_inbox() {
     let mut link = None;
     while link.is_none() {
         let line = next().await;
-        if let Some(l) = line.trim().strip_prefix("link: https://app.example.test/reset?token=") {
+        if let Some(l) = line
+            .trim()
+            .strip_prefix("link: https://app.example.test/reset?token=")
+        {
             link = Some(l.to_owned());
         }
     }
     let list = json(format!("http://127.0.0.1:{web}/api/messages")).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    assert_eq!(list[0]["subject"].as_str().map(|s| s.contains("Reset")), Some(true), "{list}");
+    assert_eq!(
+        list[0]["subject"].as_str().map(|s| s.contains("Reset")),
+        Some(true),
+        "{list}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,16 +290,23 @@ async fn inbox_ui_with_a_captured_reset_mail_in_chromium() {
     send_reset_mail(&server).await;
     let b = browser::Browser::start(1200, 1000).await;
     b.goto(&format!("http://{web}/")).await;
-    let rows = b.script("return document.querySelectorAll('table.list tbody tr').length;").await;
+    let rows = b
+        .script("return document.querySelectorAll('table.list tbody tr').length;")
+        .await;
     assert_eq!(rows.as_u64(), Some(1));
     b.screenshot("inbox-list").await;
     b.click("table.list tbody tr a").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let found = b.script("return document.querySelector('table.links td.found') !== null;").await;
+    let found = b
+        .script("return document.querySelector('table.links td.found') !== null;")
+        .await;
     assert_eq!(found.as_bool(), Some(true), "the reset link is marked as found");
     b.frame(Some("iframe.mailhtml")).await;
     let inner = b.source().await;
-    assert!(inner.contains("Choose a new password"), "the HTML part renders sandboxed: {inner}");
+    assert!(
+        inner.contains("Choose a new password"),
+        "the HTML part renders sandboxed: {inner}"
+    );
     b.frame(None).await;
     b.screenshot("inbox-message").await;
     // Clear all through the page's own form (same origin): the inbox empties.
@@ -263,6 +314,8 @@ async fn inbox_ui_with_a_captured_reset_mail_in_chromium() {
     b.click("header form button").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(server.message_count(), 0, "the same-origin form clears");
-    let empty = b.script("return document.querySelector('p.empty') !== null;").await;
+    let empty = b
+        .script("return document.querySelector('p.empty') !== null;")
+        .await;
     assert_eq!(empty.as_bool(), Some(true));
 }

@@ -48,23 +48,37 @@ async fn check_draft(
         .unwrap_or_else(|e| panic!("{name}: init failed: {e}"));
     println!("--- {name} draft ---\n{text}");
     // Every key carries a comment.
-    for line in text.lines().filter(|l| l.contains(" = ") && !l.trim_start().starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| l.contains(" = ") && !l.trim_start().starts_with('#'))
+    {
         let commented = line.contains(" # ")
             || text
                 .lines()
                 .take_while(|l| *l != line)
                 .last()
                 .is_some_and(|prev| prev.trim_start().starts_with('#'));
-        assert!(commented || line.starts_with("identifier") || line.starts_with("email"), "{name}: key without a comment: {line}");
+        assert!(
+            commented || line.starts_with("identifier") || line.starts_with("email"),
+            "{name}: key without a comment: {line}"
+        );
     }
     text.push_str(&other_accounts(&fixture_toml, "alice@example.test"));
     // Faster waits than the default, as the fixture files use.
     text.push_str("\n[checks]\nmail_wait_secs = 1.5\nrace_trials = 3\n");
-    let ids: Vec<&str> = expected.iter().map(|(id, _)| *id).filter(|id| *id != "RST-HTTP-016").collect();
+    let ids: Vec<&str> = expected
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| *id != "RST-HTTP-016")
+        .collect();
     let report = fixtures::run_checks(server, &text, &ids).await;
     let mut wrong = Vec::new();
     for result in &report.results {
-        let want = expected.iter().find(|(id, _)| *id == result.info.id).map(|(_, e)| *e).unwrap();
+        let want = expected
+            .iter()
+            .find(|(id, _)| *id == result.info.id)
+            .map(|(_, e)| *e)
+            .unwrap();
         // Without [[lookalikes]] or [login] in the draft, a check may be
         // skipped; it must never fail or error where the fixture passes.
         let ok = want.matches(&result.verdict) || matches!(result.verdict, Verdict::Skipped(_));
@@ -75,8 +89,16 @@ async fn check_draft(
             ));
         }
     }
-    let ran = report.results.iter().filter(|r| !matches!(r.verdict, Verdict::Skipped(_))).count();
-    assert!(wrong.is_empty(), "{name}: the draft's verdicts differ:\n{}\n\ndraft:\n{text}", wrong.join("\n"));
+    let ran = report
+        .results
+        .iter()
+        .filter(|r| !matches!(r.verdict, Verdict::Skipped(_)))
+        .count();
+    assert!(
+        wrong.is_empty(),
+        "{name}: the draft's verdicts differ:\n{}\n\ndraft:\n{text}",
+        wrong.join("\n")
+    );
     assert!(ran >= 11, "{name}: only {ran} checks ran with the draft");
     drop(app);
 }
@@ -150,9 +172,15 @@ async fn init_without_an_account_writes_a_draft_that_names_what_to_fill_in() {
     assert!(text.contains("identifier_field = \"email\""), "{text}");
     assert!(text.contains("field = \"csrfmiddlewaretoken\""), "{text}");
     assert!(text.contains("page sets `csrftoken`"), "{text}");
-    assert!(text.contains("accepted = { status = 302, redirect = \"/accounts/password_reset/done/\" }"), "{text}");
+    assert!(
+        text.contains("accepted = { status = 302, redirect = \"/accounts/password_reset/done/\" }"),
+        "{text}"
+    );
     assert!(text.contains("FILL IN how the emailed link looks"), "{text}");
-    assert!(server.messages().is_empty(), "the probe for an unknown address mailed no one");
+    assert!(
+        server.messages().is_empty(),
+        "the probe for an unknown address mailed no one"
+    );
     // The draft parses as a target file as it is.
     HttpTarget::from_toml_str(&text, "draft.toml").unwrap();
     // Bad input: clear errors, no panic.
@@ -160,7 +188,10 @@ async fn init_without_an_account_writes_a_draft_that_names_what_to_fill_in() {
         ("not a url", "--url"),
         ("ftp://x/", "http:// or https://"),
         (&format!("{}/no-such-page", app.base_url) as &str, "HTTP 404"),
-        (&format!("{}/accounts/reset/done/", app.base_url) as &str, "no forgot-password form"),
+        (
+            &format!("{}/accounts/reset/done/", app.base_url) as &str,
+            "no forgot-password form",
+        ),
     ] {
         let e = draft(&InitOptions::new(url), None).await.unwrap_err().to_string();
         assert!(e.contains(needle), "{url}: {e}");

@@ -59,7 +59,10 @@ fn joined(text: &str) -> String {
 fn assert_no_token(name: &str, text: &str, tokens: &[String]) {
     let text = joined(text);
     for token in tokens {
-        assert!(!text.contains(token.as_str()), "the {name} report holds the raw token {token}");
+        assert!(
+            !text.contains(token.as_str()),
+            "the {name} report holds the raw token {token}"
+        );
     }
 }
 
@@ -75,7 +78,10 @@ fn check(report: &RunReport, captured: &[Vec<u8>]) {
     for (name, text) in &revealed {
         if *name == "json" || *name == "html" {
             let text = joined(text);
-            assert!(tokens.iter().any(|t| text.contains(t.as_str())), "--reveal-tokens keeps tokens in the {name} report");
+            assert!(
+                tokens.iter().any(|t| text.contains(t.as_str())),
+                "--reveal-tokens keeps tokens in the {name} report"
+            );
         }
     }
 }
@@ -86,14 +92,23 @@ async fn in_process_reports_hold_no_full_token() {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    let report = runner::run(&ReferenceTarget, &scenarios::select(&filter), false, &mut report::NoProgress).await;
+    let report = runner::run(
+        &ReferenceTarget,
+        &scenarios::select(&filter),
+        false,
+        &mut report::NoProgress,
+    )
+    .await;
     check(&report, &[]);
     // JUnit is plain text for people: events without Rust Debug output.
     let junit = report::to_junit(&report).unwrap();
     for debug in ["SystemTime", "tv_sec", "Some(", "{ via:"] {
         assert!(!junit.contains(debug), "JUnit holds Rust Debug output `{debug}`");
     }
-    assert!(junit.contains("token_issued expires_at=20"), "events are plain lines");
+    assert!(
+        junit.contains("token_issued expires_at=20"),
+        "events are plain lines"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,6 +123,9 @@ async fn http_reports_hold_no_full_token() {
     )
     .await;
     let captured: Vec<Vec<u8>> = server.messages().into_iter().map(|m| m.data).collect();
-    assert!(report.results.iter().any(|r| r.verdict.as_str() == "fail"), "the broken fixture fails RST-HTTP-003");
+    assert!(
+        report.results.iter().any(|r| r.verdict.as_str() == "fail"),
+        "the broken fixture fails RST-HTTP-003"
+    );
     check(&report, &captured);
 }

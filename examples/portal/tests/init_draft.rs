@@ -82,6 +82,18 @@ async fn init_draft_of_the_portal_runs_with_accounts_added() {
         .map(|r| format!("{} {:?}: {:?} / {:?}", r.info.id, r.verdict, r.expected, r.actual))
         .collect();
     assert!(bad.is_empty(), "{}", bad.join("\n"));
-    let passed = report.results.iter().filter(|r| r.verdict == Verdict::Pass).count();
-    assert!(passed >= 12, "{passed} checks passed:\n{:#?}", report.results.iter().map(|r| (r.info.id, &r.verdict)).collect::<Vec<_>>());
+    let passed = report
+        .results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Pass)
+        .count();
+    assert!(
+        passed >= 12,
+        "{passed} checks passed:\n{:#?}",
+        report
+            .results
+            .iter()
+            .map(|r| (r.info.id, &r.verdict))
+            .collect::<Vec<_>>()
+    );
 }

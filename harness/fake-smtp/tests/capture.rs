@@ -276,12 +276,16 @@ async fn a_session_keeps_its_own_mail_and_drops_late_mail_of_earlier_sessions() 
     let server = FakeSmtpServer::start().unwrap();
     server.begin_session("one.session.test", ".session.test");
     let one = greeting(&server, "one.session.test");
-    one.send(message("a@example.com", "first@example.com")).await.unwrap();
+    one.send(message("a@example.com", "first@example.com"))
+        .await
+        .unwrap();
     assert_eq!(server.message_count(), 1);
     server.begin_session("two.session.test", ".session.test");
     assert_eq!(server.message_count(), 0, "a new session starts empty");
     // Late mail of session one: accepted (the client sees no error), not kept.
-    one.send(message("a@example.com", "late@example.com")).await.unwrap();
+    one.send(message("a@example.com", "late@example.com"))
+        .await
+        .unwrap();
     greeting(&server, "two.session.test")
         .send(message("a@example.com", "second@example.com"))
         .await

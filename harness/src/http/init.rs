@@ -151,7 +151,14 @@ fn identifier_score(name: &str, kind: &str) -> Option<(u8, &'static str)> {
         .any(|w| n.contains(w))
         && matches!(kind, "text" | "")
     {
-        return Some((2, if n.contains("user") && !n.contains("login") { "either" } else { "either" }));
+        return Some((
+            2,
+            if n.contains("user") && !n.contains("login") {
+                "either"
+            } else {
+                "either"
+            },
+        ));
     }
     None
 }
@@ -183,9 +190,16 @@ fn find_forgot_form(forms: &[Form]) -> Option<ForgotForm> {
 
 fn csrf_like(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["csrf", "xsrf", "authenticity", "_token", "requestverificationtoken", "nonce"]
-        .iter()
-        .any(|w| n.contains(w))
+    [
+        "csrf",
+        "xsrf",
+        "authenticity",
+        "_token",
+        "requestverificationtoken",
+        "nonce",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 fn describe_forms(forms: &[Form]) -> String {
@@ -195,8 +209,17 @@ fn describe_forms(forms: &[Form]) -> String {
     forms
         .iter()
         .map(|f| {
-            let fields: Vec<String> = f.fields.iter().map(|x| format!("{} ({})", x.name, x.kind)).collect();
-            format!("{} form to {:?} with {}", f.method, f.action.as_deref().unwrap_or("(this page)"), fields.join(", "))
+            let fields: Vec<String> = f
+                .fields
+                .iter()
+                .map(|x| format!("{} ({})", x.name, x.kind))
+                .collect();
+            format!(
+                "{} form to {:?} with {}",
+                f.method,
+                f.action.as_deref().unwrap_or("(this page)"),
+                fields.join(", ")
+            )
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -329,11 +352,10 @@ fn outcome_of(base: &Url, page: &Page, hint_words: &[&str]) -> Outcome {
     let mut outcome = raw_outcome(base, page, hint_words);
     // A redirect back to the link's own page carries the token: keep such
     // secrets out of the file (the status alone is then the description).
-    if outcome
-        .redirect
-        .as_deref()
-        .is_some_and(|r| r.split('/').any(|segment| crate::report::redact::looks_like_token(segment)))
-    {
+    if outcome.redirect.as_deref().is_some_and(|r| {
+        r.split('/')
+            .any(|segment| crate::report::redact::looks_like_token(segment))
+    }) {
         outcome.redirect = None;
         outcome.text = sentence_with(&page.body, hint_words);
     }
@@ -350,7 +372,11 @@ fn raw_outcome(base: &Url, page: &Page, hint_words: &[&str]) -> Outcome {
             // A redirect's query often carries per-request values.
             r.split('?').next().unwrap_or(&r).to_owned()
         });
-    let text = if redirect.is_none() { sentence_with(&page.body, hint_words) } else { None };
+    let text = if redirect.is_none() {
+        sentence_with(&page.body, hint_words)
+    } else {
+        None
+    };
     Outcome {
         status: page.status,
         redirect,
@@ -404,7 +430,11 @@ fn sentence_with(html: &str, words: &[&str]) -> Option<String> {
         })
         .map(|l| {
             let l = l.split(['.', '!']).next().unwrap_or(&l).trim().to_owned();
-            l.chars().take(80).collect::<String>().replace("&#39;", "'").replace("&amp;", "&")
+            l.chars()
+                .take(80)
+                .collect::<String>()
+                .replace("&#39;", "'")
+                .replace("&amp;", "&")
         })
         .filter(|l| !l.is_empty())
 }
@@ -430,7 +460,10 @@ struct Followed {
 /// digit, or it is short and has no lower-case letter (Django's `MQ`).
 fn looks_generated(s: &str) -> bool {
     s.chars().any(|c| c.is_ascii_digit())
-        || (!s.is_empty() && s.len() <= 8 && s.chars().all(|c| c.is_ascii_alphanumeric()) && !s.chars().any(|c| c.is_ascii_lowercase()))
+        || (!s.is_empty()
+            && s.len() <= 8
+            && s.chars().all(|c| c.is_ascii_alphanumeric())
+            && !s.chars().any(|c| c.is_ascii_lowercase()))
 }
 
 fn link_pattern(link: &Url, token: &str, email: &str, base: &Url) -> String {
@@ -527,7 +560,9 @@ async fn follow_reset(
         .find_map(|u| token_parts(&u).into_iter().next().map(|(_, t)| (u, t)))
         .ok_or("the email has no link with a token")?;
     f.link_pattern = link_pattern(&link, &token, account, base);
-    f.link_example = link.to_string().replace(&token, &crate::report::token_fingerprint(&token));
+    f.link_example = link
+        .to_string()
+        .replace(&token, &crate::report::token_fingerprint(&token));
     // Open the link as a user would: redirects followed, cookies kept.
     let pages = browser.get_following(&link).await?;
     let last_page = pages.last().ok_or("the link answered nothing")?;
@@ -556,7 +591,11 @@ async fn follow_reset(
         .into_iter()
         .filter(|(n, _)| !passwords.contains(n))
         .collect();
-    for field in set_form.fields.iter().filter(|x| matches!(x.kind.as_str(), "text" | "email") && x.value.is_empty()) {
+    for field in set_form
+        .fields
+        .iter()
+        .filter(|x| matches!(x.kind.as_str(), "text" | "email") && x.value.is_empty())
+    {
         if field.name.to_ascii_lowercase().contains("email") {
             f.extra_fields.push((field.name.clone(), "{email}".into()));
             for (n, v) in &mut values {
@@ -565,14 +604,21 @@ async fn follow_reset(
                 }
             }
         } else {
-            f.notes.push(format!("the set-password form has a field `{}` init did not fill: add it to set_password.fields", field.name));
+            f.notes.push(format!(
+                "the set-password form has a field `{}` init did not fill: add it to set_password.fields",
+                field.name
+            ));
         }
     }
     for p in &passwords {
         values.push((p.clone(), f.new_password.clone()));
     }
     let done = browser.submit(&last_page.url, &set_form, &values).await?;
-    let success = outcome_of(base, &done, &["changed", "success", "reset", "complete", "updated"]);
+    let success = outcome_of(
+        base,
+        &done,
+        &["changed", "success", "reset", "complete", "updated"],
+    );
     if !(200..400).contains(&success.status) {
         return Err(format!(
             "setting a new password answered HTTP {} (the app may want a longer or different password)",
@@ -615,17 +661,27 @@ async fn follow_reset(
                         .into(),
                 );
             }
-            f.notes.push("a spent link still shows the form (it is refused on submit): link.invalid is left out".into());
+            f.notes.push(
+                "a spent link still shows the form (it is refused on submit): link.invalid is left out"
+                    .into(),
+            );
             f.failure = Some(outcome);
         }
         None => {
             let outcome = outcome_of(base, first, &words);
             let shown = outcome_of(base, last, &words);
             if outcome.redirect.is_none() && outcome.text.is_none() {
-                f.notes.push("opening the spent link gave no redirect and no recognisable text: describe link.invalid".into());
+                f.notes.push(
+                    "opening the spent link gave no redirect and no recognisable text: describe link.invalid"
+                        .into(),
+                );
             }
             f.invalid = Some(outcome);
-            f.failure = Some(if shown.text.is_some() { shown } else { f.invalid.clone().unwrap_or(shown) });
+            f.failure = Some(if shown.text.is_some() {
+                shown
+            } else {
+                f.invalid.clone().unwrap_or(shown)
+            });
         }
     }
     Ok(f)
@@ -686,15 +742,19 @@ pub async fn draft(options: &InitOptions, server: Option<Arc<FakeSmtpServer>>) -
         .find(|m| html::meta_content(&page.body, m).is_some());
 
     let accepted = if options.probe {
-        let unknown = format!(
-            "resetkit-init-{}@example.invalid",
-            std::process::id()
-        );
+        let unknown = format!("resetkit-init-{}@example.invalid", std::process::id());
         let mut values = forgot.form.default_values();
         values.retain(|(n, _)| n != &forgot.identifier);
         values.push((forgot.identifier.clone(), unknown.clone()));
         match browser.submit(&page.url, &forgot.form, &values).await {
-            Ok(answer) => Some((unknown, outcome_of(&base, &answer, &["sent", "email", "check", "if an account", "instructions"]))),
+            Ok(answer) => Some((
+                unknown,
+                outcome_of(
+                    &base,
+                    &answer,
+                    &["sent", "email", "check", "if an account", "instructions"],
+                ),
+            )),
             Err(e) => {
                 return Err(http_error(format!("submitting the forgot form: {e}")));
             }
@@ -753,18 +813,39 @@ struct Render<'a> {
 fn render(r: Render<'_>) -> String {
     let mut t = String::new();
     let w = &mut t;
-    let _ = writeln!(w, "# Draft target file written by `resetkit-harness init` from {}{}.", r.base, r.page);
+    let _ = writeln!(
+        w,
+        "# Draft target file written by `resetkit-harness init` from {}{}.",
+        r.base, r.page
+    );
     let _ = writeln!(w, "# Check every key, fill in what is marked FILL IN, then run:");
-    let _ = writeln!(w, "#     resetkit-harness run --target THIS_FILE --html report.html");
-    let _ = writeln!(w, "# Every key is described in TARGETS.md (the target-file reference).\n");
-    let _ = writeln!(w, "name = {}  # a name for reports", quote(&format!("{} (draft)", r.base)));
-    let _ = writeln!(w, "base_url = {}  # found: where the page answered", quote(r.base));
+    let _ = writeln!(
+        w,
+        "#     resetkit-harness run --target THIS_FILE --html report.html"
+    );
+    let _ = writeln!(
+        w,
+        "# Every key is described in TARGETS.md (the target-file reference).\n"
+    );
+    let _ = writeln!(
+        w,
+        "name = {}  # a name for reports",
+        quote(&format!("{} (draft)", r.base))
+    );
+    let _ = writeln!(
+        w,
+        "base_url = {}  # found: where the page answered",
+        quote(r.base)
+    );
     let _ = writeln!(w, "\n[smtp]");
     let _ = writeln!(
         w,
         "# FILL IN the app's SMTP settings: the app must send its mail to this address,\n\
          # plain SMTP without TLS or AUTH (e.g. host 127.0.0.1, port {}, encryption none).",
-        r.smtp.as_deref().and_then(|s| s.rsplit(':').next()).unwrap_or("2525")
+        r.smtp
+            .as_deref()
+            .and_then(|s| s.rsplit(':').next())
+            .unwrap_or("2525")
     );
     let _ = writeln!(
         w,
@@ -781,15 +862,26 @@ fn render(r: Render<'_>) -> String {
     let _ = writeln!(w, "\n[csrf]");
     match &r.csrf_field {
         Some(f) => {
-            let _ = writeln!(w, "field = {}  # found: a hidden field of the forgot form", quote(f));
+            let _ = writeln!(
+                w,
+                "field = {}  # found: a hidden field of the forgot form",
+                quote(f)
+            );
         }
         None => {
-            let _ = writeln!(w, "# field: none found (no hidden field named like a CSRF token in the forgot form)");
+            let _ = writeln!(
+                w,
+                "# field: none found (no hidden field named like a CSRF token in the forgot form)"
+            );
         }
     }
     match (&r.csrf_cookie, &r.bound_cookie) {
         (Some(c), _) => {
-            let _ = writeln!(w, "cookie = {}  # found: a cookie the page sets, holding the form's token", quote(c));
+            let _ = writeln!(
+                w,
+                "cookie = {}  # found: a cookie the page sets, holding the form's token",
+                quote(c)
+            );
         }
         (None, Some(b)) => {
             let _ = writeln!(
@@ -812,13 +904,20 @@ fn render(r: Render<'_>) -> String {
     let _ = writeln!(w, "\n[forgot]");
     let _ = writeln!(w, "page = {}  # found: the page with the form", quote(r.page));
     if let Some(action) = r.forgot.form.action.as_deref().filter(|a| !a.is_empty()) {
-        let _ = writeln!(w, "# action: the form posts to {action:?} (read from the form; no key needed)");
+        let _ = writeln!(
+            w,
+            "# action: the form posts to {action:?} (read from the form; no key needed)"
+        );
     }
     let _ = writeln!(
         w,
         "identifier_field = {}  # found: the form's {} field",
         quote(&r.forgot.identifier),
-        if r.forgot.kind == "email" { "address" } else { "identifier" }
+        if r.forgot.kind == "email" {
+            "address"
+        } else {
+            "identifier"
+        }
     );
     let _ = writeln!(
         w,
@@ -838,7 +937,10 @@ fn render(r: Render<'_>) -> String {
             );
         }
         None => {
-            let _ = writeln!(w, "accepted = {{ status = 200 }}  # FILL IN: what the app answers a request (status, redirect, text)");
+            let _ = writeln!(
+                w,
+                "accepted = {{ status = 200 }}  # FILL IN: what the app answers a request (status, redirect, text)"
+            );
         }
     }
 
@@ -851,9 +953,22 @@ fn render(r: Render<'_>) -> String {
                 quote(&f.link_pattern),
                 f.link_example
             );
-            let _ = writeln!(w, "follow = {}  # found: the link {}", quote(f.follow), if f.follow == "redirect" { "redirects to the form's page" } else { "shows the form itself" });
+            let _ = writeln!(
+                w,
+                "follow = {}  # found: the link {}",
+                quote(f.follow),
+                if f.follow == "redirect" {
+                    "redirects to the form's page"
+                } else {
+                    "shows the form itself"
+                }
+            );
             if let Some(invalid) = &f.invalid {
-                let _ = writeln!(w, "invalid = {}  # found: opening the link again after the reset", invalid.toml());
+                let _ = writeln!(
+                    w,
+                    "invalid = {}  # found: opening the link again after the reset",
+                    invalid.toml()
+                );
             }
         }
         None => {
@@ -870,7 +985,11 @@ fn render(r: Render<'_>) -> String {
     let _ = writeln!(w, "\n[set_password]");
     match &r.followed {
         Some(f) => {
-            let _ = writeln!(w, "page = {}  # found: where the link led (informative)", quote(&f.set_password_page));
+            let _ = writeln!(
+                w,
+                "page = {}  # found: where the link led (informative)",
+                quote(&f.set_password_page)
+            );
             let _ = writeln!(w, "password_field = {}  # found", quote(&f.password_field));
             match &f.confirm_field {
                 Some(c) => {
@@ -881,14 +1000,30 @@ fn render(r: Render<'_>) -> String {
                 }
             }
             if !f.extra_fields.is_empty() {
-                let fields: Vec<String> = f.extra_fields.iter().map(|(k, v)| format!("{} = {}", quote(k), quote(v))).collect();
-                let _ = writeln!(w, "fields = {{ {} }}  # found: the form asks for the address again", fields.join(", "));
+                let fields: Vec<String> = f
+                    .extra_fields
+                    .iter()
+                    .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
+                    .collect();
+                let _ = writeln!(
+                    w,
+                    "fields = {{ {} }}  # found: the form asks for the address again",
+                    fields.join(", ")
+                );
             }
             if let Some(s) = &f.success {
-                let _ = writeln!(w, "success = {}  # found: the answer to setting a new password", s.toml());
+                let _ = writeln!(
+                    w,
+                    "success = {}  # found: the answer to setting a new password",
+                    s.toml()
+                );
             }
             if let Some(failure) = &f.failure {
-                let _ = writeln!(w, "failure = {}  # found: what submitting with the spent link (or opening it) showed", failure.toml());
+                let _ = writeln!(
+                    w,
+                    "failure = {}  # found: what submitting with the spent link (or opening it) showed",
+                    failure.toml()
+                );
             }
             for note in &f.notes {
                 let _ = writeln!(w, "# NOTE: {note}");
@@ -952,11 +1087,23 @@ mod tests {
         let base = Url::parse("http://127.0.0.1:8000").unwrap();
         let token = "c3r5yd-0123456789abcdef0123456789abcdef";
         let link = Url::parse(&format!("http://127.0.0.1:8000/accounts/reset/MQ/{token}/")).unwrap();
-        assert_eq!(link_pattern(&link, token, "a@x.test", &base), "/accounts/reset/{user}/{token}/");
-        let link = Url::parse(&format!("http://127.0.0.1:8000/reset-password/{token}?email=a%40x.test")).unwrap();
-        assert_eq!(link_pattern(&link, token, "a@x.test", &base), "/reset-password/{token}?email={email}");
+        assert_eq!(
+            link_pattern(&link, token, "a@x.test", &base),
+            "/accounts/reset/{user}/{token}/"
+        );
+        let link = Url::parse(&format!(
+            "http://127.0.0.1:8000/reset-password/{token}?email=a%40x.test"
+        ))
+        .unwrap();
+        assert_eq!(
+            link_pattern(&link, token, "a@x.test", &base),
+            "/reset-password/{token}?email={email}"
+        );
         let link = Url::parse(&format!("http://127.0.0.1:8000/reset?token={token}&lang=en")).unwrap();
-        assert_eq!(link_pattern(&link, token, "a@x.test", &base), "/reset?token={token}");
+        assert_eq!(
+            link_pattern(&link, token, "a@x.test", &base),
+            "/reset?token={token}"
+        );
     }
 
     #[test]

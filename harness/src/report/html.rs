@@ -43,8 +43,7 @@ use crate::inspect::{ParsedMail, html_links, text_links};
 use crate::scenario::{Figure, RunReport, ScenarioResult, Severity, Verdict};
 
 /// The page's policy: nothing may load but inline styles and `data:` images.
-const PAGE_CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; base-uri 'none'; form-action 'none'";
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; base-uri 'none'; form-action 'none'";
 /// The policy inside an email's sandboxed frame.
 const MAIL_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
@@ -116,7 +115,11 @@ pub fn to_html(report: &RunReport) -> String {
         esc(&report.target),
         report.results.len(),
         report.duration.as_secs_f64(),
-        if report.strict { " (strict: warnings fail)" } else { "" },
+        if report.strict {
+            " (strict: warnings fail)"
+        } else {
+            ""
+        },
         code.min(2),
         crate::event_text::time(std::time::SystemTime::now()),
     );
@@ -187,7 +190,11 @@ fn summary_table(h: &mut String, report: &RunReport, t: crate::scenario::Tally) 
         let _ = write!(h, "<tr><th>{severity}</th>");
         for v in verdicts {
             let n = of.iter().filter(|r| r.verdict.as_str() == v).count();
-            let _ = write!(h, "<td class=\"{}\">{n}</td>", if n > 0 { format!("v-{v}") } else { "zero".into() });
+            let _ = write!(
+                h,
+                "<td class=\"{}\">{n}</td>",
+                if n > 0 { format!("v-{v}") } else { "zero".into() }
+            );
         }
         let _ = write!(h, "<td>{}</td></tr>\n", of.len());
     }
@@ -205,7 +212,8 @@ fn summary_table(h: &mut String, report: &RunReport, t: crate::scenario::Tally) 
 
 fn scenario(h: &mut String, r: &ScenarioResult, strict: bool) {
     let v = r.verdict.as_str();
-    let open = matches!(r.verdict, Verdict::Fail | Verdict::Error(_)) || (r.verdict == Verdict::Warn && strict);
+    let open =
+        matches!(r.verdict, Verdict::Fail | Verdict::Error(_)) || (r.verdict == Verdict::Warn && strict);
     let _ = write!(
         h,
         "<details class=\"scenario v-{v}\" id=\"{}\"{}><summary><span class=\"badge b-{v}\">{}</span> \
@@ -217,7 +225,11 @@ fn scenario(h: &mut String, r: &ScenarioResult, strict: bool) {
         esc(r.info.title),
         r.info.severity.as_str().to_ascii_lowercase(),
         r.info.severity,
-        if r.fails_run(strict) { " <span class=\"fails\">fails the run</span>" } else { "" },
+        if r.fails_run(strict) {
+            " <span class=\"fails\">fails the run</span>"
+        } else {
+            ""
+        },
         r.duration.as_millis(),
     );
     let q = &r.info.requirement;
@@ -255,7 +267,8 @@ fn scenario(h: &mut String, r: &ScenarioResult, strict: bool) {
         h.push_str(&figure_svg(figure));
         h.push_str("</div>\n");
     }
-    let (exchanges, notes): (Vec<&String>, Vec<&String>) = e.notes.iter().partition(|n| n.starts_with("HTTP "));
+    let (exchanges, notes): (Vec<&String>, Vec<&String>) =
+        e.notes.iter().partition(|n| n.starts_with("HTTP "));
     if !notes.is_empty() {
         h.push_str("<h3>Notes</h3><ul class=\"notes\">");
         for n in notes {
@@ -264,7 +277,11 @@ fn scenario(h: &mut String, r: &ScenarioResult, strict: bool) {
         h.push_str("</ul>\n");
     }
     if !exchanges.is_empty() {
-        let _ = write!(h, "<details class=\"ev\"><summary>HTTP exchanges ({})</summary><ol class=\"exchanges\">", exchanges.len());
+        let _ = write!(
+            h,
+            "<details class=\"ev\"><summary>HTTP exchanges ({})</summary><ol class=\"exchanges\">",
+            exchanges.len()
+        );
         for x in exchanges {
             let _ = write!(h, "<li><pre>{}</pre></li>", esc(x.trim_start_matches("HTTP ")));
         }
@@ -371,8 +388,20 @@ pub fn sandboxed_frame(html: &str) -> String {
 /// Elements that fetch or navigate on their own; renamed (`<blocked-link>`)
 /// so the browser sees an inert unknown element.
 const BLOCKED_ELEMENTS: &[&str] = &[
-    "link", "meta", "base", "iframe", "frame", "frameset", "object", "embed", "portal", "fencedframe", "script",
-    "noscript", "applet", "form",
+    "link",
+    "meta",
+    "base",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "portal",
+    "fencedframe",
+    "script",
+    "noscript",
+    "applet",
+    "form",
 ];
 
 /// An email's HTML made inert for a preview: elements that load or
@@ -386,7 +415,11 @@ pub fn defang(html: &str) -> String {
         out.push_str(&rest[..lt]);
         rest = &rest[lt..];
         let after = &rest[1..];
-        let (slash, name_start) = if after.starts_with('/') { ("/", &after[1..]) } else { ("", after) };
+        let (slash, name_start) = if after.starts_with('/') {
+            ("/", &after[1..])
+        } else {
+            ("", after)
+        };
         let name_len = name_start
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == ':'))
             .unwrap_or(name_start.len());
@@ -450,7 +483,9 @@ fn rename_link_attributes(attrs: &str) -> String {
         } else if (i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'/'))
             && let Some(len) = ["xlink:href", "href", "ping"]
                 .iter()
-                .find(|name| attrs[i..].len() >= name.len() && attrs[i..i + name.len()].eq_ignore_ascii_case(name))
+                .find(|name| {
+                    attrs[i..].len() >= name.len() && attrs[i..i + name.len()].eq_ignore_ascii_case(name)
+                })
                 .map(|name| name.len())
         {
             out.push_str("data-blocked-");
@@ -507,7 +542,12 @@ fn latency_svg(
     let sorted: Vec<Vec<f64>> = classes
         .iter()
         .map(|c| {
-            let mut v: Vec<f64> = c.samples_ms.iter().map(|n| n.0).filter(|x| x.is_finite()).collect();
+            let mut v: Vec<f64> = c
+                .samples_ms
+                .iter()
+                .map(|n| n.0)
+                .filter(|x| x.is_finite())
+                .collect();
             v.sort_by(f64::total_cmp);
             v
         })
@@ -557,7 +597,12 @@ fn latency_svg(
         for (k, sample) in v.iter().enumerate() {
             // Deterministic jitter.
             let jitter = ((k * 7919) % 17) as f64 - 8.0;
-            let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"1.6\" class=\"dot\"/>", x(*sample), cy + jitter);
+            let _ = write!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"1.6\" class=\"dot\"/>",
+                x(*sample),
+                cy + jitter
+            );
         }
         let _ = write!(
             s,
@@ -750,8 +795,16 @@ mod tests {
         let html = r#"<LINK rel=preconnect href="http://x/"><iframe/src="http://x/f"></iframe><p>Hi <a class=b HREF="http://x/r?a>b" ping=http://x/p>go</a></p><img src="http://x/i">"#;
         let out = defang(html);
         assert!(out.contains("<blocked-LINK rel=preconnect"), "{out}");
-        assert!(out.contains("<blocked-iframe/src") && out.contains("</blocked-iframe>"), "{out}");
-        assert!(out.contains(r#"<a class=b data-blocked-HREF="http://x/r?a>b" data-blocked-ping=http://x/p>go</a>"#), "{out}");
+        assert!(
+            out.contains("<blocked-iframe/src") && out.contains("</blocked-iframe>"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                r#"<a class=b data-blocked-HREF="http://x/r?a>b" data-blocked-ping=http://x/p>go</a>"#
+            ),
+            "{out}"
+        );
         assert!(out.contains("<img src=") && out.contains("<p>Hi "), "{out}");
         assert_eq!(defang("a < b and <3 and <"), "a < b and <3 and <");
     }

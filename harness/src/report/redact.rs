@@ -51,7 +51,8 @@ pub(crate) fn looks_like_token(value: &str) -> bool {
     value.len() >= MIN_TOKEN_LEN
         && value.chars().all(token_char)
         && (value.chars().any(|c| c.is_ascii_digit())
-            || (value.chars().any(|c| c.is_ascii_uppercase()) && value.chars().any(|c| c.is_ascii_lowercase())))
+            || (value.chars().any(|c| c.is_ascii_uppercase())
+                && value.chars().any(|c| c.is_ascii_lowercase())))
 }
 
 /// The parts of a link that look like tokens, with where they are
@@ -65,14 +66,17 @@ pub(crate) fn token_parts(url: &url::Url) -> Vec<(String, String)> {
     if let Some(fragment) = url.fragment() {
         candidates.push(("fragment".to_owned(), fragment.to_owned()));
         candidates.extend(
-            url::form_urlencoded::parse(fragment.as_bytes()).map(|(k, v)| (format!("fragment {k}"), v.into_owned())),
+            url::form_urlencoded::parse(fragment.as_bytes())
+                .map(|(k, v)| (format!("fragment {k}"), v.into_owned())),
         );
     }
     if let Some(segments) = url.path_segments() {
         candidates.extend(segments.enumerate().map(|(i, s)| {
             (
                 format!("path segment {}", i + 1),
-                percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned(),
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned(),
             )
         }));
     }
@@ -231,7 +235,13 @@ impl TokenRedactor {
             self.redact_in_place(reason);
         }
         let e = &mut result.evidence;
-        for text in e.emails.iter_mut().chain(&mut e.events).chain(&mut e.notes).chain(&mut e.transcript) {
+        for text in e
+            .emails
+            .iter_mut()
+            .chain(&mut e.events)
+            .chain(&mut e.notes)
+            .chain(&mut e.transcript)
+        {
             self.redact_in_place(text);
         }
     }
@@ -331,7 +341,10 @@ mod tests {
         assert_eq!(r.redact(&format!("a {TOKEN} b")), format!("a {fp} b"));
         let qp = "deny?token=3DSl6LJIgq1RZuYmS-A68_b3RAwzmM4-j=\r\nqtxqNi75nBCc\r\n";
         assert_eq!(r.redact(qp), format!("deny?token=3D{fp}\r\n"));
-        assert_eq!(r.redact("nothing here at all, really"), "nothing here at all, really");
+        assert_eq!(
+            r.redact("nothing here at all, really"),
+            "nothing here at all, really"
+        );
         assert!(fp.starts_with("tok#") && fp.chars().count() == 13);
     }
 

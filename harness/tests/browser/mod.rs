@@ -161,7 +161,10 @@ impl Browser {
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
         let value = read_json(resp).await.expect("WebDriver answers JSON");
         if let Some(error) = value["value"]["error"].as_str() {
-            panic!("WebDriver {method} {path}: {error}: {}", value["value"]["message"]);
+            panic!(
+                "WebDriver {method} {path}: {error}: {}",
+                value["value"]["message"]
+            );
         }
         value["value"].clone()
     }
@@ -203,8 +206,12 @@ impl Browser {
 
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {

@@ -11,9 +11,9 @@ use crate::http::context::HttpCtx;
 use crate::http::driver::Submission;
 use crate::http::runner::HttpScenario;
 use crate::http::stats::{Comparison, compare};
-use crate::scenario::{Figure, LatencyClass, Num, RatioEstimate};
 use crate::runner::{Check, fail};
 use crate::scenario::Severity::Should;
+use crate::scenario::{Figure, LatencyClass, Num, RatioEstimate};
 
 /// Untimed requests of each class before sampling.
 const WARMUP: usize = 2;
@@ -239,7 +239,11 @@ async fn timing(ctx: &HttpCtx) -> Check {
     ))
 }
 
-fn latency_figure(classes: &[Class], comparisons: &[(&'static str, Comparison, Decision)], threshold: f64) -> Figure {
+fn latency_figure(
+    classes: &[Class],
+    comparisons: &[(&'static str, Comparison, Decision)],
+    threshold: f64,
+) -> Figure {
     Figure::Latency {
         reference: "unknown".into(),
         threshold: Num(threshold),
