@@ -371,10 +371,8 @@ pub(crate) fn write_reports(
     if !args.reveal_tokens {
         report = report::redacted(report, captured.iter().map(|m| m.data.as_slice()));
     }
-    let writes: [(
-        &Option<PathBuf>,
-        fn(&runner_report::RunReport, &std::path::Path) -> std::io::Result<()>,
-    ); 3] = [
+    type Write = fn(&runner_report::RunReport, &std::path::Path) -> std::io::Result<()>;
+    let writes: [(&Option<PathBuf>, Write); 3] = [
         (&args.json, report::write_json),
         (&args.junit, report::write_junit),
         (&args.html, report::write_html),

@@ -151,14 +151,8 @@ fn identifier_score(name: &str, kind: &str) -> Option<(u8, &'static str)> {
         .any(|w| n.contains(w))
         && matches!(kind, "text" | "")
     {
-        return Some((
-            2,
-            if n.contains("user") && !n.contains("login") {
-                "either"
-            } else {
-                "either"
-            },
-        ));
+        // A username or login field often takes an address too: "either".
+        return Some((2, "either"));
     }
     None
 }
@@ -352,10 +346,11 @@ fn outcome_of(base: &Url, page: &Page, hint_words: &[&str]) -> Outcome {
     let mut outcome = raw_outcome(base, page, hint_words);
     // A redirect back to the link's own page carries the token: keep such
     // secrets out of the file (the status alone is then the description).
-    if outcome.redirect.as_deref().is_some_and(|r| {
-        r.split('/')
-            .any(|segment| crate::report::redact::looks_like_token(segment))
-    }) {
+    if outcome
+        .redirect
+        .as_deref()
+        .is_some_and(|r| r.split('/').any(crate::report::redact::looks_like_token))
+    {
         outcome.redirect = None;
         outcome.text = sentence_with(&page.body, hint_words);
     }
@@ -501,10 +496,10 @@ fn link_pattern(link: &Url, token: &str, email: &str, base: &Url) -> String {
         pattern.push('?');
         pattern.push_str(&query.join("&"));
     }
-    if let Some(fragment) = link.fragment() {
-        if let Some((k, _)) = url::form_urlencoded::parse(fragment.as_bytes()).find(|(_, v)| v == token) {
-            let _ = write!(pattern, "#{k}={{token}}");
-        }
+    if let Some(fragment) = link.fragment()
+        && let Some((k, _)) = url::form_urlencoded::parse(fragment.as_bytes()).find(|(_, v)| v == token)
+    {
+        let _ = write!(pattern, "#{k}={{token}}");
     }
     pattern
 }

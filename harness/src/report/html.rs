@@ -97,9 +97,9 @@ pub fn to_html(report: &RunReport) -> String {
         ("pass", "Passed", false),
         ("skipped", "Skipped", false),
     ] {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<input type=\"radio\" name=\"filter\" id=\"f-{id}\" class=\"filter\"{}><!-- {label} -->\n",
+            "<input type=\"radio\" name=\"filter\" id=\"f-{id}\" class=\"filter\"{}><!-- {label} -->",
             if checked { " checked" } else { "" }
         );
     }
@@ -155,7 +155,7 @@ pub fn to_html(report: &RunReport) -> String {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let _ = write!(h, "<section class=\"group{classes}\"><h2>{}</h2>\n", esc(group));
+        let _ = writeln!(h, "<section class=\"group{classes}\"><h2>{}</h2>", esc(group));
         for r in list {
             scenario(&mut h, r, report.strict);
         }
@@ -196,11 +196,11 @@ fn summary_table(h: &mut String, report: &RunReport, t: crate::scenario::Tally) 
                 if n > 0 { format!("v-{v}") } else { "zero".into() }
             );
         }
-        let _ = write!(h, "<td>{}</td></tr>\n", of.len());
+        let _ = writeln!(h, "<td>{}</td></tr>", of.len());
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<tr class=\"total\"><th>all</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></tbody></table>\n",
+        "<tr class=\"total\"><th>all</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></tbody></table>",
         t.pass,
         t.fail,
         t.warn,
@@ -233,20 +233,20 @@ fn scenario(h: &mut String, r: &ScenarioResult, strict: bool) {
         r.duration.as_millis(),
     );
     let q = &r.info.requirement;
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<blockquote class=\"requirement\"><p>{}</p><cite>{}</cite></blockquote>\n",
+        "<blockquote class=\"requirement\"><p>{}</p><cite>{}</cite></blockquote>",
         esc(q.text),
         esc(q.source)
     );
     match &r.verdict {
         Verdict::Skipped(reason) => {
-            let _ = write!(h, "<p class=\"reason\"><b>Skipped:</b> {}</p>\n", esc(reason));
+            let _ = writeln!(h, "<p class=\"reason\"><b>Skipped:</b> {}</p>", esc(reason));
         }
         Verdict::Error(reason) => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<p class=\"reason\"><b>Harness error</b> (not a target failure): <pre>{}</pre></p>\n",
+                "<div class=\"reason\"><b>Harness error</b> (not a target failure): <pre>{}</pre></div>",
                 esc(reason)
             );
         }
@@ -288,15 +288,15 @@ fn scenario(h: &mut String, r: &ScenarioResult, strict: bool) {
         h.push_str("</ol></details>\n");
     }
     if !e.emails.is_empty() {
-        let _ = write!(h, "<h3>Captured emails ({})</h3>\n", e.emails.len());
+        let _ = writeln!(h, "<h3>Captured emails ({})</h3>", e.emails.len());
         for (i, raw) in e.emails.iter().enumerate() {
             email(h, i + 1, raw);
         }
     }
     if let Some(transcript) = &e.transcript {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<details class=\"ev\"><summary>SMTP transcript</summary><pre class=\"transcript\">{}</pre></details>\n",
+            "<details class=\"ev\"><summary>SMTP transcript</summary><pre class=\"transcript\">{}</pre></details>",
             esc(transcript)
         );
     }
@@ -317,9 +317,9 @@ fn scenario(h: &mut String, r: &ScenarioResult, strict: bool) {
 fn email(h: &mut String, n: usize, raw: &str) {
     match ParsedMail::parse(raw.as_bytes()) {
         Ok(mail) => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<details class=\"email\"><summary>Email {n}: <b>{}</b> · from {} · to {}</summary>\n",
+                "<details class=\"email\"><summary>Email {n}: <b>{}</b> · from {} · to {}</summary>",
                 esc(&mail.subject),
                 esc(&mail.from.join(", ")),
                 esc(&mail.to.join(", "))
@@ -339,29 +339,29 @@ fn email(h: &mut String, n: usize, raw: &str) {
                 h.push_str("</ul>");
             }
             if let Some(text) = &mail.text {
-                let _ = write!(
+                let _ = writeln!(
                     h,
-                    "<details open><summary>Text part</summary><pre class=\"mailtext\">{}</pre></details>\n",
+                    "<details open><summary>Text part</summary><pre class=\"mailtext\">{}</pre></details>",
                     esc(text)
                 );
             }
             if let Some(html) = &mail.html {
-                let _ = write!(
+                let _ = writeln!(
                     h,
-                    "<details><summary>HTML part (sandboxed: no scripts, no remote images)</summary>{}</details>\n",
+                    "<details><summary>HTML part (sandboxed: no scripts, no remote images)</summary>{}</details>",
                     sandboxed_frame(html)
                 );
             }
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<details><summary>Raw message</summary><pre class=\"raw\">{}</pre></details></details>\n",
+                "<details><summary>Raw message</summary><pre class=\"raw\">{}</pre></details></details>",
                 esc(raw)
             );
         }
         Err(e) => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<details class=\"email\"><summary>Email {n} (not parseable: {})</summary><pre class=\"raw\">{}</pre></details>\n",
+                "<details class=\"email\"><summary>Email {n} (not parseable: {})</summary><pre class=\"raw\">{}</pre></details>",
                 esc(&e.to_string()),
                 esc(raw)
             );
@@ -415,10 +415,9 @@ pub fn defang(html: &str) -> String {
         out.push_str(&rest[..lt]);
         rest = &rest[lt..];
         let after = &rest[1..];
-        let (slash, name_start) = if after.starts_with('/') {
-            ("/", &after[1..])
-        } else {
-            ("", after)
+        let (slash, name_start) = match after.strip_prefix('/') {
+            Some(rest) => ("/", rest),
+            None => ("", after),
         };
         let name_len = name_start
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == ':'))
