@@ -376,7 +376,7 @@ fn email(h: &mut String, n: usize, raw: &str) {
 /// policy is applied).
 pub fn sandboxed_frame(html: &str) -> String {
     let doc = format!(
-        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"{MAIL_CSP}\"><base target=\"_self\">{}",
+        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"{MAIL_CSP}\"><style>a{{color:#0969da;text-decoration:underline;cursor:not-allowed}}</style>{}",
         defang(html)
     );
     format!(
