@@ -64,6 +64,7 @@ async fn init_draft_of_the_portal_runs_with_accounts_added() {
         "confirm_field = \"confirm\"",
         "success = { status = 303, redirect = \"/reset/done\" }",
         "invalid = { status = 303, redirect = \"/reset/invalid\" }",
+        "failure = { status = 303, redirect = \"/reset/invalid\" }",
     ] {
         assert!(text.contains(found), "the draft has `{found}`:\n{text}");
     }

@@ -671,12 +671,14 @@ async fn follow_reset(
                         .into(),
                 );
             }
-            f.invalid = Some(outcome);
-            f.failure = Some(if shown.text.is_some() {
+            // Submitting with a dead link answers like opening it: the
+            // redirect when there is one, else the page's text.
+            f.failure = Some(if outcome.redirect.is_none() && shown.text.is_some() {
                 shown
             } else {
-                f.invalid.clone().unwrap_or(shown)
+                outcome.clone()
             });
+            f.invalid = Some(outcome);
         }
     }
     Ok(f)
