@@ -435,6 +435,10 @@ async fn smtp(args: SmtpArgs) -> i32 {
             shown += 1;
             print_message(&message);
             if args.count.is_some_and(|n| shown >= n) {
+                // Let the client read its `250` and quit before the server goes.
+                server
+                    .wait_closed(message.connection, Duration::from_secs(2))
+                    .await;
                 return 0;
             }
         }

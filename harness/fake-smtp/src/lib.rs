@@ -308,6 +308,29 @@ impl FakeSmtpServer {
         }
     }
 
+    /// Waits until connection `connection` has closed (the client quit or
+    /// was cut off), up to `timeout`; returns whether it did. Use it before
+    /// stopping the server right after a message arrived, so the client
+    /// still gets its `250` for the message.
+    pub async fn wait_closed(&self, connection: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let closed = self.shared.transcripts().iter().any(|t| {
+                t.connection == connection
+                    && t.entries
+                        .iter()
+                        .any(|e| e.direction == Direction::Note && e.line == "connection closed")
+            });
+            if closed {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Every connection's transcript so far, by connection number.
     pub fn transcripts(&self) -> Vec<Transcript> {
         self.shared.transcripts()
