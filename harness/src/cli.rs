@@ -1,4 +1,4 @@
-//! The `resetkit-harness` command line: `run`, `smtp`, `doctor`, `fingerprint`.
+//! The `resetkit-harness` command line: `run`, `smtp`, `doctor`, `fingerprint`, `init`.
 //!
 //! Exit codes: 0 every MUST passed (or the command succeeded), 1 a MUST
 //! failed (or `doctor` found a refused step), 2 the harness itself failed
@@ -16,6 +16,7 @@ use crate::fake_smtp::FakeSmtpServer;
 use crate::inspect;
 use crate::report::{self, ConsoleReporter};
 use crate::runner;
+use crate::scenario as runner_report;
 use crate::scenarios;
 use crate::target::ReferenceTarget;
 
@@ -36,15 +37,68 @@ pub enum Command {
     /// `--target FILE` against a running web app over HTTP.
     Run(RunArgs),
     /// Run the capture SMTP server standalone and print each message's
-    /// links as it arrives (point an app's SMTP settings at it).
+    /// links as it arrives (point an app's SMTP settings at it); `--web`
+    /// adds a browser inbox.
+    #[command(after_help = SMTP_HELP)]
     Smtp(SmtpArgs),
     /// Check a real SMTP server accepts a sender: connect, TLS, AUTH,
     /// MAIL FROM, RCPT TO, then RSET — nothing is delivered.
+    #[command(after_help = SMTP_URL_HELP)]
     Doctor(DoctorArgs),
     /// Print the fingerprint of identifiers under the deployment key, to
     /// find requests for them among the `request_ignored` events.
     Fingerprint(FingerprintArgs),
+    /// Write a draft target file from a web app's forgot-password page:
+    /// the form, its identifier field and CSRF token, what "accepted"
+    /// looks like; with --account, also the emailed link and the
+    /// set-password form.
+    Init(InitArgs),
 }
+
+/// `init` options.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The app's forgot-password page, e.g. http://127.0.0.1:8000/accounts/password_reset/.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Where to write the draft (default: print it).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// A test account's address: init asks for a reset for it, reads the
+    /// email from its fake SMTP server (point the app's SMTP there), follows
+    /// the link and sets a new random password (written into the draft).
+    #[arg(long, value_name = "ADDRESS")]
+    pub account: Option<String>,
+    /// Where the fake SMTP server listens with --account.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2525")]
+    pub smtp_listen: SocketAddr,
+    /// Do not submit the forgot form (with an address no account has) to
+    /// learn what "accepted" looks like.
+    #[arg(long)]
+    pub no_probe: bool,
+}
+
+/// The options of an `smtp://` URL, shown by `doctor --help`.
+pub const SMTP_URL_HELP: &str =
+    "SMTP URL: smtp://[user:pass@]host[:port][?option=value&...]  (smtps:// = implicit TLS, port 465)
+  tls=starttls|required      STARTTLS, required (default for smtp://, port 587)
+  tls=opportunistic          STARTTLS when the server offers it
+  tls=none|off               plain SMTP, no TLS (local capture servers, e.g. `resetkit-harness smtp`)
+  tls=implicit|smtps         TLS from the first byte (port 465)
+  auth=plain|login|plain,login   AUTH mechanisms to offer
+  connect_timeout_ms=N, command_timeout_ms=N, hello=NAME, reuse=true, probe=ADDR
+User and password are percent-decoded (p%40ss = p@ss); quote the URL in the shell.";
+
+/// What `smtp --help` adds: how an app sends to the capture server.
+pub const SMTP_HELP: &str = "Point the app at the capture server with plain SMTP, no TLS and no AUTH, e.g.
+  smtp://127.0.0.1:2525?tls=none     (resetkit-smtp / resetkit-harness doctor URL syntax)
+  host 127.0.0.1, port 2525, encryption none   (most frameworks' settings)
+With --web 127.0.0.1:8025, open http://127.0.0.1:8025/ for the inbox; scripts read
+http://127.0.0.1:8025/api/messages (JSON, newest first) and clear it with
+  curl -X POST -H 'X-Inbox-Clear: 1' http://127.0.0.1:8025/api/messages/clear";
 
 /// `fingerprint` options.
 #[derive(Args)]
@@ -91,6 +145,14 @@ pub struct RunArgs {
     /// Write a JUnit XML report (one testsuite per scenario group).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (no network, no scripts): open it
+    /// in a browser, e.g. from a CI artifact.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Show reset tokens in full in every report (default: a fingerprint
+    /// such as `tok#3f9a1c2e…`, so reports hold no live reset link).
+    #[arg(long)]
+    pub reveal_tokens: bool,
     /// Show evidence (emails, transcripts) of failures in full.
     #[arg(long, short)]
     pub verbose: bool,
@@ -114,6 +176,11 @@ pub struct SmtpArgs {
     /// Exit after this many messages (default: run until interrupted).
     #[arg(long)]
     pub count: Option<usize>,
+    /// Also serve a web inbox on this address (e.g. 127.0.0.1:8025):
+    /// messages, their text / HTML / raw / headers, links and findings,
+    /// JSON at /api/messages.
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<SocketAddr>,
 }
 
 /// `doctor` options.
@@ -161,6 +228,73 @@ pub async fn execute(command: Command) -> i32 {
         Command::Smtp(args) => smtp(args).await,
         Command::Doctor(args) => doctor(args).await,
         Command::Fingerprint(args) => fingerprint(args),
+        Command::Init(args) => init(args).await,
+    }
+}
+
+async fn init(args: InitArgs) -> i32 {
+    if let Some(out) = &args.out
+        && out.exists()
+        && !args.force
+    {
+        eprintln!(
+            "resetkit-harness init: {} exists; pass --force to overwrite it",
+            out.display()
+        );
+        return 2;
+    }
+    let server = match &args.account {
+        Some(_) => match FakeSmtpServer::builder()
+            .name("resetkit-harness")
+            .listen(args.smtp_listen)
+            .start()
+        {
+            Ok(server) => {
+                eprintln!(
+                    "fake SMTP server on {} (plain SMTP, no TLS): the app's mail must go there",
+                    server.addr()
+                );
+                Some(std::sync::Arc::new(server))
+            }
+            Err(e) => {
+                eprintln!(
+                    "resetkit-harness init: cannot listen on {} (--smtp-listen): {e}",
+                    args.smtp_listen
+                );
+                return 2;
+            }
+        },
+        None => None,
+    };
+    let mut options = crate::http::init::InitOptions::new(args.url.clone());
+    options.probe = !args.no_probe;
+    options.account = args.account.clone();
+    let draft = match crate::http::init::draft(&options, server).await {
+        Ok(draft) => draft,
+        Err(e) => {
+            eprintln!("resetkit-harness init: {e}");
+            return 2;
+        }
+    };
+    match &args.out {
+        Some(out) => match std::fs::write(out, &draft) {
+            Ok(()) => {
+                eprintln!(
+                    "wrote {}: fill in what is marked FILL IN, then run `resetkit-harness run --target {}`",
+                    out.display(),
+                    out.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("resetkit-harness init: writing {}: {e}", out.display());
+                2
+            }
+        },
+        None => {
+            print!("{draft}");
+            0
+        }
     }
 }
 
@@ -214,76 +348,132 @@ async fn run(args: RunArgs) -> i32 {
         return 0;
     }
     let target = ReferenceTarget;
-    let mut console = ConsoleReporter::stdout(args.verbose);
+    let mut console = ConsoleReporter::stdout(args.verbose).reveal_tokens(args.reveal_tokens);
     if let Err(e) = console.start(&crate::target::TargetFactory::describe(&target), selected.len()) {
         eprintln!("resetkit-harness: cannot write to stdout: {e}");
         return 2;
     }
     let report = runner::run(&target, &selected, args.strict, &mut console).await;
     let _ = console.finish(&report);
+    write_reports(report, &args, &[])
+}
+
+/// Writes the JSON, JUnit and HTML reports `args` asks for, tokens shown as
+/// fingerprints unless `--reveal-tokens` (`captured`: every message of the
+/// run, whose tokens are redacted too); returns the run's exit code, or 2
+/// when a report could not be written.
+pub(crate) fn write_reports(
+    mut report: runner_report::RunReport,
+    args: &RunArgs,
+    captured: &[crate::fake_smtp::CapturedMessage],
+) -> i32 {
     let mut code = report.exit_code();
-    if let Some(path) = &args.json
-        && let Err(e) = report::write_json(&report, path)
-    {
-        eprintln!("resetkit-harness: {e}");
-        code = 2;
+    if !args.reveal_tokens {
+        report = report::redacted(report, captured.iter().map(|m| m.data.as_slice()));
     }
-    if let Some(path) = &args.junit
-        && let Err(e) = report::write_junit(&report, path)
-    {
-        eprintln!("resetkit-harness: {e}");
-        code = 2;
+    type Write = fn(&runner_report::RunReport, &std::path::Path) -> std::io::Result<()>;
+    let writes: [(&Option<PathBuf>, Write); 3] = [
+        (&args.json, report::write_json),
+        (&args.junit, report::write_junit),
+        (&args.html, report::write_html),
+    ];
+    for (path, write) in writes {
+        if let Some(path) = path
+            && let Err(e) = write(&report, path)
+        {
+            eprintln!("resetkit-harness: {e}");
+            code = 2;
+        }
     }
     code
 }
 
 async fn smtp(args: SmtpArgs) -> i32 {
     let server = match FakeSmtpServer::builder().listen(args.listen).start() {
-        Ok(server) => server,
+        Ok(server) => std::sync::Arc::new(server),
         Err(e) => {
             eprintln!("resetkit-harness: cannot listen on {}: {e}", args.listen);
             return 2;
         }
     };
     println!(
-        "capturing SMTP on {} (plain SMTP, no TLS); Ctrl-C to stop",
+        "capturing SMTP on {} (plain SMTP, no TLS: smtp://{}?tls=none); Ctrl-C to stop",
+        server.addr(),
         server.addr()
     );
+    if let Some(web) = args.web {
+        let listener = match tokio::net::TcpListener::bind(web).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("resetkit-harness: cannot listen on {web} (--web): {e}");
+                return 2;
+            }
+        };
+        let shown = listener.local_addr().unwrap_or(web);
+        if !shown.ip().is_loopback() {
+            println!(
+                "note: the web inbox on {shown} is reachable from other machines and shows live reset links"
+            );
+        }
+        println!("web inbox on http://{shown}/ (JSON: http://{shown}/api/messages)");
+        let app = crate::inbox::router(server.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("resetkit-harness: the web inbox stopped: {e}");
+            }
+        });
+    }
+    let mut last_id = 0;
     let mut shown = 0;
     loop {
-        let messages = server.messages();
-        for message in messages.iter().skip(shown) {
+        let arrived = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return 0,
+            arrived = server.next_after(last_id) => arrived,
+        };
+        for message in arrived {
+            last_id = message.id;
             shown += 1;
-            println!(
-                "--- message {shown}: MAIL FROM <{}> RCPT TO {:?}",
-                message.mail_from, message.rcpt_to
-            );
-            match inspect::ParsedMail::parse(&message.data) {
-                Ok(mail) => {
-                    println!("    Subject: {}", mail.subject);
-                    let mut links = mail.text.as_deref().map(inspect::text_links).unwrap_or_default();
-                    for link in mail.html.as_deref().map(inspect::html_links).unwrap_or_default() {
-                        if !links.contains(&link) {
-                            links.push(link);
-                        }
-                    }
-                    if links.is_empty() {
-                        println!("    (no links)");
-                    }
-                    for link in links {
-                        println!("    link: {link}");
-                    }
-                }
-                Err(e) => println!("    (cannot parse the message: {e})"),
-            }
+            print_message(&message);
             if args.count.is_some_and(|n| shown >= n) {
+                // Let the client read its `250` and quit before the server goes.
+                server
+                    .wait_closed(message.connection, Duration::from_secs(2))
+                    .await;
                 return 0;
             }
         }
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return 0,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+    }
+}
+
+fn print_message(message: &crate::fake_smtp::CapturedMessage) {
+    println!(
+        "--- message {}: MAIL FROM <{}> RCPT TO {}",
+        message.id,
+        message.mail_from,
+        message
+            .rcpt_to
+            .iter()
+            .map(|r| format!("<{r}>"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match inspect::ParsedMail::parse(&message.data) {
+        Ok(mail) => {
+            println!("    Subject: {}", mail.subject);
+            let mut links = mail.text.as_deref().map(inspect::text_links).unwrap_or_default();
+            for link in mail.html.as_deref().map(inspect::html_links).unwrap_or_default() {
+                if !links.contains(&link) {
+                    links.push(link);
+                }
+            }
+            if links.is_empty() {
+                println!("    (no links)");
+            }
+            for link in links {
+                println!("    link: {link}");
+            }
         }
+        Err(e) => println!("    (cannot parse the message: {e})"),
     }
 }
 
@@ -314,16 +504,21 @@ async fn doctor(args: DoctorArgs) -> i32 {
         }
     };
     let mut failures = Vec::new();
+    let mut hinted = false;
     for from in &senders {
         let report = mailer.preflight(from).await;
         print!("{report}");
         if let Some(error) = &report.error {
             failures.push(format!("<{}>: {error}", from.address()));
+            if !hinted && let Some(hint) = starttls_hint(&args.smtp, &report) {
+                println!("  hint: {hint}");
+                hinted = true;
+            }
         }
     }
     if let Some(base) = &args.base_url {
         match check_base_url(base).await {
-            Ok(line) => println!("base URL {base}: ok ({line})"),
+            Ok(line) => println!("base URL {base}: {line}"),
             Err(reason) => {
                 println!("base URL {base}: FAIL ({reason})");
                 failures.push(format!("base URL {base}: {reason}"));
@@ -343,25 +538,82 @@ async fn doctor(args: DoctorArgs) -> i32 {
     }
 }
 
-/// Whether the public base URL is https and answers (2xx or 3xx).
+/// A suggestion when STARTTLS failed: `?tls=none` for a server on this
+/// machine or a capture server that offers no TLS, `?tls=opportunistic`
+/// otherwise (and never silently for a remote server).
+fn starttls_hint(url: &str, report: &resetkit_smtp::PreflightReport) -> Option<String> {
+    let failed = report.steps.iter().find(|s| !s.ok)?;
+    if failed.name != "starttls" {
+        return None;
+    }
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str().unwrap_or_default();
+    let local = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let mut fixed = parsed.clone();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != "tls")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    fixed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("tls", "none");
+    if parsed.password().is_some() {
+        let _ = fixed.set_password(Some("***"));
+    }
+    let what = if failed.detail.contains("does not offer") {
+        "offers no STARTTLS"
+    } else {
+        "failed the TLS handshake"
+    };
+    Some(if local {
+        format!(
+            "this server on {host} {what}; a local capture server (e.g. `resetkit-harness smtp`) speaks plain SMTP: use {fixed}"
+        )
+    } else {
+        format!(
+            "the server {what}; if it only takes TLS from the first byte use smtps:// (port 465); \
+             plain SMTP ({fixed}) sends credentials and mail unencrypted, only for a server on a trusted network"
+        )
+    })
+}
+
+/// Whether the public base URL is https and answers (2xx or 3xx); an
+/// `http://` loopback URL is accepted with a note (local testing).
 async fn check_base_url(base: &str) -> Result<String, String> {
     let url = url::Url::parse(base).map_err(|e| format!("not a URL: {e}"))?;
-    if url.scheme() != "https" {
-        return Err(format!("scheme is {}, reset links must use https", url.scheme()));
-    }
+    let loopback = url.host_str().is_some_and(|h| {
+        h == "localhost"
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    let note = match url.scheme() {
+        "https" => "",
+        "http" if loopback => {
+            "; note: http:// is accepted for a loopback address only (local testing): a deployment's reset links must use https"
+        }
+        scheme => return Err(format!("scheme is {scheme}, reset links must use https")),
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let response = client
-        .get(url)
+        .get(url.clone())
         .send()
         .await
-        .map_err(|e| format!("no answer over HTTPS: {e}"))?;
+        .map_err(|e| format!("no answer over {}: {e}", url.scheme().to_ascii_uppercase()))?;
     let status = response.status();
     if status.is_success() || status.is_redirection() {
-        Ok(format!("HTTP {status}"))
+        Ok(format!("ok (HTTP {status}){note}"))
     } else {
         Err(format!("answered HTTP {status}"))
     }

@@ -5,11 +5,15 @@
 
 pub mod cli;
 pub mod conformance;
-pub mod fake_smtp;
+pub mod event_text;
 pub mod http;
+pub mod inbox;
 pub mod inspect;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod scenarios;
 pub mod target;
+
+/// The fake SMTP server (the `resetkit-fake-smtp` crate), re-exported.
+pub use resetkit_fake_smtp as fake_smtp;

@@ -1,6 +1,10 @@
 //! Reports of a run: the console (progress and colour), a JSON file with one
-//! record per scenario, and JUnit XML with one `<testsuite>` per scenario
-//! group.
+//! record per scenario, JUnit XML with one `<testsuite>` per scenario
+//! group, and a self-contained HTML page ([`to_html`]).
+//!
+//! Reports are safe to keep: every reset token is shown as a fingerprint
+//! (`tok#3f9a1c2e…`, see [`TokenRedactor`]) unless the run asked for
+//! `--reveal-tokens`.
 //!
 //! - [`ConsoleReporter`] prints one line per scenario; for `fail`, `warn` and
 //!   `error` it adds the requirement, Expected, Actual and a short evidence
@@ -67,8 +71,10 @@
 //! ```
 
 mod console;
+pub(crate) mod html;
 mod json;
 mod junit;
+pub(crate) mod redact;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -84,8 +90,10 @@ pub use console::{ConsoleReporter, colour_enabled};
 /// (e.g. signing in, without a sign-in page); the console shows such notes
 /// even for a pass.
 pub const NOT_CHECKED: &str = "Not checked:";
+pub use html::{defang, sandboxed_frame, to_html, write_html};
 pub use json::{to_json, write_json};
 pub use junit::{to_junit, write_junit};
+pub use redact::{TokenRedactor, redacted, token_fingerprint};
 
 /// Receives a run's progress, scenario by scenario.
 pub trait Progress {

@@ -1,8 +1,10 @@
-//! Runs scenarios against a target: one fresh fake SMTP server, clock and
+//! Runs scenarios against a target: one fake SMTP server per run, a fresh
+//! session on it (its own mail, transcripts and fault rules), clock and
 //! service per scenario; collects verdicts and evidence.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mail_parser::MessageParser;
@@ -98,8 +100,9 @@ pub const GOOD_PASSWORD: &str = "a lantern above the quiet harbour";
 pub struct Ctx {
     /// The configuration the service was built with.
     pub config: TargetConfig,
-    /// The fake SMTP server the service sends to.
-    pub server: FakeSmtpServer,
+    /// The fake SMTP server the service sends to (shared by the run; this
+    /// scenario's session of it).
+    pub server: Arc<FakeSmtpServer>,
     /// The service and its stores.
     pub target: Target,
 }
@@ -317,10 +320,19 @@ pub async fn run(
     progress: &mut dyn Progress,
 ) -> RunReport {
     let started = Instant::now();
+    let server = start_server();
     let mut results = Vec::with_capacity(scenarios.len());
     for (index, scenario) in scenarios.iter().enumerate() {
         progress.started(index, scenarios.len(), &scenario.info);
-        let result = run_one(factory, scenario).await;
+        let result = match &server {
+            Ok(server) => run_on(factory, scenario, server).await,
+            Err(e) => result(
+                scenario,
+                Err(Problem::Error(e.clone())),
+                Evidence::default(),
+                Instant::now(),
+            ),
+        };
         progress.finished(&result);
         results.push(result);
     }
@@ -332,21 +344,42 @@ pub async fn run(
     }
 }
 
-/// Runs one scenario.
+/// The greeting names of scenario sessions end with this.
+const SESSION_FAMILY: &str = ".scenario.resetkit-harness.test";
+
+fn start_server() -> Result<Arc<FakeSmtpServer>, String> {
+    FakeSmtpServer::builder()
+        .name("resetkit-harness")
+        .start()
+        .map(Arc::new)
+        .map_err(|e| format!("starting the fake SMTP server: {e}"))
+}
+
+/// Runs one scenario on a fake SMTP server of its own.
 pub async fn run_one(factory: &dyn TargetFactory, scenario: &Scenario) -> ScenarioResult {
+    match start_server() {
+        Ok(server) => run_on(factory, scenario, &server).await,
+        Err(e) => result(
+            scenario,
+            Err(Problem::Error(e)),
+            Evidence::default(),
+            Instant::now(),
+        ),
+    }
+}
+
+/// Runs one scenario in a new session of a shared fake SMTP server.
+pub async fn run_on(
+    factory: &dyn TargetFactory,
+    scenario: &Scenario,
+    server: &Arc<FakeSmtpServer>,
+) -> ScenarioResult {
     let started = Instant::now();
-    let server = match FakeSmtpServer::builder().name("resetkit-harness").start() {
-        Ok(server) => server,
-        Err(e) => {
-            return result(
-                scenario,
-                Err(Problem::Error(format!("starting the fake SMTP server: {e}"))),
-                Evidence::default(),
-                started,
-            );
-        }
-    };
+    let session = format!("{}{SESSION_FAMILY}", scenario.info.id.to_ascii_lowercase());
+    server.begin_session(&session, SESSION_FAMILY);
+    let server = Arc::clone(server);
     let mut config = TargetConfig::new(server.addr());
+    config.smtp_hello = Some(session);
     (scenario.configure)(&mut config);
     let target = match (factory.build(scenario.info.id, &config).await, scenario.build) {
         (Ok(target), _) => target,
@@ -419,16 +452,7 @@ async fn evidence(ctx: &Ctx) -> Evidence {
         transcript.push_str("\n[transcript truncated]");
     }
     let events = match ctx.target.events.recent(500).await {
-        Ok(events) => events
-            .iter()
-            .map(|e| {
-                let who = e
-                    .account
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), ToString::to_string);
-                format!("[{who}] {:?}", e.kind)
-            })
-            .collect(),
+        Ok(events) => events.iter().map(crate::event_text::line).collect(),
         Err(e) => vec![format!("(events unavailable: {e})")],
     };
     Evidence {
@@ -436,6 +460,8 @@ async fn evidence(ctx: &Ctx) -> Evidence {
         transcript: (!transcript.is_empty()).then_some(transcript),
         events,
         notes,
+        figures: Vec::new(),
+        secrets: crate::report::TokenRedactor::secrets_of(messages.iter().map(|m| m.data.as_slice())),
     }
 }
 

@@ -148,13 +148,93 @@ pub struct Evidence {
     pub events: Vec<String>,
     /// Free-form notes (e.g. measured figures).
     pub notes: Vec<String>,
+    /// Measurements worth drawing (latency samples, race trials); the HTML
+    /// report draws them, the JSON report lists them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<Figure>,
+    /// The secrets (reset and "this wasn't me" tokens) of every link in the
+    /// mail the scenario caused, also those not kept in `emails`: reports
+    /// replace them by a fingerprint ([`crate::report::TokenRedactor`]).
+    /// Never written to any report.
+    #[serde(skip)]
+    pub secrets: Vec<String>,
 }
 
 impl Evidence {
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.emails.is_empty() && self.transcript.is_none() && self.events.is_empty() && self.notes.is_empty()
+        self.emails.is_empty()
+            && self.transcript.is_none()
+            && self.events.is_empty()
+            && self.notes.is_empty()
+            && self.figures.is_empty()
     }
+}
+
+/// A number in a figure (compared bit for bit, so evidence stays `Eq`).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(transparent)]
+pub struct Num(pub f64);
+
+impl PartialEq for Num {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Num {}
+
+/// Latency samples of one class of identifiers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LatencyClass {
+    /// `known`, `unknown`, `disabled`, `shared`.
+    pub name: String,
+    /// Response times in milliseconds, in the order taken.
+    pub samples_ms: Vec<Num>,
+}
+
+/// One class's ratio of medians against the reference class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RatioEstimate {
+    /// The class compared with the reference.
+    pub name: String,
+    /// Ratio of medians.
+    pub ratio: Num,
+    /// 95 % interval of the ratio: low end.
+    pub low: Num,
+    /// ... high end.
+    pub high: Num,
+    /// What the check concluded (`same`, `differs`, `undecided`).
+    pub decision: String,
+}
+
+/// A measurement the HTML report draws.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Figure {
+    /// Response-time distributions per class, with ratios to a reference.
+    Latency {
+        /// The class the ratios are taken against (`unknown`).
+        reference: String,
+        /// Flag a ratio outside `[1/threshold, threshold]`.
+        threshold: Num,
+        /// Samples per class.
+        classes: Vec<LatencyClass>,
+        /// Each other class against the reference.
+        ratios: Vec<RatioEstimate>,
+    },
+    /// Successes per trial of simultaneous submits of one link.
+    Trials {
+        /// What is counted.
+        what: String,
+        /// How many succeeded in each trial.
+        successes: Vec<usize>,
+        /// How many were submitted per trial.
+        submitted: usize,
+        /// How many successes a correct app gives per trial.
+        expected: usize,
+    },
 }
 
 /// One scenario's result.

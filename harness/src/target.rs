@@ -189,6 +189,10 @@ pub struct TargetConfig {
     /// The email templates (default: the built-in English ones; template
     /// scenarios edit them).
     pub templates: Templates,
+    /// The name [`smtp_mailer`](Self::smtp_mailer) greets the fake server
+    /// with (EHLO): the runner gives each scenario its own, so that the
+    /// one server of a run keeps each scenario's mail apart.
+    pub smtp_hello: Option<String>,
 }
 
 impl fmt::Debug for TargetConfig {
@@ -231,6 +235,7 @@ impl TargetConfig {
             sessions: Arc::new(RecordingRevoker::default()),
             faults: Arc::new(AccountFaults::default()),
             templates: Templates::english(),
+            smtp_hello: None,
         }
     }
 
@@ -273,11 +278,15 @@ impl TargetConfig {
 
     /// An `SmtpMailer` pointed at the fake server (plain SMTP, short timeouts).
     pub fn smtp_mailer(&self) -> Result<SmtpMailer, String> {
-        let config = SmtpConfig::builder(self.smtp.ip().to_string())
+        let mut builder = SmtpConfig::builder(self.smtp.ip().to_string())
             .port(self.smtp.port())
             .tls(TlsMode::None)
             .connect_timeout(Duration::from_secs(2))
-            .command_timeout(Duration::from_secs(2))
+            .command_timeout(Duration::from_secs(2));
+        if let Some(hello) = &self.smtp_hello {
+            builder = builder.hello_name(hello.clone());
+        }
+        let config = builder
             .build()
             .map_err(|e| format!("SMTP configuration for the fake server: {e}"))?;
         SmtpMailer::new(config).map_err(|e| format!("SMTP mailer: {e}"))

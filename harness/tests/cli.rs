@@ -114,9 +114,13 @@ fn run_writes_json_and_junit_and_exits_zero() {
         json.to_str().expect("utf-8 path"),
         "--junit",
         junit.to_str().expect("utf-8 path"),
+        "--html",
+        dir.path().join("report.html").to_str().expect("utf-8 path"),
     ]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).expect("html written");
+    assert!(html.contains("RST-FLOW-001") && html.contains("Content-Security-Policy"));
     assert!(
         !shown.contains("\u{1b}["),
         "NO_COLOR and a pipe: no ANSI escapes\n{shown}"
@@ -278,4 +282,114 @@ fn fingerprint_prints_what_the_flow_records_for_an_identifier() {
         .expect("the harness binary runs");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(!text(&out).contains("short\""), "{}", text(&out));
+}
+
+#[test]
+fn doctor_suggests_tls_none_for_a_local_server_without_starttls() {
+    let server = FakeSmtpServer::start().expect("fake server");
+    let url = format!("smtp://mailer:secret@127.0.0.1:{}", server.port());
+    let out = harness(&[
+        "doctor",
+        "--smtp",
+        &url,
+        "--from",
+        "noreply@example.com",
+        "--probe-rcpt",
+        "probe@example.com",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let hint = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("hint:"))
+        .unwrap_or_else(|| panic!("a hint line:\n{shown}"));
+    assert!(
+        hint.contains(&format!("smtp://mailer:***@127.0.0.1:{}?tls=none", server.port())),
+        "{hint}"
+    );
+    assert!(!shown.contains("secret"), "the password is not echoed:\n{shown}");
+    assert!(!shown.contains("server server"), "{shown}");
+}
+
+#[test]
+fn smtp_and_doctor_help_list_the_url_options() {
+    for command in ["smtp", "doctor"] {
+        let out = harness(&[command, "--help"]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shown}");
+        assert!(shown.contains("tls=none"), "{command} --help:\n{shown}");
+    }
+    let doctor = text(&harness(&["doctor", "--help"]));
+    for option in [
+        "tls=starttls",
+        "tls=opportunistic",
+        "tls=implicit",
+        "auth=plain",
+        "smtps://",
+    ] {
+        assert!(doctor.contains(option), "{option} in doctor --help:\n{doctor}");
+    }
+    let smtp = text(&harness(&["smtp", "--help"]));
+    assert!(smtp.contains("--web") && smtp.contains("/api/messages"), "{smtp}");
+}
+
+#[test]
+fn doctor_accepts_an_http_loopback_base_url_with_a_note() {
+    let server = FakeSmtpServer::start().expect("fake server");
+    let web = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = web.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut stream in web.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    let url = format!("smtp://127.0.0.1:{}?tls=none", server.port());
+    let base = format!("http://127.0.0.1:{port}/");
+    let out = harness(&[
+        "doctor",
+        "--smtp",
+        &url,
+        "--from",
+        "noreply@example.com",
+        "--probe-rcpt",
+        "probe@example.com",
+        "--base-url",
+        &base,
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("note: http:// is accepted for a loopback address only"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn init_refuses_bad_input_with_clear_errors() {
+    let out = harness(&["init", "--url", "not a url"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--url \"not a url\""), "{}", text(&out));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let existing = dir.path().join("target.toml");
+    std::fs::write(&existing, "keep me").expect("write");
+    let out = harness(&[
+        "init",
+        "--url",
+        "http://127.0.0.1:9/forgot",
+        "--out",
+        existing.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&existing).expect("read"), "keep me");
+    let out = harness(&["init", "--url", "http://127.0.0.1:9/forgot"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("loading http://127.0.0.1:9/forgot"),
+        "{}",
+        text(&out)
+    );
 }

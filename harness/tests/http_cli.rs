@@ -141,6 +141,10 @@ async fn run_against_a_web_app_reports_http_results_and_skips_in_process_ones() 
         "RST-LINK-00?",
         "--json",
         json.to_str().expect("utf-8"),
+        "--junit",
+        dir.path().join("junit.xml").to_str().expect("utf-8"),
+        "--html",
+        dir.path().join("report.html").to_str().expect("utf-8"),
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -178,6 +182,42 @@ async fn run_against_a_web_app_reports_http_results_and_skips_in_process_ones() 
         "{reason}"
     );
     assert_eq!(records.len(), 2 + 9, "{records:#?}");
+    // Every report shows the emailed tokens as fingerprints only.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).expect("html written");
+    assert!(
+        html.contains("aria-label=\"latency distributions\""),
+        "the timing check is drawn"
+    );
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).expect("junit written");
+    let json_text = std::fs::read_to_string(&json).expect("json");
+    for (name, text) in [
+        ("console", shown.as_str()),
+        ("json", &json_text),
+        ("junit", &junit),
+        ("html", &html),
+    ] {
+        let joined = text
+            .replace("=\r\n", "")
+            .replace("=\\r\\n", "")
+            .replace("=&#xD;\n", "");
+        let mut shown_tokens = 0;
+        for (i, _) in joined.match_indices("token=") {
+            let after = joined[i + 6..].trim_start_matches("3D");
+            let raw = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .count();
+            assert!(
+                raw < 16,
+                "{name} holds a raw token: {}",
+                &joined[i..(i + 60).min(joined.len())]
+            );
+            shown_tokens += usize::from(after.starts_with("tok#"));
+        }
+        if name != "console" {
+            assert!(shown_tokens > 0, "{name} shows token fingerprints");
+        }
+    }
 }
 
 #[test]

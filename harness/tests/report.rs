@@ -48,6 +48,7 @@ fn run(strict: bool) -> RunReport {
         transcript: Some(transcript),
         events: vec!["[alice] ResetRequested".into(), "[alice] ResetCompleted".into()],
         notes: vec!["token reused after 3 ms".into()],
+        ..Evidence::default()
     };
     let results = vec![
         result(

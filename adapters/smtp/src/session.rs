@@ -149,7 +149,7 @@ impl Session {
         steps.push(OpenStep {
             stage: Stage::Connect,
             detail: format!(
-                "connected to {}:{}, server {}{}",
+                "connected to {}:{} (name in the EHLO reply: {}){}",
                 config.host,
                 config.port,
                 conn.server_info().name(),

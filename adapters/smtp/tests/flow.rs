@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::{WAIT, plain};
 use mail_parser::MessageParser;
 use resetkit::prelude::*;
-use resetkit_harness::fake_smtp::FakeSmtpServer;
+use resetkit_fake_smtp::FakeSmtpServer;
 use resetkit_smtp::SmtpMailer;
 use secrecy::SecretString;
 

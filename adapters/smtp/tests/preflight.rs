@@ -5,7 +5,7 @@ mod common;
 
 use common::plain;
 use resetkit::mail::{Mailbox, Mailer, SenderCheck};
-use resetkit_harness::fake_smtp::{FakeSmtpServer, FaultRule, Stage};
+use resetkit_fake_smtp::{FakeSmtpServer, FaultRule, Stage};
 use resetkit_smtp::SmtpMailer;
 
 #[tokio::test]

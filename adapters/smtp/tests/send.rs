@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{LINK, WAIT, email, plain};
 use mail_parser::{MessageParser, MimeHeaders};
 use resetkit::mail::{DeliveryError, Mailer};
-use resetkit_harness::fake_smtp::{FakeSmtpServer, FaultRule, Stage};
+use resetkit_fake_smtp::{FakeSmtpServer, FaultRule, Stage};
 use resetkit_smtp::{ConnectionReuse, SmtpMailer};
 
 fn mailer(server: &FakeSmtpServer) -> SmtpMailer {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{WAIT, email};
 use resetkit::mail::Mailer;
-use resetkit_harness::fake_smtp::FakeSmtpServer;
+use resetkit_fake_smtp::FakeSmtpServer;
 use resetkit_smtp::{ConfigError, SmtpConfig, SmtpMailer, TlsMode};
 use secrecy::SecretString;
 

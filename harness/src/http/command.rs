@@ -11,7 +11,7 @@ use super::scenarios as http_scenarios;
 use super::target_file::HttpTarget;
 use crate::cli::RunArgs;
 use crate::fake_smtp::FakeSmtpServer;
-use crate::report::{self, ConsoleReporter};
+use crate::report::ConsoleReporter;
 use crate::scenario::ScenarioInfo;
 use crate::scenarios;
 
@@ -128,12 +128,13 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
             }
         }
     }
-    let mut console = ConsoleReporter::stdout(args.verbose);
+    let mut console = ConsoleReporter::stdout(args.verbose).reveal_tokens(args.reveal_tokens);
     let description = format!("HTTP target {} ({})", target.name, target.base_url);
     if let Err(e) = console.start(&description, http.len()) {
         eprintln!("resetkit-harness: cannot write to stdout: {e}");
         return 2;
     }
+    let captured = server.clone();
     let report = runner::run(
         target.clone(),
         server,
@@ -162,20 +163,7 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
             println!("Timing (RST-HTTP-016, {}): {figures}", timing.verdict.as_str());
         }
     }
-    let mut code = report.exit_code();
-    if let Some(path) = &args.json
-        && let Err(e) = report::write_json(&report, path)
-    {
-        eprintln!("resetkit-harness: {e}");
-        code = 2;
-    }
-    if let Some(path) = &args.junit
-        && let Err(e) = report::write_junit(&report, path)
-    {
-        eprintln!("resetkit-harness: {e}");
-        code = 2;
-    }
-    code
+    crate::cli::write_reports(report, &args, &captured.messages())
 }
 
 fn in_process_summary(n: usize) -> String {

@@ -108,6 +108,7 @@ pub struct HttpCtx {
     state: Arc<RunState>,
     mail_mark: usize,
     notes: Mutex<Vec<String>>,
+    figures: Mutex<Vec<crate::scenario::Figure>>,
 }
 
 impl HttpCtx {
@@ -121,12 +122,18 @@ impl HttpCtx {
             state,
             mail_mark,
             notes: Mutex::new(Vec::new()),
+            figures: Mutex::new(Vec::new()),
         }
     }
 
     /// Adds a note to the evidence (measured figures, what was tried).
     pub fn note(&self, text: impl Into<String>) {
         lock(&self.notes).push(text.into());
+    }
+
+    /// Keeps a measurement for the HTML report to draw.
+    pub fn figure(&self, figure: crate::scenario::Figure) {
+        lock(&self.figures).push(figure);
     }
 
     /// Notes, visibly even when the check passes, that signing in was not
@@ -337,6 +344,8 @@ impl HttpCtx {
             transcript: (!transcript.is_empty()).then(|| truncate(transcript, MAX_TRANSCRIPT)),
             events: Vec::new(),
             notes,
+            figures: lock(&self.figures).clone(),
+            secrets: crate::report::TokenRedactor::secrets_of(mails.iter().map(|m| m.data.as_slice())),
         }
     }
 }

@@ -48,6 +48,7 @@ pub mod context;
 pub mod driver;
 pub mod exchange;
 pub mod html;
+pub mod init;
 pub mod launch;
 pub mod link_pattern;
 pub mod race;

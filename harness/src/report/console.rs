@@ -31,6 +31,8 @@ pub struct ConsoleReporter<W: Write> {
     progress: bool,
     /// Width of the progress line on screen, 0 when none is shown.
     progress_shown: usize,
+    /// Tokens are shown as fingerprints (`None`: `--reveal-tokens`).
+    redactor: Option<super::TokenRedactor>,
 }
 
 impl ConsoleReporter<io::Stdout> {
@@ -54,7 +56,19 @@ impl<W: Write> ConsoleReporter<W> {
             verbose,
             progress: false,
             progress_shown: 0,
+            redactor: Some(super::TokenRedactor::default()),
         }
+    }
+
+    /// Whether reset tokens are printed as they are (default: no, each is
+    /// shown as its fingerprint, `tok#3f9a1c2e…`).
+    pub fn reveal_tokens(mut self, reveal: bool) -> Self {
+        self.redactor = if reveal {
+            None
+        } else {
+            Some(super::TokenRedactor::default())
+        };
+        self
     }
 
     /// Whether to show a single updating progress line while a scenario runs
@@ -97,6 +111,17 @@ impl<W: Write> ConsoleReporter<W> {
     /// Prints a scenario's line and, when something went wrong (or when
     /// verbose), the details.
     pub fn scenario_finished(&mut self, result: &ScenarioResult) -> io::Result<()> {
+        let redacted;
+        let result = match &mut self.redactor {
+            Some(redactor) => {
+                redactor.learn_result(result);
+                let mut copy = result.clone();
+                redactor.redact_result(&mut copy);
+                redacted = copy;
+                &redacted
+            }
+            None => result,
+        };
         self.clear_progress()?;
         let (label, code) = badge(&result.verdict);
         let mut text = format!(

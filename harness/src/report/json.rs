@@ -19,8 +19,11 @@ fn millis(d: Duration) -> f64 {
 /// `group`, `severity` (`MUST` / `SHOULD` / `INFO`), `requirement {source,
 /// text}`, `verdict` (`pass` / `fail` / `warn` / `skipped` / `error`), `reason`
 /// (for skipped and error, else null), `fails_run`, `expected`, `actual`,
-/// `duration_ms` and `evidence {emails, transcript, events, notes}`, the emails
-/// raw.
+/// `duration_ms` and `evidence {emails, transcript, events, notes, figures}`
+/// (`figures` only when the check measured something to draw: latency
+/// samples per class, successes per race trial), the emails raw but for
+/// their tokens (see [`redacted`](super::redacted), applied by the CLI unless
+/// `--reveal-tokens`).
 pub fn to_json(report: &RunReport) -> io::Result<String> {
     let scenarios = report
         .results

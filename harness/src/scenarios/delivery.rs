@@ -118,7 +118,7 @@ fn default_limits(config: &mut TargetConfig) {
 fn describe(events: &[Event]) -> String {
     events
         .iter()
-        .map(|e| format!("{:?}", e.kind))
+        .map(|e| crate::event_text::kind(&e.kind))
         .collect::<Vec<_>>()
         .join("; ")
 }

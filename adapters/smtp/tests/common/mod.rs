@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use resetkit::mail::{EmailKind, MailContent, Mailbox, OutgoingEmail};
-use resetkit_harness::fake_smtp::FakeSmtpServer;
+use resetkit_fake_smtp::FakeSmtpServer;
 use resetkit_smtp::{SmtpConfig, SmtpConfigBuilder, TlsMode};
 
 pub const LINK: &str =

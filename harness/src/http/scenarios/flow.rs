@@ -34,7 +34,7 @@ pub(super) fn first() -> Vec<HttpScenario> {
             Must,
             (
                 "SPEC: Links and templates",
-                "Both bodies must contain the link; the text body must contain the full URL on its own so it can be copied into a browser.",
+                "Both parts of the reset email carry the link; the text part shows the full URL on its own so it can be copied into a browser.",
             ),
             needs_account,
             http_body!(mail_inspection),
@@ -49,7 +49,7 @@ pub(super) fn shared() -> Vec<HttpScenario> {
         Must,
         (
             "SPEC: Policies",
-            "When several accounts share the email, the default sends each account its own link naming the username. The flow never fails just because an email is shared.",
+            "When several accounts share the email, each account gets its own link naming the username (or one email listing each account's link); asking for a reset never fails just because an email is shared.",
         ),
         needs_shared,
         http_body!(shared_email),

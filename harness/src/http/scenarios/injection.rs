@@ -24,7 +24,7 @@ const HOST: (&str, &str) = (
 
 const STORED: (&str, &str) = (
     "SPEC: Policies",
-    "Mail always goes to the stored address of the matched account, never to the address as typed (the GitHub dotless-i and Django CVE-2019-19844 class of bugs).",
+    "The email goes to the address stored for the matched account, never to the address as typed (the GitHub dotless-i and Django CVE-2019-19844 class of bugs).",
 );
 
 /// Forwarding headers proxies set, each with its own attacker host so a
@@ -61,7 +61,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Must,
             (
                 "SPEC: Policies; ASVS v4.0.3 5.1.1",
-                "One identifier per request: a list or a repeated field is a validation error (GitLab CVE-2023-7028 class).",
+                "The form takes one identifier per request: a list or a repeated field is refused as invalid input and mails no one (GitLab CVE-2023-7028 class).",
             ),
             needs_account,
             http_body!(repeated_identifier),

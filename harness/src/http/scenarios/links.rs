@@ -47,7 +47,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Must,
             (
                 "SPEC: The flow",
-                "inspect(token) never consumes the token: mail scanners and link previewers fetch GET links, and that must not burn the user's link.",
+                "Opening the link (GET or HEAD) only shows the page and never uses the link up: mail scanners and link previewers fetch GET links, and that must not burn the user's link.",
             ),
             needs_account,
             http_body!(scanners_do_not_spend),
@@ -69,7 +69,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Should,
             (
                 "SPEC: Policies",
-                "A new request revokes the account's older links by default (\"newest wins\").",
+                "Once a newer reset is requested, the account's older links stop working (\"newest wins\").",
             ),
             needs_account,
             http_body!(newest_wins),
@@ -316,6 +316,12 @@ async fn parallel_submits(ctx: &HttpCtx) -> Check {
     }
     let listed: Vec<String> = counts.iter().map(usize::to_string).collect();
     ctx.note(format!("Successes per trial: [{}]", listed.join(", ")));
+    ctx.figure(crate::scenario::Figure::Trials {
+        what: "simultaneous submits of one link that set the password".into(),
+        successes: counts.clone(),
+        submitted: n,
+        expected: 1,
+    });
     ensure(
         over.is_empty() && counts.iter().all(|c| *c == 1),
         format!(

@@ -13,6 +13,7 @@ use crate::http::runner::HttpScenario;
 use crate::http::stats::{Comparison, compare};
 use crate::runner::{Check, fail};
 use crate::scenario::Severity::Should;
+use crate::scenario::{Figure, LatencyClass, Num, RatioEstimate};
 
 /// Untimed requests of each class before sampling.
 const WARMUP: usize = 2;
@@ -193,6 +194,7 @@ async fn timing(ctx: &HttpCtx) -> Check {
     for (name, comparison, decision) in &comparisons {
         ctx.note(describe(name, comparison, *decision));
     }
+    ctx.figure(latency_figure(&classes, &comparisons, threshold));
     if let Some(l) = ctx.target.limits.per_account {
         let sent = WARMUP + classes[0].samples.len();
         let throttled = (0..sent)
@@ -235,6 +237,39 @@ async fn timing(ctx: &HttpCtx) -> Check {
         ),
         flagged.join("\n"),
     ))
+}
+
+fn latency_figure(
+    classes: &[Class],
+    comparisons: &[(&'static str, Comparison, Decision)],
+    threshold: f64,
+) -> Figure {
+    Figure::Latency {
+        reference: "unknown".into(),
+        threshold: Num(threshold),
+        classes: classes
+            .iter()
+            .map(|c| LatencyClass {
+                name: c.name.to_owned(),
+                samples_ms: c.samples.iter().copied().map(Num).collect(),
+            })
+            .collect(),
+        ratios: comparisons
+            .iter()
+            .map(|(name, c, d)| RatioEstimate {
+                name: (*name).to_owned(),
+                ratio: Num(c.ratio),
+                low: Num(c.ratio_low),
+                high: Num(c.ratio_high),
+                decision: match d {
+                    Decision::Differs => "differs",
+                    Decision::Same => "same",
+                    Decision::Undecided => "undecided",
+                }
+                .to_owned(),
+            })
+            .collect(),
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -21,6 +21,7 @@ pub(crate) struct FakeHandler {
     to: Vec<String>,
     data: Vec<u8>,
     user: Option<String>,
+    helo: String,
 }
 
 impl FakeHandler {
@@ -32,6 +33,7 @@ impl FakeHandler {
             to: Vec::new(),
             data: Vec::new(),
             user: None,
+            helo: String::new(),
         }
     }
 
@@ -103,6 +105,7 @@ impl Clone for FakeHandler {
             to: Vec::new(),
             data: Vec::new(),
             user: None,
+            helo: String::new(),
         }
     }
 }
@@ -110,6 +113,7 @@ impl Clone for FakeHandler {
 impl Handler for FakeHandler {
     fn helo(&mut self, _ip: IpAddr, domain: &str) -> Response {
         self.client(format!("EHLO/HELO {domain}"));
+        self.helo = domain.to_owned();
         if let Some(r) = self.apply(Stage::Helo, None, &[]) {
             return r;
         }
@@ -162,6 +166,15 @@ impl Handler for FakeHandler {
         {
             return r;
         }
+        if self.shared.is_stale(&self.helo) {
+            self.shared.record(
+                self.conn,
+                Direction::Note,
+                format!("message of an earlier session ({}) accepted, not kept", self.helo),
+            );
+            self.data.clear();
+            return self.reply(OK, "250 OK");
+        }
         self.shared.capture(CapturedMessage {
             connection: self.conn,
             mail_from: from,
@@ -169,6 +182,8 @@ impl Handler for FakeHandler {
             data: std::mem::take(&mut self.data),
             authenticated_as: self.user.clone(),
             tls: self.shared.is_tls(self.conn),
+            received_at: std::time::SystemTime::now(),
+            id: 0,
         });
         self.reply(OK, "250 OK")
     }

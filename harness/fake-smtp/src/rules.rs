@@ -122,7 +122,7 @@ pub enum Fault {
 /// `fault`, optionally only the first N times.
 ///
 /// ```
-/// use resetkit_harness::fake_smtp::{FaultRule, Stage};
+/// use resetkit_fake_smtp::{FaultRule, Stage};
 ///
 /// let rule = FaultRule::reply(Stage::MailFrom, 550, Some("5.7.1"), "not authorised")
 ///     .sender("noreply@example.com");

@@ -25,6 +25,11 @@ pub struct CapturedMessage {
     pub authenticated_as: Option<String>,
     /// Whether the client had switched to TLS with `STARTTLS`.
     pub tls: bool,
+    /// When the server accepted it (end of DATA).
+    pub received_at: std::time::SystemTime,
+    /// A number unique within the server, in arrival order from 1 (kept
+    /// across [`clear`](crate::FakeSmtpServer::clear)).
+    pub id: u64,
 }
 
 impl CapturedMessage {
@@ -87,6 +92,7 @@ impl std::fmt::Display for Transcript {
 
 #[derive(Default)]
 struct Recorded {
+    next_id: u64,
     messages: Vec<CapturedMessage>,
     transcripts: BTreeMap<u64, Vec<TranscriptEntry>>,
 }
@@ -102,6 +108,9 @@ pub(crate) struct Shared {
     pub(crate) next_handler_id: AtomicU64,
     pub(crate) stopped: AtomicBool,
     pub(crate) credentials: Option<(String, String)>,
+    /// The current session's greeting name and the family of names whose
+    /// other members are stale sessions.
+    session: Mutex<Option<(String, String)>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,13 +136,32 @@ impl Shared {
             });
     }
 
-    pub(crate) fn capture(&self, message: CapturedMessage) {
-        lock(&self.recorded).messages.push(message);
+    pub(crate) fn capture(&self, mut message: CapturedMessage) {
+        {
+            let mut recorded = lock(&self.recorded);
+            recorded.next_id += 1;
+            message.id = recorded.next_id;
+            recorded.messages.push(message);
+        }
         self.notify.notify_waiters();
     }
 
     pub(crate) fn messages(&self) -> Vec<CapturedMessage> {
         lock(&self.recorded).messages.clone()
+    }
+
+    pub(crate) fn messages_after(&self, id: u64) -> Vec<CapturedMessage> {
+        let recorded = lock(&self.recorded);
+        let start = recorded.messages.partition_point(|m| m.id <= id);
+        recorded.messages[start..].to_vec()
+    }
+
+    pub(crate) fn message_by_id(&self, id: u64) -> Option<CapturedMessage> {
+        lock(&self.recorded).messages.iter().find(|m| m.id == id).cloned()
+    }
+
+    pub(crate) fn message_count(&self) -> usize {
+        lock(&self.recorded).messages.len()
     }
 
     pub(crate) fn find_message<F: Fn(&CapturedMessage) -> bool>(&self, pred: F) -> Option<CapturedMessage> {
@@ -152,9 +180,26 @@ impl Shared {
     }
 
     pub(crate) fn clear(&self) {
-        let mut r = lock(&self.recorded);
-        r.messages.clear();
-        r.transcripts.clear();
+        {
+            let mut r = lock(&self.recorded);
+            r.messages.clear();
+            r.transcripts.clear();
+        }
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn begin_session(&self, name: &str, family: &str) {
+        *lock(&self.session) = Some((name.to_ascii_lowercase(), family.to_ascii_lowercase()));
+        lock(&self.rules).clear();
+        self.clear();
+    }
+
+    /// Whether a client greeting with `helo` belongs to an earlier session.
+    pub(crate) fn is_stale(&self, helo: &str) -> bool {
+        let helo = helo.to_ascii_lowercase();
+        lock(&self.session)
+            .as_ref()
+            .is_some_and(|(name, family)| helo != *name && helo.ends_with(family.as_str()))
     }
 
     pub(crate) fn add_rule(&self, rule: super::rules::FaultRule) {

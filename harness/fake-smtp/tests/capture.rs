@@ -8,7 +8,7 @@ use std::time::Duration;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use resetkit_harness::fake_smtp::{Direction, FakeSmtpServer, FaultRule, Stage};
+use resetkit_fake_smtp::{Direction, FakeSmtpServer, FaultRule, Stage};
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -261,4 +261,45 @@ fn dropping_the_handle_stops_listening() {
     let _ = reader.read_line(&mut line);
     line.clear();
     assert_eq!(reader.read_line(&mut line).unwrap_or(0), 0);
+}
+
+fn greeting(server: &FakeSmtpServer, name: &str) -> AsyncSmtpTransport<Tokio1Executor> {
+    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(server.port())
+        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(name.into()))
+        .timeout(Some(Duration::from_secs(2)))
+        .build()
+}
+
+#[tokio::test]
+async fn a_session_keeps_its_own_mail_and_drops_late_mail_of_earlier_sessions() {
+    let server = FakeSmtpServer::start().unwrap();
+    server.begin_session("one.session.test", ".session.test");
+    let one = greeting(&server, "one.session.test");
+    one.send(message("a@example.com", "first@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(server.message_count(), 1);
+    server.begin_session("two.session.test", ".session.test");
+    assert_eq!(server.message_count(), 0, "a new session starts empty");
+    // Late mail of session one: accepted (the client sees no error), not kept.
+    one.send(message("a@example.com", "late@example.com"))
+        .await
+        .unwrap();
+    greeting(&server, "two.session.test")
+        .send(message("a@example.com", "second@example.com"))
+        .await
+        .unwrap();
+    greeting(&server, "client.elsewhere.test")
+        .send(message("a@example.com", "other@example.com"))
+        .await
+        .unwrap();
+    let kept: Vec<String> = server.messages().iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    assert_eq!(kept, ["second@example.com", "other@example.com"]);
+    assert!(server.transcript_text().contains("earlier session"));
+    // Ids keep counting, so a reader waiting on `next_after` sees only new mail.
+    let ids: Vec<u64> = server.messages().iter().map(|m| m.id).collect();
+    assert!(ids[0] > 1 && ids[1] > ids[0], "{ids:?}");
+    let newer = server.next_after(ids[0]).await;
+    assert_eq!(newer.len(), 1);
 }

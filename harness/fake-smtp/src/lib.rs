@@ -10,7 +10,7 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::time::Duration;
-//! use resetkit_harness::fake_smtp::{FakeSmtpServer, FaultRule, Stage};
+//! use resetkit_fake_smtp::{FakeSmtpServer, FaultRule, Stage};
 //!
 //! let server = FakeSmtpServer::builder()
 //!     .rule(FaultRule::reply(Stage::MailFrom, 550, Some("5.7.1"), "not authorised").sender("noreply@example.com"))
@@ -29,6 +29,9 @@
 //! offered. When the handle drops, the relay stops and live connections are
 //! closed; mailin's own accept thread and its idle pool stay parked (they
 //! never block process exit).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod handler;
 mod proxy;
@@ -269,6 +272,65 @@ impl FakeSmtpServer {
         self.shared.messages()
     }
 
+    /// Messages that arrived after the one numbered `id` (0: every
+    /// message still kept), in arrival order.
+    pub fn messages_after(&self, id: u64) -> Vec<CapturedMessage> {
+        self.shared.messages_after(id)
+    }
+
+    /// The message numbered `id` ([`CapturedMessage::id`]), if still kept.
+    pub fn message(&self, id: u64) -> Option<CapturedMessage> {
+        self.shared.message_by_id(id)
+    }
+
+    /// How many messages are kept.
+    pub fn message_count(&self) -> usize {
+        self.shared.message_count()
+    }
+
+    /// Waits until a message newer than `id` arrives (or [`clear`](Self::clear)
+    /// is called), without polling; returns the newer messages (empty after
+    /// a clear). Use it to print mail on arrival.
+    pub async fn next_after(&self, id: u64) -> Vec<CapturedMessage> {
+        loop {
+            let notified = self.shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let newer = self.shared.messages_after(id);
+            if !newer.is_empty() {
+                return newer;
+            }
+            notified.await;
+            let newer = self.shared.messages_after(id);
+            if !newer.is_empty() || self.shared.message_count() == 0 {
+                return newer;
+            }
+        }
+    }
+
+    /// Waits until connection `connection` has closed (the client quit or
+    /// was cut off), up to `timeout`; returns whether it did. Use it before
+    /// stopping the server right after a message arrived, so the client
+    /// still gets its `250` for the message.
+    pub async fn wait_closed(&self, connection: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let closed = self.shared.transcripts().iter().any(|t| {
+                t.connection == connection
+                    && t.entries
+                        .iter()
+                        .any(|e| e.direction == Direction::Note && e.line == "connection closed")
+            });
+            if closed {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Every connection's transcript so far, by connection number.
     pub fn transcripts(&self) -> Vec<Transcript> {
         self.shared.transcripts()
@@ -287,6 +349,22 @@ impl FakeSmtpServer {
     /// Removes every fault rule.
     pub fn clear_rules(&self) {
         self.shared.clear_rules();
+    }
+
+    /// Starts a new session on a server shared by several tests run one
+    /// after another (one server, not one per test): forgets captured mail,
+    /// transcripts and fault rules, and from now on accepts but does not
+    /// keep mail from clients that greet (EHLO) with a name ending in
+    /// `family` other than `name` — late mail of an earlier session.
+    /// Clients greeting with other names are kept as always.
+    ///
+    /// ```
+    /// let server = resetkit_fake_smtp::FakeSmtpServer::start().unwrap();
+    /// server.begin_session("t2.session.example", ".session.example");
+    /// assert_eq!(server.message_count(), 0);
+    /// ```
+    pub fn begin_session(&self, name: &str, family: &str) {
+        self.shared.begin_session(name, family);
     }
 
     /// Forgets captured messages and transcripts.
