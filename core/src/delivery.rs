@@ -40,9 +40,10 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeliveryMode {
-    /// Send during the request; a failure is recorded as an event and not
-    /// retried. The request waits for the mail server (timing differs
-    /// between known and unknown identifiers): for local use and tests.
+    /// Send while the request is processed (by the request workers, or
+    /// within `request` with `RequestProcessing::Immediate`); a failure is
+    /// recorded as an event and not retried, and a slow mail server holds
+    /// up the request workers: for local use and tests.
     Inline,
     /// Store in the outbox; a [`DeliveryWorker`] sends. The request never
     /// waits for SMTP, and nothing is lost while the server is down.

@@ -456,8 +456,9 @@ pub trait Outbox: Send + Sync {
 #[derive(Clone, PartialEq, Eq)]
 pub struct InboxRequest {
     /// Unique id (128 random bits, hex). Messages queued for the request
-    /// get ids derived from it, so a request processed twice (a worker died
-    /// half-way) never queues its mail twice.
+    /// get ids derived from it, so that a request retried after an
+    /// interrupted attempt (a worker died half-way) finds the mail that
+    /// attempt queued in the outbox instead of queueing it again.
     pub id: String,
     /// What was asked for.
     pub identifier: Identifier,

@@ -290,7 +290,7 @@ async fn a_worker_that_dies_half_way_loses_nothing_and_repeats_nothing() {
     assert!(dying.request_worker().run_once().await.is_err());
     assert_eq!(outbox.counts().await.expect("counts").waiting, 7);
     // A new worker, once the dead one's leases ran out, does the rest.
-    fx.clock.advance(Duration::from_secs(61));
+    fx.clock.advance(Duration::from_secs(301));
     let restarted = build(Arc::new(inbox.clone()));
     let report = restarted.process_pending().await.expect("processed");
     assert_eq!(report.processed, N - 6);
@@ -519,4 +519,63 @@ async fn a_service_dropped_right_after_request_still_sends_the_mail() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// A shared address with one combined email, whose first account is past
+/// its limit: a retry after an interrupted attempt must find the mail that
+/// attempt queued (its Message-ID derives from the same account both times).
+#[tokio::test]
+async fn a_retried_combined_request_finds_its_queued_mail() {
+    let mut list = accounts(2);
+    list[1].email = Some("user0@example.com".into());
+    let fx = Fixture::with_accounts(list);
+    let outbox = InMemoryOutbox::default();
+    let inbox = InMemoryInbox::default();
+    let build = |inbox: Arc<dyn RequestInbox>| {
+        fx.builder()
+            .request_processing(RequestProcessing::External)
+            .duplicate_email_policy(DuplicateEmailPolicy::CombinedEmail)
+            .rate_limits(RateLimits {
+                per_account: Some(Limit {
+                    max: 1,
+                    window: Duration::from_secs(3600),
+                }),
+                per_client: None,
+            })
+            .outbox(Arc::new(outbox.clone()))
+            .inbox(inbox)
+            .build()
+            .expect("service")
+    };
+    let ok = build(Arc::new(inbox.clone()));
+    // user0 spends its one email first (by username).
+    ok.request("user0", &RequestContext::default())
+        .await
+        .expect("accepted");
+    ok.process_pending().await.expect("processed");
+    // The shared address: only user1 gets a link; the worker dies after
+    // queueing the mail, before deleting the request.
+    let dying = build(Arc::new(DiesBeforeDone {
+        inner: inbox.clone(),
+        calls: AtomicUsize::new(0),
+        fail_at: 0,
+    }));
+    dying
+        .request("user0@example.com", &RequestContext::default())
+        .await
+        .expect("accepted");
+    assert!(dying.request_worker().run_once().await.is_err());
+    fx.clock.advance(Duration::from_secs(301));
+    let report = ok.process_pending().await.expect("processed");
+    assert_eq!((report.processed, report.retried), (1, 0), "{report:?}");
+    let worker = ok.delivery_worker().expect("outbox mode");
+    while worker.run_once().await.expect("delivered").sent > 0 {}
+    assert_eq!(
+        fx.mailer.sent().len(),
+        2,
+        "user0's own mail and one for the shared address"
+    );
+    ok.inspect(&reset_token(&fx.mailer.sent()[1]))
+        .await
+        .expect("the shared address's link works");
 }

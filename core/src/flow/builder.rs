@@ -370,6 +370,7 @@ impl ResetServiceBuilder {
                 inbox_ready: Arc::new(tokio::sync::Notify::new()),
                 live_workers: std::sync::atomic::AtomicUsize::new(0),
                 retention: self.retention,
+                next_purge: std::sync::Mutex::new(None),
                 dispatcher: Dispatcher {
                     mode,
                     mailer,

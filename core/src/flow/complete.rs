@@ -254,6 +254,7 @@ impl ResetService {
                     kind: EmailKind::PasswordChanged,
                     values: &values,
                     tokens: Vec::new(),
+                    key: None,
                 };
                 let sent = self
                     .deliver(

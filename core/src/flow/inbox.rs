@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::StoreError;
 use crate::flow::{Inner, ResetService};
+use crate::store::InboxRequest;
 
 /// Who processes the requests that [`ResetService::request`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,18 +117,31 @@ pub struct RequestReport {
     pub processed: usize,
     /// Requests given back for a later attempt (a store failed).
     pub retried: usize,
-    /// Requests given up after [`MAX_REQUEST_ATTEMPTS`] attempts.
+    /// Requests given up (see [`MAX_REQUEST_ATTEMPTS`]).
     pub abandoned: usize,
 }
 
-/// Attempts after which a request that keeps failing is given up (and
-/// logged); a store that is down fails the attempts until it is back.
+/// Attempts after which a request that keeps failing for a reason other
+/// than an unavailable store (corrupt data, say) is given up and logged.
+/// A store that is down is waited for, up to [`MAX_REQUEST_AGE`].
 pub const MAX_REQUEST_ATTEMPTS: u32 = 10;
 
-/// How long a claimed request is leased to one worker.
-const LEASE: Duration = Duration::from_secs(60);
-/// Requests one pass claims.
+/// Age after which a request still failing is given up and logged (a reset
+/// mail hours late helps nobody; the user has asked again by then).
+pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(3600);
+
+/// How long a claimed request is leased to one worker: longer than one
+/// request can take (inline delivery with sender fallbacks included), so
+/// that a live worker's request is never taken over.
+const LEASE: Duration = Duration::from_secs(300);
+/// Requests one claim takes: one, so that no claimed request waits behind
+/// others while its lease runs.
+const CLAIM: usize = 1;
+/// Requests one pass processes (claimed one at a time).
 const BATCH: usize = 16;
+/// How long in-process workers of a service nobody holds any more keep
+/// waiting for requests scheduled for later before they end.
+const ORPHAN_GRACE: Duration = Duration::from_secs(300);
 /// How long in-process workers wait for a wake-up before looking again
 /// (leases that ran out, retries).
 const IN_PROCESS_POLL: Duration = Duration::from_secs(1);
@@ -165,12 +179,8 @@ impl RequestWorker {
     pub async fn run<F: Future<Output = ()>>(&self, poll: Duration, shutdown: F) {
         tokio::pin!(shutdown);
         let inner = &self.service.inner;
-        let mut next_purge = tokio::time::Instant::now();
         loop {
-            if tokio::time::Instant::now() >= next_purge {
-                next_purge = tokio::time::Instant::now() + inner.retention.every;
-                self.service.purge_logged().await;
-            }
+            self.service.purge_if_due().await;
             let busy = match self.run_once().await {
                 Ok(report) => report.processed + report.retried + report.abandoned > 0,
                 Err(error) => {
@@ -226,7 +236,9 @@ impl ResetService {
 
     /// Deletes what [`Retention`] says is old enough: events, finished
     /// mail, expired tokens, and rate-limit entries older than the longest
-    /// limit window. The workers call it every `retention.every`.
+    /// limit window. The in-process workers and [`RequestWorker::run`] call
+    /// it every `retention.every`; with [`RequestProcessing::Immediate`]
+    /// (or without a tokio runtime) call it yourself.
     pub async fn purge_old(&self) -> Result<PurgeReport, StoreError> {
         let inner = &self.inner;
         let r = inner.retention;
@@ -253,6 +265,28 @@ impl ResetService {
         Ok(report)
     }
 
+    /// Purges when `retention.every` has passed since the last purge of
+    /// this service (whichever of its workers gets there first).
+    pub(crate) async fn purge_if_due(&self) {
+        let due = {
+            let mut next = self
+                .inner
+                .next_purge
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            if next.is_some_and(|at| now < at) {
+                false
+            } else {
+                *next = Some(now + self.inner.retention.every);
+                true
+            }
+        };
+        if due {
+            self.purge_logged().await;
+        }
+    }
+
     async fn purge_logged(&self) {
         match self.purge_old().await {
             Ok(report) if report == PurgeReport::default() => {}
@@ -266,17 +300,11 @@ impl ResetService {
     pub(crate) async fn after_push(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         match inner.processing {
-            RequestProcessing::Immediate => {
-                // One request per claim, so that concurrent callers each
-                // process about their own request at the same time (as
-                // the store would see them in production), instead of
-                // the first one taking the whole inbox.
-                while self.process_batch(1).await? != RequestReport::default() {}
-            }
+            RequestProcessing::Immediate => self.process_now().await,
             RequestProcessing::External => inner.inbox_ready.notify_one(),
             RequestProcessing::InProcess { workers } => {
                 if tokio::runtime::Handle::try_current().is_err() {
-                    self.process_pending().await?;
+                    self.process_now().await;
                     return Ok(());
                 }
                 // (Re)start them when none runs: the first request, or the
@@ -288,9 +316,11 @@ impl ResetService {
                     .compare_exchange(0, workers, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    for index in 0..workers {
+                    for _ in 0..workers {
+                        // Both of the worker's references exist before it
+                        // runs (its exit test counts them).
                         let alive = LiveWorker(self.inner.clone());
-                        tokio::spawn(in_process_worker(alive, index == 0));
+                        tokio::spawn(in_process_worker(alive, self.clone()));
                     }
                 }
                 inner.inbox_ready.notify_one();
@@ -299,18 +329,40 @@ impl ResetService {
         Ok(())
     }
 
-    /// Claims up to `max` requests and processes them one by one.
+    /// Processes the inbox in the caller's task, after a request was
+    /// recorded: one request per claim, so that concurrent callers each
+    /// process about their own request at the same time (as the store would
+    /// see them in production) instead of the first taking the whole inbox.
+    /// The request is recorded, so a failure here is logged, not returned
+    /// (the caller must not be told to ask again).
+    async fn process_now(&self) {
+        loop {
+            match self.process_batch(1).await {
+                Ok(report) if report == RequestReport::default() => return,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, "recorded password reset requests could not be processed now; a worker will retry");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Processes up to `max` requests, claiming them one at a time (a
+    /// claimed request never waits for others while its lease runs).
     pub(crate) async fn process_batch(&self, max: usize) -> Result<RequestReport, StoreError> {
-        let inner = &self.inner;
-        let claimed = inner.inbox.claim(inner.clock.now(), max, LEASE).await?;
         let mut report = RequestReport::default();
-        for job in claimed {
+        for _ in 0..max.max(1) {
+            let inner = &self.inner;
+            let Some(job) = inner.inbox.claim(inner.clock.now(), CLAIM, LEASE).await?.pop() else {
+                break;
+            };
             match self.process_request(&job).await {
                 Ok(()) => {
                     inner.inbox.done(&job.id, job.attempts).await?;
                     report.processed += 1;
                 }
-                Err(error) if job.attempts >= MAX_REQUEST_ATTEMPTS => {
+                Err(error) if self.give_up(&job, &error) => {
                     tracing::error!(request = %job.id, attempts = job.attempts, %error, "password reset request given up");
                     inner.inbox.done(&job.id, job.attempts).await?;
                     report.abandoned += 1;
@@ -330,6 +382,19 @@ impl ResetService {
         }
         Ok(report)
     }
+
+    /// Whether a request that failed with `error` is given up: a store
+    /// that is down is waited for up to [`MAX_REQUEST_AGE`]; other errors
+    /// get [`MAX_REQUEST_ATTEMPTS`].
+    fn give_up(&self, job: &InboxRequest, error: &StoreError) -> bool {
+        let age = self
+            .inner
+            .clock
+            .now()
+            .duration_since(job.received_at)
+            .unwrap_or_default();
+        age >= MAX_REQUEST_AGE || (!error.is_transient() && job.attempts >= MAX_REQUEST_ATTEMPTS)
+    }
 }
 
 /// An in-process worker's hold on the service: counted as live until its
@@ -345,17 +410,12 @@ impl Drop for LiveWorker {
 /// One in-process worker. It holds the service, so that requests recorded
 /// by a service the host dropped right after `request` (one built per
 /// request, say) are still processed; once nothing but the workers holds
-/// the service and the inbox has nothing due, it ends.
-async fn in_process_worker(alive: LiveWorker, purges: bool) {
-    let service = ResetService {
-        inner: alive.0.clone(),
-    };
-    let mut next_purge = tokio::time::Instant::now();
+/// the service, it ends when nothing is left to do now and the inbox is
+/// empty, or after [`ORPHAN_GRACE`] of waiting for requests scheduled later.
+async fn in_process_worker(alive: LiveWorker, service: ResetService) {
+    let mut orphaned_since: Option<tokio::time::Instant> = None;
     loop {
-        if purges && tokio::time::Instant::now() >= next_purge {
-            next_purge = tokio::time::Instant::now() + service.inner.retention.every;
-            service.purge_logged().await;
-        }
+        service.purge_if_due().await;
         let busy = match service.process_batch(BATCH).await {
             Ok(report) => report.processed + report.retried + report.abandoned > 0,
             Err(error) => {
@@ -366,12 +426,15 @@ async fn in_process_worker(alive: LiveWorker, purges: bool) {
         if busy {
             continue;
         }
-        // Each worker holds two references (its `alive` and `service`).
+        // Each worker holds two references (`alive` and `service`).
         let workers = service.inner.live_workers.load(Ordering::Acquire);
-        if std::sync::Arc::strong_count(&service.inner) <= 2 * workers
-            && service.inner.inbox.is_empty().await.unwrap_or(false)
-        {
-            return;
+        if std::sync::Arc::strong_count(&alive.0) <= 2 * workers {
+            let since = *orphaned_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= ORPHAN_GRACE || service.inner.inbox.is_empty().await.unwrap_or(false) {
+                return;
+            }
+        } else {
+            orphaned_since = None;
         }
         tokio::select! {
             () = service.inner.inbox_ready.notified() => {}

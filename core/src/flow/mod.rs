@@ -260,6 +260,8 @@ pub(crate) struct Inner {
     /// How many in-process workers run (0: start them at the next request).
     pub(crate) live_workers: std::sync::atomic::AtomicUsize,
     pub(crate) retention: inbox::Retention,
+    /// When the workers purge next (`None`: at the first chance).
+    pub(crate) next_purge: std::sync::Mutex<Option<std::time::Instant>>,
     pub(crate) dispatcher: Dispatcher,
 }
 

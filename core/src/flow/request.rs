@@ -176,12 +176,7 @@ impl ResetService {
     /// mail for `account` (the worker died before deleting the request):
     /// then it is not issued and queued again. Only a retried request is
     /// checked, and only the outbox can tell (inline delivery cannot).
-    async fn already_queued(
-        &self,
-        account: &Account,
-        sender: &SenderChoice,
-        trail: &Trail<'_>,
-    ) -> Result<bool, StoreError> {
+    async fn already_queued(&self, account: &Account, trail: &Trail<'_>) -> Result<bool, StoreError> {
         let Some(outbox) = &self.inner.dispatcher.outbox else {
             return Ok(false);
         };
@@ -189,7 +184,7 @@ impl ResetService {
             .job
             .as_ref()
             .filter(|job| job.attempts > 1)
-            .and_then(|_| trail.message_id_for(account, sender.from.domain()))
+            .and_then(|_| trail.message_id_for(&account.id))
         else {
             return Ok(false);
         };
@@ -299,7 +294,7 @@ impl ResetService {
         let Some(sender) = self.sender_for(account, trail).await else {
             return Ok(());
         };
-        if self.already_queued(account, &sender, trail).await? {
+        if self.already_queued(account, trail).await? {
             return Ok(());
         }
         let Some(issued) = self.issue_token(account, ctx, trail).await? else {
@@ -311,6 +306,7 @@ impl ResetService {
             kind: EmailKind::Reset,
             values: &ctx_value,
             tokens: vec![issued.hash],
+            key: Some(&account.id),
         };
         self.deliver(mail, ctx, &sender, std::slice::from_ref(account), trail)
             .await
@@ -328,7 +324,7 @@ impl ResetService {
         let Some(sender) = self.sender_for(first, trail).await else {
             return Ok(());
         };
-        if self.already_queued(first, &sender, trail).await? {
+        if self.already_queued(first, trail).await? {
             return Ok(());
         }
         let mut issued = Vec::with_capacity(accounts.len());
@@ -357,6 +353,7 @@ impl ResetService {
             kind,
             values: &ctx_value,
             tokens,
+            key: Some(&first.id),
         };
         self.deliver(mail, ctx, &sender, &linked, trail).await
     }
@@ -373,7 +370,7 @@ impl ResetService {
         let Some(sender) = self.sender_for(first, trail).await else {
             return Ok(());
         };
-        if self.already_queued(first, &sender, trail).await? {
+        if self.already_queued(first, trail).await? {
             return Ok(());
         }
         let mut allowed = Vec::with_capacity(accounts.len());
@@ -410,6 +407,7 @@ impl ResetService {
             kind: EmailKind::UsernameRequired,
             values: &ctx_value,
             tokens: Vec::new(),
+            key: Some(&first.id),
         };
         self.deliver(mail, ctx, &sender, &allowed, trail).await
     }
@@ -425,7 +423,12 @@ impl ResetService {
         accounts: &[Account],
         trail: &mut Trail<'_>,
     ) -> Result<(), StoreError> {
-        let Mail { kind, values, tokens } = mail;
+        let Mail {
+            kind,
+            values,
+            tokens,
+            key,
+        } = mail;
         let Some(first) = accounts.first() else {
             return Ok(());
         };
@@ -450,10 +453,10 @@ impl ResetService {
         let mut sender = sender.clone();
         let mut refused: Vec<Mailbox> = Vec::new();
         loop {
-            let derived = refused
-                .is_empty()
-                .then(|| trail.message_id_for(first, sender.from.domain()))
-                .flatten();
+            let derived = match key {
+                Some(key) if refused.is_empty() => trail.message_id_for(key),
+                _ => None,
+            };
             let message_id = match derived.map_or_else(|| new_message_id(sender.from.domain()), Ok) {
                 Ok(id) => id,
                 Err(error) => {
@@ -542,6 +545,9 @@ pub(crate) struct Mail<'a> {
     pub(crate) values: &'a minijinja::Value,
     /// The reset tokens whose links it carries.
     pub(crate) tokens: Vec<TokenHash>,
+    /// The account whose request mail this is (the first of a shared
+    /// address), from which an inbox request's Message-ID is derived.
+    pub(crate) key: Option<&'a AccountId>,
 }
 
 /// A token just issued and the links that carry it.
@@ -586,12 +592,20 @@ impl<'a> Trail<'a> {
         }
     }
 
-    /// The Message-ID of the mail this request sends to `account` (the
-    /// first account of a shared mail): derived from the request id, so a
-    /// retried request finds what an interrupted attempt queued.
-    fn message_id_for(&self, account: &Account, domain: &str) -> Option<String> {
+    /// The Message-ID of the mail this request sends for `account` (the
+    /// first account of a shared address): derived from the request id and
+    /// on the site's own domain, so a retried request finds what an
+    /// interrupted attempt queued whatever sender it picks this time.
+    fn message_id_for(&self, account: &AccountId) -> Option<String> {
         let job = self.job.as_ref()?;
-        Some(derived_message_id(&job.id, &account.id.to_string(), domain))
+        let domain = self
+            .service
+            .inner
+            .reset_links
+            .target()
+            .host_str()
+            .unwrap_or_default();
+        Some(derived_message_id(&job.id, &account.to_string(), domain))
     }
 
     /// A trail whose write failures are logged and dropped instead of
