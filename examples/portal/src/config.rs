@@ -46,6 +46,10 @@ pub struct PortalConfig {
     /// Extra accounts `load0` … `load{N-1}` (`load{i}@load.test`, no
     /// password) for load tests (`--load-test-accounts`, default 0).
     pub load_test_accounts: usize,
+    /// Serve the capture server's web inbox (`resetkit-harness smtp --web`)
+    /// on this address (`--dev-inbox 127.0.0.1:8025`; capture mode with
+    /// `--dev-mail` only; loopback addresses only).
+    pub dev_inbox: Option<SocketAddr>,
 }
 
 impl Default for PortalConfig {
@@ -62,6 +66,7 @@ impl Default for PortalConfig {
             rate_limits: None,
             delivery_workers: resetkit::delivery::DEFAULT_CONCURRENCY,
             load_test_accounts: 0,
+            dev_inbox: None,
         }
     }
 }

@@ -29,6 +29,10 @@ struct Cli {
     /// Serve /dev/mail, the captured messages with their links (capture mode only).
     #[arg(long)]
     dev_mail: bool,
+    /// With --dev-mail: serve the capture server's web inbox on this
+    /// loopback address, e.g. 127.0.0.1:8025.
+    #[arg(long)]
+    dev_inbox: Option<std::net::SocketAddr>,
     /// Tiny argon2 parameters: for tests and harness runs only.
     #[arg(long)]
     fast_hash: bool,
@@ -96,6 +100,7 @@ async fn main() -> ExitCode {
         rate_limits: cli.rate_limits,
         delivery_workers: usize::from(cli.delivery_workers),
         load_test_accounts: cli.load_test_accounts,
+        dev_inbox: cli.dev_inbox,
     };
     let portal = match Portal::start(config).await {
         Ok(portal) => portal,
@@ -113,6 +118,9 @@ async fn main() -> ExitCode {
     eprintln!("demo accounts: {}", demo.join(", "));
     if cli.dev_mail && portal.mail().is_some() {
         eprintln!("captured mail: {}/dev/mail", portal.url());
+    }
+    if let Some(addr) = portal.dev_inbox_addr() {
+        eprintln!("mail inbox: http://{addr}/");
     }
     wait_for_signal().await;
     eprintln!("resetkit-portal: shutting down");

@@ -53,6 +53,15 @@ impl Portal {
             tracing::warn!("--dev-mail has no effect with --smtp: mail goes to the SMTP server");
         }
         let capture = backend.capture.map(Arc::new);
+        let inbox = match (&capture, config.dev_inbox) {
+            (Some(server), Some(at)) if config.dev_mail => Some(dev_inbox(server.clone(), at).await?),
+            (_, Some(_)) => {
+                return Err(PortalError::Startup(
+                    "--dev-inbox needs --dev-mail and the in-process capture server (not --smtp)".into(),
+                ));
+            }
+            _ => None,
+        };
         let pages = ResetPages::builder(backend.service.clone())
             .site_name("resetkit portal")
             .nav_link("Home", "/")
@@ -117,8 +126,33 @@ impl Portal {
             server: Some(server),
             worker: Some(worker),
             capture,
+            inbox,
         })
     }
+}
+
+/// Serves the capture server's web inbox on `at` (loopback only).
+async fn dev_inbox(
+    server: Arc<FakeSmtpServer>,
+    at: SocketAddr,
+) -> Result<(SocketAddr, JoinHandle<()>), PortalError> {
+    if !at.ip().is_loopback() {
+        return Err(PortalError::Startup(format!(
+            "--dev-inbox {at}: the captured mail carries live reset links; listen on a loopback address"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|source| PortalError::Bind { addr: at, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| PortalError::Bind { addr: at, source })?;
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, resetkit_harness::inbox::router(server)).await {
+            tracing::error!(%error, "dev inbox stopped");
+        }
+    });
+    Ok((addr, task))
 }
 
 /// A running portal. Dropping it stops accepting connections and the
@@ -135,6 +169,8 @@ pub struct RunningPortal {
     server: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
     capture: Option<Arc<FakeSmtpServer>>,
+    /// The dev inbox's address and task (`--dev-inbox`).
+    inbox: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for RunningPortal {
@@ -180,6 +216,11 @@ impl RunningPortal {
         &self.service
     }
 
+    /// Where the capture server's web inbox listens (`--dev-inbox`).
+    pub fn dev_inbox_addr(&self) -> Option<SocketAddr> {
+        self.inbox.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// The start-up line: `portal listening on http://ADDR (base URL ..., mail: ..., store: ...)`.
     pub fn banner(&self) -> String {
         let base = match self.base_url.path() {
@@ -196,6 +237,9 @@ impl RunningPortal {
     /// delivery pass finish (at most a few seconds), then returns.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        if let Some((_, inbox)) = self.inbox.take() {
+            inbox.abort();
+        }
         for task in [self.server.take(), self.worker.take()].into_iter().flatten() {
             let abort = task.abort_handle();
             if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
@@ -208,5 +252,8 @@ impl RunningPortal {
 impl Drop for RunningPortal {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some((_, inbox)) = self.inbox.take() {
+            inbox.abort();
+        }
     }
 }

@@ -283,3 +283,43 @@ async fn smtp_mode_sends_to_the_configured_server() {
         .unwrap();
     assert_eq!(mail.mail_from, "noreply@portal.localhost");
 }
+
+/// `--dev-inbox`: the capture server's web inbox (the harness's) shows the
+/// portal's reset mail; refused off loopback and without `--dev-mail`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_inbox_shows_the_captured_reset_mail() {
+    let portal = start_with(|c| c.dev_inbox = Some("127.0.0.1:0".parse().unwrap())).await;
+    let inbox = portal.dev_inbox_addr().expect("the dev inbox listens");
+    let b = Browser::new(&portal);
+    b.forgot("alice").await.assert_redirect("/forgot/sent");
+    let mail = reset_mail(&portal, 0, "alice@example.test", "alice").await;
+    let api = reqwest::get(format!("http://{inbox}/api/messages"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(api.contains("alice@example.test"), "{api}");
+    let page = reqwest::get(format!("http://{inbox}/")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("alice@example.test"));
+    assert!(!mail.link.is_empty());
+    portal.shutdown().await;
+
+    for (what, edit) in [
+        ("without --dev-mail", (false, "127.0.0.1:0")),
+        ("off loopback", (true, "0.0.0.0:0")),
+    ] {
+        let refused = resetkit_portal::Portal::start({
+            let mut c = resetkit_portal::PortalConfig::local_test();
+            c.dev_mail = edit.0;
+            c.dev_inbox = Some(edit.1.parse().unwrap());
+            c
+        })
+        .await;
+        let error = refused
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the portal started"));
+        assert!(error.to_string().contains("--dev-inbox"), "{what}: {error}");
+    }
+}
