@@ -149,7 +149,7 @@ impl PasswordStamp {
             None => digest.update(b"unset"),
         }
         let bytes = digest.finalize();
-        PasswordStamp(bytes.iter().take(16).map(|b| format!("{b:02x}")).collect())
+        PasswordStamp(crate::token::hex(&bytes[..16]))
     }
 
     /// Rebuilds a stamp read back from storage.

@@ -88,17 +88,27 @@ impl RetryPolicy {
 
 /// A fresh `<random@domain>` Message-ID.
 pub fn new_message_id(domain: &str) -> Result<String, EntropyError> {
+    Ok(message_id_on(&random_id()?, domain))
+}
+
+/// 128 random bits, hex.
+pub(crate) fn random_id() -> Result<String, EntropyError> {
     let mut bytes = [0u8; 16];
     rand::rngs::SysRng
         .try_fill_bytes(&mut bytes)
         .map_err(|e| EntropyError(e.to_string()))?;
-    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(crate::token::hex(&bytes))
+}
+
+/// The Message-ID `<{local}.resetkit@{domain}>` (on `resetkit.invalid`
+/// when `domain` is empty).
+pub(crate) fn message_id_on(local: &str, domain: &str) -> String {
     let domain = if domain.is_empty() {
         "resetkit.invalid"
     } else {
         domain
     };
-    Ok(format!("<{id}.resetkit@{domain}>"))
+    format!("<{local}.resetkit@{domain}>")
 }
 
 fn sent_event(now: SystemTime, account: Option<AccountId>, email: &OutgoingEmail) -> Event {

@@ -96,11 +96,7 @@ pub fn fingerprint(key: &FingerprintKey, identifier: &str) -> String {
     };
     mac.update(CONTEXT);
     mac.update(canonical.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::token::hex(&mac.finalize().into_bytes())
 }
 
 #[cfg(test)]

@@ -180,14 +180,7 @@ impl RequestWorker {
         tokio::pin!(shutdown);
         let inner = &self.service.inner;
         loop {
-            self.service.purge_if_due().await;
-            let busy = match self.run_once().await {
-                Ok(report) => report.processed + report.retried + report.abandoned > 0,
-                Err(error) => {
-                    tracing::error!(%error, "request worker: inbox unavailable");
-                    false
-                }
-            };
+            let busy = self.service.work_pass(self.batch).await;
             let wait = if busy { Duration::ZERO } else { poll };
             tokio::select! {
                 biased;
@@ -263,6 +256,19 @@ impl ResetService {
             report.mail = outbox.purge_finished(ago(r.finished_mail), r.batch).await?;
         }
         Ok(report)
+    }
+
+    /// One pass of a worker: purge when due, then process up to `batch`
+    /// requests; returns whether there was work. Store errors are logged.
+    async fn work_pass(&self, batch: usize) -> bool {
+        self.purge_if_due().await;
+        match self.process_batch(batch).await {
+            Ok(report) => report != RequestReport::default(),
+            Err(error) => {
+                tracing::error!(%error, "request worker: inbox unavailable");
+                false
+            }
+        }
     }
 
     /// Purges when `retention.every` has passed since the last purge of
@@ -415,15 +421,7 @@ impl Drop for LiveWorker {
 async fn in_process_worker(alive: LiveWorker, service: ResetService) {
     let mut orphaned_since: Option<tokio::time::Instant> = None;
     loop {
-        service.purge_if_due().await;
-        let busy = match service.process_batch(BATCH).await {
-            Ok(report) => report.processed + report.retried + report.abandoned > 0,
-            Err(error) => {
-                tracing::error!(%error, "request worker: inbox unavailable");
-                false
-            }
-        };
-        if busy {
+        if service.work_pass(BATCH).await {
             continue;
         }
         // Each worker holds two references (`alive` and `service`).

@@ -1,7 +1,7 @@
 //! `request`: validate, rate-limit, find accounts, issue tokens, mail links.
 
 use crate::account::{Account, AccountId};
-use crate::delivery::new_message_id;
+use crate::delivery::{message_id_on, new_message_id, random_id};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind, IgnoreReason, RateScope};
 use crate::fingerprint::fingerprint;
@@ -58,7 +58,7 @@ impl ResetService {
                 return Ok(RequestAccepted);
             }
         }
-        let id = new_request_id().map_err(|e| StoreError::unavailable("request.id", e.to_string()))?;
+        let id = random_id().map_err(|e| StoreError::unavailable("request.id", e.to_string()))?;
         inner
             .inbox
             .push(InboxRequest {
@@ -89,7 +89,7 @@ impl ResetService {
         };
         if found.is_empty() {
             return self
-                .ignore(None, IgnoreReason::UnknownIdentifier, identifier)
+                .record(None, self.ignored(IgnoreReason::UnknownIdentifier, identifier))
                 .await;
         }
         // The step's events are written together (one call to the log)
@@ -105,19 +105,7 @@ impl ResetService {
                 },
             );
             match self.ineligibility(&account) {
-                Some(reason) => {
-                    tracing::info!(
-                        reason = reason.as_str(),
-                        "password reset request produced no email"
-                    );
-                    trail.note(
-                        &account.id,
-                        EventKind::RequestIgnored {
-                            reason,
-                            fingerprint: fingerprint(&inner.fingerprint_key, identifier.as_str()),
-                        },
-                    );
-                }
+                Some(reason) => trail.note(&account.id, self.ignored(reason, identifier)),
                 None => eligible.push(account),
             }
         }
@@ -152,24 +140,17 @@ impl ResetService {
         }
     }
 
-    async fn ignore(
-        &self,
-        account: Option<AccountId>,
-        reason: IgnoreReason,
-        identifier: &Identifier,
-    ) -> Result<(), StoreError> {
+    /// Logs that the request produced no email and why, and returns the
+    /// event that records it (with the identifier's keyed fingerprint).
+    fn ignored(&self, reason: IgnoreReason, identifier: &Identifier) -> EventKind {
         tracing::info!(
             reason = reason.as_str(),
             "password reset request produced no email"
         );
-        self.record(
-            account,
-            EventKind::RequestIgnored {
-                reason,
-                fingerprint: fingerprint(&self.inner.fingerprint_key, identifier.as_str()),
-            },
-        )
-        .await
+        EventKind::RequestIgnored {
+            reason,
+            fingerprint: fingerprint(&self.inner.fingerprint_key, identifier.as_str()),
+        }
     }
 
     /// Whether an earlier attempt at this inbox request already queued the
@@ -637,16 +618,6 @@ impl<'a> Trail<'a> {
     }
 }
 
-/// A fresh inbox request id: 128 random bits, hex.
-fn new_request_id() -> Result<String, crate::token::EntropyError> {
-    use rand::TryRng as _;
-    let mut bytes = [0u8; 16];
-    rand::rngs::SysRng
-        .try_fill_bytes(&mut bytes)
-        .map_err(|e| crate::token::EntropyError(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// `<hex.resetkit@domain>` from SHA-256 of the request id and account id.
 fn derived_message_id(request_id: &str, account: &str, domain: &str) -> String {
     use sha2::{Digest as _, Sha256};
@@ -654,13 +625,7 @@ fn derived_message_id(request_id: &str, account: &str, domain: &str) -> String {
     h.update(request_id.as_bytes());
     h.update([0u8]);
     h.update(account.as_bytes());
-    let hex: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let domain = if domain.is_empty() {
-        "resetkit.invalid"
-    } else {
-        domain
-    };
-    format!("<{hex}.resetkit@{domain}>")
+    message_id_on(&crate::token::hex(&h.finalize()[..16]), domain)
 }
 
 /// Bounds what the host passes in so it can neither bloat the event log nor
