@@ -11,7 +11,7 @@ use sqlx::{PgPool, Row as _};
 
 use crate::event_codec::{decode, encode};
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
+use crate::util::{Sql, corrupt, db_error, from_db, limit, purge, to_db};
 
 /// The event log in PostgreSQL. Cheap to clone.
 #[derive(Clone)]
@@ -141,14 +141,7 @@ impl EventLog for PgEventLog {
     }
 
     async fn purge_before(&self, before: std::time::SystemTime, batch: usize) -> Result<usize, StoreError> {
-        const OP: &str = "events.purge_before";
-        let done = sqlx::query(self.purge.q())
-            .bind(to_db(before))
-            .bind(limit(batch))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        purge(&self.pool, &self.purge, "events.purge_before", before, batch).await
     }
 
     async fn recent(&self, n: usize) -> Result<Vec<Event>, StoreError> {

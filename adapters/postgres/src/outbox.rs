@@ -20,7 +20,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db, token_hash};
+use crate::util::{Sql, corrupt, db_error, from_db, limit, purge, to_db, token_hash};
 
 const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, reply_to_name, \
     reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at, \
@@ -375,14 +375,14 @@ impl Outbox for PgOutbox {
     }
 
     async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        const OP: &str = "outbox.purge_finished";
-        let done = sqlx::query(self.sql.purge.q())
-            .bind(to_db(before))
-            .bind(limit(batch))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        purge(
+            &self.pool,
+            &self.sql.purge,
+            "outbox.purge_finished",
+            before,
+            batch,
+        )
+        .await
     }
 
     async fn list_by_state(&self, state: OutboxState, n: usize) -> Result<Vec<OutboxMessage>, StoreError> {

@@ -24,7 +24,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db, token_hash};
+use crate::util::{Sql, corrupt, db_error, from_db, purge, to_db, token_hash};
 
 const COLS: &str = "hash, account_id, sent_to, password_stamp, issued_at, expires_at, state, state_at, \
     revoke_reason, deny_hash";
@@ -97,14 +97,14 @@ impl PgTokenStore {
     /// Deletes up to `batch` rate-limit hits older than `before` (hits of
     /// keys that are hit again are pruned as they go; this catches the rest).
     pub async fn purge_rate_hits(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        const OP: &str = "tokens.purge_rate_hits";
-        let done = sqlx::query(self.sql.purge_hits.q())
-            .bind(to_db(before))
-            .bind(limit(batch))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        purge(
+            &self.pool,
+            &self.sql.purge_hits,
+            "tokens.purge_rate_hits",
+            before,
+            batch,
+        )
+        .await
     }
 }
 
@@ -346,13 +346,6 @@ impl TokenStore for PgTokenStore {
     }
 
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        const OP: &str = "tokens.purge_expired";
-        let done = sqlx::query(self.sql.purge.q())
-            .bind(to_db(before))
-            .bind(limit(batch))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        purge(&self.pool, &self.sql.purge, "tokens.purge_expired", before, batch).await
     }
 }

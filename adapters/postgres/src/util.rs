@@ -127,3 +127,21 @@ impl Sql {
 pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+/// Runs a batched purge (`$1` the cut-off time, `$2` the batch size) and
+/// returns how many rows it deleted.
+pub(crate) async fn purge(
+    pool: &sqlx::PgPool,
+    sql: &Sql,
+    operation: &'static str,
+    before: SystemTime,
+    batch: usize,
+) -> Result<usize, StoreError> {
+    let done = sqlx::query(sql.q())
+        .bind(to_db(before))
+        .bind(limit(batch))
+        .execute(pool)
+        .await
+        .map_err(db_error(operation))?;
+    Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+}
