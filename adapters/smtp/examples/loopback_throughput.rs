@@ -23,7 +23,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lettre::Address;
@@ -31,10 +30,9 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use resetkit::mail::{EmailKind, MailContent, Mailbox, Mailer, OutgoingEmail};
+use resetkit_fake_smtp::CountingSink;
 use resetkit_smtp::{ConnectionReuse, SmtpConfig, SmtpMailer, TlsMode};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
+use tokio::net::TcpStream;
 
 const CONCURRENCY: usize = 8;
 
@@ -52,96 +50,6 @@ fn email() -> OutgoingEmail {
             html: format!("<p><a href=\"{link}\">Reset</a></p>"),
         },
     )
-}
-
-/// A minimal SMTP server on its own thread: answers every command, counts
-/// accepted messages and keeps the first one (un-dot-stuffed).
-struct Sink {
-    addr: SocketAddr,
-    messages: Arc<AtomicU64>,
-    first: Arc<Mutex<Option<Vec<u8>>>>,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let messages = Arc::new(AtomicU64::new(0));
-        let first = Arc::new(Mutex::new(None));
-        let (m, f) = (Arc::clone(&messages), Arc::clone(&first));
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(listener).unwrap();
-                loop {
-                    if let Ok((stream, _)) = listener.accept().await {
-                        let _ = stream.set_nodelay(true);
-                        tokio::spawn(sink_session(stream, Arc::clone(&m), Arc::clone(&f)));
-                    }
-                }
-            });
-        });
-        Sink {
-            addr,
-            messages,
-            first,
-        }
-    }
-}
-
-async fn sink_session(stream: TcpStream, messages: Arc<AtomicU64>, first: Arc<Mutex<Option<Vec<u8>>>>) {
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
-    if write.write_all(b"220 sink\r\n").await.is_err() {
-        return;
-    }
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if read.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let verb = line.get(..4).map(<[u8]>::to_ascii_uppercase).unwrap_or_default();
-        let reply: &[u8] = match verb.as_slice() {
-            b"EHLO" => b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
-            b"QUIT" => {
-                let _ = write.write_all(b"221 bye\r\n").await;
-                return;
-            }
-            b"DATA" => {
-                if write.write_all(b"354 go\r\n").await.is_err() {
-                    return;
-                }
-                let keep = first.lock().await.is_none();
-                let mut body = Vec::new();
-                loop {
-                    line.clear();
-                    if read.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == b".\r\n" {
-                        break;
-                    }
-                    if keep {
-                        body.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
-                    }
-                }
-                if keep {
-                    first.lock().await.get_or_insert(body);
-                }
-                messages.fetch_add(1, Ordering::Relaxed);
-                b"250 queued\r\n"
-            }
-            _ => b"250 ok\r\n",
-        };
-        if write.write_all(reply).await.is_err() {
-            return;
-        }
-    }
 }
 
 /// What raw lettre sends.
@@ -260,14 +168,14 @@ async fn main() {
     let count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
     let count = count.max(CONCURRENCY * rounds);
-    let sink = Sink::start();
+    let sink = CountingSink::start().unwrap();
     let email = email();
 
     // The exact bytes SmtpMailer sends for this email, for raw lettre.
-    mailer(sink.addr, false).send(&email).await.unwrap();
-    let bytes = sink.first.lock().await.clone().unwrap();
+    mailer(sink.addr(), false).send(&email).await.unwrap();
+    let bytes = sink.first_message().unwrap();
     let raw = Raw {
-        addr: sink.addr,
+        addr: sink.addr(),
         envelope: Envelope::new(
             Some("noreply@example.com".parse::<Address>().unwrap()),
             vec!["user@example.com".parse::<Address>().unwrap()],
@@ -282,7 +190,7 @@ async fn main() {
     }
     let per_round = (count / rounds / CONCURRENCY) * CONCURRENCY;
     let mut times = vec![[Duration::ZERO; MODES.len()]; rounds];
-    let before = sink.messages.load(Ordering::Relaxed);
+    let before = sink.count();
     for (round, time) in times.iter_mut().enumerate() {
         let mut order: Vec<usize> = (0..MODES.len()).collect();
         if round % 2 == 1 {
@@ -294,7 +202,7 @@ async fn main() {
     }
     let sent = per_round * rounds;
     assert_eq!(
-        sink.messages.load(Ordering::Relaxed) - before,
+        sink.count() - before,
         (sent * MODES.len()) as u64,
         "the sink counted every message"
     );

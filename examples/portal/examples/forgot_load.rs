@@ -1,6 +1,7 @@
 //! Load figures of `POST /forgot` against in-process portals, with reset
-//! mail going to a loopback SMTP capture server (a minimal sink in this
-//! example, so the mail server is not what is measured).
+//! mail going to a loopback SMTP capture server (the fake SMTP crate's
+//! `CountingSink`, on a thread of its own: it only counts, so the mail
+//! server is not what is measured).
 //!
 //! ```sh
 //! # 16 clients posting known emails for 10 s, with 1, 4 and 8 delivery
@@ -25,79 +26,15 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use resetkit::policy::RateLimits;
+use resetkit_harness::fake_smtp::CountingSink;
 use resetkit_portal::{Portal, PortalConfig, RunningPortal};
 use secrecy::SecretString;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 /// Accounts the load clients cycle through (distinct addresses, so that
 /// "newest link wins" does not drop mail a client asked for a moment ago).
 const LOAD_ACCOUNTS: usize = 200_000;
-
-/// A minimal SMTP server that accepts everything and counts messages.
-#[derive(Clone, Default)]
-struct Sink {
-    received: Arc<AtomicUsize>,
-}
-
-impl Sink {
-    async fn start() -> Res<(Sink, u16)> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let sink = Sink::default();
-        let counter = sink.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let _ = counter.session(stream).await;
-                });
-            }
-        });
-        Ok((sink, port))
-    }
-
-    async fn session(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read);
-        write.write_all(b"220 sink ready\r\n").await?;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if lines.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
-            match verb.as_str() {
-                "DATA" => {
-                    write.write_all(b"354 go ahead\r\n").await?;
-                    loop {
-                        line.clear();
-                        if lines.read_line(&mut line).await? == 0 {
-                            return Ok(());
-                        }
-                        if line == ".\r\n" {
-                            break;
-                        }
-                    }
-                    self.received.fetch_add(1, Ordering::SeqCst);
-                    write.write_all(b"250 queued\r\n").await?;
-                }
-                "QUIT" => {
-                    write.write_all(b"221 bye\r\n").await?;
-                    return Ok(());
-                }
-                _ => write.write_all(b"250 ok\r\n").await?,
-            }
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.received.load(Ordering::SeqCst)
-    }
-}
 
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -249,8 +186,8 @@ async fn deliver(seconds: u64, clients: usize) -> Res<()> {
         "workers", "accepted/s", "shed", "p50 ms", "p99 ms", "delivered/s", "drained in", "mails", "RSS MiB"
     );
     for workers in [1, 4, 8] {
-        let (sink, port) = Sink::start().await?;
-        let portal = delivering_portal(workers, port).await?;
+        let sink = CountingSink::start()?;
+        let portal = delivering_portal(workers, sink.addr().port()).await?;
         let window = Duration::from_secs(seconds);
         let before = sink.count();
         let load = post_load(&portal.url(), clients, None, move |_, t| t >= window).await?;
@@ -285,8 +222,8 @@ async fn deliver(seconds: u64, clients: usize) -> Res<()> {
 }
 
 async fn million(total: usize) -> Res<()> {
-    let (sink, port) = Sink::start().await?;
-    let portal = delivering_portal(4, port).await?;
+    let sink = Arc::new(CountingSink::start()?);
+    let portal = delivering_portal(4, sink.addr().port()).await?;
     println!(
         "== {total} requests for known emails from 16 clients, 4 delivery workers, in-memory stores (RSS {:.0} MiB at start)",
         rss_mib()
@@ -296,7 +233,7 @@ async fn million(total: usize) -> Res<()> {
     let m = marks.clone();
     let rss_at_start = rss_mib();
     let start = Instant::now();
-    let counter = sink.clone();
+    let counter = Arc::clone(&sink);
     // Clients that get 503 (inbox full) wait 2 ms before the next request.
     let load = post_load(&portal.url(), 16, Some(Duration::from_millis(2)), move |n, t| {
         if n > 0 && n.is_multiple_of(tenth) && n <= total {

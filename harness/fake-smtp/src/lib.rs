@@ -36,6 +36,7 @@
 mod handler;
 mod proxy;
 mod rules;
+pub mod sink;
 mod state;
 mod tls;
 
@@ -48,6 +49,7 @@ use std::time::Duration;
 use mailin_embedded::{AuthMechanism, Server, SslConfig};
 
 pub use rules::{AddressPattern, Fault, FaultReply, FaultRule, Stage};
+pub use sink::CountingSink;
 pub use state::{CapturedMessage, Direction, Transcript, TranscriptEntry};
 
 use handler::FakeHandler;
