@@ -10,229 +10,13 @@
 //! makes a missing browser a failure.
 
 mod common;
+mod webdriver;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use serde_json::{Value, json};
+use webdriver::{browser_available, open_session, screenshot_dir, start_driver};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 const NEW_PASSWORD: &str = "lantern orchard velvet 2031";
-
-/// chromedriver, killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One WebDriver session.
-struct Session {
-    http: reqwest::Client,
-    base: String,
-    shots: PathBuf,
-    step: usize,
-}
-
-impl Session {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
-        if let Some(body) = body {
-            req = json_body(req, &body);
-        }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
-        let value = read_json(resp).await.expect("WebDriver answers JSON");
-        if let Some(error) = value["value"]["error"].as_str() {
-            panic!(
-                "WebDriver {method} {path}: {error}: {}",
-                value["value"]["message"]
-            );
-        }
-        value["value"].clone()
-    }
-
-    async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
-    }
-
-    async fn current_url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    async fn find(&self, css: &str) -> String {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        found[ELEMENT_KEY].as_str().expect("element id").to_owned()
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
-    }
-
-    async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
-    }
-
-    async fn attribute(&self, css: &str, name: &str) -> String {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{id}/attribute/{name}"),
-            None,
-        )
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-    }
-
-    /// Waits until the address bar shows `path` (after a click's navigation).
-    async fn wait_for_path(&self, path: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let url = self.current_url().await;
-            if url::Url::parse(&url).is_ok_and(|u| u.path() == path) {
-                return url;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected to reach {path}, still at {url}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn screenshot(&mut self, name: &str) {
-        self.step += 1;
-        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().expect("base64 screenshot"))
-            .expect("valid base64");
-        let path = self.shots.join(format!("{:02}-{name}.png", self.step));
-        std::fs::write(&path, bytes).expect("write screenshot");
-        eprintln!("screenshot: {}", path.display());
-    }
-}
-
-fn json_body(req: reqwest::RequestBuilder, body: &Value) -> reqwest::RequestBuilder {
-    req.header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-}
-
-async fn read_json(resp: reqwest::Response) -> Option<Value> {
-    let bytes = resp.bytes().await.ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// `<target>/portal-screenshots`, from this test binary's location
-/// (`<target>/debug/deps/browser-*`), unless `RESETKIT_SCREENSHOT_DIR` is set.
-fn screenshot_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RESETKIT_SCREENSHOT_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.ancestors()
-        .nth(3)
-        .map(|target| target.join("portal-screenshots"))
-        .unwrap_or_else(|| PathBuf::from("target/portal-screenshots"))
-}
-
-/// Whether the browser can run; prints a loud SKIP (or fails when required).
-fn browser_available() -> bool {
-    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
-        .into_iter()
-        .filter(|p| !Path::new(p).exists())
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!(
-        "browser test: {} not found; install with `apt-get install -y chromium chromium-driver`",
-        missing.join(" and ")
-    );
-    if std::env::var("RESETKIT_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-        panic!("{message} (RESETKIT_REQUIRE_BROWSER=1, so this is a failure)");
-    }
-    eprintln!("\n*** SKIPPED *** {message}\n");
-    false
-}
-
-async fn start_driver() -> Driver {
-    let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(resp) = http.get(format!("{}/status", driver.url)).send().await
-            && let Some(status) = read_json(resp).await
-            && status["value"]["ready"].as_bool() == Some(true)
-        {
-            return driver;
-        }
-        assert!(Instant::now() < deadline, "chromedriver did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_clicks_through_forgot_mail_link_new_password_sign_in() {
@@ -242,46 +26,11 @@ async fn chromium_clicks_through_forgot_mail_link_new_password_sign_in() {
     let portal = common::start().await;
     let site = portal.url();
     let profile = tempfile::tempdir().expect("profile dir");
-    let shots = screenshot_dir();
+    let shots = screenshot_dir("portal-screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
 
     let driver = start_driver().await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
-    let args = [
-        "--headless".to_owned(),
-        "--no-sandbox".to_owned(),
-        "--disable-gpu".to_owned(),
-        "--disable-quic".to_owned(),
-        "--no-first-run".to_owned(),
-        "--disable-background-networking".to_owned(),
-        "--disable-component-update".to_owned(),
-        "--disable-sync".to_owned(),
-        "--disable-dev-shm-usage".to_owned(),
-        "--window-size=412,915".to_owned(),
-        format!("--user-data-dir={}", profile.path().display()),
-    ];
-    let capabilities = json!({ "capabilities": { "alwaysMatch": {
-        "browserName": "chrome",
-        "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
-    }}});
-    let resp = json_body(http.post(format!("{}/session", driver.url)), &capabilities)
-        .send()
-        .await
-        .expect("new WebDriver session");
-    let created = read_json(resp).await.expect("session JSON");
-    let id = created["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
-        .to_owned();
-    let mut b = Session {
-        http: http.clone(),
-        base: format!("{}/session/{id}", driver.url),
-        shots,
-        step: 0,
-    };
+    let mut b = open_session(&driver, profile.path(), shots, 412, 915).await;
 
     // Home → "Forgot your password?".
     b.goto(&format!("{site}/")).await;
@@ -350,7 +99,7 @@ async fn chromium_clicks_through_forgot_mail_link_new_password_sign_in() {
     assert!(b.source().await.contains("invalid or has expired"));
     b.screenshot("link-spent").await;
 
-    let _ = http.delete(b.base.clone()).send().await;
+    b.close().await;
     drop(driver);
     portal.shutdown().await;
 }

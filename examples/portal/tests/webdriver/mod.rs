@@ -1,6 +1,6 @@
 //! WebDriver over plain HTTP + JSON (chromedriver driving Debian's headless
-//! Chromium), shared by the browser tests that use it: the same helpers as
-//! `browser.rs`, plus clearing a field and starting a session.
+//! Chromium), shared by the portal's browser tests (`browser.rs`,
+//! `admin_browser.rs`).
 #![allow(dead_code)]
 
 use std::net::TcpListener;
