@@ -22,6 +22,9 @@ use super::{Console, Operator};
 use crate::BuildError;
 use crate::form::Form;
 
+/// The notice after a fresh link was refused for an ineligible account.
+const INELIGIBLE_NOTICE: &str = "No link was sent: the account is disabled or its email is not confirmed.";
+
 type AppState = State<Arc<Console>>;
 
 const TEMPLATES: [(&str, &str); 8] = [
@@ -343,9 +346,7 @@ pub(super) async fn account(
         Some("reissued") => {
             Some("A fresh link was issued and its email queued; its delivery shows here.".to_owned())
         }
-        Some("ineligible") => {
-            Some("No link was sent: the account is disabled or its email is not confirmed.".to_owned())
-        }
+        Some("ineligible") => Some(INELIGIBLE_NOTICE.to_owned()),
         _ => None,
     };
     render(
@@ -474,9 +475,7 @@ pub(super) async fn queue(
         Some("retried") => {
             Some("A fresh link was issued in place of the failed email; the new email is queued.".to_owned())
         }
-        Some("ineligible") => {
-            Some("No link was sent: the account is disabled or its email is not confirmed.".to_owned())
-        }
+        Some("ineligible") => Some(INELIGIBLE_NOTICE.to_owned()),
         _ => None,
     };
     render(
