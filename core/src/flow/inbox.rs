@@ -336,21 +336,14 @@ impl ResetService {
     }
 
     /// Processes the inbox in the caller's task, after a request was
-    /// recorded: one request per claim, so that concurrent callers each
-    /// process about their own request at the same time (as the store would
-    /// see them in production) instead of the first taking the whole inbox.
-    /// The request is recorded, so a failure here is logged, not returned
-    /// (the caller must not be told to ask again).
+    /// recorded. Requests are claimed one at a time, so concurrent callers
+    /// each process about their own request at the same time (as the store
+    /// would see them in production). The request is recorded, so a failure
+    /// here is logged, not returned (the caller must not be told to ask
+    /// again).
     async fn process_now(&self) {
-        loop {
-            match self.process_batch(1).await {
-                Ok(report) if report == RequestReport::default() => return,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::error!(%error, "recorded password reset requests could not be processed now; a worker will retry");
-                    return;
-                }
-            }
+        if let Err(error) = self.process_pending().await {
+            tracing::error!(%error, "recorded password reset requests could not be processed now; a worker will retry");
         }
     }
 
