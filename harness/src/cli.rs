@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The web inbox closes a connection that sends no complete request head
+/// within this time, as the portal does (idle or trickling clients).
+const INBOX_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 use clap::{Args, Parser, Subcommand};
 use resetkit::mail::Mailbox;
 use resetkit_smtp::{SmtpConfigBuilder, SmtpMailer};
@@ -179,8 +183,16 @@ pub struct SmtpArgs {
     /// Also serve a web inbox on this address (e.g. 127.0.0.1:8025):
     /// messages, their text / HTML / raw / headers, links and findings,
     /// JSON at /api/messages.
+    /// The inbox must listen on a loopback address (it shows live reset
+    /// links); a non-loopback `--web` is refused unless `--web-public` says
+    /// other machines may read it.
     #[arg(long, value_name = "ADDR")]
     pub web: Option<SocketAddr>,
+    /// Allow a non-loopback `--web` address (a test network whose other
+    /// machines read the inbox on purpose); Host headers may then name an
+    /// IP address.
+    #[arg(long, requires = "web")]
+    pub web_public: bool,
 }
 
 /// `doctor` options.
@@ -402,6 +414,14 @@ async fn smtp(args: SmtpArgs) -> i32 {
         server.addr()
     );
     if let Some(web) = args.web {
+        if !web.ip().is_loopback() && !args.web_public {
+            eprintln!(
+                "resetkit-harness: --web {web} is reachable from other machines and the inbox shows live \
+                 reset links: listen on a loopback address (127.0.0.1, [::1]), or add --web-public if \
+                 other machines must read it"
+            );
+            return 2;
+        }
         let listener = match tokio::net::TcpListener::bind(web).await {
             Ok(listener) => listener,
             Err(e) => {
@@ -416,9 +436,14 @@ async fn smtp(args: SmtpArgs) -> i32 {
             );
         }
         println!("web inbox on http://{shown}/ (JSON: http://{shown}/api/messages)");
-        let app = crate::inbox::router(server.clone());
+        let access = if args.web_public {
+            crate::inbox::InboxAccess::Network
+        } else {
+            crate::inbox::InboxAccess::Loopback
+        };
+        let inbox = server.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Err(e) = crate::inbox::serve(listener, inbox, access, INBOX_HEADER_TIMEOUT).await {
                 eprintln!("resetkit-harness: the web inbox stopped: {e}");
             }
         });

@@ -13,8 +13,11 @@
 //! | `GET /api/messages/{id}/raw` | the message as received (`message/rfc822`) |
 //! | `POST /api/messages/clear` | forget every message |
 //!
-//! Safe to leave running on a developer machine: requests must name a
-//! loopback or IP-literal host (no DNS rebinding), clearing needs a
+//! Safe to leave running on a developer machine: [`serve`] closes
+//! connections that send no complete request head within a timeout (idle
+//! or trickling clients), requests must name a loopback host (no DNS
+//! rebinding; [`InboxAccess::Network`], for `--web-public`, also accepts IP
+//! literals), clearing needs a
 //! same-origin request (`Sec-Fetch-Site` / `Origin`) or an
 //! `X-Inbox-Clear: 1` header (no cross-site form can send either), pages send a CSP without scripts or
 //! remote loads, and an email's HTML is shown defanged in a sandboxed frame.
@@ -26,7 +29,13 @@
 //!
 //! let server = Arc::new(FakeSmtpServer::start().expect("fake SMTP server"));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8025").await?;
-//! axum::serve(listener, resetkit_harness::inbox::router(server)).await
+//! resetkit_harness::inbox::serve(
+//!     listener,
+//!     server,
+//!     resetkit_harness::inbox::InboxAccess::Loopback,
+//!     std::time::Duration::from_secs(10),
+//! )
+//! .await
 //! # }
 //! ```
 
@@ -49,8 +58,48 @@ use crate::report::redact::token_parts;
 const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; \
                         form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The inbox as an axum router over `server`'s captured mail.
+/// Who may reach an inbox: it shows live reset links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxAccess {
+    /// Requests must name a loopback host (`localhost`, `127.0.0.1`,
+    /// `[::1]`): the default, and the only choice on a loopback listener.
+    Loopback,
+    /// Requests may also name an IP literal (a machine's network address):
+    /// for a test network where other machines read the inbox on purpose
+    /// (`resetkit-harness smtp --web-public`). Names other than `localhost`
+    /// stay refused (DNS rebinding).
+    Network,
+}
+
+/// Serves the inbox on `listener` until the task is dropped, closing
+/// connections that send no complete request head within
+/// `header_read_timeout` (after connecting or after a response), as the
+/// web layer does for the portal.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    server: Arc<FakeSmtpServer>,
+    access: InboxAccess,
+    header_read_timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    let options = resetkit_axum::ServeOptions::default().with_header_read_timeout(header_read_timeout);
+    resetkit_axum::serve(
+        listener,
+        router_for(server, access),
+        options,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// The inbox as an axum router over `server`'s captured mail, answering
+/// loopback hosts only. Serve it with [`serve`] (timeouts), not bare
+/// `axum::serve`.
 pub fn router(server: Arc<FakeSmtpServer>) -> Router {
+    router_for(server, InboxAccess::Loopback)
+}
+
+/// The inbox router for `access`.
+pub fn router_for(server: Arc<FakeSmtpServer>, access: InboxAccess) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/messages/{id}", get(pages::message_page))
@@ -58,22 +107,33 @@ pub fn router(server: Arc<FakeSmtpServer>) -> Router {
         .route("/api/messages/clear", post(clear))
         .route("/api/messages/{id}", get(api_message))
         .route("/api/messages/{id}/raw", get(api_raw))
-        .layer(axum::middleware::from_fn(guard))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            guard(access, request, next)
+        }))
         .with_state(server)
 }
 
-/// Refuses hosts that are not loopback names or IP literals (DNS
-/// rebinding), and adds the security headers.
-async fn guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// Refuses hosts that `access` does not allow (DNS rebinding, other
+/// machines), and adds the security headers.
+async fn guard(
+    access: InboxAccess,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    if !host_allowed(host) {
+    if !host_allowed(host, access) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
-            "the inbox answers only to loopback names and IP addresses (Host header refused)\n",
+            match access {
+                InboxAccess::Loopback => "the inbox answers only to loopback hosts (Host header refused)\n",
+                InboxAccess::Network => {
+                    "the inbox answers only to localhost and IP addresses (Host header refused)\n"
+                }
+            },
         )
             .into_response();
     }
@@ -93,13 +153,15 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
     response
 }
 
-fn host_allowed(host: &str) -> bool {
+fn host_allowed(host: &str, access: InboxAccess) -> bool {
+    let ip_allowed = |ip: std::net::IpAddr| ip.is_loopback() || access == InboxAccess::Network;
     let name = match host.strip_prefix('[') {
         Some(v6) => {
             return v6
                 .split(']')
                 .next()
-                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+                .and_then(|a| a.parse::<std::net::Ipv6Addr>().ok())
+                .is_some_and(|ip| ip_allowed(ip.into()));
         }
         None => host.rsplit_once(':').map_or(host, |(name, port)| {
             if port.chars().all(|c| c.is_ascii_digit()) {
@@ -110,7 +172,11 @@ fn host_allowed(host: &str) -> bool {
         }),
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name == "localhost" || name.ends_with(".localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip_allowed(ip.into()))
 }
 
 /// What the inspection says about one link.
@@ -387,22 +453,29 @@ async fn clear(State(server): State<Arc<FakeSmtpServer>>, headers: HeaderMap) ->
 
 #[cfg(test)]
 mod tests {
-    use super::host_allowed;
+    use super::{InboxAccess, host_allowed};
 
     #[test]
-    fn only_loopback_names_and_ip_literals_are_served() {
+    fn only_loopback_hosts_are_served_unless_the_network_is_allowed() {
         for ok in [
             "127.0.0.1:8025",
+            "127.1.2.3",
             "localhost:8025",
             "localhost",
             "[::1]:8025",
-            "10.0.0.5",
             "inbox.localhost:1",
         ] {
-            assert!(host_allowed(ok), "{ok}");
+            assert!(host_allowed(ok, InboxAccess::Loopback), "{ok}");
+            assert!(host_allowed(ok, InboxAccess::Network), "{ok}");
+        }
+        // A machine's network address: only with the explicit opt-in.
+        for network in ["10.0.0.5", "192.168.1.20:8025", "[fe80::1]:8025", "[2001:db8::1]"] {
+            assert!(!host_allowed(network, InboxAccess::Loopback), "{network}");
+            assert!(host_allowed(network, InboxAccess::Network), "{network}");
         }
         for bad in ["evil.example:8025", "", "127.0.0.1.evil.example", "[evil]:1"] {
-            assert!(!host_allowed(bad), "{bad}");
+            assert!(!host_allowed(bad, InboxAccess::Loopback), "{bad}");
+            assert!(!host_allowed(bad, InboxAccess::Network), "{bad}");
         }
     }
 }

@@ -393,3 +393,21 @@ fn init_refuses_bad_input_with_clear_errors() {
         text(&out)
     );
 }
+
+/// Finding 2 of the fourth review: `smtp --web 0.0.0.0:…` served the inbox
+/// (live reset links) to the network with only a note. It is refused
+/// (exit 2, naming the opt-in) unless `--web-public` says so.
+#[test]
+fn smtp_refuses_a_non_loopback_web_inbox_without_web_public() {
+    for web in ["0.0.0.0:0", "[::]:0"] {
+        let out = harness(&["smtp", "--listen", "127.0.0.1:0", "--web", web]);
+        assert_eq!(out.status.code(), Some(2), "{web}: {}", text(&out));
+        let said = text(&out);
+        assert!(
+            said.contains("--web-public") && said.contains("loopback"),
+            "{web}: {said}"
+        );
+    }
+    let out = harness(&["smtp", "--listen", "127.0.0.1:0", "--web-public"]);
+    assert_eq!(out.status.code(), Some(2), "--web-public needs --web");
+}

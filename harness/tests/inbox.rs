@@ -20,14 +20,46 @@ use serde_json::Value;
 
 /// Starts the inbox for `server` on a free loopback port.
 async fn serve(server: Arc<FakeSmtpServer>) -> SocketAddr {
+    serve_with_timeout(server, std::time::Duration::from_secs(10)).await
+}
+
+async fn serve_with_timeout(server: Arc<FakeSmtpServer>, header_timeout: std::time::Duration) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, resetkit_harness::inbox::router(server))
+        let access = resetkit_harness::inbox::InboxAccess::Loopback;
+        resetkit_harness::inbox::serve(listener, server, access, header_timeout)
             .await
             .unwrap();
     });
     addr
+}
+
+/// Finding 8 of the fourth review: an idle or header-trickling client held
+/// the inbox's connection open (45 s and counting). The inbox closes both
+/// at its header-read timeout, like the portal.
+#[tokio::test]
+async fn idle_and_trickling_clients_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Arc::new(FakeSmtpServer::start().unwrap());
+    let addr = serve_with_timeout(server, std::time::Duration::from_millis(300)).await;
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    trickle.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+    for (what, stream) in [("idle", &mut idle), ("trickling", &mut trickle)] {
+        let mut buf = [0u8; 1024];
+        // Closed (EOF, possibly after a 408) well before this bound.
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the {what} connection is still open");
+    }
 }
 
 /// Sends a real reset email of the reference flow to `smtp` (alice's).

@@ -115,6 +115,35 @@ impl PortalConfig {
     }
 }
 
+impl PortalConfig {
+    /// Refuses what would serve live reset links to the network: the dev
+    /// mail pages (`--dev-mail`: `/dev/mail` shows every captured link) and
+    /// plain-http links, unless the portal listens on a loopback address
+    /// only. `bound` is the address the listener got; `allow_http` says
+    /// whether the base URL is a loopback `http://` one.
+    pub(crate) fn check_exposure(&self, bound: SocketAddr, allow_http: bool) -> Result<(), PortalError> {
+        if bound.ip().is_loopback() {
+            return Ok(());
+        }
+        if self.dev_mail {
+            return Err(PortalError::Startup(format!(
+                "--dev-mail serves every captured reset link at /dev/mail, but the portal listens on \
+                 {bound}, which other machines can reach: use --listen 127.0.0.1:PORT (or [::1]:PORT) \
+                 with --dev-mail, or drop --dev-mail and send mail with --smtp"
+            )));
+        }
+        if allow_http {
+            return Err(PortalError::Startup(format!(
+                "--base-url {} is a plain-http loopback URL, but the portal listens on {bound}, which \
+                 other machines can reach: listen on a loopback address, or set --base-url to the \
+                 public https:// URL",
+                self.base_url.as_deref().unwrap_or("(default)")
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn is_loopback(host: &Host<&str>) -> bool {
     match host {
         Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
@@ -228,6 +257,50 @@ mod tests {
             let err = resolve(base, bound).unwrap_err();
             assert!(err.to_string().contains("--base-url"), "{base:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_listener_other_machines_reach_serves_no_dev_mail_and_no_http_links() {
+        let check = |listen: &str, base: Option<&str>, dev_mail: bool| {
+            let config = PortalConfig {
+                base_url: base.map(str::to_owned),
+                dev_mail,
+                ..PortalConfig::default()
+            };
+            let bound: SocketAddr = listen.parse().unwrap();
+            let (_, allow_http) = config.resolve_base_url(bound)?;
+            config.check_exposure(bound, allow_http)
+        };
+        for (listen, base, dev_mail, names) in [
+            (
+                "0.0.0.0:18092",
+                Some("https://portal.example"),
+                true,
+                "--dev-mail",
+            ),
+            ("[::]:18090", Some("http://[::1]:18090"), false, "--base-url"),
+            (
+                "192.168.1.20:18090",
+                Some("http://127.0.0.1:18090"),
+                false,
+                "--base-url",
+            ),
+            (
+                "10.0.0.5:8080",
+                Some("https://portal.example"),
+                true,
+                "--dev-mail",
+            ),
+        ] {
+            let err = check(listen, base, dev_mail).unwrap_err().to_string();
+            assert!(
+                err.contains(names) && err.contains("other machines"),
+                "{listen}: {err}"
+            );
+        }
+        check("0.0.0.0:8080", Some("https://portal.example"), false).unwrap();
+        check("127.0.0.1:8080", None, true).unwrap();
+        check("[::1]:8080", Some("http://localhost:8080"), true).unwrap();
     }
 
     #[test]

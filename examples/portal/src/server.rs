@@ -44,6 +44,7 @@ impl Portal {
             source,
         })?;
         let (base_url, allow_http) = config.resolve_base_url(addr)?;
+        config.check_exposure(addr, allow_http)?;
         let sessions = Arc::new(SessionStore::new(SessionSettings {
             secure_cookie: base_url.scheme() == "https",
             ..SessionSettings::default()
@@ -148,7 +149,9 @@ async fn dev_inbox(
         .local_addr()
         .map_err(|source| PortalError::Bind { addr: at, source })?;
     let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, resetkit_harness::inbox::router(server)).await {
+        let access = resetkit_harness::inbox::InboxAccess::Loopback;
+        let served = resetkit_harness::inbox::serve(listener, server, access, HEADER_READ_TIMEOUT);
+        if let Err(error) = served.await {
             tracing::error!(%error, "dev inbox stopped");
         }
     });

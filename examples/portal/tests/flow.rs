@@ -323,3 +323,63 @@ async fn the_dev_inbox_shows_the_captured_reset_mail() {
         assert!(error.to_string().contains("--dev-inbox"), "{what}: {error}");
     }
 }
+
+/// Finding 2 of the fourth review: `--listen 0.0.0.0:… --dev-mail` started
+/// and served `/dev/mail` (every live link) to the network, and a
+/// non-loopback listener served plain-http links. Both are refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mail_and_http_links_are_refused_on_a_listener_others_reach() {
+    for (listen, base, dev_mail, names) in [
+        ("0.0.0.0:0", "https://portal.example", true, "--dev-mail"),
+        ("[::]:0", "http://[::1]:18090", false, "--base-url"),
+        ("0.0.0.0:0", "http://127.0.0.1:18090", false, "--base-url"),
+    ] {
+        let mut c = resetkit_portal::PortalConfig::local_test();
+        c.listen = listen.parse().unwrap();
+        c.base_url = Some(base.to_owned());
+        c.dev_mail = dev_mail;
+        let Err(error) = resetkit_portal::Portal::start(c).await else {
+            panic!("{listen} {base} dev_mail={dev_mail}: the portal started");
+        };
+        let said = error.to_string();
+        assert!(
+            said.contains(names) && said.contains("other machines"),
+            "{listen}: {said}"
+        );
+    }
+    // Public https with real mail settings still starts off loopback.
+    let mut c = resetkit_portal::PortalConfig::local_test();
+    c.listen = "0.0.0.0:0".parse().unwrap();
+    c.base_url = Some("https://portal.example".into());
+    c.dev_mail = false;
+    let portal = resetkit_portal::Portal::start(c)
+        .await
+        .expect("https off loopback starts");
+    portal.shutdown().await;
+}
+
+/// Finding 8 of the fourth review: the dev inbox held an idle connection
+/// open at 45 s while the portal closes one at its header-read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_inbox_closes_idle_connections_like_the_portal() {
+    use tokio::io::AsyncReadExt;
+    let portal = start_with(|c| c.dev_inbox = Some("127.0.0.1:0".parse().unwrap())).await;
+    let inbox = portal.dev_inbox_addr().expect("the dev inbox listens");
+    let mut idle = tokio::net::TcpStream::connect(inbox).await.unwrap();
+    let bound = resetkit_portal::HEADER_READ_TIMEOUT * 3;
+    let closed = tokio::time::timeout(bound, async {
+        let mut buf = [0u8; 512];
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the idle connection was still open after {bound:?}"
+    );
+    portal.shutdown().await;
+}
