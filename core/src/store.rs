@@ -71,6 +71,15 @@ pub enum RateKey {
     Account(AccountId),
     /// Requests from a client address.
     Client(String),
+    /// A host's own limit (e.g. sign-in attempts) kept in the same store:
+    /// `scope` names the limit, `key` what it counts (never an address in
+    /// clear; see [`ResetService::admit_sign_in`](crate::ResetService::admit_sign_in)).
+    Host {
+        /// Which limit, e.g. `sign-in`.
+        scope: &'static str,
+        /// What it counts within the scope.
+        key: String,
+    },
 }
 
 impl RateKey {
@@ -79,6 +88,7 @@ impl RateKey {
         match self {
             RateKey::Account(id) => format!("account:{id}"),
             RateKey::Client(addr) => format!("client:{addr}"),
+            RateKey::Host { scope, key } => format!("host:{scope}:{key}"),
         }
     }
 }

@@ -398,6 +398,70 @@ impl ResetService {
         Ok(())
     }
 
+    /// Counts one sign-in attempt against `limits`, in the engine's
+    /// rate-limit store (shared by every instance on PostgreSQL): per
+    /// client address (`limits.per_client`, IPv6 grouped like the reset
+    /// limit) and per identifier as typed (`limits.per_account`, keyed by
+    /// its fingerprint, so every spelling of one identifier shares a count
+    /// and known and unknown identifiers are throttled alike). Returns
+    /// `false` when either is spent: answer "too many attempts" without
+    /// checking the password. Refused attempts are not counted.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use resetkit::prelude::*;
+    /// use resetkit::policy::{Limit, RateLimits};
+    /// let service = ResetService::builder()
+    ///     .base_url("https://app.example.com")
+    ///     .accounts(Arc::new(InMemoryAccounts::default()))
+    ///     .tokens(Arc::new(InMemoryTokenStore::default()))
+    ///     .events(Arc::new(InMemoryEventLog::default()))
+    ///     .mailer(Arc::new(CapturingMailer::default()))
+    ///     .sender(Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.com").unwrap())))
+    ///     .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
+    ///     .build()
+    ///     .unwrap();
+    /// let limits = RateLimits {
+    ///     per_account: Some(Limit { max: 2, window: Duration::from_secs(900) }),
+    ///     per_client: None,
+    /// };
+    /// let client = RequestContext::from_client("203.0.113.9");
+    /// assert!(service.admit_sign_in("bob", &client, &limits).await.unwrap());
+    /// assert!(service.admit_sign_in("BOB", &client, &limits).await.unwrap());
+    /// assert!(!service.admit_sign_in("bob", &client, &limits).await.unwrap());
+    /// # });
+    /// ```
+    pub async fn admit_sign_in(
+        &self,
+        identifier: &str,
+        client: &RequestContext,
+        limits: &crate::policy::RateLimits,
+    ) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        if let (Some(limit), Some(addr)) = (limits.per_client, client.client_addr.as_deref()) {
+            let key = crate::store::RateKey::Host {
+                scope: "sign-in-client",
+                key: crate::client::client_rate_key(addr, inner.client_ipv6_prefix),
+            };
+            if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
+                return Ok(false);
+            }
+        }
+        if let Some(limit) = limits.per_account {
+            let key = crate::store::RateKey::Host {
+                scope: "sign-in",
+                key: crate::fingerprint::fingerprint(&inner.fingerprint_key, identifier),
+            };
+            if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The per-client rate-limit key of `client` (IPv6 grouped by prefix).
     pub(crate) fn client_rate_key(&self, client: &str) -> crate::store::RateKey {
         crate::store::RateKey::Client(crate::client::client_rate_key(

@@ -40,6 +40,9 @@ pub struct PortalConfig {
     /// Rate limits (`--rate-limits`); `None` keeps resetkit's defaults
     /// (3 emails per account and 20 requests per client address per 15 minutes).
     pub rate_limits: Option<RateLimits>,
+    /// Sign-in attempts per identifier and per client address
+    /// (`--sign-in-limits`, default [`SIGN_IN_LIMITS`]).
+    pub sign_in_limits: RateLimits,
     /// Messages sent at once by the delivery worker (`--delivery-workers`,
     /// default 4), each over a pooled SMTP connection.
     pub delivery_workers: usize,
@@ -64,6 +67,7 @@ impl Default for PortalConfig {
             db_schema: "resetkit".into(),
             from: None,
             rate_limits: None,
+            sign_in_limits: SIGN_IN_LIMITS,
             delivery_workers: resetkit::delivery::DEFAULT_CONCURRENCY,
             load_test_accounts: 0,
             dev_inbox: None,
@@ -114,6 +118,19 @@ impl PortalConfig {
         }
     }
 }
+
+/// The portal's default sign-in limits: 10 attempts per identifier and 100
+/// per client address per 15 minutes.
+pub const SIGN_IN_LIMITS: RateLimits = RateLimits {
+    per_account: Some(resetkit::policy::Limit {
+        max: 10,
+        window: std::time::Duration::from_secs(15 * 60),
+    }),
+    per_client: Some(resetkit::policy::Limit {
+        max: 100,
+        window: std::time::Duration::from_secs(15 * 60),
+    }),
+};
 
 impl PortalConfig {
     /// Refuses what would serve live reset links to the network: the dev
@@ -167,6 +184,7 @@ impl fmt::Debug for PortalConfig {
             .field("db_schema", &self.db_schema)
             .field("from", &self.from)
             .field("rate_limits", &self.rate_limits)
+            .field("sign_in_limits", &self.sign_in_limits)
             .finish()
     }
 }

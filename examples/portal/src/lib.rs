@@ -37,7 +37,7 @@ mod seed;
 mod server;
 mod session;
 
-pub use config::{PortalConfig, PortalError};
+pub use config::{PortalConfig, PortalError, SIGN_IN_LIMITS};
 pub use seed::{DEMO_ACCOUNTS, DEMO_OPERATORS, DemoAccount};
 pub use server::{HEADER_READ_TIMEOUT, Portal, RunningPortal};
 pub use session::SESSION_COOKIE;

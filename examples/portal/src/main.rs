@@ -50,6 +50,11 @@ struct Cli {
     /// (default 3,20).
     #[arg(long, value_parser = parse_rate_limits)]
     rate_limits: Option<RateLimits>,
+    /// Sign-in attempts per 15 minutes: `IDENTIFIER,CLIENT` (attempts per
+    /// identifier as typed, per client address; 0 disables one) or `off`
+    /// (default 10,100).
+    #[arg(long, value_parser = parse_rate_limits)]
+    sign_in_limits: Option<RateLimits>,
     /// Reset emails sent at once (each over a pooled SMTP connection).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     delivery_workers: u16,
@@ -98,6 +103,7 @@ async fn main() -> ExitCode {
         db_schema: cli.db_schema,
         from: cli.from,
         rate_limits: cli.rate_limits,
+        sign_in_limits: cli.sign_in_limits.unwrap_or(resetkit_portal::SIGN_IN_LIMITS),
         delivery_workers: usize::from(cli.delivery_workers),
         load_test_accounts: cli.load_test_accounts,
         dev_inbox: cli.dev_inbox,

@@ -82,6 +82,7 @@ impl Portal {
             sessions,
             dev_mail: capture.clone().filter(|_| config.dev_mail),
             faults: std::sync::Mutex::new(Vec::new()),
+            sign_in_limits: config.sign_in_limits,
         });
         let (stop, stopped) = watch::channel(false);
         let worker = tokio::spawn(backend::run_worker(backend.worker, stopped.clone()));

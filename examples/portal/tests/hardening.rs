@@ -329,3 +329,58 @@ async fn every_well_formed_identifier_gets_the_same_answer() {
     );
     assert_eq!(mail_count(&portal), 4);
 }
+
+/// Finding 6 of the fourth review: 200 wrong passwords for bob took 0.1 s,
+/// then the right one signed in (and the operator console sits behind the
+/// same sign-in). Past the per-identifier limit every attempt answers 429,
+/// the right password included, alike for a known and an unknown name; the
+/// per-client limit bounds one client across identifiers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_attempts_are_limited_per_identifier_and_per_client() {
+    let portal = start().await;
+    let limit = resetkit_portal::SIGN_IN_LIMITS.per_account.unwrap().max;
+    let attacker = Browser::new(&portal);
+    for who in ["bob", "nobody-here"] {
+        for i in 0..limit {
+            let page = attacker.sign_in(who, &format!("guess-{i}")).await;
+            assert_eq!(page.status, StatusCode::OK, "{who} attempt {i}");
+            assert!(page.body.contains("Wrong username or password"));
+        }
+        for password in ["guess-x", "bob-demo-password-22"] {
+            let page = attacker.sign_in(who, password).await;
+            assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{who} past the limit");
+            assert!(page.body.contains("Too many sign-in attempts"), "{}", page.body);
+            assert!(page.header("retry-after").is_some());
+            assert!(!page.body.contains("signed-in"));
+        }
+    }
+    // Another spelling of the same identifier shares the count.
+    let page = attacker.sign_in("BOB", "bob-demo-password-22").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    // Other identifiers still sign in (from another client in real life;
+    // here the client limit of 100 is not reached yet).
+    let alice = Browser::new(&portal);
+    alice
+        .sign_in("alice", "alice-demo-password-1")
+        .await
+        .assert_redirect("/account");
+
+    // One client across many identifiers: the per-client limit.
+    let portal = start_with(|c| {
+        c.sign_in_limits = RateLimits {
+            per_account: None,
+            per_client: Some(Limit {
+                max: 5,
+                window: std::time::Duration::from_secs(900),
+            }),
+        }
+    })
+    .await;
+    let sprayer = Browser::new(&portal);
+    for i in 0..5 {
+        let page = sprayer.sign_in(&format!("user{i}"), "Winter2026!").await;
+        assert_eq!(page.status, StatusCode::OK);
+    }
+    let page = sprayer.sign_in("alice", "alice-demo-password-1").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -5,14 +5,26 @@
 //! or password", whatever the reason (unknown, disabled, wrong password);
 //! unknown accounts verify against a decoy hash so that the answer takes as
 //! long. Signing in starts a new session (new id and CSRF token).
+//!
+//! Attempts are limited per identifier (as typed, by its fingerprint) and
+//! per client address in the engine's rate-limit store
+//! ([`ResetService::admit_sign_in`](resetkit::ResetService::admit_sign_in)),
+//! so guessing a password (and taking an operator account) is bounded; a
+//! refused attempt answers 429 "Too many sign-in attempts" without checking
+//! the password, alike for known and unknown identifiers.
 
+use std::net::SocketAddr;
+
+use axum::Extension;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::ConnectInfo;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use resetkit::account::Account;
 use resetkit::identifier::{MAX_INPUT_BYTES, canonicalize};
 use resetkit::policy::PasswordPolicy;
-use resetkit::{CompleteError, PasswordCheck};
+use resetkit::{CompleteError, PasswordCheck, RequestContext};
 use resetkit_axum::SignedIn;
 use secrecy::SecretString;
 
@@ -21,6 +33,9 @@ use crate::html;
 
 /// The sign-in failure text.
 pub(crate) const WRONG_CREDENTIALS: &str = "Wrong username or password";
+
+/// The answer when the sign-in limit is spent.
+pub(crate) const TOO_MANY_ATTEMPTS: &str = "Too many sign-in attempts: try again in a few minutes";
 
 /// Longest password a sign-in hashes (longer ones cannot be right: resets
 /// cap new passwords well below this).
@@ -43,7 +58,12 @@ pub(super) async fn login_form(state: State, headers: HeaderMap) -> Response {
     )
 }
 
-pub(super) async fn login_submit(state: State, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn login_submit(
+    state: State,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = match parse_form(&headers, &body) {
         Ok(form) => form,
         Err(refusal) => return *refusal,
@@ -61,6 +81,20 @@ pub(super) async fn login_submit(state: State, headers: HeaderMap, body: Bytes) 
         Ok(value) => SecretString::from(value),
         Err(why) => return field_refused("password", why),
     };
+    // The TCP peer, as for the reset request (a header could be forged).
+    let client = match connect {
+        Some(Extension(ConnectInfo(peer))) => RequestContext::from_client(peer.ip().to_string()),
+        None => RequestContext::default(),
+    };
+    match state
+        .service
+        .admit_sign_in(identifier, &client, &state.sign_in_limits)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return too_many_attempts(&state, csrf, identifier),
+        Err(error) => return unavailable("signing in", &error),
+    }
     match authenticate(&state, identifier, &password).await {
         Ok(Some(account)) => {
             let user = SignedIn {
@@ -77,6 +111,25 @@ pub(super) async fn login_submit(state: State, headers: HeaderMap, body: Bytes) 
         ),
         Err(error) => unavailable("signing in", &error),
     }
+}
+
+/// 429 with the form again and `Retry-After` (the longest window).
+fn too_many_attempts(app: &App, csrf: &str, identifier: &str) -> Response {
+    let limits = &app.sign_in_limits;
+    let window = [limits.per_account, limits.per_client]
+        .into_iter()
+        .flatten()
+        .map(|l| l.window.as_secs())
+        .max()
+        .unwrap_or(60);
+    let mut response = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        html::login(csrf, Some(TOO_MANY_ATTEMPTS), identifier),
+    );
+    if let Ok(value) = HeaderValue::from_str(&window.to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
 }
 
 /// The account `identifier` (a username, or an email only one account has)

@@ -53,6 +53,8 @@ pub(crate) struct App {
     pub(crate) dev_mail: Option<Arc<FakeSmtpServer>>,
     /// The fault switches turned on at `/dev/faults`, in words.
     pub(crate) faults: std::sync::Mutex<Vec<String>>,
+    /// Sign-in attempts per identifier and per client address.
+    pub(crate) sign_in_limits: resetkit::policy::RateLimits,
 }
 
 type State = axum::extract::State<Arc<App>>;
