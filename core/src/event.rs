@@ -91,12 +91,16 @@ pub enum EventKind {
         /// [`crate::fingerprint::fingerprint`] to look an identifier up.
         fingerprint: String,
     },
-    /// A rate limit stopped this request (silently).
+    /// A rate limit stopped requests (silently): the first refusal of a
+    /// window (`count: 1`), or, when the window has passed, how many it
+    /// refused after the first (see [`crate::flow::throttle`]).
     RateLimited {
         /// Which limit.
         scope: RateScope,
         /// Client address, if known.
         client: Option<String>,
+        /// How many refused requests this event stands for.
+        count: u64,
     },
     /// A token was issued.
     TokenIssued {

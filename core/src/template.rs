@@ -620,7 +620,7 @@ mod tests {
                 "{% if link[40] < 'M' %}<b>x</b>{% endif %}{% if link[41] < 'M' %}<i>y</i>{% endif %}\
               {% if link[42] < 'M' %}<u>z</u>{% endif %}{% if link[43] < 'M' %}<s>w</s>{% endif %}",
                 "reset.html",
-                "structure",
+                "uses the link's token",
             ),
             ("<p>Or copy: {{ link }} now</p>", "reset.html", "text of a <p>"),
             (

@@ -56,7 +56,7 @@ pub fn kind(kind: &EventKind) -> String {
             field("reason", reason.as_str());
             field("fingerprint", fingerprint);
         }
-        EventKind::RateLimited { scope, client } => {
+        EventKind::RateLimited { scope, client, count } => {
             let scope = match scope {
                 RateScope::Account => "account",
                 RateScope::Client => "client",
@@ -66,6 +66,7 @@ pub fn kind(kind: &EventKind) -> String {
             if let Some(client) = client {
                 field("client", client);
             }
+            field("count", &count.to_string());
         }
         EventKind::TokenIssued { expires_at } => field("expires_at", &time(*expires_at)),
         EventKind::EmailQueued {

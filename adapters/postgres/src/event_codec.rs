@@ -58,7 +58,9 @@ pub(crate) fn encode(kind: &EventKind) -> (&'static str, Value) {
         EventKind::RequestIgnored { reason, fingerprint } => {
             json!({ "reason": reason.as_str(), "fingerprint": fingerprint })
         }
-        EventKind::RateLimited { scope, client } => json!({ "scope": scope_name(*scope), "client": client }),
+        EventKind::RateLimited { scope, client, count } => {
+            json!({ "scope": scope_name(*scope), "client": client, "count": count })
+        }
         EventKind::TokenIssued { expires_at } => json!({ "expires_at_unix_nanos": nanos(*expires_at) }),
         EventKind::EmailQueued {
             message_id,
@@ -158,6 +160,8 @@ pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
                 _ => None,
             })?,
             client: opt_text(v, "client"),
+            // Rows from before counts were kept stand for one request.
+            count: v.get("count").and_then(Value::as_u64).unwrap_or(1),
         },
         "token_issued" => EventKind::TokenIssued {
             expires_at: SystemTime::UNIX_EPOCH
@@ -265,6 +269,7 @@ mod tests {
             EventKind::RateLimited {
                 scope: RateScope::Client,
                 client: None,
+                count: 7,
             },
             EventKind::TokenIssued {
                 expires_at: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123),

@@ -166,5 +166,40 @@ async fn a_flood_from_one_client_keeps_at_most_the_limit_of_rate_rows() {
     assert_eq!(rows, 5, "refused hits are not stored");
     // 30 s of flood is one window: only the admitted five were recorded.
     assert_eq!(db.stores.inbox.len().await.unwrap(), 5);
+    // Finding 3 of the fourth review: every refused request wrote an event
+    // row (99,220 rows for 99,218 requests). Now one per window: the first
+    // refusal at once, the rest as one count when the window has passed.
+    let limited = || async {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {}.events WHERE kind = 'rate_limited'",
+            db.schema.as_str()
+        )))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        limited().await,
+        1,
+        "one event for the window's 295 refusals so far"
+    );
+    web.flush_throttled().await.unwrap();
+    assert_eq!(limited().await, 1, "the window is still open");
+    clock.advance(Duration::from_secs(61));
+    web.flush_throttled().await.unwrap();
+    assert_eq!(limited().await, 2);
+    let counts: Vec<u64> = db
+        .stores
+        .events
+        .recent(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::RateLimited { count, .. } => Some(count),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 295, "{counts:?}");
     db.drop().await;
 }

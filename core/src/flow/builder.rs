@@ -364,6 +364,7 @@ impl ResetServiceBuilder {
                 require_confirmed_email: self.require_confirmed_email,
                 fingerprint_key,
                 client_ipv6_prefix: self.client_ipv6_prefix,
+                throttled: super::throttle::ThrottleTracker::default(),
                 retry: self.retry,
                 inbox: self.inbox.unwrap_or_else(|| Arc::new(InMemoryInbox::default())),
                 processing: self.processing,

@@ -262,6 +262,7 @@ impl ResetService {
     /// requests; returns whether there was work. Store errors are logged.
     async fn work_pass(&self, batch: usize) -> bool {
         self.purge_if_due().await;
+        self.flush_throttled_now_and_then().await;
         match self.process_batch(batch).await {
             Ok(report) => report != RequestReport::default(),
             Err(error) => {

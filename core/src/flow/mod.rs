@@ -42,6 +42,7 @@ mod complete;
 mod inbox;
 mod operator;
 mod request;
+pub mod throttle;
 
 pub use builder::ResetServiceBuilder;
 pub use complete::DENY_WINDOW;
@@ -251,6 +252,8 @@ pub(crate) struct Inner {
     pub(crate) fingerprint_key: FingerprintKey,
     /// IPv6 clients share a per-client limit per prefix of this length.
     pub(crate) client_ipv6_prefix: u8,
+    /// Refusals counted per key and window (one event each, not one per request).
+    pub(crate) throttled: throttle::ThrottleTracker,
     pub(crate) retry: RetryPolicy,
     /// Requests recorded by `request`, waiting to be processed.
     pub(crate) inbox: Arc<dyn RequestInbox>,

@@ -5,6 +5,7 @@ use crate::delivery::{message_id_on, new_message_id, random_id};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind, IgnoreReason, RateScope};
 use crate::fingerprint::fingerprint;
+use crate::flow::throttle::{Refusal, to_events};
 use crate::flow::{RequestAccepted, RequestContext, RequestError, ResetService};
 use crate::identifier::{Identifier, canonicalize, parse_identifier};
 use crate::mail::{DeliveryError, EmailKind, Mailbox, OutgoingEmail};
@@ -46,15 +47,19 @@ impl ResetService {
             // Refused attempts are not stored: a flood keeps at most
             // `limit.max` entries per client.
             if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
-                tracing::info!(client = %client, "password reset request rate limited (client)");
-                self.record(
-                    None,
-                    EventKind::RateLimited {
-                        scope: RateScope::Client,
-                        client: Some(client.clone()),
-                    },
-                )
-                .await?;
+                // One event per client and window, with a count (see
+                // `throttle`): a flood must not fill the activity log.
+                let found = self.throttle_events(&Refusal {
+                    scope: RateScope::Client,
+                    key: &key.as_text(),
+                    account: None,
+                    client: Some(client),
+                    window: limit.window,
+                });
+                if !found.is_empty() {
+                    tracing::info!(client = %client, "password reset requests rate limited (client)");
+                    inner.events.record_all(to_events(found, now)).await?;
+                }
                 return Ok(RequestAccepted);
             }
         }
@@ -72,6 +77,28 @@ impl ResetService {
             .await?;
         self.after_push().await?;
         Ok(RequestAccepted)
+    }
+
+    /// Notes the per-account limit's refusal of `account` in `trail`: the
+    /// first of its window, or the count of the previous window (see
+    /// `throttle`), or nothing while the window is open.
+    fn note_account_throttled(
+        &self,
+        account: &Account,
+        ctx: &RequestContext,
+        limit: Option<crate::policy::Limit>,
+        trail: &mut Trail,
+    ) {
+        let window = limit.map_or(std::time::Duration::from_secs(15 * 60), |l| l.window);
+        let found = self.throttle_events(&Refusal {
+            scope: RateScope::Account,
+            key: &account.id.0,
+            account: Some(&account.id),
+            client: ctx.client_addr.as_deref(),
+            window,
+        });
+        let now = self.inner.clock.now();
+        trail.events.extend(to_events(found, now));
     }
 
     /// Processes one request taken from the inbox.
@@ -234,13 +261,7 @@ impl ResetService {
             .await?;
         match outcome {
             IssueOutcome::RateLimited => {
-                trail.note(
-                    &account.id,
-                    EventKind::RateLimited {
-                        scope: RateScope::Account,
-                        client: ctx.client_addr.clone(),
-                    },
-                );
+                self.note_account_throttled(account, ctx, inner.rate_limits.per_account, trail);
                 Ok(None)
             }
             IssueOutcome::Issued { superseded } => {
@@ -368,13 +389,7 @@ impl ResetService {
                     )
                     .await?
             {
-                trail.note(
-                    &account.id,
-                    EventKind::RateLimited {
-                        scope: RateScope::Account,
-                        client: ctx.client_addr.clone(),
-                    },
-                );
+                self.note_account_throttled(account, ctx, Some(limit), trail);
                 continue;
             }
             allowed.push(account.clone());

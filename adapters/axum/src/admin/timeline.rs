@@ -101,7 +101,7 @@ pub(crate) fn describe(kind: &EventKind) -> Row {
         EventKind::RequestIgnored { reason, .. } => {
             row("ignored", format!("no email: {}", ignore_text(*reason)), "warn")
         }
-        EventKind::RateLimited { scope, client } => {
+        EventKind::RateLimited { scope, client, count } => {
             let which = match scope {
                 RateScope::Client => format!(
                     "the per-client limit ({})",
@@ -109,7 +109,12 @@ pub(crate) fn describe(kind: &EventKind) -> Row {
                 ),
                 _ => "the per-account limit".to_owned(),
             };
-            row("rate limited", format!("no email: {which} was reached"), "warn")
+            let text = if *count > 1 {
+                format!("no email: {which} refused {count} more requests in its window")
+            } else {
+                format!("no email: {which} was reached")
+            };
+            row("rate limited", text, "warn")
         }
         EventKind::TokenIssued { expires_at } => {
             row("link issued", format!("valid until {} UTC", utc(*expires_at)), "")
