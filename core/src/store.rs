@@ -72,8 +72,9 @@ pub enum RateKey {
     /// Requests from a client address.
     Client(String),
     /// A host's own limit (e.g. sign-in attempts) kept in the same store:
-    /// `scope` names the limit, `key` what it counts (never an address in
-    /// clear; see [`ResetService::admit_sign_in`](crate::ResetService::admit_sign_in)).
+    /// `scope` names the limit, `key` what it counts (identifiers by their
+    /// fingerprint, clients by their rate key as [`RateKey::Client`]; see
+    /// [`ResetService::admit_sign_in`](crate::ResetService::admit_sign_in)).
     Host {
         /// Which limit, e.g. `sign-in`.
         scope: &'static str,

@@ -33,6 +33,7 @@ use crate::mail::{EmailKind, MailContent};
 mod confine;
 mod lint;
 mod store;
+mod subset;
 
 use lint::LintSamples;
 pub use lint::sample_usernames;
@@ -155,6 +156,10 @@ impl Templates {
             ("html", &source.html),
         ] {
             let name = template_name(locale, kind, part);
+            subset::check_source(text).map_err(|reason| RenderError {
+                template: name.clone(),
+                reason,
+            })?;
             let rendered = env
                 .template_from_named_str(&name, text)
                 .and_then(|t| t.render(values))
@@ -213,6 +218,8 @@ impl Templates {
                     ("text", &source.text),
                     ("html", &source.html),
                 ] {
+                    subset::check_source(text)
+                        .map_err(|reason| template_error(locale, kind, part, reason))?;
                     let name = template_name(locale, kind, part);
                     env.add_template_owned(name, text.clone())
                         .map_err(|e| template_error(locale, kind, part, e.to_string()))?;
@@ -410,6 +417,20 @@ fn html_formatter(
     state: &minijinja::State<'_, '_>,
     value: &Value,
 ) -> Result<(), minijinja::Error> {
+    if !matches!(
+        value.kind(),
+        minijinja::value::ValueKind::String
+            | minijinja::value::ValueKind::Number
+            | minijinja::value::ValueKind::Bool
+            | minijinja::value::ValueKind::Undefined
+            | minijinja::value::ValueKind::None
+    ) {
+        // A list or map prints all it holds in one step (see `subset`).
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("prints a {}: print its items in a loop", value.kind()),
+        ));
+    }
     if state.auto_escape() == AutoEscape::None || value.is_safe() {
         return minijinja::escape_formatter(out, state, value);
     }
@@ -430,6 +451,62 @@ fn html_formatter(
             .with_source(e)
     })
 }
+
+impl CompiledTemplates {
+    /// Renders a reset email for sending, and proves on this very mail what
+    /// the lint proved on samples: it is rendered a second time with
+    /// `twin` (the same accounts, other tokens), and the token may appear
+    /// only in its links, with no remote resources. A template that acts
+    /// only for real accounts (a long username, three accounts on one
+    /// address, a token starting with `Q`) is caught here, and nothing is
+    /// sent.
+    pub(crate) fn render_confined(
+        &self,
+        locale: &str,
+        kind: EmailKind,
+        accounts: &[AccountLinks],
+        twin: &[AccountLinks],
+        site: &SiteValues<'_>,
+    ) -> Result<MailContent, RenderError> {
+        let rendered = self.render(locale, kind, &links_context(kind, site, accounts))?;
+        let other = self.render(locale, kind, &links_context(kind, site, twin))?;
+        let flat = |accounts: &[AccountLinks]| -> Vec<String> {
+            accounts
+                .iter()
+                .flat_map(|a| [a.link.clone(), a.deny_link.clone()])
+                .collect()
+        };
+        let (links, twin_links) = (flat(accounts), flat(twin));
+        let links: Vec<&str> = links.iter().map(String::as_str).collect();
+        let twin_links: Vec<&str> = twin_links.iter().map(String::as_str).collect();
+        confine::check_rendered(&rendered, &other, &links, &twin_links, site.link_page).map_err(
+            |(part, reason)| RenderError {
+                template: template_name(locale, kind, part),
+                reason: format!("refused when sending: {reason}"),
+            },
+        )?;
+        Ok(rendered)
+    }
+}
+
+/// What a reset email's context holds besides its accounts.
+pub(crate) struct SiteValues<'a> {
+    pub(crate) site_name: &'a str,
+    pub(crate) expires_minutes: u64,
+    /// The reset page (origin and path), for messages.
+    pub(crate) link_page: &'a str,
+}
+
+/// The context of a reset email carrying `accounts`' links: `reset` for
+/// one, `reset_combined` for several.
+pub(crate) fn links_context(kind: EmailKind, site: &SiteValues<'_>, accounts: &[AccountLinks]) -> Value {
+    match (kind, accounts) {
+        (EmailKind::Reset, [one, ..]) => reset_context(site.site_name, one, site.expires_minutes),
+        _ => combined_context(site.site_name, accounts, site.expires_minutes),
+    }
+}
+
+pub(crate) use confine::link_page;
 
 /// Context of the `reset` email.
 pub fn reset_context(site_name: &str, links: &AccountLinks, expires_minutes: u64) -> Value {
@@ -607,7 +684,7 @@ mod tests {
                 "evil.example",
             ),
             (
-                "<a href=\"https://evil.example/?u={{ link|replace('/', '%2F') }}\">x</a>",
+                "<a href=\"https://evil.example/?u={{ link|lower }}\">x</a>",
                 "reset.html",
                 "evil.example",
             ),

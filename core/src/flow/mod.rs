@@ -404,10 +404,14 @@ impl ResetService {
     /// Counts one sign-in attempt against `limits`, in the engine's
     /// rate-limit store (shared by every instance on PostgreSQL): per
     /// client address (`limits.per_client`, IPv6 grouped like the reset
-    /// limit) and per identifier as typed (`limits.per_account`, keyed by
-    /// its fingerprint, so every spelling of one identifier shares a count
-    /// and known and unknown identifiers are throttled alike). Returns
-    /// `false` when either is spent: answer "too many attempts" without
+    /// limit); per identifier as typed and client (`limits.per_account`),
+    /// so a stranger guessing from one place cannot lock the owner out from
+    /// another; and per identifier from everywhere at
+    /// [`SIGN_IN_SPREAD`](crate::flow::SIGN_IN_SPREAD) times that, which
+    /// bounds a guess spread over many addresses. Identifiers are keyed by
+    /// their fingerprint: every spelling of one identifier shares a count,
+    /// and known and unknown identifiers are throttled alike. Returns
+    /// `false` when any is spent: answer "too many attempts" without
     /// checking the password. Refused attempts are not counted.
     ///
     /// ```
@@ -434,6 +438,9 @@ impl ResetService {
     /// assert!(service.admit_sign_in("bob", &client, &limits).await.unwrap());
     /// assert!(service.admit_sign_in("BOB", &client, &limits).await.unwrap());
     /// assert!(!service.admit_sign_in("bob", &client, &limits).await.unwrap());
+    /// // The owner, elsewhere, is not locked out by the stranger.
+    /// let owner = RequestContext::from_client("198.51.100.4");
+    /// assert!(service.admit_sign_in("bob", &owner, &limits).await.unwrap());
     /// # });
     /// ```
     pub async fn admit_sign_in(
@@ -454,11 +461,25 @@ impl ResetService {
             }
         }
         if let Some(limit) = limits.per_account {
+            let identifier = crate::fingerprint::fingerprint(&inner.fingerprint_key, identifier);
+            if let Some(addr) = client.client_addr.as_deref() {
+                let key = crate::store::RateKey::Host {
+                    scope: "sign-in-pair",
+                    key: format!(
+                        "{identifier}:{}",
+                        crate::client::client_rate_key(addr, inner.client_ipv6_prefix)
+                    ),
+                };
+                if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
+                    return Ok(false);
+                }
+            }
             let key = crate::store::RateKey::Host {
                 scope: "sign-in",
-                key: crate::fingerprint::fingerprint(&inner.fingerprint_key, identifier),
+                key: identifier,
             };
-            if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
+            let spread = limit.max.saturating_mul(SIGN_IN_SPREAD);
+            if !inner.tokens.admit(&key, now, limit.window, spread).await? {
                 return Ok(false);
             }
         }
@@ -480,6 +501,10 @@ impl ResetService {
             .await
     }
 }
+
+/// How many times the per-identifier sign-in limit one identifier may be
+/// tried from every client together (see [`ResetService::admit_sign_in`]).
+pub const SIGN_IN_SPREAD: u32 = 10;
 
 /// Runs CPU-heavy work (argon2) off the async executor when a tokio runtime
 /// is present.

@@ -79,6 +79,37 @@ impl ResetService {
         Ok(RequestAccepted)
     }
 
+    /// Renders a reset email carrying `links`, checked against a twin
+    /// rendering with fresh tokens (the token goes nowhere but its links).
+    fn render_confined(
+        &self,
+        templates: &template::CompiledTemplates,
+        locale: &str,
+        kind: EmailKind,
+        links: &[AccountLinks],
+    ) -> Result<crate::mail::MailContent, template::RenderError> {
+        let inner = &self.inner;
+        let mut twin = Vec::with_capacity(links.len());
+        for account in links {
+            let token = RawToken::generate().map_err(|e| template::RenderError {
+                template: format!("{locale}/{}", kind.as_str()),
+                reason: e.to_string(),
+            })?;
+            twin.push(AccountLinks {
+                username: account.username.clone(),
+                link: inner.reset_links.link(&token),
+                deny_link: inner.deny_links.link(&token),
+            });
+        }
+        let link_page = template::link_page(&inner.reset_links);
+        let site = template::SiteValues {
+            site_name: &inner.site_name,
+            expires_minutes: inner.token_policy.lifetime.as_secs() / 60,
+            link_page: &link_page,
+        };
+        templates.render_confined(locale, kind, links, &twin, &site)
+    }
+
     /// Notes the per-account limit's refusal of `account` in `trail`: the
     /// first of its window, or the count of the previous window (see
     /// `throttle`), or nothing while the window is open.
@@ -307,6 +338,7 @@ impl ResetService {
         let mail = Mail {
             kind: EmailKind::Reset,
             values: &ctx_value,
+            links: std::slice::from_ref(&issued.links),
             tokens: vec![issued.hash],
             key: Some(&account.id),
         };
@@ -354,6 +386,7 @@ impl ResetService {
         let mail = Mail {
             kind,
             values: &ctx_value,
+            links: &all_links,
             tokens,
             key: Some(&first.id),
         };
@@ -402,6 +435,7 @@ impl ResetService {
         let mail = Mail {
             kind: EmailKind::UsernameRequired,
             values: &ctx_value,
+            links: &[],
             tokens: Vec::new(),
             key: Some(&first.id),
         };
@@ -422,6 +456,7 @@ impl ResetService {
         let Mail {
             kind,
             values,
+            links,
             tokens,
             key,
         } = mail;
@@ -439,9 +474,15 @@ impl ResetService {
         };
         let templates = self.inner.templates.current();
         let locale = templates.resolve_locale(ctx.locale.as_deref()).to_owned();
-        let rendered = match templates.render(&locale, kind, values) {
+        let rendered = if links.is_empty() {
+            templates.render(&locale, kind, values)
+        } else {
+            self.render_confined(&templates, &locale, kind, links)
+        };
+        let rendered = match rendered {
             Ok(r) => r,
             Err(error) => {
+                tracing::error!(%error, "a reset email was not sent: its template failed at send time");
                 delivery_problem(accounts, error.to_string(), trail);
                 return Ok(());
             }
@@ -539,6 +580,9 @@ fn delivery_problem(accounts: &[Account], reason: String, trail: &mut Trail<'_>)
 pub(crate) struct Mail<'a> {
     pub(crate) kind: EmailKind,
     pub(crate) values: &'a minijinja::Value,
+    /// The reset links it carries (checked at send time: see
+    /// `CompiledTemplates::render_confined`); empty for other emails.
+    pub(crate) links: &'a [AccountLinks],
     /// The reset tokens whose links it carries.
     pub(crate) tokens: Vec<TokenHash>,
     /// The account whose request mail this is (the first of a shared

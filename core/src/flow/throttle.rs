@@ -9,8 +9,8 @@
 //! event carries how many were refused after the first. So a flood costs at
 //! most two events per client (and per account) per window and instance.
 //!
-//! The counts live in this process (bounded: past [`MAX_TRACKED`] keys, a
-//! refusal is recorded on its own, as before). Closing events are written
+//! The counts live in this process (bounded: past [`MAX_TRACKED`] keys,
+//! the other keys of a scope share one count). Closing events are written
 //! by the next refusal after the window, by the request workers' pass, and
 //! by [`ResetService::flush_throttled`]; counts of a window still open when
 //! the process stops are lost (the first event of it was written).
@@ -24,8 +24,12 @@ use crate::error::StoreError;
 use crate::event::{Event, EventKind, RateScope};
 use crate::flow::ResetService;
 
-/// Most keys whose refusals are being counted at once.
+/// Most keys whose refusals are counted apart at once; past it, the other
+/// keys of a scope share one count (recorded without client or account).
 pub const MAX_TRACKED: usize = 10_000;
+
+/// The key every untracked key of a scope shares past [`MAX_TRACKED`].
+const OVERFLOW: &str = "\u{0}overflow";
 
 /// How often a refusal also closes other keys' finished windows.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -86,7 +90,15 @@ impl ThrottleTracker {
         now: SystemTime,
     ) -> Vec<(Option<AccountId>, EventKind)> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (refusal.scope, refusal.key.to_owned());
+        let mut key = (refusal.scope, refusal.key.to_owned());
+        let (mut account, mut client) = (refusal.account, refusal.client);
+        if state.entries.len() >= MAX_TRACKED && !state.entries.contains_key(&key) {
+            // Past the bound, every other key of the scope shares one count
+            // (no client, no account), so a flood across many keys first
+            // still leaves a bounded number of events.
+            key = (refusal.scope, OVERFLOW.to_owned());
+            (account, client) = (None, None);
+        }
         let mut out = Vec::new();
         match state.entries.get_mut(&key) {
             Some(window) if now < window.ends => window.suppressed = window.suppressed.saturating_add(1),
@@ -94,23 +106,21 @@ impl ThrottleTracker {
                 if let Some(done) = state.entries.remove(&key).and_then(Window::closing) {
                     out.push(done);
                 }
-                if state.entries.len() < MAX_TRACKED {
-                    state.entries.insert(
-                        key,
-                        Window {
-                            ends: now + refusal.window,
-                            suppressed: 0,
-                            account: refusal.account.cloned(),
-                            client: refusal.client.map(str::to_owned),
-                            scope: refusal.scope,
-                        },
-                    );
-                }
+                state.entries.insert(
+                    key,
+                    Window {
+                        ends: now + refusal.window,
+                        suppressed: 0,
+                        account: account.cloned(),
+                        client: client.map(str::to_owned),
+                        scope: refusal.scope,
+                    },
+                );
                 out.push((
-                    refusal.account.cloned(),
+                    account.cloned(),
                     EventKind::RateLimited {
                         scope: refusal.scope,
-                        client: refusal.client.map(str::to_owned),
+                        client: client.map(str::to_owned),
                         count: 1,
                     },
                 ));
@@ -250,10 +260,13 @@ mod tests {
                 recorded += t.refused(&refusal(key), now).len();
             }
         }
-        // Tracked keys: one event each; past the bound, every refusal.
-        assert_eq!(recorded, MAX_TRACKED + 5 * 3);
+        // Tracked keys: one event each; past the bound, one shared count.
+        assert_eq!(recorded, MAX_TRACKED + 1);
         let closing = t.due(now + Duration::from_secs(900));
-        assert_eq!(closing.len(), MAX_TRACKED);
-        assert!(counts(&closing).iter().all(|c| *c == 2));
+        assert_eq!(closing.len(), MAX_TRACKED + 1);
+        let mut closing_counts = counts(&closing);
+        closing_counts.sort_unstable();
+        assert_eq!(closing_counts.last(), Some(&(5 * 3 - 1)), "the overflow's count");
+        assert!(closing_counts[..MAX_TRACKED].iter().all(|c| *c == 2));
     }
 }

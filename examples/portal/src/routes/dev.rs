@@ -140,6 +140,28 @@ pub(super) async fn faults_submit(state: State, headers: HeaderMap, body: Bytes)
     see_other("/dev/faults")
 }
 
+/// Refuses (421) a request whose `Host` is not a loopback name or address.
+pub(super) async fn loopback_host_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !resetkit_harness::inbox::loopback_host(host) {
+        return page(
+            StatusCode::MISDIRECTED_REQUEST,
+            html::error(
+                "Not here",
+                "The development mail pages answer only to a loopback host name (localhost, 127.0.0.1, [::1]).",
+            ),
+        );
+    }
+    next.run(request).await
+}
+
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

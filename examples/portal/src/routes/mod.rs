@@ -68,9 +68,13 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/logout", post(account::logout))
         .route("/account", get(account::account));
     if app.dev_mail.is_some() {
-        own = own
+        // Live reset links: answered only to loopback Host names (a page
+        // elsewhere could otherwise rebind its name to 127.0.0.1 and read them).
+        let dev = Router::new()
             .route("/dev/mail", get(dev::mail))
-            .route("/dev/faults", get(dev::faults).post(dev::faults_submit));
+            .route("/dev/faults", get(dev::faults).post(dev::faults_submit))
+            .layer(middleware::from_fn(dev::loopback_host_only));
+        own = own.merge(dev);
     }
     own.fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
