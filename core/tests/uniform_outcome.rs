@@ -360,3 +360,52 @@ async fn refused_requests_do_not_keep_the_account_window_full() {
     // Minutes 0, 1, 2 admitted; 3..14 refused; 15, 16, 17 admitted again.
     assert_eq!(fx.mailer.sent_to("alice@example.com").len(), 6);
 }
+
+/// Finding 3 of the fourth review, per account: a flood of requests for
+/// alice (from many clients, under their limits) left two rows each. Now the
+/// per-account limit's refusals of a window are one event and one count,
+/// and the refused requests leave no "reset requested" of their own.
+#[tokio::test]
+async fn a_flood_at_one_account_leaves_one_event_and_a_count() {
+    let fx = Fixture::with_accounts([Account::new("acct-alice", "alice", "alice@example.com")]);
+    let service = fx
+        .builder()
+        .rate_limits(RateLimits {
+            per_account: Some(Limit {
+                max: 3,
+                window: Duration::from_secs(900),
+            }),
+            per_client: None,
+        })
+        .build()
+        .expect("valid");
+    for i in 0..200u32 {
+        let ctx = RequestContext::from_client(format!("198.51.100.{}", i % 250));
+        service
+            .request("alice@example.com", &ctx)
+            .await
+            .expect("accepted");
+    }
+    let count = |name: &str| fx.count(name);
+    assert_eq!(
+        count("reset_requested"),
+        4,
+        "three admitted and the first refused"
+    );
+    assert_eq!(count("rate_limited"), 1);
+    fx.clock.advance(Duration::from_secs(901));
+    service.flush_throttled().await.expect("recorded");
+    let counts: Vec<u64> = fx
+        .kinds()
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::RateLimited {
+                scope: RateScope::Account,
+                count,
+                ..
+            } => Some(count),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, vec![1, 196], "197 refused in all");
+}

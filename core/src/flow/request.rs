@@ -112,7 +112,8 @@ impl ResetService {
 
     /// Notes the per-account limit's refusal of `account` in `trail`: the
     /// first of its window, or the count of the previous window (see
-    /// `throttle`), or nothing while the window is open.
+    /// `throttle`), or, while the window is open, nothing (and the
+    /// request's own "reset requested" is dropped: the count stands for it).
     fn note_account_throttled(
         &self,
         account: &Account,
@@ -128,6 +129,16 @@ impl ResetService {
             client: ctx.client_addr.as_deref(),
             window,
         });
+        if found.is_empty() {
+            // Counted, not recorded: its "reset requested" goes too, so a
+            // flood aimed at one account does not fill its history.
+            if let Some(i) = trail.events.iter().rposition(|e| {
+                e.account.as_ref() == Some(&account.id) && matches!(e.kind, EventKind::ResetRequested { .. })
+            }) {
+                trail.events.remove(i);
+            }
+            return;
+        }
         let now = self.inner.clock.now();
         trail.events.extend(to_events(found, now));
     }
