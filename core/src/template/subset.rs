@@ -152,55 +152,50 @@ fn check_expression(tag: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The position of `needle` in `text`, skipping quoted strings.
-fn find_outside_strings(text: &str, needle: &str) -> Option<usize> {
+/// Each character of `text` with its byte index and whether it lies
+/// inside a quoted string (the quotes themselves count as outside).
+fn scan(text: &str) -> impl Iterator<Item = (usize, char, bool)> + '_ {
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
+    text.char_indices().map(move |(i, c)| {
+        let inside = match quote {
+            Some(_) if escaped => {
+                escaped = false;
+                true
             }
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None if text[i..].starts_with(needle) => return Some(i),
-            None => {}
-        }
-    }
-    None
-}
-
-/// `tag` with its quoted strings blanked out.
-fn without_strings(tag: &str) -> String {
-    let mut out = String::with_capacity(tag.len());
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in tag.chars() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                    out.push(c);
-                }
+            Some(_) if c == '\\' => {
+                escaped = true;
+                true
             }
+            Some(q) if c == q => {
+                quote = None;
+                false
+            }
+            Some(_) => true,
             None => {
                 if c == '\'' || c == '"' {
                     quote = Some(c);
                 }
-                out.push(c);
+                false
             }
-        }
-    }
-    out
+        };
+        (i, c, inside)
+    })
+}
+
+/// The position of `needle` in `text`, skipping quoted strings.
+fn find_outside_strings(text: &str, needle: &str) -> Option<usize> {
+    scan(text)
+        .find(|(i, _, inside)| !inside && text[*i..].starts_with(needle))
+        .map(|(i, _, _)| i)
+}
+
+/// `tag` with its quoted strings' contents left out.
+fn without_strings(tag: &str) -> String {
+    scan(tag)
+        .filter(|(_, _, inside)| !inside)
+        .map(|(_, c, _)| c)
+        .collect()
 }
 
 #[cfg(test)]
