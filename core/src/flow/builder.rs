@@ -204,6 +204,12 @@ impl ResetServiceBuilder {
         self
     }
 
+    /// The deployment's secrets (see [`crate::secrets`]): sets the
+    /// fingerprint key. Give every instance of a site the same secrets.
+    pub fn secrets(self, secrets: &crate::secrets::DeploymentSecrets) -> Self {
+        self.fingerprint_key(secrets.fingerprint_key().clone())
+    }
+
     /// IPv6 clients share one per-client rate limit per prefix of this many
     /// bits (default 64, one subscriber's network; 1..=128). IPv4 clients and
     /// IPv4-mapped addresses are limited per address. See [`crate::client`].

@@ -206,9 +206,11 @@ impl RunningPortal {
     }
 
     /// What the portal holds server-side: (sign-in sessions, opened reset
-    /// links). Anonymous requests grow neither.
+    /// links). Anonymous requests grow neither; opened links are sealed into
+    /// the browser's cookie and form (`resetkit_axum::opened`), so the
+    /// second figure is always 0 (kept for the flood example's report).
     pub fn server_state(&self) -> (usize, usize) {
-        (self.sessions.len(), self.pages.pending().len())
+        (self.sessions.len(), 0)
     }
 
     /// The reset service behind the pages.
