@@ -84,6 +84,7 @@ struct Stores {
 impl Backend {
     pub(crate) async fn start(
         config: &PortalConfig,
+        secrets: &resetkit::secrets::DeploymentSecrets,
         base: &Url,
         allow_http: bool,
         sessions: Arc<SessionStore>,
@@ -99,6 +100,7 @@ impl Backend {
         let stores = stores(config, hasher.clone()).await?;
         let mut builder = ResetService::builder()
             .base_url(base.as_str())
+            .secrets(secrets)
             .site_name("resetkit portal")
             .accounts(stores.accounts.clone())
             .tokens(stores.tokens.clone())

@@ -44,11 +44,12 @@ impl Portal {
             source,
         })?;
         let (base_url, allow_http) = config.resolve_base_url(addr)?;
+        let secrets = config.secrets_or_random()?;
         let sessions = Arc::new(SessionStore::new(SessionSettings {
             secure_cookie: base_url.scheme() == "https",
             ..SessionSettings::default()
         }));
-        let backend = Backend::start(&config, &base_url, allow_http, sessions.clone()).await?;
+        let backend = Backend::start(&config, &secrets, &base_url, allow_http, sessions.clone()).await?;
         if config.dev_mail && backend.capture.is_none() {
             tracing::warn!("--dev-mail has no effect with --smtp: mail goes to the SMTP server");
         }
@@ -68,6 +69,7 @@ impl Portal {
             .nav_link("Sign in", "/login")
             .nav_link("Forgot your password?", "/forgot")
             .sign_in_url("/login")
+            .secrets(&secrets)
             .secure_cookies(base_url.scheme() == "https")
             .host_sessions(sessions.clone())
             .build()
@@ -121,7 +123,6 @@ impl Portal {
             store_label: backend.store_label,
             service: backend.service,
             sessions: app_sessions,
-            pages: app_pages,
             stop,
             server: Some(server),
             worker: Some(worker),
@@ -164,7 +165,6 @@ pub struct RunningPortal {
     store_label: &'static str,
     service: ResetService,
     sessions: Arc<SessionStore>,
-    pages: ResetPages,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
