@@ -348,7 +348,7 @@ impl ResetServiceBuilder {
             &site_name,
             self.token_policy.lifetime.as_secs() / 60,
         )?;
-        Ok(ResetService {
+        let service = ResetService {
             inner: Arc::new(Inner {
                 accounts,
                 tokens,
@@ -386,6 +386,10 @@ impl ResetServiceBuilder {
                     ready: Arc::new(tokio::sync::Notify::new()),
                 },
             }),
-        })
+        };
+        // Requests accepted before a restart (a durable inbox) are processed
+        // now, not when the next one arrives.
+        service.start_workers();
+        Ok(service)
     }
 }

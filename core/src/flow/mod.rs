@@ -46,7 +46,8 @@ mod request;
 pub use builder::ResetServiceBuilder;
 pub use complete::DENY_WINDOW;
 pub use inbox::{
-    MAX_REQUEST_ATTEMPTS, PurgeReport, RequestProcessing, RequestReport, RequestWorker, Retention,
+    MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport, RequestWorker,
+    Retention,
 };
 pub use operator::{ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
 

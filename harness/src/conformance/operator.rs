@@ -121,7 +121,13 @@ pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
     };
     let retry_at = t0 + Duration::from_secs(120);
     outbox
-        .mark_failed(&id12, 1, &transient, Some(retry_at))
+        .mark_failed(
+            &id12,
+            1,
+            &transient,
+            t0,
+            Some(retry_at.duration_since(t0).expect("later")),
+        )
         .await
         .expect("outbox.mark_failed");
     let refused = DeliveryError::SenderRejected {
@@ -129,7 +135,7 @@ pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
         reply: Some(SmtpReply::new(550, Some("5.7.1"), "not authorised")),
     };
     outbox
-        .mark_failed(&id13, 1, &refused, None)
+        .mark_failed(&id13, 1, &refused, t0, None)
         .await
         .expect("outbox.mark_failed");
 
