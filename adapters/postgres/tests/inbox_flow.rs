@@ -14,6 +14,7 @@ use common::{at, db_with};
 use resetkit::flow::RequestProcessing;
 use resetkit::policy::Limit;
 use resetkit::prelude::*;
+use resetkit::template::TemplateStore as _;
 use resetkit::token::RawToken;
 
 fn service(
@@ -345,5 +346,80 @@ async fn after_a_restart_accepted_requests_are_processed_without_a_new_request()
         started.elapsed()
     );
     drop(restarted);
+    db.drop().await;
+}
+
+/// Issue 20: a template saved through one instance is in force on another
+/// within about a second (the other follows the store's generation), with
+/// no call between them and no cost per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_saved_on_one_instance_is_in_force_on_another_within_a_second_or_so() {
+    let Some(db) = db_with("a_template_saved_on_one_instance_is_in_force_on_another", 6).await else {
+        return;
+    };
+    let stores = db_clock_stores(&db);
+    let clock = ManualClock::new(std::time::SystemTime::now());
+    let mailer = CapturingMailer::default();
+    let one = service(&db, &mailer, &clock, RateLimits::unlimited());
+    let three = service(&db, &mailer, &clock, RateLimits::unlimited());
+    let store: Arc<dyn resetkit::flow::TemplateChanges> = stores.templates.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let follower = {
+        let three = three.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            three
+                .follow_templates(store, Duration::from_secs(1), async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    };
+    // What the operator console does on instance one: save, apply locally.
+    let mut edited = one
+        .templates()
+        .locale("en")
+        .unwrap()
+        .get(EmailKind::Reset)
+        .clone();
+    edited.subject = "Saved on instance one".into();
+    let saved_at = std::time::Instant::now();
+    stores
+        .templates
+        .save("en", EmailKind::Reset, &edited, "operator", clock.now())
+        .await
+        .unwrap();
+    one.reload_templates_from(stores.templates.as_ref())
+        .await
+        .unwrap();
+    let in_force = loop {
+        let subject = three
+            .templates()
+            .locale("en")
+            .unwrap()
+            .get(EmailKind::Reset)
+            .subject
+            .clone();
+        if subject == "Saved on instance one" {
+            break saved_at.elapsed();
+        }
+        assert!(
+            saved_at.elapsed() < Duration::from_secs(5),
+            "not in force after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The cost of one look (a primary-key read), for the README.
+    let looks = 200;
+    let timer = std::time::Instant::now();
+    for _ in 0..looks {
+        store.generation().await.unwrap();
+    }
+    eprintln!(
+        "template saved on one instance in force on the other after {in_force:?}; one look {:?}",
+        timer.elapsed() / looks
+    );
+    let _ = stop.send(());
+    follower.await.unwrap();
     db.drop().await;
 }

@@ -39,12 +39,14 @@
 
 mod builder;
 mod complete;
+mod follow;
 mod inbox;
 mod operator;
 mod request;
 
 pub use builder::ResetServiceBuilder;
 pub use complete::DENY_WINDOW;
+pub use follow::TemplateChanges;
 pub use inbox::{
     MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport, RequestWorker,
     Retention,

@@ -86,6 +86,13 @@ impl Portal {
         });
         let (stop, stopped) = watch::channel(false);
         let worker = tokio::spawn(backend::run_worker(backend.worker, stopped.clone()));
+        if let Some(changes) = backend.template_changes {
+            tokio::spawn(backend::follow_templates(
+                backend.service.clone(),
+                changes,
+                stopped.clone(),
+            ));
+        }
         let app_sessions = app.sessions.clone();
         let app_pages = app.pages.clone();
         let guard = crate::operators::OperatorGuard {

@@ -326,3 +326,46 @@ pub async fn template_store_suite(store: &dyn TemplateStore) {
         "a save after a restore gets the next number"
     );
 }
+
+/// [`resetkit::flow::TemplateChanges`]: the generation moves with every
+/// save and restore, and not with reads (call on an empty store).
+pub async fn template_changes_suite(store: &dyn resetkit::flow::TemplateChanges) {
+    let t0 = epoch();
+    let source = |n: u32| {
+        TemplateSource::new(
+            format!("Reset {n}"),
+            format!("Body {n}\n{{{{ link }}}}\n"),
+            "<a href=\"{{ link }}\">reset</a>",
+        )
+    };
+    let start = store.generation().await.expect("templates.generation");
+    store.active().await.expect("templates.active");
+    assert_eq!(
+        store.generation().await.expect("templates.generation"),
+        start,
+        "reading changes nothing"
+    );
+    store
+        .save("en", EmailKind::Reset, &source(1), "op", t0)
+        .await
+        .expect("templates.save");
+    let saved = store.generation().await.expect("templates.generation");
+    assert_ne!(saved, start, "a save moves the generation");
+    store
+        .save("en", EmailKind::Reset, &source(2), "op", t0)
+        .await
+        .expect("templates.save");
+    let again = store.generation().await.expect("templates.generation");
+    assert_ne!(again, saved, "every save moves it");
+    assert!(
+        store
+            .activate("en", EmailKind::Reset, 1)
+            .await
+            .expect("templates.activate")
+    );
+    assert_ne!(
+        store.generation().await.expect("templates.generation"),
+        again,
+        "a restore moves it"
+    );
+}
