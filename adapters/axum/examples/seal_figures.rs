@@ -19,7 +19,9 @@ fn main() {
         Some(b"the previous pages key, thirty-two+ bytes".to_vec()),
     ));
     let now = SystemTime::now();
-    let ids: Vec<String> = (0..4).map(|i| format!("link-id-{i}-of-the-browser-cookie-43-chars")).collect();
+    let ids: Vec<String> = (0..4)
+        .map(|i| format!("link-id-{i}-of-the-browser-cookie-43-chars"))
+        .collect();
 
     let started = Instant::now();
     let mut sealed = String::new();

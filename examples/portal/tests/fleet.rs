@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod webdriver;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,7 +33,7 @@ fn database_url() -> Option<String> {
 
 const ACCOUNTS: usize = 2_000;
 
-async fn start_fleet(url: String, smtp: &FakeSmtpServer, schema: &str) -> Fleet {
+async fn start_fleet(url: String, smtp: &FakeSmtpServer, schema: &str, accounts: usize) -> Fleet {
     Fleet::start(FleetOptions {
         portal: env!("CARGO_BIN_EXE_resetkit-portal").into(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -46,7 +47,7 @@ async fn start_fleet(url: String, smtp: &FakeSmtpServer, schema: &str) -> Fleet 
             "--rate-limits".into(),
             "off".into(),
             "--load-test-accounts".into(),
-            ACCOUNTS.to_string(),
+            accounts.to_string(),
         ],
         secrets: random_secrets(),
         ready_timeout: Duration::from_secs(120),
@@ -87,7 +88,7 @@ async fn a_fleet_shares_templates_and_a_crash_under_load_loses_no_accepted_reque
     };
     let smtp = FakeSmtpServer::builder().threads(64).start().unwrap();
     let schema = random_schema();
-    let mut fleet = start_fleet(url.clone(), &smtp, &schema).await;
+    let mut fleet = start_fleet(url.clone(), &smtp, &schema, ACCOUNTS).await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
 
     // ---- A template saved on instance 1 is what instance 3 sends. ----
@@ -247,6 +248,106 @@ async fn a_fleet_shares_templates_and_a_crash_under_load_loses_no_accepted_reque
         "duplicates beyond the in-flight window: {twice:?}"
     );
     fleet.stop().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+/// The browser test through the proxy: every request of Chromium goes to
+/// the next instance (forgot on one, the link on another, the form's POST
+/// on a third). The reset link is read from the fake SMTP server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_resets_a_password_through_the_round_robin_proxy() {
+    if !webdriver::browser_available() {
+        return;
+    }
+    let Some(url) = database_url() else {
+        return;
+    };
+    const NEW_PASSWORD: &str = "harbour lantern fleet 2031";
+    let smtp = FakeSmtpServer::builder().threads(16).start().unwrap();
+    let schema = random_schema();
+    let fleet = start_fleet(url.clone(), &smtp, &schema, 0).await;
+    let site = fleet.url().to_owned();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let shots = webdriver::screenshot_dir("portal-fleet-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let driver = webdriver::start_driver().await;
+    let mut b = webdriver::open_session(&driver, profile.path(), shots, 412, 915).await;
+
+    b.goto(&format!("{site}/forgot")).await;
+    b.type_into("#identifier", "alice").await;
+    b.screenshot("forgot").await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path("/forgot/sent").await;
+    assert!(b.source().await.contains("Check your email"));
+    b.screenshot("check-your-email").await;
+
+    let mail = smtp
+        .wait_for(
+            |m| m.rcpt_to.iter().any(|r| r == "alice@example.test"),
+            Duration::from_secs(15),
+        )
+        .await
+        .expect("alice's mail");
+    let parsed = resetkit_harness::inspect::ParsedMail::parse(&mail.data).unwrap();
+    let prefix = format!("{site}/reset?token=");
+    let link = resetkit_harness::inspect::text_links(&parsed.text.unwrap_or_default())
+        .into_iter()
+        .find(|l| l.starts_with(&prefix))
+        .expect("the reset link, on the proxy's address");
+
+    b.goto(&link).await;
+    let landed = b.wait_for_path("/reset/new").await;
+    assert!(
+        !landed.contains("token"),
+        "the token left the address bar: {landed}"
+    );
+    assert!(b.source().await.contains(">alice<"));
+    b.screenshot("choose-new-password").await;
+    // A mismatch (answered by one instance), then the change (another).
+    b.type_into("#password", NEW_PASSWORD).await;
+    b.type_into("#confirm", "something else entirely").await;
+    b.click("button[type=submit]").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.source().await.contains("do not match") {
+        assert!(Instant::now() < deadline, "no mismatch message");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.type_into("#password", NEW_PASSWORD).await;
+    b.type_into("#confirm", NEW_PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path("/reset/done").await;
+    assert!(b.source().await.contains("Your password has been changed"));
+    b.screenshot("password-changed").await;
+
+    // Sign in with the new password through the proxy: accepted (303 to
+    // /account). The portal's own sign-in sessions are per process (the
+    // host's concern, see the README), so the account page is checked on
+    // the instance that signed in, not through the proxy.
+    let user = Browser::at(site.clone());
+    user.sign_in("alice", NEW_PASSWORD)
+        .await
+        .assert_redirect("/account");
+    let old = Browser::at(site.clone());
+    let refused = old.sign_in("alice", "alice-demo-password-1").await;
+    assert_ne!(
+        refused.location(),
+        Some("/account"),
+        "the old password still works"
+    );
+
+    // The link is spent, whichever instance is asked.
+    for _ in 0..fleet.len() {
+        b.goto(&link).await;
+        b.wait_for_path("/reset/invalid").await;
+    }
+    b.screenshot("link-spent").await;
+    b.close().await;
+    drop(driver);
+    fleet.stop().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&pool)
         .await
