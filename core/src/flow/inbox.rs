@@ -134,7 +134,7 @@ pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(3600);
 
 /// How long a claimed request is leased to one worker. Short, so that the
 /// requests of a worker that died come back within seconds; a live worker
-/// renews it every [`RENEW_EVERY`] for as long as it works on the request
+/// renews it every 5 s (`RENEW_EVERY`) for as long as it works on the request
 /// (inline delivery with sender fallbacks included).
 pub const REQUEST_LEASE: Duration = Duration::from_secs(15);
 /// How often a worker renews the lease of the request it works on.

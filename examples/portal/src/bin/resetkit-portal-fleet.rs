@@ -22,7 +22,7 @@ use resetkit_portal::fleet::{Fleet, FleetOptions, random_schema, random_secrets}
 #[derive(Debug, Parser)]
 #[command(name = "resetkit-portal-fleet", version)]
 struct Cli {
-    /// Where the proxy listens (the fleet's base URL is http://<this>).
+    /// Where the proxy listens (the fleet's base URL is `http://` this address).
     #[arg(long, default_value = "127.0.0.1:18390")]
     listen: SocketAddr,
     /// How many portal processes.
