@@ -36,6 +36,15 @@ const MAX_WORKER_FALLBACKS: usize = 4;
 /// Messages a [`DeliveryWorker`] sends at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
+/// How long a [`DeliveryWorker`] holds a claimed message by default. Short,
+/// so that the messages of a worker that died are sent by another within
+/// seconds; a live worker renews it every third of it while it sends.
+pub const DELIVERY_LEASE: Duration = Duration::from_secs(15);
+
+/// Retries of recording "sent" after the server accepted a message (see
+/// `DeliveryWorker::commit_sent`).
+const SENT_COMMIT_RETRIES: usize = 5;
+
 /// How emails leave the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -276,7 +285,8 @@ impl std::fmt::Debug for DeliveryWorker {
 
 impl DeliveryWorker {
     /// A worker over these parts, with the default retry policy, batches of
-    /// 32, a 5-minute lease and [`DEFAULT_CONCURRENCY`] sends in flight.
+    /// 32, a [`DELIVERY_LEASE`] renewed while it sends and
+    /// [`DEFAULT_CONCURRENCY`] sends in flight.
     pub fn new(
         outbox: Arc<dyn Outbox>,
         mailer: Arc<dyn Mailer>,
@@ -290,7 +300,7 @@ impl DeliveryWorker {
             clock,
             retry: RetryPolicy::default(),
             batch: 32,
-            lease: Duration::from_secs(300),
+            lease: DELIVERY_LEASE,
             fallback: None,
             tokens: None,
             concurrency: DEFAULT_CONCURRENCY,
@@ -448,18 +458,96 @@ impl DeliveryWorker {
         self
     }
 
-    /// Sets how long a claim holds before another worker may take the message.
+    /// Sets how long a claim holds before another worker may take the
+    /// message (renewed every third of it while the worker holds it).
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
-    /// Claims and sends the messages due now.
+    /// Claims and sends the messages due now, renewing the leases of the
+    /// claimed messages not finished yet every third of the lease (on a
+    /// tokio runtime), so a short lease never runs out under a live worker.
     pub async fn run_once(&self) -> Result<WorkerReport, StoreError> {
         let claimed = self
             .outbox
             .claim(self.clock.now(), self.batch, self.lease)
             .await?;
+        if claimed.is_empty() {
+            return Ok(WorkerReport::default());
+        }
+        let held: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(
+            claimed
+                .iter()
+                .map(|e| (e.email.message_id.clone(), e.attempts))
+                .collect(),
+        );
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.send_claimed(claimed, &held).await;
+        }
+        let renew = async {
+            let every = (self.lease / 3).max(Duration::from_millis(100));
+            loop {
+                tokio::time::sleep(every).await;
+                let ids = held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                for (id, attempt) in ids {
+                    match self
+                        .outbox
+                        .renew(&id, attempt, self.clock.now(), self.lease)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(message_id = %id, "the lease of a message being sent was taken over")
+                        }
+                        Err(error) => {
+                            tracing::warn!(message_id = %id, %error, "renewing a message's lease failed")
+                        }
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            report = self.send_claimed(claimed, &held) => report,
+            never = renew => never,
+        }
+    }
+
+    /// Records a message the server accepted as sent: the first store call
+    /// after the server's 250 (one round trip), retried on a transient
+    /// failure for up to about 1.5 s (well within the lease), so a
+    /// database blip after the 250 does not leave the message to be sent
+    /// again when its lease ends.
+    async fn commit_sent(&self, message_id: &str, attempt: u32) -> Result<(), StoreError> {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..SENT_COMMIT_RETRIES {
+            match self.outbox.mark_sent(message_id, attempt, self.clock.now()).await {
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(%message_id, %error, "recording a sent message failed; retrying");
+                    if tokio::runtime::Handle::try_current().is_ok() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    delay = delay.saturating_mul(2);
+                }
+                other => return other,
+            }
+        }
+        self.outbox.mark_sent(message_id, attempt, self.clock.now()).await
+    }
+
+    async fn send_claimed(
+        &self,
+        claimed: Vec<OutboxEntry>,
+        held: &std::sync::Mutex<Vec<(String, u32)>>,
+    ) -> Result<WorkerReport, StoreError> {
+        let release = |id: &str| {
+            held.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|(held_id, _)| held_id != id);
+        };
         let mut report = WorkerReport::default();
         for entry in claimed {
             if let Some(reason) = self.dead_link(&entry).await? {
@@ -467,6 +555,7 @@ impl DeliveryWorker {
                 tracing::info!(%message_id, reason = reason.as_str(), "reset email not sent: its link is no longer active");
                 let why = format!("not sent: its reset link is no longer active ({reason})");
                 self.outbox.mark_dropped(message_id, entry.attempts, &why).await?;
+                release(message_id);
                 self.events
                     .record(Event::new(
                         self.clock.now(),
@@ -485,34 +574,38 @@ impl DeliveryWorker {
             let reply = reply_event(self.clock.now(), entry.account.clone(), &sent, &result);
             match result {
                 Ok(_) => {
-                    self.outbox
-                        .mark_sent(&email.message_id, entry.attempts, self.clock.now())
-                        .await?;
+                    self.commit_sent(&email.message_id, entry.attempts).await?;
+                    release(&email.message_id);
                     let event = sent_event(self.clock.now(), entry.account.clone(), &sent);
                     self.events.record_all(with_reply(reply, event)).await?;
                     report.sent += 1;
                 }
                 Err(error) => {
-                    let retry_at = if error.is_transient() {
-                        self.retry
-                            .next_delay(entry.attempts)
-                            .and_then(|d| self.clock.now().checked_add(d))
+                    let retry_in = if error.is_transient() {
+                        self.retry.next_delay(entry.attempts)
                     } else {
                         None
                     };
-                    tracing::warn!(message_id = %email.message_id, attempts = entry.attempts, %error, retry = retry_at.is_some(), "reset email delivery failed");
+                    tracing::warn!(message_id = %email.message_id, attempts = entry.attempts, %error, retry = retry_in.is_some(), "reset email delivery failed");
                     self.outbox
-                        .mark_failed(&email.message_id, entry.attempts, &error, retry_at)
+                        .mark_failed(
+                            &email.message_id,
+                            entry.attempts,
+                            &error,
+                            self.clock.now(),
+                            retry_in,
+                        )
                         .await?;
+                    release(&email.message_id);
                     let event = failed_event(
                         self.clock.now(),
                         entry.account.clone(),
                         &sent,
                         &error,
-                        retry_at.is_some(),
+                        retry_in.is_some(),
                     );
                     self.events.record_all(with_reply(reply, event)).await?;
-                    if retry_at.is_some() {
+                    if retry_in.is_some() {
                         report.retried += 1;
                     } else {
                         report.failed += 1;

@@ -48,6 +48,7 @@ pub mod link;
 pub mod mail;
 pub mod memory;
 pub mod policy;
+pub mod secrets;
 pub mod sender;
 pub mod store;
 pub mod template;

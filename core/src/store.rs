@@ -378,7 +378,10 @@ pub trait Outbox: Send + Sync {
     /// Adds a message.
     async fn enqueue(&self, entry: OutboxEntry) -> Result<(), StoreError>;
 
-    /// Leases up to `max` messages due at `now` for `lease`.
+    /// Leases up to `max` messages due at `now` for `lease`. A store with a
+    /// clock of its own shared by every instance (PostgreSQL's `now()`) may
+    /// use it instead of `now`, here and in every method that takes a
+    /// `now`, so that no host's clock decides a due time or a takeover.
     async fn claim(
         &self,
         now: SystemTime,
@@ -393,15 +396,28 @@ pub trait Outbox: Send + Sync {
     /// message is [`StoreError::NotFound`].
     async fn mark_sent(&self, message_id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError>;
 
-    /// Records a failed attempt: retry at `retry_at`, or give up when `None`.
-    /// Fenced by `attempt` like [`mark_sent`](Self::mark_sent).
+    /// Records a failed attempt: retry `retry_in` after `now`, or give up
+    /// when `None`. Fenced by `attempt` like [`mark_sent`](Self::mark_sent).
     async fn mark_failed(
         &self,
         message_id: &str,
         attempt: u32,
         error: &DeliveryError,
-        retry_at: Option<SystemTime>,
+        now: SystemTime,
+        retry_in: Option<Duration>,
     ) -> Result<(), StoreError>;
+
+    /// Extends the lease of a message still claimed for `attempt` to `lease`
+    /// after `now` (a worker renews while it sends, so leases can be short
+    /// and a dead worker's messages come back soon). Returns whether it was
+    /// still held.
+    async fn renew(
+        &self,
+        message_id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
 
     /// Gives up on a claimed message without sending it because its links
     /// are dead (`reason` says why). Fenced by `attempt` like
@@ -509,7 +525,9 @@ pub trait RequestInbox: Send + Sync {
     async fn push(&self, request: InboxRequest) -> Result<(), StoreError>;
 
     /// Leases up to `max` requests that are due at `now`, oldest first, for
-    /// `lease`, counting one more attempt on each.
+    /// `lease`, counting one more attempt on each. A store with a clock of
+    /// its own shared by every instance (PostgreSQL's `now()`) may use it
+    /// instead of `now`, here and in every method that takes a `now`.
     async fn claim(
         &self,
         now: SystemTime,
@@ -522,9 +540,27 @@ pub trait RequestInbox: Send + Sync {
     /// nothing.
     async fn done(&self, id: &str, attempt: u32) -> Result<(), StoreError>;
 
-    /// Gives a claimed request back, to be claimed again from `retry_at`
-    /// (processing hit a store error). Fenced like [`done`](Self::done).
-    async fn retry_later(&self, id: &str, attempt: u32, retry_at: SystemTime) -> Result<(), StoreError>;
+    /// Gives a claimed request back, to be claimed again `delay` after
+    /// `now` (processing hit a store error). Fenced like [`done`](Self::done).
+    async fn retry_later(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        delay: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Extends the lease of a request still claimed for `attempt` to
+    /// `lease` after `now` (a worker renews while it works, so leases can
+    /// be short and a dead worker's requests come back soon). Returns
+    /// whether it was still held.
+    async fn renew(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
 
     /// How many requests are waiting or being processed.
     async fn len(&self) -> Result<usize, StoreError>;

@@ -40,8 +40,11 @@ impl RequestInbox for DownInbox {
     async fn done(&self, _: &str, _: u32) -> Result<(), StoreError> {
         Err(StoreError::unavailable("inbox.done", "connection refused"))
     }
-    async fn retry_later(&self, _: &str, _: u32, _: SystemTime) -> Result<(), StoreError> {
+    async fn retry_later(&self, _: &str, _: u32, _: SystemTime, _: Duration) -> Result<(), StoreError> {
         Err(StoreError::unavailable("inbox.retry_later", "connection refused"))
+    }
+    async fn renew(&self, _: &str, _: u32, _: SystemTime, _: Duration) -> Result<bool, StoreError> {
+        Err(StoreError::unavailable("inbox.renew", "connection refused"))
     }
     async fn len(&self) -> Result<usize, StoreError> {
         Err(StoreError::unavailable("inbox.len", "connection refused"))
@@ -236,8 +239,23 @@ impl RequestInbox for DiesBeforeDone {
         }
         self.inner.done(id, attempt).await
     }
-    async fn retry_later(&self, id: &str, attempt: u32, at: SystemTime) -> Result<(), StoreError> {
-        self.inner.retry_later(id, attempt, at).await
+    async fn retry_later(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.retry_later(id, attempt, now, delay).await
+    }
+    async fn renew(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew(id, attempt, now, lease).await
     }
     async fn len(&self) -> Result<usize, StoreError> {
         self.inner.len().await
@@ -336,9 +354,19 @@ impl Outbox for RefusesOnce {
         id: &str,
         attempt: u32,
         error: &DeliveryError,
-        retry_at: Option<SystemTime>,
+        now: SystemTime,
+        retry_in: Option<Duration>,
     ) -> Result<(), StoreError> {
-        self.inner.mark_failed(id, attempt, error, retry_at).await
+        self.inner.mark_failed(id, attempt, error, now, retry_in).await
+    }
+    async fn renew(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew(id, attempt, now, lease).await
     }
     async fn mark_dropped(&self, id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
         self.inner.mark_dropped(id, attempt, reason).await

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{Fixture, GOOD_PASSWORD, secret};
+use resetkit::error::StoreError;
 use resetkit::event::EventKind;
 use resetkit::mail::{DeliveryError, SentReceipt, SmtpReply};
 use resetkit::prelude::*;
@@ -373,4 +374,98 @@ async fn inline_mode_has_no_worker_and_records_failures_without_retrying() {
     let failures = failures(&fx);
     assert_eq!(failures.len(), 1);
     assert!(!failures[0].0 && !failures[0].1, "{failures:?}");
+}
+
+/// An outbox whose first `blips` calls to `mark_sent` fail as a database
+/// that is briefly unreachable would (after the server's 250).
+struct BlipOnSent {
+    inner: InMemoryOutbox,
+    blips: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Outbox for BlipOnSent {
+    async fn enqueue(&self, entry: resetkit::store::OutboxEntry) -> Result<(), StoreError> {
+        self.inner.enqueue(entry).await
+    }
+    async fn claim(
+        &self,
+        now: std::time::SystemTime,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<resetkit::store::OutboxEntry>, StoreError> {
+        self.inner.claim(now, max, lease).await
+    }
+    async fn mark_sent(&self, id: &str, attempt: u32, now: std::time::SystemTime) -> Result<(), StoreError> {
+        let left = self.blips.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.blips.store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(StoreError::unavailable("outbox.mark_sent", "connection reset"));
+        }
+        self.inner.mark_sent(id, attempt, now).await
+    }
+    async fn mark_failed(
+        &self,
+        id: &str,
+        attempt: u32,
+        error: &DeliveryError,
+        now: std::time::SystemTime,
+        retry_in: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.inner.mark_failed(id, attempt, error, now, retry_in).await
+    }
+    async fn renew(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: std::time::SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew(id, attempt, now, lease).await
+    }
+    async fn mark_dropped(&self, id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
+        self.inner.mark_dropped(id, attempt, reason).await
+    }
+    async fn status(&self, id: &str) -> Result<Option<OutboxStatus>, StoreError> {
+        self.inner.status(id).await
+    }
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.inner.counts().await
+    }
+}
+
+/// Issue 21, finding 5: the store failing to record "sent" after the
+/// server's 250 used to leave the message claimed, and it was sent again
+/// when the lease ended. The worker now retries the commit.
+#[tokio::test]
+async fn a_database_blip_after_the_servers_250_does_not_send_twice() {
+    let fx = Fixture::with_accounts([Account::new("a1", "alice", "alice@example.com")]);
+    let inner = InMemoryOutbox::default();
+    let mailer = ScriptedMailer::default();
+    let service = fx
+        .builder()
+        .mailer(Arc::new(mailer.clone()))
+        .outbox(Arc::new(BlipOnSent {
+            inner: inner.clone(),
+            blips: std::sync::atomic::AtomicUsize::new(2),
+        }))
+        .build()
+        .expect("valid");
+    service
+        .request("alice@example.com", &RequestContext::default())
+        .await
+        .expect("accepted");
+    let worker = service.delivery_worker().expect("worker");
+    let first = worker.run_once().await;
+    // Whatever the first pass says, the lease ends and another pass runs.
+    fx.clock
+        .advance(resetkit::delivery::DELIVERY_LEASE + Duration::from_secs(1));
+    let second = worker.run_once().await.expect("pass");
+    assert_eq!(
+        mailer.delivered().len(),
+        1,
+        "sent once (first pass: {first:?}, second: {second:?})"
+    );
+    let id = &mailer.delivered()[0].message_id;
+    assert_eq!(inner.status(id).await.expect("status"), Some(OutboxStatus::Sent));
 }

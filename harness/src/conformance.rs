@@ -33,7 +33,9 @@ pub use accounts::{
 };
 pub use events::event_log_suite;
 pub use inbox::{request_inbox_concurrent_claim, request_inbox_suite, retention_suite};
-pub use operator::{event_log_paging_suite, outbox_listing_suite, template_store_suite};
+pub use operator::{
+    event_log_paging_suite, outbox_listing_suite, template_changes_suite, template_store_suite,
+};
 pub use outbox::{outbox_suite, sample_email};
 pub use tokens::{
     token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,

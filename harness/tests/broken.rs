@@ -340,9 +340,19 @@ impl Outbox for ForgetfulOutbox {
         id: &str,
         attempt: u32,
         error: &DeliveryError,
-        retry_at: Option<SystemTime>,
+        now: SystemTime,
+        retry_in: Option<Duration>,
     ) -> Result<(), StoreError> {
-        self.0.mark_failed(id, attempt, error, retry_at).await
+        self.0.mark_failed(id, attempt, error, now, retry_in).await
+    }
+    async fn renew(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.0.renew(id, attempt, now, lease).await
     }
     async fn mark_dropped(&self, id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {
         self.0.mark_dropped(id, attempt, reason).await

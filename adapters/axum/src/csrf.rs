@@ -72,7 +72,8 @@ impl fmt::Debug for CsrfToken {
 /// The signed double-submit scheme (see the module docs).
 #[derive(Clone)]
 pub struct StatelessCsrf {
-    key: [u8; 32],
+    /// Signing key first, then keys still accepted (a rotation).
+    keys: Vec<[u8; 32]>,
     secure: bool,
 }
 
@@ -114,18 +115,36 @@ impl StatelessCsrf {
     /// A scheme signing with `key` (share it between the instances of one
     /// site); `secure` adds `Secure` to the cookie (https sites).
     pub fn new(key: [u8; 32], secure: bool) -> Self {
-        StatelessCsrf { key, secure }
+        StatelessCsrf {
+            keys: vec![key],
+            secure,
+        }
     }
 
-    fn mac(&self, nonce: &str) -> Option<Hmac<Sha256>> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+    /// A scheme on the deployment's pages key ring
+    /// ([`resetkit::secrets::KeyRing`]): signs with the current key and
+    /// accepts cookies and sealed fields made with the previous one (a
+    /// rotation in progress).
+    pub fn from_ring(ring: &resetkit::secrets::KeyRing, secure: bool) -> Self {
+        StatelessCsrf {
+            keys: ring
+                .derive("resetkit-axum csrf")
+                .iter()
+                .map(|k| *k.expose())
+                .collect(),
+            secure,
+        }
+    }
+
+    fn mac_with(key: &[u8; 32], nonce: &str) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
         mac.update(CONTEXT);
         mac.update(nonce.as_bytes());
         Some(mac)
     }
 
     fn sign(&self, nonce: &str) -> Option<String> {
-        let tag = self.mac(nonce)?.finalize().into_bytes();
+        let tag = Self::mac_with(self.keys.first()?, nonce)?.finalize().into_bytes();
         Some(format!("{nonce}.{}", URL_SAFE_NO_PAD.encode(tag)))
     }
 
@@ -133,10 +152,12 @@ impl StatelessCsrf {
         let Some((nonce, tag)) = token.split_once('.') else {
             return false;
         };
-        let (Ok(tag), Some(mac)) = (URL_SAFE_NO_PAD.decode(tag), self.mac(nonce)) else {
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
             return false;
         };
-        mac.verify_slice(&tag).is_ok()
+        self.keys
+            .iter()
+            .any(|key| Self::mac_with(key, nonce).is_some_and(|mac| mac.verify_slice(&tag).is_ok()))
     }
 
     /// The cookie's name: `__Host-` prefixed on https sites, so that only
@@ -170,8 +191,8 @@ impl StatelessCsrf {
         }
     }
 
-    fn seal_mac(&self, cookie: &str, payload: &str) -> Option<Hmac<Sha256>> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+    fn seal_mac(key: &[u8; 32], cookie: &str, payload: &str) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
         mac.update(b"resetkit-axum sealed form v1\0");
         mac.update(cookie.as_bytes());
         mac.update(b"\0");
@@ -184,7 +205,9 @@ impl StatelessCsrf {
     /// form's own data in one stateless value.
     pub(crate) fn seal(&self, token: &CsrfToken, payload: &str) -> String {
         let tag = self
-            .seal_mac(&token.value, payload)
+            .keys
+            .first()
+            .and_then(|key| Self::seal_mac(key, &token.value, payload))
             .map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
             .unwrap_or_default();
         format!("{payload}.{tag}")
@@ -198,8 +221,9 @@ impl StatelessCsrf {
         cookie_values(headers, self.cookie_name())
             .filter(|c| self.well_signed(c))
             .any(|c| {
-                self.seal_mac(c, payload)
-                    .is_some_and(|m| m.verify_slice(&tag).is_ok())
+                self.keys
+                    .iter()
+                    .any(|key| Self::seal_mac(key, c, payload).is_some_and(|m| m.verify_slice(&tag).is_ok()))
             })
             .then(|| payload.to_owned())
     }
@@ -261,6 +285,27 @@ mod tests {
             None,
             "a plain CSRF token is not a sealed field"
         );
+    }
+
+    #[test]
+    fn a_rotated_ring_accepts_the_previous_keys_cookies_and_fields() {
+        use resetkit::secrets::KeyRing;
+        let old_key = b"the old pages key, 32 bytes or more".to_vec();
+        let new_key = b"the new pages key, 32 bytes or more".to_vec();
+        let before = StatelessCsrf::from_ring(&KeyRing::new(old_key.clone(), None), false);
+        let issued = before.token(&HeaderMap::new());
+        let field = before.seal(&issued, "payload");
+        let headers = cookie_headers(&format!("{CSRF_COOKIE}={}", issued.value));
+        let during = StatelessCsrf::from_ring(&KeyRing::new(new_key.clone(), Some(old_key)), false);
+        assert!(during.verify(&headers, Some(&issued.value)));
+        assert_eq!(during.open(&headers, Some(&field)).as_deref(), Some("payload"));
+        assert!(
+            during.token(&headers).set_cookie.is_none(),
+            "the old cookie is kept"
+        );
+        let after = StatelessCsrf::from_ring(&KeyRing::new(new_key, None), false);
+        assert!(!after.verify(&headers, Some(&issued.value)));
+        assert_eq!(after.open(&headers, Some(&field)), None);
     }
 
     #[test]

@@ -34,10 +34,12 @@
 //!
 //! - **CSRF on every POST.** Forms shown to anonymous visitors (forgot,
 //!   security page) use a signed double-submit cookie ([`StatelessCsrf`]):
-//!   no server state for anyone who has not opened a link. The new-password
-//!   form carries the id of its own pending entry ([`pending`]); the "this
-//!   wasn't me" confirmation carries its deny token sealed (HMAC) to the
-//!   browser's CSRF cookie, so it stores nothing either.
+//!   no server state. The new-password form carries its own reset token
+//!   sealed (ChaCha20-Poly1305) to the browser's link cookie ([`opened`]);
+//!   the "this wasn't me" confirmation carries its deny token sealed (HMAC)
+//!   to the browser's CSRF cookie. No page stores anything on the server,
+//!   so any instance of a fleet sharing the deployment's keys
+//!   ([`ResetPagesBuilder::secrets`]) serves any request: no sticky sessions.
 //! - **The link's GET never spends the token** and moves it out of the URL;
 //!   the form that shows a token is the only thing that can spend it, so a
 //!   second link opened in the same browser cannot redirect an open form.
@@ -72,7 +74,7 @@ mod csrf;
 pub mod form;
 mod headers;
 mod hook;
-pub mod pending;
+pub mod opened;
 mod routes;
 mod serve;
 pub mod templates;
@@ -87,7 +89,7 @@ pub use admin::{AdminConsole, AdminGuard, admin_router, guard_fn};
 pub use csrf::{CSRF_COOKIE, CsrfToken, StatelessCsrf};
 pub use headers::security_headers;
 pub use hook::{HostSessions, SignedIn};
-pub use pending::{PendingLinks, PendingSettings};
+pub use opened::{LinkSeal, OPENED_COOKIE};
 pub use serve::{ServeOptions, serve};
 
 /// Name of the cookie that identifies a browser which opened a link.
@@ -153,7 +155,7 @@ pub(crate) struct Shared {
     pub(crate) service: ResetService,
     pub(crate) pages: templates::Pages,
     pub(crate) csrf: StatelessCsrf,
-    pub(crate) pending: Arc<PendingLinks>,
+    pub(crate) seal: LinkSeal,
     pub(crate) host_sessions: Option<Arc<dyn HostSessions>>,
     pub(crate) mount: String,
     pub(crate) site_name: String,
@@ -176,7 +178,7 @@ impl fmt::Debug for ResetPages {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResetPages")
             .field("mount", &self.shared.mount)
-            .field("pending", &self.shared.pending)
+            .field("seal", &self.shared.seal)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +190,7 @@ impl ResetPages {
             service,
             overrides: Vec::new(),
             csrf_key: None,
+            secrets: None,
             host_sessions: None,
             mount: String::new(),
             site_name: String::new(),
@@ -196,7 +199,7 @@ impl ResetPages {
             after_sign_out: None,
             secure_cookies: true,
             min_password_chars: 15,
-            pending: PendingSettings::default(),
+            opened_link_ttl: LinkSeal::DEFAULT_TTL,
             body_limit: 16 * 1024,
             request_timeout: Duration::from_secs(30),
         }
@@ -206,11 +209,6 @@ impl ResetPages {
     /// router at the root, or `nest` them at the mount path.
     pub fn router(&self) -> axum::Router {
         routes::router(self.shared.clone())
-    }
-
-    /// The opened-link store (its size is what a flood could grow).
-    pub fn pending(&self) -> &PendingLinks {
-        &self.shared.pending
     }
 
     /// The CSRF scheme of the anonymous forms, for the host's own forms
@@ -230,6 +228,7 @@ pub struct ResetPagesBuilder {
     service: ResetService,
     overrides: Vec<(String, String)>,
     csrf_key: Option<[u8; 32]>,
+    secrets: Option<resetkit::secrets::KeyRing>,
     host_sessions: Option<Arc<dyn HostSessions>>,
     mount: String,
     site_name: String,
@@ -238,7 +237,7 @@ pub struct ResetPagesBuilder {
     after_sign_out: Option<String>,
     secure_cookies: bool,
     min_password_chars: usize,
-    pending: PendingSettings,
+    opened_link_ttl: Duration,
     body_limit: usize,
     request_timeout: Duration,
 }
@@ -260,11 +259,22 @@ impl ResetPagesBuilder {
         self
     }
 
-    /// The key signing the anonymous forms' CSRF cookie. Default: random at
-    /// start (forms shown before a restart then need a reload); give every
-    /// instance of a site the same key.
+    /// The key signing the anonymous forms' CSRF cookie and sealing opened
+    /// links. Default: random at start (forms shown before a restart then
+    /// need a reload); give every instance of a site the same key, or
+    /// better use [`secrets`](Self::secrets), which also rotates.
     pub fn csrf_key(mut self, key: [u8; 32]) -> Self {
         self.csrf_key = Some(key);
+        self
+    }
+
+    /// The deployment's secrets ([`resetkit::secrets`]): the pages key
+    /// signs the CSRF cookies and seals the forms and opened links; its
+    /// previous key (a rotation in progress) is still accepted. Every
+    /// instance of a site must be given the same secrets. Takes precedence
+    /// over [`csrf_key`](Self::csrf_key).
+    pub fn secrets(mut self, secrets: &resetkit::secrets::DeploymentSecrets) -> Self {
+        self.secrets = Some(secrets.pages_key().clone());
         self
     }
 
@@ -322,9 +332,10 @@ impl ResetPagesBuilder {
         self
     }
 
-    /// Limits of the opened-link store.
-    pub fn pending_links(mut self, settings: PendingSettings) -> Self {
-        self.pending = settings;
+    /// How long an opened link stays usable from its form (default 15
+    /// minutes; the token's own lifetime still applies).
+    pub fn opened_link_ttl(mut self, ttl: Duration) -> Self {
+        self.opened_link_ttl = ttl;
         self
     }
 
@@ -362,11 +373,17 @@ impl ResetPagesBuilder {
             return Err(BuildError::LinkPath { link, served, mount });
         }
         let pages = templates::Pages::compile(&self.overrides)?;
-        let key = self.csrf_key.unwrap_or_else(|| {
-            let mut key = [0u8; 32];
-            rand::fill(&mut key[..]);
-            key
-        });
+        let (csrf, ring) = match (self.secrets, self.csrf_key) {
+            (Some(ring), _) => (StatelessCsrf::from_ring(&ring, self.secure_cookies), ring),
+            (None, Some(key)) => (
+                StatelessCsrf::new(key, self.secure_cookies),
+                resetkit::secrets::KeyRing::new(key.to_vec(), None),
+            ),
+            (None, None) => {
+                let ring = resetkit::secrets::KeyRing::random();
+                (StatelessCsrf::from_ring(&ring, self.secure_cookies), ring)
+            }
+        };
         let after_sign_out = self
             .after_sign_out
             .or_else(|| self.sign_in_url.clone())
@@ -375,8 +392,8 @@ impl ResetPagesBuilder {
             shared: Arc::new(Shared {
                 service: self.service,
                 pages,
-                csrf: StatelessCsrf::new(key, self.secure_cookies),
-                pending: Arc::new(PendingLinks::new(self.pending)),
+                csrf,
+                seal: LinkSeal::new(&ring).with_ttl(self.opened_link_ttl),
                 host_sessions: self.host_sessions,
                 mount,
                 site_name: self.site_name,

@@ -19,7 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::csrf::{cookie_values, random_id};
 use crate::form::{FieldError, Form};
-use crate::pending::LinkKind;
+use crate::opened::OPENED_COOKIE;
 use crate::{CSRF_REFUSED, LINK_COOKIE, Shared};
 
 type AppState = State<Arc<Shared>>;
@@ -307,22 +307,46 @@ fn query_token(query: Option<&str>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `GET`/`HEAD /reset?token=T`: inspects T (never spends it), keeps it
-/// server-side for this browser, 303 to the clean form URL.
+/// The `resetkit_opened` cookie: `value` (a sealed link), or `None` to
+/// forget it.
+fn opened_cookie(shared: &Shared, value: Option<&str>) -> Option<HeaderValue> {
+    let secure = if shared.secure_cookies { "; Secure" } else { "" };
+    let path = if shared.mount.is_empty() {
+        "/"
+    } else {
+        &shared.mount
+    };
+    let (value, age) = match value {
+        Some(value) => (value, shared.seal.ttl().as_secs()),
+        None => ("", 0),
+    };
+    HeaderValue::from_str(&format!(
+        "{OPENED_COOKIE}={value}; Max-Age={age}; HttpOnly; SameSite=Lax; Path={path}{secure}"
+    ))
+    .ok()
+}
+
+/// The token of a sealed link (the `resetkit_opened` cookie or a form's
+/// `csrf_token`), if this browser opened it and it has not expired.
+fn open_sealed(shared: &Shared, headers: &HeaderMap, sealed: &str) -> Option<SecretString> {
+    shared
+        .seal
+        .open(&browser_ids(headers), sealed, std::time::SystemTime::now())
+        .map(SecretString::from)
+}
+
+/// `GET`/`HEAD /reset?token=T`: inspects T (never spends it), seals it to
+/// this browser in a cookie (no server state), 303 to the clean form URL.
 async fn link(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let Some(token) = query_token(query.as_deref()) else {
         return see_other(&shared, "/reset/invalid");
     };
     match shared.service.open_link(&token).await {
-        Ok(info) => {
+        Ok(_info) => {
             let (browser, cookie) = new_link_id(&shared, &headers);
-            shared.pending.insert(
-                &browser,
-                LinkKind::Reset,
-                SecretString::from(token),
-                info.username,
-            );
-            with_cookie(see_other(&shared, "/reset/new"), cookie)
+            let sealed = shared.seal.seal(&browser, &token, std::time::SystemTime::now());
+            let response = with_cookie(see_other(&shared, "/reset/new"), cookie);
+            with_cookie(response, opened_cookie(&shared, Some(&sealed)))
         }
         Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
         Err(error) => unavailable(&shared, &headers, "checking a reset link", &error),
@@ -332,7 +356,7 @@ async fn link(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQ
 fn reset_form(
     shared: &Shared,
     headers: &HeaderMap,
-    form_id: &str,
+    sealed: &str,
     username: &str,
     error: Option<String>,
 ) -> Response {
@@ -343,7 +367,7 @@ fn reset_form(
         "reset_form.html",
         "Choose a new password",
         minijinja::context! {
-            csrf_token => form_id,
+            csrf_token => sealed,
             username => username,
             error => error,
             min_password_chars => shared.min_password_chars,
@@ -352,16 +376,17 @@ fn reset_form(
 }
 
 async fn new_form(State(shared): AppState, headers: HeaderMap) -> Response {
-    let pending = shared.pending.newest_of(&browser_ids(&headers), LinkKind::Reset);
-    let Some(pending) = pending else {
+    // The most recently opened link (the cookie holds one).
+    let opened = cookie_values(&headers, OPENED_COOKIE)
+        .find_map(|sealed| Some((sealed.to_owned(), open_sealed(&shared, &headers, sealed)?)));
+    let Some((sealed, token)) = opened else {
         return see_other(&shared, "/reset/invalid");
     };
     // Still valid? (Another tab may have used it, or a newer request revoked it.)
-    match shared.service.inspect(pending.token.expose_secret()).await {
-        Ok(info) => reset_form(&shared, &headers, &pending.form_id, &info.username, None),
+    match shared.service.inspect(token.expose_secret()).await {
+        Ok(info) => reset_form(&shared, &headers, &sealed, &info.username, None),
         Err(LinkError::InvalidLink) => {
-            shared.pending.remove(&pending.form_id);
-            see_other(&shared, "/reset/invalid")
+            with_cookie(see_other(&shared, "/reset/invalid"), opened_cookie(&shared, None))
         }
         Err(error) => unavailable(&shared, &headers, "checking a reset link", &error),
     }
@@ -372,13 +397,11 @@ async fn new_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) ->
         Ok(form) => form,
         Err(refusal) => return *refusal,
     };
-    // The form's own entry: its id is the page's CSRF token.
-    let pending = form.get("csrf_token").and_then(|form_id| {
-        browser_ids(&headers)
-            .iter()
-            .find_map(|browser| shared.pending.get(browser, LinkKind::Reset, form_id))
-    });
-    let Some(pending) = pending else {
+    // The form's own token, sealed to this browser: the page's CSRF token.
+    let opened = form
+        .get("csrf_token")
+        .and_then(|sealed| Some((sealed.to_owned(), open_sealed(&shared, &headers, sealed)?)));
+    let Some((sealed, token)) = opened else {
         return csrf_refused(&shared, &headers);
     };
     let password = match form.single("password") {
@@ -389,35 +412,27 @@ async fn new_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) ->
         Ok(p) => SecretString::from(p),
         Err(why) => return field_refused(&shared, &headers, "confirm", why),
     };
-    let retry = |message: String| {
-        reset_form(
-            &shared,
-            &headers,
-            &pending.form_id,
-            &pending.username,
-            Some(message),
-        )
+    let retry = async |message: String| match shared.service.inspect(token.expose_secret()).await {
+        Ok(info) => reset_form(&shared, &headers, &sealed, &info.username, Some(message)),
+        Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
+        Err(error) => unavailable(&shared, &headers, "checking a reset link", &error),
     };
     // Run to the end even if the client goes away or the request times out:
     // a reset cut short after the password write would skip revoking the
     // account's sessions and links and the "password changed" notice.
     let service = shared.service.clone();
-    let token = pending.token.clone();
+    let spent = token.clone();
     let completed =
-        tokio::spawn(async move { service.complete(token.expose_secret(), password, confirm).await })
+        tokio::spawn(async move { service.complete(spent.expose_secret(), password, confirm).await })
             .await
             .unwrap_or_else(|join| Err(CompleteError::Internal(format!("reset task failed: {join}"))));
     match completed {
-        Ok(_completed) => {
-            shared.pending.remove(&pending.form_id);
-            see_other(&shared, "/reset/done")
-        }
+        Ok(_completed) => with_cookie(see_other(&shared, "/reset/done"), opened_cookie(&shared, None)),
         Err(CompleteError::InvalidLink) => {
-            shared.pending.remove(&pending.form_id);
-            see_other(&shared, "/reset/invalid")
+            with_cookie(see_other(&shared, "/reset/invalid"), opened_cookie(&shared, None))
         }
-        Err(CompleteError::ConfirmationMismatch) => retry("The two passwords do not match.".into()),
-        Err(CompleteError::PasswordRejected(why)) => retry(format!("Choose another password: {why}.")),
+        Err(CompleteError::ConfirmationMismatch) => retry("The two passwords do not match.".into()).await,
+        Err(CompleteError::PasswordRejected(why)) => retry(format!("Choose another password: {why}.")).await,
         Err(error @ CompleteError::Unavailable(_)) => {
             unavailable(&shared, &headers, "completing a reset", &error)
         }

@@ -176,11 +176,6 @@ async fn a_second_deny_link_does_not_redirect_the_open_confirmation() {
     let other = Browser::new(&app);
     other.get(&bob_link).await.assert_redirect("/reset/invalid");
     other.get(&mallory_link).await.assert_redirect("/reset/new");
-    assert_eq!(
-        app.pages.pending().len(),
-        1,
-        "only the opened reset link is stored"
-    );
 }
 
 struct FakeSessions {
@@ -364,4 +359,97 @@ async fn pages_mounted_under_a_prefix_link_and_redirect_there() {
     )
     .await
     .assert_redirect("/password/reset/done");
+}
+
+/// Serves another `ResetPages` over the same service (a second instance
+/// behind a load balancer); returns its base URL.
+async fn twin(
+    app: &common::App,
+    edit: impl FnOnce(resetkit_axum::ResetPagesBuilder) -> resetkit_axum::ResetPagesBuilder,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    let pages = edit(ResetPages::builder(app.pages.service().clone()).secure_cookies(false))
+        .build()
+        .expect("pages");
+    tokio::spawn(resetkit_axum::serve(
+        listener,
+        pages.router(),
+        ServeOptions::default(),
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
+}
+
+fn secrets(pages_key: &str) -> resetkit::secrets::DeploymentSecrets {
+    resetkit::secrets::DeploymentSecrets::new(
+        resetkit::secrets::KeyRing::new(pages_key.as_bytes().to_vec(), None),
+        resetkit::fingerprint::FingerprintKey::new(b"fingerprint key of the fleet".to_vec()).expect("key"),
+    )
+}
+
+/// With the same secrets, a form served by one instance is accepted by
+/// another (no sticky sessions); with other keys it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instance_with_the_same_secrets_accepts_the_open_form() {
+    let fleet = secrets("the fleet's pages key, 32 bytes or more");
+    let app = start_with(|b| b.secrets(&fleet), ServeOptions::default()).await;
+    let same = twin(&app, |b| b.secrets(&fleet)).await;
+    let other = twin(&app, |b| {
+        b.secrets(&secrets("another site's pages key, 32 bytes+"))
+    })
+    .await;
+
+    let user = Browser::new(&app);
+    user.forgot("alice").await.assert_redirect("/forgot/sent");
+    user.get(&app.reset_path("alice@example.test"))
+        .await
+        .assert_redirect("/reset/new");
+    let form = user.get("/reset/new").await.csrf();
+    // The load balancer sends the next requests elsewhere, same cookies.
+    let moved = |base: &str| {
+        let b = Browser::at(base.to_owned());
+        for name in ["resetkit_link", "resetkit_opened", "resetkit_csrf"] {
+            if let Some(value) = user.cookie(name) {
+                b.plant(name, &value);
+            }
+        }
+        b
+    };
+    let elsewhere = moved(&other);
+    elsewhere
+        .get("/reset/new")
+        .await
+        .assert_redirect("/reset/invalid");
+    let refused = elsewhere
+        .post(
+            "/reset/new",
+            &[
+                ("password", NEW_PASSWORD),
+                ("confirm", NEW_PASSWORD),
+                ("csrf_token", &form),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // The forgot form of one instance posts to the other.
+    let on_twin = moved(&same);
+    let forgot_csrf = user.get("/forgot").await.csrf();
+    on_twin
+        .post("/forgot", &[("identifier", "bob"), ("csrf_token", &forgot_csrf)])
+        .await
+        .assert_redirect("/forgot/sent");
+    assert!(on_twin.get("/reset/new").await.body.contains(">alice<"));
+    on_twin
+        .post(
+            "/reset/new",
+            &[
+                ("password", NEW_PASSWORD),
+                ("confirm", NEW_PASSWORD),
+                ("csrf_token", &form),
+            ],
+        )
+        .await
+        .assert_redirect("/reset/done");
+    assert!(password_is(&app, "alice", NEW_PASSWORD).await);
 }

@@ -4,7 +4,8 @@
 //! by a worker whose lease ran out) with `FOR UPDATE SKIP LOCKED`, so
 //! concurrent workers in several processes never take the same row, and
 //! leases them in the same statement. While a row is claimed its `due_at`
-//! holds the lease end.
+//! holds the lease end. Due times and leases are read and written on the
+//! database's clock ([`QueueClock`]), never a host's.
 //!
 //! **Sensitive:** a row holds the identifier as typed until the request is
 //! processed; it is deleted then.
@@ -20,13 +21,14 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, limit, to_db};
+use crate::util::{QueueClock, Sql, corrupt, db_error, from_db, limit, seconds, to_db};
 
 struct Queries {
     push: Sql,
     claim: Sql,
     done: Sql,
     retry: Sql,
+    renew: Sql,
     len: Sql,
 }
 
@@ -35,6 +37,7 @@ struct Queries {
 pub struct PgInbox {
     pool: PgPool,
     sql: std::sync::Arc<Queries>,
+    clock: QueueClock,
 }
 
 impl std::fmt::Debug for PgInbox {
@@ -50,24 +53,37 @@ impl PgInbox {
         let sql = Queries {
             push: s("INSERT INTO __SCHEMA__.request_inbox \
                  (id, identifier_kind, identifier, client, locale, received_at, due_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)"),
+                 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7::timestamptz, now()))"),
             claim: s("WITH due AS ( \
-                   SELECT id AS due_id FROM __SCHEMA__.request_inbox WHERE due_at <= $1 \
+                   SELECT id AS due_id FROM __SCHEMA__.request_inbox \
+                   WHERE due_at <= COALESCE($1::timestamptz, now()) \
                    ORDER BY due_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 UPDATE __SCHEMA__.request_inbox r SET claimed = true, due_at = $3, attempts = r.attempts + 1 \
+                 UPDATE __SCHEMA__.request_inbox r SET claimed = true, \
+                   due_at = COALESCE($1::timestamptz, now()) + $3::float8 * interval '1 second', \
+                   attempts = r.attempts + 1 \
                  FROM due WHERE r.id = due.due_id \
                  RETURNING id, identifier_kind, identifier, client, locale, received_at, attempts"),
             done: s("DELETE FROM __SCHEMA__.request_inbox WHERE id = $1 AND claimed AND attempts = $2"),
-            retry: s(
-                "UPDATE __SCHEMA__.request_inbox SET claimed = false, due_at = $3 \
-                 WHERE id = $1 AND claimed AND attempts = $2",
-            ),
+            retry: s("UPDATE __SCHEMA__.request_inbox \
+                 SET claimed = false, due_at = COALESCE($3::timestamptz, now()) + $4::float8 * interval '1 second' \
+                 WHERE id = $1 AND claimed AND attempts = $2"),
+            renew: s("UPDATE __SCHEMA__.request_inbox \
+                 SET due_at = COALESCE($3::timestamptz, now()) + $4::float8 * interval '1 second' \
+                 WHERE id = $1 AND claimed AND attempts = $2"),
             len: s("SELECT count(*) FROM __SCHEMA__.request_inbox"),
         };
         PgInbox {
             pool,
             sql: std::sync::Arc::new(sql),
+            clock: QueueClock::default(),
         }
+    }
+
+    /// Sets whose clock decides due times and leases (default: the
+    /// database's; [`QueueClock::Caller`] is for tests that move time by hand).
+    pub fn with_clock(mut self, clock: QueueClock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -107,6 +123,7 @@ impl RequestInbox for PgInbox {
             .bind(&request.client)
             .bind(&request.locale)
             .bind(to_db(request.received_at))
+            .bind(self.clock.bind(request.received_at))
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
@@ -120,11 +137,10 @@ impl RequestInbox for PgInbox {
         lease: Duration,
     ) -> Result<Vec<InboxRequest>, StoreError> {
         const OP: &str = "inbox.claim";
-        let until = now.checked_add(lease).unwrap_or(now);
         let rows = sqlx::query(self.sql.claim.q())
-            .bind(to_db(now))
+            .bind(self.clock.bind(now))
             .bind(limit(max))
-            .bind(to_db(until))
+            .bind(seconds(lease))
             .fetch_all(&self.pool)
             .await
             .map_err(db_error(OP))?;
@@ -148,16 +164,42 @@ impl RequestInbox for PgInbox {
         Ok(())
     }
 
-    async fn retry_later(&self, id: &str, attempts: u32, retry_at: SystemTime) -> Result<(), StoreError> {
+    async fn retry_later(
+        &self,
+        id: &str,
+        attempts: u32,
+        now: SystemTime,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
         const OP: &str = "inbox.retry_later";
         sqlx::query(self.sql.retry.q())
             .bind(id)
             .bind(attempt(attempts))
-            .bind(to_db(retry_at))
+            .bind(self.clock.bind(now))
+            .bind(seconds(delay))
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
         Ok(())
+    }
+
+    async fn renew(
+        &self,
+        id: &str,
+        attempts: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "inbox.renew";
+        let done = sqlx::query(self.sql.renew.q())
+            .bind(id)
+            .bind(attempt(attempts))
+            .bind(self.clock.bind(now))
+            .bind(seconds(lease))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn len(&self) -> Result<usize, StoreError> {

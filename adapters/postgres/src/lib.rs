@@ -64,5 +64,5 @@ pub use outbox::PgOutbox;
 pub use stores::PgStores;
 pub use templates::PgTemplateStore;
 pub use tokens::PgTokenStore;
-pub use util::PgServerError;
+pub use util::{PgServerError, QueueClock};
 pub use verify::VerifyError;

@@ -66,6 +66,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "operator_console",
         sql: include_str!("../migrations/0006_operator_console.sql"),
     },
+    Migration {
+        version: 7,
+        name: "fleet",
+        sql: include_str!("../migrations/0007_fleet.sql"),
+    },
 ];
 
 const OP: &str = "migrate";

@@ -3,7 +3,8 @@
 //! `claim` picks due rows (pending and due, or claimed with an expired
 //! lease) with `FOR UPDATE SKIP LOCKED`, so concurrent claimers never get
 //! the same row, and leases them in the same statement. Attempts, the next
-//! attempt time and the last error are kept in the row.
+//! attempt time and the last error are kept in the row. Due times and
+//! leases are read and written on the database's clock ([`QueueClock`]).
 //!
 //! **Sensitive:** rows hold the email bodies, which carry live reset links,
 //! until the message is sent or given up; the bodies are then blanked.
@@ -20,7 +21,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, limit, purge, to_db, token_hash};
+use crate::util::{QueueClock, Sql, corrupt, db_error, from_db, limit, purge, seconds, token_hash};
 
 const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, reply_to_name, \
     reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at, \
@@ -74,6 +75,7 @@ struct Queries {
     sent: Sql,
     retry: Sql,
     give_up: Sql,
+    renew: Sql,
     status: Sql,
     counts: Sql,
     purge: Sql,
@@ -88,6 +90,7 @@ struct Queries {
 pub struct PgOutbox {
     pool: PgPool,
     sql: std::sync::Arc<Queries>,
+    clock: QueueClock,
 }
 
 impl std::fmt::Debug for PgOutbox {
@@ -105,23 +108,28 @@ impl PgOutbox {
                 "INSERT INTO __SCHEMA__.outbox (message_id, account_id, kind, from_name, from_address, \
                  reply_to_name, reply_to_address, to_name, to_address, subject, body_text, body_html, \
                  attempts, next_attempt_at, token_hashes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                 COALESCE($14::timestamptz, now()), $15)",
             ),
             claim: s("WITH due AS ( \
                    SELECT message_id AS due_id FROM __SCHEMA__.outbox \
-                   WHERE (status = 'pending' AND next_attempt_at <= $1) \
-                      OR (status = 'claimed' AND lease_until <= $1) \
+                   WHERE (status = 'pending' AND next_attempt_at <= COALESCE($1::timestamptz, now())) \
+                      OR (status = 'claimed' AND lease_until <= COALESCE($1::timestamptz, now())) \
                    ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 UPDATE __SCHEMA__.outbox o SET status = 'claimed', lease_until = $3, attempts = o.attempts + 1 \
+                 UPDATE __SCHEMA__.outbox o SET status = 'claimed', \
+                   lease_until = COALESCE($1::timestamptz, now()) + $3::float8 * interval '1 second', \
+                   attempts = o.attempts + 1 \
                  FROM due WHERE o.message_id = due.due_id RETURNING COLS"),
             sent: s(
-                "UPDATE __SCHEMA__.outbox SET status = 'sent', lease_until = NULL, finished_at = $2, \
+                "UPDATE __SCHEMA__.outbox SET status = 'sent', lease_until = NULL, \
+                 finished_at = COALESCE($2::timestamptz, now()), \
                  body_text = '', body_html = '' \
                  WHERE message_id = $1 AND status = 'claimed' AND attempts = $3",
             ),
             retry: s(
                 "UPDATE __SCHEMA__.outbox SET status = 'pending', lease_until = NULL, \
-                 next_attempt_at = $2, last_error = $3 \
+                 next_attempt_at = COALESCE($2::timestamptz, now()) + $5::float8 * interval '1 second', \
+                 last_error = $3 \
                  WHERE message_id = $1 AND status = 'claimed' AND attempts = $4",
             ),
             // Given up ('failed') or not sent ('dropped'): done for good.
@@ -130,6 +138,9 @@ impl PgOutbox {
                  finished_at = now(), body_text = '', body_html = '' \
                  WHERE message_id = $1 AND status = 'claimed' AND attempts = $3",
             ),
+            renew: s("UPDATE __SCHEMA__.outbox \
+                 SET lease_until = COALESCE($3::timestamptz, now()) + $4::float8 * interval '1 second' \
+                 WHERE message_id = $1 AND status = 'claimed' AND attempts = $2"),
             status: s("SELECT status, last_error FROM __SCHEMA__.outbox WHERE message_id = $1"),
             counts: s(
                 "SELECT count(*) FILTER (WHERE status IN ('pending', 'claimed')), \
@@ -160,7 +171,15 @@ impl PgOutbox {
         PgOutbox {
             pool,
             sql: std::sync::Arc::new(sql),
+            clock: QueueClock::default(),
         }
+    }
+
+    /// Sets whose clock decides due times and leases (default: the
+    /// database's; [`QueueClock::Caller`] is for tests that move time by hand).
+    pub fn with_clock(mut self, clock: QueueClock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -277,7 +296,9 @@ impl Outbox for PgOutbox {
             .bind(e.expose_text())
             .bind(e.expose_html())
             .bind(i32::try_from(entry.attempts).unwrap_or(i32::MAX))
-            .bind(to_db(entry.next_attempt_at))
+            // On the database's clock a new message is due now (the flow
+            // queues every message due at once).
+            .bind(self.clock.bind(entry.next_attempt_at))
             .bind(entry.tokens.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>())
             .execute(&self.pool)
             .await
@@ -293,9 +314,9 @@ impl Outbox for PgOutbox {
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         const OP: &str = "outbox.claim";
         let rows = sqlx::query(self.sql.claim.q())
-            .bind(to_db(now))
+            .bind(self.clock.bind(now))
             .bind(limit(max))
-            .bind(to_db(now + lease))
+            .bind(seconds(lease))
             .fetch_all(&self.pool)
             .await
             .map_err(db_error(OP))?;
@@ -310,7 +331,7 @@ impl Outbox for PgOutbox {
     async fn mark_sent(&self, message_id: &str, attempt: u32, now: SystemTime) -> Result<(), StoreError> {
         let query = sqlx::query(self.sql.sent.q())
             .bind(message_id)
-            .bind(to_db(now))
+            .bind(self.clock.bind(now))
             .bind(fence(attempt));
         self.fenced("outbox.mark_sent", message_id, query).await
     }
@@ -320,14 +341,16 @@ impl Outbox for PgOutbox {
         message_id: &str,
         attempt: u32,
         error: &DeliveryError,
-        retry_at: Option<SystemTime>,
+        now: SystemTime,
+        retry_in: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let query = match retry_at {
-            Some(at) => sqlx::query(self.sql.retry.q())
+        let query = match retry_in {
+            Some(delay) => sqlx::query(self.sql.retry.q())
                 .bind(message_id)
-                .bind(to_db(at))
+                .bind(self.clock.bind(now))
                 .bind(error.to_string())
-                .bind(fence(attempt)),
+                .bind(fence(attempt))
+                .bind(seconds(delay)),
             None => sqlx::query(self.sql.give_up.q())
                 .bind(message_id)
                 .bind(error.to_string())
@@ -335,6 +358,25 @@ impl Outbox for PgOutbox {
                 .bind("failed"),
         };
         self.fenced("outbox.mark_failed", message_id, query).await
+    }
+
+    async fn renew(
+        &self,
+        message_id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "outbox.renew";
+        let done = sqlx::query(self.sql.renew.q())
+            .bind(message_id)
+            .bind(fence(attempt))
+            .bind(self.clock.bind(now))
+            .bind(seconds(lease))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn mark_dropped(&self, message_id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ use crate::inbox::PgInbox;
 use crate::outbox::PgOutbox;
 use crate::templates::PgTemplateStore;
 use crate::tokens::PgTokenStore;
+use crate::util::QueueClock;
 
 /// Every resetkit store on one pool, in one schema.
 #[derive(Debug, Clone)]
@@ -47,6 +48,15 @@ impl PgStores {
             schema,
             host_table: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
+    }
+
+    /// Sets whose clock decides the inbox's and the outbox's due times and
+    /// leases (default [`QueueClock::Database`]; [`QueueClock::Caller`] is
+    /// for tests that move time by hand).
+    pub fn with_queue_clock(mut self, clock: QueueClock) -> Self {
+        self.outbox = Arc::new(PgOutbox::new(self.pool.clone(), &self.schema).with_clock(clock));
+        self.inbox = Arc::new(PgInbox::new(self.pool.clone(), &self.schema).with_clock(clock));
+        self
     }
 
     /// Applies pending migrations (see [`crate::migrate`]). After

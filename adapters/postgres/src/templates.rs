@@ -27,6 +27,7 @@ pub struct PgTemplateStore {
     exists: Sql,
     activate: Sql,
     active: Sql,
+    generation: Sql,
 }
 
 impl std::fmt::Debug for PgTemplateStore {
@@ -63,6 +64,7 @@ impl PgTemplateStore {
                 "UPDATE __SCHEMA__.email_templates SET active = true WHERE locale = $1 AND kind = $2 AND version = $3",
             ),
             active: s("SELECT COLS FROM __SCHEMA__.email_templates WHERE active ORDER BY locale, kind"),
+            generation: s("SELECT n FROM __SCHEMA__.template_generation WHERE id"),
         }
     }
 }
@@ -86,6 +88,20 @@ fn version_from_row(op: &'static str, row: &PgRow) -> Result<TemplateVersion, St
         saved_by: get("saved_by")?,
         active: row.try_get("active").map_err(db_error(op))?,
     })
+}
+
+/// Migration 7's counter, bumped by a trigger on every change to
+/// `email_templates`: one primary-key read per look.
+#[async_trait]
+impl resetkit::flow::TemplateChanges for PgTemplateStore {
+    async fn generation(&self) -> Result<u64, StoreError> {
+        const OP: &str = "templates.generation";
+        let n: i64 = sqlx::query_scalar(self.generation.q())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }
 
 #[async_trait]

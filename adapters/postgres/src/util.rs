@@ -145,3 +145,35 @@ pub(crate) async fn purge(
         .map_err(db_error(operation))?;
     Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
 }
+
+/// Whose clock decides the inbox's and the outbox's due times and leases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueClock {
+    /// The database's `now()` (the default): every instance of a fleet
+    /// reads the same clock, so a host whose clock is fast never takes a
+    /// live worker's lease over early, and a slow one never writes a lease
+    /// that has already run out. The `now` the service passes is ignored.
+    #[default]
+    Database,
+    /// The `now` the caller passes (the service's `Clock`): for tests that
+    /// move time by hand (the conformance suites, a `ManualClock`). A fleet
+    /// must not use it.
+    Caller,
+}
+
+impl QueueClock {
+    /// The value bound to `COALESCE($n, now())`: `NULL` for the database's
+    /// clock.
+    pub(crate) fn bind(self, now: SystemTime) -> Option<DateTime<Utc>> {
+        match self {
+            QueueClock::Database => None,
+            QueueClock::Caller => Some(to_db(now)),
+        }
+    }
+}
+
+/// A duration as seconds, for `$n * interval '1 second'`.
+pub(crate) fn seconds(d: std::time::Duration) -> f64 {
+    d.as_secs_f64()
+}

@@ -105,6 +105,15 @@ async fn template_store_conforms() {
 }
 
 #[tokio::test]
+async fn template_changes_conform() {
+    let Some(db) = db("template_changes_conform").await else {
+        return;
+    };
+    conformance::template_changes_suite(db.stores.templates.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn account_directory_conforms() {
     let Some(db) = db("account_directory_conforms").await else {
         return;

@@ -110,7 +110,9 @@ async fn migrate_does_not_create_resetkit_accounts_when_a_host_table_is_mapped()
     .execute(&pool)
     .await
     .unwrap();
-    let stores = resetkit_postgres::PgStores::new(pool.clone(), &resetkit_schema).unwrap();
+    let stores = resetkit_postgres::PgStores::new(pool.clone(), &resetkit_schema)
+        .unwrap()
+        .with_queue_clock(resetkit_postgres::QueueClock::Caller);
     let accounts = stores
         .verified_accounts_for(UsersTable::new("users").schema(&app).active_column("is_active"))
         .await

@@ -38,7 +38,9 @@ async fn migrations_twice_and_concurrently_are_harmless() {
     applied.sort_unstable();
     let all: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
     assert_eq!(applied, all, "each migration applied exactly once");
-    let stores = PgStores::new(db.pool.clone(), fresh.as_str()).unwrap();
+    let stores = PgStores::new(db.pool.clone(), fresh.as_str())
+        .unwrap()
+        .with_queue_clock(resetkit_postgres::QueueClock::Caller);
     let (_, rec) = record("m", T0, 60);
     common::insert(stores.tokens.as_ref(), &rec).await;
     assert!(stores.tokens.find(&rec.hash).await.unwrap().is_some());
@@ -110,7 +112,9 @@ async fn connection_refused_names_the_store_operation() {
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
         .unwrap();
-    let stores = PgStores::new(pool, "resetkit").unwrap();
+    let stores = PgStores::new(pool, "resetkit")
+        .unwrap()
+        .with_queue_clock(resetkit_postgres::QueueClock::Caller);
     let (_, rec) = record("x", T0, 60);
     let err = stores.tokens.consume(&rec.hash, at(T0)).await.unwrap_err();
     assert_eq!(err.operation(), "tokens.consume");

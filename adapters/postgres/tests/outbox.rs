@@ -88,7 +88,8 @@ async fn claim_lease_retry_give_up() {
             "<1.test@example.com>",
             again[0].attempts,
             &transient,
-            Some(at(T0 + 500)),
+            at(T0 + 61),
+            Some(Duration::from_secs(439)),
         )
         .await
         .unwrap();
@@ -108,7 +109,13 @@ async fn claim_lease_retry_give_up() {
     .unwrap();
     assert!(last_error.unwrap().contains("connection refused"));
     outbox
-        .mark_failed("<1.test@example.com>", retried[0].attempts, &transient, None)
+        .mark_failed(
+            "<1.test@example.com>",
+            retried[0].attempts,
+            &transient,
+            at(T0 + 500),
+            None,
+        )
         .await
         .unwrap();
     assert!(matches!(
@@ -163,7 +170,8 @@ async fn two_workers_send_each_of_1000_messages_exactly_once() {
     let mut workers = Vec::new();
     for _ in 0..2 {
         let pool = common::pool(&db.url, 2).await;
-        let outbox: Arc<dyn Outbox> = Arc::new(PgOutbox::new(pool, &db.schema));
+        let outbox: Arc<dyn Outbox> =
+            Arc::new(PgOutbox::new(pool, &db.schema).with_clock(resetkit_postgres::QueueClock::Caller));
         let worker = DeliveryWorker::new(
             outbox,
             Arc::new(mailer.clone()),

@@ -58,7 +58,9 @@ impl TargetFactory for PgTarget {
 
     async fn build(&self, _scenario: &str, config: &TargetConfig) -> Result<Target, String> {
         let schema = Ident::new(&common::random_schema()).map_err(|e| e.to_string())?;
-        let stores = PgStores::new(self.pool.clone(), schema.as_str()).map_err(|e| e.to_string())?;
+        let stores = PgStores::new(self.pool.clone(), schema.as_str())
+            .map_err(|e| e.to_string())?
+            .with_queue_clock(resetkit_postgres::QueueClock::Caller);
         if let Ok(mut schemas) = self.schemas.lock() {
             schemas.push(schema);
         }

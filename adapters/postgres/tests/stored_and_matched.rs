@@ -138,7 +138,9 @@ async fn item2_and_item1_an_existing_database_upgrades_in_place() {
     .await
     .unwrap();
 
-    let stores = PgStores::new(pool.clone(), schema.as_str()).unwrap();
+    let stores = PgStores::new(pool.clone(), schema.as_str())
+        .unwrap()
+        .with_queue_clock(resetkit_postgres::QueueClock::Caller);
     let applied = stores.migrate().await.unwrap();
     assert!(applied.contains(&4), "{applied:?}");
     let accounts = stores.own_accounts().unwrap();

@@ -45,7 +45,9 @@ async fn a_version_2_database_upgrades_in_place() {
     assert_eq!(migrate(&pool, &schema).await.unwrap(), later);
     assert!(migrate(&pool, &schema).await.unwrap().is_empty());
 
-    let stores = PgStores::new(pool.clone(), schema.as_str()).unwrap();
+    let stores = PgStores::new(pool.clone(), schema.as_str())
+        .unwrap()
+        .with_queue_clock(resetkit_postgres::QueueClock::Caller);
     let tokens = stores.tokens.clone();
     let old = tokens.find(&live.hash()).await.unwrap().unwrap();
     assert_eq!(old.state, TokenState::Active);

@@ -204,6 +204,12 @@ impl ResetServiceBuilder {
         self
     }
 
+    /// The deployment's secrets (see [`crate::secrets`]): sets the
+    /// fingerprint key. Give every instance of a site the same secrets.
+    pub fn secrets(self, secrets: &crate::secrets::DeploymentSecrets) -> Self {
+        self.fingerprint_key(secrets.fingerprint_key().clone())
+    }
+
     /// IPv6 clients share one per-client rate limit per prefix of this many
     /// bits (default 64, one subscriber's network; 1..=128). IPv4 clients and
     /// IPv4-mapped addresses are limited per address. See [`crate::client`].
@@ -342,7 +348,7 @@ impl ResetServiceBuilder {
             &site_name,
             self.token_policy.lifetime.as_secs() / 60,
         )?;
-        Ok(ResetService {
+        let service = ResetService {
             inner: Arc::new(Inner {
                 accounts,
                 tokens,
@@ -381,6 +387,10 @@ impl ResetServiceBuilder {
                     ready: Arc::new(tokio::sync::Notify::new()),
                 },
             }),
-        })
+        };
+        // Requests accepted before a restart (a durable inbox) are processed
+        // now, not when the next one arrives.
+        service.start_workers();
+        Ok(service)
     }
 }

@@ -27,9 +27,11 @@ use crate::store::InboxRequest;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestProcessing {
-    /// Tasks in this process (the default, with 2): spawned on the tokio
-    /// runtime of the first request, woken by each new request, ended when
-    /// the last clone of the service is dropped. They also run the
+    /// Tasks in this process (the default, with 2): spawned when the
+    /// service is built (on the tokio runtime it is built on; else on the
+    /// runtime of the first request), so that requests accepted before a
+    /// restart are processed without waiting for a new one; woken by each
+    /// new request, ended when the last clone of the service is dropped. They also run the
     /// [`Retention`] purges. Without a tokio runtime, `request` processes
     /// the inbox itself before returning.
     InProcess {
@@ -130,10 +132,13 @@ pub const MAX_REQUEST_ATTEMPTS: u32 = 10;
 /// mail hours late helps nobody; the user has asked again by then).
 pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(3600);
 
-/// How long a claimed request is leased to one worker: longer than one
-/// request can take (inline delivery with sender fallbacks included), so
-/// that a live worker's request is never taken over.
-const LEASE: Duration = Duration::from_secs(300);
+/// How long a claimed request is leased to one worker. Short, so that the
+/// requests of a worker that died come back within seconds; a live worker
+/// renews it every 5 s (`RENEW_EVERY`) for as long as it works on the request
+/// (inline delivery with sender fallbacks included).
+pub const REQUEST_LEASE: Duration = Duration::from_secs(15);
+/// How often a worker renews the lease of the request it works on.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 /// Requests one claim takes: one, so that no claimed request waits behind
 /// others while its lease runs.
 const CLAIM: usize = 1;
@@ -309,26 +314,10 @@ impl ResetService {
         match inner.processing {
             RequestProcessing::Immediate => self.process_now().await,
             RequestProcessing::External => inner.inbox_ready.notify_one(),
-            RequestProcessing::InProcess { workers } => {
-                if tokio::runtime::Handle::try_current().is_err() {
+            RequestProcessing::InProcess { .. } => {
+                if !self.start_workers() {
                     self.process_now().await;
                     return Ok(());
-                }
-                // (Re)start them when none runs: the first request, or the
-                // runtime they ran on was shut down (a service used from
-                // several runtimes, e.g. in tests).
-                let workers = workers.max(1);
-                if inner
-                    .live_workers
-                    .compare_exchange(0, workers, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    for _ in 0..workers {
-                        // Both of the worker's references exist before it
-                        // runs (its exit test counts them).
-                        let alive = LiveWorker(self.inner.clone());
-                        tokio::spawn(in_process_worker(alive, self.clone()));
-                    }
                 }
                 inner.inbox_ready.notify_one();
             }
@@ -354,10 +343,15 @@ impl ResetService {
         let mut report = RequestReport::default();
         for _ in 0..max.max(1) {
             let inner = &self.inner;
-            let Some(job) = inner.inbox.claim(inner.clock.now(), CLAIM, LEASE).await?.pop() else {
+            let Some(job) = inner
+                .inbox
+                .claim(inner.clock.now(), CLAIM, REQUEST_LEASE)
+                .await?
+                .pop()
+            else {
                 break;
             };
-            match self.process_request(&job).await {
+            match self.process_renewing(&job).await {
                 Ok(()) => {
                     inner.inbox.done(&job.id, job.attempts).await?;
                     report.processed += 1;
@@ -370,17 +364,76 @@ impl ResetService {
                 Err(error) => {
                     let delay = retry_delay(job.attempts);
                     tracing::warn!(request = %job.id, attempts = job.attempts, %error, ?delay, "password reset request will be retried");
-                    let at = inner
-                        .clock
-                        .now()
-                        .checked_add(delay)
-                        .unwrap_or(SystemTime::UNIX_EPOCH);
-                    inner.inbox.retry_later(&job.id, job.attempts, at).await?;
+                    inner
+                        .inbox
+                        .retry_later(&job.id, job.attempts, inner.clock.now(), delay)
+                        .await?;
                     report.retried += 1;
                 }
             }
         }
         Ok(report)
+    }
+
+    /// Processes one claimed request, renewing its lease every
+    /// [`RENEW_EVERY`] while it runs (on a tokio runtime; without one the
+    /// lease is not renewed).
+    async fn process_renewing(&self, job: &InboxRequest) -> Result<(), StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.process_request(job).await;
+        }
+        let inner = &self.inner;
+        let renew = async {
+            loop {
+                tokio::time::sleep(RENEW_EVERY).await;
+                match inner
+                    .inbox
+                    .renew(&job.id, job.attempts, inner.clock.now(), REQUEST_LEASE)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(request = %job.id, "the lease of a request being processed was taken over");
+                    }
+                    Err(error) => {
+                        tracing::warn!(request = %job.id, %error, "renewing a request's lease failed");
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            result = self.process_request(job) => result,
+            never = renew => never,
+        }
+    }
+
+    /// Starts the in-process workers if none runs (see
+    /// [`RequestProcessing::InProcess`]); `false` without a tokio runtime.
+    pub(crate) fn start_workers(&self) -> bool {
+        let inner = &self.inner;
+        let RequestProcessing::InProcess { workers } = inner.processing else {
+            return false;
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return false;
+        }
+        // (Re)start them when none runs: at build, or the runtime they ran
+        // on was shut down (a service used from several runtimes, e.g. in
+        // tests).
+        let workers = workers.max(1);
+        if inner
+            .live_workers
+            .compare_exchange(0, workers, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            for _ in 0..workers {
+                // Both of the worker's references exist before it runs (its
+                // exit test counts them).
+                let alive = LiveWorker(self.inner.clone());
+                tokio::spawn(in_process_worker(alive, self.clone()));
+            }
+        }
+        true
     }
 
     /// Whether a request that failed with `error` is given up: a store

@@ -39,6 +39,7 @@
 
 mod builder;
 mod complete;
+mod follow;
 mod inbox;
 mod operator;
 mod request;
@@ -46,8 +47,10 @@ pub mod throttle;
 
 pub use builder::ResetServiceBuilder;
 pub use complete::DENY_WINDOW;
+pub use follow::TemplateChanges;
 pub use inbox::{
-    MAX_REQUEST_ATTEMPTS, PurgeReport, RequestProcessing, RequestReport, RequestWorker, Retention,
+    MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport, RequestWorker,
+    Retention,
 };
 pub use operator::{ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
 

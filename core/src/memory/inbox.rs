@@ -150,12 +150,33 @@ impl RequestInbox for InMemoryInbox {
         Ok(())
     }
 
-    async fn retry_later(&self, id: &str, attempt: u32, retry_at: SystemTime) -> Result<(), StoreError> {
+    async fn retry_later(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if state.held(id, attempt) {
-            state.reindex(id, retry_at, false);
+            state.reindex(id, now.checked_add(delay).unwrap_or(now), false);
         }
         Ok(())
+    }
+
+    async fn renew(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        let held = state.held(id, attempt);
+        if held {
+            state.reindex(id, now.checked_add(lease).unwrap_or(now), true);
+        }
+        Ok(held)
     }
 
     async fn len(&self) -> Result<usize, StoreError> {
@@ -204,7 +225,8 @@ mod tests {
         inbox.done("a", 1).await.unwrap();
         assert_eq!(inbox.len().await.unwrap(), 2);
         inbox.done("a", 2).await.unwrap();
-        inbox.retry_later("b", 2, later + lease).await.unwrap();
+        assert!(!inbox.renew("a", 1, later, lease).await.unwrap(), "taken over");
+        inbox.retry_later("b", 2, later, lease).await.unwrap();
         assert!(inbox.claim(later, 5, lease).await.unwrap().is_empty());
         assert_eq!(inbox.claim(later + lease, 5, lease).await.unwrap()[0].attempts, 3);
         assert_eq!(inbox.len().await.unwrap(), 1);

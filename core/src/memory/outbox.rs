@@ -271,8 +271,10 @@ impl Outbox for InMemoryOutbox {
         message_id: &str,
         attempt: u32,
         error: &DeliveryError,
-        retry_at: Option<SystemTime>,
+        now: SystemTime,
+        retry_in: Option<Duration>,
     ) -> Result<(), StoreError> {
+        let retry_at = retry_in.map(|d| now.checked_add(d).unwrap_or(now));
         let mut state = lock(&self.state);
         let row = state
             .rows
@@ -300,6 +302,23 @@ impl Outbox for InMemoryOutbox {
         });
         state.trim_finished(self.capacity);
         Ok(())
+    }
+
+    async fn renew(
+        &self,
+        message_id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        let held = state.rows.get(message_id).is_some_and(|row| row.held_by(attempt));
+        if held {
+            state.update(message_id, |row| {
+                row.lease_until = Some(now.checked_add(lease).unwrap_or(now));
+            });
+        }
+        Ok(held)
     }
 
     async fn mark_dropped(&self, message_id: &str, attempt: u32, reason: &str) -> Result<(), StoreError> {

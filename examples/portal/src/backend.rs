@@ -16,7 +16,7 @@ use std::time::Duration;
 use resetkit::ResetService;
 use resetkit::account::AccountDirectory;
 use resetkit::delivery::{DeliveryMode, DeliveryWorker};
-use resetkit::flow::Retention;
+use resetkit::flow::{Retention, TemplateChanges};
 use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
 use resetkit::mail::{Mailbox, Mailer, SenderProbe};
 use resetkit::memory::{
@@ -64,6 +64,10 @@ pub(crate) struct Backend {
     pub(crate) probe: Arc<dyn SenderProbe>,
     /// Operator-edited email templates.
     pub(crate) templates: Arc<dyn TemplateStore>,
+    /// The same store where several instances share it (PostgreSQL): the
+    /// portal follows its changes so a template saved on any instance is
+    /// in force on this one within about a second.
+    pub(crate) template_changes: Option<Arc<dyn TemplateChanges>>,
     pub(crate) worker: DeliveryWorker,
     /// `capture` or the SMTP URL without its password.
     pub(crate) mail_label: String,
@@ -78,12 +82,14 @@ struct Stores {
     outbox: Arc<dyn Outbox>,
     inbox: Arc<dyn RequestInbox>,
     templates: Arc<dyn TemplateStore>,
+    template_changes: Option<Arc<dyn TemplateChanges>>,
     label: &'static str,
 }
 
 impl Backend {
     pub(crate) async fn start(
         config: &PortalConfig,
+        secrets: &resetkit::secrets::DeploymentSecrets,
         base: &Url,
         allow_http: bool,
         sessions: Arc<SessionStore>,
@@ -99,6 +105,7 @@ impl Backend {
         let stores = stores(config, hasher.clone()).await?;
         let mut builder = ResetService::builder()
             .base_url(base.as_str())
+            .secrets(secrets)
             .site_name("resetkit portal")
             .accounts(stores.accounts.clone())
             .tokens(stores.tokens.clone())
@@ -147,6 +154,7 @@ impl Backend {
             capture,
             probe,
             templates: stores.templates,
+            template_changes: stores.template_changes,
             worker,
             mail_label,
             store_label: stores.label,
@@ -230,6 +238,7 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
             outbox: Arc::new(InMemoryOutbox::default()),
             inbox: Arc::new(InMemoryInbox::default()),
             templates: Arc::new(InMemoryTemplateStore::default()),
+            template_changes: None,
             label: "memory",
         });
     };
@@ -261,8 +270,30 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
         outbox: stores.outbox.clone(),
         inbox: stores.inbox.clone(),
         templates: stores.templates.clone(),
+        template_changes: Some(stores.templates.clone()),
         label: "postgres",
     })
+}
+
+/// How often an instance on PostgreSQL looks whether the templates changed
+/// (one primary-key read; none per request).
+const TEMPLATE_LOOK: Duration = Duration::from_secs(1);
+
+/// Follows the shared template store until `stop` changes: a template saved
+/// on another instance is in force here within about [`TEMPLATE_LOOK`].
+pub(crate) async fn follow_templates(
+    service: ResetService,
+    store: Arc<dyn TemplateChanges>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stopped = async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    service.follow_templates(store, TEMPLATE_LOOK, stopped).await;
 }
 
 /// Drains the outbox until `stop` changes (or its sender is dropped),

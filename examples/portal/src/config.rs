@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use resetkit::policy::RateLimits;
+use resetkit::secrets::{DeploymentSecrets, PAGES_KEY_VAR, SecretsError};
 use secrecy::SecretString;
 use url::{Host, Url};
 
@@ -53,6 +54,12 @@ pub struct PortalConfig {
     /// on this address (`--dev-inbox 127.0.0.1:8025`; capture mode with
     /// `--dev-mail` only; loopback addresses only).
     pub dev_inbox: Option<SocketAddr>,
+    /// The deployment's secrets (`RESETKIT_PAGES_KEY`,
+    /// `RESETKIT_FINGERPRINT_KEY`, `RESETKIT_PAGES_KEY_PREVIOUS`, from the
+    /// environment or `--secrets-file`; see [`resetkit::secrets`]). `None`
+    /// makes random keys, which only a portal listening on loopback
+    /// accepts: several instances behind a load balancer must share them.
+    pub secrets: Option<DeploymentSecrets>,
 }
 
 impl Default for PortalConfig {
@@ -71,6 +78,7 @@ impl Default for PortalConfig {
             delivery_workers: resetkit::delivery::DEFAULT_CONCURRENCY,
             load_test_accounts: 0,
             dev_inbox: None,
+            secrets: None,
         }
     }
 }
@@ -161,6 +169,30 @@ impl PortalConfig {
     }
 }
 
+impl PortalConfig {
+    /// The secrets to start with: the configured ones, or random keys for a
+    /// portal listening on loopback only. A portal reachable from the
+    /// network is refused without them, naming the variable: instances
+    /// behind one load balancer must share their keys.
+    pub(crate) fn secrets_or_random(&self) -> Result<DeploymentSecrets, PortalError> {
+        match &self.secrets {
+            Some(secrets) => Ok(secrets.clone()),
+            None if self.listen.ip().is_loopback() => Ok(DeploymentSecrets::random()),
+            None => Err(PortalError::Startup(format!(
+                "{}; the portal listens on {} (not loopback), so it needs the deployment's keys: \
+                 set {PAGES_KEY_VAR} and {} in the environment or in --secrets-file \
+                 (see the README, \"Running several instances\")",
+                SecretsError::Missing {
+                    variable: PAGES_KEY_VAR,
+                    min_bytes: resetkit::secrets::KeyRing::MIN_BYTES,
+                },
+                self.listen,
+                resetkit::secrets::FINGERPRINT_KEY_VAR,
+            ))),
+        }
+    }
+}
+
 fn is_loopback(host: &Host<&str>) -> bool {
     match host {
         Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
@@ -185,6 +217,7 @@ impl fmt::Debug for PortalConfig {
             .field("from", &self.from)
             .field("rate_limits", &self.rate_limits)
             .field("sign_in_limits", &self.sign_in_limits)
+            .field("secrets", &self.secrets)
             .finish()
     }
 }
@@ -236,6 +269,10 @@ pub enum PortalError {
     /// The reset service refused its settings.
     #[error("the reset service refused its configuration: {0}")]
     Service(#[from] resetkit::error::BuildError),
+    /// The deployment's secrets are missing or unusable (the message names
+    /// the variable).
+    #[error("deployment secrets: {0}")]
+    Secrets(#[from] SecretsError),
     /// Hashing the demo passwords or another start-up step failed.
     #[error("start-up failed: {0}")]
     Startup(String),
@@ -319,6 +356,26 @@ mod tests {
         check("0.0.0.0:8080", Some("https://portal.example"), false).unwrap();
         check("127.0.0.1:8080", None, true).unwrap();
         check("[::1]:8080", Some("http://localhost:8080"), true).unwrap();
+    }
+
+    #[test]
+    fn a_portal_off_loopback_needs_the_deployment_keys() {
+        let public = PortalConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..PortalConfig::default()
+        };
+        let err = public.secrets_or_random().unwrap_err().to_string();
+        assert!(err.contains("RESETKIT_PAGES_KEY is not set"), "{err}");
+        assert!(err.contains("RESETKIT_FINGERPRINT_KEY"), "{err}");
+        assert!(
+            PortalConfig::default().secrets_or_random().is_ok(),
+            "loopback: random keys"
+        );
+        let configured = PortalConfig {
+            secrets: Some(DeploymentSecrets::random()),
+            ..public
+        };
+        assert!(configured.secrets_or_random().is_ok());
     }
 
     #[test]

@@ -30,6 +30,7 @@
 
 mod backend;
 mod config;
+pub mod fleet;
 mod html;
 mod operators;
 mod routes;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use resetkit::policy::{Limit, RateLimits};
+use resetkit::secrets::DeploymentSecrets;
 use resetkit_portal::{DEMO_ACCOUNTS, Portal, PortalConfig};
 use secrecy::SecretString;
 
@@ -61,6 +62,34 @@ struct Cli {
     /// Extra accounts load0..load{N-1} (load{i}@load.test, no password), for load tests.
     #[arg(long, default_value_t = 0)]
     load_test_accounts: usize,
+    /// File of the deployment's secrets (`NAME=value` lines:
+    /// RESETKIT_PAGES_KEY, RESETKIT_PAGES_KEY_PREVIOUS,
+    /// RESETKIT_FINGERPRINT_KEY); the same variables in the environment
+    /// take precedence. Required (file or environment) unless the portal
+    /// listens on loopback; every instance of a site needs the same values.
+    #[arg(long, env = "RESETKIT_SECRETS_FILE")]
+    secrets_file: Option<std::path::PathBuf>,
+}
+
+/// The deployment's secrets from the environment and `--secrets-file`
+/// (the environment wins), or `None` when neither sets any.
+fn load_secrets(file: Option<&std::path::Path>) -> Result<Option<DeploymentSecrets>, String> {
+    let from_file = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--secrets-file {}: {e}", path.display()))?;
+            DeploymentSecrets::parse_file(&text)
+                .map_err(|e| format!("--secrets-file {}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let lookup = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| from_file.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
+    DeploymentSecrets::from_lookup(lookup).map_err(|e| e.to_string())
 }
 
 fn parse_rate_limits(text: &str) -> Result<RateLimits, String> {
@@ -93,6 +122,13 @@ async fn main() -> ExitCode {
         .with_max_level(tracing::Level::INFO)
         .init();
     let cli = Cli::parse();
+    let secrets = match load_secrets(cli.secrets_file.as_deref()) {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            eprintln!("resetkit-portal: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let config = PortalConfig {
         listen: cli.listen,
         base_url: cli.base_url,
@@ -107,6 +143,7 @@ async fn main() -> ExitCode {
         delivery_workers: usize::from(cli.delivery_workers),
         load_test_accounts: cli.load_test_accounts,
         dev_inbox: cli.dev_inbox,
+        secrets,
     };
     let portal = match Portal::start(config).await {
         Ok(portal) => portal,

@@ -45,11 +45,12 @@ impl Portal {
         })?;
         let (base_url, allow_http) = config.resolve_base_url(addr)?;
         config.check_exposure(addr, allow_http)?;
+        let secrets = config.secrets_or_random()?;
         let sessions = Arc::new(SessionStore::new(SessionSettings {
             secure_cookie: base_url.scheme() == "https",
             ..SessionSettings::default()
         }));
-        let backend = Backend::start(&config, &base_url, allow_http, sessions.clone()).await?;
+        let backend = Backend::start(&config, &secrets, &base_url, allow_http, sessions.clone()).await?;
         if config.dev_mail && backend.capture.is_none() {
             tracing::warn!("--dev-mail has no effect with --smtp: mail goes to the SMTP server");
         }
@@ -69,6 +70,7 @@ impl Portal {
             .nav_link("Sign in", "/login")
             .nav_link("Forgot your password?", "/forgot")
             .sign_in_url("/login")
+            .secrets(&secrets)
             .secure_cookies(base_url.scheme() == "https")
             .host_sessions(sessions.clone())
             .build()
@@ -86,6 +88,13 @@ impl Portal {
         });
         let (stop, stopped) = watch::channel(false);
         let worker = tokio::spawn(backend::run_worker(backend.worker, stopped.clone()));
+        if let Some(changes) = backend.template_changes {
+            tokio::spawn(backend::follow_templates(
+                backend.service.clone(),
+                changes,
+                stopped.clone(),
+            ));
+        }
         let app_sessions = app.sessions.clone();
         let app_pages = app.pages.clone();
         let guard = crate::operators::OperatorGuard {
@@ -123,7 +132,6 @@ impl Portal {
             store_label: backend.store_label,
             service: backend.service,
             sessions: app_sessions,
-            pages: app_pages,
             stop,
             server: Some(server),
             worker: Some(worker),
@@ -168,7 +176,6 @@ pub struct RunningPortal {
     store_label: &'static str,
     service: ResetService,
     sessions: Arc<SessionStore>,
-    pages: ResetPages,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
@@ -210,9 +217,11 @@ impl RunningPortal {
     }
 
     /// What the portal holds server-side: (sign-in sessions, opened reset
-    /// links). Anonymous requests grow neither.
+    /// links). Anonymous requests grow neither; opened links are sealed into
+    /// the browser's cookie and form (`resetkit_axum::opened`), so the
+    /// second figure is always 0 (kept for the flood example's report).
     pub fn server_state(&self) -> (usize, usize) {
-        (self.sessions.len(), self.pages.pending().len())
+        (self.sessions.len(), 0)
     }
 
     /// The reset service behind the pages.

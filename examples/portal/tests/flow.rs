@@ -352,6 +352,7 @@ async fn dev_mail_and_http_links_are_refused_on_a_listener_others_reach() {
     c.listen = "0.0.0.0:0".parse().unwrap();
     c.base_url = Some("https://portal.example".into());
     c.dev_mail = false;
+    c.secrets = Some(resetkit::secrets::DeploymentSecrets::random());
     let portal = resetkit_portal::Portal::start(c)
         .await
         .expect("https off loopback starts");

@@ -384,3 +384,30 @@ async fn sign_in_attempts_are_limited_per_identifier_and_per_client() {
     let page = sprayer.sign_in("alice", "alice-demo-password-1").await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// Issue 20: a portal reachable from the network needs the deployment's
+/// keys (every instance behind a load balancer must share them); without
+/// them it refuses to start, naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_the_portal_refuses_to_start_without_the_deployment_keys() {
+    let config = resetkit_portal::PortalConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        base_url: Some("https://portal.example".into()),
+        fast_hash: true,
+        ..resetkit_portal::PortalConfig::default()
+    };
+    let error = match resetkit_portal::Portal::start(config.clone()).await {
+        Ok(_) => panic!("started off loopback without RESETKIT_PAGES_KEY"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("RESETKIT_PAGES_KEY is not set"), "{error}");
+    assert!(error.contains("RESETKIT_FINGERPRINT_KEY"), "{error}");
+    let with_keys = resetkit_portal::PortalConfig {
+        secrets: Some(resetkit::secrets::DeploymentSecrets::random()),
+        ..config
+    };
+    let portal = resetkit_portal::Portal::start(with_keys)
+        .await
+        .expect("starts with its keys");
+    portal.shutdown().await;
+}

@@ -75,7 +75,7 @@ pub async fn request_inbox_suite(inbox: &dyn RequestInbox) {
 
     inbox.done("req-0000", 1).await.expect("done");
     inbox
-        .retry_later("req-0001", 1, now + Duration::from_secs(5))
+        .retry_later("req-0001", 1, now, Duration::from_secs(5))
         .await
         .expect("retry");
     assert_eq!(inbox.len().await.expect("len"), 3);
@@ -93,23 +93,57 @@ pub async fn request_inbox_suite(inbox: &dyn RequestInbox) {
         .expect("claim");
     assert_eq!(retried.len(), 1);
     assert_eq!((retried[0].id.as_str(), retried[0].attempts), ("req-0001", 2));
+    inbox.done("req-0001", 2).await.expect("done");
 
-    // The lease of req-0002/0003 runs out: a second worker takes them over,
+    // The worker holding req-0002 renews its lease; req-0003's runs out.
+    let renewed_at = now + Duration::from_secs(30);
+    assert!(
+        inbox
+            .renew("req-0002", 1, renewed_at, lease)
+            .await
+            .expect("renew"),
+        "the worker holding a request renews its lease"
+    );
+    let expired = inbox
+        .claim(now + lease + Duration::from_secs(1), 10, lease)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = expired.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["req-0003"], "a renewed lease holds past its first end");
+    inbox
+        .retry_later(
+            "req-0003",
+            2,
+            now + lease + Duration::from_secs(1),
+            Duration::ZERO,
+        )
+        .await
+        .expect("retry");
+    // Then req-0002's lease runs out too: a second worker takes both over,
     // and the first worker's late calls change nothing.
-    let later = now + lease + Duration::from_secs(1);
+    let later = renewed_at + lease + Duration::from_secs(1);
     let taken_over = inbox.claim(later, 10, lease).await.expect("claim");
     let ids: HashSet<&str> = taken_over.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, HashSet::from(["req-0002", "req-0003"]));
-    assert!(taken_over.iter().all(|r| r.attempts == 2));
+    let attempts: Vec<(&str, u32)> = {
+        let mut a: Vec<(&str, u32)> = taken_over.iter().map(|r| (r.id.as_str(), r.attempts)).collect();
+        a.sort();
+        a
+    };
+    assert_eq!(attempts, [("req-0002", 2), ("req-0003", 3)]);
+    assert!(
+        !inbox.renew("req-0002", 1, later, lease).await.expect("renew"),
+        "a lease that was taken over is not renewed"
+    );
     inbox.done("req-0002", 1).await.expect("stale done");
     inbox
-        .retry_later("req-0003", 1, later)
+        .retry_later("req-0003", 2, later, Duration::ZERO)
         .await
         .expect("stale retry");
-    assert_eq!(inbox.len().await.expect("len"), 3, "stale calls are fenced off");
+    assert_eq!(inbox.len().await.expect("len"), 2, "stale calls are fenced off");
     assert!(inbox.claim(later, 10, lease).await.expect("claim").is_empty());
-    for id in ["req-0001", "req-0002", "req-0003"] {
-        inbox.done(id, 2).await.expect("done");
+    for (id, attempt) in [("req-0002", 2), ("req-0003", 3)] {
+        inbox.done(id, attempt).await.expect("done");
     }
     assert!(inbox.is_empty().await.expect("len"));
 }
@@ -222,7 +256,8 @@ pub async fn retention_suite(tokens: &dyn TokenStore, events: &dyn EventLog, out
                 reason: "try later".into(),
                 reply: None,
             },
-            Some(t0 + Duration::from_secs(30)),
+            t0,
+            Some(Duration::from_secs(30)),
         )
         .await
         .expect("retry");

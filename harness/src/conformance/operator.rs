@@ -121,7 +121,13 @@ pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
     };
     let retry_at = t0 + Duration::from_secs(120);
     outbox
-        .mark_failed(&id12, 1, &transient, Some(retry_at))
+        .mark_failed(
+            &id12,
+            1,
+            &transient,
+            t0,
+            Some(retry_at.duration_since(t0).expect("later")),
+        )
         .await
         .expect("outbox.mark_failed");
     let refused = DeliveryError::SenderRejected {
@@ -129,7 +135,7 @@ pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
         reply: Some(SmtpReply::new(550, Some("5.7.1"), "not authorised")),
     };
     outbox
-        .mark_failed(&id13, 1, &refused, None)
+        .mark_failed(&id13, 1, &refused, t0, None)
         .await
         .expect("outbox.mark_failed");
 
@@ -318,5 +324,48 @@ pub async fn template_store_suite(store: &dyn TemplateStore) {
             .expect("templates.save"),
         3,
         "a save after a restore gets the next number"
+    );
+}
+
+/// [`resetkit::flow::TemplateChanges`]: the generation moves with every
+/// save and restore, and not with reads (call on an empty store).
+pub async fn template_changes_suite(store: &dyn resetkit::flow::TemplateChanges) {
+    let t0 = epoch();
+    let source = |n: u32| {
+        TemplateSource::new(
+            format!("Reset {n}"),
+            format!("Body {n}\n{{{{ link }}}}\n"),
+            "<a href=\"{{ link }}\">reset</a>",
+        )
+    };
+    let start = store.generation().await.expect("templates.generation");
+    store.active().await.expect("templates.active");
+    assert_eq!(
+        store.generation().await.expect("templates.generation"),
+        start,
+        "reading changes nothing"
+    );
+    store
+        .save("en", EmailKind::Reset, &source(1), "op", t0)
+        .await
+        .expect("templates.save");
+    let saved = store.generation().await.expect("templates.generation");
+    assert_ne!(saved, start, "a save moves the generation");
+    store
+        .save("en", EmailKind::Reset, &source(2), "op", t0)
+        .await
+        .expect("templates.save");
+    let again = store.generation().await.expect("templates.generation");
+    assert_ne!(again, saved, "every save moves it");
+    assert!(
+        store
+            .activate("en", EmailKind::Reset, 1)
+            .await
+            .expect("templates.activate")
+    );
+    assert_ne!(
+        store.generation().await.expect("templates.generation"),
+        again,
+        "a restore moves it"
     );
 }

@@ -82,8 +82,24 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
             .is_empty(),
         "a leased message is not claimed twice"
     );
+    let renewed_at = t0 + Duration::from_secs(200);
+    assert!(
+        outbox
+            .renew(&id1, 1, renewed_at, lease)
+            .await
+            .expect("outbox.renew"),
+        "the worker holding a message renews its lease"
+    );
+    assert!(
+        outbox
+            .claim(t0 + lease + Duration::from_secs(1), 10, lease)
+            .await
+            .expect("outbox.claim")
+            .is_empty(),
+        "a renewed lease holds past its first end"
+    );
     let reclaimed = outbox
-        .claim(t0 + lease + Duration::from_secs(1), 10, lease)
+        .claim(renewed_at + lease + Duration::from_secs(1), 10, lease)
         .await
         .expect("outbox.claim");
     assert_eq!(
@@ -95,6 +111,13 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
         "an expired lease makes the message claimable again"
     );
     assert_eq!(reclaimed[0].attempts, 2);
+    assert!(
+        !outbox
+            .renew(&id1, 1, renewed_at + lease, lease)
+            .await
+            .expect("outbox.renew"),
+        "a lease that was taken over is not renewed"
+    );
 
     let transient = DeliveryError::Transient {
         reason: "greylisted".into(),
@@ -104,7 +127,7 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
     // The worker of attempt 1 lost its lease to attempt 2: its late report
     // must not touch the message (else a third send would follow).
     outbox
-        .mark_failed(&id1, 1, &transient, Some(t0))
+        .mark_failed(&id1, 1, &transient, t0, Some(Duration::ZERO))
         .await
         .expect("outbox.mark_failed (stale)");
     outbox
@@ -117,7 +140,13 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
         "a report for a lease that was taken over changes nothing"
     );
     outbox
-        .mark_failed(&id1, 2, &transient, Some(retry_at))
+        .mark_failed(
+            &id1,
+            2,
+            &transient,
+            t0,
+            Some(retry_at.duration_since(t0).expect("later")),
+        )
         .await
         .expect("outbox.mark_failed");
     assert_eq!(
@@ -155,7 +184,7 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
     };
     let id2 = sample_email(2).message_id;
     outbox
-        .mark_failed(&id2, before[0].attempts, &permanent, None)
+        .mark_failed(&id2, before[0].attempts, &permanent, retry_at, None)
         .await
         .expect("outbox.mark_failed");
     match outbox.status(&id2).await.expect("outbox.status") {

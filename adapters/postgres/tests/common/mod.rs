@@ -29,7 +29,9 @@ pub async fn db_with(test: &str, connections: u32) -> Option<TestDb> {
     let url = database_url(test)?;
     let pool = pool(&url, connections).await;
     let schema = Ident::new(&random_schema()).unwrap();
-    let stores = PgStores::new(pool.clone(), schema.as_str()).unwrap();
+    let stores = PgStores::new(pool.clone(), schema.as_str())
+        .unwrap()
+        .with_queue_clock(resetkit_postgres::QueueClock::Caller);
     stores.migrate().await.unwrap();
     Some(TestDb {
         url,

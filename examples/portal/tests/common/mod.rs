@@ -78,13 +78,18 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(portal: &RunningPortal) -> Self {
+        Self::at(portal.url())
+    }
+
+    /// A browser for the server at `base` (`http://ADDR`).
+    pub fn at(base: String) -> Self {
         Browser {
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
-            base: portal.url(),
+            base,
             cookies: Mutex::new(BTreeMap::new()),
         }
     }
