@@ -86,7 +86,41 @@ const REFUSED_ATTRIBUTES: &[&str] = &["srcdoc", "ping", "formaction", "action", 
 /// Checks that the token of `a` (rendered with links `links_a`) appears in
 /// no other place than those links, by comparing with `b`, the same email
 /// rendered with other tokens (links `links_b`). Returns `(part, reason)`.
-pub(super) fn check_confined(
+#[cfg(test)]
+fn check_confined(
+    a: &MailContent,
+    b: &MailContent,
+    links_a: &[&str],
+    links_b: &[&str],
+    link_page: &str,
+) -> Result<(), (&'static str, String)> {
+    confined_subject_and_text(a, b, links_a, links_b, link_page)?;
+    confined_html(
+        &Html::parse_document(&a.html),
+        &b.html,
+        links_a,
+        links_b,
+        link_page,
+    )
+}
+
+/// Both checks on one email rendered twice (see the module docs): no
+/// remote resources, and the token only in its links. Returns `(part, reason)`.
+/// `a`'s HTML is parsed once for both (this runs on every reset email).
+pub(super) fn check_rendered(
+    a: &MailContent,
+    b: &MailContent,
+    links_a: &[&str],
+    links_b: &[&str],
+    link_page: &str,
+) -> Result<(), (&'static str, String)> {
+    let doc_a = Html::parse_document(&a.html);
+    remote_resources(&doc_a).map_err(|reason| ("html", reason))?;
+    confined_subject_and_text(a, b, links_a, links_b, link_page)?;
+    confined_html(&doc_a, &b.html, links_a, links_b, link_page)
+}
+
+fn confined_subject_and_text(
     a: &MailContent,
     b: &MailContent,
     links_a: &[&str],
@@ -108,7 +142,18 @@ pub(super) fn check_confined(
             ),
         ));
     }
-    if let Some(place) = first_difference(&html_places(&a.html, links_a), &html_places(&b.html, links_b)) {
+    Ok(())
+}
+
+fn confined_html(
+    doc_a: &Html,
+    b_html: &str,
+    links_a: &[&str],
+    links_b: &[&str],
+    link_page: &str,
+) -> Result<(), (&'static str, String)> {
+    let places_b = html_places(&Html::parse_document(b_html), links_b);
+    if let Some(place) = first_difference(&html_places(doc_a, links_a), &places_b) {
         return Err((
             "html",
             format!(
@@ -120,19 +165,6 @@ pub(super) fn check_confined(
     Ok(())
 }
 
-/// Both checks on one email rendered twice (see the module docs): no
-/// remote resources, and the token only in its links. Returns `(part, reason)`.
-pub(super) fn check_rendered(
-    a: &MailContent,
-    b: &MailContent,
-    links_a: &[&str],
-    links_b: &[&str],
-    link_page: &str,
-) -> Result<(), (&'static str, String)> {
-    check_no_remote_resources(&a.html).map_err(|reason| ("html", reason))?;
-    check_confined(a, b, links_a, links_b, link_page)
-}
-
 /// The reset page a token may be carried to, for messages: origin and path.
 pub(crate) fn link_page(links: &crate::link::LinkBuilder) -> String {
     let target = links.target();
@@ -141,8 +173,12 @@ pub(crate) fn link_page(links: &crate::link::LinkBuilder) -> String {
 
 /// Refuses remote resources in an HTML body: what a mail client would
 /// fetch by itself (images, stylesheets, fonts, frames, scripts).
-pub(super) fn check_no_remote_resources(html: &str) -> Result<(), String> {
-    let document = Html::parse_document(html);
+#[cfg(test)]
+fn check_no_remote_resources(html: &str) -> Result<(), String> {
+    remote_resources(&Html::parse_document(html))
+}
+
+fn remote_resources(document: &Html) -> Result<(), String> {
     for node in document.tree.root().descendants() {
         match node.value() {
             Node::Element(el) => {
@@ -314,8 +350,7 @@ fn text_places(text: &str, links: &[&str]) -> Places {
     Places { items }
 }
 
-fn html_places(html: &str, links: &[&str]) -> Places {
-    let document = Html::parse_document(html);
+fn html_places(document: &Html, links: &[&str]) -> Places {
     let allowed = |value: &str| links.iter().position(|l| value.trim() == *l);
     let mut items = Vec::new();
     for node in document.tree.root().descendants() {
