@@ -66,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "operator_console",
         sql: include_str!("../migrations/0006_operator_console.sql"),
     },
+    // Versions 7 and 8 are other branches'.
+    Migration {
+        version: 9,
+        name: "overview",
+        sql: include_str!("../migrations/0009_overview.sql"),
+    },
 ];
 
 const OP: &str = "migrate";

@@ -18,6 +18,7 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
+use tracing::Instrument as _;
 
 use crate::error::StoreError;
 use crate::flow::{Inner, ResetService};
@@ -356,7 +357,13 @@ impl ResetService {
             let Some(job) = inner.inbox.claim(inner.clock.now(), CLAIM, LEASE).await?.pop() else {
                 break;
             };
-            match self.process_request(&job).await {
+            let span = tracing::info_span!(
+                "resetkit.process_request",
+                request_id = %job.id,
+                attempt = job.attempts,
+                identifier = crate::fingerprint::fingerprint(&inner.fingerprint_key, job.identifier.as_str()).get(..16),
+            );
+            match self.process_request(&job).instrument(span).await {
                 Ok(()) => {
                     inner.inbox.done(&job.id, job.attempts).await?;
                     report.processed += 1;

@@ -1,0 +1,628 @@
+//! Fleet-wide activity: "are reset emails failing right now?" for the
+//! operator's overview.
+//!
+//! Every recorded event counts towards at most two [`Activity`] kinds
+//! ([`counted`]). An event log that can answer counts per minute from
+//! rollups (not by reading the events) and the newest delivery results
+//! implements [`ActivityLog`]; an outbox that can tell its oldest waiting
+//! message implements [`QueueAge`]. Both are optional capabilities built
+//! on the core traits: the console's overview asks for them in its types.
+//! [`Overview::load`] turns them into the numbers the page shows.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::time::{Duration, SystemTime};
+//! use resetkit::activity::{Activity, Overview};
+//! use resetkit::event::{Event, EventKind};
+//! use resetkit::memory::{InMemoryEventLog, InMemoryOutbox};
+//! use resetkit::store::EventLog;
+//!
+//! let log = InMemoryEventLog::default();
+//! let now = SystemTime::now();
+//! log.record(Event::new(now, None, EventKind::ResetCompleted)).await.unwrap();
+//! let overview = Overview::load(&log, Some(&InMemoryOutbox::default()), now).await.unwrap();
+//! assert_eq!(overview.last_hour.get(Activity::ResetCompleted), 1);
+//! assert!(overview.alerts.is_empty());
+//! # });
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::event::{Event, EventKind, IgnoreReason, RateScope};
+use crate::store::{EventLog, Outbox};
+use crate::token::RevokeReason;
+
+/// What the overview counts. Stable names ([`Activity::as_str`]) are what
+/// stores keep in their rollups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Activity {
+    /// A reset was asked for: per account matched, per unknown
+    /// identifier, per request throttled at the door.
+    Requested,
+    /// An email was queued (or sent inline), fallbacks included.
+    EmailQueued,
+    /// The mail server accepted an email.
+    Delivered,
+    /// Refused: the server would not take the sender (MAIL FROM).
+    RefusedSender,
+    /// Refused: the server would not take the recipient (RCPT TO).
+    RefusedRecipient,
+    /// Refused: the server would not take the message (DATA).
+    RefusedMessage,
+    /// Not delivered this time: 4xx, connection refused or dropped, timeout.
+    Transient,
+    /// Not delivered: the mailer's TLS, authentication or settings.
+    Misconfigured,
+    /// Not sent: a rate limit (per client or per account).
+    Throttled,
+    /// Not sent: no account matches.
+    Unknown,
+    /// Not sent: the account is disabled.
+    Disabled,
+    /// Not sent for another reason: no confirmed address, no sender
+    /// allowed, the email could not be built, or its link died while it
+    /// waited in the queue.
+    NotSentOther,
+    /// A reset link's page was loaded.
+    LinkOpened,
+    /// A link was refused (expired, used, revoked, unknown).
+    LinkRejected,
+    /// A password was reset.
+    ResetCompleted,
+    /// The owner answered "this wasn't me".
+    Denied,
+}
+
+impl Activity {
+    /// Every kind, in the overview's order.
+    pub const ALL: [Activity; 16] = [
+        Activity::Requested,
+        Activity::EmailQueued,
+        Activity::Delivered,
+        Activity::RefusedSender,
+        Activity::RefusedRecipient,
+        Activity::RefusedMessage,
+        Activity::Transient,
+        Activity::Misconfigured,
+        Activity::Throttled,
+        Activity::Unknown,
+        Activity::Disabled,
+        Activity::NotSentOther,
+        Activity::LinkOpened,
+        Activity::LinkRejected,
+        Activity::ResetCompleted,
+        Activity::Denied,
+    ];
+
+    /// Stable snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::Requested => "requested",
+            Activity::EmailQueued => "email_queued",
+            Activity::Delivered => "delivered",
+            Activity::RefusedSender => "refused_sender",
+            Activity::RefusedRecipient => "refused_recipient",
+            Activity::RefusedMessage => "refused_message",
+            Activity::Transient => "transient",
+            Activity::Misconfigured => "misconfigured",
+            Activity::Throttled => "throttled",
+            Activity::Unknown => "unknown",
+            Activity::Disabled => "disabled",
+            Activity::NotSentOther => "not_sent_other",
+            Activity::LinkOpened => "link_opened",
+            Activity::LinkRejected => "link_rejected",
+            Activity::ResetCompleted => "reset_completed",
+            Activity::Denied => "denied",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str).
+    pub fn parse(text: &str) -> Option<Activity> {
+        Activity::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    /// Whether it is a refusal or failure of a delivery attempt (what the
+    /// chart draws as "refused").
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            Activity::RefusedSender
+                | Activity::RefusedRecipient
+                | Activity::RefusedMessage
+                | Activity::Transient
+                | Activity::Misconfigured
+        )
+    }
+}
+
+/// How many requests a throttling event stands for, and whether it was
+/// throttled at the door (per client: no other event records that
+/// request). Kept in one place: throttling events may come to carry a
+/// count per window.
+fn throttled(kind: &EventKind) -> Option<(u64, bool)> {
+    match kind {
+        EventKind::RateLimited { scope, .. } => Some((1, *scope == RateScope::Client)),
+        _ => None,
+    }
+}
+
+/// The activity kind of a failed delivery's class.
+fn refusal(class: &str) -> Activity {
+    match class {
+        "sender_rejected" => Activity::RefusedSender,
+        "recipient_rejected" => Activity::RefusedRecipient,
+        "message_rejected" => Activity::RefusedMessage,
+        "transient" => Activity::Transient,
+        "misconfigured" => Activity::Misconfigured,
+        _ => Activity::NotSentOther,
+    }
+}
+
+/// What `kind` counts towards, with how much: at most two kinds (a request
+/// throttled at the door is both requested and throttled).
+pub fn counted(kind: &EventKind) -> Vec<(Activity, u64)> {
+    if let Some((n, at_the_door)) = throttled(kind) {
+        return if at_the_door {
+            vec![(Activity::Requested, n), (Activity::Throttled, n)]
+        } else {
+            vec![(Activity::Throttled, n)]
+        };
+    }
+    let one = match kind {
+        EventKind::ResetRequested { .. } => Activity::Requested,
+        EventKind::RequestIgnored {
+            reason: IgnoreReason::UnknownIdentifier,
+            ..
+        } => return vec![(Activity::Requested, 1), (Activity::Unknown, 1)],
+        EventKind::RequestIgnored {
+            reason: IgnoreReason::AccountDisabled,
+            ..
+        } => Activity::Disabled,
+        EventKind::RequestIgnored { .. }
+        | EventKind::SenderUnavailable { .. }
+        | EventKind::EmailDropped { .. } => Activity::NotSentOther,
+        EventKind::EmailQueued { .. } => Activity::EmailQueued,
+        EventKind::EmailSent { .. } => Activity::Delivered,
+        EventKind::DeliveryFailed { class, .. } => refusal(class),
+        EventKind::LinkOpened { .. } => Activity::LinkOpened,
+        EventKind::TokenRejected { .. } => Activity::LinkRejected,
+        EventKind::ResetCompleted => Activity::ResetCompleted,
+        EventKind::LinksRevoked {
+            reason: RevokeReason::UserDenied,
+            ..
+        } => Activity::Denied,
+        _ => return Vec::new(),
+    };
+    vec![(one, 1)]
+}
+
+/// The start of the minute `at` falls in (UTC, like PostgreSQL's
+/// `date_trunc('minute', …)`).
+pub fn minute_of(at: SystemTime) -> SystemTime {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 60)
+}
+
+/// How many events of one kind happened in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityCount {
+    /// The minute's start ([`minute_of`]).
+    pub minute: SystemTime,
+    /// What.
+    pub activity: Activity,
+    /// How many.
+    pub count: u64,
+}
+
+/// An event log that answers the overview's questions cheaply: counts from
+/// per-minute rollups kept as events are recorded, and the newest delivery
+/// results from an index. Optional: the console's overview requires it.
+#[async_trait]
+pub trait ActivityLog: EventLog {
+    /// The non-zero counts per minute and [`Activity`] for the minutes
+    /// starting in `[from, until)`, in any order.
+    async fn activity(&self, from: SystemTime, until: SystemTime) -> Result<Vec<ActivityCount>, StoreError>;
+
+    /// The newest delivery results at or after `since`, newest first, at
+    /// most `limit`: [`EventKind::EmailSent`], [`EventKind::DeliveryFailed`]
+    /// and [`EventKind::ServerReplied`] events.
+    async fn deliveries(&self, since: SystemTime, limit: usize) -> Result<Vec<Event>, StoreError>;
+}
+
+/// An outbox that tells how old its oldest waiting message is. Optional:
+/// the overview's queue line and the queue-age gauge require it.
+#[async_trait]
+pub trait QueueAge: Outbox {
+    /// When the oldest message still waiting (pending or claimed) was
+    /// queued; `None` when nothing waits.
+    async fn oldest_waiting(&self) -> Result<Option<SystemTime>, StoreError>;
+}
+
+/// Counts by [`Activity`] over a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally(BTreeMap<Activity, u64>);
+
+impl Tally {
+    /// How many of `activity`.
+    pub fn get(&self, activity: Activity) -> u64 {
+        self.0.get(&activity).copied().unwrap_or(0)
+    }
+
+    /// Adds `n` of `activity`.
+    pub fn add(&mut self, activity: Activity, n: u64) {
+        let slot = self.0.entry(activity).or_insert(0);
+        *slot = slot.saturating_add(n);
+    }
+
+    /// Every refusal or failure of a delivery attempt.
+    pub fn refused(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|(a, _)| a.is_refusal())
+            .map(|(_, n)| *n)
+            .sum()
+    }
+}
+
+/// One hour of the chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourBar {
+    /// The hour's start.
+    pub hour: SystemTime,
+    /// Emails the server accepted.
+    pub delivered: u64,
+    /// Delivery attempts refused or failed.
+    pub refused: u64,
+}
+
+/// A sender's latest delivery result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderResult {
+    /// The From address.
+    pub sender: String,
+    /// When.
+    pub at: SystemTime,
+    /// Whether the server accepted the email.
+    pub accepted: bool,
+    /// The server's reply (`250 2.0.0 Ok`, `550 5.7.1 …`), or the
+    /// failure's reason when no reply was recorded.
+    pub reply: String,
+    /// The failure's class ([`EventKind::DeliveryFailed::class`]), when refused.
+    pub class: Option<&'static str>,
+}
+
+/// A sender the mail server keeps refusing: refusals in the alert window
+/// and no delivery from it since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderAlert {
+    /// The From address.
+    pub sender: String,
+    /// Refusals in the window.
+    pub refusals: u64,
+    /// The first refusal in the window.
+    pub since: SystemTime,
+    /// The latest reply (or reason).
+    pub reply: String,
+    /// The latest refusal's class.
+    pub class: &'static str,
+    /// Its latest delivery among the results read, if any.
+    pub last_delivered: Option<SystemTime>,
+}
+
+/// How much waits in the delivery queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueState {
+    /// Messages pending or being sent.
+    pub depth: usize,
+    /// When the oldest of them was queued.
+    pub oldest: Option<SystemTime>,
+}
+
+/// Everything the overview page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overview {
+    /// When it was computed.
+    pub now: SystemTime,
+    /// The last 60 minutes (by minute: the current minute included).
+    pub last_hour: Tally,
+    /// The last 24 hours (by minute).
+    pub last_day: Tally,
+    /// 24 hourly bars, oldest first; the last one is the current hour.
+    pub hours: Vec<HourBar>,
+    /// The queue, when the outbox can tell (outbox delivery).
+    pub queue: Option<QueueState>,
+    /// Each sender's latest result, most recent first.
+    pub senders: Vec<SenderResult>,
+    /// Senders being refused now.
+    pub alerts: Vec<SenderAlert>,
+}
+
+/// The window in which refusals without a delivery raise an alert.
+pub const ALERT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Delivery results [`Overview::load`] reads for the senders' lines and
+/// the alerts (newest first, from the last 24 hours).
+pub const DELIVERY_RESULTS_READ: usize = 1000;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Overview {
+    /// Reads the counts of the last 24 hours, the newest delivery results
+    /// and the queue, as of `now`.
+    pub async fn load(
+        log: &dyn ActivityLog,
+        queue: Option<&dyn QueueAge>,
+        now: SystemTime,
+    ) -> Result<Overview, StoreError> {
+        let this_hour = hour_of(now);
+        let first_hour = this_hour
+            .checked_sub(DAY - HOUR)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let day_ago = now.checked_sub(DAY).unwrap_or(SystemTime::UNIX_EPOCH);
+        let from = first_hour.min(minute_of(day_ago));
+        let until = minute_of(now) + Duration::from_secs(60);
+        let counts = log.activity(from, until).await?;
+        let hour_ago = minute_of(now.checked_sub(HOUR).unwrap_or(SystemTime::UNIX_EPOCH));
+        let day_start = minute_of(day_ago);
+        let mut last_hour = Tally::default();
+        let mut last_day = Tally::default();
+        let mut hours: Vec<HourBar> = (0..24u32)
+            .map(|i| HourBar {
+                hour: first_hour + HOUR * i,
+                delivered: 0,
+                refused: 0,
+            })
+            .collect();
+        for c in &counts {
+            if c.minute > hour_ago {
+                last_hour.add(c.activity, c.count);
+            }
+            if c.minute > day_start {
+                last_day.add(c.activity, c.count);
+            }
+            let index = c
+                .minute
+                .duration_since(first_hour)
+                .ok()
+                .map(|d| d.as_secs() / 3600)
+                .and_then(|i| usize::try_from(i).ok());
+            if let Some(bar) = index.and_then(|i| hours.get_mut(i)) {
+                if c.activity == Activity::Delivered {
+                    bar.delivered += c.count;
+                } else if c.activity.is_refusal() {
+                    bar.refused += c.count;
+                }
+            }
+        }
+        let results = log.deliveries(day_ago, DELIVERY_RESULTS_READ).await?;
+        let (senders, alerts) = senders_and_alerts(&results, now);
+        let queue = match queue {
+            Some(q) => Some(QueueState {
+                depth: q.counts().await?.waiting,
+                oldest: q.oldest_waiting().await?,
+            }),
+            None => None,
+        };
+        Ok(Overview {
+            now,
+            last_hour,
+            last_day,
+            hours,
+            queue,
+            senders,
+            alerts,
+        })
+    }
+}
+
+fn hour_of(at: SystemTime) -> SystemTime {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 3600)
+}
+
+/// Each sender's latest result and the senders refused in the alert
+/// window with no delivery since, from delivery results newest first.
+fn senders_and_alerts(results: &[Event], now: SystemTime) -> (Vec<SenderResult>, Vec<SenderAlert>) {
+    // The server's reply to each message's latest attempt.
+    let mut replies: BTreeMap<&str, String> = BTreeMap::new();
+    for e in results {
+        if let EventKind::ServerReplied {
+            message_id, reply, ..
+        } = &e.kind
+        {
+            replies
+                .entry(message_id.as_str())
+                .or_insert_with(|| reply.to_string());
+        }
+    }
+    let window_start = now.checked_sub(ALERT_WINDOW).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut senders: Vec<SenderResult> = Vec::new();
+    let mut alerts: BTreeMap<&str, SenderAlert> = BTreeMap::new();
+    // Senders seen delivering (newer results come first): refusals older
+    // than a delivery do not count towards an alert.
+    let mut delivered: BTreeMap<&str, SystemTime> = BTreeMap::new();
+    for e in results {
+        let (sender, accepted, reply, class) = match &e.kind {
+            EventKind::EmailSent { message_id, from, .. } => (
+                from.as_str(),
+                true,
+                replies
+                    .get(message_id.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| "accepted".to_owned()),
+                None,
+            ),
+            EventKind::DeliveryFailed {
+                message_id,
+                reason,
+                from,
+                class,
+                ..
+            } if !from.is_empty() => (
+                from.as_str(),
+                false,
+                replies
+                    .get(message_id.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| reason.clone()),
+                Some(*class),
+            ),
+            _ => continue,
+        };
+        if !senders.iter().any(|s| s.sender == sender) {
+            senders.push(SenderResult {
+                sender: sender.to_owned(),
+                at: e.at,
+                accepted,
+                reply: reply.clone(),
+                class,
+            });
+        }
+        if accepted {
+            delivered.entry(sender).or_insert(e.at);
+            continue;
+        }
+        if e.at < window_start || delivered.contains_key(sender) {
+            continue;
+        }
+        let alert = alerts.entry(sender).or_insert_with(|| SenderAlert {
+            sender: sender.to_owned(),
+            refusals: 0,
+            since: e.at,
+            reply,
+            class: class.unwrap_or("unknown"),
+            last_delivered: None,
+        });
+        alert.refusals += 1;
+        alert.since = e.at;
+    }
+    let mut alerts: Vec<SenderAlert> = alerts
+        .into_values()
+        .map(|mut a| {
+            a.last_delivered = delivered.get(a.sender.as_str()).copied();
+            a
+        })
+        .collect();
+    alerts.sort_by(|a, b| b.refusals.cmp(&a.refusals).then_with(|| a.sender.cmp(&b.sender)));
+    (senders, alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::SmtpReply;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn sent(t: u64, from: &str) -> Event {
+        Event::new(
+            at(t),
+            None,
+            EventKind::EmailSent {
+                message_id: format!("<{t}@x>"),
+                from: from.into(),
+                to: "u@x".into(),
+            },
+        )
+    }
+
+    fn refused(t: u64, from: &str) -> Vec<Event> {
+        vec![
+            Event::new(
+                at(t),
+                None,
+                EventKind::DeliveryFailed {
+                    message_id: format!("<{t}@x>"),
+                    reason: format!("sender <{from}> rejected"),
+                    permanent: true,
+                    will_retry: false,
+                    from: from.into(),
+                    class: "sender_rejected",
+                },
+            ),
+            Event::new(
+                at(t),
+                None,
+                EventKind::ServerReplied {
+                    message_id: format!("<{t}@x>"),
+                    accepted: false,
+                    reply: SmtpReply::new(550, Some("5.7.1"), "not allowed"),
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_name_parses_back() {
+        for a in Activity::ALL {
+            assert_eq!(Activity::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(Activity::parse("nope"), None);
+    }
+
+    #[test]
+    fn a_request_throttled_at_the_door_counts_as_requested_and_throttled() {
+        let door = EventKind::RateLimited {
+            scope: RateScope::Client,
+            client: None,
+        };
+        assert_eq!(
+            counted(&door),
+            vec![(Activity::Requested, 1), (Activity::Throttled, 1)]
+        );
+        let account = EventKind::RateLimited {
+            scope: RateScope::Account,
+            client: None,
+        };
+        assert_eq!(counted(&account), vec![(Activity::Throttled, 1)]);
+    }
+
+    #[test]
+    fn refusals_without_a_delivery_since_raise_an_alert_naming_sender_and_reply() {
+        let now = at(3600);
+        // Newest first: three refusals of noreply after a delivery of
+        // support; an older delivery of noreply before the window.
+        let mut results = Vec::new();
+        results.extend(refused(3500, "noreply@x"));
+        results.push(sent(3450, "support@x"));
+        results.extend(refused(3400, "noreply@x"));
+        results.extend(refused(3300, "noreply@x"));
+        results.push(sent(100, "noreply@x"));
+        let (senders, alerts) = senders_and_alerts(&results, now);
+        assert_eq!(senders.len(), 2);
+        assert_eq!(senders[0].sender, "noreply@x");
+        assert!(!senders[0].accepted);
+        assert_eq!(senders[0].reply, "550 5.7.1 not allowed");
+        assert!(senders[1].accepted);
+        assert_eq!(alerts.len(), 1);
+        let alert = &alerts[0];
+        assert_eq!((alert.sender.as_str(), alert.refusals), ("noreply@x", 3));
+        assert_eq!(alert.since, at(3300));
+        assert_eq!(alert.last_delivered, Some(at(100)));
+        assert_eq!(alert.reply, "550 5.7.1 not allowed");
+    }
+
+    #[test]
+    fn a_delivery_after_the_refusals_clears_the_alert() {
+        let now = at(3600);
+        let mut results = vec![sent(3550, "noreply@x")];
+        results.extend(refused(3500, "noreply@x"));
+        let (_, alerts) = senders_and_alerts(&results, now);
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let old = refused(100, "noreply@x");
+        let (_, alerts) = senders_and_alerts(&old, now);
+        assert!(alerts.is_empty(), "refusals before the window: {alerts:?}");
+    }
+}
