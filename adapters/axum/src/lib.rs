@@ -72,6 +72,7 @@ mod csrf;
 pub mod form;
 mod headers;
 mod hook;
+pub mod metrics;
 pub mod pending;
 mod routes;
 mod serve;
@@ -87,6 +88,7 @@ pub use admin::{AdminConsole, AdminGuard, admin_router, guard_fn};
 pub use csrf::{CSRF_COOKIE, CsrfToken, StatelessCsrf};
 pub use headers::security_headers;
 pub use hook::{HostSessions, SignedIn};
+pub use metrics::metrics_router;
 pub use pending::{PendingLinks, PendingSettings};
 pub use serve::{ServeOptions, serve};
 
