@@ -63,7 +63,7 @@ const SECTIONS: [(&str, &[(Activity, &str)]); 5] = [
 ];
 
 /// Chart geometry (SVG user units).
-const LEFT: u64 = 36;
+const LEFT: u64 = 40;
 const SLOT: u64 = 30;
 const BAR: u64 = 12;
 const PLOT: u64 = 140;
