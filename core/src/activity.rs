@@ -2,8 +2,8 @@
 //! operator's overview.
 //!
 //! Every recorded event counts towards at most two [`Activity`] kinds
-//! ([`counted`]). An event log that can answer counts per minute from
-//! rollups (not by reading the events) and the newest delivery results
+//! ([`counted`]). An event log that can answer counts per minute and per
+//! hour from rollups (not by reading the events) and the newest delivery results
 //! implements [`ActivityLog`]; an outbox that can tell its oldest waiting
 //! message implements [`QueueAge`]. Both are optional capabilities built
 //! on the core traits: the console's overview asks for them in its types.
@@ -204,17 +204,44 @@ pub fn counted(kind: &EventKind) -> Vec<(Activity, u64)> {
 /// The start of the minute `at` falls in (UTC, like PostgreSQL's
 /// `date_trunc('minute', …)`).
 pub fn minute_of(at: SystemTime) -> SystemTime {
-    let secs = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 60)
+    Bucket::Minute.start_of(at)
 }
 
-/// How many events of one kind happened in one minute.
+/// How long the periods of [`ActivityLog::activity`] are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Bucket {
+    /// Minutes (the last hour).
+    Minute,
+    /// Hours (the last day, the chart).
+    Hour,
+}
+
+impl Bucket {
+    /// Its length.
+    pub fn length(self) -> Duration {
+        match self {
+            Bucket::Minute => Duration::from_secs(60),
+            Bucket::Hour => Duration::from_secs(3600),
+        }
+    }
+
+    /// The start of the period `at` falls in (UTC, whole periods since the
+    /// Unix epoch).
+    pub fn start_of(self, at: SystemTime) -> SystemTime {
+        let secs = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let len = self.length().as_secs();
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % len)
+    }
+}
+
+/// How many events of one kind happened in one period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActivityCount {
-    /// The minute's start ([`minute_of`]).
-    pub minute: SystemTime,
+    /// The period's start ([`Bucket::start_of`]).
+    pub start: SystemTime,
     /// What.
     pub activity: Activity,
     /// How many.
@@ -222,13 +249,20 @@ pub struct ActivityCount {
 }
 
 /// An event log that answers the overview's questions cheaply: counts from
-/// per-minute rollups kept as events are recorded, and the newest delivery
-/// results from an index. Optional: the console's overview requires it.
+/// per-minute and per-hour rollups kept as events are recorded (reading
+/// them costs the same however many events there are), and the newest
+/// delivery results from an index. Optional: the console's overview
+/// requires it.
 #[async_trait]
 pub trait ActivityLog: EventLog {
-    /// The non-zero counts per minute and [`Activity`] for the minutes
+    /// The non-zero counts per `bucket` and [`Activity`] for the periods
     /// starting in `[from, until)`, in any order.
-    async fn activity(&self, from: SystemTime, until: SystemTime) -> Result<Vec<ActivityCount>, StoreError>;
+    async fn activity(
+        &self,
+        bucket: Bucket,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<ActivityCount>, StoreError>;
 
     /// The newest delivery results at or after `since`, newest first, at
     /// most `limit`: [`EventKind::EmailSent`], [`EventKind::DeliveryFailed`]
@@ -330,9 +364,11 @@ pub struct QueueState {
 pub struct Overview {
     /// When it was computed.
     pub now: SystemTime,
-    /// The last 60 minutes (by minute: the current minute included).
+    /// The last 60 minutes (by minute: the current minute and the 59
+    /// before).
     pub last_hour: Tally,
-    /// The last 24 hours (by minute).
+    /// The last 24 hours (by hour: the current hour and the 23 before, the
+    /// bars of [`hours`](Self::hours)).
     pub last_day: Tally,
     /// 24 hourly bars, oldest first; the last one is the current hour.
     pub hours: Vec<HourBar>,
@@ -362,17 +398,27 @@ impl Overview {
         queue: Option<&dyn QueueAge>,
         now: SystemTime,
     ) -> Result<Overview, StoreError> {
-        let this_hour = hour_of(now);
+        let this_hour = Bucket::Hour.start_of(now);
         let first_hour = this_hour
             .checked_sub(DAY - HOUR)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let day_ago = now.checked_sub(DAY).unwrap_or(SystemTime::UNIX_EPOCH);
-        let from = first_hour.min(minute_of(day_ago));
-        let until = minute_of(now) + Duration::from_secs(60);
-        let counts = log.activity(from, until).await?;
-        let hour_ago = minute_of(now.checked_sub(HOUR).unwrap_or(SystemTime::UNIX_EPOCH));
-        let day_start = minute_of(day_ago);
+        let this_minute = minute_of(now);
+        let first_minute = this_minute
+            .checked_sub(HOUR - Bucket::Minute.length())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let minutes = log
+            .activity(
+                Bucket::Minute,
+                first_minute,
+                this_minute + Bucket::Minute.length(),
+            )
+            .await?;
         let mut last_hour = Tally::default();
+        for c in &minutes {
+            last_hour.add(c.activity, c.count);
+        }
+        let counts = log.activity(Bucket::Hour, first_hour, this_hour + HOUR).await?;
         let mut last_day = Tally::default();
         let mut hours: Vec<HourBar> = (0..24u32)
             .map(|i| HourBar {
@@ -382,14 +428,9 @@ impl Overview {
             })
             .collect();
         for c in &counts {
-            if c.minute > hour_ago {
-                last_hour.add(c.activity, c.count);
-            }
-            if c.minute > day_start {
-                last_day.add(c.activity, c.count);
-            }
+            last_day.add(c.activity, c.count);
             let index = c
-                .minute
+                .start
                 .duration_since(first_hour)
                 .ok()
                 .map(|d| d.as_secs() / 3600)
@@ -421,13 +462,6 @@ impl Overview {
             alerts,
         })
     }
-}
-
-fn hour_of(at: SystemTime) -> SystemTime {
-    let secs = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 3600)
 }
 
 /// Each sender's latest result and the senders refused in the alert

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use resetkit::account::AccountId;
-use resetkit::activity::{Activity, ActivityCount, ActivityLog, counted, minute_of};
+use resetkit::activity::{Activity, ActivityCount, ActivityLog, Bucket, counted};
 use resetkit::error::StoreError;
 use resetkit::event::Event;
 use resetkit::store::{EventCursor, EventLog, EventPage};
@@ -27,9 +27,11 @@ pub struct PgEventLog {
     for_account: Sql,
     recent: Sql,
     purge: Sql,
-    purge_counts: Sql,
+    purge_minutes: Sql,
+    purge_hours: Sql,
     page: Sql,
-    activity: Sql,
+    activity_minutes: Sql,
+    activity_hours: Sql,
     deliveries: Sql,
 }
 
@@ -51,22 +53,33 @@ impl PgEventLog {
             // The events and their per-minute counts, in one statement.
             insert_all: Sql::new(
                 schema,
-                "WITH counted AS ( \
-                   INSERT INTO __SCHEMA__.activity_counts AS c (minute, activity, shard, n) \
-                   SELECT minute, activity, (pg_backend_pid() % 8)::smallint, n \
-                   FROM unnest($5::timestamptz[], $6::text[], $7::bigint[]) AS r(minute, activity, n) \
-                   ON CONFLICT (minute, activity, shard) DO UPDATE SET n = c.n + EXCLUDED.n) \
+                "WITH minutes AS ( \
+                   INSERT INTO __SCHEMA__.activity_minutes AS c (start, activity, shard, n) \
+                   SELECT start, activity, (pg_backend_pid() % 8)::smallint, n \
+                   FROM unnest($5::timestamptz[], $6::text[], $7::bigint[]) AS r(start, activity, n) \
+                   ON CONFLICT (start, activity, shard) DO UPDATE SET n = c.n + EXCLUDED.n), \
+                 hours AS ( \
+                   INSERT INTO __SCHEMA__.activity_hours AS c (start, activity, shard, n) \
+                   SELECT start, activity, (pg_backend_pid() % 8)::smallint, n \
+                   FROM unnest($8::timestamptz[], $9::text[], $10::bigint[]) AS r(start, activity, n) \
+                   ON CONFLICT (start, activity, shard) DO UPDATE SET n = c.n + EXCLUDED.n) \
                  INSERT INTO __SCHEMA__.events (at, account_id, kind, detail) \
                  SELECT at, account_id, kind, detail::jsonb \
                  FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[]) \
                    WITH ORDINALITY AS e(at, account_id, kind, detail, n) ORDER BY n",
             ),
-            purge_counts: Sql::new(schema, "DELETE FROM __SCHEMA__.activity_counts WHERE minute < $1"),
-            // A range of the primary key: at most minutes × kinds × 8 rows.
-            activity: Sql::new(
+            purge_minutes: Sql::new(schema, "DELETE FROM __SCHEMA__.activity_minutes WHERE start < $1"),
+            purge_hours: Sql::new(schema, "DELETE FROM __SCHEMA__.activity_hours WHERE start < $1"),
+            // Ranges of the primary keys: at most periods × kinds × 8 rows.
+            activity_minutes: Sql::new(
                 schema,
-                "SELECT minute, activity, sum(n)::bigint AS n FROM __SCHEMA__.activity_counts \
-                 WHERE minute >= $1 AND minute < $2 GROUP BY minute, activity",
+                "SELECT start, activity, sum(n)::bigint AS n FROM __SCHEMA__.activity_minutes \
+                 WHERE start >= $1 AND start < $2 GROUP BY start, activity",
+            ),
+            activity_hours: Sql::new(
+                schema,
+                "SELECT start, activity, sum(n)::bigint AS n FROM __SCHEMA__.activity_hours \
+                 WHERE start >= $1 AND start < $2 GROUP BY start, activity",
             ),
             // `events_deliveries`, read backwards.
             deliveries: Sql::new(
@@ -98,6 +111,26 @@ impl PgEventLog {
                  WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
             ),
         }
+    }
+}
+
+/// Counts per (period, activity), one row each: a statement may not update
+/// a counter row twice.
+#[derive(Default)]
+struct Counts(BTreeMap<(SystemTime, &'static str), i64>);
+
+impl Counts {
+    fn add(&mut self, start: SystemTime, activity: Activity, n: u64) {
+        let slot = self.0.entry((start, activity.as_str())).or_insert(0);
+        *slot = slot.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    fn columns(&self) -> (Vec<DateTime<Utc>>, Vec<&'static str>, Vec<i64>) {
+        (
+            self.0.keys().map(|(s, _)| to_db(*s)).collect(),
+            self.0.keys().map(|(_, a)| *a).collect(),
+            self.0.values().copied().collect(),
+        )
     }
 }
 
@@ -143,9 +176,8 @@ impl EventLog for PgEventLog {
         let mut account = Vec::with_capacity(events.len());
         let mut kind = Vec::with_capacity(events.len());
         let mut detail = Vec::with_capacity(events.len());
-        // One row per (minute, activity): a statement may not update a
-        // counter row twice.
-        let mut counts: BTreeMap<(SystemTime, &'static str), i64> = BTreeMap::new();
+        let mut minutes = Counts::default();
+        let mut hours = Counts::default();
         for event in &events {
             let (name, value) = encode(&event.kind);
             at.push(to_db(event.at));
@@ -153,23 +185,23 @@ impl EventLog for PgEventLog {
             kind.push(name.to_owned());
             detail.push(value.to_string());
             for (activity, n) in counted(&event.kind) {
-                let slot = counts
-                    .entry((minute_of(event.at), activity.as_str()))
-                    .or_insert(0);
-                *slot = slot.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+                minutes.add(Bucket::Minute.start_of(event.at), activity, n);
+                hours.add(Bucket::Hour.start_of(event.at), activity, n);
             }
         }
-        let minutes: Vec<_> = counts.keys().map(|(m, _)| to_db(*m)).collect();
-        let activities: Vec<&str> = counts.keys().map(|(_, a)| *a).collect();
-        let ns: Vec<i64> = counts.values().copied().collect();
+        let (m_start, m_activity, m_n) = minutes.columns();
+        let (h_start, h_activity, h_n) = hours.columns();
         sqlx::query(self.insert_all.q())
             .bind(at)
             .bind(account)
             .bind(kind)
             .bind(detail)
-            .bind(minutes)
-            .bind(activities)
-            .bind(ns)
+            .bind(m_start)
+            .bind(m_activity)
+            .bind(m_n)
+            .bind(h_start)
+            .bind(h_activity)
+            .bind(h_n)
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
@@ -189,11 +221,16 @@ impl EventLog for PgEventLog {
     async fn purge_before(&self, before: std::time::SystemTime, batch: usize) -> Result<usize, StoreError> {
         const OP: &str = "events.purge_before";
         let purged = purge(&self.pool, &self.purge, OP, before, batch).await?;
-        sqlx::query(self.purge_counts.q())
-            .bind(to_db(minute_of(before)))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
+        for (sql, bucket) in [
+            (&self.purge_minutes, Bucket::Minute),
+            (&self.purge_hours, Bucket::Hour),
+        ] {
+            sqlx::query(sql.q())
+                .bind(to_db(bucket.start_of(before)))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error(OP))?;
+        }
         Ok(purged)
     }
 
@@ -241,9 +278,18 @@ impl EventLog for PgEventLog {
 
 #[async_trait]
 impl ActivityLog for PgEventLog {
-    async fn activity(&self, from: SystemTime, until: SystemTime) -> Result<Vec<ActivityCount>, StoreError> {
+    async fn activity(
+        &self,
+        bucket: Bucket,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<ActivityCount>, StoreError> {
         const OP: &str = "events.activity";
-        let rows = sqlx::query(self.activity.q())
+        let sql = match bucket {
+            Bucket::Hour => &self.activity_hours,
+            _ => &self.activity_minutes,
+        };
+        let rows = sqlx::query(sql.q())
             .bind(to_db(from))
             .bind(to_db(until))
             .fetch_all(&self.pool)
@@ -251,7 +297,7 @@ impl ActivityLog for PgEventLog {
             .map_err(db_error(OP))?;
         let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
-            let minute: DateTime<Utc> = row.try_get("minute").map_err(db_error(OP))?;
+            let start: DateTime<Utc> = row.try_get("start").map_err(db_error(OP))?;
             let name: String = row.try_get("activity").map_err(db_error(OP))?;
             let n: i64 = row.try_get("n").map_err(db_error(OP))?;
             // A kind this version does not know (written by a newer one) is skipped.
@@ -259,7 +305,7 @@ impl ActivityLog for PgEventLog {
                 continue;
             };
             counts.push(ActivityCount {
-                minute: from_db(minute),
+                start: from_db(start),
                 activity,
                 count: u64::try_from(n).unwrap_or(0),
             });

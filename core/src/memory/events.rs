@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::lock;
 use crate::account::AccountId;
-use crate::activity::{Activity, ActivityCount, ActivityLog, counted, minute_of};
+use crate::activity::{Activity, ActivityCount, ActivityLog, Bucket, counted, minute_of};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
 use crate::store::{EventCursor, EventLog, EventPage};
@@ -170,18 +170,36 @@ impl EventLog for InMemoryEventLog {
 
 #[async_trait]
 impl ActivityLog for InMemoryEventLog {
-    async fn activity(&self, from: SystemTime, until: SystemTime) -> Result<Vec<ActivityCount>, StoreError> {
+    async fn activity(
+        &self,
+        bucket: Bucket,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<ActivityCount>, StoreError> {
         let rollup = lock(&self.rollup);
         let Some(first) = Activity::ALL.first() else {
             return Ok(Vec::new());
         };
-        Ok(rollup
-            .range((from, *first)..)
+        // Minutes are kept; longer periods are their sums (at most
+        // ROLLUP_KEEP of minutes).
+        let mut sums: BTreeMap<(SystemTime, Activity), u64> = BTreeMap::new();
+        for ((minute, activity), count) in rollup
+            .range((bucket.start_of(from), *first)..)
             .take_while(|((minute, _), _)| *minute < until)
-            .map(|((minute, activity), count)| ActivityCount {
-                minute: *minute,
-                activity: *activity,
-                count: *count,
+        {
+            let start = bucket.start_of(*minute);
+            if start < from || start >= until {
+                continue;
+            }
+            let slot = sums.entry((start, *activity)).or_insert(0);
+            *slot = slot.saturating_add(*count);
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((start, activity), count)| ActivityCount {
+                start,
+                activity,
+                count,
             })
             .collect())
     }

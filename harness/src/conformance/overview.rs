@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use resetkit::account::AccountId;
-use resetkit::activity::{Activity, ActivityLog, QueueAge, minute_of};
+use resetkit::activity::{Activity, ActivityLog, Bucket, QueueAge, minute_of};
 use resetkit::event::{Event, EventKind, IgnoreReason, RateScope};
 use resetkit::mail::SmtpReply;
 
@@ -95,12 +95,15 @@ pub async fn activity_log_suite(log: &dyn ActivityLog) {
         .await
         .expect("events.record_all");
 
-    let mut counts = log.activity(min(0), min(4)).await.expect("activity");
-    counts.sort_by_key(|c| (c.minute, c.activity));
+    let mut counts = log
+        .activity(Bucket::Minute, min(0), min(4))
+        .await
+        .expect("activity");
+    counts.sort_by_key(|c| (c.start, c.activity));
     let got: Vec<(u64, Activity, u64)> = counts
         .iter()
         .map(|c| {
-            let m = c.minute.duration_since(t0).map_or(u64::MAX, |d| d.as_secs() / 60);
+            let m = c.start.duration_since(t0).map_or(u64::MAX, |d| d.as_secs() / 60);
             (m, c.activity, c.count)
         })
         .collect();
@@ -118,11 +121,45 @@ pub async fn activity_log_suite(log: &dyn ActivityLog) {
         "counts per minute (a request throttled at the door is requested and throttled)"
     );
     for c in &counts {
-        assert_eq!(c.minute, minute_of(c.minute), "minutes start on the minute");
+        assert_eq!(c.start, minute_of(c.start), "minutes start on the minute");
     }
-    let ranged = log.activity(min(1), min(3)).await.expect("activity");
+    let ranged = log
+        .activity(Bucket::Minute, min(1), min(3))
+        .await
+        .expect("activity");
     let total: u64 = ranged.iter().map(|c| c.count).sum();
     assert_eq!(total, 4, "[from, until): minutes 1 and 2 only: {ranged:?}");
+    // The same events by hour: epoch() is on the hour, so all in one.
+    let mut hours = log
+        .activity(Bucket::Hour, t0, t0 + Duration::from_secs(3600))
+        .await
+        .expect("activity");
+    hours.sort_by_key(|c| c.activity);
+    let by_hour: Vec<(Activity, u64)> = hours
+        .iter()
+        .inspect(|c| assert_eq!(c.start, t0, "hours start on the hour"))
+        .map(|c| (c.activity, c.count))
+        .collect();
+    assert_eq!(
+        by_hour,
+        vec![
+            (Activity::Requested, 3),
+            (Activity::Delivered, 1),
+            (Activity::RefusedSender, 2),
+            (Activity::Throttled, 1),
+            (Activity::Unknown, 1),
+        ],
+        "counts per hour"
+    );
+    let none = log
+        .activity(
+            Bucket::Hour,
+            t0 + Duration::from_secs(3600),
+            t0 + Duration::from_secs(7200),
+        )
+        .await
+        .expect("activity");
+    assert!(none.is_empty(), "nothing in the next hour: {none:?}");
 
     let results = log.deliveries(min(1), 10).await.expect("deliveries");
     let kinds: Vec<&str> = results.iter().map(|e| e.kind.name()).collect();
