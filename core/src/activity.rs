@@ -142,9 +142,9 @@ impl Activity {
 
 /// How many requests a throttling event stands for, and whether it was
 /// throttled at the door (per client: no other event records that
-/// request). Kept in one place: throttling events may come to carry a
-/// count per window.
-fn throttled(kind: &EventKind) -> Option<(u64, bool)> {
+/// request). The one place that reads throttling events for counts (the
+/// overview's and the metrics'): they may come to carry a count per window.
+pub(crate) fn throttled(kind: &EventKind) -> Option<(u64, bool)> {
     match kind {
         EventKind::RateLimited { scope, .. } => Some((1, *scope == RateScope::Client)),
         _ => None,

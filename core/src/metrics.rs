@@ -41,7 +41,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::account::AccountId;
 use crate::error::StoreError;
-use crate::event::{Event, EventKind, IgnoreReason, RateScope};
+use crate::event::{Event, EventKind, IgnoreReason};
 use crate::store::{EventCursor, EventLog, EventPage};
 use crate::token::RevokeReason;
 
@@ -237,10 +237,14 @@ impl ResetMetrics {
     fn count_events(&self, events: &[Event]) {
         let m = &self.inner;
         for (i, event) in events.iter().enumerate() {
-            match &event.kind {
-                EventKind::RateLimited { scope, .. } if *scope == RateScope::Account => {
-                    m.not_sent.get_or_create(&[("reason", "throttled")]).inc();
+            if let Some((n, at_the_door)) = crate::activity::throttled(&event.kind) {
+                // At the door it was counted as `requests_total{outcome="throttled"}`.
+                if !at_the_door {
+                    m.not_sent.get_or_create(&[("reason", "throttled")]).inc_by(n);
                 }
+                continue;
+            }
+            match &event.kind {
                 EventKind::RequestIgnored { reason, .. } => {
                     let reason = match reason {
                         IgnoreReason::UnknownIdentifier => "unknown",

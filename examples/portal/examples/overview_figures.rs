@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use resetkit::ResetService;
 use resetkit::account::AccountId;
-use resetkit::activity::Overview;
+use resetkit::activity::{ActivityLog, Bucket, Overview};
 use resetkit::event::{Event, EventKind, IgnoreReason, RateScope};
 use resetkit::hasher::Argon2Hasher;
 use resetkit::mail::{Mailbox, SmtpReply};
@@ -185,6 +185,49 @@ async fn main() {
         overview.senders.len(),
         overview.alerts.len()
     );
+
+    // Its parts.
+    let now = SystemTime::now();
+    let part = |f: &'static str| f;
+    let mut parts: Vec<(&str, Duration)> = Vec::new();
+    for (name, bucket, from) in [
+        (
+            part("activity(Minute), the last hour"),
+            Bucket::Minute,
+            now - Duration::from_secs(3600),
+        ),
+        (
+            part("activity(Hour), the last 24 hours"),
+            Bucket::Hour,
+            now - Duration::from_secs(24 * 3600),
+        ),
+    ] {
+        let mut samples = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            stores.events.activity(bucket, from, now).await.unwrap();
+            samples.push(t.elapsed());
+        }
+        parts.push((name, median(samples)));
+    }
+    let mut samples = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let results = stores
+            .events
+            .deliveries(
+                now - Duration::from_secs(24 * 3600),
+                resetkit::activity::DELIVERY_RESULTS_READ,
+            )
+            .await
+            .unwrap();
+        samples.push(t.elapsed());
+        assert_eq!(results.len(), resetkit::activity::DELIVERY_RESULTS_READ);
+    }
+    parts.push(("deliveries(1000), the senders' results", median(samples)));
+    for (name, took) in parts {
+        println!("  {name}: median {:.2} ms", ms(took));
+    }
 
     // The whole page over HTTP, through the console's router.
     let service = ResetService::builder()
