@@ -374,3 +374,118 @@ async fn inline_mode_has_no_worker_and_records_failures_without_retrying() {
     assert_eq!(failures.len(), 1);
     assert!(!failures[0].0 && !failures[0].1, "{failures:?}");
 }
+
+/// Every span opened (name and fields as recorded), for
+/// [`spans_carry_the_account_fingerprint_never_the_address`].
+#[derive(Clone, Default)]
+struct SpanLog(Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>);
+
+struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+}
+
+impl tracing::Subscriber for SpanLog {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut spans = self.0.lock().expect("lock");
+        let mut fields = Vec::new();
+        span.record(&mut Fields(&mut fields));
+        spans.push((span.metadata().name().to_owned(), fields));
+        tracing::span::Id::from_u64(u64::try_from(spans.len()).expect("few spans"))
+    }
+
+    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        let mut spans = self.0.lock().expect("lock");
+        let index = usize::try_from(span.into_u64()).expect("id") - 1;
+        if let Some((_, fields)) = spans.get_mut(index) {
+            values.record(&mut Fields(fields));
+        }
+    }
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, _: &tracing::Event<'_>) {}
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+impl SpanLog {
+    fn field(&self, span: &str, field: &str) -> Option<String> {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(name, _)| name == span)
+            .flat_map(|(_, fields)| fields.iter())
+            .find(|(name, _)| name == field)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+#[tokio::test]
+async fn spans_carry_the_account_fingerprint_never_the_address() {
+    let log = SpanLog::default();
+    let _default = tracing::subscriber::set_default(log.clone());
+    let s = setup(ScriptedMailer::default(), RETRY);
+    s.service
+        .request("alice@example.com", &RequestContext::default())
+        .await
+        .expect("accepted");
+    s.worker.run_once().await.expect("pass");
+    let link = s.mailer.delivered()[0]
+        .expose_text()
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("token="))
+        .expect("a link")
+        .to_owned();
+    let token = link.split_once("token=").expect("token").1.to_owned();
+    s.service.open_link(&token).await.expect("opens");
+    s.service
+        .complete(&token, secret(GOOD_PASSWORD), secret(GOOD_PASSWORD))
+        .await
+        .expect("reset");
+
+    assert_eq!(
+        log.field("resetkit.request", "outcome").as_deref(),
+        Some("accepted")
+    );
+    assert!(log.field("resetkit.request", "request_id").is_some());
+    let account = log
+        .field("resetkit.issue_and_queue", "account")
+        .expect("the account's fingerprint");
+    assert_eq!(account.len(), 16, "{account}");
+    for span in ["resetkit.deliver", "resetkit.open_link", "resetkit.complete"] {
+        assert_eq!(
+            log.field(span, "account").as_deref(),
+            Some(account.as_str()),
+            "{span} carries the same fingerprint"
+        );
+    }
+    assert!(log.field("resetkit.deliver", "message_id").is_some());
+    let all = log.0.lock().expect("lock").clone();
+    for (span, fields) in &all {
+        for (name, value) in fields {
+            // (The account id `a1` is too short to look for: hex ids may hold it.)
+            for secret in ["alice@example.com", "alice", token.as_str()] {
+                assert!(
+                    !value.contains(secret),
+                    "{span}.{name} = {value} holds `{secret}`"
+                );
+            }
+        }
+    }
+}

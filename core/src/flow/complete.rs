@@ -51,8 +51,8 @@ impl ResetService {
         confirmation: SecretString,
     ) -> Result<Completed, CompleteError> {
         let span = tracing::info_span!("resetkit.complete", account = tracing::field::Empty);
-        self.complete_step(token, new_password, confirmation)
-            .instrument(span)
+        self.complete_step(token, new_password, confirmation, &span)
+            .instrument(span.clone())
             .await
     }
 
@@ -61,9 +61,10 @@ impl ResetService {
         token: &str,
         new_password: SecretString,
         confirmation: SecretString,
+        span: &tracing::Span,
     ) -> Result<Completed, CompleteError> {
         let Checked { token, account, .. } = self.check_token(token).await?;
-        tracing::Span::current().record(
+        span.record(
             "account",
             crate::fingerprint::account_fingerprint(&self.inner.fingerprint_key, &account.id),
         );

@@ -103,9 +103,10 @@ impl ResetService {
     /// failed write is logged, the page still works). Read-only otherwise.
     pub async fn open_link(&self, token: &str) -> Result<LinkInfo, LinkError> {
         let span = tracing::info_span!("resetkit.open_link", account = tracing::field::Empty);
-        async {
+        let this = span.clone();
+        async move {
             let info = self.inspect(token).await?;
-            tracing::Span::current().record(
+            this.record(
                 "account",
                 crate::fingerprint::account_fingerprint(&self.inner.fingerprint_key, &info.account),
             );

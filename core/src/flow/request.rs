@@ -46,7 +46,10 @@ impl ResetService {
             request_id = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        let answer = self.request_inner(identifier, ctx).instrument(span.clone()).await;
+        let answer = self
+            .request_inner(identifier, ctx, &span)
+            .instrument(span.clone())
+            .await;
         let outcome = match &answer {
             Ok(true) => RequestOutcome::Accepted,
             Ok(false) => RequestOutcome::Throttled,
@@ -62,9 +65,14 @@ impl ResetService {
 
     /// `request`'s work: whether the request was recorded (`false`:
     /// throttled at the door).
-    async fn request_inner(&self, identifier: &str, ctx: &RequestContext) -> Result<bool, RequestError> {
+    async fn request_inner(
+        &self,
+        identifier: &str,
+        ctx: &RequestContext,
+        span: &tracing::Span,
+    ) -> Result<bool, RequestError> {
         let identifier = parse_identifier(identifier, self.inner.identifier_mode)?;
-        tracing::Span::current().record(
+        span.record(
             "identifier",
             fingerprint(&self.inner.fingerprint_key, identifier.as_str()).get(..16),
         );
@@ -89,7 +97,7 @@ impl ResetService {
             }
         }
         let id = random_id().map_err(|e| StoreError::unavailable("request.id", e.to_string()))?;
-        tracing::Span::current().record("request_id", id.as_str());
+        span.record("request_id", id.as_str());
         inner
             .inbox
             .push(InboxRequest {
