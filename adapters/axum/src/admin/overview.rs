@@ -109,6 +109,18 @@ fn age(now: SystemTime, then: SystemTime) -> String {
     }
 }
 
+/// What a refusal class means, for the banner.
+fn refusal_words(class: &str) -> Option<&'static str> {
+    Some(match class {
+        "sender_rejected" => "the server refuses this sender",
+        "recipient_rejected" => "the server refuses the recipients",
+        "message_rejected" => "the server refuses the message",
+        "transient" => "temporary failures, retried",
+        "misconfigured" => "the mailer's TLS or authentication",
+        _ => return None,
+    })
+}
+
 fn overview_value(o: &Overview) -> Value {
     let sections: Vec<Value> = SECTIONS
         .iter()
@@ -151,6 +163,7 @@ fn overview_value(o: &Overview) -> Value {
                 since => utc(a.since),
                 reply => a.reply,
                 class => a.class,
+                what => refusal_words(a.class),
                 last_delivered => a.last_delivered.map(utc),
             }
         })
