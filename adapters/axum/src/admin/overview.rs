@@ -63,11 +63,11 @@ const SECTIONS: [(&str, &[(Activity, &str)]); 5] = [
 ];
 
 /// Chart geometry (SVG user units).
-const LEFT: u64 = 40;
+const LEFT: u64 = 48;
 const SLOT: u64 = 30;
 const BAR: u64 = 12;
 const PLOT: u64 = 140;
-const TOP: u64 = 10;
+const TOP: u64 = 14;
 
 /// Renders the overview (the landing page with an activity log).
 pub(super) async fn page(console: &Arc<Console>, headers: &HeaderMap, operator: &Operator) -> Response {
@@ -225,10 +225,10 @@ fn chart(hours: &[HourBar]) -> Value {
         bars => bars,
         max => max,
         width => LEFT + SLOT * 24 + 4,
-        height => TOP + PLOT + 24,
+        height => TOP + PLOT + 30,
         base => TOP + PLOT,
         top => TOP,
-        label_y => TOP + PLOT + 16,
+        label_y => TOP + PLOT + 22,
         left => LEFT,
         right => LEFT + SLOT * 24,
     }
