@@ -16,6 +16,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tracing::Instrument as _;
 
 use rand::TryRng as _;
 
@@ -24,7 +25,9 @@ use crate::account::AccountId;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
+use crate::fingerprint::FingerprintKey;
 use crate::mail::{DeliveryError, MailContent, Mailbox, Mailer, OutgoingEmail, SentReceipt, SmtpReply};
+use crate::metrics::ResetMetrics;
 use crate::sender::SenderResolver;
 use crate::store::TokenStore;
 use crate::store::{EventLog, Outbox, OutboxEntry};
@@ -147,6 +150,8 @@ fn failed_event(
             reason: error.to_string(),
             permanent: error.is_permanent(),
             will_retry,
+            from: email.from.address().to_owned(),
+            class: error.class(),
         },
     )
 }
@@ -192,6 +197,7 @@ pub(crate) struct Dispatcher {
     pub(crate) clock: Arc<dyn Clock>,
     /// Woken by each enqueued message (the service's delivery workers).
     pub(crate) ready: Arc<tokio::sync::Notify>,
+    pub(crate) metrics: Option<ResetMetrics>,
 }
 
 impl Dispatcher {
@@ -201,6 +207,7 @@ impl Dispatcher {
         email: OutgoingEmail,
         account: Option<AccountId>,
         tokens: Vec<TokenHash>,
+        requested_at: Option<SystemTime>,
     ) -> Result<Option<DeliveryError>, StoreError> {
         match (self.mode, &self.outbox) {
             (DeliveryMode::Outbox, Some(outbox)) => {
@@ -211,6 +218,7 @@ impl Dispatcher {
                         attempts: 0,
                         next_attempt_at: self.clock.now(),
                         tokens,
+                        requested_at,
                     })
                     .await?;
                 self.ready.notify_one();
@@ -220,7 +228,12 @@ impl Dispatcher {
                 let result = self.mailer.send(&email).await;
                 let reply = reply_event(self.clock.now(), account.clone(), &email, &result);
                 let (event, failure) = match result {
-                    Ok(_) => (sent_event(self.clock.now(), account, &email), None),
+                    Ok(_) => {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.delivered_after(requested_at, self.clock.now());
+                        }
+                        (sent_event(self.clock.now(), account, &email), None)
+                    }
                     Err(error) => {
                         tracing::warn!(message_id = %email.message_id, %error, "reset email not delivered");
                         let event = failed_event(self.clock.now(), account, &email, &error, false);
@@ -263,6 +276,9 @@ pub struct DeliveryWorker {
     tokens: Option<Arc<dyn TokenStore>>,
     concurrency: usize,
     wake: Option<Arc<tokio::sync::Notify>>,
+    metrics: Option<ResetMetrics>,
+    /// Keys the account fingerprint on the delivery spans.
+    tracing_key: Option<FingerprintKey>,
 }
 
 /// What the worker needs to pick another sender when the server refuses one.
@@ -305,7 +321,25 @@ impl DeliveryWorker {
             tokens: None,
             concurrency: DEFAULT_CONCURRENCY,
             wake: None,
+            metrics: None,
+            tracing_key: None,
         }
+    }
+
+    /// Observes the request-to-delivery time of each message the server
+    /// accepts (see [`crate::metrics`]); `None` observes nothing.
+    pub fn with_metrics(mut self, metrics: Option<ResetMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Puts the account's keyed fingerprint (never its address) on each
+    /// delivery's `tracing` span, under this key (the service's
+    /// fingerprint key, so the request, delivery and completion spans of
+    /// one account carry the same value).
+    pub fn with_tracing_key(mut self, key: FingerprintKey) -> Self {
+        self.tracing_key = Some(key);
+        self
     }
 
     /// Sets how many messages [`run`](Self::run) sends at once (at least
@@ -550,70 +584,98 @@ impl DeliveryWorker {
         };
         let mut report = WorkerReport::default();
         for entry in claimed {
-            if let Some(reason) = self.dead_link(&entry).await? {
-                let message_id = &entry.email.message_id;
-                tracing::info!(%message_id, reason = reason.as_str(), "reset email not sent: its link is no longer active");
-                let why = format!("not sent: its reset link is no longer active ({reason})");
-                self.outbox.mark_dropped(message_id, entry.attempts, &why).await?;
-                release(message_id);
-                self.events
-                    .record(Event::new(
-                        self.clock.now(),
-                        entry.account.clone(),
-                        EventKind::EmailDropped {
-                            message_id: message_id.clone(),
-                            reason,
-                        },
-                    ))
-                    .await?;
-                report.dropped += 1;
-                continue;
-            }
-            let (sent, result) = self.send(&entry.email, entry.account.as_ref()).await?;
-            let email = &entry.email;
-            let reply = reply_event(self.clock.now(), entry.account.clone(), &sent, &result);
-            match result {
-                Ok(_) => {
-                    self.commit_sent(&email.message_id, entry.attempts).await?;
-                    release(&email.message_id);
-                    let event = sent_event(self.clock.now(), entry.account.clone(), &sent);
-                    self.events.record_all(with_reply(reply, event)).await?;
-                    report.sent += 1;
+            let account = match (&self.tracing_key, &entry.account) {
+                (Some(key), Some(id)) => Some(crate::fingerprint::account_fingerprint(key, id)),
+                _ => None,
+            };
+            let span = tracing::info_span!(
+                "resetkit.deliver",
+                message_id = %entry.email.message_id,
+                attempt = entry.attempts,
+                account,
+            );
+            self.deliver_one(entry, &mut report, &release)
+                .instrument(span)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// Sends one claimed message (or drops it when its links died) and
+    /// records the result; `release` stops renewing its lease once the
+    /// outcome is stored.
+    async fn deliver_one(
+        &self,
+        entry: OutboxEntry,
+        report: &mut WorkerReport,
+        release: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), StoreError> {
+        if let Some(reason) = self.dead_link(&entry).await? {
+            let message_id = &entry.email.message_id;
+            tracing::info!(%message_id, reason = reason.as_str(), "reset email not sent: its link is no longer active");
+            let why = format!("not sent: its reset link is no longer active ({reason})");
+            self.outbox.mark_dropped(message_id, entry.attempts, &why).await?;
+            release(message_id);
+            self.events
+                .record(Event::new(
+                    self.clock.now(),
+                    entry.account.clone(),
+                    EventKind::EmailDropped {
+                        message_id: message_id.clone(),
+                        reason,
+                    },
+                ))
+                .await?;
+            report.dropped += 1;
+            return Ok(());
+        }
+        let (sent, result) = self.send(&entry.email, entry.account.as_ref()).await?;
+        let email = &entry.email;
+        let reply = reply_event(self.clock.now(), entry.account.clone(), &sent, &result);
+        match result {
+            Ok(_) => {
+                self.commit_sent(&email.message_id, entry.attempts).await?;
+                release(&email.message_id);
+                if let Some(metrics) = &self.metrics {
+                    metrics.delivered_after(entry.requested_at, self.clock.now());
                 }
-                Err(error) => {
-                    let retry_in = if error.is_transient() {
-                        self.retry.next_delay(entry.attempts)
-                    } else {
-                        None
-                    };
-                    tracing::warn!(message_id = %email.message_id, attempts = entry.attempts, %error, retry = retry_in.is_some(), "reset email delivery failed");
-                    self.outbox
-                        .mark_failed(
-                            &email.message_id,
-                            entry.attempts,
-                            &error,
-                            self.clock.now(),
-                            retry_in,
-                        )
-                        .await?;
-                    release(&email.message_id);
-                    let event = failed_event(
-                        self.clock.now(),
-                        entry.account.clone(),
-                        &sent,
+                let event = sent_event(self.clock.now(), entry.account.clone(), &sent);
+                self.events.record_all(with_reply(reply, event)).await?;
+                report.sent += 1;
+            }
+            Err(error) => {
+                let retry_in = if error.is_transient() {
+                    self.retry.next_delay(entry.attempts)
+                } else {
+                    None
+                };
+                tracing::warn!(message_id = %email.message_id, attempts = entry.attempts, %error, retry = retry_in.is_some(), "reset email delivery failed");
+                self.outbox
+                    .mark_failed(
+                        &email.message_id,
+                        entry.attempts,
                         &error,
-                        retry_in.is_some(),
-                    );
-                    self.events.record_all(with_reply(reply, event)).await?;
-                    if retry_in.is_some() {
-                        report.retried += 1;
-                    } else {
-                        report.failed += 1;
-                    }
+                        self.clock.now(),
+                        retry_in,
+                    )
+                    .await?;
+                release(&email.message_id);
+                let event = failed_event(
+                    self.clock.now(),
+                    entry.account.clone(),
+                    &sent,
+                    &error,
+                    retry_in.is_some(),
+                );
+                self.events.record_all(with_reply(reply, event)).await?;
+                if retry_in.is_some() {
+                    report.retried += 1;
+                } else {
+                    report.failed += 1;
                 }
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Runs until `shutdown` completes: [`with_concurrency`](Self::with_concurrency)

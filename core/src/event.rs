@@ -60,6 +60,22 @@ impl IgnoreReason {
     }
 }
 
+/// [`EventKind::DeliveryFailed::class`] of an email that could not be
+/// built (no usable address, a template error): nothing reached a server.
+pub const NOT_PREPARED: &str = "not_prepared";
+
+/// Every [`EventKind::DeliveryFailed::class`] value, for decoding stored
+/// events (anything else decodes as `unknown`).
+pub const FAILURE_CLASSES: [&str; 7] = [
+    "sender_rejected",
+    "recipient_rejected",
+    "message_rejected",
+    "transient",
+    "misconfigured",
+    NOT_PREPARED,
+    "unknown",
+];
+
 /// Which rate limit applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -141,6 +157,15 @@ pub enum EventKind {
         permanent: bool,
         /// A retry is scheduled.
         will_retry: bool,
+        /// The From address of the attempt (empty when the email could not
+        /// be prepared, or for events recorded before this field existed).
+        from: String,
+        /// The failure's class: a [`DeliveryError::class`](crate::mail::DeliveryError::class)
+        /// name (`sender_rejected`, `recipient_rejected`, `message_rejected`,
+        /// `transient`, `misconfigured`), or [`NOT_PREPARED`] when the email
+        /// could not be built (no usable address, a template error), or
+        /// `unknown` for events recorded before this field existed.
+        class: &'static str,
     },
     /// No sender may send for this account.
     SenderUnavailable {

@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub mod account;
+pub mod activity;
 pub mod client;
 pub mod clock;
 pub mod delivery;
@@ -47,6 +48,7 @@ pub mod legacy_hash;
 pub mod link;
 pub mod mail;
 pub mod memory;
+pub mod metrics;
 pub mod policy;
 pub mod secrets;
 pub mod sender;

@@ -332,6 +332,10 @@ pub struct OutboxEntry {
     /// notices). The worker does not send a message whose tokens are no
     /// longer active: a superseded link never arrives after the newer one.
     pub tokens: Vec<TokenHash>,
+    /// When the request that produced the email was accepted, if known
+    /// (for the request-to-delivery time; `None` for notices and for
+    /// messages queued before stores kept it).
+    pub requested_at: Option<SystemTime>,
 }
 
 /// Where an outbox message stands.

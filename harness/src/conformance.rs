@@ -23,6 +23,7 @@ mod events;
 mod inbox;
 mod operator;
 mod outbox;
+mod overview;
 mod tokens;
 
 use std::time::{Duration, SystemTime};
@@ -37,6 +38,7 @@ pub use operator::{
     event_log_paging_suite, outbox_listing_suite, template_changes_suite, template_store_suite,
 };
 pub use outbox::{outbox_suite, sample_email};
+pub use overview::{activity_log_suite, queue_age_suite};
 pub use tokens::{
     token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,
     token_store_concurrent_revoke_release, token_store_suite,

@@ -96,7 +96,11 @@ pub fn kind(kind: &EventKind) -> String {
             reason,
             permanent,
             will_retry,
+            from,
+            class,
         } => {
+            field("class", class);
+            field("from", from);
             field("permanent", &permanent.to_string());
             field("will_retry", &will_retry.to_string());
             field("reason", reason);

@@ -320,6 +320,7 @@ impl Outbox for ForgetfulOutbox {
         self.0
             .enqueue(OutboxEntry {
                 tokens: Vec::new(),
+                requested_at: None,
                 ..entry
             })
             .await

@@ -113,6 +113,16 @@ async fn in_memory_event_log_pages_newest_first() {
 }
 
 #[tokio::test]
+async fn in_memory_event_log_counts_activity() {
+    conformance::activity_log_suite(&InMemoryEventLog::default()).await;
+}
+
+#[tokio::test]
+async fn in_memory_outbox_tells_its_oldest_waiting() {
+    conformance::queue_age_suite(&InMemoryOutbox::default()).await;
+}
+
+#[tokio::test]
 async fn in_memory_outbox_lists_by_state() {
     conformance::outbox_listing_suite(&InMemoryOutbox::default()).await;
 }

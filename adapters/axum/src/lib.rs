@@ -74,6 +74,7 @@ mod csrf;
 pub mod form;
 mod headers;
 mod hook;
+pub mod metrics;
 pub mod opened;
 mod routes;
 mod serve;
@@ -89,6 +90,7 @@ pub use admin::{AdminConsole, AdminGuard, admin_router, guard_fn};
 pub use csrf::{CSRF_COOKIE, CsrfToken, StatelessCsrf};
 pub use headers::security_headers;
 pub use hook::{HostSessions, SignedIn};
+pub use metrics::metrics_router;
 pub use opened::{LinkSeal, OPENED_COOKIE};
 pub use serve::{ServeOptions, serve};
 

@@ -166,15 +166,19 @@ async fn start(page_size: usize) -> Console {
             Mailbox::address_only("support@example.test").unwrap(),
         )),
     ]);
+    let events = Arc::new(InMemoryEventLog::default());
+    let outbox = Arc::new(InMemoryOutbox::default());
+    let metrics = resetkit::metrics::ResetMetrics::new();
     let service = ResetService::builder()
+        .metrics(metrics.clone())
         .request_processing(resetkit::flow::RequestProcessing::Immediate)
         .base_url(format!("http://{addr}"))
         .allow_insecure_http_for_local_testing()
         .site_name("Test site")
         .accounts(accounts.clone())
         .tokens(Arc::new(InMemoryTokenStore::default()))
-        .events(Arc::new(InMemoryEventLog::default()))
-        .outbox(Arc::new(InMemoryOutbox::default()))
+        .events(events.clone())
+        .outbox(outbox.clone())
         .mailer(Arc::new(server.clone()))
         .sender(Arc::new(chain))
         .hasher(hasher)
@@ -199,10 +203,12 @@ async fn start(page_size: usize) -> Console {
         .sender_probe(Arc::new(server.clone()))
         .template_store(Arc::new(InMemoryTemplateStore::default()))
         .page_size(page_size)
+        .overview(events, Some(outbox))
         .build()
         .unwrap();
     let app = axum::Router::new()
         .merge(pages.router())
+        .merge(console.metrics_router(metrics, "/metrics").unwrap())
         .merge(resetkit_axum::admin_router(console));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(resetkit_axum::serve(
@@ -255,8 +261,9 @@ fn account_path(id: &str) -> String {
     format!("/admin/account?id={id}")
 }
 
-const GET_ROUTES: [&str; 9] = [
+const GET_ROUTES: [&str; 10] = [
     "/admin",
+    "/admin/search",
     "/admin/?q=family%40example.test",
     "/admin/account?id=u-dave",
     "/admin/queue",
@@ -294,7 +301,7 @@ async fn every_admin_route_needs_the_hosts_guard() {
         }
     }
     let operator = app.operator("op-ann");
-    for path in &GET_ROUTES[..8] {
+    for path in &GET_ROUTES[..9] {
         let page = operator.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "GET {path}: {}", page.body);
         assert!(page.body.contains("op-ann"), "the page names the operator");
@@ -908,6 +915,8 @@ async fn no_admin_page_shows_a_token_a_link_a_password_or_a_hash() {
         "/admin/queue?state=dropped".into(),
         "/admin/senders".into(),
         "/admin/templates".into(),
+        "/admin/search".into(),
+        "/metrics".into(),
     ] {
         visit(path.clone(), ann.get(&path).await);
     }
@@ -1006,6 +1015,178 @@ async fn no_admin_page_shows_a_token_a_link_a_password_or_a_hash() {
                 token.starts_with("SAMPLE-TOKEN-FOR-PREVIEW") || token.starts_with('…'),
                 "{path}: a token-like link"
             );
+        }
+    }
+}
+
+/// The value in the overview's counts table: row `activity`, column
+/// `class` (`hour` or `day`).
+fn count(page: &Page, activity: &str, class: &str) -> u64 {
+    let row = page
+        .body
+        .split(&format!("data-activity=\"{activity}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row {activity}"));
+    let cell = row
+        .split(&format!("class=\"{class}\">"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {class} cell in row {activity}"));
+    cell.split('<').next().unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_overview_shows_refusals_jump_and_names_the_sender_and_reply() {
+    let app = start(50).await;
+    let ann = app.operator("op-ann");
+    let quiet = ann.get("/admin").await;
+    assert_eq!(quiet.status, StatusCode::OK, "{}", quiet.body);
+    assert!(quiet.body.contains("<svg"), "the chart");
+    assert!(
+        !quiet.body.contains("role=\"alert\""),
+        "no banner while nothing fails"
+    );
+    assert_eq!(count(&quiet, "requested", "hour"), 0);
+
+    app.server
+        .refuse_senders
+        .lock()
+        .unwrap()
+        .insert("noreply@example.test".into());
+    let user = Browser::at(app.base.clone());
+    for who in ["dave", "erin", "nobody@example.test"] {
+        user.forgot(who).await;
+    }
+    app.deliver().await;
+
+    let page = ann.get("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let banner = page
+        .body
+        .split("role=\"alert\"")
+        .nth(1)
+        .expect("a banner")
+        .split("</div>")
+        .next()
+        .unwrap();
+    assert!(banner.contains("noreply@example.test"), "{banner}");
+    assert!(banner.contains("550 5.7.1 sender not authorised"), "{banner}");
+    assert!(banner.contains("2 refusals"), "{banner}");
+    assert!(banner.contains("href=\"/admin/senders\""), "{banner}");
+    assert_eq!(count(&page, "requested", "hour"), 3);
+    assert_eq!(count(&page, "unknown", "hour"), 1);
+    assert_eq!(count(&page, "refused_sender", "hour"), 2);
+    assert_eq!(count(&page, "refused_sender", "day"), 2);
+    // The chain's fallback delivered both from support@.
+    assert_eq!(count(&page, "delivered", "hour"), 2);
+    assert_eq!(count(&page, "email_queued", "hour"), 4);
+    let senders = page.body.split("id=\"senders\"").nth(1).unwrap();
+    let noreply = senders.split("noreply@example.test").nth(1).unwrap();
+    assert!(
+        noreply
+            .trim_start()
+            .starts_with("</td><td><span class=\"tag bad\">refused")
+    );
+    let support = senders.split("support@example.test").nth(1).unwrap();
+    assert!(
+        support
+            .trim_start()
+            .starts_with("</td><td><span class=\"tag good\">delivered")
+    );
+    assert!(senders.contains("250 2.0.0 Ok: queued as 4711"));
+    assert!(
+        page.body.contains("data-delivered=\"2\" data-refused=\"2\""),
+        "this hour's bar"
+    );
+    assert!(page.body.contains("id=\"queue-depth\">0<"), "the queue is empty");
+    // Nothing to run or load: no script, no external resource.
+    assert!(!page.body.contains("<script"));
+    assert!(!page.body.contains("src="));
+
+    // Once the sender is allowed again and delivers, the banner goes.
+    app.server.refuse_senders.lock().unwrap().clear();
+    user.forgot("dave").await;
+    app.deliver().await;
+    let recovered = ann.get("/admin").await;
+    assert!(!recovered.body.contains("role=\"alert\""), "{}", recovered.body);
+    // The search still answers on the landing page and on /search.
+    let found = ann.get("/admin/?q=dave").await;
+    assert!(found.body.contains("1 account for"), "{}", found.body);
+    assert!(ann.get("/admin/search").await.body.contains("Find accounts"));
+}
+
+/// Every sample of a metrics text: `name{labels}` → value.
+fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_move_by_exactly_what_a_reset_did_and_no_label_holds_an_identifier() {
+    let app = start(50).await;
+    let stranger = Browser::at(app.base.clone());
+    assert_eq!(stranger.get("/metrics").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.operator("mallory").get("/metrics").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let ann = app.operator("op-ann");
+    let first = ann.get("/metrics").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(
+        first
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+        "{:?}",
+        first.header("content-type")
+    );
+    assert!(first.body.ends_with("# EOF\n"));
+    let before = samples(&first.body);
+
+    let user = Browser::at(app.base.clone());
+    user.forgot("dave").await;
+    app.deliver().await;
+    let link = app.link_to("family@example.test");
+    reset_through_pages(&user, &link, NEW_PASSWORD).await;
+    app.deliver().await; // the "password changed" notice
+
+    let last = ann.get("/metrics").await;
+    let after = samples(&last.body);
+    let mut moved: Vec<(String, f64)> = after
+        .iter()
+        .filter(|(series, _)| !series.contains("_bucket{") && !series.ends_with("_sum"))
+        .map(|(series, v)| (series.clone(), v - before.get(series).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d != 0.0)
+        .collect();
+    moved.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        moved,
+        vec![
+            (
+                "resetkit_emails_total{result=\"delivered\",reason=\"none\",reply_class=\"2xx\"}".to_owned(),
+                2.0
+            ),
+            ("resetkit_links_opened_total".to_owned(), 1.0),
+            ("resetkit_request_duration_seconds_count".to_owned(), 1.0),
+            ("resetkit_request_to_delivery_seconds_count".to_owned(), 1.0),
+            ("resetkit_requests_total{outcome=\"accepted\"}".to_owned(), 1.0),
+            ("resetkit_resets_completed_total".to_owned(), 1.0),
+        ],
+        "one request, its email and the notice delivered, one link opened, one reset:\n{}",
+        last.body
+    );
+    let token = link.split_once("token=").unwrap().1.to_owned();
+    for line in last.body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((_, labels)) = line.split_once('{') else {
+            continue;
+        };
+        let labels = labels.split('}').next().unwrap();
+        for forbidden in ["@", "u-dave", "dave", "family", &token, "127.0.0.1", "http"] {
+            assert!(!labels.contains(forbidden), "a label holds `{forbidden}`: {line}");
         }
     }
 }

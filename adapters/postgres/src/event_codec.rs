@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use resetkit::event::{EventKind, IgnoreReason, RateScope};
+use resetkit::event::{EventKind, FAILURE_CLASSES, IgnoreReason, RateScope};
 use resetkit::mail::{EmailKind, SmtpReply};
 use resetkit::token::{RejectReason, RevokeReason};
 use serde_json::{Value, json};
@@ -36,6 +36,15 @@ fn ignore_from(text: &str) -> Option<IgnoreReason> {
         "no_email_address" => IgnoreReason::NoEmailAddress,
         _ => return None,
     })
+}
+
+/// The static class name stored as `text` (`unknown` when not one of them).
+fn class_from(text: &str) -> &'static str {
+    FAILURE_CLASSES
+        .iter()
+        .find(|c| **c == text)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 fn scope_name(s: RateScope) -> &'static str {
@@ -81,8 +90,11 @@ pub(crate) fn encode(kind: &EventKind) -> (&'static str, Value) {
             reason,
             permanent,
             will_retry,
+            from,
+            class,
         } => json!({
             "message_id": message_id, "reason": reason, "permanent": permanent, "will_retry": will_retry,
+            "from": from, "class": class,
         }),
         EventKind::SenderUnavailable { reason } | EventKind::PasswordRejected { reason } => {
             json!({ "reason": reason })
@@ -193,6 +205,9 @@ pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
             reason: text(v, "reason")?,
             permanent: flag(v, "permanent")?,
             will_retry: flag(v, "will_retry")?,
+            // Both were added in migration 9's release: older rows lack them.
+            from: opt_text(v, "from").unwrap_or_default(),
+            class: class_from(v.get("class").and_then(Value::as_str).unwrap_or("unknown")),
         },
         "sender_unavailable" => EventKind::SenderUnavailable {
             reason: text(v, "reason")?,
@@ -292,6 +307,8 @@ mod tests {
                 reason: "550".into(),
                 permanent: true,
                 will_retry: false,
+                from: "f@x".into(),
+                class: "sender_rejected",
             },
             EventKind::SenderUnavailable {
                 reason: "none".into(),

@@ -2,7 +2,12 @@
 //! Events never hold a raw token, a password or a mail body.
 
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
 use resetkit::account::AccountId;
+use resetkit::activity::{Activity, ActivityCount, ActivityLog, Bucket, counted};
 use resetkit::error::StoreError;
 use resetkit::event::Event;
 use resetkit::store::{EventCursor, EventLog, EventPage};
@@ -22,7 +27,12 @@ pub struct PgEventLog {
     for_account: Sql,
     recent: Sql,
     purge: Sql,
+    purge_minutes: Sql,
+    purge_hours: Sql,
     page: Sql,
+    activity_minutes: Sql,
+    activity_hours: Sql,
+    deliveries: Sql,
 }
 
 impl std::fmt::Debug for PgEventLog {
@@ -40,12 +50,43 @@ impl PgEventLog {
                 schema,
                 "INSERT INTO __SCHEMA__.events (at, account_id, kind, detail) VALUES ($1, $2, $3, $4::jsonb)",
             ),
+            // The events and their per-minute counts, in one statement.
             insert_all: Sql::new(
                 schema,
-                "INSERT INTO __SCHEMA__.events (at, account_id, kind, detail) \
+                "WITH minutes AS ( \
+                   INSERT INTO __SCHEMA__.activity_minutes AS c (start, activity, shard, n) \
+                   SELECT start, activity, (pg_backend_pid() % 8)::smallint, n \
+                   FROM unnest($5::timestamptz[], $6::text[], $7::bigint[]) AS r(start, activity, n) \
+                   ON CONFLICT (start, activity, shard) DO UPDATE SET n = c.n + EXCLUDED.n), \
+                 hours AS ( \
+                   INSERT INTO __SCHEMA__.activity_hours AS c (start, activity, shard, n) \
+                   SELECT start, activity, (pg_backend_pid() % 8)::smallint, n \
+                   FROM unnest($8::timestamptz[], $9::text[], $10::bigint[]) AS r(start, activity, n) \
+                   ON CONFLICT (start, activity, shard) DO UPDATE SET n = c.n + EXCLUDED.n) \
+                 INSERT INTO __SCHEMA__.events (at, account_id, kind, detail) \
                  SELECT at, account_id, kind, detail::jsonb \
                  FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[]) \
                    WITH ORDINALITY AS e(at, account_id, kind, detail, n) ORDER BY n",
+            ),
+            purge_minutes: Sql::new(schema, "DELETE FROM __SCHEMA__.activity_minutes WHERE start < $1"),
+            purge_hours: Sql::new(schema, "DELETE FROM __SCHEMA__.activity_hours WHERE start < $1"),
+            // Ranges of the primary keys: at most periods × kinds × 8 rows.
+            activity_minutes: Sql::new(
+                schema,
+                "SELECT start, activity, sum(n)::bigint AS n FROM __SCHEMA__.activity_minutes \
+                 WHERE start >= $1 AND start < $2 GROUP BY start, activity",
+            ),
+            activity_hours: Sql::new(
+                schema,
+                "SELECT start, activity, sum(n)::bigint AS n FROM __SCHEMA__.activity_hours \
+                 WHERE start >= $1 AND start < $2 GROUP BY start, activity",
+            ),
+            // `events_deliveries`, read backwards.
+            deliveries: Sql::new(
+                schema,
+                "SELECT id, at, account_id, kind, detail::text AS detail FROM __SCHEMA__.events \
+                 WHERE kind IN ('email_sent', 'delivery_failed', 'server_replied') AND at >= $1 \
+                 ORDER BY id DESC LIMIT $2",
             ),
             for_account: Sql::new(
                 schema,
@@ -73,6 +114,26 @@ impl PgEventLog {
     }
 }
 
+/// Counts per (period, activity), one row each: a statement may not update
+/// a counter row twice.
+#[derive(Default)]
+struct Counts(BTreeMap<(SystemTime, &'static str), i64>);
+
+impl Counts {
+    fn add(&mut self, start: SystemTime, activity: Activity, n: u64) {
+        let slot = self.0.entry((start, activity.as_str())).or_insert(0);
+        *slot = slot.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    fn columns(&self) -> (Vec<DateTime<Utc>>, Vec<&'static str>, Vec<i64>) {
+        (
+            self.0.keys().map(|(s, _)| to_db(*s)).collect(),
+            self.0.keys().map(|(_, a)| *a).collect(),
+            self.0.values().copied().collect(),
+        )
+    }
+}
+
 fn event_from_row(op: &'static str, row: &PgRow) -> Result<Event, StoreError> {
     let kind: String = row.try_get("kind").map_err(db_error(op))?;
     let detail: String = row.try_get("detail").map_err(db_error(op))?;
@@ -91,6 +152,9 @@ fn event_from_row(op: &'static str, row: &PgRow) -> Result<Event, StoreError> {
 impl EventLog for PgEventLog {
     async fn record(&self, event: Event) -> Result<(), StoreError> {
         const OP: &str = "events.record";
+        if !counted(&event.kind).is_empty() {
+            return self.record_all(vec![event]).await;
+        }
         let (name, detail) = encode(&event.kind);
         sqlx::query(self.insert.q())
             .bind(to_db(event.at))
@@ -112,18 +176,32 @@ impl EventLog for PgEventLog {
         let mut account = Vec::with_capacity(events.len());
         let mut kind = Vec::with_capacity(events.len());
         let mut detail = Vec::with_capacity(events.len());
+        let mut minutes = Counts::default();
+        let mut hours = Counts::default();
         for event in &events {
             let (name, value) = encode(&event.kind);
             at.push(to_db(event.at));
             account.push(event.account.as_ref().map(|a| a.0.clone()));
             kind.push(name.to_owned());
             detail.push(value.to_string());
+            for (activity, n) in counted(&event.kind) {
+                minutes.add(Bucket::Minute.start_of(event.at), activity, n);
+                hours.add(Bucket::Hour.start_of(event.at), activity, n);
+            }
         }
+        let (m_start, m_activity, m_n) = minutes.columns();
+        let (h_start, h_activity, h_n) = hours.columns();
         sqlx::query(self.insert_all.q())
             .bind(at)
             .bind(account)
             .bind(kind)
             .bind(detail)
+            .bind(m_start)
+            .bind(m_activity)
+            .bind(m_n)
+            .bind(h_start)
+            .bind(h_activity)
+            .bind(h_n)
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
@@ -141,7 +219,19 @@ impl EventLog for PgEventLog {
     }
 
     async fn purge_before(&self, before: std::time::SystemTime, batch: usize) -> Result<usize, StoreError> {
-        purge(&self.pool, &self.purge, "events.purge_before", before, batch).await
+        const OP: &str = "events.purge_before";
+        let purged = purge(&self.pool, &self.purge, OP, before, batch).await?;
+        for (sql, bucket) in [
+            (&self.purge_minutes, Bucket::Minute),
+            (&self.purge_hours, Bucket::Hour),
+        ] {
+            sqlx::query(sql.q())
+                .bind(to_db(bucket.start_of(before)))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error(OP))?;
+        }
+        Ok(purged)
     }
 
     async fn recent(&self, n: usize) -> Result<Vec<Event>, StoreError> {
@@ -183,5 +273,54 @@ impl EventLog for PgEventLog {
             None
         };
         Ok(EventPage { events, next })
+    }
+}
+
+#[async_trait]
+impl ActivityLog for PgEventLog {
+    async fn activity(
+        &self,
+        bucket: Bucket,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<ActivityCount>, StoreError> {
+        const OP: &str = "events.activity";
+        let sql = match bucket {
+            Bucket::Hour => &self.activity_hours,
+            _ => &self.activity_minutes,
+        };
+        let rows = sqlx::query(sql.q())
+            .bind(to_db(from))
+            .bind(to_db(until))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let start: DateTime<Utc> = row.try_get("start").map_err(db_error(OP))?;
+            let name: String = row.try_get("activity").map_err(db_error(OP))?;
+            let n: i64 = row.try_get("n").map_err(db_error(OP))?;
+            // A kind this version does not know (written by a newer one) is skipped.
+            let Some(activity) = Activity::parse(&name) else {
+                continue;
+            };
+            counts.push(ActivityCount {
+                start: from_db(start),
+                activity,
+                count: u64::try_from(n).unwrap_or(0),
+            });
+        }
+        Ok(counts)
+    }
+
+    async fn deliveries(&self, since: SystemTime, n: usize) -> Result<Vec<Event>, StoreError> {
+        const OP: &str = "events.deliveries";
+        let rows = sqlx::query(self.deliveries.q())
+            .bind(to_db(since))
+            .bind(limit(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        rows.iter().map(|r| event_from_row(OP, r)).collect()
     }
 }

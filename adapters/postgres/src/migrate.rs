@@ -71,6 +71,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fleet",
         sql: include_str!("../migrations/0007_fleet.sql"),
     },
+    // Version 8 is unused (it was reserved for a branch that needed none).
+    Migration {
+        version: 9,
+        name: "overview",
+        sql: include_str!("../migrations/0009_overview.sql"),
+    },
 ];
 
 const OP: &str = "migrate";

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use resetkit::account::AccountId;
+use resetkit::activity::QueueAge;
 use resetkit::error::StoreError;
 use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail};
 use resetkit::store::{Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus};
@@ -21,11 +22,11 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{QueueClock, Sql, corrupt, db_error, from_db, limit, purge, seconds, token_hash};
+use crate::util::{QueueClock, Sql, corrupt, db_error, from_db, limit, purge, seconds, to_db, token_hash};
 
 const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, reply_to_name, \
     reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at, \
-    token_hashes";
+    token_hashes, requested_at";
 
 /// The columns of an operator's listing: never the bodies.
 const LISTING: &str = "message_id, account_id, kind, from_address, to_address, attempts, \
@@ -70,6 +71,7 @@ fn status_from(op: &'static str, status: &str, error: Option<String>) -> Result<
 }
 
 struct Queries {
+    oldest: Sql,
     enqueue: Sql,
     claim: Sql,
     sent: Sql,
@@ -104,12 +106,13 @@ impl PgOutbox {
     pub fn new(pool: PgPool, schema: &Ident) -> Self {
         let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS));
         let sql = Queries {
+            oldest: s("SELECT min(created_at) FROM __SCHEMA__.outbox WHERE status IN ('pending', 'claimed')"),
             enqueue: s(
                 "INSERT INTO __SCHEMA__.outbox (message_id, account_id, kind, from_name, from_address, \
                  reply_to_name, reply_to_address, to_name, to_address, subject, body_text, body_html, \
-                 attempts, next_attempt_at, token_hashes) \
+                 attempts, next_attempt_at, token_hashes, requested_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 COALESCE($14::timestamptz, now()), $15)",
+                 COALESCE($14::timestamptz, now()), $15, $16)",
             ),
             claim: s("WITH due AS ( \
                    SELECT message_id AS due_id FROM __SCHEMA__.outbox \
@@ -257,6 +260,7 @@ fn entry_from_row(op: &'static str, row: &PgRow) -> Result<(i64, OutboxEntry), S
     let next: DateTime<Utc> = row.try_get("next_attempt_at").map_err(db_error(op))?;
     let seq: i64 = row.try_get("seq").map_err(db_error(op))?;
     let hashes: Vec<Vec<u8>> = row.try_get("token_hashes").map_err(db_error(op))?;
+    let requested_at: Option<DateTime<Utc>> = row.try_get("requested_at").map_err(db_error(op))?;
     let tokens = hashes
         .into_iter()
         .map(|h| token_hash(op, h))
@@ -269,8 +273,23 @@ fn entry_from_row(op: &'static str, row: &PgRow) -> Result<(i64, OutboxEntry), S
             attempts: u32::try_from(attempts).unwrap_or(0),
             next_attempt_at: from_db(next),
             tokens,
+            requested_at: requested_at.map(from_db),
         },
     ))
+}
+
+#[async_trait]
+impl QueueAge for PgOutbox {
+    async fn oldest_waiting(&self) -> Result<Option<SystemTime>, StoreError> {
+        const OP: &str = "outbox.oldest_waiting";
+        // The first entry of `outbox_waiting_created` (migration 9).
+        let oldest: Option<DateTime<Utc>> = sqlx::query(self.sql.oldest.q())
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(db_error(OP))?;
+        Ok(oldest.map(from_db))
+    }
 }
 
 fn count(n: i64) -> usize {
@@ -300,6 +319,7 @@ impl Outbox for PgOutbox {
             // queues every message due at once).
             .bind(self.clock.bind(entry.next_attempt_at))
             .bind(entry.tokens.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>())
+            .bind(entry.requested_at.map(to_db))
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;

@@ -87,6 +87,24 @@ async fn event_log_pages_newest_first() {
 }
 
 #[tokio::test]
+async fn event_log_counts_activity() {
+    let Some(db) = db("event_log_counts_activity").await else {
+        return;
+    };
+    conformance::activity_log_suite(db.stores.events.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn outbox_tells_its_oldest_waiting() {
+    let Some(db) = db("outbox_tells_its_oldest_waiting").await else {
+        return;
+    };
+    conformance::queue_age_suite(db.stores.outbox.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn outbox_lists_by_state() {
     let Some(db) = db("outbox_lists_by_state").await else {
         return;

@@ -279,6 +279,7 @@ async fn an_instance_whose_clock_is_ten_minutes_off_takes_over_no_lease_early() 
             // A fast instance queues it: it is due now all the same.
             next_attempt_at: fast,
             tokens: Vec::new(),
+            requested_at: None,
         })
         .await
         .unwrap();

@@ -35,6 +35,7 @@ fn entry(i: usize) -> OutboxEntry {
         attempts: 0,
         next_attempt_at: at(T0),
         tokens: Vec::new(),
+        requested_at: None,
     }
 }
 

@@ -15,6 +15,7 @@ use crate::identifier::IdentifierMode;
 use crate::link::{LinkBuilder, TokenPlacement, join_path, parse_base_url};
 use crate::mail::Mailer;
 use crate::memory::InMemoryInbox;
+use crate::metrics::{MeteredEvents, ResetMetrics};
 use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, RateLimits, TokenPolicy};
 use crate::sender::SenderResolver;
 use crate::store::{EventLog, Outbox, RequestInbox, TokenStore};
@@ -53,6 +54,7 @@ pub struct ResetServiceBuilder {
     inbox: Option<Arc<dyn RequestInbox>>,
     processing: RequestProcessing,
     retention: Retention,
+    metrics: Option<ResetMetrics>,
 }
 
 impl Default for ResetServiceBuilder {
@@ -61,6 +63,7 @@ impl Default for ResetServiceBuilder {
             accounts: None,
             tokens: None,
             events: None,
+            metrics: None,
             outbox: None,
             mailer: None,
             sender: None,
@@ -155,6 +158,15 @@ impl ResetServiceBuilder {
     /// The event log (required).
     pub fn events(mut self, events: Arc<dyn EventLog>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Counts the flow into `metrics` (requests, deliveries, links opened,
+    /// resets; see [`crate::metrics`]). The service's event log is wrapped
+    /// so that every recorded event is counted, the delivery workers the
+    /// service makes observe the request-to-delivery time.
+    pub fn metrics(mut self, metrics: ResetMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -331,6 +343,13 @@ impl ResetServiceBuilder {
         let accounts = self.accounts.ok_or(BuildError::Missing { setting: "accounts" })?;
         let tokens = self.tokens.ok_or(BuildError::Missing { setting: "tokens" })?;
         let events = self.events.ok_or(BuildError::Missing { setting: "events" })?;
+        let events: Arc<dyn EventLog> = match &self.metrics {
+            Some(metrics) => Arc::new(MeteredEvents {
+                log: events,
+                metrics: metrics.clone(),
+            }),
+            None => events,
+        };
         let mailer = self.mailer.ok_or(BuildError::Missing { setting: "mailer" })?;
         let sender = self.sender.ok_or(BuildError::Missing { setting: "sender" })?;
         let mode = self.delivery.unwrap_or(if self.outbox.is_some() {
@@ -385,7 +404,9 @@ impl ResetServiceBuilder {
                     events,
                     clock: self.clock,
                     ready: Arc::new(tokio::sync::Notify::new()),
+                    metrics: self.metrics.clone(),
                 },
+                metrics: self.metrics,
             }),
         };
         // Requests accepted before a restart (a durable inbox) are processed

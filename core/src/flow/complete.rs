@@ -1,6 +1,7 @@
 //! `inspect`, `complete` and `deny`: everything that starts from a link.
 
 use secrecy::{ExposeSecret as _, SecretString};
+use tracing::Instrument as _;
 
 use crate::account::{Account, AccountId};
 use crate::error::StoreError;
@@ -49,7 +50,24 @@ impl ResetService {
         new_password: SecretString,
         confirmation: SecretString,
     ) -> Result<Completed, CompleteError> {
+        let span = tracing::info_span!("resetkit.complete", account = tracing::field::Empty);
+        self.complete_step(token, new_password, confirmation, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn complete_step(
+        &self,
+        token: &str,
+        new_password: SecretString,
+        confirmation: SecretString,
+        span: &tracing::Span,
+    ) -> Result<Completed, CompleteError> {
         let Checked { token, account, .. } = self.check_token(token).await?;
+        span.record(
+            "account",
+            crate::fingerprint::account_fingerprint(&self.inner.fingerprint_key, &account.id),
+        );
         if new_password.expose_secret() != confirmation.expose_secret() {
             return Err(CompleteError::ConfirmationMismatch);
         }

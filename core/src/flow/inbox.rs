@@ -18,6 +18,7 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
+use tracing::Instrument as _;
 
 use crate::error::StoreError;
 use crate::flow::{Inner, ResetService};
@@ -351,7 +352,13 @@ impl ResetService {
             else {
                 break;
             };
-            match self.process_renewing(&job).await {
+            let span = tracing::info_span!(
+                "resetkit.process_request",
+                request_id = %job.id,
+                attempt = job.attempts,
+                identifier = crate::fingerprint::fingerprint(&inner.fingerprint_key, job.identifier.as_str()).get(..16),
+            );
+            match self.process_renewing(&job).instrument(span).await {
                 Ok(()) => {
                     inner.inbox.done(&job.id, job.attempts).await?;
                     report.processed += 1;

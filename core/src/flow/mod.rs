@@ -269,6 +269,7 @@ pub(crate) struct Inner {
     /// When the workers purge next (`None`: at the first chance).
     pub(crate) next_purge: std::sync::Mutex<Option<std::time::Instant>>,
     pub(crate) dispatcher: Dispatcher,
+    pub(crate) metrics: Option<crate::metrics::ResetMetrics>,
 }
 
 /// The password-reset service. Cheap to clone; clones share everything.
@@ -304,7 +305,15 @@ impl ResetService {
                 .with_retry(self.inner.retry)
                 .with_sender_fallback(self.inner.sender.clone(), self.inner.accounts.clone())
                 .with_token_check(self.inner.tokens.clone())
+                .with_tracing_key(self.inner.fingerprint_key.clone())
+                .with_metrics(d.metrics.clone())
         })
+    }
+
+    /// The metrics given to the builder, if any (serve
+    /// [`ResetMetrics::render`](crate::metrics::ResetMetrics::render)).
+    pub fn metrics(&self) -> Option<&crate::metrics::ResetMetrics> {
+        self.inner.metrics.as_ref()
     }
 
     /// The sender that would be used for `account`, or why there is none:

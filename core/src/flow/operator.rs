@@ -29,6 +29,7 @@
 //! ```
 
 use std::sync::{Arc, PoisonError, RwLock};
+use tracing::Instrument as _;
 
 use minijinja::Value;
 
@@ -101,14 +102,24 @@ impl ResetService {
     /// that the link was opened ([`EventKind::LinkOpened`]; best effort: a
     /// failed write is logged, the page still works). Read-only otherwise.
     pub async fn open_link(&self, token: &str) -> Result<LinkInfo, LinkError> {
-        let info = self.inspect(token).await?;
-        let opened = EventKind::LinkOpened {
-            expires_at: info.expires_at,
-        };
-        if let Err(error) = self.record(Some(info.account.clone()), opened).await {
-            tracing::warn!(%error, "recording that a reset link was opened failed");
+        let span = tracing::info_span!("resetkit.open_link", account = tracing::field::Empty);
+        let this = span.clone();
+        async move {
+            let info = self.inspect(token).await?;
+            this.record(
+                "account",
+                crate::fingerprint::account_fingerprint(&self.inner.fingerprint_key, &info.account),
+            );
+            let opened = EventKind::LinkOpened {
+                expires_at: info.expires_at,
+            };
+            if let Err(error) = self.record(Some(info.account.clone()), opened).await {
+                tracing::warn!(%error, "recording that a reset link was opened failed");
+            }
+            Ok(info)
         }
-        Ok(info)
+        .instrument(span)
+        .await
     }
 
     /// Accounts matching `query` as an email address (every account that

@@ -9,11 +9,13 @@ use crate::flow::throttle::{Refusal, to_events};
 use crate::flow::{RequestAccepted, RequestContext, RequestError, ResetService};
 use crate::identifier::{Identifier, canonicalize, parse_identifier};
 use crate::mail::{DeliveryError, EmailKind, Mailbox, OutgoingEmail};
+use crate::metrics::RequestOutcome;
 use crate::policy::DuplicateEmailPolicy;
 use crate::sender::SenderChoice;
 use crate::store::{InboxRequest, IssueOutcome, RateKey, TokenIssue};
 use crate::template::{self, AccountLinks};
 use crate::token::{RawToken, RevokeReason, TokenHash, TokenRecord, TokenState};
+use tracing::Instrument as _;
 
 /// How many senders refused at `MAIL FROM` one email may fall back past.
 const MAX_SENDER_FALLBACKS: usize = 4;
@@ -38,7 +40,43 @@ impl ResetService {
         identifier: &str,
         ctx: &RequestContext,
     ) -> Result<RequestAccepted, RequestError> {
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "resetkit.request",
+            identifier = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let answer = self
+            .request_inner(identifier, ctx, &span)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &answer {
+            Ok(true) => RequestOutcome::Accepted,
+            Ok(false) => RequestOutcome::Throttled,
+            Err(RequestError::Unavailable(_)) => RequestOutcome::Unavailable,
+            Err(_) => RequestOutcome::Invalid,
+        };
+        span.record("outcome", outcome.as_str());
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.request_answered(outcome, started.elapsed());
+        }
+        answer.map(|_| RequestAccepted)
+    }
+
+    /// `request`'s work: whether the request was recorded (`false`:
+    /// throttled at the door).
+    async fn request_inner(
+        &self,
+        identifier: &str,
+        ctx: &RequestContext,
+        span: &tracing::Span,
+    ) -> Result<bool, RequestError> {
         let identifier = parse_identifier(identifier, self.inner.identifier_mode)?;
+        span.record(
+            "identifier",
+            fingerprint(&self.inner.fingerprint_key, identifier.as_str()).get(..16),
+        );
         let ctx = sanitize_context(ctx);
         let inner = &self.inner;
         let now = inner.clock.now();
@@ -60,10 +98,11 @@ impl ResetService {
                     tracing::info!(client = %client, "password reset requests rate limited (client)");
                     inner.events.record_all(to_events(found, now)).await?;
                 }
-                return Ok(RequestAccepted);
+                return Ok(false);
             }
         }
         let id = random_id().map_err(|e| StoreError::unavailable("request.id", e.to_string()))?;
+        span.record("request_id", id.as_str());
         inner
             .inbox
             .push(InboxRequest {
@@ -76,7 +115,7 @@ impl ResetService {
             })
             .await?;
         self.after_push().await?;
-        Ok(RequestAccepted)
+        Ok(true)
     }
 
     /// Renders a reset email carrying `links`, checked against a twin
@@ -182,7 +221,10 @@ impl ResetService {
             (0, _) => trail.flush().await,
             (1, _) | (_, DuplicateEmailPolicy::EmailPerAccount) => {
                 for account in &eligible {
-                    self.send_single(account, ctx, &mut trail).await?;
+                    let span = self.account_span(&account.id);
+                    self.send_single(account, ctx, &mut trail)
+                        .instrument(span)
+                        .await?;
                 }
                 trail.flush().await
             }
@@ -195,6 +237,15 @@ impl ResetService {
                 trail.flush().await
             }
         }
+    }
+
+    /// The span of one account's step: its keyed fingerprint, never its
+    /// address or id.
+    pub(crate) fn account_span(&self, account: &AccountId) -> tracing::Span {
+        tracing::info_span!(
+            "resetkit.issue_and_queue",
+            account = %crate::fingerprint::account_fingerprint(&self.inner.fingerprint_key, account),
+        )
     }
 
     pub(crate) fn ineligibility(&self, account: &Account) -> Option<IgnoreReason> {
@@ -539,7 +590,12 @@ impl ResetService {
             let failure = self
                 .inner
                 .dispatcher
-                .dispatch(email, Some(first.id.clone()), tokens.clone())
+                .dispatch(
+                    email,
+                    Some(first.id.clone()),
+                    tokens.clone(),
+                    trail.job.as_ref().map(|j| j.received_at),
+                )
                 .await?;
             // The server refused the sender at MAIL FROM: fall back to the
             // next sender the resolver allows (inline delivery only; the
@@ -582,6 +638,8 @@ fn delivery_problem(accounts: &[Account], reason: String, trail: &mut Trail<'_>)
                 reason: reason.clone(),
                 permanent: true,
                 will_retry: false,
+                from: String::new(),
+                class: crate::event::NOT_PREPARED,
             },
         );
     }
@@ -620,6 +678,7 @@ pub(crate) struct Trail<'a> {
 struct JobRef {
     id: String,
     attempts: u32,
+    received_at: std::time::SystemTime,
 }
 
 impl<'a> Trail<'a> {
@@ -638,6 +697,7 @@ impl<'a> Trail<'a> {
             job: Some(JobRef {
                 id: job.id.clone(),
                 attempts: job.attempts,
+                received_at: job.received_at,
             }),
             ..Trail::new(service)
         }

@@ -1,11 +1,12 @@
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
 use super::lock;
 use crate::account::AccountId;
+use crate::activity::{Activity, ActivityCount, ActivityLog, Bucket, counted, minute_of};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
 use crate::store::{EventCursor, EventLog, EventPage};
@@ -25,6 +26,32 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 100_000;
 pub struct InMemoryEventLog {
     events: Arc<Mutex<Vec<Event>>>,
     capacity: usize,
+    /// Counts per minute and activity ([`ActivityLog`]), kept apart from
+    /// the events: a flood that pushes old events out of the log does not
+    /// change the counts.
+    rollup: Arc<Mutex<Rollup>>,
+}
+
+/// How long the in-memory rollup keeps a minute past the newest one.
+const ROLLUP_KEEP: Duration = Duration::from_secs(48 * 3600);
+
+type Rollup = BTreeMap<(SystemTime, Activity), u64>;
+
+/// Counts `events` into the rollup, forgetting minutes older than
+/// [`ROLLUP_KEEP`] before the newest.
+fn roll_up<'a>(rollup: &mut Rollup, events: impl IntoIterator<Item = &'a Event>) {
+    for event in events {
+        let minute = minute_of(event.at);
+        for (activity, n) in counted(&event.kind) {
+            let slot = rollup.entry((minute, activity)).or_insert(0);
+            *slot = slot.saturating_add(n);
+        }
+        if let Some(cutoff) = minute.checked_sub(ROLLUP_KEEP) {
+            while rollup.first_key_value().is_some_and(|((m, _), _)| *m < cutoff) {
+                rollup.pop_first();
+            }
+        }
+    }
 }
 
 impl Default for InMemoryEventLog {
@@ -95,6 +122,7 @@ impl InMemoryEventLog {
         InMemoryEventLog {
             events: Arc::default(),
             capacity: capacity.max(10),
+            rollup: Arc::default(),
         }
     }
 
@@ -126,11 +154,13 @@ impl InMemoryEventLog {
 #[async_trait]
 impl EventLog for InMemoryEventLog {
     async fn record(&self, event: Event) -> Result<(), StoreError> {
+        roll_up(&mut lock(&self.rollup), [&event]);
         append(&mut lock(&self.events), self.capacity, [event]);
         Ok(())
     }
 
     async fn record_all(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        roll_up(&mut lock(&self.rollup), &events);
         append(&mut lock(&self.events), self.capacity, events);
         Ok(())
     }
@@ -140,6 +170,13 @@ impl EventLog for InMemoryEventLog {
         // Appended in time order (each step stamps its events with the clock).
         let old = events.iter().take(batch).take_while(|e| e.at < before).count();
         events.drain(..old);
+        let mut rollup = lock(&self.rollup);
+        while rollup
+            .first_key_value()
+            .is_some_and(|((m, _), _)| *m < minute_of(before))
+        {
+            rollup.pop_first();
+        }
         Ok(old)
     }
 
@@ -177,6 +214,62 @@ impl EventLog for InMemoryEventLog {
                 )
             });
         Ok(EventPage::newest_first(numbered, before, limit))
+    }
+}
+
+#[async_trait]
+impl ActivityLog for InMemoryEventLog {
+    async fn activity(
+        &self,
+        bucket: Bucket,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<ActivityCount>, StoreError> {
+        let rollup = lock(&self.rollup);
+        let Some(first) = Activity::ALL.first() else {
+            return Ok(Vec::new());
+        };
+        // Minutes are kept; longer periods are their sums (at most
+        // ROLLUP_KEEP of minutes).
+        let mut sums: BTreeMap<(SystemTime, Activity), u64> = BTreeMap::new();
+        for ((minute, activity), count) in rollup
+            .range((bucket.start_of(from), *first)..)
+            .take_while(|((minute, _), _)| *minute < until)
+        {
+            let start = bucket.start_of(*minute);
+            if start < from || start >= until {
+                continue;
+            }
+            let slot = sums.entry((start, *activity)).or_insert(0);
+            *slot = slot.saturating_add(*count);
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((start, activity), count)| ActivityCount {
+                start,
+                activity,
+                count,
+            })
+            .collect())
+    }
+
+    async fn deliveries(&self, since: SystemTime, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let events = lock(&self.events);
+        Ok(events
+            .iter()
+            .rev()
+            .take_while(|e| e.at >= since)
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::EmailSent { .. }
+                        | EventKind::DeliveryFailed { .. }
+                        | EventKind::ServerReplied { .. }
+                )
+            })
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::lock;
+use crate::activity::QueueAge;
 use crate::error::StoreError;
 use crate::mail::DeliveryError;
 use crate::store::{Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus};
@@ -25,6 +26,8 @@ struct Row {
     finished_at: Option<SystemTime>,
     /// The last delivery error, if any.
     last_error: Option<String>,
+    /// When it was queued.
+    queued_at: SystemTime,
     /// Order in which messages finished (orders the failed / dropped listings).
     finished_seq: u64,
 }
@@ -175,6 +178,19 @@ impl InMemoryOutbox {
     }
 }
 
+#[async_trait]
+impl QueueAge for InMemoryOutbox {
+    async fn oldest_waiting(&self) -> Result<Option<SystemTime>, StoreError> {
+        // At most `capacity` messages wait: a bounded walk.
+        let state = lock(&self.state);
+        Ok(state
+            .due
+            .iter()
+            .filter_map(|(_, _, id)| state.rows.get(id).map(|r| r.queued_at))
+            .min())
+    }
+}
+
 fn not_found(operation: &'static str, id: &str) -> StoreError {
     StoreError::NotFound {
         operation,
@@ -203,6 +219,7 @@ impl Outbox for InMemoryOutbox {
         let seq = state.next_seq;
         state.next_seq += 1;
         let row = Row {
+            queued_at: entry.next_attempt_at,
             entry,
             status: OutboxStatus::Pending,
             lease_until: None,
@@ -444,6 +461,7 @@ mod tests {
             attempts: 0,
             next_attempt_at: at,
             tokens: Vec::new(),
+            requested_at: None,
         }
     }
 

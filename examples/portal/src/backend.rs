@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use resetkit::ResetService;
 use resetkit::account::AccountDirectory;
+use resetkit::activity::{ActivityLog, QueueAge};
 use resetkit::delivery::{DeliveryMode, DeliveryWorker};
 use resetkit::flow::{Retention, TemplateChanges};
 use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
@@ -22,6 +23,7 @@ use resetkit::mail::{Mailbox, Mailer, SenderProbe};
 use resetkit::memory::{
     InMemoryAccounts, InMemoryEventLog, InMemoryInbox, InMemoryOutbox, InMemoryTokenStore,
 };
+use resetkit::metrics::ResetMetrics;
 use resetkit::sender::{FixedSender, QueueSender, SenderChain};
 use resetkit::store::{EventLog, Outbox, RequestInbox, TokenStore};
 use resetkit::template::{InMemoryTemplateStore, TemplateStore};
@@ -73,13 +75,20 @@ pub(crate) struct Backend {
     pub(crate) mail_label: String,
     /// `memory` or `postgres`.
     pub(crate) store_label: &'static str,
+    /// The flow's Prometheus metrics (served at `/metrics` to operators).
+    pub(crate) metrics: ResetMetrics,
+    /// What the console's overview reads.
+    pub(crate) activity: Arc<dyn ActivityLog>,
+    pub(crate) queue: Arc<dyn QueueAge>,
 }
 
 struct Stores {
     accounts: Arc<dyn AccountDirectory>,
     tokens: Arc<dyn TokenStore>,
     events: Arc<dyn EventLog>,
+    activity: Arc<dyn ActivityLog>,
     outbox: Arc<dyn Outbox>,
+    queue: Arc<dyn QueueAge>,
     inbox: Arc<dyn RequestInbox>,
     templates: Arc<dyn TemplateStore>,
     template_changes: Option<Arc<dyn TemplateChanges>>,
@@ -103,7 +112,9 @@ impl Backend {
         let fallback = fallback_mailbox(&from)?;
         let (mailer, probe, capture, mail_label) = mailer(config)?;
         let stores = stores(config, hasher.clone()).await?;
+        let metrics = ResetMetrics::new();
         let mut builder = ResetService::builder()
+            .metrics(metrics.clone())
             .base_url(base.as_str())
             .secrets(secrets)
             .site_name("resetkit portal")
@@ -158,6 +169,9 @@ impl Backend {
             worker,
             mail_label,
             store_label: stores.label,
+            metrics,
+            activity: stores.activity,
+            queue: stores.queue,
         })
     }
 }
@@ -231,11 +245,15 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
         for account in demo {
             accounts.insert(account);
         }
+        let events = Arc::new(InMemoryEventLog::default());
+        let outbox = Arc::new(InMemoryOutbox::default());
         return Ok(Stores {
             accounts: Arc::new(accounts),
             tokens: Arc::new(InMemoryTokenStore::default()),
-            events: Arc::new(InMemoryEventLog::default()),
-            outbox: Arc::new(InMemoryOutbox::default()),
+            events: events.clone(),
+            activity: events,
+            outbox: outbox.clone(),
+            queue: outbox,
             inbox: Arc::new(InMemoryInbox::default()),
             templates: Arc::new(InMemoryTemplateStore::default()),
             template_changes: None,
@@ -267,7 +285,9 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
         accounts,
         tokens: stores.tokens.clone(),
         events: stores.events.clone(),
+        activity: stores.events.clone(),
         outbox: stores.outbox.clone(),
+        queue: stores.outbox.clone(),
         inbox: stores.inbox.clone(),
         templates: stores.templates.clone(),
         template_changes: Some(stores.templates.clone()),

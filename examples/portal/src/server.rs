@@ -107,9 +107,16 @@ impl Portal {
         let console = resetkit_axum::AdminConsole::builder(&app_pages, Arc::new(guard))
             .sender_probe(backend.probe)
             .template_store(backend.templates)
+            .overview(backend.activity, Some(backend.queue))
             .build()
             .map_err(|e| PortalError::Startup(format!("the operator console: {e}")))?;
-        let router = routes::router(app).merge(resetkit_axum::admin_router(console));
+        // Prometheus text for operators (the console's guard: signed in as one).
+        let metrics = console
+            .metrics_router(backend.metrics, "/metrics")
+            .map_err(|e| PortalError::Startup(format!("the metrics endpoint: {e}")))?;
+        let router = routes::router(app)
+            .merge(metrics)
+            .merge(resetkit_axum::admin_router(console));
         let mut serve_stop = stopped;
         let server = tokio::spawn(async move {
             let stop = async move {

@@ -8,6 +8,11 @@
 //! the reason. Screenshots of every step go to `<target>/admin-screenshots/`
 //! (or `$RESETKIT_SCREENSHOT_DIR`).
 //!
+//! The second test is the overview: the capture server refuses the sender,
+//! three users ask for a link, and the console's landing page shows the
+//! jump, a banner naming the sender and the server's reply, with a link to
+//! the sender check (screenshots in `<target>/overview-screenshots/`).
+//!
 //! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` it prints a loud
 //! SKIP, unless `RESETKIT_REQUIRE_BROWSER=1`.
 
@@ -171,4 +176,98 @@ async fn an_operator_follows_a_reset_a_refused_sender_the_sender_check_and_a_ref
     b.close().await;
     drop(driver);
     portal.shutdown().await;
+}
+
+/// The number in the overview's counts table: row `activity`, last hour.
+fn last_hour(page: &str, activity: &str) -> u64 {
+    page.split(&format!("data-activity=\"{activity}\""))
+        .nth(1)
+        .and_then(|row| row.split("class=\"hour\">").nth(1))
+        .and_then(|cell| cell.split('<').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count for {activity}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_a_refused_sender_jump_with_a_banner_naming_sender_and_reply() {
+    if !browser_available() {
+        return;
+    }
+    let portal = common::start().await;
+    let site = portal.url();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let shots = match std::env::var_os("RESETKIT_SCREENSHOT_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => screenshot_dir("overview-screenshots"),
+    };
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let driver = start_driver().await;
+    let mut b = open_session(&driver, profile.path(), shots, 1280, 1400).await;
+    let wait = Duration::from_secs(15);
+
+    // The operator signs in: the console opens on the overview.
+    b.goto(&format!("{site}/admin")).await;
+    b.wait_for_path("/login").await;
+    b.type_into("#identifier", "operator").await;
+    b.type_into("#password", "operator-demo-password-6").await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path("/account").await;
+    b.goto(&format!("{site}/admin")).await;
+    let quiet = b
+        .wait_for_text(None, "Delivered and refused, per hour", wait)
+        .await;
+    assert!(!quiet.contains("role=\"alert\""), "no banner yet");
+    assert!(quiet.contains("<svg"), "the chart is inline SVG");
+    assert!(!quiet.contains("<script"), "no script");
+    assert_eq!(last_hour(&quiet, "refused_sender"), 0);
+    b.screenshot("overview-quiet").await;
+
+    // The capture server starts refusing the sender.
+    b.goto(&format!("{site}/dev/faults")).await;
+    b.click("form:first-of-type button[type=submit]").await;
+    b.wait_for_text(None, "is refused with 550 5.7.1", wait).await;
+
+    // Three users ask for a link.
+    for who in ["alice", "bob", "dave"] {
+        b.goto(&format!("{site}/forgot")).await;
+        b.type_into("#identifier", who).await;
+        b.click("button[type=submit]").await;
+        b.wait_for_path("/forgot/sent").await;
+    }
+
+    // The overview shows the jump and says who is refused and why.
+    let overview = format!("{site}/admin");
+    let page = b.wait_for_text(Some(&overview), "3 refusals since", wait).await;
+    let banner = page
+        .split("role=\"alert\"")
+        .nth(1)
+        .expect("a banner")
+        .split("</div>")
+        .next()
+        .expect("banner text")
+        .to_owned();
+    assert!(banner.contains("noreply@portal.localhost"), "{banner}");
+    assert!(banner.contains("are being refused"), "{banner}");
+    assert!(
+        banner.contains("550 5.7.1 sender not authorised to send"),
+        "{banner}"
+    );
+    assert!(banner.contains("href=\"/admin/senders\""), "{banner}");
+    assert_eq!(last_hour(&page, "refused_sender"), 3, "the jump");
+    assert!(last_hour(&page, "requested") >= 3);
+    // The chain's fallback (support@) delivered them.
+    let page = b
+        .wait_for_text(Some(&overview), "support@portal.localhost", wait)
+        .await;
+    assert!(
+        page.contains("<span class=\"tag bad\">refused"),
+        "noreply's last result"
+    );
+    b.screenshot("overview-refused-sender-banner").await;
+
+    // The banner leads to the sender check.
+    b.click("div[role=alert] a[href=\"/admin/senders\"]").await;
+    b.wait_for_path("/admin/senders").await;
+    b.screenshot("overview-banner-to-sender-check").await;
+    b.close().await;
 }

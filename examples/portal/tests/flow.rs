@@ -413,3 +413,46 @@ async fn dev_mail_answers_loopback_host_names_only() {
     }
     portal.shutdown().await;
 }
+
+#[tokio::test]
+async fn metrics_are_served_to_operators_only_and_count_what_happened() {
+    let portal = common::start().await;
+    let anonymous = Browser::new(&portal);
+    let refused = anonymous.get("/metrics").await;
+    refused.assert_redirect("/login");
+    let alice = Browser::new(&portal);
+    alice.sign_in("alice", "alice-demo-password-1").await;
+    assert_eq!(alice.get("/metrics").await.status, reqwest::StatusCode::FORBIDDEN);
+
+    let operator = Browser::new(&portal);
+    operator.sign_in("operator", "operator-demo-password-6").await;
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let before = operator.get("/metrics").await;
+    assert_eq!(before.status, reqwest::StatusCode::OK);
+    let user = Browser::new(&portal);
+    user.forgot("bob").await;
+    let mail = common::reset_mail(&portal, 0, "bob@example.test", "bob").await;
+    assert!(mail.path().starts_with("/reset"));
+    common::settle(&portal).await;
+    let after = operator.get("/metrics").await;
+    let accepted = "resetkit_requests_total{outcome=\"accepted\"}";
+    let delivered = "resetkit_emails_total{result=\"delivered\",reason=\"none\",reply_class=\"2xx\"}";
+    assert_eq!(
+        value(&after.body, accepted) - value(&before.body, accepted),
+        1.0,
+        "{}",
+        after.body
+    );
+    assert_eq!(
+        value(&after.body, delivered) - value(&before.body, delivered),
+        1.0,
+        "{}",
+        after.body
+    );
+    assert!(!after.body.contains("bob"), "no identifier in the metrics");
+    assert!(after.body.contains("resetkit_queue_depth 0"), "{}", after.body);
+}

@@ -51,6 +51,8 @@ pub async fn event_log_suite(log: &dyn EventLog) {
                 reason: "sender <noreply@example.com> rejected".into(),
                 permanent: true,
                 will_retry: false,
+                from: "noreply@example.com".into(),
+                class: "sender_rejected",
             },
         ),
     ];

@@ -238,6 +238,7 @@ pub async fn retention_suite(tokens: &dyn TokenStore, events: &dyn EventLog, out
         attempts: 0,
         next_attempt_at: t0,
         tokens: Vec::new(),
+        requested_at: None,
     };
     for n in 0..3 {
         outbox.enqueue(entry(n)).await.expect("enqueue");

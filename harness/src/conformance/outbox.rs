@@ -36,6 +36,7 @@ pub(crate) fn entry(n: usize, due: SystemTime) -> OutboxEntry {
         attempts: 0,
         next_attempt_at: due,
         tokens: vec![TokenHash([u8::try_from(n % 256).unwrap_or(0); 32])],
+        requested_at: Some(due),
     }
 }
 
@@ -63,6 +64,7 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
     assert_eq!(got.email.expose_html(), want.expose_html());
     assert_eq!(got.account, Some(AccountId::from("acct-1")));
     assert_eq!(got.attempts, 1, "claiming counts an attempt");
+    assert_eq!(got.requested_at, Some(t0), "the request's time round-trips");
     assert_eq!(
         got.tokens,
         entry(1, t0).tokens,

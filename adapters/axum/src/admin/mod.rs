@@ -4,7 +4,8 @@
 //!
 //! | path (under the mount path, default `/admin`) | methods | page |
 //! | --- | --- | --- |
-//! | `/` (`?q=`) | GET | find accounts by email (every account sharing it) or username |
+//! | `/` | GET | with [`AdminConsoleBuilder::overview`]: the overview (counts of the last hour and day, queue, senders' last results, hourly chart, a banner when a sender is refused); else the search |
+//! | `/?q=`, `/search` | GET | find accounts by email (every account sharing it) or username |
 //! | `/account?id=ID[&before=N]` | GET | one account's reset timeline, newest first, paged |
 //! | `/account/reissue` | POST | send the account a fresh link |
 //! | `/queue?state=waiting\|failed\|dropped` | GET | the outbox, with last reply and next attempt |
@@ -42,6 +43,7 @@
 //! [`ResetService::reload_templates_from`](resetkit::ResetService::reload_templates_from)
 //! at start and periodically.
 
+mod overview;
 mod timeline;
 mod views;
 
@@ -59,7 +61,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
 use minijinja::Environment;
 use resetkit::ResetService;
+use resetkit::activity::{ActivityLog, QueueAge};
 use resetkit::mail::SenderProbe;
+use resetkit::metrics::ResetMetrics;
 use resetkit::template::TemplateStore;
 use tower_http::timeout::TimeoutLayer;
 
@@ -117,6 +121,14 @@ pub(crate) struct Console {
     pub(crate) site_name: String,
     pub(crate) page_size: usize,
     pub(crate) env: Environment<'static>,
+    pub(crate) overview: Option<OverviewSources>,
+}
+
+/// Where the overview reads (see [`AdminConsoleBuilder::overview`]).
+#[derive(Clone)]
+pub(crate) struct OverviewSources {
+    pub(crate) activity: Arc<dyn ActivityLog>,
+    pub(crate) queue: Option<Arc<dyn QueueAge>>,
 }
 
 /// The operator console, ready to mount with [`admin_router`].
@@ -149,6 +161,7 @@ pub struct AdminConsoleBuilder {
     page_size: usize,
     body_limit: usize,
     request_timeout: Duration,
+    overview: Option<OverviewSources>,
 }
 
 impl fmt::Debug for AdminConsoleBuilder {
@@ -175,12 +188,28 @@ impl AdminConsole {
             page_size: 50,
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(60),
+            overview: None,
         }
     }
 
     /// The routes, under the mount path, with their guard and headers.
     pub fn router(&self) -> Router {
         admin_router(self.clone())
+    }
+
+    /// `metrics` as Prometheus text at `path` (outside the mount path,
+    /// e.g. `/metrics`), behind this console's guard, with the queue
+    /// gauges read from the overview's queue (if any) at each scrape.
+    pub fn metrics_router(&self, metrics: ResetMetrics, path: &str) -> Result<Router, BuildError> {
+        crate::metrics::check_path(path)?;
+        let source = crate::metrics::MetricsSource {
+            metrics,
+            queue: self.console.overview.as_ref().and_then(|o| o.queue.clone()),
+        };
+        Ok(Router::new()
+            .route(path, get(crate::metrics::scrape))
+            .with_state(source)
+            .layer(middleware::from_fn_with_state(self.console.clone(), guard)))
     }
 }
 
@@ -203,6 +232,15 @@ impl AdminConsoleBuilder {
     /// in `store`. Without one, templates are preview-only.
     pub fn template_store(mut self, store: Arc<dyn TemplateStore>) -> Self {
         self.template_store = Some(store);
+        self
+    }
+
+    /// Makes the overview the landing page: counts read from `activity`
+    /// (per-minute rollups), the queue's depth and oldest message from
+    /// `queue` (`None` with inline delivery). E.g. `PgStores`' `events` and
+    /// `outbox`, or the in-memory ones.
+    pub fn overview(mut self, activity: Arc<dyn ActivityLog>, queue: Option<Arc<dyn QueueAge>>) -> Self {
+        self.overview = Some(OverviewSources { activity, queue });
         self
     }
 
@@ -253,6 +291,7 @@ impl AdminConsoleBuilder {
                 site_name: self.site_name,
                 page_size: self.page_size,
                 env,
+                overview: self.overview,
             }),
             body_limit: self.body_limit,
             request_timeout: self.request_timeout,
@@ -268,6 +307,7 @@ pub fn admin_router(console: AdminConsole) -> Router {
     Router::new()
         .route(&m, get(views::search))
         .route(&format!("{m}/"), get(views::search))
+        .route(&format!("{m}/search"), get(views::search_only))
         .route(&format!("{m}/account"), get(views::account))
         .route(&format!("{m}/account/reissue"), post(views::reissue))
         .route(&format!("{m}/queue"), get(views::queue))

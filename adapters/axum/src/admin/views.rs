@@ -27,8 +27,9 @@ const INELIGIBLE_NOTICE: &str = "No link was sent: the account is disabled or it
 
 type AppState = State<Arc<Console>>;
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("templates/base.html")),
+    ("overview.html", include_str!("templates/overview.html")),
     ("search.html", include_str!("templates/search.html")),
     ("account.html", include_str!("templates/account.html")),
     ("queue.html", include_str!("templates/queue.html")),
@@ -81,15 +82,20 @@ fn csrf_ok(console: &Console, headers: &HeaderMap, form: &Form, operator: &Opera
         .is_some_and(|p| p == operator_payload(operator))
 }
 
-struct PageOut<'a> {
-    status: StatusCode,
-    name: &'a str,
-    title: &'a str,
-    notice: Option<String>,
-    ctx: Value,
+pub(super) struct PageOut<'a> {
+    pub(super) status: StatusCode,
+    pub(super) name: &'a str,
+    pub(super) title: &'a str,
+    pub(super) notice: Option<String>,
+    pub(super) ctx: Value,
 }
 
-fn render(console: &Console, headers: &HeaderMap, operator: &Operator, out: PageOut<'_>) -> Response {
+pub(super) fn render(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    out: PageOut<'_>,
+) -> Response {
     let (csrf_token, cookie) = csrf_field(console, headers, operator);
     let ctx = context! {
         title => out.title,
@@ -97,6 +103,7 @@ fn render(console: &Console, headers: &HeaderMap, operator: &Operator, out: Page
         mount => Value::from_safe_string(console.mount.clone()),
         site_name => console.site_name,
         operator => operator.0,
+        has_overview => console.overview.is_some(),
         notice => out.notice,
         csrf_token => csrf_token,
         ..out.ctx
@@ -140,7 +147,7 @@ fn error(
     )
 }
 
-fn unavailable(
+pub(super) fn unavailable(
     console: &Console,
     headers: &HeaderMap,
     operator: &Operator,
@@ -251,7 +258,31 @@ pub(super) async fn search(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    search_page(console, operator, headers, raw, true).await
+}
+
+/// `GET /search[?q=]`: the search, also when the overview is the landing page.
+pub(super) async fn search_only(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    search_page(console, operator, headers, raw, false).await
+}
+
+async fn search_page(
+    console: Arc<Console>,
+    operator: Operator,
+    headers: HeaderMap,
+    raw: Option<String>,
+    landing: bool,
+) -> Response {
     let params = query(raw.as_deref());
+    if landing && params.get("q").is_none() && console.overview.is_some() {
+        // The landing page: the overview, with a search box.
+        return super::overview::page(&console, &headers, &operator).await;
+    }
     let q = params.get("q").unwrap_or_default().trim().to_owned();
     let mut ctx = context! { query => q, searched => false, accounts => Vec::<Value>::new() };
     let mut status = StatusCode::OK;
