@@ -58,6 +58,11 @@ pub mod token;
 /// adding the `async-trait` crate yourself.
 pub use async_trait::async_trait;
 
+/// The `secrecy` types the API takes and returns (`check_password`,
+/// `complete`, `rehash_password` take a [`SecretString`]), re-exported so
+/// that an application needs no `secrecy` dependency of its own.
+pub use secrecy::{self, ExposeSecret, SecretString};
+
 pub use flow::{
     CompleteError, Completed, LinkError, LinkInfo, PasswordCheck, RequestAccepted, RequestContext,
     RequestError, ResetService, ResetServiceBuilder, SessionRevoker,
@@ -71,9 +76,10 @@ pub mod prelude {
     pub use crate::error::{BuildError, StoreError, ValidationError};
     pub use crate::event::{Event, EventKind};
     pub use crate::flow::{
-        CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, RequestError,
-        RequestProcessing, ResetService, Retention, SessionRevoker,
+        CompleteError, Completed, LinkError, LinkInfo, PasswordCheck, RequestAccepted, RequestContext,
+        RequestError, RequestProcessing, ResetService, Retention, SessionRevoker,
     };
+    pub use crate::hasher::PasswordHash;
     pub use crate::hasher::{Argon2Hasher, PasswordHasher};
     pub use crate::identifier::IdentifierMode;
     pub use crate::link::TokenPlacement;

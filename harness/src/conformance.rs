@@ -36,8 +36,8 @@ pub use inbox::{request_inbox_concurrent_claim, request_inbox_suite, retention_s
 pub use operator::{event_log_paging_suite, outbox_listing_suite, template_store_suite};
 pub use outbox::{outbox_suite, sample_email};
 pub use tokens::{
-    token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,
-    token_store_concurrent_revoke_release, token_store_suite,
+    restamp_and_rate_admin_suite, token_store_concurrent_consume, token_store_concurrent_finish_revoke,
+    token_store_concurrent_issue, token_store_concurrent_revoke_release, token_store_suite,
 };
 
 /// A fixed point in time the suites work from (whole seconds, so stores that
