@@ -42,6 +42,7 @@ mod accounts;
 mod de;
 mod tuning;
 mod validate;
+mod version;
 
 pub use accounts::{Limits, LookAlike, LookAlikeKind, TestAccount};
 pub use tuning::{CheckSettings, ClientSettings};
@@ -79,10 +80,18 @@ pub enum TargetFileError {
     },
 }
 
+/// The target-file format this harness writes and reads (`format = 2`).
+pub const FORMAT: u32 = 2;
+
 /// A web app's reset flow, as the harness drives it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpTarget {
+    /// The file's format version (`format = 2`, the first key). A file
+    /// without it was written for format 1: it is read when its meaning
+    /// is the same in format 2 (with a note), refused otherwise.
+    #[serde(default)]
+    pub format: Option<u32>,
     /// A name for reports (default: the base URL).
     #[serde(default)]
     pub name: String,
@@ -129,6 +138,9 @@ pub struct HttpTarget {
     /// and the app's working directory start there).
     #[serde(skip)]
     pub file_dir: Option<PathBuf>,
+    /// What reading the file converted or assumed (printed before a run).
+    #[serde(skip)]
+    pub load_notes: Vec<String>,
 }
 
 /// `[smtp]`.
@@ -416,10 +428,18 @@ impl HttpTarget {
 
     /// Parses and validates target-file text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<HttpTarget, TargetFileError> {
-        let mut target: HttpTarget = toml::from_str(text).map_err(|e| TargetFileError::Syntax {
+        let syntax = |e: toml::de::Error| TargetFileError::Syntax {
             origin: origin.to_owned(),
             message: e.to_string().trim_end().to_owned(),
+        };
+        let table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let notes = version::check(&table).map_err(|(key, reason)| TargetFileError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            reason,
         })?;
+        let mut target: HttpTarget = toml::from_str(text).map_err(syntax)?;
+        target.load_notes = notes;
         target
             .validate()
             .map_err(|(key, reason)| TargetFileError::Invalid {

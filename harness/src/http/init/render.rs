@@ -57,6 +57,11 @@ pub(super) fn render(r: Render<'_>) -> String {
     );
     let _ = writeln!(
         w,
+        "format = {}  # the target-file format this draft is written in",
+        crate::http::target_file::FORMAT
+    );
+    let _ = writeln!(
+        w,
         "name = {}  # a name for reports",
         quote(&format!("{} (draft)", r.base))
     );
