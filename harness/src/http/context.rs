@@ -12,7 +12,7 @@ use url::Url;
 
 use super::driver::{Driver, DriverError, Submission, User};
 use super::exchange::{Exchange, ExchangeLog, Visit};
-use super::target_file::{HttpTarget, TestAccount};
+use super::target_file::{FormStep, HttpTarget, TestAccount};
 use crate::fake_smtp::{CapturedMessage, FakeSmtpServer};
 use crate::runner::Problem;
 use crate::scenario::Evidence;
@@ -258,7 +258,8 @@ impl HttpCtx {
         let page = user
             .load_form(&self.target.url(&forgot.page), &forgot.identifier_field)
             .await
-            .map_err(|e| driver_error("loading the forgot-password form", e))?;
+            .map_err(|e| driver_error("loading the forgot-password form", e))?
+            .for_step(FormStep::Forgot);
         user.submit(&page, forgot.action.as_deref(), submission)
             .await
             .map_err(|e| driver_error("submitting the forgot-password form", e))

@@ -265,6 +265,9 @@ pub struct ForgotFlow {
     pub shared_address: SharedAddress,
     /// How "request accepted" looks (the same for every identifier).
     pub accepted: Expect,
+    /// This form's CSRF token (`[forgot.csrf]`), when it differs from
+    /// the file's `[csrf]`.
+    pub csrf: Option<CsrfSettings>,
 }
 
 /// What the forgot form's identifier field accepts.
@@ -391,6 +394,9 @@ pub struct SetPasswordFlow {
     /// How a refused link looks on submit (optional; anything that is not
     /// `success` counts as not completed).
     pub failure: Option<Expect>,
+    /// This form's CSRF token (`[set_password.csrf]`), when it differs
+    /// from the file's `[csrf]`.
+    pub csrf: Option<CsrfSettings>,
 }
 
 /// `[login]`: the sign-in form.
@@ -409,6 +415,21 @@ pub struct LoginFlow {
     pub password_field: String,
     /// How a successful sign-in looks.
     pub success: Expect,
+    /// This form's CSRF token (`[login.csrf]`), when it differs from the
+    /// file's `[csrf]`.
+    pub csrf: Option<CsrfSettings>,
+}
+
+/// Which of the flow's forms a page holds (each may have its own CSRF
+/// settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormStep {
+    /// The "forgot password" form.
+    Forgot,
+    /// The "choose a new password" form.
+    SetPassword,
+    /// The sign-in form.
+    Login,
 }
 
 impl HttpTarget {
@@ -544,6 +565,29 @@ impl HttpTarget {
             .iter()
             .find(|a| a.key() == key)
             .or_else(|| self.accounts.iter().find(|a| a.identifier == key))
+    }
+
+    /// The CSRF settings of `step`'s form: its own (`[forgot.csrf]`,
+    /// `[set_password.csrf]`, `[login.csrf]`) when given, else the file's
+    /// `[csrf]` (which every form without its own shares).
+    pub fn csrf_for(&self, step: Option<FormStep>) -> &CsrfSettings {
+        let own = match step {
+            Some(FormStep::Forgot) => self.forgot.csrf.as_ref(),
+            Some(FormStep::SetPassword) => self.set_password.csrf.as_ref(),
+            Some(FormStep::Login) => self.login.as_ref().and_then(|l| l.csrf.as_ref()),
+            None => None,
+        };
+        own.unwrap_or(&self.csrf)
+    }
+
+    /// The table [`csrf_for`](Self::csrf_for) reads for `step`, for messages.
+    pub fn csrf_table(&self, step: Option<FormStep>) -> &'static str {
+        match step {
+            Some(FormStep::Forgot) if self.forgot.csrf.is_some() => "forgot.csrf",
+            Some(FormStep::SetPassword) if self.set_password.csrf.is_some() => "set_password.csrf",
+            Some(FormStep::Login) if self.login.as_ref().is_some_and(|l| l.csrf.is_some()) => "login.csrf",
+            _ => "csrf",
+        }
     }
 
     /// Names of form fields whose values never appear in evidence.
