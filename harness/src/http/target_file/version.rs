@@ -49,6 +49,7 @@ pub(super) fn check(table: &Table) -> Result<Vec<String>, (String, String)> {
     };
     if token_in == Some("path") && !url.is_some_and(|u| u.contains('{')) {
         let prefix = url.unwrap_or("/reset");
+        let eg = format!("{}/{{uidb64}}/{{token}}/", prefix.trim_end_matches('/'));
         return Err((
             "link.token_in".into(),
             format!(
@@ -58,8 +59,7 @@ pub(super) fn check(table: &Table) -> Result<Vec<String>, (String, String)> {
                  write the link's path as a pattern, one placeholder per varying segment, e.g. \
                  `url = \"{eg}\"` (or `{{uidb36}}-{{token}}` when two values share a segment), remove \
                  `token_in` and `token_param`, and add `format = {FORMAT}` as the first line. \
-                 `resetkit-harness init --url ... --account ...` drafts the pattern from a real email.",
-                eg = format!("{}/{{uidb64}}/{{token}}/", prefix.trim_end_matches('/')),
+                 `resetkit-harness init --url ... --account ...` drafts the pattern from a real email."
             ),
         ));
     }
