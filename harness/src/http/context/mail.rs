@@ -53,6 +53,25 @@ impl HttpCtx {
         Ok((*least).clone())
     }
 
+    /// The enabled, unshared account asked least so far, whatever its
+    /// budget: for checks whose requests are valid past a limit (an
+    /// answer to a throttled request is an answer to compare, and a timing
+    /// sample like any other), so they never stop because earlier checks
+    /// spent the limits.
+    pub fn known_account(&self) -> Result<TestAccount, Problem> {
+        let all = self.target.plain_accounts();
+        let sent = lock(&self.state.account_requests);
+        all.iter()
+            .min_by_key(|a| sent.get(a.key()).copied().unwrap_or(0))
+            .map(|a| (*a).clone())
+            .ok_or_else(|| {
+                Problem::Skip(
+                    "the target file lists no enabled account with an address of its own ([[accounts]])"
+                        .into(),
+                )
+            })
+    }
+
     /// Marks the accounts at `address` as no longer getting mail in this
     /// run (the app throttles them), so later checks use others.
     pub fn mark_exhausted(&self, address: &str) {

@@ -185,7 +185,7 @@ async fn probe(ctx: &HttpCtx, identifier: &str) -> Result<Visit, Problem> {
 
 async fn identical_answers(ctx: &HttpCtx) -> Check {
     // Any known account will do: past its limit is exactly what is compared.
-    let account = ctx.plain_account(0)?;
+    let account = ctx.known_account()?;
     let kind = ctx.target.forgot.identifier_kind;
     let known = if kind.takes_email() {
         account.email.clone()
@@ -276,14 +276,20 @@ fn throttle_probes(ctx: &HttpCtx, account: &TestAccount) -> Vec<(String, String)
     let count = match ctx.target.limits.per_account {
         Some(limit) if limit + 1 > used + MAX_THROTTLE_REQUESTS => {
             ctx.note(format!(
-                "limits.per_account = {limit} is too high to reach with {MAX_THROTTLE_REQUESTS} requests: \
-                 throttled answers were not compared"
+                "{} throttled answers: limits.per_account = {limit} is too high to reach with \
+                 {MAX_THROTTLE_REQUESTS} requests, so no throttled answer was compared (start the app with a \
+                 lower limit to check them)",
+                crate::report::NOT_CHECKED
             ));
             0
         }
         Some(limit) => (limit + 1).saturating_sub(used).max(1),
         None => {
-            ctx.note("No limits.per_account in the target file: three repeated requests were compared instead of known-throttled ones.");
+            ctx.note(format!(
+                "{} throttled answers: no limits.per_account in the target file, so three repeated requests \
+                 were compared instead of known-throttled ones",
+                crate::report::NOT_CHECKED
+            ));
             3
         }
     };
