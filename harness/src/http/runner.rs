@@ -168,13 +168,23 @@ pub async fn run_one(
     }
     let started = Instant::now();
     let ctx = HttpCtx::new(target.clone(), server.clone(), state.clone());
-    let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, (scenario.run)(&ctx))
-        .await
-        .unwrap_or_else(|_| {
-            Err(Problem::Error(format!(
-                "the scenario did not finish within {SCENARIO_TIMEOUT:?}"
-            )))
-        });
+    // The time limit does not count waiting for declared rate-limit
+    // windows to pass (each wait is bounded by limits.max_wait_secs).
+    let run = (scenario.run)(&ctx);
+    tokio::pin!(run);
+    let outcome = loop {
+        let left = (SCENARIO_TIMEOUT + ctx.waited()).saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break Err(Problem::Error(format!(
+                "the scenario did not finish within {SCENARIO_TIMEOUT:?} (besides {:.1} s waiting for rate-limit windows)",
+                ctx.waited().as_secs_f64()
+            )));
+        }
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            () = tokio::time::sleep(left) => {}
+        }
+    };
     crate::runner::scenario_result(&scenario.info, outcome, ctx.evidence(), started)
 }
 

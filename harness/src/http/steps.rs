@@ -49,6 +49,7 @@ impl HttpCtx {
         page: &FormPage,
         password: &str,
     ) -> Result<Completion, Problem> {
+        self.submit_room(1).await?;
         submit_password(&self.target, user, page, password).await
     }
 

@@ -192,26 +192,7 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
     } else {
         account.identifier.clone()
     };
-    let baseline_visit = probe(ctx, &known).await?;
-    let baseline = Answer::of(&baseline_visit, &known);
-    // Two unknown identifiers: if even they differ, the page varies by itself
-    // (a timestamp, a request id) and bodies cannot be compared.
     let (unknown_a, unknown_b) = (ctx.unknown_identifier(), ctx.unknown_identifier());
-    let first_unknown = Answer::of(&probe(ctx, &unknown_a).await?, &unknown_a);
-    let second_unknown = Answer::of(&probe(ctx, &unknown_b).await?, &unknown_b);
-    let compare_bodies =
-        first_unknown.body == second_unknown.body && first_unknown.final_body == second_unknown.final_body;
-    if !compare_bodies {
-        ctx.note("Two unknown identifiers got different bodies: the page varies by itself, so bodies were not compared.");
-    }
-    ctx.note(format!(
-        "The form takes {kind:?} identifiers (forgot.identifier_kind): every probe is of that kind."
-    ));
-    let mut probes: Vec<(String, String)> = vec![
-        (format!("unknown identifier {unknown_a}"), unknown_a.clone()),
-        (format!("unknown identifier {unknown_b}"), unknown_b.clone()),
-    ];
-    let mut answers = vec![first_unknown, second_unknown];
     let mut more: Vec<(String, String)> = Vec::new();
     if account.identifier != known {
         more.push((
@@ -237,21 +218,85 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
         };
         more.push((format!("shared address {typed}"), typed));
     }
+    // Every probe of this check from the client's window at once (a
+    // throttled answer for the client is not what is compared here); the
+    // baseline request counts for the account's limit.
+    let throttles = throttle_plan(ctx, ctx.requests_for(&account) + 1).0 as usize;
+    let unknown_repeats = match (&ctx.target.limits.throttled, ctx.target.limits.per_account) {
+        (Some(_), Some(limit)) if throttles > 0 => limit as usize + 1,
+        _ => 0,
+    };
+    let planned = 3 + more.len() + throttles + unknown_repeats;
+    ctx.client_room(u32::try_from(planned).unwrap_or(u32::MAX))
+        .await?;
+
+    let baseline_visit = probe(ctx, &known).await?;
+    let baseline = Answer::of(&baseline_visit, &known);
+    // Two unknown identifiers: if even they differ, the page varies by itself
+    // (a timestamp, a request id) and bodies cannot be compared.
+    let first_unknown = Answer::of(&probe(ctx, &unknown_a).await?, &unknown_a);
+    let second_unknown = Answer::of(&probe(ctx, &unknown_b).await?, &unknown_b);
+    let compare_bodies =
+        first_unknown.body == second_unknown.body && first_unknown.final_body == second_unknown.final_body;
+    if !compare_bodies {
+        ctx.note("Two unknown identifiers got different bodies: the page varies by itself, so bodies were not compared.");
+    }
+    ctx.note(format!(
+        "The form takes {kind:?} identifiers (forgot.identifier_kind): every probe is of that kind."
+    ));
+    let mut probes: Vec<(String, String)> = vec![
+        (format!("unknown identifier {unknown_a}"), unknown_a.clone()),
+        (format!("unknown identifier {unknown_b}"), unknown_b.clone()),
+    ];
+    let mut answers = vec![first_unknown, second_unknown];
+    let mut visits: Vec<Option<Visit>> = vec![None, None];
     for (label, identifier) in more.into_iter().chain(throttle_probes(ctx, &account)) {
         let visit = probe(ctx, &identifier).await?;
         answers.push(Answer::of(&visit, &identifier));
+        visits.push(Some(visit));
         probes.push((label, identifier));
     }
     ctx.note(format!(
         "Baseline (known {known}): status {}, redirect {:?}, cookies {:?}",
         baseline.status, baseline.redirect, baseline.cookies
     ));
+    let mut unknown_throttled: Option<(String, Answer)> = None;
     let mut differing = Vec::new();
-    for ((label, _), answer) in probes.iter().zip(&answers) {
+    for (((label, _), answer), visit) in probes.iter().zip(&answers).zip(&visits) {
         let diff = baseline.differences(answer, compare_bodies);
-        if !diff.is_empty() {
-            differing.push(format!("{label}: {}", diff.join("; ")));
+        if diff.is_empty() {
+            continue;
         }
+        // The app declares how it answers a throttled request: fine, as
+        // long as it throttles an address no account has alike.
+        if let (Some(throttled), Some(limit), Some(visit)) = (
+            &ctx.target.limits.throttled,
+            ctx.target.limits.per_account,
+            visit.as_ref(),
+        ) && label.starts_with("throttled known")
+            && throttled.check(visit).is_ok()
+        {
+            if unknown_throttled.is_none() {
+                unknown_throttled = Some(repeated_unknown(ctx, limit + 1).await?);
+            }
+            if let Some((typed, other)) = &unknown_throttled {
+                let diff = other.differences(answer, compare_bodies);
+                if diff.is_empty() {
+                    ctx.note(format!(
+                        "{label}: answered as throttled (limits.throttled), as was the unknown {typed} after the \
+                         same number of requests: the app throttles by what is typed, not by account."
+                    ));
+                    continue;
+                }
+                differing.push(format!(
+                    "{label}: answered as throttled (limits.throttled), but the unknown {typed} after the same \
+                     number of requests got another answer ({}): the app throttles only existing accounts",
+                    diff.join("; ")
+                ));
+                continue;
+            }
+        }
+        differing.push(format!("{label}: {}", diff.join("; ")));
     }
     ctx.note(format!("{} probes compared with the baseline.", probes.len()));
     if differing.is_empty() {
@@ -264,6 +309,44 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
     }
 }
 
+/// Sends `times` requests for one new unknown identifier; its last answer.
+async fn repeated_unknown(ctx: &HttpCtx, times: u32) -> Result<(String, Answer), Problem> {
+    let typed = ctx.unknown_identifier();
+    let mut last = None;
+    for _ in 0..times {
+        last = Some(probe(ctx, &typed).await?);
+    }
+    let visit = last.ok_or_else(|| Problem::Error("no request sent".into()))?;
+    let answer = Answer::of(&visit, &typed);
+    Ok((typed, answer))
+}
+
+/// How many requests take an account that has had `used` in this window
+/// past the declared per-account limit (the last ones are throttled), or
+/// three repeats when none is declared; and what could not be checked.
+fn throttle_plan(ctx: &HttpCtx, used: u32) -> (u32, Option<String>) {
+    match ctx.target.limits.per_account {
+        Some(limit) if limit + 1 > used + MAX_THROTTLE_REQUESTS => (
+            0,
+            Some(format!(
+                "{} throttled answers: limits.per_account = {limit} is too high to reach with \
+                 {MAX_THROTTLE_REQUESTS} requests, so no throttled answer was compared (start the app with a \
+                 lower limit to check them)",
+                crate::report::NOT_CHECKED
+            )),
+        ),
+        Some(limit) => ((limit + 1).saturating_sub(used).max(1), None),
+        None => (
+            3,
+            Some(format!(
+                "{} throttled answers: no limits.per_account in the target file, so three repeated requests \
+                 were compared instead of known-throttled ones",
+                crate::report::NOT_CHECKED
+            )),
+        ),
+    }
+}
+
 /// Requests for `account` until the declared per-account limit is passed
 /// (the last ones are throttled), or three repeats when none is declared.
 fn throttle_probes(ctx: &HttpCtx, account: &TestAccount) -> Vec<(String, String)> {
@@ -273,26 +356,10 @@ fn throttle_probes(ctx: &HttpCtx, account: &TestAccount) -> Vec<(String, String)
     } else {
         account.identifier.clone()
     };
-    let count = match ctx.target.limits.per_account {
-        Some(limit) if limit + 1 > used + MAX_THROTTLE_REQUESTS => {
-            ctx.note(format!(
-                "{} throttled answers: limits.per_account = {limit} is too high to reach with \
-                 {MAX_THROTTLE_REQUESTS} requests, so no throttled answer was compared (start the app with a \
-                 lower limit to check them)",
-                crate::report::NOT_CHECKED
-            ));
-            0
-        }
-        Some(limit) => (limit + 1).saturating_sub(used).max(1),
-        None => {
-            ctx.note(format!(
-                "{} throttled answers: no limits.per_account in the target file, so three repeated requests \
-                 were compared instead of known-throttled ones",
-                crate::report::NOT_CHECKED
-            ));
-            3
-        }
-    };
+    let (count, not_checked) = throttle_plan(ctx, used);
+    if let Some(note) = not_checked {
+        ctx.note(note);
+    }
     (0..count)
         .map(|i| {
             let over = ctx

@@ -100,10 +100,31 @@ impl HttpTarget {
         for (key, limit) in [
             ("limits.per_account", self.limits.per_account),
             ("limits.per_client", self.limits.per_client),
+            ("limits.set_password", self.limits.set_password),
         ] {
             if limit == Some(0) {
                 return bad(key, "must be at least 1 (leave it out when there is no limit)");
             }
+        }
+        if let Some(w) = self.limits.window_secs
+            && !(0.1..=86_400.0).contains(&w)
+        {
+            return bad("limits.window_secs", "must be between 0.1 and 86400 (a day)");
+        }
+        if !(0.0..=3600.0).contains(&self.limits.max_wait_secs) {
+            return bad("limits.max_wait_secs", "must be between 0 and 3600");
+        }
+        if self.limits.throttled.as_ref().is_some_and(Expect::is_empty) {
+            return bad(
+                "limits.throttled",
+                "needs at least one of `status`, `redirect`, `text`",
+            );
+        }
+        if self.limits.throttled.as_ref() == Some(&self.forgot.accepted) {
+            return bad(
+                "limits.throttled",
+                "is the same as forgot.accepted: leave it out when throttled requests get the accepted answer",
+            );
         }
         let mut seen = HashSet::new();
         for (i, account) in self.accounts.iter().enumerate() {
