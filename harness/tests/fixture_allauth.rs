@@ -47,26 +47,68 @@ async fn the_allauth_shaped_app_gets_its_verdicts_waiting_for_its_windows() {
     let errors: Vec<&str> = report
         .results
         .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Error))
+        .filter(|r| matches!(r.verdict, Verdict::Error(_)))
         .map(|r| r.info.id)
         .collect();
     assert!(errors.is_empty(), "harness errors: {errors:?}");
-    // The run waited for spent windows, and said so.
-    let waited: Vec<String> = report
-        .results
-        .iter()
-        .flat_map(|r| r.evidence.notes.iter())
-        .filter(|n| n.starts_with("Waited: waiting"))
-        .cloned()
-        .collect();
-    assert!(!waited.is_empty(), "no wait noted");
-    println!("{}", waited.join("\n"));
+    println!("{}", waits(&report).join("\n"));
     // The throttled answers were compared: 429 for the known address, as
     // for an unknown one after as many requests.
     let identical = fixtures::notes(&report, "RST-HTTP-015");
     assert!(
         identical.contains("as was the unknown") && identical.contains("throttles by what is typed"),
         "{identical}"
+    );
+}
+
+/// The `Waited:` notes of a run.
+fn waits(report: &RunReport) -> Vec<String> {
+    report
+        .results
+        .iter()
+        .flat_map(|r| r.evidence.notes.iter())
+        .filter(|n| n.starts_with("Waited: waiting"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_window_is_waited_for_with_a_note() {
+    // One account with an address of its own: five emails per window are
+    // spent within the first checks, so later ones must wait.
+    let report = run(
+        false,
+        |t| {
+            t.replace(
+                "email = \"bob@example.test\"\npassword = \"bob-fixture-password-22\"",
+                "email = \"bob@example.test\"\ndisabled = true",
+            )
+            .replace(
+                "email = \"frank@example.test\"\npassword = \"frank-fixture-password-6\"",
+                "email = \"frank@example.test\"\ndisabled = true",
+            )
+        },
+        &[
+            "RST-HTTP-001",
+            "RST-HTTP-009",
+            "RST-HTTP-010",
+            "RST-HTTP-012",
+            "RST-HTTP-013",
+        ],
+    )
+    .await;
+    for r in &report.results {
+        assert!(
+            !matches!(r.verdict, Verdict::Error(_)),
+            "{}: {:?}",
+            r.info.id,
+            r.verdict
+        );
+    }
+    let waited = waits(&report);
+    assert!(
+        waited.iter().any(|w| w.contains("limits.per_account = 5")),
+        "{waited:#?}"
     );
 }
 
@@ -82,8 +124,8 @@ async fn without_a_declared_window_the_run_is_one_window_and_checks_stop() {
     let errors: Vec<String> = report
         .results
         .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Error))
-        .map(|r| format!("{}: {:?}", r.info.id, r.actual))
+        .filter(|r| matches!(r.verdict, Verdict::Error(_)))
+        .map(|r| format!("{}: {:?}", r.info.id, r.verdict))
         .collect();
     assert!(!errors.is_empty(), "expected harness errors without the window");
     assert!(

@@ -308,6 +308,18 @@ impl HttpCtx {
         }
     }
 
+    /// [`requests_for`](Self::requests_for) the account(s) `typed` names
+    /// (the most used of them).
+    pub fn requests_for_identifier(&self, typed: &str) -> u32 {
+        self.target
+            .accounts
+            .iter()
+            .filter(|a| a.identifier == typed || a.email.eq_ignore_ascii_case(typed))
+            .map(|a| self.requests_for(a))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Forgot requests from the shared client address that still count
     /// against `limits.per_client` (in the window, else in the run).
     pub fn client_requests(&self) -> u32 {
@@ -370,6 +382,10 @@ impl HttpCtx {
     /// when that is longer than `limits.max_wait_secs`.
     pub async fn wait_for_window(&self, wait: Duration, why: &str) -> Result<(), Problem> {
         let limits = &self.target.limits;
+        if wait < Duration::from_millis(20) {
+            tokio::time::sleep(wait).await;
+            return Ok(());
+        }
         if wait > limits.max_wait() {
             return Err(Problem::Error(format!(
                 "{why}: the window (limits.window_secs = {}) has room again in {:.1} s, longer than \

@@ -250,8 +250,26 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
     ];
     let mut answers = vec![first_unknown, second_unknown];
     let mut visits: Vec<Option<Visit>> = vec![None, None];
-    for (label, identifier) in more.into_iter().chain(throttle_probes(ctx, &account)) {
+    let declared = ctx.target.limits.throttled.clone();
+    let repeats = match (&declared, ctx.target.limits.per_account) {
+        // The app says how it answers over the limit: repeat until it does
+        // (its window and the harness's count may be a request apart).
+        (Some(_), Some(limit)) if throttles > 0 => repeat_until_throttled(ctx, &known, limit + 1),
+        _ => throttle_probes(ctx, &account),
+    };
+    let mut throttled_seen = false;
+    for (label, identifier) in more.into_iter().chain(repeats) {
+        if throttled_seen && label.starts_with("repeated known") {
+            continue;
+        }
         let visit = probe(ctx, &identifier).await?;
+        let label = match &declared {
+            Some(t) if label.starts_with("repeated known") && t.check(&visit).is_ok() => {
+                throttled_seen = true;
+                label.replacen("repeated known", "throttled known", 1)
+            }
+            _ => label,
+        };
         answers.push(Answer::of(&visit, &identifier));
         visits.push(Some(visit));
         probes.push((label, identifier));
@@ -309,12 +327,38 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
     }
 }
 
-/// Sends `times` requests for one new unknown identifier; its last answer.
+/// Up to `max` repeated requests for `typed`, labelled `repeated known`
+/// (relabelled `throttled known` by the caller once the answer is the
+/// declared throttled one, and not sent further).
+fn repeat_until_throttled(ctx: &HttpCtx, typed: &str, max: u32) -> Vec<(String, String)> {
+    let used = ctx.requests_for_identifier(typed);
+    (0..max)
+        .map(|i| {
+            (
+                format!("repeated known {typed} (request #{})", used + i + 1),
+                typed.to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Requests for one new unknown identifier until the answer is the
+/// declared throttled one (at most `times`); its last answer.
 async fn repeated_unknown(ctx: &HttpCtx, times: u32) -> Result<(String, Answer), Problem> {
     let typed = ctx.unknown_identifier();
     let mut last = None;
     for _ in 0..times {
-        last = Some(probe(ctx, &typed).await?);
+        let visit = probe(ctx, &typed).await?;
+        let done = ctx
+            .target
+            .limits
+            .throttled
+            .as_ref()
+            .is_some_and(|t| t.check(&visit).is_ok());
+        last = Some(visit);
+        if done {
+            break;
+        }
     }
     let visit = last.ok_or_else(|| Problem::Error("no request sent".into()))?;
     let answer = Answer::of(&visit, &typed);
