@@ -48,7 +48,7 @@ pub use complete::DENY_WINDOW;
 pub use inbox::{
     MAX_REQUEST_ATTEMPTS, PurgeReport, RequestProcessing, RequestReport, RequestWorker, Retention,
 };
-pub use operator::{ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
+pub use operator::{AccountRateLimit, ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
 
 use std::fmt;
 use std::sync::Arc;

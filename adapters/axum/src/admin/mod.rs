@@ -270,6 +270,7 @@ pub fn admin_router(console: AdminConsole) -> Router {
         .route(&format!("{m}/"), get(views::search))
         .route(&format!("{m}/account"), get(views::account))
         .route(&format!("{m}/account/reissue"), post(views::reissue))
+        .route(&format!("{m}/account/clear-limit"), post(views::clear_limit))
         .route(&format!("{m}/queue"), get(views::queue))
         .route(&format!("{m}/queue/retry"), post(views::retry))
         .route(&format!("{m}/senders"), get(views::senders))
