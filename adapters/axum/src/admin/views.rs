@@ -452,9 +452,9 @@ pub(super) async fn clear_limit(
 /// `15 min`, `1 h`, `90 s`.
 fn human_window(window: std::time::Duration) -> String {
     let secs = window.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
