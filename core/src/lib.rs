@@ -29,6 +29,13 @@
 //! [profile.dev.package.blake2]
 //! opt-level = 3
 //! ```
+//!
+//! Hashes a previous framework stored ([`legacy_hash`]) are verified at
+//! sign-in, and PBKDF2 (Django's `pbkdf2_sha256$…`) is generic code that
+//! is compiled into this crate: for a debug build that signs in fast with
+//! them, add `resetkit`, `sha2`, `blowfish` (bcrypt) and `salsa20` (scrypt)
+//! the same way (`cargo run -p resetkit --example legacy_hash_cost` prints
+//! what one sign-in costs in a build).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
