@@ -235,6 +235,14 @@ pub enum EventKind {
         /// Who did it, as the host's guard named them.
         operator: String,
     },
+    /// An operator cleared the account's per-account rate limit (e.g. on a
+    /// test deployment, after manual tries spent it).
+    RateLimitCleared {
+        /// How many recorded requests were forgotten.
+        removed: u32,
+        /// Who did it, as the host's guard named them.
+        operator: String,
+    },
 }
 
 impl EventKind {
@@ -259,6 +267,7 @@ impl EventKind {
             EventKind::LinkOpened { .. } => "link_opened",
             EventKind::ServerReplied { .. } => "server_replied",
             EventKind::LinkReissued { .. } => "link_reissued",
+            EventKind::RateLimitCleared { .. } => "rate_limit_cleared",
         }
     }
 }

@@ -16,17 +16,28 @@ use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
-/// A stored password hash (PHC string). `Debug` never prints it.
+/// A stored password hash, as the host's column holds it: an argon2id PHC
+/// string (what resetkit writes) or a format a previous framework wrote
+/// and [`crate::legacy_hash`] verifies (bcrypt `$2b$…`, Django
+/// `pbkdf2_sha256$…`, PHC PBKDF2 and scrypt). `Debug` never prints it.
 #[derive(Clone)]
 pub struct PasswordHash(SecretString);
 
 impl PasswordHash {
-    /// Wraps a PHC string read from storage.
-    pub fn from_phc(phc: impl Into<String>) -> Self {
-        PasswordHash(SecretString::from(phc.into()))
+    /// Wraps a hash read from storage, in any supported format (argon2id
+    /// PHC, or a legacy one: bcrypt, Django `pbkdf2_sha256$…`, PBKDF2 or
+    /// scrypt PHC).
+    pub fn new(stored: impl Into<String>) -> Self {
+        PasswordHash(SecretString::from(stored.into()))
     }
 
-    /// The PHC string, for storing.
+    /// Wraps a PHC string read from storage (same as [`new`](Self::new),
+    /// which takes the legacy formats too).
+    pub fn from_phc(phc: impl Into<String>) -> Self {
+        Self::new(phc)
+    }
+
+    /// The stored text (argon2id PHC for hashes resetkit made), for storing.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }

@@ -29,6 +29,13 @@
 //! [profile.dev.package.blake2]
 //! opt-level = 3
 //! ```
+//!
+//! Hashes a previous framework stored ([`legacy_hash`]) are verified at
+//! sign-in, and PBKDF2 (Django's `pbkdf2_sha256$…`) is generic code that
+//! is compiled into this crate: for a debug build that signs in fast with
+//! them, add `resetkit`, `sha2`, `blowfish` (bcrypt) and `salsa20` (scrypt)
+//! the same way (`cargo run -p resetkit --example legacy_hash_cost` prints
+//! what one sign-in costs in a build).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -61,6 +68,11 @@ pub mod token;
 /// adding the `async-trait` crate yourself.
 pub use async_trait::async_trait;
 
+/// The `secrecy` types the API takes and returns (`check_password`,
+/// `complete`, `rehash_password` take a [`SecretString`]), re-exported so
+/// that an application needs no `secrecy` dependency of its own.
+pub use secrecy::{self, ExposeSecret, SecretString};
+
 pub use flow::{
     CompleteError, Completed, LinkError, LinkInfo, PasswordCheck, RequestAccepted, RequestContext,
     RequestError, ResetService, ResetServiceBuilder, SessionRevoker,
@@ -74,9 +86,10 @@ pub mod prelude {
     pub use crate::error::{BuildError, StoreError, ValidationError};
     pub use crate::event::{Event, EventKind};
     pub use crate::flow::{
-        CompleteError, Completed, LinkError, LinkInfo, RequestAccepted, RequestContext, RequestError,
-        RequestProcessing, ResetService, Retention, SessionRevoker,
+        CompleteError, Completed, LinkError, LinkInfo, PasswordCheck, RequestAccepted, RequestContext,
+        RequestError, RequestProcessing, ResetService, Retention, SessionRevoker,
     };
+    pub use crate::hasher::PasswordHash;
     pub use crate::hasher::{Argon2Hasher, PasswordHasher};
     pub use crate::identifier::IdentifierMode;
     pub use crate::link::TokenPlacement;

@@ -43,7 +43,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::account::AccountId;
+use crate::account::{AccountId, PasswordStamp};
 use crate::error::StoreError;
 use crate::event::Event;
 use crate::identifier::Identifier;
@@ -227,6 +227,44 @@ pub trait TokenStore: Send + Sync {
     async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         let _ = (before, batch);
         Ok(0)
+    }
+
+    /// Moves the account's live tokens (active or being spent) bound to
+    /// the password state `from` to the state `to`, in one step; returns
+    /// how many. Used when the stored hash is rewritten for the *same*
+    /// password (a legacy hash upgraded at sign-in,
+    /// [`ResetService::rehash_password`](crate::flow::ResetService::rehash_password)):
+    /// that is not a password change, so a pending link must keep working.
+    /// Tokens bound to any other state are left alone.
+    async fn restamp(
+        &self,
+        account: &AccountId,
+        from: &PasswordStamp,
+        to: &PasswordStamp,
+    ) -> Result<usize, StoreError> {
+        let _ = (account, from, to);
+        Err(StoreError::Unsupported {
+            operation: "tokens.restamp",
+        })
+    }
+
+    /// How many hits `key` has in `(now - window, now]`, recording
+    /// nothing: what the operator console shows for an account's limit.
+    async fn rate_count(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
+        let _ = (key, now, window);
+        Err(StoreError::Unsupported {
+            operation: "tokens.rate_count",
+        })
+    }
+
+    /// Forgets every hit recorded for `key`, so its limit starts afresh
+    /// (an operator unblocking an account on a test deployment); returns
+    /// how many were removed.
+    async fn rate_clear(&self, key: &RateKey) -> Result<usize, StoreError> {
+        let _ = key;
+        Err(StoreError::Unsupported {
+            operation: "tokens.rate_clear",
+        })
     }
 }
 

@@ -40,8 +40,8 @@ pub use operator::{
 pub use outbox::{outbox_suite, sample_email};
 pub use overview::{activity_log_suite, queue_age_suite};
 pub use tokens::{
-    token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,
-    token_store_concurrent_revoke_release, token_store_suite,
+    restamp_and_rate_admin_suite, token_store_concurrent_consume, token_store_concurrent_finish_revoke,
+    token_store_concurrent_issue, token_store_concurrent_revoke_release, token_store_suite,
 };
 
 /// A fixed point in time the suites work from (whole seconds, so stores that

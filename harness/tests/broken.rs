@@ -308,6 +308,14 @@ impl TokenStore for BuggyTokens {
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         self.inner.purge_expired(before, batch).await
     }
+    async fn restamp(
+        &self,
+        account: &AccountId,
+        from: &resetkit::account::PasswordStamp,
+        to: &resetkit::account::PasswordStamp,
+    ) -> Result<usize, StoreError> {
+        self.inner.restamp(account, from, to).await
+    }
 }
 
 /// An outbox that does not keep the token hashes of its messages, so the

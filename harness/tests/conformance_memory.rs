@@ -10,6 +10,11 @@ async fn in_memory_token_store_conforms() {
     conformance::token_store_suite(&InMemoryTokenStore::default()).await;
 }
 
+#[tokio::test]
+async fn in_memory_token_store_restamps_and_clears_limits() {
+    conformance::restamp_and_rate_admin_suite(&InMemoryTokenStore::default()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_token_store_consume_is_atomic() {
     conformance::token_store_concurrent_consume(Arc::new(InMemoryTokenStore::default()), 50).await;

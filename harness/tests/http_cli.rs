@@ -76,6 +76,18 @@ fn a_bad_target_file_is_a_harness_error_naming_the_key() {
     let (code, shown) = text_of(&shipped.replace("parallel_submits = 8", "parallel_submits = 1000"));
     assert_eq!(code, Some(2), "{shown}");
     assert!(shown.contains("checks.parallel_submits"), "{shown}");
+    // A file of the previous format whose `link.url` meant a prefix: refused
+    // before anything starts, with how to convert it.
+    let old_format = shipped
+        .replace("format = 2\n", "")
+        .replace("token_in = \"query\"", "token_in = \"path\"");
+    let (code, shown) = text_of(&old_format);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("format 1") && shown.contains("To convert"),
+        "{shown}"
+    );
+    assert!(!shown.contains("starting the app"), "{shown}");
     let (code, shown) = text_of("this is not toml = = =");
     assert_eq!(code, Some(2), "{shown}");
     assert!(!shown.contains("panicked"), "{shown}");
@@ -226,6 +238,7 @@ fn the_app_runs_in_the_target_files_directory_with_placeholders_in_its_environme
     let smtp_port = free_port();
     let toml = format!(
         r#"
+format = 2
 base_url = "http://127.0.0.1:{}"
 [smtp]
 listen = "127.0.0.1:{smtp_port}"

@@ -75,7 +75,12 @@ fn the_examples_in_targets_md_load() {
         };
         let target = HttpTarget::from_toml_str(toml, "TARGETS.md").unwrap_or_else(|e| panic!("{e}\n{toml}"));
         assert!(!target.accounts.is_empty());
+        assert!(
+            target.load_notes.is_empty(),
+            "written in the current format: {:?}",
+            target.load_notes
+        );
         blocks += 1;
     }
-    assert_eq!(blocks, 4, "one complete example per fixture shape");
+    assert_eq!(blocks, 5, "one complete example per fixture shape");
 }

@@ -197,3 +197,73 @@ async fn init_without_an_account_writes_a_draft_that_names_what_to_fill_in() {
         assert!(e.contains(needle), "{url}: {e}");
     }
 }
+
+/// The line of `text` that sets `key` (not a comment).
+fn key_line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flask_security_shaped_draft_takes_accepted_from_what_only_an_accepted_request_gets() {
+    let server = Arc::new(FakeSmtpServer::start().unwrap());
+    let app = fixtures::flask::start(server.addr()).await;
+    let url = format!("{}/reset", app.base_url);
+    // Without --account, only the answer to an unknown address: its heading
+    // is on the form page too (and on every refusal), the rest is an error.
+    let text = draft(&InitOptions::new(url.clone()), None).await.unwrap();
+    let accepted = key_line(&text, "accepted");
+    assert!(
+        !accepted.contains("Send password reset instructions"),
+        "{accepted}"
+    );
+    assert!(!accepted.contains("text ="), "{accepted}");
+    assert!(
+        text.contains("FILL IN: the answer to a request for") && text.contains("give --account"),
+        "{text}"
+    );
+    // With --account, the two answers are compared: the text only the
+    // accepted request got, cut before the echoed address.
+    let mut options = InitOptions::new(url);
+    options.account = Some("alice@example.test".into());
+    options.mail_wait = std::time::Duration::from_secs(5);
+    let mut text = draft(&options, Some(server.clone())).await.unwrap();
+    println!("--- Flask-Security draft ---\n{text}");
+    let accepted = key_line(&text, "accepted");
+    assert_eq!(
+        accepted.split("  #").next().unwrap(),
+        "accepted = { status = 200, text = \"Instructions to reset your password have been sent to\" }"
+    );
+    assert!(
+        text.contains("for resetkit-init-") && text.contains("differs"),
+        "{text}"
+    );
+
+    // CSRF belongs to each form: the forgot form's token under [forgot.csrf].
+    assert!(text.contains("[forgot.csrf]"), "{text}");
+    assert!(!text.lines().any(|l| l.trim() == "[csrf]"), "{text}");
+    assert!(key_line(&text, "field").contains("csrf_token"), "{text}");
+    // A person adds the sign-in page (its form has no CSRF field): the
+    // preflight accepts the file.
+    text.push_str(
+        "\n[login]\npage = \"/login\"\nidentifier_field = \"email\"\npassword_field = \"password\"\n\
+         success = { status = 302, redirect = \"/\" }\n",
+    );
+    let target = Arc::new(HttpTarget::from_toml_str(&text, "draft.toml").unwrap());
+    let checked = resetkit_harness::http::runner::preflight(&target).await.unwrap();
+    assert!(checked.iter().any(|c| c.contains("login.page")), "{checked:?}");
+    assert!(
+        checked.iter().any(|c| c.contains("its CSRF field `csrf_token`")),
+        "{checked:?}"
+    );
+    // The way drafts were written before, one [csrf] for the whole file:
+    // the sign-in form is required to carry the token, one error for it.
+    let whole_file = text.replace("[forgot.csrf]", "[csrf]");
+    let target = Arc::new(HttpTarget::from_toml_str(&whole_file, "old.toml").unwrap());
+    let err = resetkit_harness::http::runner::preflight(&target)
+        .await
+        .unwrap_err();
+    assert_eq!(err.matches("login.page").count(), 1, "{err}");
+    assert!(err.contains("(csrf.field in the target file)"), "{err}");
+}

@@ -141,6 +141,11 @@ impl Console {
 /// Dave and erin share an address; carol is disabled. The host's guard
 /// admits a request whose `test_operator` cookie names an operator.
 async fn start(page_size: usize) -> Console {
+    start_with(page_size, RateLimits::unlimited()).await
+}
+
+/// [`start`] with these rate limits.
+async fn start_with(page_size: usize, limits: RateLimits) -> Console {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hasher = Arc::new(Argon2Hasher::fast_insecure_for_tests());
@@ -182,7 +187,7 @@ async fn start(page_size: usize) -> Console {
         .mailer(Arc::new(server.clone()))
         .sender(Arc::new(chain))
         .hasher(hasher)
-        .rate_limits(RateLimits::unlimited())
+        .rate_limits(limits)
         .build()
         .unwrap();
     let pages = ResetPages::builder(service.clone())
@@ -274,8 +279,9 @@ const GET_ROUTES: [&str; 10] = [
     "/admin/no-such-page",
 ];
 
-const POST_ROUTES: [&str; 5] = [
+const POST_ROUTES: [&str; 6] = [
     "/admin/account/reissue",
+    "/admin/account/clear-limit",
     "/admin/queue/retry",
     "/admin/senders/check",
     "/admin/templates/save",
@@ -1189,4 +1195,74 @@ async fn metrics_move_by_exactly_what_a_reset_did_and_no_label_holds_an_identifi
             assert!(!labels.contains(forbidden), "a label holds `{forbidden}`: {line}");
         }
     }
+}
+
+#[tokio::test]
+async fn an_operator_sees_and_clears_an_accounts_spent_rate_limit() {
+    let limits = RateLimits {
+        per_account: Some(resetkit::policy::Limit {
+            max: 2,
+            window: std::time::Duration::from_secs(15 * 60),
+        }),
+        per_client: None,
+    };
+    let app = start_with(50, limits).await;
+    let sent_to_erin = || {
+        app.server
+            .accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.expose_text().contains("erin"))
+            .count()
+    };
+    for _ in 0..3 {
+        app.service
+            .request("erin", &RequestContext::default())
+            .await
+            .unwrap();
+        app.deliver().await;
+    }
+    assert_eq!(sent_to_erin(), 2, "the third request was throttled");
+    let ann = app.operator("op-ann");
+    let page = ann.get("/admin/account?id=u-erin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("Reset emails in the last 15 min: <strong>2 of 2</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("limit reached"), "{}", page.body);
+    let csrf = page.csrf();
+    ann.post(
+        "/admin/account/clear-limit",
+        &[("id", "u-erin"), ("csrf_token", &csrf)],
+    )
+    .await
+    .assert_redirect("/admin/account?id=u-erin&done=limit_cleared");
+    let page = ann.get("/admin/account?id=u-erin&done=limit_cleared").await;
+    assert!(page.body.contains("rate limit was cleared"), "{}", page.body);
+    assert!(page.body.contains("<strong>0 of 2</strong>"), "{}", page.body);
+    assert!(page.body.contains("below the limit"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("by operator op-ann (2 recorded request(s) forgotten)"),
+        "the timeline records who cleared it: {}",
+        page.body
+    );
+    app.service
+        .request("erin", &RequestContext::default())
+        .await
+        .unwrap();
+    app.deliver().await;
+    assert_eq!(sent_to_erin(), 3, "mail flows again");
+    // Another account is not touched; an unknown id is a clear 404.
+    let missing = ann
+        .post(
+            "/admin/account/clear-limit",
+            &[("id", "u-nobody"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }

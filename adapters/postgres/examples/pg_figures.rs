@@ -90,6 +90,15 @@ impl<T: TokenStore> TokenStore for Counted<T> {
         tick();
         self.0.purge_expired(before, batch).await
     }
+    async fn restamp(
+        &self,
+        a: &AccountId,
+        from: &resetkit::account::PasswordStamp,
+        to: &resetkit::account::PasswordStamp,
+    ) -> Result<usize, StoreError> {
+        tick();
+        self.0.restamp(a, from, to).await
+    }
 }
 
 #[async_trait]

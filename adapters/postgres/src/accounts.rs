@@ -161,7 +161,9 @@ impl UsersTable {
         username_column => username);
     column_setter!(/// The email column (nullable).
         email_column => email);
-    column_setter!(/// The password-hash column (PHC string, nullable).
+    column_setter!(/// The password-hash column (text, nullable): argon2id PHC strings, and
+        /// the legacy formats a previous framework wrote (bcrypt, Django
+        /// `pbkdf2_sha256$…`, PBKDF2 / scrypt PHC), verified at sign-in.
         password_hash_column => password_hash);
 
     /// A boolean column: email address confirmed.

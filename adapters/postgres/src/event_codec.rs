@@ -121,6 +121,9 @@ pub(crate) fn encode(kind: &EventKind) -> (&'static str, Value) {
         EventKind::LinkReissued { replaces, operator } => {
             json!({ "replaces": replaces, "operator": operator })
         }
+        EventKind::RateLimitCleared { removed, operator } => {
+            json!({ "removed": removed, "operator": operator })
+        }
         _ => json!({}),
     };
     (kind.name(), detail)
@@ -262,6 +265,14 @@ pub(crate) fn decode(name: &str, v: &Value) -> Result<EventKind, String> {
             replaces: opt_text(v, "replaces"),
             operator: text(v, "operator")?,
         },
+        "rate_limit_cleared" => EventKind::RateLimitCleared {
+            removed: v
+                .get("removed")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("field `removed` missing")?,
+            operator: text(v, "operator")?,
+        },
         other => return Err(format!("unknown event kind `{other}`")),
     })
 }
@@ -353,6 +364,10 @@ mod tests {
             },
             EventKind::LinkReissued {
                 replaces: None,
+                operator: "ops".into(),
+            },
+            EventKind::RateLimitCleared {
+                removed: 3,
                 operator: "ops".into(),
             },
         ];

@@ -42,6 +42,9 @@ struct Queries {
     admit: Sql,
     purge: Sql,
     purge_hits: Sql,
+    restamp: Sql,
+    rate_count: Sql,
+    rate_clear: Sql,
 }
 
 /// Tokens and rate-limit counters in PostgreSQL. Cheap to clone (the pool
@@ -87,6 +90,12 @@ impl PgTokenStore {
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"),
             purge_hits: s("DELETE FROM __SCHEMA__.rate_hits WHERE id IN ( \
                  SELECT id FROM __SCHEMA__.rate_hits WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+            restamp: s("UPDATE __SCHEMA__.tokens SET password_stamp = $3 \
+                 WHERE account_id = $1 AND password_stamp = $2 AND state IN ('active', 'spending')"),
+            rate_count: s(
+                "SELECT count(*) FROM __SCHEMA__.rate_hits WHERE key = $1 AND at > $2 AND at <= $3",
+            ),
+            rate_clear: s("DELETE FROM __SCHEMA__.rate_hits WHERE key = $1"),
         };
         PgTokenStore {
             pool,
@@ -319,6 +328,47 @@ impl TokenStore for PgTokenStore {
             .and_then(|r| r.try_get(0))
             .map_err(db_error(OP))?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn restamp(
+        &self,
+        account: &AccountId,
+        from: &PasswordStamp,
+        to: &PasswordStamp,
+    ) -> Result<usize, StoreError> {
+        const OP: &str = "tokens.restamp";
+        let done = sqlx::query(self.sql.restamp.q())
+            .bind(&account.0)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn rate_count(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
+        const OP: &str = "tokens.rate_count";
+        let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        let count: i64 = sqlx::query(self.sql.rate_count.q())
+            .bind(key.as_text())
+            .bind(to_db(start))
+            .bind(to_db(now))
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(db_error(OP))?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn rate_clear(&self, key: &RateKey) -> Result<usize, StoreError> {
+        const OP: &str = "tokens.rate_clear";
+        let done = sqlx::query(self.sql.rate_clear.q())
+            .bind(key.as_text())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 
     async fn admit(

@@ -20,6 +20,15 @@ async fn token_store_conforms() {
 }
 
 #[tokio::test]
+async fn token_store_restamp_and_rate_admin_conform() {
+    let Some(db) = db("token_store_restamp_and_rate_admin_conform").await else {
+        return;
+    };
+    conformance::restamp_and_rate_admin_suite(db.stores.tokens.as_ref()).await;
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn token_store_concurrent_consume_conforms() {
     let Some(db) = db_with("token_store_concurrent_consume_conforms", 20).await else {
         return;

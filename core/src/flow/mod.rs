@@ -52,7 +52,7 @@ pub use inbox::{
     MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport, RequestWorker,
     Retention,
 };
-pub use operator::{ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
+pub use operator::{AccountRateLimit, ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
 
 use std::fmt;
 use std::sync::Arc;
@@ -155,6 +155,10 @@ pub enum CompleteError {
     /// Hashing or randomness failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// [`ResetService::rehash_password`] was given a password that is not
+    /// the account's current one; nothing was stored.
+    #[error("the password to re-hash is not the account's current password: nothing was stored")]
+    NotCurrentPassword,
 }
 
 impl From<LinkError> for CompleteError {
@@ -395,22 +399,82 @@ impl ResetService {
     }
 
     /// Stores an argon2id hash of `password` (NFKC, as `complete` does) for
-    /// `account`: the upgrade after [`PasswordCheck::NeedsRehash`]. Call it
-    /// only with a password that was just verified.
+    /// `account`: the upgrade after [`PasswordCheck::NeedsRehash`].
+    ///
+    /// Re-hashing the same password is not a password change: the
+    /// account's pending reset links stay valid (their binding moves to
+    /// the new hash with [`TokenStore::restamp`](crate::store::TokenStore::restamp)),
+    /// and no "password changed" notice is sent. So that this cannot keep a
+    /// link alive across a real change, the password is verified against
+    /// the stored hash first (one more legacy verification, once per
+    /// account); a password that is not the account's is refused with
+    /// [`CompleteError::NotCurrentPassword`] and nothing is stored.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use resetkit::prelude::*;
+    /// use resetkit::SecretString; // re-exported: no `secrecy` dependency needed
+    ///
+    /// let accounts = InMemoryAccounts::default();
+    /// // A Django-format PBKDF2 hash of "legacy password 1", stored by the previous framework.
+    /// let django = "pbkdf2_sha256$1000$c2FsdHNhbHQ$bT86YLGvDWl732f3wJjiqRNnY/5Czo0VlS7c5JZrgEI=";
+    /// accounts.insert(Account::new("1", "ann", "ann@example.com").with_password_hash(PasswordHash::new(django)));
+    /// let service = ResetService::builder()
+    ///     .base_url("https://app.example.com")
+    ///     .accounts(Arc::new(accounts))
+    ///     .tokens(Arc::new(InMemoryTokenStore::default()))
+    ///     .events(Arc::new(InMemoryEventLog::default()))
+    ///     .mailer(Arc::new(CapturingMailer::default()))
+    ///     .sender(Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.com").unwrap())))
+    ///     .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
+    ///     .build()
+    ///     .unwrap();
+    /// let id = AccountId::from("1");
+    /// let typed = SecretString::from("legacy password 1");
+    /// // At sign-in: check, then upgrade the hash (pending reset links keep working).
+    /// if let PasswordCheck::NeedsRehash(_) = service.check_password(&id, &typed).await.unwrap() {
+    ///     service.rehash_password(&id, &typed).await.unwrap();
+    /// }
+    /// assert_eq!(service.check_password(&id, &typed).await.unwrap(), PasswordCheck::Correct);
+    /// # });
+    /// ```
     pub async fn rehash_password(
         &self,
         account: &AccountId,
         password: &secrecy::SecretString,
     ) -> Result<(), CompleteError> {
         use secrecy::ExposeSecret as _;
+        let Some(current) = self.inner.accounts.find_by_id(account).await? else {
+            return Err(CompleteError::Unavailable(StoreError::NotFound {
+                operation: "accounts.find_by_id",
+                what: format!("account `{account}`"),
+            }));
+        };
+        if !self.check_password(account, password).await?.is_correct() {
+            return Err(CompleteError::NotCurrentPassword);
+        }
         let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
         let hasher = self.inner.hasher.clone();
         let hash = run_blocking(move || hasher.hash(&normalized))
             .await
             .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(CompleteError::Internal)?;
+        let before = current.password_stamp();
+        let after = crate::account::PasswordStamp::of(Some(&hash));
         self.inner.accounts.set_password_hash(account, &hash).await?;
-        Ok(())
+        match self.inner.tokens.restamp(account, &before, &after).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Unsupported { operation }) => {
+                tracing::warn!(
+                    operation,
+                    "the token store cannot move pending reset links to the re-hashed password: \
+                     they stop working (implement TokenStore::restamp)"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Counts one sign-in attempt against `limits`, in the engine's

@@ -199,6 +199,63 @@ impl ResetService {
         Ok(ReissueOutcome::Sent)
     }
 
+    /// The account's per-account rate limit as the token store counts it
+    /// now (read-only), or `None` when no per-account limit is configured.
+    pub async fn account_rate_limit(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<AccountRateLimit>, StoreError> {
+        let Some(limit) = self.inner.rate_limits.per_account else {
+            return Ok(None);
+        };
+        let used = self
+            .inner
+            .tokens
+            .rate_count(
+                &crate::store::RateKey::Account(account.clone()),
+                self.inner.clock.now(),
+                limit.window,
+            )
+            .await?;
+        Ok(Some(AccountRateLimit {
+            used,
+            max: limit.max,
+            window: limit.window,
+        }))
+    }
+
+    /// Clears the account's per-account rate limit (its recorded requests
+    /// are forgotten, so it gets reset emails again at once) and records
+    /// [`EventKind::RateLimitCleared`] naming `operator`; returns how many
+    /// requests were forgotten. For test deployments and support: the
+    /// limit exists to stop mail floods, so say why in your own records.
+    pub async fn clear_account_rate_limit(
+        &self,
+        account: &AccountId,
+        operator: &str,
+    ) -> Result<usize, StoreError> {
+        if self.inner.accounts.find_by_id(account).await?.is_none() {
+            return Err(StoreError::NotFound {
+                operation: "clear_account_rate_limit",
+                what: format!("account `{account}`"),
+            });
+        }
+        let removed = self
+            .inner
+            .tokens
+            .rate_clear(&crate::store::RateKey::Account(account.clone()))
+            .await?;
+        self.record(
+            Some(account.clone()),
+            EventKind::RateLimitCleared {
+                removed: u32::try_from(removed).unwrap_or(u32::MAX),
+                operator: operator.to_owned(),
+            },
+        )
+        .await?;
+        Ok(removed)
+    }
+
     /// The templates the service renders now (sources).
     pub fn templates(&self) -> Templates {
         self.inner
@@ -297,5 +354,24 @@ fn sample_link(target: &url::Url, placement: crate::link::TokenPlacement) -> Str
     match placement {
         crate::link::TokenPlacement::Fragment => format!("{target}#token={SAMPLE_TOKEN}"),
         _ => format!("{target}?token={SAMPLE_TOKEN}"),
+    }
+}
+
+/// An account's per-account rate limit: what
+/// [`ResetService::account_rate_limit`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountRateLimit {
+    /// Reset emails counted in the current window.
+    pub used: u32,
+    /// The most the window allows.
+    pub max: u32,
+    /// The window.
+    pub window: std::time::Duration,
+}
+
+impl AccountRateLimit {
+    /// Whether the account gets no further reset email in this window.
+    pub fn is_spent(&self) -> bool {
+        self.used >= self.max
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::lock;
-use crate::account::AccountId;
+use crate::account::{AccountId, PasswordStamp};
 use crate::error::StoreError;
 use crate::store::{
     ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, TokenIssue, TokenStore,
@@ -273,6 +273,43 @@ impl TokenStore for InMemoryTokenStore {
         max: u32,
     ) -> Result<bool, StoreError> {
         Ok(lock(&self.state).admit(key, now, window, max))
+    }
+
+    async fn restamp(
+        &self,
+        account: &AccountId,
+        from: &PasswordStamp,
+        to: &PasswordStamp,
+    ) -> Result<usize, StoreError> {
+        let mut state = lock(&self.state);
+        let live: Vec<TokenHash> = state
+            .live
+            .get(account)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        let mut moved = 0;
+        for hash in live {
+            if let Some(record) = state.tokens.get_mut(&hash)
+                && record.password_stamp == *from
+            {
+                record.password_stamp = to.clone();
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn rate_count(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
+        let state = lock(&self.state);
+        let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        let n = state.hits.get(key).map_or(0, |hits| {
+            hits.iter().filter(|t| **t > start && **t <= now).count()
+        });
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn rate_clear(&self, key: &RateKey) -> Result<usize, StoreError> {
+        Ok(lock(&self.state).hits.remove(key).map_or(0, |hits| hits.len()))
     }
 
     async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {

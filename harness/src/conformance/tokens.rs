@@ -693,3 +693,105 @@ pub async fn token_store_concurrent_finish_revoke(store: Arc<dyn TokenStore>, ro
         }
     }
 }
+
+/// [`TokenStore::restamp`], [`TokenStore::rate_count`] and
+/// [`TokenStore::rate_clear`]: a re-hash of the same password moves only
+/// the account's live tokens bound to the old password state; the
+/// operator reads an account's limit without spending it, and clears it.
+pub async fn restamp_and_rate_admin_suite(store: &dyn TokenStore) {
+    let t0 = epoch();
+    let life = Duration::from_secs(1800);
+    let old = PasswordStamp::from_stored("old-stamp");
+    let new = PasswordStamp::from_stored("new-stamp");
+    let with_stamp = |account: &str, stamp: &PasswordStamp| {
+        let (_, mut r) = record(account, t0, life);
+        r.password_stamp = stamp.clone();
+        r
+    };
+    let live = with_stamp("acct-restamp", &old);
+    let other_state = with_stamp("acct-restamp", &PasswordStamp::from_stored("other"));
+    let used = with_stamp("acct-restamp", &old);
+    let neighbour = with_stamp("acct-neighbour", &old);
+    for r in [&live, &other_state, &used, &neighbour] {
+        insert(store, r).await;
+    }
+    assert!(matches!(
+        consume(store, &used.hash, t0 + Duration::from_secs(1)).await,
+        ConsumeOutcome::Consumed(_)
+    ));
+    store
+        .finish(&used.hash, t0 + Duration::from_secs(2))
+        .await
+        .expect("tokens.finish");
+    // `finish` revoked the account's other live tokens: issue fresh ones.
+    let live = with_stamp("acct-restamp", &old);
+    let other_state = with_stamp("acct-restamp", &PasswordStamp::from_stored("other"));
+    insert(store, &live).await;
+    insert(store, &other_state).await;
+    let moved = store
+        .restamp(&live.account, &old, &new)
+        .await
+        .expect("tokens.restamp");
+    assert_eq!(
+        moved, 1,
+        "only the account's live token bound to the old state moves"
+    );
+    let stamp = |r: Option<TokenRecord>| r.map(|r| r.password_stamp);
+    assert_eq!(
+        stamp(store.find(&live.hash).await.expect("find")),
+        Some(new.clone())
+    );
+    assert_eq!(
+        stamp(store.find(&other_state.hash).await.expect("find")),
+        Some(PasswordStamp::from_stored("other")),
+        "a token bound to another password state is left alone"
+    );
+    assert_eq!(
+        stamp(store.find(&used.hash).await.expect("find")),
+        Some(old.clone()),
+        "a used token is left alone"
+    );
+    assert_eq!(
+        stamp(store.find(&neighbour.hash).await.expect("find")),
+        Some(old.clone()),
+        "another account's token is left alone"
+    );
+
+    let key = RateKey::Account(AccountId::from("acct-limited"));
+    let window = Duration::from_secs(900);
+    for i in 0..3 {
+        assert!(
+            store
+                .admit(&key, t0 + Duration::from_secs(i), window, 3)
+                .await
+                .expect("admit")
+        );
+    }
+    let now = t0 + Duration::from_secs(10);
+    assert_eq!(store.rate_count(&key, now, window).await.expect("rate_count"), 3);
+    assert_eq!(
+        store.rate_count(&key, now, window).await.expect("rate_count"),
+        3,
+        "reading the count records nothing"
+    );
+    assert!(
+        !store.admit(&key, now, window, 3).await.expect("admit"),
+        "the limit is spent"
+    );
+    assert_eq!(
+        store
+            .rate_count(&key, t0 + window + Duration::from_secs(1), window)
+            .await
+            .expect("rate_count"),
+        1,
+        "only the hit at t0+2s is within the window ending at t0+901s"
+    );
+    assert_eq!(store.rate_clear(&key).await.expect("rate_clear"), 3);
+    assert_eq!(store.rate_count(&key, now, window).await.expect("rate_count"), 0);
+    assert!(
+        store.admit(&key, now, window, 3).await.expect("admit"),
+        "cleared: admitted again"
+    );
+    let other = RateKey::Client("198.51.100.7".into());
+    assert_eq!(store.rate_clear(&other).await.expect("rate_clear"), 0);
+}

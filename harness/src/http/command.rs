@@ -24,7 +24,12 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
         return 2;
     };
     let target = match HttpTarget::load(path) {
-        Ok(target) => Arc::new(target),
+        Ok(target) => {
+            for note in &target.load_notes {
+                println!("note: {note}");
+            }
+            Arc::new(target)
+        }
         Err(e) => {
             eprintln!("resetkit-harness: {e}");
             return 2;

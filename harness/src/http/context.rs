@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use url::Url;
 
 use super::driver::{Driver, DriverError, Submission, User};
 use super::exchange::{Exchange, ExchangeLog, Visit};
-use super::target_file::{HttpTarget, TestAccount};
+use super::target_file::{FormStep, HttpTarget, TestAccount};
 use crate::fake_smtp::{CapturedMessage, FakeSmtpServer};
 use crate::runner::Problem;
 use crate::scenario::Evidence;
@@ -30,6 +30,12 @@ pub struct RunState {
     tokens: Mutex<Vec<String>>,
     link_mails: Mutex<HashMap<String, u32>>,
     exhausted: Mutex<Vec<String>>,
+    /// When each request was sent, per account key, for declared windows.
+    account_times: Mutex<HashMap<String, Vec<Instant>>>,
+    /// When each forgot request of the shared client address was sent.
+    client_times: Mutex<Vec<Instant>>,
+    /// When each set-password submit was sent.
+    submit_times: Mutex<Vec<Instant>>,
 }
 
 impl Default for RunState {
@@ -49,6 +55,9 @@ impl Default for RunState {
             tokens: Mutex::new(Vec::new()),
             link_mails: Mutex::new(HashMap::new()),
             exhausted: Mutex::new(Vec::new()),
+            account_times: Mutex::new(HashMap::new()),
+            client_times: Mutex::new(Vec::new()),
+            submit_times: Mutex::new(Vec::new()),
         }
     }
 }
@@ -109,6 +118,7 @@ pub struct HttpCtx {
     mail_mark: usize,
     notes: Mutex<Vec<String>>,
     figures: Mutex<Vec<crate::scenario::Figure>>,
+    waited: Mutex<Duration>,
 }
 
 impl HttpCtx {
@@ -123,6 +133,7 @@ impl HttpCtx {
             mail_mark,
             notes: Mutex::new(Vec::new()),
             figures: Mutex::new(Vec::new()),
+            waited: Mutex::new(Duration::ZERO),
         }
     }
 
@@ -242,8 +253,21 @@ impl HttpCtx {
     }
 
     /// Opens the forgot-password form as `user` and submits `identifier`
-    /// (with `extra` changes); counts the request against the limits.
+    /// (with `extra` changes); counts the request against the limits, and
+    /// first waits for the declared per-client window to have room.
     pub async fn forgot(&self, user: &User, identifier: &str, extra: Submission) -> Result<Visit, Problem> {
+        self.client_room(1).await?;
+        self.forgot_unplanned(user, identifier, extra).await
+    }
+
+    /// [`forgot`](Self::forgot) without waiting for the per-client window:
+    /// for requests whose answer is valid throttled or not (timing samples).
+    pub async fn forgot_unplanned(
+        &self,
+        user: &User,
+        identifier: &str,
+        extra: Submission,
+    ) -> Result<Visit, Problem> {
         let submission = Submission::new()
             .set(self.target.forgot.identifier_field.clone(), identifier)
             .merge(extra);
@@ -258,26 +282,62 @@ impl HttpCtx {
         let page = user
             .load_form(&self.target.url(&forgot.page), &forgot.identifier_field)
             .await
-            .map_err(|e| driver_error("loading the forgot-password form", e))?;
+            .map_err(|e| driver_error("loading the forgot-password form", e))?
+            .for_step(FormStep::Forgot);
         user.submit(&page, forgot.action.as_deref(), submission)
             .await
             .map_err(|e| driver_error("submitting the forgot-password form", e))
     }
 
-    /// Reset requests the harness sent for `account` in this run.
+    /// Reset requests the harness sent for `account` that still count
+    /// against its limit: in the declared window (`limits.window_secs`),
+    /// else in the whole run.
     pub fn requests_for(&self, account: &TestAccount) -> u32 {
-        lock(&self.state.account_requests)
-            .get(account.key())
-            .copied()
+        match self.target.limits.window() {
+            Some(window) => in_window(
+                lock(&self.state.account_times)
+                    .get(account.key())
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                window,
+            ),
+            None => lock(&self.state.account_requests)
+                .get(account.key())
+                .copied()
+                .unwrap_or(0),
+        }
+    }
+
+    /// [`requests_for`](Self::requests_for) the account(s) `typed` names
+    /// (the most used of them).
+    pub fn requests_for_identifier(&self, typed: &str) -> u32 {
+        self.target
+            .accounts
+            .iter()
+            .filter(|a| a.identifier == typed || a.email.eq_ignore_ascii_case(typed))
+            .map(|a| self.requests_for(a))
+            .max()
             .unwrap_or(0)
+    }
+
+    /// Forgot requests from the shared client address that still count
+    /// against `limits.per_client` (in the window, else in the run).
+    pub fn client_requests(&self) -> u32 {
+        match self.target.limits.window() {
+            Some(window) => in_window(&lock(&self.state.client_times), window),
+            None => self.state.client_requests.load(Ordering::Relaxed),
+        }
     }
 
     /// Counts a reset request for the limits (by identifier or address).
     pub fn count_request(&self, identifier: &str) {
+        let now = Instant::now();
         if self.target.client.address_header.is_none() {
             self.state.client_requests.fetch_add(1, Ordering::Relaxed);
+            lock(&self.state.client_times).push(now);
         }
         let mut sent = lock(&self.state.account_requests);
+        let mut times = lock(&self.state.account_times);
         for account in self
             .target
             .accounts
@@ -285,7 +345,110 @@ impl HttpCtx {
             .filter(|a| a.identifier == identifier || a.email.eq_ignore_ascii_case(identifier))
         {
             *sent.entry(account.key().to_owned()).or_insert(0) += 1;
+            times.entry(account.key().to_owned()).or_default().push(now);
         }
+    }
+
+    /// Time this scenario spent waiting for declared windows to pass (the
+    /// scenario's time limit is extended by it).
+    pub fn waited(&self) -> Duration {
+        *lock(&self.waited)
+    }
+
+    /// How long until `need` more requests fit under `limit`, given the
+    /// times of the requests sent so far in the declared window; `None`
+    /// when they fit now.
+    fn room_in(&self, times: &[Instant], limit: u32, need: u32) -> Option<Duration> {
+        let window = self.target.limits.window()?;
+        let now = Instant::now();
+        let mut live: Vec<Instant> = times
+            .iter()
+            .copied()
+            .filter(|t| now.duration_since(*t) < window + WINDOW_MARGIN)
+            .collect();
+        live.sort();
+        let used = u32::try_from(live.len()).unwrap_or(u32::MAX);
+        if used + need <= limit {
+            return None;
+        }
+        // The oldest `used + need - limit` requests must leave the window.
+        let must_expire = usize::try_from(used + need - limit).unwrap_or(usize::MAX);
+        let last = live.get(must_expire.saturating_sub(1)).copied().unwrap_or(now);
+        Some((last + window + WINDOW_MARGIN).saturating_duration_since(now))
+    }
+
+    /// Waits `wait` for a declared window to pass, saying so (a note in the
+    /// evidence, a progress line on standard error), or a harness error
+    /// when that is longer than `limits.max_wait_secs`.
+    pub async fn wait_for_window(&self, wait: Duration, why: &str) -> Result<(), Problem> {
+        let limits = &self.target.limits;
+        if wait < Duration::from_millis(20) {
+            tokio::time::sleep(wait).await;
+            return Ok(());
+        }
+        if wait > limits.max_wait() {
+            return Err(Problem::Error(format!(
+                "{why}: the window (limits.window_secs = {}) has room again in {:.1} s, longer than \
+                 limits.max_wait_secs = {}; list more [[accounts]], raise max_wait_secs, or start the app with \
+                 higher limits",
+                limits.window_secs.unwrap_or_default(),
+                wait.as_secs_f64(),
+                limits.max_wait_secs
+            )));
+        }
+        let line = format!(
+            "waiting {:.1} s for the rate-limit window to pass ({why}; limits.window_secs = {})",
+            wait.as_secs_f64(),
+            limits.window_secs.unwrap_or_default()
+        );
+        self.note(format!("Waited: {line}."));
+        progress_wait(&line, wait).await;
+        *lock(&self.waited) += wait;
+        Ok(())
+    }
+
+    /// Waits, when `limits.per_client` and a window are declared, until
+    /// `need` more forgot requests from this client fit in the window.
+    pub async fn client_room(&self, need: u32) -> Result<(), Problem> {
+        let (Some(limit), None) = (self.target.limits.per_client, &self.target.client.address_header) else {
+            return Ok(());
+        };
+        if need > limit {
+            return Ok(());
+        }
+        let wait = {
+            let times = lock(&self.state.client_times);
+            self.room_in(&times, limit, need)
+        };
+        match wait {
+            Some(wait) => {
+                let why =
+                    format!("{need} more request(s) from this client would pass limits.per_client = {limit}");
+                self.wait_for_window(wait, &why).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Waits, when `limits.set_password` and a window are declared, until
+    /// `need` more set-password submits fit, and counts them.
+    pub async fn submit_room(&self, need: u32) -> Result<(), Problem> {
+        if let Some(limit) = self.target.limits.set_password
+            && need <= limit
+        {
+            let wait = {
+                let times = lock(&self.state.submit_times);
+                self.room_in(&times, limit, need)
+            };
+            if let Some(wait) = wait {
+                let why =
+                    format!("{need} more set-password submit(s) would pass limits.set_password = {limit}");
+                self.wait_for_window(wait, &why).await?;
+            }
+        }
+        let now = Instant::now();
+        lock(&self.state.submit_times).extend((0..need).map(|_| now));
+        Ok(())
     }
 
     /// The exchanges of opening a fresh reset link up to the set-password
@@ -296,7 +459,7 @@ impl HttpCtx {
             self.note(exchange_notes(&chain).join("\n"));
             return Ok(chain);
         }
-        let account = self.plain_account(1)?;
+        let account = self.plain_account(1).await?;
         let mail = self.request_link(&account).await?;
         let user = self.user("opens-link")?;
         let visit = user
@@ -351,6 +514,44 @@ impl HttpCtx {
 }
 
 const MAX_EMAILS: usize = 6;
+
+/// Added to a declared window before a request is taken to have left it:
+/// the app records a request a little after the harness sent it.
+const WINDOW_MARGIN: Duration = Duration::from_millis(300);
+
+/// How many of `times` fall in the last `window` (with the margin).
+fn in_window(times: &[Instant], window: Duration) -> u32 {
+    let now = Instant::now();
+    let n = times
+        .iter()
+        .filter(|t| now.duration_since(**t) < window + WINDOW_MARGIN)
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Sleeps `wait`, showing `line` on standard error: a countdown on a
+/// terminal, the line once otherwise.
+async fn progress_wait(line: &str, wait: Duration) {
+    use std::io::{IsTerminal as _, Write as _};
+    let mut err = std::io::stderr();
+    if !err.is_terminal() {
+        let _ = writeln!(err, "resetkit-harness: {line}");
+        tokio::time::sleep(wait).await;
+        return;
+    }
+    let end = Instant::now() + wait;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let _ = write!(err, "\r\x1b[2K  {line}: {:.0} s left", left.as_secs_f64().ceil());
+        let _ = err.flush();
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+    }
+    let _ = write!(err, "\r\x1b[2K");
+    let _ = err.flush();
+}
 const MAX_TRANSCRIPT: usize = 20_000;
 const EXCHANGES_HEAD: usize = 12;
 const EXCHANGES_TAIL: usize = 28;

@@ -30,7 +30,7 @@ use url::Url;
 
 use super::exchange::{Exchange, ExchangeLog, Visit};
 use super::html::{self, Form};
-use super::target_file::HttpTarget;
+use super::target_file::{FormStep, HttpTarget};
 
 /// Redirects followed at most per visit.
 const MAX_REDIRECTS: usize = 10;
@@ -65,28 +65,34 @@ pub enum DriverError {
         found: String,
     },
     /// The form lacks the hidden CSRF field named by `csrf.field`.
-    #[error("the form on {url} has no hidden `{field}` field (csrf.field in the target file)")]
+    #[error("the form on {url} has no hidden `{field}` field ({table}.field in the target file)")]
     CsrfField {
         /// The page.
         url: String,
         /// The field.
         field: String,
+        /// The target file's table that names it (`csrf`, `forgot.csrf`, ...).
+        table: &'static str,
     },
     /// The CSRF cookie named by `csrf.cookie` was not set.
-    #[error("no `{cookie}` cookie was set by {url} (csrf.cookie in the target file)")]
+    #[error("no `{cookie}` cookie was set by {url} ({table}.cookie in the target file)")]
     CsrfCookie {
         /// The page loaded before.
         url: String,
         /// The cookie.
         cookie: String,
+        /// The target file's table that names it (`csrf`, `forgot.csrf`, ...).
+        table: &'static str,
     },
     /// The page has no `<meta>` named by `csrf.meta`.
-    #[error("{url} has no <meta name=\"{name}\"> (csrf.meta in the target file)")]
+    #[error("{url} has no <meta name=\"{name}\"> ({table}.meta in the target file)")]
     CsrfMeta {
         /// The page.
         url: String,
         /// The meta name.
         name: String,
+        /// The target file's table that names it (`csrf`, `forgot.csrf`, ...).
+        table: &'static str,
     },
     /// A header the harness was to send is not valid HTTP.
     #[error("cannot send header {name:?}: {reason}")]
@@ -209,12 +215,21 @@ pub struct FormPage {
     pub visit: Visit,
     /// The form.
     pub form: Form,
+    /// Which of the flow's forms it is (its CSRF settings follow), when known.
+    pub step: Option<FormStep>,
 }
 
 impl FormPage {
     /// The page's URL (after redirects).
     pub fn url(&self) -> &Url {
         &self.visit.last().url
+    }
+
+    /// Says which of the flow's forms this is: submitting it then uses
+    /// that form's CSRF settings (`[forgot.csrf]`, ...).
+    pub fn for_step(mut self, step: FormStep) -> Self {
+        self.step = Some(step);
+        self
     }
 }
 
@@ -445,11 +460,13 @@ impl User {
         fields: &mut Vec<(String, String)>,
         headers: &mut Vec<(String, String)>,
     ) -> Result<(), DriverError> {
-        let csrf = &self.target.csrf;
+        let csrf = self.target.csrf_for(page.step);
+        let table = self.target.csrf_table(page.step);
         let token = if let Some(cookie) = &csrf.cookie {
             Some(
                 self.cookie(cookie, page.url())
                     .ok_or_else(|| DriverError::CsrfCookie {
+                        table,
                         url: page.url().to_string(),
                         cookie: cookie.clone(),
                     })?,
@@ -457,6 +474,7 @@ impl User {
         } else if let Some(name) = &csrf.meta {
             Some(
                 html::meta_content(&page.visit.last().body, name).ok_or_else(|| DriverError::CsrfMeta {
+                    table,
                     url: page.url().to_string(),
                     name: name.clone(),
                 })?,
@@ -472,6 +490,7 @@ impl User {
             }
             (None, _, Some(field)) if !page.form.has_field(field) => {
                 return Err(DriverError::CsrfField {
+                    table,
                     url: page.url().to_string(),
                     field: field.clone(),
                 });
@@ -494,6 +513,7 @@ pub fn form_in(visit: Visit, field: &str) -> Result<FormPage, DriverError> {
         Some(i) => Ok(FormPage {
             form: forms[i].clone(),
             visit,
+            step: None,
         }),
         None => Err(DriverError::NoForm {
             url: visit.last().url.to_string(),

@@ -19,6 +19,7 @@
 //! Every key of the draft carries a comment saying what was found or what
 //! the person must fill in.
 
+mod accepted;
 mod follow;
 mod page;
 mod render;
@@ -31,7 +32,7 @@ use url::Url;
 use super::html;
 use crate::fake_smtp::FakeSmtpServer;
 use follow::follow_reset;
-use page::{Browser, csrf_like, describe_forms, find_forgot_form, outcome_of, relative_to};
+use page::{Browser, csrf_like, describe_forms, find_forgot_form, relative_to};
 use render::{Render, render};
 
 /// Why no draft could be written.
@@ -152,20 +153,13 @@ pub async fn draft(options: &InitOptions, server: Option<Arc<FakeSmtpServer>>) -
         .into_iter()
         .find(|m| html::meta_content(&page.body, m).is_some());
 
-    let accepted = if options.probe {
+    let unknown_answer = if options.probe {
         let unknown = format!("resetkit-init-{}@example.invalid", std::process::id());
         let mut values = forgot.form.default_values();
         values.retain(|(n, _)| n != &forgot.identifier);
         values.push((forgot.identifier.clone(), unknown.clone()));
         match browser.submit(&page.url, &forgot.form, &values).await {
-            Ok(answer) => Some((
-                unknown,
-                outcome_of(
-                    &base,
-                    &answer,
-                    &["sent", "email", "check", "if an account", "instructions"],
-                ),
-            )),
+            Ok(answer) => Some((unknown, answer)),
             Err(e) => {
                 return Err(http_error(format!("submitting the forgot form: {e}")));
             }
@@ -191,6 +185,18 @@ pub async fn draft(options: &InitOptions, server: Option<Arc<FakeSmtpServer>>) -
         }
         _ => None,
     };
+
+    let accepted = unknown_answer.map(|(unknown, answer)| {
+        accepted::draft(
+            &base,
+            page,
+            (&unknown, &answer),
+            options
+                .account
+                .as_deref()
+                .zip(followed.as_ref().and_then(|f| f.known_answer.as_ref())),
+        )
+    });
 
     Ok(render(Render {
         base: &base_text,

@@ -42,21 +42,109 @@ enum Part {
     Token,
     /// Any one non-empty value (`{name}`).
     Any(String),
+    /// Placeholders sharing one segment or value with literal text
+    /// between them (`{uidb36}-{token}`): each placeholder but the last
+    /// takes the shortest non-empty text before the next literal, the last
+    /// one the rest.
+    Compound(Vec<Part>),
+}
+
+fn placeholder(text: &str) -> Result<Option<Part>, String> {
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .filter(|t| !t.contains(['{', '}']));
+    match inner {
+        Some("token") => Ok(Some(Part::Token)),
+        Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            Ok(Some(Part::Any(name.to_owned())))
+        }
+        Some(_) => Err(format!("`{text}` is not a placeholder (`{{token}}`, `{{name}}`)")),
+        None => Ok(None),
+    }
 }
 
 impl Part {
     fn parse(text: &str) -> Result<Part, String> {
-        match text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-            Some("token") => Ok(Part::Token),
-            Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-                Ok(Part::Any(name.to_owned()))
-            }
-            Some(_) => Err(format!("`{text}` is not a placeholder (`{{token}}`, `{{name}}`)")),
-            None if text.contains(['{', '}']) => Err(format!(
-                "`{text}`: a placeholder must be a whole path segment, query value or fragment value"
-            )),
-            None => Ok(Part::Literal(text.to_owned())),
+        if let Some(part) = placeholder(text)? {
+            return Ok(part);
         }
+        if !text.contains(['{', '}']) {
+            return Ok(Part::Literal(text.to_owned()));
+        }
+        // Placeholders with literal text between them, in one segment.
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            match rest.find('{') {
+                Some(0) => {
+                    let end = rest
+                        .find('}')
+                        .ok_or_else(|| format!("`{text}`: a `{{` without its `}}`"))?;
+                    let piece = placeholder(&rest[..=end])?
+                        .ok_or_else(|| format!("`{text}` is not a placeholder (`{{token}}`, `{{name}}`)"))?;
+                    if matches!(pieces.last(), Some(Part::Token | Part::Any(_))) {
+                        return Err(format!(
+                            "`{text}`: two placeholders need literal text between them (`{{uidb36}}-{{token}}`)"
+                        ));
+                    }
+                    pieces.push(piece);
+                    rest = &rest[end + 1..];
+                }
+                found => {
+                    let end = found.unwrap_or(rest.len());
+                    if rest[..end].contains('}') {
+                        return Err(format!("`{text}`: a `}}` without its `{{`"));
+                    }
+                    pieces.push(Part::Literal(rest[..end].to_owned()));
+                    rest = &rest[end..];
+                }
+            }
+        }
+        Ok(Part::Compound(pieces))
+    }
+
+    /// Whether this part is or holds the token.
+    fn has_token(&self) -> bool {
+        match self {
+            Part::Token => true,
+            Part::Compound(pieces) => pieces.contains(&Part::Token),
+            _ => false,
+        }
+    }
+
+    /// Splits `value` by a compound's pieces: `(piece, text)` per
+    /// placeholder, or `None` when it does not fit.
+    fn split_compound<'a>(pieces: &'a [Part], value: &str) -> Option<Vec<(&'a Part, String)>> {
+        let mut out = Vec::new();
+        let mut rest = value;
+        let mut i = 0;
+        while i < pieces.len() {
+            match &pieces[i] {
+                Part::Literal(lit) => {
+                    rest = rest.strip_prefix(decode(lit).as_str())?;
+                    i += 1;
+                }
+                piece => {
+                    let taken = match pieces.get(i + 1) {
+                        Some(Part::Literal(next)) => {
+                            let next = decode(next);
+                            // Shortest non-empty text before the next literal.
+                            let at = rest.get(1..)?.find(next.as_str())? + 1;
+                            &rest[..at]
+                        }
+                        _ => rest,
+                    };
+                    if taken.is_empty() {
+                        return None;
+                    }
+                    out.push((piece, taken.to_owned()));
+                    rest = &rest[taken.len()..];
+                    i += 1;
+                }
+            }
+        }
+        rest.is_empty().then_some(out)
     }
 }
 
@@ -156,7 +244,14 @@ impl LinkPattern {
             Some(f) if !f.is_empty() => pattern.whole_fragment = Some(Part::parse(f)?),
             _ => {}
         }
-        let tokens = pattern.parts().filter(|p| **p == Part::Token).count();
+        let tokens: usize = pattern
+            .parts()
+            .map(|p| match p {
+                Part::Token => 1,
+                Part::Compound(pieces) => pieces.iter().filter(|x| **x == Part::Token).count(),
+                _ => 0,
+            })
+            .sum();
         if tokens != 1 {
             return Err(format!(
                 "{text:?} needs exactly one `{{token}}` placeholder (it has {tokens})"
@@ -199,16 +294,16 @@ impl LinkPattern {
 
     /// Where the token is.
     pub fn slot(&self) -> TokenSlot {
-        if let Some(index) = self.path.iter().position(|p| *p == Part::Token) {
+        if let Some(index) = self.path.iter().position(Part::has_token) {
             return TokenSlot::Path {
                 index,
                 last: index + 1 == self.path.len(),
             };
         }
-        if let Some((name, _)) = self.query.iter().find(|(_, p)| *p == Part::Token) {
+        if let Some((name, _)) = self.query.iter().find(|(_, p)| p.has_token()) {
             return TokenSlot::Query(name.clone());
         }
-        if let Some((name, _)) = self.fragment.iter().find(|(_, p)| *p == Part::Token) {
+        if let Some((name, _)) = self.fragment.iter().find(|(_, p)| p.has_token()) {
             return TokenSlot::Fragment(name.clone());
         }
         TokenSlot::WholeFragment
@@ -231,17 +326,29 @@ impl LinkPattern {
         let mut token = None;
         let mut named = Vec::new();
         let mut take = |part: &Part, value: &str| -> Option<()> {
+            let mut one = |part: &Part, value: &str| -> Option<()> {
+                match part {
+                    Part::Literal(text) => (decode(text) == value).then_some(()),
+                    _ if value.is_empty() => None,
+                    Part::Token => {
+                        token = Some(value.to_owned());
+                        Some(())
+                    }
+                    Part::Any(name) => {
+                        named.push((name.clone(), value.to_owned()));
+                        Some(())
+                    }
+                    Part::Compound(_) => None,
+                }
+            };
             match part {
-                Part::Literal(text) => (decode(text) == value).then_some(()),
-                _ if value.is_empty() => None,
-                Part::Token => {
-                    token = Some(value.to_owned());
+                Part::Compound(pieces) => {
+                    for (piece, text) in Part::split_compound(pieces, value)? {
+                        one(piece, &text)?;
+                    }
                     Some(())
                 }
-                Part::Any(name) => {
-                    named.push((name.clone(), value.to_owned()));
-                    Some(())
-                }
+                _ => one(part, value),
             }
         };
         let segments: Vec<&str> = url.path().trim_start_matches('/').split('/').collect();
@@ -405,6 +512,40 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_can_share_a_segment() {
+        // django-allauth: `<uidb36>-<key>`, and the key has a `-` of its own.
+        let p = LinkPattern::parse("/accounts/password/reset/key/{uidb36}-{token}/", &base()).unwrap();
+        let link = url("http://127.0.0.1:8000/accounts/password/reset/key/1f-c4x8f2-9a1b0c/");
+        assert_eq!(
+            p.captures(&link),
+            Some((
+                "c4x8f2-9a1b0c".to_owned(),
+                vec![("uidb36".to_owned(), "1f".to_owned())]
+            ))
+        );
+        assert_eq!(p.on_target(&link), Ok("c4x8f2-9a1b0c".to_owned()));
+        assert_eq!(p.slot(), TokenSlot::Path { index: 4, last: true });
+        for other in [
+            "http://127.0.0.1:8000/accounts/password/reset/key/1f/",
+            "http://127.0.0.1:8000/accounts/password/reset/key/-abc/",
+            "http://127.0.0.1:8000/accounts/password/reset/key/1f-/",
+        ] {
+            assert_eq!(p.token(&url(other)), None, "{other}");
+        }
+        let q = LinkPattern::parse("/r?k={uid}.{token}&x=t{n}", &base()).unwrap();
+        assert_eq!(
+            q.captures(&url("http://127.0.0.1:8000/r?k=7.abc&x=t9")),
+            Some((
+                "abc".to_owned(),
+                vec![
+                    ("uid".to_owned(), "7".to_owned()),
+                    ("n".to_owned(), "9".to_owned())
+                ]
+            ))
+        );
+    }
+
+    #[test]
     fn other_placeholders_are_captured() {
         let p = LinkPattern::parse("/reset-password/{token}?email={email}", &base()).unwrap();
         let link = url("http://127.0.0.1:8000/reset-password/t0k?email=a%40b.test");
@@ -422,7 +563,8 @@ mod tests {
         for (text, why) in [
             ("/reset", "exactly one"),
             ("/reset/{token}/{token}", "exactly one"),
-            ("/reset/t-{token}", "whole path segment"),
+            ("/reset/{uid}{token}", "literal text between them"),
+            ("/reset/{uid-{token}", "not a placeholder"),
             ("reset/{token}", "neither a path"),
             ("/reset?token", "needs a value"),
             ("/reset/{to ken}", "not a placeholder"),

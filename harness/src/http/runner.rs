@@ -75,26 +75,57 @@ pub async fn run(
 pub async fn preflight(target: &Arc<HttpTarget>) -> Result<Vec<String>, String> {
     use super::driver::{Driver, Submission};
     use super::exchange::ExchangeLog;
+    use super::target_file::FormStep;
     let driver = Driver::new(target.clone(), ExchangeLog::default());
     let mut checked = Vec::new();
     let mut problems = Vec::new();
-    let mut pages: Vec<(&str, &str, &str)> = vec![(
+    // One entry per page (each form is checked once, with its own CSRF
+    // settings): the fields it must have.
+    let mut pages: Vec<(&str, &str, Vec<&str>, FormStep)> = vec![(
         "forgot.page",
         &target.forgot.page,
-        &target.forgot.identifier_field,
+        vec![&target.forgot.identifier_field],
+        FormStep::Forgot,
     )];
     if let Some(login) = &target.login {
-        pages.push(("login.page", &login.page, &login.identifier_field));
-        pages.push(("login.page", &login.page, &login.password_field));
+        pages.push((
+            "login.page",
+            &login.page,
+            vec![&login.identifier_field, &login.password_field],
+            FormStep::Login,
+        ));
     }
-    for (key, page, field) in pages {
+    for (key, page, fields, step) in pages {
         let user = driver.user("preflight").map_err(|e| e.to_string())?;
         let url = target.url(page);
-        match user.load_form(&url, field).await {
-            Ok(form) => match user.prepare(&form, None, &Submission::new()) {
-                Ok(_) => checked.push(format!("{key} {url}: a form with `{field}`")),
-                Err(e) => problems.push(format!("{key} {url}: {e}")),
-            },
+        match user.load_form(&url, fields[0]).await {
+            Ok(form) => {
+                let missing: Vec<&str> = fields
+                    .iter()
+                    .copied()
+                    .filter(|f| !form.form.has_field(f))
+                    .collect();
+                if !missing.is_empty() {
+                    problems.push(format!(
+                        "{key} {url}: the form with `{}` has no `{}` field",
+                        fields[0],
+                        missing.join("`, `")
+                    ));
+                    continue;
+                }
+                let form = form.for_step(step);
+                match user.prepare(&form, None, &Submission::new()) {
+                    Ok(_) => checked.push(format!(
+                        "{key} {url}: a form with `{}`{}",
+                        fields.join("`, `"),
+                        match target.csrf_for(Some(step)).field.as_deref() {
+                            Some(f) if form.form.has_field(f) => format!(" and its CSRF field `{f}`"),
+                            _ => String::new(),
+                        }
+                    )),
+                    Err(e) => problems.push(format!("{key} {url}: {e}")),
+                }
+            }
             Err(e) => problems.push(format!("{key} ({url}): {e}")),
         }
     }
@@ -137,13 +168,23 @@ pub async fn run_one(
     }
     let started = Instant::now();
     let ctx = HttpCtx::new(target.clone(), server.clone(), state.clone());
-    let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, (scenario.run)(&ctx))
-        .await
-        .unwrap_or_else(|_| {
-            Err(Problem::Error(format!(
-                "the scenario did not finish within {SCENARIO_TIMEOUT:?}"
-            )))
-        });
+    // The time limit does not count waiting for declared rate-limit
+    // windows to pass (each wait is bounded by limits.max_wait_secs).
+    let run = (scenario.run)(&ctx);
+    tokio::pin!(run);
+    let outcome = loop {
+        let left = (SCENARIO_TIMEOUT + ctx.waited()).saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break Err(Problem::Error(format!(
+                "the scenario did not finish within {SCENARIO_TIMEOUT:?} (besides {:.1} s waiting for rate-limit windows)",
+                ctx.waited().as_secs_f64()
+            )));
+        }
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            () = tokio::time::sleep(left) => {}
+        }
+    };
     crate::runner::scenario_result(&scenario.info, outcome, ctx.evidence(), started)
 }
 

@@ -6,7 +6,7 @@ use url::Url;
 use super::context::{Completion, HttpCtx, driver_error};
 use super::driver::{FormPage, Submission, User, form_in};
 use super::exchange::Visit;
-use super::target_file::HttpTarget;
+use super::target_file::{FormStep, HttpTarget};
 use crate::runner::Problem;
 
 impl HttpCtx {
@@ -24,7 +24,7 @@ impl HttpCtx {
             .await
             .map_err(|e| driver_error("opening the reset link", e))?;
         let visit = match form_in(visit.clone(), field) {
-            Ok(page) => return Ok(Ok(page)),
+            Ok(page) => return Ok(Ok(page.for_step(FormStep::SetPassword))),
             Err(_) => visit,
         };
         if let Some(invalid) = &target.link.invalid
@@ -49,6 +49,7 @@ impl HttpCtx {
         page: &FormPage,
         password: &str,
     ) -> Result<Completion, Problem> {
+        self.submit_room(1).await?;
         submit_password(&self.target, user, page, password).await
     }
 
@@ -75,7 +76,8 @@ impl HttpCtx {
         let page = user
             .load_form(&self.target.url(&login.page), &login.password_field)
             .await
-            .map_err(|e| driver_error("loading the sign-in form", e))?;
+            .map_err(|e| driver_error("loading the sign-in form", e))?
+            .for_step(FormStep::Login);
         let submission = Submission::new()
             .set(login.identifier_field.clone(), identifier)
             .set(login.password_field.clone(), password);

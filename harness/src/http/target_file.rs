@@ -42,6 +42,7 @@ mod accounts;
 mod de;
 mod tuning;
 mod validate;
+mod version;
 
 pub use accounts::{Limits, LookAlike, LookAlikeKind, TestAccount};
 pub use tuning::{CheckSettings, ClientSettings};
@@ -79,10 +80,18 @@ pub enum TargetFileError {
     },
 }
 
+/// The target-file format this harness writes and reads (`format = 2`).
+pub const FORMAT: u32 = 2;
+
 /// A web app's reset flow, as the harness drives it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpTarget {
+    /// The file's format version (`format = 2`, the first key). A file
+    /// without it was written for format 1: it is read when its meaning
+    /// is the same in format 2 (with a note), refused otherwise.
+    #[serde(default)]
+    pub format: Option<u32>,
     /// A name for reports (default: the base URL).
     #[serde(default)]
     pub name: String,
@@ -129,6 +138,9 @@ pub struct HttpTarget {
     /// and the app's working directory start there).
     #[serde(skip)]
     pub file_dir: Option<PathBuf>,
+    /// What reading the file converted or assumed (printed before a run).
+    #[serde(skip)]
+    pub load_notes: Vec<String>,
 }
 
 /// `[smtp]`.
@@ -253,6 +265,9 @@ pub struct ForgotFlow {
     pub shared_address: SharedAddress,
     /// How "request accepted" looks (the same for every identifier).
     pub accepted: Expect,
+    /// This form's CSRF token (`[forgot.csrf]`), when it differs from
+    /// the file's `[csrf]`.
+    pub csrf: Option<CsrfSettings>,
 }
 
 /// What the forgot form's identifier field accepts.
@@ -379,6 +394,9 @@ pub struct SetPasswordFlow {
     /// How a refused link looks on submit (optional; anything that is not
     /// `success` counts as not completed).
     pub failure: Option<Expect>,
+    /// This form's CSRF token (`[set_password.csrf]`), when it differs
+    /// from the file's `[csrf]`.
+    pub csrf: Option<CsrfSettings>,
 }
 
 /// `[login]`: the sign-in form.
@@ -397,6 +415,21 @@ pub struct LoginFlow {
     pub password_field: String,
     /// How a successful sign-in looks.
     pub success: Expect,
+    /// This form's CSRF token (`[login.csrf]`), when it differs from the
+    /// file's `[csrf]`.
+    pub csrf: Option<CsrfSettings>,
+}
+
+/// Which of the flow's forms a page holds (each may have its own CSRF
+/// settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormStep {
+    /// The "forgot password" form.
+    Forgot,
+    /// The "choose a new password" form.
+    SetPassword,
+    /// The sign-in form.
+    Login,
 }
 
 impl HttpTarget {
@@ -416,10 +449,18 @@ impl HttpTarget {
 
     /// Parses and validates target-file text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<HttpTarget, TargetFileError> {
-        let mut target: HttpTarget = toml::from_str(text).map_err(|e| TargetFileError::Syntax {
+        let syntax = |e: toml::de::Error| TargetFileError::Syntax {
             origin: origin.to_owned(),
             message: e.to_string().trim_end().to_owned(),
+        };
+        let table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let notes = version::check(&table).map_err(|(key, reason)| TargetFileError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            reason,
         })?;
+        let mut target: HttpTarget = toml::from_str(text).map_err(syntax)?;
+        target.load_notes = notes;
         target
             .validate()
             .map_err(|(key, reason)| TargetFileError::Invalid {
@@ -524,6 +565,29 @@ impl HttpTarget {
             .iter()
             .find(|a| a.key() == key)
             .or_else(|| self.accounts.iter().find(|a| a.identifier == key))
+    }
+
+    /// The CSRF settings of `step`'s form: its own (`[forgot.csrf]`,
+    /// `[set_password.csrf]`, `[login.csrf]`) when given, else the file's
+    /// `[csrf]` (which every form without its own shares).
+    pub fn csrf_for(&self, step: Option<FormStep>) -> &CsrfSettings {
+        let own = match step {
+            Some(FormStep::Forgot) => self.forgot.csrf.as_ref(),
+            Some(FormStep::SetPassword) => self.set_password.csrf.as_ref(),
+            Some(FormStep::Login) => self.login.as_ref().and_then(|l| l.csrf.as_ref()),
+            None => None,
+        };
+        own.unwrap_or(&self.csrf)
+    }
+
+    /// The table [`csrf_for`](Self::csrf_for) reads for `step`, for messages.
+    pub fn csrf_table(&self, step: Option<FormStep>) -> &'static str {
+        match step {
+            Some(FormStep::Forgot) if self.forgot.csrf.is_some() => "forgot.csrf",
+            Some(FormStep::SetPassword) if self.set_password.csrf.is_some() => "set_password.csrf",
+            Some(FormStep::Login) if self.login.as_ref().is_some_and(|l| l.csrf.is_some()) => "login.csrf",
+            _ => "csrf",
+        }
     }
 
     /// Names of form fields whose values never appear in evidence.

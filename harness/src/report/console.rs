@@ -124,8 +124,24 @@ impl<W: Write> ConsoleReporter<W> {
         };
         self.clear_progress()?;
         let (label, code) = badge(&result.verdict);
+        // A pass that could not check part of its title says so on the
+        // verdict line itself, not only in a note below it.
+        let partly = result
+            .evidence
+            .notes
+            .iter()
+            .filter(|n| n.starts_with(crate::report::NOT_CHECKED))
+            .count();
+        let partly = if partly > 0 && matches!(result.verdict, Verdict::Pass) {
+            format!(
+                " {}",
+                self.paint(YELLOW, &format!("[partly checked: {partly} part(s) not checked]"))
+            )
+        } else {
+            String::new()
+        };
         let mut text = format!(
-            "{} {} {} {}\n",
+            "{} {} {}{partly} {}\n",
             self.paint(code, &format!("{label:<5}")),
             result.info.id,
             terminal_safe(result.info.title),

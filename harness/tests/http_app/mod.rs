@@ -468,6 +468,7 @@ pub async fn start(smtp: SocketAddr, flaws: Flaws) -> MiniApp {
 pub fn target_toml(base_url: &str, smtp: SocketAddr) -> String {
     format!(
         r#"
+format = 2
 name = "mini app"
 base_url = "{base_url}"
 

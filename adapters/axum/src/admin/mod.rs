@@ -310,6 +310,7 @@ pub fn admin_router(console: AdminConsole) -> Router {
         .route(&format!("{m}/search"), get(views::search_only))
         .route(&format!("{m}/account"), get(views::account))
         .route(&format!("{m}/account/reissue"), post(views::reissue))
+        .route(&format!("{m}/account/clear-limit"), post(views::clear_limit))
         .route(&format!("{m}/queue"), get(views::queue))
         .route(&format!("{m}/queue/retry"), post(views::retry))
         .route(&format!("{m}/senders"), get(views::senders))

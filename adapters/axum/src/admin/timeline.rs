@@ -210,6 +210,11 @@ pub(crate) fn describe(kind: &EventKind) -> Row {
             },
             "",
         ),
+        EventKind::RateLimitCleared { removed, operator } => row(
+            "rate limit cleared",
+            format!("by operator {operator} ({removed} recorded request(s) forgotten)"),
+            "",
+        ),
         other => row(other.name().replace('_', " "), "", ""),
     }
 }

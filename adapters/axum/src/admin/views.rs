@@ -378,7 +378,22 @@ pub(super) async fn account(
             Some("A fresh link was issued and its email queued; its delivery shows here.".to_owned())
         }
         Some("ineligible") => Some(INELIGIBLE_NOTICE.to_owned()),
+        Some("limit_cleared") => Some(
+            "The account's rate limit was cleared: its next reset request sends an email again.".to_owned(),
+        ),
         _ => None,
+    };
+    // The per-account limit: used / allowed in the window, so "no email
+    // arrived" can be told from "the limit was spent" (and cleared here).
+    let limit = match console.service.account_rate_limit(&id).await {
+        Ok(Some(l)) => context! {
+            used => l.used,
+            max => l.max,
+            window => human_window(l.window),
+            spent => l.is_spent(),
+        },
+        Ok(None) => context! { none => true },
+        Err(e) => context! { error => format!("the token store cannot count it: {e}") },
     };
     render(
         &console,
@@ -393,6 +408,7 @@ pub(super) async fn account(
                 account => account_value(&account),
                 items => items,
                 next => page.next.map(|c| c.0),
+                limit => limit,
             },
         },
     )
@@ -429,6 +445,50 @@ pub(super) async fn reissue(
             "No account has this id.",
         ),
         Err(e) => unavailable(&console, &headers, &operator, "Sending a fresh link", &e),
+    }
+}
+
+/// `POST /account/clear-limit` (`id`): forget the account's recorded
+/// requests, so that its per-account rate limit starts afresh.
+pub(super) async fn clear_limit(
+    State(console): AppState,
+    Extension(operator): Extension<Operator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match post_form(&console, &headers, &operator, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let id = match field(&console, &headers, &operator, &form, "id") {
+        Ok(id) => AccountId(id.to_owned()),
+        Err(r) => return *r,
+    };
+    match console.service.clear_account_rate_limit(&id, &operator.0).await {
+        Ok(_) => see_other(
+            &console,
+            &format!("/account?id={}&done=limit_cleared", encode(&id.0)),
+        ),
+        Err(resetkit::error::StoreError::NotFound { .. }) => error(
+            &console,
+            &headers,
+            &operator,
+            StatusCode::NOT_FOUND,
+            "No account has this id.",
+        ),
+        Err(e) => unavailable(&console, &headers, &operator, "Clearing the rate limit", &e),
+    }
+}
+
+/// `15 min`, `1 h`, `90 s`.
+fn human_window(window: std::time::Duration) -> String {
+    let secs = window.as_secs();
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
     }
 }
 

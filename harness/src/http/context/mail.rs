@@ -2,7 +2,6 @@
 //! ask next within the declared limits, or when the app has stopped
 //! mailing one (it is probably throttling).
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -16,8 +15,25 @@ use crate::runner::{Problem, fail};
 
 impl HttpCtx {
     /// The enabled, unshared account asked least so far that can still get
-    /// `mails` emails within the declared per-account limit.
-    pub fn plain_account(&self, mails: u32) -> Result<TestAccount, Problem> {
+    /// `mails` emails within the declared per-account limit. With a
+    /// declared window (`limits.window_secs`), when every account has spent
+    /// its budget, waits for the first one to have room again (bounded by
+    /// `limits.max_wait_secs`) instead of giving up.
+    pub async fn plain_account(&self, mails: u32) -> Result<TestAccount, Problem> {
+        loop {
+            match self.plan_account(mails)? {
+                Ok(account) => return Ok(account),
+                Err((wait, why)) => self.wait_for_window(wait, &why).await?,
+            }
+        }
+    }
+
+    /// An account with room now, or how long until one has room and why.
+    #[allow(clippy::type_complexity)]
+    fn plan_account(
+        &self,
+        mails: u32,
+    ) -> Result<Result<TestAccount, (std::time::Duration, String)>, Problem> {
         let all = self.target.plain_accounts();
         if all.is_empty() {
             return Err(Problem::Skip(
@@ -30,10 +46,9 @@ impl HttpCtx {
             .copied()
             .filter(|a| !exhausted.iter().any(|e| e == a.key()))
             .collect();
-        let sent = lock(&self.state.account_requests);
         let least = accounts
             .iter()
-            .min_by_key(|a| sent.get(a.key()).copied().unwrap_or(0))
+            .min_by_key(|a| self.requests_for(a))
             .ok_or_else(|| {
                 Problem::Error(format!(
                     "every listed account stopped getting reset emails in this run ({}): the app is \
@@ -41,16 +56,55 @@ impl HttpCtx {
                     exhausted.join(", ")
                 ))
             })?;
-        let used = sent.get(least.key()).copied().unwrap_or(0);
-        if let Some(limit) = self.target.limits.per_account
-            && used + mails > limit
-        {
-            return Err(Problem::Error(format!(
-                "every listed account has used its reset emails for this window ({used} of limits.per_account = {limit}); \
-                 list more [[accounts]] or start the app with higher limits"
+        let used = self.requests_for(least);
+        let Some(limit) = self.target.limits.per_account else {
+            return Ok(Ok((*least).clone()));
+        };
+        if used + mails <= limit {
+            return Ok(Ok((*least).clone()));
+        }
+        if self.target.limits.window().is_some() && mails <= limit {
+            // The account whose window frees up first.
+            let times = lock(&self.state.account_times);
+            let soonest = accounts
+                .iter()
+                .filter_map(|a| {
+                    let t = times.get(a.key()).map(Vec::as_slice).unwrap_or_default();
+                    self.room_in(t, limit, mails)
+                })
+                .min()
+                .unwrap_or_default();
+            return Ok(Err((
+                soonest,
+                format!(
+                    "every listed account has used its reset emails for this window (limits.per_account = {limit})"
+                ),
             )));
         }
-        Ok((*least).clone())
+        Err(Problem::Error(format!(
+            "every listed account has used its reset emails for this window ({used} of limits.per_account = {limit}); \
+             list more [[accounts]], declare limits.window_secs so the harness waits for the window to pass, or \
+             start the app with higher limits"
+        )))
+    }
+
+    /// The enabled, unshared account asked least so far, whatever its
+    /// budget: for checks whose requests are valid past a limit (an
+    /// answer to a throttled request is an answer to compare, and a timing
+    /// sample like any other), so they never stop because earlier checks
+    /// spent the limits.
+    pub fn known_account(&self) -> Result<TestAccount, Problem> {
+        let all = self.target.plain_accounts();
+        let sent = lock(&self.state.account_requests);
+        all.iter()
+            .min_by_key(|a| sent.get(a.key()).copied().unwrap_or(0))
+            .map(|a| (*a).clone())
+            .ok_or_else(|| {
+                Problem::Skip(
+                    "the target file lists no enabled account with an address of its own ([[accounts]])"
+                        .into(),
+                )
+            })
     }
 
     /// Marks the accounts at `address` as no longer getting mail in this
@@ -74,7 +128,7 @@ impl HttpCtx {
     pub async fn fresh_link(&self, mails: u32) -> Result<(TestAccount, LinkMail), Problem> {
         let mut tried = Vec::new();
         loop {
-            let account = match self.plain_account(mails) {
+            let account = match self.plain_account(mails).await {
                 Ok(account) => account,
                 Err(e) if tried.is_empty() => return Err(e),
                 Err(_) => {
@@ -100,18 +154,40 @@ impl HttpCtx {
     /// Requests a reset for `account` as a new user, checks the answer is
     /// "accepted", and waits for the email to its stored address.
     pub async fn request_link(&self, account: &TestAccount) -> Result<LinkMail, Problem> {
-        let user = self.user(&format!("{}-requests", account.key()))?;
-        let mark = self.mail_mark();
-        let visit = self
-            .forgot(&user, &self.typed(account), Submission::new())
-            .await?;
-        self.target.forgot.accepted.check(&visit).map_err(|why| {
-            fail(
+        let mut retried = false;
+        loop {
+            let user = self.user(&format!("{}-requests", account.key()))?;
+            let mark = self.mail_mark();
+            let visit = self
+                .forgot(&user, &self.typed(account), Submission::new())
+                .await?;
+            let Err(why) = self.target.forgot.accepted.check(&visit) else {
+                return self.link_mail(mark, &account.email, false).await;
+            };
+            // An answer the file declares as throttled is the app's limit
+            // speaking, not a broken form: wait for the window once, or say
+            // it is throttling.
+            if let Some(throttled) = &self.target.limits.throttled
+                && throttled.check(&visit).is_ok()
+            {
+                let said = format!(
+                    "the request for {} was answered as throttled ({throttled}: limits.throttled)",
+                    account.key()
+                );
+                match self.target.limits.window() {
+                    Some(window) if !retried => {
+                        self.wait_for_window(window, &said).await?;
+                        retried = true;
+                        continue;
+                    }
+                    _ => return Err(Problem::Error(format!("{said}: {THROTTLING}. {THROTTLE_FIX}"))),
+                }
+            }
+            return Err(fail(
                 format!("the forgot-password form answers {}", self.target.forgot.accepted),
                 format!("{why} ({})", visit.summary()),
-            )
-        })?;
-        self.link_mail(mark, &account.email, false).await
+            ));
+        }
     }
 
     /// Waits for a new email (after `mark`) to `address` with a reset
@@ -206,7 +282,7 @@ impl HttpCtx {
             .filter(|a| a.email.eq_ignore_ascii_case(address))
             .map(|a| self.requests_for(a))
             .sum();
-        let client = self.state.client_requests.load(Ordering::Relaxed);
+        let client = self.client_requests();
         Some(format!(
             "no reset email to {address} within {:?}, although {here} arrived for it and {total} in all \
              earlier in this run ({requests} requests for it, {client} from this client so far): {THROTTLING}. \
@@ -245,7 +321,6 @@ impl HttpCtx {
     /// (empty when no limit is spent).
     pub fn limit_hint(&self, address: &str) -> String {
         let mut hints = Vec::new();
-        let sent = lock(&self.state.account_requests);
         if let Some(limit) = self.target.limits.per_account {
             for account in self
                 .target
@@ -253,7 +328,7 @@ impl HttpCtx {
                 .iter()
                 .filter(|a| a.email.eq_ignore_ascii_case(address))
             {
-                let n = sent.get(account.key()).copied().unwrap_or(0);
+                let n = self.requests_for(account);
                 if n > limit {
                     hints.push(format!(
                         "{n} requests for `{}` this run, over limits.per_account = {limit}",
@@ -262,7 +337,7 @@ impl HttpCtx {
                 }
             }
         }
-        let client = self.state.client_requests.load(Ordering::Relaxed);
+        let client = self.client_requests();
         if let Some(limit) = self.target.limits.per_client
             && client > limit
         {
@@ -285,8 +360,11 @@ pub const THROTTLING: &str =
 
 /// How to change the target file when the app throttles.
 pub const THROTTLE_FIX: &str = "Fix the target file: list more [[accounts]] so the checks spread their \
-     requests, and declare the app's [limits] (per_account, per_client) so the harness plans around \
-     them; or restart the app so a previous run's requests no longer count.";
+     requests, and declare the app's [limits] (per_account, per_client, window_secs, throttled) so the \
+     harness plans around them and waits for a spent window to pass. A previous run's requests may still \
+     count: an app that keeps its counts in memory forgets them when restarted, but counts kept in a \
+     database (resetkit on PostgreSQL) survive a restart: wait for the window to pass, or clear the \
+     accounts' limits (resetkit: the operator console's account page, \"Clear the limit\").";
 
 /// Whether `message` carries a reset link (the target's shape, on any
 /// host): a reset email, not a notice.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::page::{Browser, ForgotForm, Outcome, outcome_of};
+use super::page::{Browser, ForgotForm, Outcome, Page, outcome_of};
 use crate::fake_smtp::FakeSmtpServer;
 use crate::http::html;
 use crate::inspect::{ParsedMail, html_links, text_links};
@@ -27,6 +27,9 @@ pub(super) struct Followed {
     pub(super) failure: Option<Outcome>,
     pub(super) new_password: String,
     pub(super) notes: Vec<String>,
+    /// The app's answer to the request for the account (compared with the
+    /// answer to an unknown address to draft `forgot.accepted`).
+    pub(super) known_answer: Option<Page>,
 }
 
 /// A segment that differs per user rather than being a word: it has a
@@ -115,13 +118,16 @@ pub(super) async fn follow_reset(
     values.retain(|(n, _)| n != &forgot.identifier);
     values.push((forgot.identifier.clone(), account.to_owned()));
     let last = server.messages().last().map_or(0, |m| m.id);
-    browser.submit(page_url, &form, &values).await?;
+    f.known_answer = Some(browser.submit(page_url, &form, &values).await?);
     let message = server
         .wait_for(|m| m.id > last && m.has_recipient(account), wait)
         .await
         .map_err(|e| {
             format!(
-                "no email to {account} reached the fake SMTP server on {} ({e}); is the app's SMTP pointed there, and is {account} an account of the app?",
+                "no email to {account} reached the fake SMTP server on {} ({e}). Is the app's SMTP pointed there, \
+                 and is {account} an account of the app? Or has the app stopped mailing it for a while: a \
+                 per-account rate limit spent by earlier tries (resetkit: 3 per 15 minutes; see the account \
+                 in the operator console, which shows and clears it, or wait for the window to pass)",
                 server.addr()
             )
         })?;

@@ -120,6 +120,7 @@ pub(super) struct Browser {
     pub(super) client: reqwest::Client,
 }
 
+#[derive(Debug, Clone)]
 pub(super) struct Page {
     pub(super) url: Url,
     pub(super) status: u16,
@@ -286,6 +287,40 @@ pub(super) fn sentence_with(html: &str, words: &[&str]) -> Option<String> {
     if words.is_empty() {
         return None;
     }
+    page_lines(html)
+        .into_iter()
+        .find(|l| {
+            let ll = l.to_ascii_lowercase();
+            words.iter().any(|w| ll.contains(w))
+        })
+        .map(|l| short_sentence(&l))
+        .filter(|l| !l.is_empty())
+}
+
+/// Every non-empty line of the page's text (tags, scripts and styles
+/// removed, whitespace collapsed), each cut to its first sentence of at
+/// most 80 characters.
+/// A line with `cut_before` in it (an echoed address) is cut before it.
+pub(super) fn text_lines(html: &str, cut_before: &str) -> Vec<String> {
+    let needle = cut_before.to_ascii_lowercase();
+    page_lines(html)
+        .iter()
+        .map(|l| {
+            match l
+                .to_ascii_lowercase()
+                .find(&needle)
+                .filter(|_| !needle.is_empty())
+            {
+                Some(at) => short_sentence(l[..at].trim_end()),
+                None => short_sentence(l),
+            }
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The page's text, one line per run of text between tags.
+fn page_lines(html: &str) -> Vec<String> {
     let mut text = String::new();
     let mut in_tag = false;
     let mut skip_until: Option<&str> = None;
@@ -320,17 +355,15 @@ pub(super) fn sentence_with(html: &str, words: &[&str]) -> Option<String> {
     }
     text.split('\n')
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .find(|l| {
-            let ll = l.to_ascii_lowercase();
-            words.iter().any(|w| ll.contains(w))
-        })
-        .map(|l| {
-            let l = l.split(['.', '!']).next().unwrap_or(&l).trim().to_owned();
-            l.chars()
-                .take(80)
-                .collect::<String>()
-                .replace("&#39;", "'")
-                .replace("&amp;", "&")
-        })
         .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn short_sentence(line: &str) -> String {
+    let l = line.split(['.', '!']).next().unwrap_or(line).trim().to_owned();
+    l.chars()
+        .take(80)
+        .collect::<String>()
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::follow::Followed;
-use super::page::{ForgotForm, Outcome};
+use super::page::ForgotForm;
 
 /// A TOML basic string.
 pub(super) fn quote(s: &str) -> String {
@@ -32,7 +32,7 @@ pub(super) struct Render<'a> {
     pub(super) csrf_cookie: Option<String>,
     pub(super) bound_cookie: Option<String>,
     pub(super) csrf_meta: Option<&'static str>,
-    pub(super) accepted: Option<(String, Outcome)>,
+    pub(super) accepted: Option<super::accepted::Drafted>,
     pub(super) followed: Option<Followed>,
     pub(super) account: Option<&'a str>,
     pub(super) smtp: Option<String>,
@@ -54,6 +54,11 @@ pub(super) fn render(r: Render<'_>) -> String {
     let _ = writeln!(
         w,
         "# Every key is described in TARGETS.md (the target-file reference).\n"
+    );
+    let _ = writeln!(
+        w,
+        "format = {}  # the target-file format this draft is written in",
+        crate::http::target_file::FORMAT
     );
     let _ = writeln!(
         w,
@@ -87,48 +92,6 @@ pub(super) fn render(r: Render<'_>) -> String {
          # [app]\n# command = [\"./run-my-app\", \"--port\", \"{{port}}\", \"--smtp\", \"{{smtp}}\"]"
     );
 
-    let _ = writeln!(w, "\n[csrf]");
-    match &r.csrf_field {
-        Some(f) => {
-            let _ = writeln!(
-                w,
-                "field = {}  # found: a hidden field of the forgot form",
-                quote(f)
-            );
-        }
-        None => {
-            let _ = writeln!(
-                w,
-                "# field: none found (no hidden field named like a CSRF token in the forgot form)"
-            );
-        }
-    }
-    match (&r.csrf_cookie, &r.bound_cookie) {
-        (Some(c), _) => {
-            let _ = writeln!(
-                w,
-                "cookie = {}  # found: a cookie the page sets, holding the form's token",
-                quote(c)
-            );
-        }
-        (None, Some(b)) => {
-            let _ = writeln!(
-                w,
-                "# cookie: not needed: the page sets `{b}`, and the form carries its token (the harness keeps cookies)"
-            );
-        }
-        (None, None) => {
-            let _ = writeln!(w, "# cookie: none found");
-        }
-    }
-    if let Some(m) = r.csrf_meta {
-        let _ = writeln!(
-            w,
-            "meta = {}  # found: <meta name={m:?}> holds a token\n# header = \"X-CSRF-Token\"  # FILL IN if the app wants the meta token in a header",
-            quote(m)
-        );
-    }
-
     let _ = writeln!(w, "\n[forgot]");
     let _ = writeln!(w, "page = {}  # found: the page with the form", quote(r.page));
     if let Some(action) = r.forgot.form.action.as_deref().filter(|a| !a.is_empty()) {
@@ -157,17 +120,76 @@ pub(super) fn render(r: Render<'_>) -> String {
         "shared_address = \"one_mail_per_account\"  # FILL IN: or \"one_combined_mail\" if accounts sharing an address get one email listing each"
     );
     match &r.accepted {
-        Some((probe, outcome)) => {
+        Some(drafted) => {
+            let _ = writeln!(w, "# accepted: {}", drafted.comment);
             let _ = writeln!(
                 w,
-                "accepted = {}  # found: the answer to a request for {probe} (no such account; a correct app answers every request alike)",
-                outcome.toml()
+                "accepted = {}  # what an accepted request gets (a correct app answers every request alike)",
+                drafted.outcome.toml()
             );
         }
         None => {
             let _ = writeln!(
                 w,
                 "accepted = {{ status = 200 }}  # FILL IN: what the app answers a request (status, redirect, text)"
+            );
+        }
+    }
+
+    // CSRF belongs to each form: what the forgot form carries goes under
+    // [forgot.csrf], so that other forms (the sign-in page, say) are not
+    // required to carry the same token.
+    let found_any = r.csrf_field.is_some() || r.csrf_cookie.is_some() || r.csrf_meta.is_some();
+    if found_any {
+        let _ = writeln!(
+            w,
+            "\n[forgot.csrf]  # the forgot form's own CSRF token (other forms: [set_password.csrf], [login.csrf], or [csrf] for all)"
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "\n# [forgot.csrf]: no CSRF token found in the forgot form (hidden fields are sent back anyway)"
+        );
+    }
+    if found_any {
+        match &r.csrf_field {
+            Some(f) => {
+                let _ = writeln!(
+                    w,
+                    "field = {}  # found: a hidden field of the forgot form",
+                    quote(f)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    w,
+                    "# field: none found (no hidden field named like a CSRF token in the forgot form)"
+                );
+            }
+        }
+        match (&r.csrf_cookie, &r.bound_cookie) {
+            (Some(c), _) => {
+                let _ = writeln!(
+                    w,
+                    "cookie = {}  # found: a cookie the page sets, holding the form's token",
+                    quote(c)
+                );
+            }
+            (None, Some(b)) => {
+                let _ = writeln!(
+                    w,
+                    "# cookie: not needed: the page sets `{b}`, and the form carries its token (the harness keeps cookies)"
+                );
+            }
+            (None, None) => {
+                let _ = writeln!(w, "# cookie: none found");
+            }
+        }
+        if let Some(m) = r.csrf_meta {
+            let _ = writeln!(
+                w,
+                "meta = {}  # found: <meta name={m:?}> holds a token\n# header = \"X-CSRF-Token\"  # FILL IN if the app wants the meta token in a header",
+                quote(m)
             );
         }
     }

@@ -185,33 +185,14 @@ async fn probe(ctx: &HttpCtx, identifier: &str) -> Result<Visit, Problem> {
 
 async fn identical_answers(ctx: &HttpCtx) -> Check {
     // Any known account will do: past its limit is exactly what is compared.
-    let account = ctx.plain_account(0)?;
+    let account = ctx.known_account()?;
     let kind = ctx.target.forgot.identifier_kind;
     let known = if kind.takes_email() {
         account.email.clone()
     } else {
         account.identifier.clone()
     };
-    let baseline_visit = probe(ctx, &known).await?;
-    let baseline = Answer::of(&baseline_visit, &known);
-    // Two unknown identifiers: if even they differ, the page varies by itself
-    // (a timestamp, a request id) and bodies cannot be compared.
     let (unknown_a, unknown_b) = (ctx.unknown_identifier(), ctx.unknown_identifier());
-    let first_unknown = Answer::of(&probe(ctx, &unknown_a).await?, &unknown_a);
-    let second_unknown = Answer::of(&probe(ctx, &unknown_b).await?, &unknown_b);
-    let compare_bodies =
-        first_unknown.body == second_unknown.body && first_unknown.final_body == second_unknown.final_body;
-    if !compare_bodies {
-        ctx.note("Two unknown identifiers got different bodies: the page varies by itself, so bodies were not compared.");
-    }
-    ctx.note(format!(
-        "The form takes {kind:?} identifiers (forgot.identifier_kind): every probe is of that kind."
-    ));
-    let mut probes: Vec<(String, String)> = vec![
-        (format!("unknown identifier {unknown_a}"), unknown_a.clone()),
-        (format!("unknown identifier {unknown_b}"), unknown_b.clone()),
-    ];
-    let mut answers = vec![first_unknown, second_unknown];
     let mut more: Vec<(String, String)> = Vec::new();
     if account.identifier != known {
         more.push((
@@ -237,21 +218,103 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
         };
         more.push((format!("shared address {typed}"), typed));
     }
-    for (label, identifier) in more.into_iter().chain(throttle_probes(ctx, &account)) {
+    // Every probe of this check from the client's window at once (a
+    // throttled answer for the client is not what is compared here); the
+    // baseline request counts for the account's limit.
+    let throttles = throttle_plan(ctx, ctx.requests_for(&account) + 1).0 as usize;
+    let unknown_repeats = match (&ctx.target.limits.throttled, ctx.target.limits.per_account) {
+        (Some(_), Some(limit)) if throttles > 0 => limit as usize + 1,
+        _ => 0,
+    };
+    let planned = 3 + more.len() + throttles + unknown_repeats;
+    ctx.client_room(u32::try_from(planned).unwrap_or(u32::MAX))
+        .await?;
+
+    let baseline_visit = probe(ctx, &known).await?;
+    let baseline = Answer::of(&baseline_visit, &known);
+    // Two unknown identifiers: if even they differ, the page varies by itself
+    // (a timestamp, a request id) and bodies cannot be compared.
+    let first_unknown = Answer::of(&probe(ctx, &unknown_a).await?, &unknown_a);
+    let second_unknown = Answer::of(&probe(ctx, &unknown_b).await?, &unknown_b);
+    let compare_bodies =
+        first_unknown.body == second_unknown.body && first_unknown.final_body == second_unknown.final_body;
+    if !compare_bodies {
+        ctx.note("Two unknown identifiers got different bodies: the page varies by itself, so bodies were not compared.");
+    }
+    ctx.note(format!(
+        "The form takes {kind:?} identifiers (forgot.identifier_kind): every probe is of that kind."
+    ));
+    let mut probes: Vec<(String, String)> = vec![
+        (format!("unknown identifier {unknown_a}"), unknown_a.clone()),
+        (format!("unknown identifier {unknown_b}"), unknown_b.clone()),
+    ];
+    let mut answers = vec![first_unknown, second_unknown];
+    let mut visits: Vec<Option<Visit>> = vec![None, None];
+    let declared = ctx.target.limits.throttled.clone();
+    let repeats = match (&declared, ctx.target.limits.per_account) {
+        // The app says how it answers over the limit: repeat until it does
+        // (its window and the harness's count may be a request apart).
+        (Some(_), Some(limit)) if throttles > 0 => repeat_until_throttled(ctx, &known, limit + 1),
+        _ => throttle_probes(ctx, &account),
+    };
+    let mut throttled_seen = false;
+    for (label, identifier) in more.into_iter().chain(repeats) {
+        if throttled_seen && label.starts_with("repeated known") {
+            continue;
+        }
         let visit = probe(ctx, &identifier).await?;
+        let label = match &declared {
+            Some(t) if label.starts_with("repeated known") && t.check(&visit).is_ok() => {
+                throttled_seen = true;
+                label.replacen("repeated known", "throttled known", 1)
+            }
+            _ => label,
+        };
         answers.push(Answer::of(&visit, &identifier));
+        visits.push(Some(visit));
         probes.push((label, identifier));
     }
     ctx.note(format!(
         "Baseline (known {known}): status {}, redirect {:?}, cookies {:?}",
         baseline.status, baseline.redirect, baseline.cookies
     ));
+    let mut unknown_throttled: Option<(String, Answer)> = None;
     let mut differing = Vec::new();
-    for ((label, _), answer) in probes.iter().zip(&answers) {
+    for (((label, _), answer), visit) in probes.iter().zip(&answers).zip(&visits) {
         let diff = baseline.differences(answer, compare_bodies);
-        if !diff.is_empty() {
-            differing.push(format!("{label}: {}", diff.join("; ")));
+        if diff.is_empty() {
+            continue;
         }
+        // The app declares how it answers a throttled request: fine, as
+        // long as it throttles an address no account has alike.
+        if let (Some(throttled), Some(limit), Some(visit)) = (
+            &ctx.target.limits.throttled,
+            ctx.target.limits.per_account,
+            visit.as_ref(),
+        ) && label.starts_with("throttled known")
+            && throttled.check(visit).is_ok()
+        {
+            if unknown_throttled.is_none() {
+                unknown_throttled = Some(repeated_unknown(ctx, limit + 1).await?);
+            }
+            if let Some((typed, other)) = &unknown_throttled {
+                let diff = other.differences(answer, compare_bodies);
+                if diff.is_empty() {
+                    ctx.note(format!(
+                        "{label}: answered as throttled (limits.throttled), as was the unknown {typed} after the \
+                         same number of requests: the app throttles by what is typed, not by account."
+                    ));
+                    continue;
+                }
+                differing.push(format!(
+                    "{label}: answered as throttled (limits.throttled), but the unknown {typed} after the same \
+                     number of requests got another answer ({}): the app throttles only existing accounts",
+                    diff.join("; ")
+                ));
+                continue;
+            }
+        }
+        differing.push(format!("{label}: {}", diff.join("; ")));
     }
     ctx.note(format!("{} probes compared with the baseline.", probes.len()));
     if differing.is_empty() {
@@ -264,6 +327,70 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
     }
 }
 
+/// Up to `max` repeated requests for `typed`, labelled `repeated known`
+/// (relabelled `throttled known` by the caller once the answer is the
+/// declared throttled one, and not sent further).
+fn repeat_until_throttled(ctx: &HttpCtx, typed: &str, max: u32) -> Vec<(String, String)> {
+    let used = ctx.requests_for_identifier(typed);
+    (0..max)
+        .map(|i| {
+            (
+                format!("repeated known {typed} (request #{})", used + i + 1),
+                typed.to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Requests for one new unknown identifier until the answer is the
+/// declared throttled one (at most `times`); its last answer.
+async fn repeated_unknown(ctx: &HttpCtx, times: u32) -> Result<(String, Answer), Problem> {
+    let typed = ctx.unknown_identifier();
+    let mut last = None;
+    for _ in 0..times {
+        let visit = probe(ctx, &typed).await?;
+        let done = ctx
+            .target
+            .limits
+            .throttled
+            .as_ref()
+            .is_some_and(|t| t.check(&visit).is_ok());
+        last = Some(visit);
+        if done {
+            break;
+        }
+    }
+    let visit = last.ok_or_else(|| Problem::Error("no request sent".into()))?;
+    let answer = Answer::of(&visit, &typed);
+    Ok((typed, answer))
+}
+
+/// How many requests take an account that has had `used` in this window
+/// past the declared per-account limit (the last ones are throttled), or
+/// three repeats when none is declared; and what could not be checked.
+fn throttle_plan(ctx: &HttpCtx, used: u32) -> (u32, Option<String>) {
+    match ctx.target.limits.per_account {
+        Some(limit) if limit + 1 > used + MAX_THROTTLE_REQUESTS => (
+            0,
+            Some(format!(
+                "{} throttled answers: limits.per_account = {limit} is too high to reach with \
+                 {MAX_THROTTLE_REQUESTS} requests, so no throttled answer was compared (start the app with a \
+                 lower limit to check them)",
+                crate::report::NOT_CHECKED
+            )),
+        ),
+        Some(limit) => ((limit + 1).saturating_sub(used).max(1), None),
+        None => (
+            3,
+            Some(format!(
+                "{} throttled answers: no limits.per_account in the target file, so three repeated requests \
+                 were compared instead of known-throttled ones",
+                crate::report::NOT_CHECKED
+            )),
+        ),
+    }
+}
+
 /// Requests for `account` until the declared per-account limit is passed
 /// (the last ones are throttled), or three repeats when none is declared.
 fn throttle_probes(ctx: &HttpCtx, account: &TestAccount) -> Vec<(String, String)> {
@@ -273,20 +400,10 @@ fn throttle_probes(ctx: &HttpCtx, account: &TestAccount) -> Vec<(String, String)
     } else {
         account.identifier.clone()
     };
-    let count = match ctx.target.limits.per_account {
-        Some(limit) if limit + 1 > used + MAX_THROTTLE_REQUESTS => {
-            ctx.note(format!(
-                "limits.per_account = {limit} is too high to reach with {MAX_THROTTLE_REQUESTS} requests: \
-                 throttled answers were not compared"
-            ));
-            0
-        }
-        Some(limit) => (limit + 1).saturating_sub(used).max(1),
-        None => {
-            ctx.note("No limits.per_account in the target file: three repeated requests were compared instead of known-throttled ones.");
-            3
-        }
-    };
+    let (count, not_checked) = throttle_plan(ctx, used);
+    if let Some(note) = not_checked {
+        ctx.note(note);
+    }
     (0..count)
         .map(|i| {
             let over = ctx

@@ -80,7 +80,7 @@ async fn happy_path(ctx: &HttpCtx) -> Check {
         let next = if throttled.len() >= MAX_SILENT_ACCOUNTS {
             Err(Problem::Skip("enough accounts tried".into()))
         } else {
-            ctx.plain_account(1)
+            ctx.plain_account(1).await
         };
         let account = match next {
             Ok(account) => account,

@@ -101,7 +101,7 @@ async fn forwarding_headers(ctx: &HttpCtx) -> Check {
 
 /// Requests a reset with `headers` set and checks the email's links.
 async fn poisoned_request(ctx: &HttpCtx, headers: &[(&str, &str)], what: &str) -> Check {
-    let account = ctx.plain_account(1)?;
+    let account = ctx.plain_account(1).await?;
     let user = ctx.user("attacker")?;
     let mark = ctx.mail_mark();
     let extra = headers
@@ -169,7 +169,7 @@ fn links_in(message: &CapturedMessage) -> Vec<Url> {
 }
 
 async fn repeated_identifier(ctx: &HttpCtx) -> Check {
-    let account = ctx.plain_account(1)?;
+    let account = ctx.plain_account(1).await?;
     let field = ctx.target.forgot.identifier_field.clone();
     let attacker = format!("attacker-{}@attacker.test", ctx.unique());
     let (victim, second) = if ctx.target.forgot.identifier_kind.takes_email() {
@@ -200,6 +200,7 @@ async fn repeated_identifier(ctx: &HttpCtx) -> Check {
     let mut accepted = Vec::new();
     for (what, submission) in &probes {
         let user = ctx.user("attacker")?;
+        ctx.client_room(1).await?;
         ctx.count_request(&ctx.typed(&account));
         let visit = ctx.forgot_raw(&user, submission).await?;
         let refused = visit.first().status >= 400 || ctx.target.forgot.accepted.check(&visit).is_err();

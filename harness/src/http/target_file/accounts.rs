@@ -68,12 +68,55 @@ impl LookAlike {
     }
 }
 
-/// `[limits]`: the app's rate limits within one window, when it has them.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// `[limits]`: the app's rate limits, when it has them.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Reset emails one account gets per window.
     pub per_account: Option<u32>,
     /// Reset requests one client address may make per window.
     pub per_client: Option<u32>,
+    /// Set-password submits one client address may make per window.
+    pub set_password: Option<u32>,
+    /// The window of these limits, in seconds (django-allauth: 60). Without
+    /// it, the whole run counts as one window (as for an app that keeps its
+    /// counts for longer than a run takes).
+    pub window_secs: Option<f64>,
+    /// How a request refused by a limit is answered, when the app says so
+    /// (django-allauth: `{ status = 429 }`); such an answer is then taken
+    /// for throttling, not for a broken flow.
+    pub throttled: Option<super::Expect>,
+    /// Longest the harness waits, each time, for a spent window to pass
+    /// before it gives up on a check (default 90 s; only with `window_secs`).
+    #[serde(default = "default_max_wait")]
+    pub max_wait_secs: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_account: None,
+            per_client: None,
+            set_password: None,
+            window_secs: None,
+            throttled: None,
+            max_wait_secs: default_max_wait(),
+        }
+    }
+}
+
+fn default_max_wait() -> f64 {
+    90.0
+}
+
+impl Limits {
+    /// The declared window, if any.
+    pub fn window(&self) -> Option<std::time::Duration> {
+        self.window_secs.map(std::time::Duration::from_secs_f64)
+    }
+
+    /// [`max_wait_secs`](Self::max_wait_secs) as a duration.
+    pub fn max_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.max_wait_secs)
+    }
 }

@@ -1,6 +1,7 @@
 use super::*;
 
 const MINIMAL: &str = r#"
+    format = 2
     base_url = "http://127.0.0.1:9"
     [forgot]
     page = "/forgot"
@@ -151,4 +152,54 @@ fn groups_accounts_by_address() {
         !format!("{t:?}").contains("hunter2"),
         "passwords stay out of Debug"
     );
+}
+
+#[test]
+fn a_format_1_file_whose_meaning_changed_is_refused_with_how_to_convert_it() {
+    // Written for format 1: `url` was the prefix, the token a segment below it.
+    let old = MINIMAL.replace("format = 2", "") + "[link]\nurl = \"/accounts/reset/\"\ntoken_in = \"path\"\n";
+    let err = error(&old);
+    for words in [
+        "link.token_in",
+        "format 1",
+        "no `format` line",
+        "url = \"/accounts/reset/{uidb64}/{token}/\"",
+        "remove `token_in`",
+        "format = 2",
+    ] {
+        assert!(err.contains(words), "{words:?} in: {err}");
+    }
+    // The same file with `format = 1` said out loud: refused alike.
+    let said = format!("format = 1\n{}", old);
+    assert!(error(&said).contains("`format = 1`"));
+}
+
+#[test]
+fn a_format_1_file_with_the_same_meaning_is_converted_with_a_note() {
+    let old = MINIMAL.replace("format = 2", "") + "[link]\nurl = \"/reset\"\ntoken_in = \"query\"\n";
+    let t = HttpTarget::from_toml_str(&old, "t.toml").unwrap();
+    assert_eq!(t.link_target(), "http://127.0.0.1:9/reset?token={token}");
+    assert_eq!(t.load_notes.len(), 1);
+    assert!(t.load_notes[0].contains("Add `format = 2`"), "{:?}", t.load_notes);
+    let current = HttpTarget::from_toml_str(MINIMAL, "t.toml").unwrap();
+    assert!(current.load_notes.is_empty());
+    // A pattern in format 2 with the token in the path is what the old file should become.
+    let new = format!("{MINIMAL}\n[link]\nurl = \"/accounts/reset/{{uidb64}}/{{token}}/\"\n");
+    assert!(
+        HttpTarget::from_toml_str(&new, "t.toml")
+            .unwrap()
+            .load_notes
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_newer_or_malformed_format_is_refused() {
+    let err = error(&MINIMAL.replace("format = 2", "format = 3"));
+    assert!(
+        err.contains("`format` is 3") && err.contains("newer resetkit-harness"),
+        "{err}"
+    );
+    let err = error(&MINIMAL.replace("format = 2", "format = \"2\""));
+    assert!(err.contains("`format` must be a whole number"), "{err}");
 }

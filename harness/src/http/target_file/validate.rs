@@ -38,33 +38,23 @@ impl HttpTarget {
                 self.login.as_ref().map(|l| &l.password_field),
             ),
             ("link.token_param", Some(&self.link.token_param)),
-            ("csrf.field", self.csrf.field.as_ref()),
-            ("csrf.cookie", self.csrf.cookie.as_ref()),
-            ("csrf.meta", self.csrf.meta.as_ref()),
-            ("csrf.header", self.csrf.header.as_ref()),
             ("client.address_header", self.client.address_header.as_ref()),
         ] {
             if name.is_some_and(|n| n.trim().is_empty()) {
                 return bad(key, "is empty");
             }
         }
-        let from_elsewhere = self.csrf.cookie.is_some() || self.csrf.meta.is_some();
-        if from_elsewhere && self.csrf.header.is_none() && self.csrf.field.is_none() {
-            return bad(
-                "csrf",
-                "takes the token from a cookie or <meta>: name `csrf.header` or `csrf.field` to send it in",
-            );
-        }
-        if self.csrf.header.is_some() && !from_elsewhere {
-            return bad(
-                "csrf.header",
-                "needs `csrf.cookie` or `csrf.meta` to take the token from",
-            );
-        }
-        for (key, header) in [
-            ("csrf.header", &self.csrf.header),
-            ("client.address_header", &self.client.address_header),
+        for (prefix, csrf) in [
+            ("csrf", Some(&self.csrf)),
+            ("forgot.csrf", self.forgot.csrf.as_ref()),
+            ("set_password.csrf", self.set_password.csrf.as_ref()),
+            ("login.csrf", self.login.as_ref().and_then(|l| l.csrf.as_ref())),
         ] {
+            if let Some(csrf) = csrf {
+                check_csrf(prefix, csrf).map_err(|(k, r)| (k, r.to_owned()))?;
+            }
+        }
+        for (key, header) in [("client.address_header", &self.client.address_header)] {
             if let Some(h) = header
                 && reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err()
             {
@@ -110,10 +100,31 @@ impl HttpTarget {
         for (key, limit) in [
             ("limits.per_account", self.limits.per_account),
             ("limits.per_client", self.limits.per_client),
+            ("limits.set_password", self.limits.set_password),
         ] {
             if limit == Some(0) {
                 return bad(key, "must be at least 1 (leave it out when there is no limit)");
             }
+        }
+        if let Some(w) = self.limits.window_secs
+            && !(0.1..=86_400.0).contains(&w)
+        {
+            return bad("limits.window_secs", "must be between 0.1 and 86400 (a day)");
+        }
+        if !(0.0..=3600.0).contains(&self.limits.max_wait_secs) {
+            return bad("limits.max_wait_secs", "must be between 0 and 3600");
+        }
+        if self.limits.throttled.as_ref().is_some_and(Expect::is_empty) {
+            return bad(
+                "limits.throttled",
+                "needs at least one of `status`, `redirect`, `text`",
+            );
+        }
+        if self.limits.throttled.as_ref() == Some(&self.forgot.accepted) {
+            return bad(
+                "limits.throttled",
+                "is the same as forgot.accepted: leave it out when throttled requests get the accepted answer",
+            );
         }
         let mut seen = HashSet::new();
         for (i, account) in self.accounts.iter().enumerate() {
@@ -196,4 +207,35 @@ impl HttpTarget {
         }
         Ok(())
     }
+}
+
+/// The checks of one CSRF table (`csrf`, `forgot.csrf`, ...).
+fn check_csrf(prefix: &str, csrf: &super::CsrfSettings) -> Result<(), (String, &'static str)> {
+    let key = |k: &str| format!("{prefix}.{k}");
+    for (name, value) in [
+        ("field", &csrf.field),
+        ("cookie", &csrf.cookie),
+        ("meta", &csrf.meta),
+        ("header", &csrf.header),
+    ] {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            return Err((key(name), "is empty"));
+        }
+    }
+    let from_elsewhere = csrf.cookie.is_some() || csrf.meta.is_some();
+    if from_elsewhere && csrf.header.is_none() && csrf.field.is_none() {
+        return Err((
+            prefix.to_owned(),
+            "takes the token from a cookie or <meta>: name `header` or `field` to send it in",
+        ));
+    }
+    if csrf.header.is_some() && !from_elsewhere {
+        return Err((key("header"), "needs `cookie` or `meta` to take the token from"));
+    }
+    if let Some(h) = &csrf.header
+        && reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err()
+    {
+        return Err((key("header"), "is not a valid HTTP header name"));
+    }
+    Ok(())
 }
