@@ -71,7 +71,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fleet",
         sql: include_str!("../migrations/0007_fleet.sql"),
     },
-    // Version 8 is unused (it was reserved for a branch that needed none).
+    Migration {
+        version: 8,
+        name: "rate_window",
+        sql: include_str!("../migrations/0008_rate_window.sql"),
+    },
     Migration {
         version: 9,
         name: "overview",

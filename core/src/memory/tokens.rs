@@ -98,7 +98,9 @@ impl State {
         let hits = self.hits.entry(key.clone()).or_default();
         let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
         hits.retain(|t| *t > start);
-        let within = hits.iter().filter(|t| **t <= now).count();
+        // Every hit after the window's start counts, also one stamped a
+        // moment after `now` by a concurrent caller.
+        let within = hits.len();
         if within >= usize::try_from(max).unwrap_or(usize::MAX) {
             return false;
         }

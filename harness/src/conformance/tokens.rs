@@ -511,6 +511,50 @@ async fn admit_checks(store: &dyn TokenStore) {
             .expect("tokens.admit"),
         "the slot just freed was taken"
     );
+    // Concurrent requests stamp their time before they reach the store, so
+    // a hit can arrive stamped earlier than one already recorded: it must
+    // still count that one (16 clients flooding one address got 21 of 20
+    // and 4 of 3 admitted when only hits up to the caller's time counted).
+    let key = RateKey::Client("198.51.100.99".into());
+    assert!(
+        store
+            .admit(&key, t0 + Duration::from_secs(10), window, 1)
+            .await
+            .expect("tokens.admit")
+    );
+    assert!(
+        !store
+            .admit(&key, t0 + Duration::from_secs(9), window, 1)
+            .await
+            .expect("tokens.admit"),
+        "a hit stamped a moment later is in the window of a caller stamped earlier"
+    );
+    let (_, later) = record(
+        "acct-skew",
+        t0 + Duration::from_secs(10),
+        Duration::from_secs(1800),
+    );
+    let (_, earlier) = record(
+        "acct-skew",
+        t0 + Duration::from_secs(9),
+        Duration::from_secs(1800),
+    );
+    let limit = Some(Limit { max: 1, window });
+    for (r, expected) in [(later, true), (earlier, false)] {
+        let outcome = store
+            .issue(TokenIssue {
+                record: r,
+                limit,
+                supersede: true,
+            })
+            .await
+            .expect("tokens.issue");
+        assert_eq!(
+            matches!(outcome, IssueOutcome::Issued { .. }),
+            expected,
+            "issue under the per-account limit with skewed stamps: {outcome:?}"
+        );
+    }
 }
 
 /// Of `concurrency` simultaneous consumes of one token, exactly one wins.
