@@ -525,37 +525,39 @@ impl ResetService {
         client: &RequestContext,
         limits: &crate::policy::RateLimits,
     ) -> Result<bool, StoreError> {
+        use crate::store::RateKey;
         let inner = &self.inner;
         let now = inner.clock.now();
-        if let (Some(limit), Some(addr)) = (limits.per_client, client.client_addr.as_deref()) {
-            let key = crate::store::RateKey::Host {
+        let client_key = client
+            .client_addr
+            .as_deref()
+            .map(|addr| crate::client::client_rate_key(addr, inner.client_ipv6_prefix));
+        // (key, window, max), checked in this order; the first refusal ends it.
+        let mut checks = Vec::with_capacity(3);
+        if let (Some(limit), Some(client_key)) = (limits.per_client, &client_key) {
+            let key = RateKey::Host {
                 scope: "sign-in-client",
-                key: crate::client::client_rate_key(addr, inner.client_ipv6_prefix),
+                key: client_key.clone(),
             };
-            if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
-                return Ok(false);
-            }
+            checks.push((key, limit.window, limit.max));
         }
         if let Some(limit) = limits.per_account {
             let identifier = crate::fingerprint::fingerprint(&inner.fingerprint_key, identifier);
-            if let Some(addr) = client.client_addr.as_deref() {
-                let key = crate::store::RateKey::Host {
+            if let Some(client_key) = &client_key {
+                let key = RateKey::Host {
                     scope: "sign-in-pair",
-                    key: format!(
-                        "{identifier}:{}",
-                        crate::client::client_rate_key(addr, inner.client_ipv6_prefix)
-                    ),
+                    key: format!("{identifier}:{client_key}"),
                 };
-                if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
-                    return Ok(false);
-                }
+                checks.push((key, limit.window, limit.max));
             }
-            let key = crate::store::RateKey::Host {
+            let key = RateKey::Host {
                 scope: "sign-in",
                 key: identifier,
             };
-            let spread = limit.max.saturating_mul(SIGN_IN_SPREAD);
-            if !inner.tokens.admit(&key, now, limit.window, spread).await? {
+            checks.push((key, limit.window, limit.max.saturating_mul(SIGN_IN_SPREAD)));
+        }
+        for (key, window, max) in checks {
+            if !inner.tokens.admit(&key, now, window, max).await? {
                 return Ok(false);
             }
         }

@@ -126,43 +126,39 @@ impl ThrottleTracker {
                 ));
             }
         }
-        if state.last_sweep.is_none_or(|at| now >= at + SWEEP_EVERY) {
-            state.last_sweep = Some(now);
-            out.extend(sweep(&mut state, now));
-        }
+        out.extend(state.sweep(now, false));
         out
     }
 
-    /// The closing events of every window that ended by `now`.
-    pub(crate) fn due(&self, now: SystemTime) -> Vec<(Option<AccountId>, EventKind)> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.last_sweep = Some(now);
-        sweep(&mut state, now)
-    }
-
-    /// Like [`due`](Self::due), at most once per sweep interval (for the
-    /// workers' frequent passes).
-    pub(crate) fn due_now_and_then(&self, now: SystemTime) -> Vec<(Option<AccountId>, EventKind)> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.entries.is_empty() || state.last_sweep.is_some_and(|at| now < at + SWEEP_EVERY) {
-            return Vec::new();
-        }
-        state.last_sweep = Some(now);
-        sweep(&mut state, now)
+    /// The closing events of the windows that ended by `now`: always when
+    /// `force`, else at most once per sweep interval (the workers' frequent
+    /// passes).
+    pub(crate) fn due(&self, now: SystemTime, force: bool) -> Vec<(Option<AccountId>, EventKind)> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sweep(now, force)
     }
 }
 
-fn sweep(state: &mut State, now: SystemTime) -> Vec<(Option<AccountId>, EventKind)> {
-    let ended: Vec<(RateScope, String)> = state
-        .entries
-        .iter()
-        .filter(|(_, w)| w.ends <= now)
-        .map(|(k, _)| k.clone())
-        .collect();
-    ended
-        .into_iter()
-        .filter_map(|k| state.entries.remove(&k).and_then(Window::closing))
-        .collect()
+impl State {
+    /// Closes the windows that ended by `now` (see [`ThrottleTracker::due`]).
+    fn sweep(&mut self, now: SystemTime, force: bool) -> Vec<(Option<AccountId>, EventKind)> {
+        if !force && self.last_sweep.is_some_and(|at| now < at + SWEEP_EVERY) {
+            return Vec::new();
+        }
+        self.last_sweep = Some(now);
+        let ended: Vec<(RateScope, String)> = self
+            .entries
+            .iter()
+            .filter(|(_, w)| w.ends <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        ended
+            .into_iter()
+            .filter_map(|k| self.entries.remove(&k).and_then(Window::closing))
+            .collect()
+    }
 }
 
 impl ResetService {
@@ -171,24 +167,24 @@ impl ResetService {
     /// window). The request workers do this on each pass; a host that
     /// runs none (external processing) may call it now and then.
     pub async fn flush_throttled(&self) -> Result<(), StoreError> {
-        let now = self.inner.clock.now();
-        let events = to_events(self.inner.throttled.due(now), now);
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.inner.events.record_all(events).await
+        self.record_throttled(true).await
     }
 
     /// The workers' share: closing events, at most once per sweep
     /// interval; a failure is logged (the counts are lost, not the flow).
     pub(crate) async fn flush_throttled_now_and_then(&self) {
-        let now = self.inner.clock.now();
-        let events = to_events(self.inner.throttled.due_now_and_then(now), now);
-        if !events.is_empty()
-            && let Err(error) = self.inner.events.record_all(events).await
-        {
+        if let Err(error) = self.record_throttled(false).await {
             tracing::error!(%error, "recording the counts of rate-limited requests failed");
         }
+    }
+
+    async fn record_throttled(&self, force: bool) -> Result<(), StoreError> {
+        let now = self.inner.clock.now();
+        let events = to_events(self.inner.throttled.due(now, force), now);
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.inner.events.record_all(events).await
     }
 
     /// The events for one refused request (see the module docs).
@@ -237,11 +233,11 @@ mod tests {
             recorded.extend(t.refused(&refusal("203.0.113.9"), start + Duration::from_millis(i)));
         }
         assert_eq!(counts(&recorded), vec![1], "one event while the window is open");
-        assert!(t.due(start + Duration::from_secs(899)).is_empty());
-        let closing = t.due(start + Duration::from_secs(900));
+        assert!(t.due(start + Duration::from_secs(899), true).is_empty());
+        let closing = t.due(start + Duration::from_secs(900), true);
         assert_eq!(counts(&closing), vec![9_999]);
         assert!(
-            t.due(start + Duration::from_secs(2_000)).is_empty(),
+            t.due(start + Duration::from_secs(2_000), true).is_empty(),
             "closed once"
         );
         // The next window starts with a new first event.
@@ -262,7 +258,7 @@ mod tests {
         }
         // Tracked keys: one event each; past the bound, one shared count.
         assert_eq!(recorded, MAX_TRACKED + 1);
-        let closing = t.due(now + Duration::from_secs(900));
+        let closing = t.due(now + Duration::from_secs(900), true);
         assert_eq!(closing.len(), MAX_TRACKED + 1);
         let mut closing_counts = counts(&closing);
         closing_counts.sort_unstable();

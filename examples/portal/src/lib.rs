@@ -40,5 +40,5 @@ mod session;
 
 pub use config::{PortalConfig, PortalError, SIGN_IN_LIMITS};
 pub use seed::{DEMO_ACCOUNTS, DEMO_OPERATORS, DemoAccount};
-pub use server::{HEADER_READ_TIMEOUT, Portal, RunningPortal};
+pub use server::{HEADER_READ_TIMEOUT, Portal, RunningPortal, wait_for_signal};
 pub use session::SESSION_COOKIE;

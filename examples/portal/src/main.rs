@@ -165,25 +165,10 @@ async fn main() -> ExitCode {
     if let Some(addr) = portal.dev_inbox_addr() {
         eprintln!("mail inbox: http://{addr}/");
     }
-    wait_for_signal().await;
+    resetkit_portal::wait_for_signal().await;
     eprintln!("resetkit-portal: shutting down");
     portal.shutdown().await;
     ExitCode::SUCCESS
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

@@ -277,3 +277,20 @@ impl Drop for RunningPortal {
         }
     }
 }
+
+/// Waits for Ctrl-C, or SIGTERM on Unix (what a service manager sends):
+/// the binaries shut down gracefully on either.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -207,6 +207,18 @@ fn post_form(
     Ok(form)
 }
 
+/// The account (`id`) a console POST acts on, after the form's checks.
+fn posted_account(
+    console: &Console,
+    headers: &HeaderMap,
+    operator: &Operator,
+    body: &[u8],
+) -> Result<AccountId, Box<Response>> {
+    let form = post_form(console, headers, operator, body)?;
+    let id = field(console, headers, operator, &form, "id")?;
+    Ok(AccountId(id.to_owned()))
+}
+
 /// One field sent exactly once, else a 400 naming it.
 fn field<'f>(
     console: &Console,
@@ -421,12 +433,8 @@ pub(super) async fn reissue(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match post_form(&console, &headers, &operator, &body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let id = match field(&console, &headers, &operator, &form, "id") {
-        Ok(id) => AccountId(id.to_owned()),
+    let id = match posted_account(&console, &headers, &operator, &body) {
+        Ok(id) => id,
         Err(r) => return *r,
     };
     match console.service.reissue_link(&id, &operator.0, None).await {
@@ -456,12 +464,8 @@ pub(super) async fn clear_limit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match post_form(&console, &headers, &operator, &body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let id = match field(&console, &headers, &operator, &form, "id") {
-        Ok(id) => AccountId(id.to_owned()),
+    let id = match posted_account(&console, &headers, &operator, &body) {
+        Ok(id) => id,
         Err(r) => return *r,
     };
     match console.service.clear_account_rate_limit(&id, &operator.0).await {

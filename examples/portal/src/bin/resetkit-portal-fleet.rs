@@ -88,22 +88,7 @@ async fn main() -> ExitCode {
         fleet.len(),
         fleet.url()
     );
-    wait_for_signal().await;
+    resetkit_portal::wait_for_signal().await;
     fleet.stop().await;
     ExitCode::SUCCESS
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
