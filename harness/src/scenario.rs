@@ -132,7 +132,7 @@ pub fn ensure(cond: bool, expected: impl Into<String>, actual: impl FnOnce() -> 
 pub type BoxCheck<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
 
 /// What a kind of scenario works with: [`crate::runner::Ctx`] (the
-/// in-process service) or [`crate::http::HttpCtx`] (an app over HTTP).
+/// in-process service) or [`crate::http::context::HttpCtx`] (an app over HTTP).
 pub trait ScenarioCtx: Send + Sync + 'static {
     /// What a scenario declares besides its body: how the in-process target
     /// is configured ([`crate::runner::Prepare`]), or when an HTTP scenario
