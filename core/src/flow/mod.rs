@@ -50,9 +50,12 @@ pub use complete::DENY_WINDOW;
 pub use follow::TemplateChanges;
 pub use inbox::{
     MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport, RequestWorker,
-    Retention,
+    Retention, RetentionStores,
 };
-pub use operator::{AccountRateLimit, ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
+pub use operator::{
+    AccountRateLimit, ConsoleStores, OperatorView, ReissueOutcome, SAMPLE_TOKEN, TemplateCheck,
+    TemplateReloadError,
+};
 
 use std::fmt;
 use std::sync::Arc;
@@ -239,6 +242,7 @@ pub trait SessionRevoker: Send + Sync {
 pub(crate) struct Inner {
     pub(crate) accounts: Arc<dyn AccountDirectory>,
     pub(crate) tokens: Arc<dyn TokenStore>,
+    pub(crate) limiter: Arc<dyn crate::store::RateLimiter>,
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) sender: Arc<dyn SenderResolver>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
@@ -270,6 +274,8 @@ pub(crate) struct Inner {
     /// How many in-process workers run (0: start them at the next request).
     pub(crate) live_workers: std::sync::atomic::AtomicUsize,
     pub(crate) retention: inbox::Retention,
+    /// What the workers purge (`None`: nothing).
+    pub(crate) retention_stores: Option<inbox::RetentionStores>,
     /// When the workers purge next (`None`: at the first chance).
     pub(crate) next_purge: std::sync::Mutex<Option<std::time::Instant>>,
     pub(crate) dispatcher: Dispatcher,
@@ -324,6 +330,14 @@ impl ResetService {
     /// lets operators and the harness check sender setup ahead of time.
     pub async fn resolve_sender(&self, account: &Account) -> Result<SenderChoice, SenderError> {
         self.inner.sender.resolve(account).await
+    }
+
+    /// Every sender the configured resolver could pick (for a sender check).
+    pub fn candidate_senders(&self) -> Vec<crate::mail::Mailbox> {
+        let mut senders = self.inner.sender.candidate_senders();
+        let mut seen = std::collections::HashSet::new();
+        senders.retain(|m| seen.insert(m.address().to_ascii_lowercase()));
+        senders
     }
 
     /// Whether a completed reset ends the account's sessions (a
@@ -557,7 +571,7 @@ impl ResetService {
             checks.push((key, limit.window, limit.max.saturating_mul(SIGN_IN_SPREAD)));
         }
         for (key, window, max) in checks {
-            if !inner.tokens.admit(&key, now, window, max).await? {
+            if !inner.limiter.admit(&key, now, window, max).await? {
                 return Ok(false);
             }
         }

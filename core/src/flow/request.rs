@@ -84,7 +84,7 @@ impl ResetService {
             let key = self.client_rate_key(client);
             // Refused attempts are not stored: a flood keeps at most
             // `limit.max` entries per client.
-            if !inner.tokens.admit(&key, now, limit.window, limit.max).await? {
+            if !inner.limiter.admit(&key, now, limit.window, limit.max).await? {
                 // One event per client and window, with a count (see
                 // `throttle`): a flood must not fill the activity log.
                 let found = self.throttle_events(&Refusal {
@@ -475,7 +475,7 @@ impl ResetService {
             if let Some(limit) = self.inner.rate_limits.per_account
                 && !self
                     .inner
-                    .tokens
+                    .limiter
                     .admit(
                         &RateKey::Account(account.id.clone()),
                         self.inner.clock.now(),

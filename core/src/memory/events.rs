@@ -9,7 +9,7 @@ use crate::account::AccountId;
 use crate::activity::{Activity, ActivityCount, ActivityLog, Bucket, counted, minute_of};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
-use crate::store::{EventCursor, EventLog, EventPage};
+use crate::store::{EventCursor, EventLog, EventPage, EventRetention, Timeline};
 
 /// Events the in-memory log keeps by default.
 pub const DEFAULT_EVENT_CAPACITY: usize = 100_000;
@@ -164,7 +164,10 @@ impl EventLog for InMemoryEventLog {
         append(&mut lock(&self.events), self.capacity, events);
         Ok(())
     }
+}
 
+#[async_trait]
+impl EventRetention for InMemoryEventLog {
     async fn purge_before(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         let mut events = lock(&self.events);
         // Appended in time order (each step stamps its events with the clock).
@@ -179,7 +182,10 @@ impl EventLog for InMemoryEventLog {
         }
         Ok(old)
     }
+}
 
+#[async_trait]
+impl Timeline for InMemoryEventLog {
     async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError> {
         Ok(lock(&self.events)
             .iter()

@@ -36,6 +36,11 @@ pub async fn reset_pages(
         .tokens(stores.tokens.clone())
         .events(stores.events.clone())
         .inbox(stores.inbox.clone()) // accepted requests survive a restart
+        // Expired tokens, old rate-limit entries and events are purged.
+        .retention_stores(resetkit::flow::RetentionStores::new(
+            stores.tokens.clone(),
+            stores.events.clone(),
+        ))
         .mailer(Arc::new(SmtpMailer::from_url(&settings.smtp_url)?))
         .sender(Arc::new(FixedSender::new(Mailbox::address_only(
             "noreply@existing-app.localhost",
