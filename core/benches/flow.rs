@@ -33,7 +33,6 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{Criterion, SamplingMode};
 use resetkit::hasher::{HashError, PasswordHash};
 use resetkit::prelude::*;
-use resetkit::store::Timeline as _;
 use secrecy::SecretString;
 use tokio::runtime::Runtime;
 

@@ -213,7 +213,9 @@ impl PasswordCheck {
     }
 }
 
-/// Called after a reset to end the account's sessions.
+/// The host's one session hook: ends an account's sessions. Called after a
+/// reset, and by `resetkit-axum`'s "sign out everywhere" button (its
+/// `HostSessions` is built on this trait and only adds who is signed in).
 ///
 /// Implement it with `async fn` under the re-exported
 /// [`#[resetkit::async_trait]`](crate::async_trait) attribute (without it,

@@ -62,7 +62,8 @@ pub async fn reset_pages(
     Ok(pages)
 }
 
-/// A completed reset signs the account out everywhere.
+/// A completed reset, and "sign out everywhere" on the security page, end
+/// the account's sessions.
 #[async_trait]
 impl SessionRevoker for Sessions {
     async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String> {
@@ -76,8 +77,8 @@ impl SessionRevoker for Sessions {
     }
 }
 
-/// The "password changed" notice's security page: who is signed in, and
-/// "sign out everywhere".
+/// The "password changed" notice's security page: who is signed in (its
+/// "sign out everywhere" is `revoke_sessions` above).
 #[async_trait]
 impl HostSessions for Sessions {
     async fn signed_in(&self, request: &Parts) -> Option<SignedIn> {
@@ -86,9 +87,5 @@ impl HostSessions for Sessions {
             account: AccountId(id.to_string()),
             username,
         })
-    }
-
-    async fn sign_out_everywhere(&self, account: &AccountId) -> Result<(), String> {
-        self.revoke_sessions(account).await
     }
 }
