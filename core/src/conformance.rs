@@ -14,7 +14,7 @@
 //! tokio = { version = "1", features = ["rt-multi-thread", "macros"] }
 //! ```
 //!
-//! ```ignore
+//! ```text
 //! // tests/conformance.rs of a backend crate
 //! struct MyBackend { /* a fresh schema, say */ }
 //! #[resetkit::async_trait]

@@ -275,7 +275,7 @@ pub trait EventLog: Send + Sync {
 }
 
 /// A position in an account's event trail (a store-assigned, increasing
-/// number), for paging with [`EventLog::account_page`].
+/// number), for paging with [`Timeline::account_page`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventCursor(pub u64);
 

@@ -9,7 +9,7 @@ use crate::token::{RejectReason, RevokeReason};
 
 use super::epoch;
 
-/// Every [`EventLog`] behaviour the flow and the harness rely on.
+/// Every [`EventLog`](crate::store::EventLog) behaviour the flow and the harness rely on.
 pub async fn event_log_suite(log: &dyn Timeline) {
     let t0 = epoch();
     let a = AccountId::from("acct-ev-a");

@@ -13,7 +13,7 @@ use crate::template::{TemplateSource, TemplateStore};
 use super::epoch;
 use super::outbox::entry;
 
-/// [`EventLog::account_page`]: newest first, `limit` per page, the cursor
+/// [`Timeline::account_page`]: newest first, `limit` per page, the cursor
 /// leads to the next older page and nothing is skipped or repeated, other
 /// accounts' events never appear.
 pub async fn event_log_paging_suite(log: &dyn Timeline) {
@@ -98,8 +98,8 @@ pub async fn event_log_paging_suite(log: &dyn Timeline) {
     assert_eq!(first.next, None, "a page holding the rest has no next");
 }
 
-/// [`Outbox::list_by_state`], [`Outbox::message`] and
-/// [`Outbox::retire_failed`]: waiting messages soonest first with their
+/// [`OutboxListing::list_by_state`], [`OutboxListing::message`] and
+/// [`OutboxListing::retire_failed`]: waiting messages soonest first with their
 /// last error, failed ones with the reason, no bodies, and a retired
 /// failed message leaves the failed list.
 pub async fn outbox_listing_suite(outbox: &dyn OutboxListing) {

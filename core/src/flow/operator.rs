@@ -29,15 +29,14 @@
 //! ```
 
 use std::sync::{Arc, PoisonError, RwLock};
-use tracing::Instrument as _;
 
 use minijinja::Value;
 
 use crate::account::{Account, AccountId};
 use crate::error::{BuildError, StoreError};
 use crate::event::{EventKind, IgnoreReason};
-use crate::flow::request::Trail;
-use crate::flow::{LinkError, LinkInfo, RequestContext, ResetService};
+use crate::flow::process::Trail;
+use crate::flow::{RequestContext, ResetService};
 use crate::identifier::canonicalize;
 use crate::mail::{EmailKind, MailContent};
 use crate::store::{OutboxListing, RateLimitAdmin, Timeline};
@@ -98,30 +97,6 @@ pub struct TemplateCheck(pub Result<(), BuildError>);
 pub const SAMPLE_TOKEN: &str = "SAMPLE-TOKEN-FOR-PREVIEW";
 
 impl ResetService {
-    /// [`inspect`](Self::inspect) for the link's landing page, recording
-    /// that the link was opened ([`EventKind::LinkOpened`]; best effort: a
-    /// failed write is logged, the page still works). Read-only otherwise.
-    pub async fn open_link(&self, token: &str) -> Result<LinkInfo, LinkError> {
-        let span = tracing::info_span!("resetkit.open_link", account = tracing::field::Empty);
-        let this = span.clone();
-        async move {
-            let info = self.inspect(token).await?;
-            this.record(
-                "account",
-                crate::fingerprint::account_fingerprint(&self.inner.fingerprint_key, &info.account),
-            );
-            let opened = EventKind::LinkOpened {
-                expires_at: info.expires_at,
-            };
-            if let Err(error) = self.record(Some(info.account.clone()), opened).await {
-                tracing::warn!(%error, "recording that a reset link was opened failed");
-            }
-            Ok(info)
-        }
-        .instrument(span)
-        .await
-    }
-
     /// The templates the service renders now (sources).
     pub fn templates(&self) -> Templates {
         self.inner

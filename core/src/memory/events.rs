@@ -16,7 +16,7 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 100_000;
 
 /// Events in memory; clones share the same log. It keeps at most
 /// `capacity` events, so a long-running process does not grow without
-/// bound; [`EventLog::purge_before`] applies a retention time. When full, a
+/// bound; [`EventRetention::purge_before`](crate::store::EventRetention::purge_before) applies a retention time. When full, a
 /// tenth of the capacity is dropped (amortised O(1) appends), taken so that
 /// a flood does not erase everyone's history: first the oldest events tied
 /// to no account (refused and unknown requests), then the oldest events of

@@ -147,7 +147,7 @@ fn count(counts: &mut OutboxCounts, status: &OutboxStatus, add: bool) {
 /// Outbox in memory; clones share the same queue. At most `capacity`
 /// messages wait at once (enqueue then fails with [`StoreError::Full`]);
 /// finished messages (bodies forgotten) stay until
-/// [`Outbox::purge_finished`] removes them, and at most `capacity` of them
+/// [`OutboxRetention::purge_finished`](crate::store::OutboxRetention::purge_finished) removes them, and at most `capacity` of them
 /// are kept: past that the oldest is forgotten (its status becomes unknown).
 #[derive(Debug, Clone)]
 pub struct InMemoryOutbox {

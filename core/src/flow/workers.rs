@@ -1,6 +1,7 @@
-//! Processing the request inbox: who does it ([`RequestProcessing`]), the
-//! worker ([`RequestWorker`]) and the retention purges it runs
-//! ([`Retention`]).
+//! The workers: who processes the request inbox ([`RequestProcessing`]),
+//! the request worker ([`RequestWorker`]), the delivery worker
+//! ([`ResetService::delivery_worker`]) and the retention purges they run
+//! ([`Retention`], [`RetentionStores`]).
 //!
 //! `request` only records a request; the work behind it (account lookup,
 //! token, mail) happens here, off the request path:
@@ -22,6 +23,7 @@ use tracing::Instrument as _;
 
 use std::sync::Arc;
 
+use crate::delivery::DeliveryWorker;
 use crate::error::StoreError;
 use crate::flow::{Inner, ResetService};
 use crate::store::{EventRetention, InboxRequest, OutboxRetention, TokenRetention};
@@ -250,6 +252,20 @@ impl RequestWorker {
 }
 
 impl ResetService {
+    /// A worker that drains this service's outbox (`None` in inline mode).
+    pub fn delivery_worker(&self) -> Option<DeliveryWorker> {
+        let d = &self.inner.dispatcher;
+        d.outbox.clone().map(|outbox| {
+            DeliveryWorker::new(outbox, d.mailer.clone(), d.events.clone(), d.clock.clone())
+                .with_wake(d.ready.clone())
+                .with_retry(self.inner.retry)
+                .with_sender_fallback(self.inner.sender.clone(), self.inner.accounts.clone())
+                .with_token_check(self.inner.tokens.clone())
+                .with_tracing_key(self.inner.fingerprint_key.clone())
+                .with_metrics(d.metrics.clone())
+        })
+    }
+
     /// A worker over this service's inbox, for
     /// [`RequestProcessing::External`] (or to drain the inbox by hand).
     pub fn request_worker(&self) -> RequestWorker {
