@@ -44,15 +44,6 @@ impl EventLog for NullEvents {
     async fn record(&self, _: resetkit::event::Event) -> Result<(), resetkit::error::StoreError> {
         Ok(())
     }
-    async fn for_account(
-        &self,
-        _: &AccountId,
-    ) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
-        Ok(Vec::new())
-    }
-    async fn recent(&self, _: usize) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
-        Ok(Vec::new())
-    }
 }
 
 struct NullMailer;

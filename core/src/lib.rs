@@ -44,6 +44,8 @@ pub mod account;
 pub mod activity;
 pub mod client;
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod delivery;
 pub mod error;
 pub mod event;
@@ -86,8 +88,9 @@ pub mod prelude {
     pub use crate::error::{BuildError, StoreError, ValidationError};
     pub use crate::event::{Event, EventKind};
     pub use crate::flow::{
-        CompleteError, Completed, LinkError, LinkInfo, PasswordCheck, RequestAccepted, RequestContext,
-        RequestError, RequestProcessing, ResetService, Retention, SessionRevoker,
+        CompleteError, Completed, ConsoleStores, LinkError, LinkInfo, OperatorView, PasswordCheck,
+        RequestAccepted, RequestContext, RequestError, RequestProcessing, ResetService, Retention,
+        RetentionStores, SessionRevoker,
     };
     pub use crate::hasher::PasswordHash;
     pub use crate::hasher::{Argon2Hasher, PasswordHasher};
@@ -102,5 +105,5 @@ pub mod prelude {
     pub use crate::sender::{
         FixedSender, OwnerMailbox, OwnerSender, QueueSender, SenderChain, SenderResolver,
     };
-    pub use crate::store::{EventLog, Outbox, RequestInbox, TokenStore};
+    pub use crate::store::{EventLog, Outbox, RateLimiter, RequestInbox, Timeline, TokenStore};
 }

@@ -39,10 +39,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
-use crate::account::AccountId;
 use crate::error::StoreError;
 use crate::event::{Event, EventKind, IgnoreReason};
-use crate::store::{EventCursor, EventLog, EventPage};
+use crate::store::EventLog;
 use crate::token::RevokeReason;
 
 /// The content type of [`ResetMetrics::render`]'s text (OpenMetrics, which
@@ -350,27 +349,6 @@ impl EventLog for MeteredEvents {
         self.log.record_all(events).await?;
         self.metrics.count_events(&counted);
         Ok(())
-    }
-
-    async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError> {
-        self.log.for_account(account).await
-    }
-
-    async fn recent(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.log.recent(limit).await
-    }
-
-    async fn purge_before(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        self.log.purge_before(before, batch).await
-    }
-
-    async fn account_page(
-        &self,
-        account: &AccountId,
-        before: Option<EventCursor>,
-        limit: usize,
-    ) -> Result<EventPage, StoreError> {
-        self.log.account_page(account, before, limit).await
     }
 }
 

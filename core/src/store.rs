@@ -1,7 +1,16 @@
-//! Storage traits: tokens (with rate-limit counters), the event log and the
-//! delivery outbox. In-memory implementations are in [`crate::memory`];
-//! `resetkit-postgres` provides PostgreSQL ones, and both pass the harness's
-//! store conformance suite.
+//! Storage traits, by capability.
+//!
+//! **Required** for the user's flow (request, open link, complete, deny):
+//! [`AccountDirectory`](crate::account::AccountDirectory) (4 methods),
+//! [`TokenStore`] (8), [`RateLimiter`] (1) and [`EventLog`] (1): 14 in all.
+//! Outbox delivery adds [`Outbox`] (8), a durable request inbox
+//! [`RequestInbox`] (6). Everything else is an optional capability built on
+//! these ([`capability`]: the console's reads, retention purges), required
+//! in the types of the code that uses it.
+//!
+//! In-memory implementations are in [`crate::memory`];
+//! `resetkit-postgres` provides PostgreSQL ones, and both pass the
+//! conformance suite (`resetkit::conformance`, feature `conformance`).
 //!
 //! # What is atomic
 //!
@@ -29,15 +38,23 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! use std::time::{Duration, SystemTime};
 //! use resetkit::memory::InMemoryTokenStore;
-//! use resetkit::store::{RateKey, TokenStore};
+//! use resetkit::store::{RateKey, RateLimiter};
 //!
 //! let store = InMemoryTokenStore::default();
 //! let now = SystemTime::now();
 //! let key = RateKey::Client("203.0.113.9".into());
-//! assert_eq!(store.hit(&key, now, Duration::from_secs(60)).await.unwrap(), 1);
-//! assert_eq!(store.hit(&key, now, Duration::from_secs(60)).await.unwrap(), 2);
+//! let window = Duration::from_secs(60);
+//! assert!(store.admit(&key, now, window, 2).await.unwrap());
+//! assert!(store.admit(&key, now, window, 2).await.unwrap());
+//! assert!(!store.admit(&key, now, window, 2).await.unwrap(), "the third is refused");
 //! # });
 //! ```
+
+pub mod capability;
+
+pub use capability::{
+    EventRetention, OutboxListing, OutboxRetention, RateLimitAdmin, Timeline, TokenRetention,
+};
 
 use std::time::{Duration, SystemTime};
 
@@ -149,12 +166,12 @@ pub enum DenyOutcome {
     Rejected(RejectReason),
 }
 
-/// Reset tokens, stored by hash, with the per-account and per-client
-/// rate-limit counters.
+/// Reset tokens, stored by hash. The rate-limit counters are the
+/// [`RateLimiter`]; retention ([`TokenRetention`]) is a capability of its own.
 ///
 /// Each method is one step of the flow and must be atomic on its own: the
-/// flow never reads, decides and writes across several calls. The harness's
-/// conformance suite (`resetkit_harness::conformance`) holds every
+/// flow never reads, decides and writes across several calls. The conformance
+/// suite (`resetkit::conformance`) holds every
 /// implementation to this, concurrency included.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
@@ -201,34 +218,6 @@ pub trait TokenStore: Send + Sync {
     /// account ([`RevokeReason::UserDenied`]).
     async fn deny(&self, deny_hash: &TokenHash, now: SystemTime) -> Result<DenyOutcome, StoreError>;
 
-    /// Records one hit for `key` at `now` and returns the number of hits in
-    /// `(now - window, now]`, this one included.
-    async fn hit(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError>;
-
-    /// Records a hit for `key` at `now` only if fewer than `max` hits fall
-    /// in `(now - window, now]`; returns whether it was recorded. Refused
-    /// attempts are not counted, so someone requesting resets for another
-    /// person's account cannot keep its window full for ever. Atomic per key.
-    async fn admit(
-        &self,
-        key: &RateKey,
-        now: SystemTime,
-        window: Duration,
-        max: u32,
-    ) -> Result<bool, StoreError>;
-
-    /// Deletes up to `batch` tokens that expired before `before`; returns how many.
-    async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError>;
-
-    /// Deletes up to `batch` rate-limit entries recorded before `before`
-    /// (pass `now` minus the longest limit window); returns how many. The
-    /// default keeps everything: stores that can grow without bound
-    /// implement it.
-    async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        let _ = (before, batch);
-        Ok(0)
-    }
-
     /// Moves the account's live tokens (active or being spent) bound to
     /// the password state `from` to the state `to`, in one step; returns
     /// how many. Used when the stored hash is rewritten for the *same*
@@ -247,28 +236,28 @@ pub trait TokenStore: Send + Sync {
             operation: "tokens.restamp",
         })
     }
-
-    /// How many hits `key` has in `(now - window, now]`, recording
-    /// nothing: what the operator console shows for an account's limit.
-    async fn rate_count(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
-        let _ = (key, now, window);
-        Err(StoreError::Unsupported {
-            operation: "tokens.rate_count",
-        })
-    }
-
-    /// Forgets every hit recorded for `key`, so its limit starts afresh
-    /// (an operator unblocking an account on a test deployment); returns
-    /// how many were removed.
-    async fn rate_clear(&self, key: &RateKey) -> Result<usize, StoreError> {
-        let _ = key;
-        Err(StoreError::Unsupported {
-            operation: "tokens.rate_clear",
-        })
-    }
 }
 
-/// The activity trail.
+/// The rate limits' counters (per account, per client, the host's own),
+/// shared through the store so they hold across several app instances.
+/// One required method: the flow admits or refuses, nothing else.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Records a hit for `key` at `now` only if fewer than `max` hits fall
+    /// in `(now - window, now]`; returns whether it was recorded. Refused
+    /// attempts are not counted, so someone requesting resets for another
+    /// person's account cannot keep its window full for ever. Atomic per key.
+    async fn admit(
+        &self,
+        key: &RateKey,
+        now: SystemTime,
+        window: Duration,
+        max: u32,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The activity trail, as the flow writes it (reading it back is
+/// [`Timeline`], retention [`EventRetention`]).
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Appends an event.
@@ -283,47 +272,10 @@ pub trait EventLog: Send + Sync {
         }
         Ok(())
     }
-
-    /// Events of one account, oldest first.
-    async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError>;
-
-    /// The most recent `limit` events of all accounts, oldest first.
-    async fn recent(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
-
-    /// Deletes up to `batch` events older than `before` (retention);
-    /// returns how many. The default keeps everything.
-    async fn purge_before(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        let _ = (before, batch);
-        Ok(0)
-    }
-
-    /// One page of an account's trail, **newest first**: at most `limit`
-    /// events older than `before` (the newest when `None`). Pass the page's
-    /// [`EventPage::next`] as `before` to read the next (older) page. For
-    /// the operator console's timeline: a database log answers it from an
-    /// index on (account, id) without reading the account's whole trail.
-    ///
-    /// The default reads [`for_account`](Self::for_account) and numbers the
-    /// account's events 1, 2, ... oldest first.
-    async fn account_page(
-        &self,
-        account: &AccountId,
-        before: Option<EventCursor>,
-        limit: usize,
-    ) -> Result<EventPage, StoreError> {
-        let all = self.for_account(account).await?;
-        let numbered = all.into_iter().enumerate().map(|(i, e)| {
-            (
-                EventCursor(u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1)),
-                e,
-            )
-        });
-        Ok(EventPage::newest_first(numbered, before, limit))
-    }
 }
 
 /// A position in an account's event trail (a store-assigned, increasing
-/// number), for paging with [`EventLog::account_page`].
+/// number), for paging with [`Timeline::account_page`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventCursor(pub u64);
 
@@ -412,7 +364,8 @@ pub struct OutboxCounts {
     pub dropped: usize,
 }
 
-/// Delivery queue shared by workers. Claiming leases a message so that
+/// Delivery queue shared by workers (the console's listing is
+/// [`OutboxListing`], retention [`OutboxRetention`]). Claiming leases a message so that
 /// several workers never send one message twice; an expired lease (a worker
 /// that died) makes the message claimable again.
 #[async_trait]
@@ -471,49 +424,6 @@ pub trait Outbox: Send + Sync {
 
     /// Counts by status.
     async fn counts(&self) -> Result<OutboxCounts, StoreError>;
-
-    /// Deletes up to `batch` messages that were sent, given up or dropped
-    /// before `before` (retention); returns how many. Waiting messages are
-    /// never purged. The default keeps everything.
-    async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        let _ = (before, batch);
-        Ok(0)
-    }
-
-    /// Messages in `state`, for the operator console's delivery queue:
-    /// waiting ones soonest attempt first, failed and dropped ones most
-    /// recent first; at most `limit`. Never returns the bodies (they
-    /// carry live links). The default says the store does not support it.
-    async fn list_by_state(
-        &self,
-        state: OutboxState,
-        limit: usize,
-    ) -> Result<Vec<OutboxMessage>, StoreError> {
-        let _ = (state, limit);
-        Err(StoreError::Unsupported {
-            operation: "outbox.list_by_state",
-        })
-    }
-
-    /// One message's listing (as [`list_by_state`](Self::list_by_state)
-    /// shows it), or `None`.
-    async fn message(&self, message_id: &str) -> Result<Option<OutboxMessage>, StoreError> {
-        let _ = message_id;
-        Err(StoreError::Unsupported {
-            operation: "outbox.message",
-        })
-    }
-
-    /// Retires a **failed** message after an operator sent a fresh link in
-    /// its place: it becomes [`OutboxStatus::Dropped`] with `reason`, and
-    /// stops being listed as failed. Returns whether it was failed (a
-    /// message in any other state is left alone).
-    async fn retire_failed(&self, message_id: &str, reason: &str) -> Result<bool, StoreError> {
-        let _ = (message_id, reason);
-        Err(StoreError::Unsupported {
-            operation: "outbox.retire_failed",
-        })
-    }
 }
 
 /// A password-reset request accepted by
@@ -613,7 +523,7 @@ pub trait RequestInbox: Send + Sync {
     }
 }
 
-/// Which messages [`Outbox::list_by_state`] lists.
+/// Which messages [`OutboxListing::list_by_state`] lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OutboxState {

@@ -37,7 +37,7 @@ fn parts(fx: &Fixture) -> ResetServiceBuilder {
 fn missing_parts_are_named() {
     let fx = Fixture::default();
     let accounts = || Arc::new(fx.accounts.clone()) as Arc<dyn AccountDirectory>;
-    let tokens = || Arc::new(fx.tokens.clone()) as Arc<dyn TokenStore>;
+    let tokens = || Arc::new(fx.tokens.clone());
     let events = || Arc::new(fx.events.clone()) as Arc<dyn EventLog>;
     let mailer = || Arc::new(fx.mailer.clone()) as Arc<dyn Mailer>;
     let sender = || Arc::new(FixedSender::new(mailbox("noreply@example.com"))) as Arc<dyn SenderResolver>;

@@ -456,15 +456,6 @@ impl EventLog for RefusesCompletion {
         }
         self.0.record(event).await
     }
-    async fn for_account(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
-        self.0.for_account(account).await
-    }
-    async fn recent(&self, limit: usize) -> Result<Vec<resetkit::event::Event>, resetkit::error::StoreError> {
-        self.0.recent(limit).await
-    }
 }
 
 #[tokio::test]

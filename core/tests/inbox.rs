@@ -445,6 +445,10 @@ async fn retention_purges_old_events_finished_mail_expired_tokens_and_rate_entri
         .builder()
         .outbox(Arc::new(outbox.clone()))
         .retention(retention)
+        .retention_stores(
+            RetentionStores::new(Arc::new(fx.tokens.clone()), Arc::new(fx.events.clone()))
+                .with_outbox(Arc::new(outbox.clone())),
+        )
         .build()
         .expect("service");
     let ctx = RequestContext::from_client("192.0.2.1");
@@ -606,4 +610,33 @@ async fn a_retried_combined_request_finds_its_queued_mail() {
     ok.inspect(&reset_token(&fx.mailer.sent()[1]))
         .await
         .expect("the shared address's link works");
+}
+
+#[tokio::test]
+async fn without_retention_stores_nothing_is_purged() {
+    let fx = Fixture::with_accounts(accounts(1));
+    let service = fx
+        .builder()
+        .retention(Retention {
+            events: Duration::from_secs(60),
+            expired_tokens: Duration::from_secs(60),
+            ..Retention::default()
+        })
+        .build()
+        .expect("service");
+    service
+        .request("user0@example.com", &RequestContext::from_client("192.0.2.1"))
+        .await
+        .expect("accepted");
+    service.process_pending().await.expect("processed");
+    let events = fx.events.len();
+    assert!(events > 0 && fx.tokens.len() == 1);
+    fx.clock.advance(Duration::from_secs(48 * 3600));
+    assert_eq!(
+        service.purge_old().await.expect("purge"),
+        resetkit::flow::PurgeReport::default(),
+        "the host gave no stores to purge: the service keeps every record"
+    );
+    assert_eq!(fx.events.len(), events);
+    assert_eq!(fx.tokens.len(), 1);
 }

@@ -23,7 +23,7 @@ use resetkit::mail::{Mailbox, Mailer};
 use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
 use resetkit::policy::{DuplicateEmailPolicy, RateLimits, TokenPolicy};
 use resetkit::sender::{FixedSender, QueueSender, SenderChain, SenderResolver};
-use resetkit::store::{EventLog, Outbox, TokenStore};
+use resetkit::store::{Outbox, Timeline};
 use resetkit::template::Templates;
 use resetkit::{ResetService, ResetServiceBuilder, SessionRevoker};
 use resetkit_smtp::{SmtpConfig, SmtpMailer, TlsMode};
@@ -332,8 +332,8 @@ pub struct Target {
     pub service: ResetService,
     /// Its accounts (the harness seeds and edits them).
     pub accounts: Arc<dyn TargetAccounts>,
-    /// Its event log (the harness reads reasons from it).
-    pub events: Arc<dyn EventLog>,
+    /// Its event log, read back (the harness reads reasons from it).
+    pub events: Arc<dyn Timeline>,
 }
 
 /// Builds a fresh service per scenario.
@@ -371,7 +371,7 @@ impl MemoryStores {
     pub fn apply(&self, builder: ResetServiceBuilder, config: &TargetConfig) -> ResetServiceBuilder {
         let builder = builder
             .accounts(config.with_faults(self.accounts.clone()))
-            .tokens(self.tokens.clone() as Arc<dyn TokenStore>)
+            .tokens(self.tokens.clone())
             .events(self.events.clone());
         if config.delivery == DeliveryMode::Outbox {
             builder.outbox(self.outbox.clone() as Arc<dyn Outbox>)

@@ -13,7 +13,7 @@ use resetkit::memory::InMemoryAccounts;
 use resetkit::sender::FixedSender;
 use resetkit::store::{
     ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, Outbox, OutboxCounts, OutboxEntry,
-    OutboxStatus, RateKey, TokenIssue, TokenStore,
+    OutboxStatus, TokenIssue, TokenStore,
 };
 use resetkit::template::{TemplateSource, Templates};
 use resetkit::token::{RevokeReason, TokenHash, TokenRecord, TokenState};
@@ -293,21 +293,6 @@ impl TokenStore for BuggyTokens {
     async fn deny(&self, hash: &TokenHash, now: SystemTime) -> Result<DenyOutcome, StoreError> {
         self.inner.deny(hash, now).await
     }
-    async fn hit(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
-        self.inner.hit(key, now, window).await
-    }
-    async fn admit(
-        &self,
-        key: &RateKey,
-        now: SystemTime,
-        window: Duration,
-        max: u32,
-    ) -> Result<bool, StoreError> {
-        self.inner.admit(key, now, window, max).await
-    }
-    async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        self.inner.purge_expired(before, batch).await
-    }
     async fn restamp(
         &self,
         account: &AccountId,
@@ -442,7 +427,7 @@ async fn non_atomic_consume_fails_the_concurrency_scenario() {
     let report = run(Broken {
         name: "token store with check-then-write consume",
         tweak: |b, _, stores| {
-            b.tokens(Arc::new(BuggyTokens::new(
+            b.token_store(Arc::new(BuggyTokens::new(
                 stores.tokens.clone(),
                 TokenBug::NonAtomicConsume,
             )))
@@ -468,7 +453,7 @@ async fn revocation_that_spares_a_token_being_spent_fails_the_revival_scenario()
     let report = run(Broken {
         name: "release puts the token back to active, revoked or not",
         tweak: |b, _, stores| {
-            b.tokens(Arc::new(BuggyTokens::new(
+            b.token_store(Arc::new(BuggyTokens::new(
                 stores.tokens.clone(),
                 TokenBug::ReleaseRevives,
             )))
@@ -483,7 +468,7 @@ async fn newest_wins_in_two_steps_fails_the_one_live_link_scenario() {
     let report = run(Broken {
         name: "issue revokes, yields, then inserts",
         tweak: |b, _, stores| {
-            b.tokens(Arc::new(BuggyTokens::new(
+            b.token_store(Arc::new(BuggyTokens::new(
                 stores.tokens.clone(),
                 TokenBug::SplitIssue,
             )))
@@ -514,7 +499,7 @@ async fn one_secret_for_reset_and_deny_fails_the_deny_link_scenario() {
     let report = run(Broken {
         name: "the deny link's secret also resets",
         tweak: |b, _, stores| {
-            b.tokens(Arc::new(BuggyTokens::new(
+            b.token_store(Arc::new(BuggyTokens::new(
                 stores.tokens.clone(),
                 TokenBug::SharedSecret,
             )))

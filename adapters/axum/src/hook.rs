@@ -1,12 +1,13 @@
 //! What stays the host's: who is signed in, and ending their sessions.
 //!
-//! Two hooks, both optional:
-//!
-//! - [`resetkit::SessionRevoker`] on the [`ResetService`](resetkit::ResetService)
-//!   builder: a completed reset signs the account out everywhere.
-//! - [`HostSessions`] on [`ResetPagesBuilder::host_sessions`](crate::ResetPagesBuilder::host_sessions):
-//!   the password-changed notice's security page (`/account/security`)
-//!   shows a "Sign out of every session" button to a signed-in visitor.
+//! One hook ends sessions: [`resetkit::SessionRevoker::revoke_sessions`].
+//! Give it to the [`ResetService`](resetkit::ResetService) builder
+//! (`session_revoker`) and a completed reset signs the account out
+//! everywhere. [`HostSessions`] is built on it and adds only who is signed
+//! in: given to [`ResetPagesBuilder::host_sessions`](crate::ResetPagesBuilder::host_sessions),
+//! the password-changed notice's security page (`/account/security`) shows
+//! a signed-in visitor a "Sign out of every session" button that calls the
+//! same `revoke_sessions`.
 //!
 //! A session table in PostgreSQL (the usual hand-rolled shape):
 //!
@@ -34,9 +35,6 @@
 //!         let _ = request;
 //!         None
 //!     }
-//!     async fn sign_out_everywhere(&self, account: &AccountId) -> Result<(), String> {
-//!         resetkit::SessionRevoker::revoke_sessions(self, account).await
-//!     }
 //! }
 //! ```
 //!
@@ -49,6 +47,7 @@
 
 use async_trait::async_trait;
 use axum::http::request::Parts;
+use resetkit::SessionRevoker;
 use resetkit::account::AccountId;
 
 /// Who is signed in on a request, as the host knows it.
@@ -60,11 +59,11 @@ pub struct SignedIn {
     pub username: String,
 }
 
-/// The host's sign-in sessions, as the security page needs them.
+/// The host's sign-in sessions, as the security page needs them: who is
+/// signed in, on top of the one hook that ends an account's sessions
+/// ([`SessionRevoker::revoke_sessions`], which "sign out everywhere" calls).
 #[async_trait]
-pub trait HostSessions: Send + Sync {
+pub trait HostSessions: SessionRevoker {
     /// The account signed in on this request, if any.
     async fn signed_in(&self, request: &Parts) -> Option<SignedIn>;
-    /// Ends every session of `account` (including this request's).
-    async fn sign_out_everywhere(&self, account: &AccountId) -> Result<(), String>;
 }

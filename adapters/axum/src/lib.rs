@@ -280,7 +280,9 @@ impl ResetPagesBuilder {
         self
     }
 
-    /// The host's sessions, for the security page's "sign out everywhere".
+    /// The host's sessions, for the security page's "sign out everywhere"
+    /// (which calls their [`SessionRevoker`](resetkit::SessionRevoker):
+    /// give the same value to the service builder's `session_revoker`).
     pub fn host_sessions(mut self, sessions: Arc<dyn HostSessions>) -> Self {
         self.host_sessions = Some(sessions);
         self

@@ -585,7 +585,7 @@ async fn security_submit(State(shared): AppState, parts: Parts, body: Bytes) -> 
         return see_other(&shared, "/account/security");
     };
     let (task_hook, account) = (hook.clone(), user.account.clone());
-    let signed_out = tokio::spawn(async move { task_hook.sign_out_everywhere(&account).await })
+    let signed_out = tokio::spawn(async move { task_hook.revoke_sessions(&account).await })
         .await
         .unwrap_or_else(|join| Err(format!("sign-out task failed: {join}")));
     match signed_out {

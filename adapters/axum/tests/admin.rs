@@ -174,6 +174,7 @@ async fn start_with(page_size: usize, limits: RateLimits) -> Console {
     let events = Arc::new(InMemoryEventLog::default());
     let outbox = Arc::new(InMemoryOutbox::default());
     let metrics = resetkit::metrics::ResetMetrics::new();
+    let tokens = Arc::new(InMemoryTokenStore::default());
     let service = ResetService::builder()
         .metrics(metrics.clone())
         .request_processing(resetkit::flow::RequestProcessing::Immediate)
@@ -181,7 +182,7 @@ async fn start_with(page_size: usize, limits: RateLimits) -> Console {
         .allow_insecure_http_for_local_testing()
         .site_name("Test site")
         .accounts(accounts.clone())
-        .tokens(Arc::new(InMemoryTokenStore::default()))
+        .tokens(tokens.clone())
         .events(events.clone())
         .outbox(outbox.clone())
         .mailer(Arc::new(server.clone()))
@@ -204,7 +205,8 @@ async fn start_with(page_size: usize, limits: RateLimits) -> Console {
             .find_map(|pair| pair.trim().strip_prefix("test_operator=").map(str::to_owned))
             .filter(|name| name.starts_with("op-"))
     });
-    let console = AdminConsole::builder(&pages, Arc::new(guard))
+    let stores = resetkit::flow::ConsoleStores::new(events.clone(), tokens).with_outbox(outbox.clone());
+    let console = AdminConsole::builder(&pages, Arc::new(guard), stores)
         .sender_probe(Arc::new(server.clone()))
         .template_store(Arc::new(InMemoryTemplateStore::default()))
         .page_size(page_size)

@@ -292,8 +292,11 @@ impl resetkit_axum::HostSessions for Stuck {
     async fn signed_in(&self, _request: &axum::http::request::Parts) -> Option<resetkit_axum::SignedIn> {
         std::future::pending().await
     }
+}
 
-    async fn sign_out_everywhere(&self, _account: &resetkit::account::AccountId) -> Result<(), String> {
+#[resetkit::async_trait]
+impl resetkit::SessionRevoker for Stuck {
+    async fn revoke_sessions(&self, _account: &resetkit::account::AccountId) -> Result<(), String> {
         std::future::pending().await
     }
 }

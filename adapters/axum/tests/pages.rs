@@ -192,8 +192,11 @@ impl HostSessions for FakeSessions {
             username: "alice".into(),
         })
     }
+}
 
-    async fn sign_out_everywhere(&self, account: &AccountId) -> Result<(), String> {
+#[resetkit::async_trait]
+impl resetkit::SessionRevoker for FakeSessions {
+    async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String> {
         self.revoked
             .lock()
             .map_err(|e| e.to_string())?

@@ -25,7 +25,9 @@ use resetkit::event::Event;
 use resetkit::hasher::PasswordHash;
 use resetkit::policy::{Limit, RateLimits};
 use resetkit::prelude::*;
-use resetkit::store::{ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, TokenIssue};
+use resetkit::store::{
+    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, RateLimiter, TokenIssue,
+};
 use resetkit::token::{RevokeReason, TokenHash, TokenRecord};
 use resetkit_postgres::PgStores;
 use secrecy::SecretString;
@@ -78,18 +80,6 @@ impl<T: TokenStore> TokenStore for Counted<T> {
         tick();
         self.0.deny(h, now).await
     }
-    async fn hit(&self, k: &RateKey, now: SystemTime, w: Duration) -> Result<u32, StoreError> {
-        tick();
-        self.0.hit(k, now, w).await
-    }
-    async fn admit(&self, k: &RateKey, now: SystemTime, w: Duration, max: u32) -> Result<bool, StoreError> {
-        tick();
-        self.0.admit(k, now, w, max).await
-    }
-    async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        tick();
-        self.0.purge_expired(before, batch).await
-    }
     async fn restamp(
         &self,
         a: &AccountId,
@@ -102,6 +92,14 @@ impl<T: TokenStore> TokenStore for Counted<T> {
 }
 
 #[async_trait]
+impl<T: RateLimiter> RateLimiter for Counted<T> {
+    async fn admit(&self, k: &RateKey, now: SystemTime, w: Duration, max: u32) -> Result<bool, StoreError> {
+        tick();
+        self.0.admit(k, now, w, max).await
+    }
+}
+
+#[async_trait]
 impl<T: EventLog> EventLog for Counted<T> {
     async fn record(&self, e: Event) -> Result<(), StoreError> {
         tick();
@@ -110,14 +108,6 @@ impl<T: EventLog> EventLog for Counted<T> {
     async fn record_all(&self, e: Vec<Event>) -> Result<(), StoreError> {
         tick();
         self.0.record_all(e).await
-    }
-    async fn for_account(&self, a: &AccountId) -> Result<Vec<Event>, StoreError> {
-        tick();
-        self.0.for_account(a).await
-    }
-    async fn recent(&self, n: usize) -> Result<Vec<Event>, StoreError> {
-        tick();
-        self.0.recent(n).await
     }
 }
 

@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use resetkit::account::AccountId;
-use resetkit::store::{EventCursor, EventLog};
+use resetkit::store::{EventCursor, Timeline};
 use resetkit_postgres::PgStores;
 use sqlx::AssertSqlSafe;
 
@@ -30,7 +30,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-async fn time_page(log: &dyn EventLog, account: &AccountId, before: Option<EventCursor>) -> Duration {
+async fn time_page(log: &dyn Timeline, account: &AccountId, before: Option<EventCursor>) -> Duration {
     let mut samples = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         let start = Instant::now();

@@ -10,7 +10,7 @@ use resetkit::account::AccountId;
 use resetkit::activity::{Activity, ActivityCount, ActivityLog, Bucket, counted};
 use resetkit::error::StoreError;
 use resetkit::event::Event;
-use resetkit::store::{EventCursor, EventLog, EventPage};
+use resetkit::store::{EventCursor, EventLog, EventPage, EventRetention, Timeline};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
@@ -207,17 +207,10 @@ impl EventLog for PgEventLog {
             .map_err(db_error(OP))?;
         Ok(())
     }
+}
 
-    async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError> {
-        const OP: &str = "events.for_account";
-        let rows = sqlx::query(self.for_account.q())
-            .bind(&account.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error(OP))?;
-        rows.iter().map(|r| event_from_row(OP, r)).collect()
-    }
-
+#[async_trait]
+impl EventRetention for PgEventLog {
     async fn purge_before(&self, before: std::time::SystemTime, batch: usize) -> Result<usize, StoreError> {
         const OP: &str = "events.purge_before";
         let purged = purge(&self.pool, &self.purge, OP, before, batch).await?;
@@ -232,6 +225,19 @@ impl EventLog for PgEventLog {
                 .map_err(db_error(OP))?;
         }
         Ok(purged)
+    }
+}
+
+#[async_trait]
+impl Timeline for PgEventLog {
+    async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError> {
+        const OP: &str = "events.for_account";
+        let rows = sqlx::query(self.for_account.q())
+            .bind(&account.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        rows.iter().map(|r| event_from_row(OP, r)).collect()
     }
 
     async fn recent(&self, n: usize) -> Result<Vec<Event>, StoreError> {

@@ -17,7 +17,10 @@ use resetkit::account::AccountId;
 use resetkit::activity::QueueAge;
 use resetkit::error::StoreError;
 use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail};
-use resetkit::store::{Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus};
+use resetkit::store::{
+    Outbox, OutboxCounts, OutboxEntry, OutboxListing, OutboxMessage, OutboxRetention, OutboxState,
+    OutboxStatus,
+};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
@@ -435,18 +438,10 @@ impl Outbox for PgOutbox {
             dropped: count(get(3)?),
         })
     }
+}
 
-    async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        purge(
-            &self.pool,
-            &self.sql.purge,
-            "outbox.purge_finished",
-            before,
-            batch,
-        )
-        .await
-    }
-
+#[async_trait]
+impl OutboxListing for PgOutbox {
     async fn list_by_state(&self, state: OutboxState, n: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         const OP: &str = "outbox.list_by_state";
         let query = match state {
@@ -481,5 +476,19 @@ impl Outbox for PgOutbox {
             .await
             .map_err(db_error(OP))?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl OutboxRetention for PgOutbox {
+    async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        purge(
+            &self.pool,
+            &self.sql.purge,
+            "outbox.purge_finished",
+            before,
+            batch,
+        )
+        .await
     }
 }

@@ -67,6 +67,21 @@ impl PgStores {
         crate::migrate::migrate_inner(&self.pool, &self.schema, i32::MAX, own).await
     }
 
+    /// What the service's workers purge (tokens and rate-limit entries,
+    /// events, finished mail): pass it to the builder's
+    /// `retention_stores`.
+    pub fn retention_stores(&self) -> resetkit::flow::RetentionStores {
+        resetkit::flow::RetentionStores::new(self.tokens.clone(), self.events.clone())
+            .with_outbox(self.outbox.clone())
+    }
+
+    /// What the operator console reads (timeline, rate-limit admin, the
+    /// outbox's listing): pass it to `resetkit_axum::AdminConsole::builder`.
+    pub fn console_stores(&self) -> resetkit::flow::ConsoleStores {
+        resetkit::flow::ConsoleStores::new(self.events.clone(), self.tokens.clone())
+            .with_outbox(self.outbox.clone())
+    }
+
     /// The account directory on resetkit's own `accounts` table.
     pub fn own_accounts(&self) -> Result<Arc<PgAccounts>, ConfigError> {
         PgAccounts::resetkit_accounts(self.pool.clone(), &self.schema).map(Arc::new)

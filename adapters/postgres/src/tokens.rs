@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use resetkit::account::{AccountId, PasswordStamp};
 use resetkit::error::StoreError;
 use resetkit::store::{
-    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, TokenIssue, TokenStore,
+    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, RateLimitAdmin, RateLimiter,
+    TokenIssue, TokenRetention, TokenStore,
 };
 use resetkit::token::{RejectReason, RevokeReason, TokenHash, TokenRecord, TokenState};
 use sqlx::postgres::PgRow;
@@ -38,7 +39,6 @@ struct Queries {
     release: Sql,
     revoke: Sql,
     deny: Sql,
-    hit: Sql,
     admit: Sql,
     purge: Sql,
     purge_hits: Sql,
@@ -83,7 +83,6 @@ impl PgTokenStore {
                  WHERE hash = $1 AND state = 'spending'"),
             revoke: s("SELECT __SCHEMA__.revoke_account_tokens($1, $2, $3)"),
             deny: s("SELECT known, state, revoke_reason, revoked FROM __SCHEMA__.deny_token($1, $2)"),
-            hit: s("SELECT __SCHEMA__.rate_hit($1, $2, $3)"),
             admit: s("SELECT __SCHEMA__.rate_admit($1, $2, $3, $4)"),
             purge: s("DELETE FROM __SCHEMA__.tokens WHERE hash IN ( \
                  SELECT hash FROM __SCHEMA__.tokens WHERE expires_at < $1 \
@@ -316,20 +315,6 @@ impl TokenStore for PgTokenStore {
         })
     }
 
-    async fn hit(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
-        const OP: &str = "tokens.hit";
-        let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
-        let count: i64 = sqlx::query(self.sql.hit.q())
-            .bind(key.as_text())
-            .bind(to_db(now))
-            .bind(to_db(start))
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(db_error(OP))?;
-        Ok(u32::try_from(count).unwrap_or(u32::MAX))
-    }
-
     async fn restamp(
         &self,
         account: &AccountId,
@@ -346,7 +331,33 @@ impl TokenStore for PgTokenStore {
             .map_err(db_error(OP))?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
+}
 
+#[async_trait]
+impl RateLimiter for PgTokenStore {
+    async fn admit(
+        &self,
+        key: &RateKey,
+        now: SystemTime,
+        window: Duration,
+        max: u32,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "tokens.admit";
+        let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        sqlx::query(self.sql.admit.q())
+            .bind(key.as_text())
+            .bind(to_db(now))
+            .bind(to_db(start))
+            .bind(i64::from(max))
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(db_error(OP))
+    }
+}
+
+#[async_trait]
+impl RateLimitAdmin for PgTokenStore {
     async fn rate_count(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
         const OP: &str = "tokens.rate_count";
         let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -370,32 +381,15 @@ impl TokenStore for PgTokenStore {
             .map_err(db_error(OP))?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
+}
 
-    async fn admit(
-        &self,
-        key: &RateKey,
-        now: SystemTime,
-        window: Duration,
-        max: u32,
-    ) -> Result<bool, StoreError> {
-        const OP: &str = "tokens.admit";
-        let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
-        sqlx::query(self.sql.admit.q())
-            .bind(key.as_text())
-            .bind(to_db(now))
-            .bind(to_db(start))
-            .bind(i64::from(max))
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(db_error(OP))
+#[async_trait]
+impl TokenRetention for PgTokenStore {
+    async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        purge(&self.pool, &self.sql.purge, "tokens.purge_expired", before, batch).await
     }
 
     async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         self.purge_rate_hits(before, batch).await
-    }
-
-    async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        purge(&self.pool, &self.sql.purge, "tokens.purge_expired", before, batch).await
     }
 }

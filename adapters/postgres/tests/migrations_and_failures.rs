@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{T0, at, db, record};
 use resetkit::account::AccountId;
 use resetkit::event::{Event, EventKind};
-use resetkit::store::{EventLog, Outbox, TokenStore};
+use resetkit::store::{EventLog, Outbox, Timeline, TokenStore};
 use resetkit::token::RejectReason;
 use resetkit_postgres::{Ident, MIGRATIONS, PgStores, migrate};
 use sqlx::postgres::PgPoolOptions;

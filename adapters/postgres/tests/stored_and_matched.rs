@@ -9,12 +9,11 @@ mod common;
 use std::sync::Arc;
 
 use common::{db, pool, random_schema};
+use resetkit::conformance::{matching_accounts, matching_vectors};
 use resetkit::event::{EventKind, IgnoreReason};
 use resetkit::fingerprint::{FingerprintKey, fingerprint};
 use resetkit::identifier::{canonicalize, case_fold};
 use resetkit::prelude::*;
-use resetkit::store::EventLog;
-use resetkit_harness::conformance::{matching_accounts, matching_vectors};
 use resetkit_postgres::{Ident, PgStores, migrate_up_to};
 use unicode_normalization::UnicodeNormalization as _;
 

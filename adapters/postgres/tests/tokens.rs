@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{T0, at, db, db_with, record};
 use resetkit::account::AccountId;
-use resetkit::store::{ConsumeOutcome, RateKey, TokenStore};
+use resetkit::store::{ConsumeOutcome, RateKey, RateLimitAdmin, RateLimiter, TokenRetention, TokenStore};
 use resetkit::token::{RejectReason, RevokeReason, TokenState};
 use resetkit_postgres::PgTokenStore;
 
@@ -123,36 +123,39 @@ async fn rate_limit_counts_are_shared_by_two_store_instances() {
     let b = Arc::new(PgTokenStore::new(other_pool.clone(), &db.schema));
     let key = RateKey::Client("203.0.113.7".into());
     let window = Duration::from_secs(60);
-    assert_eq!(a.hit(&key, at(T0), window).await.unwrap(), 1);
-    assert_eq!(b.hit(&key, at(T0 + 1), window).await.unwrap(), 2);
-    assert_eq!(a.hit(&key, at(T0 + 2), window).await.unwrap(), 3);
+    let admit = |s: &Arc<PgTokenStore>, key: &RateKey, t: u64| {
+        let (s, key) = (s.clone(), key.clone());
+        async move { s.admit(&key, at(t), window, 100).await.unwrap() }
+    };
+    assert!(admit(&a, &key, T0).await);
+    assert!(admit(&b, &key, T0 + 1).await);
+    assert!(admit(&a, &key, T0 + 2).await);
+    assert_eq!(b.rate_count(&key, at(T0 + 2), window).await.unwrap(), 3);
     // Another key is counted apart.
     let acct = RateKey::Account(AccountId::from("42"));
-    assert_eq!(b.hit(&acct, at(T0 + 2), window).await.unwrap(), 1);
-    // Hits leave the window: (now - window, now].
-    assert_eq!(b.hit(&key, at(T0 + 61), window).await.unwrap(), 2);
-    assert_eq!(a.hit(&key, at(T0 + 200), window).await.unwrap(), 1);
+    assert!(admit(&b, &acct, T0 + 2).await);
+    assert_eq!(a.rate_count(&acct, at(T0 + 2), window).await.unwrap(), 1);
+    // Hits leave the window (now - window, now]: at T0+61 the hits of T0
+    // and T0+1 are out, the one of T0+2 is in.
+    assert_eq!(b.rate_count(&key, at(T0 + 61), window).await.unwrap(), 1);
+    assert_eq!(a.rate_count(&key, at(T0 + 200), window).await.unwrap(), 0);
 
-    // Concurrent hits from both instances are counted exactly: the counts
-    // returned are 1..=40, each once.
+    // Concurrent admissions from both instances are counted exactly: of
+    // 40 attempts under a limit of 25, 25 are admitted.
     let burst = RateKey::Client("198.51.100.1".into());
     let tasks: Vec<_> = (0..40)
         .map(|i| {
-            let store = if i % 2 == 0 {
-                a.clone() as Arc<dyn TokenStore>
-            } else {
-                b.clone()
-            };
+            let store: Arc<dyn RateLimiter> = if i % 2 == 0 { a.clone() } else { b.clone() };
             let key = burst.clone();
-            tokio::spawn(async move { store.hit(&key, at(T0 + 300), window).await.unwrap() })
+            tokio::spawn(async move { store.admit(&key, at(T0 + 300), window, 25).await.unwrap() })
         })
         .collect();
-    let mut counts = Vec::new();
+    let mut admitted = 0;
     for t in tasks {
-        counts.push(t.await.unwrap());
+        admitted += usize::from(t.await.unwrap());
     }
-    counts.sort_unstable();
-    assert_eq!(counts, (1..=40).collect::<Vec<u32>>());
+    assert_eq!(admitted, 25);
+    assert_eq!(a.rate_count(&burst, at(T0 + 300), window).await.unwrap(), 25);
     other_pool.close().await;
     db.drop().await;
 }

@@ -9,7 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::delivery::{DeliveryMode, Dispatcher, RetryPolicy};
 use crate::error::BuildError;
 use crate::fingerprint::FingerprintKey;
-use crate::flow::{Inner, RequestProcessing, ResetService, Retention, SessionRevoker};
+use crate::flow::{Inner, RequestProcessing, ResetService, Retention, RetentionStores, SessionRevoker};
 use crate::hasher::{Argon2Hasher, PasswordHasher};
 use crate::identifier::IdentifierMode;
 use crate::link::{LinkBuilder, TokenPlacement, join_path, parse_base_url};
@@ -18,7 +18,7 @@ use crate::memory::InMemoryInbox;
 use crate::metrics::{MeteredEvents, ResetMetrics};
 use crate::policy::{DuplicateEmailPolicy, PasswordPolicy, RateLimits, TokenPolicy};
 use crate::sender::SenderResolver;
-use crate::store::{EventLog, Outbox, RequestInbox, TokenStore};
+use crate::store::{EventLog, Outbox, RateLimiter, RequestInbox, TokenStore};
 use crate::template::Templates;
 
 /// Builds a [`ResetService`]. Required: `base_url`, `accounts`, `tokens`,
@@ -26,6 +26,7 @@ use crate::template::Templates;
 pub struct ResetServiceBuilder {
     accounts: Option<Arc<dyn AccountDirectory>>,
     tokens: Option<Arc<dyn TokenStore>>,
+    limiter: Option<Arc<dyn RateLimiter>>,
     events: Option<Arc<dyn EventLog>>,
     outbox: Option<Arc<dyn Outbox>>,
     mailer: Option<Arc<dyn Mailer>>,
@@ -54,6 +55,7 @@ pub struct ResetServiceBuilder {
     inbox: Option<Arc<dyn RequestInbox>>,
     processing: RequestProcessing,
     retention: Retention,
+    retention_stores: Option<RetentionStores>,
     metrics: Option<ResetMetrics>,
 }
 
@@ -62,6 +64,7 @@ impl Default for ResetServiceBuilder {
         ResetServiceBuilder {
             accounts: None,
             tokens: None,
+            limiter: None,
             events: None,
             metrics: None,
             outbox: None,
@@ -91,6 +94,7 @@ impl Default for ResetServiceBuilder {
             inbox: None,
             processing: RequestProcessing::default(),
             retention: Retention::default(),
+            retention_stores: None,
         }
     }
 }
@@ -149,9 +153,27 @@ impl ResetServiceBuilder {
         self
     }
 
-    /// The token store (required).
-    pub fn tokens(mut self, tokens: Arc<dyn TokenStore>) -> Self {
+    /// The token store and the rate limiter (required; one store is both,
+    /// as the in-memory and PostgreSQL ones). Give another limiter with
+    /// [`rate_limiter`](Self::rate_limiter).
+    pub fn tokens<T: TokenStore + RateLimiter + 'static>(mut self, tokens: Arc<T>) -> Self {
+        self.limiter = Some(tokens.clone());
         self.tokens = Some(tokens);
+        self
+    }
+
+    /// The token store alone, as a trait object; give the rate limiter
+    /// with [`rate_limiter`](Self::rate_limiter) (both are required).
+    pub fn token_store(mut self, tokens: Arc<dyn TokenStore>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The rate limiter's counters, when they are not the store given to
+    /// [`tokens`](Self::tokens) (set it after), or with
+    /// [`token_store`](Self::token_store).
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
         self
     }
 
@@ -269,8 +291,18 @@ impl ResetServiceBuilder {
         request_processing: RequestProcessing => processing);
     setter!(
         /// How long events, finished mail, expired tokens and rate-limit
-        /// entries are kept (see [`Retention`]).
+        /// entries are kept, and how often the workers purge (see
+        /// [`Retention`]); the purges need [`retention_stores`](Self::retention_stores).
         retention: Retention => retention);
+
+    /// The stores the workers purge per [`Retention`] (stores that
+    /// implement the retention capabilities, e.g. the in-memory ones or
+    /// `PgStores::retention_stores()`). Without them the service keeps
+    /// every record: a store that cannot purge is not a reason to fail.
+    pub fn retention_stores(mut self, stores: RetentionStores) -> Self {
+        self.retention_stores = Some(stores);
+        self
+    }
 
     /// The request inbox (default: an [`InMemoryInbox`] of
     /// [`DEFAULT_INBOX_CAPACITY`](crate::memory::DEFAULT_INBOX_CAPACITY)
@@ -342,6 +374,9 @@ impl ResetServiceBuilder {
         }
         let accounts = self.accounts.ok_or(BuildError::Missing { setting: "accounts" })?;
         let tokens = self.tokens.ok_or(BuildError::Missing { setting: "tokens" })?;
+        let limiter = self.limiter.ok_or(BuildError::Missing {
+            setting: "rate_limiter",
+        })?;
         let events = self.events.ok_or(BuildError::Missing { setting: "events" })?;
         let events: Arc<dyn EventLog> = match &self.metrics {
             Some(metrics) => Arc::new(MeteredEvents {
@@ -371,6 +406,7 @@ impl ResetServiceBuilder {
             inner: Arc::new(Inner {
                 accounts,
                 tokens,
+                limiter,
                 events: events.clone(),
                 sender,
                 hasher: self.hasher,
@@ -396,6 +432,7 @@ impl ResetServiceBuilder {
                 inbox_ready: Arc::new(tokio::sync::Notify::new()),
                 live_workers: std::sync::atomic::AtomicUsize::new(0),
                 retention: self.retention,
+                retention_stores: self.retention_stores,
                 next_purge: std::sync::Mutex::new(None),
                 dispatcher: Dispatcher {
                     mode,

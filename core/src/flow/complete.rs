@@ -6,7 +6,7 @@ use tracing::Instrument as _;
 use crate::account::{Account, AccountId};
 use crate::error::StoreError;
 use crate::event::EventKind;
-use crate::flow::request::{Mail, Trail};
+use crate::flow::process::{Mail, Trail};
 use crate::flow::{
     CompleteError, Completed, LinkError, LinkInfo, RequestContext, ResetService, run_blocking,
 };
@@ -37,6 +37,30 @@ impl ResetService {
             username: checked.account.username,
             expires_at: checked.record.expires_at,
         })
+    }
+
+    /// [`inspect`](Self::inspect) for the link's landing page, recording
+    /// that the link was opened ([`EventKind::LinkOpened`]; best effort: a
+    /// failed write is logged, the page still works). Read-only otherwise.
+    pub async fn open_link(&self, token: &str) -> Result<LinkInfo, LinkError> {
+        let span = tracing::info_span!("resetkit.open_link", account = tracing::field::Empty);
+        let this = span.clone();
+        async move {
+            let info = self.inspect(token).await?;
+            this.record(
+                "account",
+                crate::fingerprint::account_fingerprint(&self.inner.fingerprint_key, &info.account),
+            );
+            let opened = EventKind::LinkOpened {
+                expires_at: info.expires_at,
+            };
+            if let Err(error) = self.record(Some(info.account.clone()), opened).await {
+                tracing::warn!(%error, "recording that a reset link was opened failed");
+            }
+            Ok(info)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Sets a new password with a link. The confirmation must match and the

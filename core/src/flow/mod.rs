@@ -1,5 +1,12 @@
-//! The reset flow: [`ResetService::request`], [`ResetService::inspect`],
-//! [`ResetService::complete`] and [`ResetService::deny`].
+//! The reset flow, by role:
+//!
+//! | role | where | what |
+//! | --- | --- | --- |
+//! | the user | `request.rs`, `complete.rs` | [`ResetService::request`], [`ResetService::open_link`] / [`ResetService::inspect`], [`ResetService::complete`], [`ResetService::deny`] |
+//! | the workers | `process.rs`, `workers.rs` | processing a recorded request; [`RequestWorker`], [`ResetService::delivery_worker`], [`ResetService::purge_old`] ([`RetentionStores`]) |
+//! | the operator | `operator.rs` | [`OperatorView`] (made by [`ResetService::operator_view`] from [`ConsoleStores`]): accounts, timeline, queue, rate limits, a fresh link; the templates |
+//! | the host's sign-in | `sign_in.rs` | [`ResetService::check_password`], [`ResetService::rehash_password`], [`ResetService::admit_sign_in`] |
+//! | the host's sessions | here | [`SessionRevoker`], the one session hook |
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -40,19 +47,25 @@
 mod builder;
 mod complete;
 mod follow;
-mod inbox;
 mod operator;
+mod process;
 mod request;
+mod sign_in;
 pub mod throttle;
+mod workers;
 
 pub use builder::ResetServiceBuilder;
 pub use complete::DENY_WINDOW;
 pub use follow::TemplateChanges;
-pub use inbox::{
-    MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport, RequestWorker,
-    Retention,
+pub use operator::{
+    AccountRateLimit, ConsoleStores, OperatorView, ReissueOutcome, SAMPLE_TOKEN, TemplateCheck,
+    TemplateReloadError,
 };
-pub use operator::{AccountRateLimit, ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
+pub use sign_in::SIGN_IN_SPREAD;
+pub use workers::{
+    MAX_REQUEST_AGE, MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport,
+    RequestWorker, Retention, RetentionStores,
+};
 
 use std::fmt;
 use std::sync::Arc;
@@ -62,7 +75,7 @@ use async_trait::async_trait;
 
 use crate::account::{Account, AccountDirectory, AccountId};
 use crate::clock::Clock;
-use crate::delivery::{DeliveryWorker, Dispatcher, RetryPolicy};
+use crate::delivery::{Dispatcher, RetryPolicy};
 use crate::error::{StoreError, ValidationError};
 use crate::event::{Event, EventKind};
 use crate::fingerprint::FingerprintKey;
@@ -210,7 +223,9 @@ impl PasswordCheck {
     }
 }
 
-/// Called after a reset to end the account's sessions.
+/// The host's one session hook: ends an account's sessions. Called after a
+/// reset, and by `resetkit-axum`'s "sign out everywhere" button (its
+/// `HostSessions` is built on this trait and only adds who is signed in).
 ///
 /// Implement it with `async fn` under the re-exported
 /// [`#[resetkit::async_trait]`](crate::async_trait) attribute (without it,
@@ -239,6 +254,7 @@ pub trait SessionRevoker: Send + Sync {
 pub(crate) struct Inner {
     pub(crate) accounts: Arc<dyn AccountDirectory>,
     pub(crate) tokens: Arc<dyn TokenStore>,
+    pub(crate) limiter: Arc<dyn crate::store::RateLimiter>,
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) sender: Arc<dyn SenderResolver>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
@@ -264,12 +280,14 @@ pub(crate) struct Inner {
     pub(crate) retry: RetryPolicy,
     /// Requests recorded by `request`, waiting to be processed.
     pub(crate) inbox: Arc<dyn RequestInbox>,
-    pub(crate) processing: inbox::RequestProcessing,
+    pub(crate) processing: workers::RequestProcessing,
     /// Woken by each new request (in-process workers, `RequestWorker::run`).
     pub(crate) inbox_ready: Arc<tokio::sync::Notify>,
     /// How many in-process workers run (0: start them at the next request).
     pub(crate) live_workers: std::sync::atomic::AtomicUsize,
-    pub(crate) retention: inbox::Retention,
+    pub(crate) retention: workers::Retention,
+    /// What the workers purge (`None`: nothing).
+    pub(crate) retention_stores: Option<workers::RetentionStores>,
     /// When the workers purge next (`None`: at the first chance).
     pub(crate) next_purge: std::sync::Mutex<Option<std::time::Instant>>,
     pub(crate) dispatcher: Dispatcher,
@@ -300,20 +318,6 @@ impl ResetService {
         ResetServiceBuilder::default()
     }
 
-    /// A worker that drains this service's outbox (`None` in inline mode).
-    pub fn delivery_worker(&self) -> Option<DeliveryWorker> {
-        let d = &self.inner.dispatcher;
-        d.outbox.clone().map(|outbox| {
-            DeliveryWorker::new(outbox, d.mailer.clone(), d.events.clone(), d.clock.clone())
-                .with_wake(d.ready.clone())
-                .with_retry(self.inner.retry)
-                .with_sender_fallback(self.inner.sender.clone(), self.inner.accounts.clone())
-                .with_token_check(self.inner.tokens.clone())
-                .with_tracing_key(self.inner.fingerprint_key.clone())
-                .with_metrics(d.metrics.clone())
-        })
-    }
-
     /// The metrics given to the builder, if any (serve
     /// [`ResetMetrics::render`](crate::metrics::ResetMetrics::render)).
     pub fn metrics(&self) -> Option<&crate::metrics::ResetMetrics> {
@@ -326,6 +330,14 @@ impl ResetService {
         self.inner.sender.resolve(account).await
     }
 
+    /// Every sender the configured resolver could pick (for a sender check).
+    pub fn candidate_senders(&self) -> Vec<crate::mail::Mailbox> {
+        let mut senders = self.inner.sender.candidate_senders();
+        let mut seen = std::collections::HashSet::new();
+        senders.retain(|m| seen.insert(m.address().to_ascii_lowercase()));
+        senders
+    }
+
     /// Whether a completed reset ends the account's sessions (a
     /// [`SessionRevoker`] is configured), so pages can say so truthfully.
     pub fn revokes_sessions(&self) -> bool {
@@ -335,233 +347,6 @@ impl ResetService {
     /// The page links point at (without token).
     pub fn reset_link_target(&self) -> &url::Url {
         self.inner.reset_links.target()
-    }
-
-    /// Checks a sign-in password the way `complete` stored it (NFKC).
-    /// Hashes in a legacy format (bcrypt, PBKDF2-SHA256, scrypt; see
-    /// [`legacy_hash`](crate::legacy_hash)) verify too; use
-    /// [`check_password`](Self::check_password) to learn that one needs rehashing.
-    pub async fn verify_password(
-        &self,
-        account: &AccountId,
-        password: &secrecy::SecretString,
-    ) -> Result<bool, CompleteError> {
-        Ok(self.check_password(account, password).await?.is_correct())
-    }
-
-    /// Checks a sign-in password: wrong, correct, or correct against a
-    /// legacy hash that should be replaced by an argon2id one (call
-    /// [`rehash_password`](Self::rehash_password) with the same password).
-    pub async fn check_password(
-        &self,
-        account: &AccountId,
-        password: &secrecy::SecretString,
-    ) -> Result<PasswordCheck, CompleteError> {
-        use secrecy::ExposeSecret as _;
-        let Some(account) = self.inner.accounts.find_by_id(account).await? else {
-            return Ok(PasswordCheck::Wrong);
-        };
-        let Some(hash) = account.password_hash else {
-            return Ok(PasswordCheck::Wrong);
-        };
-        if let Some(format) = crate::legacy_hash::LegacyFormat::detect(hash.expose()) {
-            // Legacy hashes were made from the password as typed; accept the
-            // NFKC form too (what a reset stores).
-            let typed = password.clone();
-            let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
-            let stored = hash.expose().to_owned();
-            let matched = run_blocking(move || -> Result<bool, crate::hasher::HashError> {
-                if crate::legacy_hash::verify_legacy(&typed, &stored)? == Some(true) {
-                    return Ok(true);
-                }
-                Ok(crate::legacy_hash::verify_legacy(&normalized, &stored)? == Some(true))
-            })
-            .await
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(CompleteError::Internal)?;
-            return Ok(if matched {
-                PasswordCheck::NeedsRehash(format)
-            } else {
-                PasswordCheck::Wrong
-            });
-        }
-        let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
-        let hasher = self.inner.hasher.clone();
-        let ok = run_blocking(move || hasher.verify(&normalized, &hash))
-            .await
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(CompleteError::Internal)?;
-        Ok(if ok {
-            PasswordCheck::Correct
-        } else {
-            PasswordCheck::Wrong
-        })
-    }
-
-    /// Stores an argon2id hash of `password` (NFKC, as `complete` does) for
-    /// `account`: the upgrade after [`PasswordCheck::NeedsRehash`].
-    ///
-    /// Re-hashing the same password is not a password change: the
-    /// account's pending reset links stay valid (their binding moves to
-    /// the new hash with [`TokenStore::restamp`](crate::store::TokenStore::restamp)),
-    /// and no "password changed" notice is sent. So that this cannot keep a
-    /// link alive across a real change, the password is verified against
-    /// the stored hash first (one more legacy verification, once per
-    /// account); a password that is not the account's is refused with
-    /// [`CompleteError::NotCurrentPassword`] and nothing is stored.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// use std::sync::Arc;
-    /// use resetkit::prelude::*;
-    /// use resetkit::SecretString; // re-exported: no `secrecy` dependency needed
-    ///
-    /// let accounts = InMemoryAccounts::default();
-    /// // A Django-format PBKDF2 hash of "legacy password 1", stored by the previous framework.
-    /// let django = "pbkdf2_sha256$1000$c2FsdHNhbHQ$bT86YLGvDWl732f3wJjiqRNnY/5Czo0VlS7c5JZrgEI=";
-    /// accounts.insert(Account::new("1", "ann", "ann@example.com").with_password_hash(PasswordHash::new(django)));
-    /// let service = ResetService::builder()
-    ///     .base_url("https://app.example.com")
-    ///     .accounts(Arc::new(accounts))
-    ///     .tokens(Arc::new(InMemoryTokenStore::default()))
-    ///     .events(Arc::new(InMemoryEventLog::default()))
-    ///     .mailer(Arc::new(CapturingMailer::default()))
-    ///     .sender(Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.com").unwrap())))
-    ///     .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
-    ///     .build()
-    ///     .unwrap();
-    /// let id = AccountId::from("1");
-    /// let typed = SecretString::from("legacy password 1");
-    /// // At sign-in: check, then upgrade the hash (pending reset links keep working).
-    /// if let PasswordCheck::NeedsRehash(_) = service.check_password(&id, &typed).await.unwrap() {
-    ///     service.rehash_password(&id, &typed).await.unwrap();
-    /// }
-    /// assert_eq!(service.check_password(&id, &typed).await.unwrap(), PasswordCheck::Correct);
-    /// # });
-    /// ```
-    pub async fn rehash_password(
-        &self,
-        account: &AccountId,
-        password: &secrecy::SecretString,
-    ) -> Result<(), CompleteError> {
-        use secrecy::ExposeSecret as _;
-        let Some(current) = self.inner.accounts.find_by_id(account).await? else {
-            return Err(CompleteError::Unavailable(StoreError::NotFound {
-                operation: "accounts.find_by_id",
-                what: format!("account `{account}`"),
-            }));
-        };
-        if !self.check_password(account, password).await?.is_correct() {
-            return Err(CompleteError::NotCurrentPassword);
-        }
-        let normalized = secrecy::SecretString::from(PasswordPolicy::normalize(password.expose_secret()));
-        let hasher = self.inner.hasher.clone();
-        let hash = run_blocking(move || hasher.hash(&normalized))
-            .await
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(CompleteError::Internal)?;
-        let before = current.password_stamp();
-        let after = crate::account::PasswordStamp::of(Some(&hash));
-        self.inner.accounts.set_password_hash(account, &hash).await?;
-        match self.inner.tokens.restamp(account, &before, &after).await {
-            Ok(_) => Ok(()),
-            Err(StoreError::Unsupported { operation }) => {
-                tracing::warn!(
-                    operation,
-                    "the token store cannot move pending reset links to the re-hashed password: \
-                     they stop working (implement TokenStore::restamp)"
-                );
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Counts one sign-in attempt against `limits`, in the engine's
-    /// rate-limit store (shared by every instance on PostgreSQL): per
-    /// client address (`limits.per_client`, IPv6 grouped like the reset
-    /// limit); per identifier as typed and client (`limits.per_account`),
-    /// so a stranger guessing from one place cannot lock the owner out from
-    /// another; and per identifier from everywhere at
-    /// [`SIGN_IN_SPREAD`](crate::flow::SIGN_IN_SPREAD) times that, which
-    /// bounds a guess spread over many addresses. Identifiers are keyed by
-    /// their fingerprint: every spelling of one identifier shares a count,
-    /// and known and unknown identifiers are throttled alike. Returns
-    /// `false` when any is spent: answer "too many attempts" without
-    /// checking the password. Refused attempts are not counted.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// use std::sync::Arc;
-    /// use std::time::Duration;
-    /// use resetkit::prelude::*;
-    /// use resetkit::policy::{Limit, RateLimits};
-    /// let service = ResetService::builder()
-    ///     .base_url("https://app.example.com")
-    ///     .accounts(Arc::new(InMemoryAccounts::default()))
-    ///     .tokens(Arc::new(InMemoryTokenStore::default()))
-    ///     .events(Arc::new(InMemoryEventLog::default()))
-    ///     .mailer(Arc::new(CapturingMailer::default()))
-    ///     .sender(Arc::new(FixedSender::new(Mailbox::address_only("noreply@example.com").unwrap())))
-    ///     .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
-    ///     .build()
-    ///     .unwrap();
-    /// let limits = RateLimits {
-    ///     per_account: Some(Limit { max: 2, window: Duration::from_secs(900) }),
-    ///     per_client: None,
-    /// };
-    /// let client = RequestContext::from_client("203.0.113.9");
-    /// assert!(service.admit_sign_in("bob", &client, &limits).await.unwrap());
-    /// assert!(service.admit_sign_in("BOB", &client, &limits).await.unwrap());
-    /// assert!(!service.admit_sign_in("bob", &client, &limits).await.unwrap());
-    /// // The owner, elsewhere, is not locked out by the stranger.
-    /// let owner = RequestContext::from_client("198.51.100.4");
-    /// assert!(service.admit_sign_in("bob", &owner, &limits).await.unwrap());
-    /// # });
-    /// ```
-    pub async fn admit_sign_in(
-        &self,
-        identifier: &str,
-        client: &RequestContext,
-        limits: &crate::policy::RateLimits,
-    ) -> Result<bool, StoreError> {
-        use crate::store::RateKey;
-        let inner = &self.inner;
-        let now = inner.clock.now();
-        let client_key = client
-            .client_addr
-            .as_deref()
-            .map(|addr| crate::client::client_rate_key(addr, inner.client_ipv6_prefix));
-        // (key, window, max), checked in this order; the first refusal ends it.
-        let mut checks = Vec::with_capacity(3);
-        if let (Some(limit), Some(client_key)) = (limits.per_client, &client_key) {
-            let key = RateKey::Host {
-                scope: "sign-in-client",
-                key: client_key.clone(),
-            };
-            checks.push((key, limit.window, limit.max));
-        }
-        if let Some(limit) = limits.per_account {
-            let identifier = crate::fingerprint::fingerprint(&inner.fingerprint_key, identifier);
-            if let Some(client_key) = &client_key {
-                let key = RateKey::Host {
-                    scope: "sign-in-pair",
-                    key: format!("{identifier}:{client_key}"),
-                };
-                checks.push((key, limit.window, limit.max));
-            }
-            let key = RateKey::Host {
-                scope: "sign-in",
-                key: identifier,
-            };
-            checks.push((key, limit.window, limit.max.saturating_mul(SIGN_IN_SPREAD)));
-        }
-        for (key, window, max) in checks {
-            if !inner.tokens.admit(&key, now, window, max).await? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     /// The per-client rate-limit key of `client` (IPv6 grouped by prefix).
@@ -579,10 +364,6 @@ impl ResetService {
             .await
     }
 }
-
-/// How many times the per-identifier sign-in limit one identifier may be
-/// tried from every client together (see [`ResetService::admit_sign_in`]).
-pub const SIGN_IN_SPREAD: u32 = 10;
 
 /// Runs CPU-heavy work (argon2) off the async executor when a tokio runtime
 /// is present.

@@ -29,18 +29,17 @@
 //! ```
 
 use std::sync::{Arc, PoisonError, RwLock};
-use tracing::Instrument as _;
 
 use minijinja::Value;
 
 use crate::account::{Account, AccountId};
 use crate::error::{BuildError, StoreError};
 use crate::event::{EventKind, IgnoreReason};
-use crate::flow::request::Trail;
-use crate::flow::{LinkError, LinkInfo, RequestContext, ResetService};
+use crate::flow::process::Trail;
+use crate::flow::{RequestContext, ResetService};
 use crate::identifier::canonicalize;
-use crate::mail::{EmailKind, MailContent, Mailbox};
-use crate::store::{EventLog, Outbox};
+use crate::mail::{EmailKind, MailContent};
+use crate::store::{OutboxListing, RateLimitAdmin, Timeline};
 use crate::template::{self, AccountLinks, CompiledTemplates, Templates};
 
 /// The templates a running service renders, replaceable while it runs.
@@ -66,7 +65,7 @@ impl ActiveTemplates {
     }
 }
 
-/// What [`ResetService::reissue_link`] did.
+/// What [`OperatorView::reissue_link`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReissueOutcome {
@@ -98,164 +97,6 @@ pub struct TemplateCheck(pub Result<(), BuildError>);
 pub const SAMPLE_TOKEN: &str = "SAMPLE-TOKEN-FOR-PREVIEW";
 
 impl ResetService {
-    /// [`inspect`](Self::inspect) for the link's landing page, recording
-    /// that the link was opened ([`EventKind::LinkOpened`]; best effort: a
-    /// failed write is logged, the page still works). Read-only otherwise.
-    pub async fn open_link(&self, token: &str) -> Result<LinkInfo, LinkError> {
-        let span = tracing::info_span!("resetkit.open_link", account = tracing::field::Empty);
-        let this = span.clone();
-        async move {
-            let info = self.inspect(token).await?;
-            this.record(
-                "account",
-                crate::fingerprint::account_fingerprint(&self.inner.fingerprint_key, &info.account),
-            );
-            let opened = EventKind::LinkOpened {
-                expires_at: info.expires_at,
-            };
-            if let Err(error) = self.record(Some(info.account.clone()), opened).await {
-                tracing::warn!(%error, "recording that a reset link was opened failed");
-            }
-            Ok(info)
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Accounts matching `query` as an email address (every account that
-    /// has it) or as a username, matched the way `request` matches.
-    pub async fn find_accounts(&self, query: &str) -> Result<Vec<Account>, StoreError> {
-        let canonical = canonicalize(query);
-        if canonical.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut found = if canonical.contains('@') {
-            self.inner.accounts.find_by_email(&canonical).await?
-        } else {
-            Vec::new()
-        };
-        if let Some(account) = self.inner.accounts.find_by_username(&canonical).await?
-            && !found.iter().any(|a| a.id == account.id)
-        {
-            found.push(account);
-        }
-        Ok(found)
-    }
-
-    /// One account by id.
-    pub async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        self.inner.accounts.find_by_id(id).await
-    }
-
-    /// The event log (for the operator console's timeline).
-    pub fn event_log(&self) -> Arc<dyn EventLog> {
-        self.inner.events.clone()
-    }
-
-    /// The outbox, in outbox delivery mode.
-    pub fn outbox(&self) -> Option<Arc<dyn Outbox>> {
-        self.inner.dispatcher.outbox.clone()
-    }
-
-    /// Every sender the configured resolver could pick (for a sender check).
-    pub fn candidate_senders(&self) -> Vec<Mailbox> {
-        let mut senders = self.inner.sender.candidate_senders();
-        let mut seen = std::collections::HashSet::new();
-        senders.retain(|m| seen.insert(m.address().to_ascii_lowercase()));
-        senders
-    }
-
-    /// An operator's "send a fresh link": issues a new token for the account
-    /// through the normal issue step (per-account limit, newest wins: the
-    /// old link dies) and hands its email to delivery, recording
-    /// [`EventKind::LinkReissued`] first. `replaces` names the undelivered
-    /// email it stands in for. A disabled or unconfirmed account gets nothing.
-    pub async fn reissue_link(
-        &self,
-        account: &AccountId,
-        operator: &str,
-        replaces: Option<&str>,
-    ) -> Result<ReissueOutcome, StoreError> {
-        let Some(account) = self.inner.accounts.find_by_id(account).await? else {
-            return Err(StoreError::NotFound {
-                operation: "reissue_link",
-                what: format!("account `{account}`"),
-            });
-        };
-        if let Some(reason) = self.ineligibility(&account) {
-            return Ok(ReissueOutcome::Ineligible(reason));
-        }
-        let mut trail = Trail::new(self);
-        trail.note(
-            &account.id,
-            EventKind::LinkReissued {
-                replaces: replaces.map(str::to_owned),
-                operator: operator.to_owned(),
-            },
-        );
-        self.send_single(&account, &RequestContext::default(), &mut trail)
-            .await?;
-        trail.flush().await?;
-        Ok(ReissueOutcome::Sent)
-    }
-
-    /// The account's per-account rate limit as the token store counts it
-    /// now (read-only), or `None` when no per-account limit is configured.
-    pub async fn account_rate_limit(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<AccountRateLimit>, StoreError> {
-        let Some(limit) = self.inner.rate_limits.per_account else {
-            return Ok(None);
-        };
-        let used = self
-            .inner
-            .tokens
-            .rate_count(
-                &crate::store::RateKey::Account(account.clone()),
-                self.inner.clock.now(),
-                limit.window,
-            )
-            .await?;
-        Ok(Some(AccountRateLimit {
-            used,
-            max: limit.max,
-            window: limit.window,
-        }))
-    }
-
-    /// Clears the account's per-account rate limit (its recorded requests
-    /// are forgotten, so it gets reset emails again at once) and records
-    /// [`EventKind::RateLimitCleared`] naming `operator`; returns how many
-    /// requests were forgotten. For test deployments and support: the
-    /// limit exists to stop mail floods, so say why in your own records.
-    pub async fn clear_account_rate_limit(
-        &self,
-        account: &AccountId,
-        operator: &str,
-    ) -> Result<usize, StoreError> {
-        if self.inner.accounts.find_by_id(account).await?.is_none() {
-            return Err(StoreError::NotFound {
-                operation: "clear_account_rate_limit",
-                what: format!("account `{account}`"),
-            });
-        }
-        let removed = self
-            .inner
-            .tokens
-            .rate_clear(&crate::store::RateKey::Account(account.clone()))
-            .await?;
-        self.record(
-            Some(account.clone()),
-            EventKind::RateLimitCleared {
-                removed: u32::try_from(removed).unwrap_or(u32::MAX),
-                operator: operator.to_owned(),
-            },
-        )
-        .await?;
-        Ok(removed)
-    }
-
     /// The templates the service renders now (sources).
     pub fn templates(&self) -> Templates {
         self.inner
@@ -350,6 +191,223 @@ impl ResetService {
     }
 }
 
+/// What the operator console reads beyond the flow's stores: the
+/// timeline, the rate-limit admin and (with outbox delivery) the outbox's
+/// listing. Each is a capability trait, so a backend without one cannot be
+/// given here: a compile error, not an `Unsupported` page at run time.
+///
+/// ```
+/// use std::sync::Arc;
+/// use resetkit::flow::ConsoleStores;
+/// use resetkit::memory::{InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
+///
+/// let stores = ConsoleStores::new(
+///     Arc::new(InMemoryEventLog::default()),
+///     Arc::new(InMemoryTokenStore::default()),
+/// )
+/// .with_outbox(Arc::new(InMemoryOutbox::default()));
+/// # let _ = stores;
+/// ```
+#[derive(Clone)]
+pub struct ConsoleStores {
+    timeline: Arc<dyn Timeline>,
+    rate_limits: Arc<dyn RateLimitAdmin>,
+    outbox: Option<Arc<dyn OutboxListing>>,
+}
+
+impl ConsoleStores {
+    /// The timeline read from `timeline` (the service's event log), the
+    /// rate limits from `rate_limits` (the service's token store).
+    pub fn new(timeline: Arc<dyn Timeline>, rate_limits: Arc<dyn RateLimitAdmin>) -> Self {
+        ConsoleStores {
+            timeline,
+            rate_limits,
+            outbox: None,
+        }
+    }
+
+    /// The delivery queue read from `outbox` (the service's outbox).
+    pub fn with_outbox(mut self, outbox: Arc<dyn OutboxListing>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+}
+
+impl std::fmt::Debug for ConsoleStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleStores")
+            .field("outbox", &self.outbox.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The operator's view of a [`ResetService`]: account lookup, the
+/// timeline, the delivery queue, the rate limits and a fresh link in place
+/// of an undelivered email. Made by [`ResetService::operator_view`]; the
+/// operator console (`resetkit-axum`'s admin) is built on it.
+#[derive(Clone)]
+pub struct OperatorView {
+    service: ResetService,
+    stores: ConsoleStores,
+}
+
+impl std::fmt::Debug for OperatorView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorView")
+            .field("service", &self.service)
+            .field("stores", &self.stores)
+            .finish()
+    }
+}
+
+impl ResetService {
+    /// The operator's view of this service, reading the console's
+    /// capabilities from `stores`.
+    pub fn operator_view(&self, stores: ConsoleStores) -> OperatorView {
+        OperatorView {
+            service: self.clone(),
+            stores,
+        }
+    }
+}
+
+impl OperatorView {
+    /// The service this view looks at.
+    pub fn service(&self) -> &ResetService {
+        &self.service
+    }
+
+    /// The event log's timeline (the console's account pages).
+    pub fn timeline(&self) -> &Arc<dyn Timeline> {
+        &self.stores.timeline
+    }
+
+    /// The outbox's listing, when the service delivers through an outbox
+    /// (`None` with inline delivery: there is no queue).
+    pub fn outbox(&self) -> Option<&Arc<dyn OutboxListing>> {
+        self.service.inner.dispatcher.outbox.as_ref()?;
+        self.stores.outbox.as_ref()
+    }
+
+    /// Accounts matching `query` as an email address (every account that
+    /// has it) or as a username, matched the way `request` matches.
+    pub async fn find_accounts(&self, query: &str) -> Result<Vec<Account>, StoreError> {
+        let canonical = canonicalize(query);
+        if canonical.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = if canonical.contains('@') {
+            self.service.inner.accounts.find_by_email(&canonical).await?
+        } else {
+            Vec::new()
+        };
+        if let Some(account) = self.service.inner.accounts.find_by_username(&canonical).await?
+            && !found.iter().any(|a| a.id == account.id)
+        {
+            found.push(account);
+        }
+        Ok(found)
+    }
+
+    /// One account by id.
+    pub async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.service.inner.accounts.find_by_id(id).await
+    }
+
+    /// An operator's "send a fresh link": issues a new token for the account
+    /// through the normal issue step (per-account limit, newest wins: the
+    /// old link dies) and hands its email to delivery, recording
+    /// [`EventKind::LinkReissued`] first. `replaces` names the undelivered
+    /// email it stands in for. A disabled or unconfirmed account gets nothing.
+    pub async fn reissue_link(
+        &self,
+        account: &AccountId,
+        operator: &str,
+        replaces: Option<&str>,
+    ) -> Result<ReissueOutcome, StoreError> {
+        let Some(account) = self.service.inner.accounts.find_by_id(account).await? else {
+            return Err(StoreError::NotFound {
+                operation: "reissue_link",
+                what: format!("account `{account}`"),
+            });
+        };
+        if let Some(reason) = self.service.ineligibility(&account) {
+            return Ok(ReissueOutcome::Ineligible(reason));
+        }
+        let mut trail = Trail::new(&self.service);
+        trail.note(
+            &account.id,
+            EventKind::LinkReissued {
+                replaces: replaces.map(str::to_owned),
+                operator: operator.to_owned(),
+            },
+        );
+        self.service
+            .send_single(&account, &RequestContext::default(), &mut trail)
+            .await?;
+        trail.flush().await?;
+        Ok(ReissueOutcome::Sent)
+    }
+
+    /// The account's per-account rate limit as the rate limiter counts it
+    /// now (read-only), or `None` when no per-account limit is configured.
+    pub async fn account_rate_limit(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<AccountRateLimit>, StoreError> {
+        let Some(limit) = self.service.inner.rate_limits.per_account else {
+            return Ok(None);
+        };
+        let used = self
+            .stores
+            .rate_limits
+            .rate_count(
+                &crate::store::RateKey::Account(account.clone()),
+                self.service.inner.clock.now(),
+                limit.window,
+            )
+            .await?;
+        Ok(Some(AccountRateLimit {
+            used,
+            max: limit.max,
+            window: limit.window,
+        }))
+    }
+
+    /// Clears the account's per-account rate limit (its recorded requests
+    /// are forgotten, so it gets reset emails again at once) and records
+    /// [`EventKind::RateLimitCleared`] naming `operator`; returns how many
+    /// requests were forgotten. For test deployments and support: the
+    /// limit exists to stop mail floods, so say why in your own records.
+    pub async fn clear_account_rate_limit(
+        &self,
+        account: &AccountId,
+        operator: &str,
+    ) -> Result<usize, StoreError> {
+        if self.service.inner.accounts.find_by_id(account).await?.is_none() {
+            return Err(StoreError::NotFound {
+                operation: "clear_account_rate_limit",
+                what: format!("account `{account}`"),
+            });
+        }
+        let removed = self
+            .stores
+            .rate_limits
+            .rate_clear(&crate::store::RateKey::Account(account.clone()))
+            .await?;
+        self.service
+            .record(
+                Some(account.clone()),
+                EventKind::RateLimitCleared {
+                    removed: u32::try_from(removed).unwrap_or(u32::MAX),
+                    operator: operator.to_owned(),
+                },
+            )
+            .await?;
+        Ok(removed)
+    }
+}
+
 fn sample_link(target: &url::Url, placement: crate::link::TokenPlacement) -> String {
     match placement {
         crate::link::TokenPlacement::Fragment => format!("{target}#token={SAMPLE_TOKEN}"),
@@ -358,7 +416,7 @@ fn sample_link(target: &url::Url, placement: crate::link::TokenPlacement) -> Str
 }
 
 /// An account's per-account rate limit: what
-/// [`ResetService::account_rate_limit`] reads.
+/// [`OperatorView::account_rate_limit`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountRateLimit {
     /// Reset emails counted in the current window.

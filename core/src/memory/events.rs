@@ -9,14 +9,14 @@ use crate::account::AccountId;
 use crate::activity::{Activity, ActivityCount, ActivityLog, Bucket, counted, minute_of};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
-use crate::store::{EventCursor, EventLog, EventPage};
+use crate::store::{EventCursor, EventLog, EventPage, EventRetention, Timeline};
 
 /// Events the in-memory log keeps by default.
 pub const DEFAULT_EVENT_CAPACITY: usize = 100_000;
 
 /// Events in memory; clones share the same log. It keeps at most
 /// `capacity` events, so a long-running process does not grow without
-/// bound; [`EventLog::purge_before`] applies a retention time. When full, a
+/// bound; [`EventRetention::purge_before`](crate::store::EventRetention::purge_before) applies a retention time. When full, a
 /// tenth of the capacity is dropped (amortised O(1) appends), taken so that
 /// a flood does not erase everyone's history: first the oldest events tied
 /// to no account (refused and unknown requests), then the oldest events of
@@ -164,7 +164,10 @@ impl EventLog for InMemoryEventLog {
         append(&mut lock(&self.events), self.capacity, events);
         Ok(())
     }
+}
 
+#[async_trait]
+impl EventRetention for InMemoryEventLog {
     async fn purge_before(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         let mut events = lock(&self.events);
         // Appended in time order (each step stamps its events with the clock).
@@ -179,7 +182,10 @@ impl EventLog for InMemoryEventLog {
         }
         Ok(old)
     }
+}
 
+#[async_trait]
+impl Timeline for InMemoryEventLog {
     async fn for_account(&self, account: &AccountId) -> Result<Vec<Event>, StoreError> {
         Ok(lock(&self.events)
             .iter()

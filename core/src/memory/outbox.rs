@@ -8,7 +8,10 @@ use super::lock;
 use crate::activity::QueueAge;
 use crate::error::StoreError;
 use crate::mail::DeliveryError;
-use crate::store::{Outbox, OutboxCounts, OutboxEntry, OutboxMessage, OutboxState, OutboxStatus};
+use crate::store::{
+    Outbox, OutboxCounts, OutboxEntry, OutboxListing, OutboxMessage, OutboxRetention, OutboxState,
+    OutboxStatus,
+};
 
 /// Messages the in-memory outbox holds waiting by default before it
 /// refuses more (the request worker then leaves requests in the inbox).
@@ -144,7 +147,7 @@ fn count(counts: &mut OutboxCounts, status: &OutboxStatus, add: bool) {
 /// Outbox in memory; clones share the same queue. At most `capacity`
 /// messages wait at once (enqueue then fails with [`StoreError::Full`]);
 /// finished messages (bodies forgotten) stay until
-/// [`Outbox::purge_finished`] removes them, and at most `capacity` of them
+/// [`OutboxRetention::purge_finished`](crate::store::OutboxRetention::purge_finished) removes them, and at most `capacity` of them
 /// are kept: past that the oldest is forgotten (its status becomes unknown).
 #[derive(Debug, Clone)]
 pub struct InMemoryOutbox {
@@ -365,7 +368,10 @@ impl Outbox for InMemoryOutbox {
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         Ok(lock(&self.state).counts)
     }
+}
 
+#[async_trait]
+impl OutboxListing for InMemoryOutbox {
     async fn list_by_state(
         &self,
         wanted: OutboxState,
@@ -418,7 +424,10 @@ impl Outbox for InMemoryOutbox {
         });
         Ok(true)
     }
+}
 
+#[async_trait]
+impl OutboxRetention for InMemoryOutbox {
     async fn purge_finished(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         let mut state = lock(&self.state);
         let doomed: Vec<(SystemTime, u64, String)> = state

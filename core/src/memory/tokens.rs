@@ -8,7 +8,8 @@ use super::lock;
 use crate::account::{AccountId, PasswordStamp};
 use crate::error::StoreError;
 use crate::store::{
-    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, TokenIssue, TokenStore,
+    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, RateLimitAdmin, RateLimiter,
+    TokenIssue, TokenRetention, TokenStore,
 };
 use crate::token::{RejectReason, RevokeReason, TokenHash, TokenRecord, TokenState};
 
@@ -258,25 +259,6 @@ impl TokenStore for InMemoryTokenStore {
         Ok(DenyOutcome::Revoked { count })
     }
 
-    async fn hit(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
-        let mut state = lock(&self.state);
-        let hits = state.hits.entry(key.clone()).or_default();
-        let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
-        hits.retain(|t| *t > start);
-        hits.push_back(now);
-        Ok(u32::try_from(hits.len()).unwrap_or(u32::MAX))
-    }
-
-    async fn admit(
-        &self,
-        key: &RateKey,
-        now: SystemTime,
-        window: Duration,
-        max: u32,
-    ) -> Result<bool, StoreError> {
-        Ok(lock(&self.state).admit(key, now, window, max))
-    }
-
     async fn restamp(
         &self,
         account: &AccountId,
@@ -300,7 +282,23 @@ impl TokenStore for InMemoryTokenStore {
         }
         Ok(moved)
     }
+}
 
+#[async_trait]
+impl RateLimiter for InMemoryTokenStore {
+    async fn admit(
+        &self,
+        key: &RateKey,
+        now: SystemTime,
+        window: Duration,
+        max: u32,
+    ) -> Result<bool, StoreError> {
+        Ok(lock(&self.state).admit(key, now, window, max))
+    }
+}
+
+#[async_trait]
+impl RateLimitAdmin for InMemoryTokenStore {
     async fn rate_count(&self, key: &RateKey, now: SystemTime, window: Duration) -> Result<u32, StoreError> {
         let state = lock(&self.state);
         let start = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -313,20 +311,10 @@ impl TokenStore for InMemoryTokenStore {
     async fn rate_clear(&self, key: &RateKey) -> Result<usize, StoreError> {
         Ok(lock(&self.state).hits.remove(key).map_or(0, |hits| hits.len()))
     }
+}
 
-    async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
-        let mut state = lock(&self.state);
-        let mut purged = 0;
-        state.hits.retain(|_, hits| {
-            while purged < batch && hits.front().is_some_and(|t| *t < before) {
-                hits.pop_front();
-                purged += 1;
-            }
-            !hits.is_empty()
-        });
-        Ok(purged)
-    }
-
+#[async_trait]
+impl TokenRetention for InMemoryTokenStore {
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         let mut state = lock(&self.state);
         let doomed: Vec<TokenHash> = state
@@ -340,5 +328,18 @@ impl TokenStore for InMemoryTokenStore {
             state.remove(hash);
         }
         Ok(doomed.len())
+    }
+
+    async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
+        let mut state = lock(&self.state);
+        let mut purged = 0;
+        state.hits.retain(|_, hits| {
+            while purged < batch && hits.front().is_some_and(|t| *t < before) {
+                hits.pop_front();
+                purged += 1;
+            }
+            !hits.is_empty()
+        });
+        Ok(purged)
     }
 }

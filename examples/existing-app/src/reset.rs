@@ -36,6 +36,11 @@ pub async fn reset_pages(
         .tokens(stores.tokens.clone())
         .events(stores.events.clone())
         .inbox(stores.inbox.clone()) // accepted requests survive a restart
+        // Expired tokens, old rate-limit entries and events are purged.
+        .retention_stores(resetkit::flow::RetentionStores::new(
+            stores.tokens.clone(),
+            stores.events.clone(),
+        ))
         .mailer(Arc::new(SmtpMailer::from_url(&settings.smtp_url)?))
         .sender(Arc::new(FixedSender::new(Mailbox::address_only(
             "noreply@existing-app.localhost",
@@ -57,7 +62,8 @@ pub async fn reset_pages(
     Ok(pages)
 }
 
-/// A completed reset signs the account out everywhere.
+/// A completed reset, and "sign out everywhere" on the security page, end
+/// the account's sessions.
 #[async_trait]
 impl SessionRevoker for Sessions {
     async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String> {
@@ -71,8 +77,8 @@ impl SessionRevoker for Sessions {
     }
 }
 
-/// The "password changed" notice's security page: who is signed in, and
-/// "sign out everywhere".
+/// The "password changed" notice's security page: who is signed in (its
+/// "sign out everywhere" is `revoke_sessions` above).
 #[async_trait]
 impl HostSessions for Sessions {
     async fn signed_in(&self, request: &Parts) -> Option<SignedIn> {
@@ -81,9 +87,5 @@ impl HostSessions for Sessions {
             account: AccountId(id.to_string()),
             username,
         })
-    }
-
-    async fn sign_out_everywhere(&self, account: &AccountId) -> Result<(), String> {
-        self.revoke_sessions(account).await
     }
 }

@@ -55,6 +55,7 @@ pub async fn reset_service(pool: sqlx::PgPool, settings: &Settings) -> Result<Re
         .events(stores.events.clone())
         .inbox(stores.inbox.clone()) // accepted requests survive a restart
         .outbox(stores.outbox.clone()) // mail waits here while SMTP is down...
+        .retention_stores(stores.retention_stores()) // ...and old records are purged
         .mailer(Arc::new(SmtpMailer::from_url(&settings.smtp_url)?))
         .sender(Arc::new(FixedSender::new(Mailbox::address_only(&settings.from)?)));
     if settings.base_url.starts_with("http://127.0.0.1") {

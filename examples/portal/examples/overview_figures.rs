@@ -285,6 +285,7 @@ async fn main() {
         .tokens(stores.tokens.clone())
         .events(stores.events.clone())
         .outbox(stores.outbox.clone())
+        .retention_stores(stores.retention_stores())
         .mailer(Arc::new(CapturingMailer::default()))
         .sender(Arc::new(FixedSender::new(
             Mailbox::address_only("noreply@example.com").unwrap(),
@@ -300,7 +301,7 @@ async fn main() {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     });
-    let console = AdminConsole::builder(&pages, Arc::new(guard))
+    let console = AdminConsole::builder(&pages, Arc::new(guard), stores.console_stores())
         .overview(stores.events.clone(), Some(stores.outbox.clone()))
         .build()
         .unwrap();

@@ -17,7 +17,7 @@ use resetkit::ResetService;
 use resetkit::account::AccountDirectory;
 use resetkit::activity::{ActivityLog, QueueAge};
 use resetkit::delivery::{DeliveryMode, DeliveryWorker};
-use resetkit::flow::{Retention, TemplateChanges};
+use resetkit::flow::{ConsoleStores, Retention, RetentionStores, TemplateChanges};
 use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
 use resetkit::mail::{Mailbox, Mailer, SenderProbe};
 use resetkit::memory::{
@@ -25,7 +25,7 @@ use resetkit::memory::{
 };
 use resetkit::metrics::ResetMetrics;
 use resetkit::sender::{FixedSender, QueueSender, SenderChain};
-use resetkit::store::{EventLog, Outbox, RequestInbox, TokenStore};
+use resetkit::store::{EventLog, Outbox, RateLimiter, RequestInbox, TokenStore};
 use resetkit::template::{InMemoryTemplateStore, TemplateStore};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use resetkit_postgres::PgStores;
@@ -80,11 +80,17 @@ pub(crate) struct Backend {
     /// What the console's overview reads.
     pub(crate) activity: Arc<dyn ActivityLog>,
     pub(crate) queue: Arc<dyn QueueAge>,
+    /// What the console's timeline, queue and rate-limit pages read.
+    pub(crate) console: ConsoleStores,
 }
 
 struct Stores {
     accounts: Arc<dyn AccountDirectory>,
     tokens: Arc<dyn TokenStore>,
+    limiter: Arc<dyn RateLimiter>,
+    /// What the workers purge and what the console reads.
+    retention: RetentionStores,
+    console: ConsoleStores,
     events: Arc<dyn EventLog>,
     activity: Arc<dyn ActivityLog>,
     outbox: Arc<dyn Outbox>,
@@ -119,11 +125,13 @@ impl Backend {
             .secrets(secrets)
             .site_name("resetkit portal")
             .accounts(stores.accounts.clone())
-            .tokens(stores.tokens.clone())
+            .token_store(stores.tokens.clone())
+            .rate_limiter(stores.limiter)
             .events(stores.events)
             .outbox(stores.outbox)
             .inbox(stores.inbox)
             .retention(RETENTION)
+            .retention_stores(stores.retention)
             .delivery(DeliveryMode::Outbox)
             .mailer(mailer)
             // noreply@, and when the server refuses it the shared support
@@ -172,6 +180,7 @@ impl Backend {
             metrics,
             activity: stores.activity,
             queue: stores.queue,
+            console: stores.console,
         })
     }
 }
@@ -247,9 +256,13 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
         }
         let events = Arc::new(InMemoryEventLog::default());
         let outbox = Arc::new(InMemoryOutbox::default());
+        let tokens = Arc::new(InMemoryTokenStore::default());
         return Ok(Stores {
             accounts: Arc::new(accounts),
-            tokens: Arc::new(InMemoryTokenStore::default()),
+            tokens: tokens.clone(),
+            limiter: tokens.clone(),
+            retention: RetentionStores::new(tokens.clone(), events.clone()).with_outbox(outbox.clone()),
+            console: ConsoleStores::new(events.clone(), tokens).with_outbox(outbox.clone()),
             events: events.clone(),
             activity: events,
             outbox: outbox.clone(),
@@ -284,6 +297,9 @@ async fn stores(config: &PortalConfig, hasher: Arc<dyn PasswordHasher>) -> Resul
     Ok(Stores {
         accounts,
         tokens: stores.tokens.clone(),
+        limiter: stores.tokens.clone(),
+        retention: stores.retention_stores(),
+        console: stores.console_stores(),
         events: stores.events.clone(),
         activity: stores.events.clone(),
         outbox: stores.outbox.clone(),

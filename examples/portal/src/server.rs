@@ -104,7 +104,7 @@ impl Portal {
                 .map(|o| (*o).to_owned())
                 .collect(),
         };
-        let console = resetkit_axum::AdminConsole::builder(&app_pages, Arc::new(guard))
+        let console = resetkit_axum::AdminConsole::builder(&app_pages, Arc::new(guard), backend.console)
             .sender_probe(backend.probe)
             .template_store(backend.templates)
             .overview(backend.activity, Some(backend.queue))

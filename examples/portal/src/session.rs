@@ -5,9 +5,10 @@
 //! A session exists only once someone signs in: the anonymous forms (sign
 //! in, forgot password) use `resetkit-axum`'s stateless CSRF cookie, so a
 //! flood of anonymous requests stores nothing and cannot evict anyone.
-//! The store is the service's [`SessionRevoker`] (a completed reset signs the
-//! account out everywhere) and the pages' [`HostSessions`] (the
-//! password-changed notice's "sign out everywhere" button).
+//! The store is the one session hook: the service's [`SessionRevoker`] (a
+//! completed reset signs the account out everywhere, and so does the
+//! password-changed notice's "sign out everywhere" button) and, built on
+//! it, the pages' [`HostSessions`] (who is signed in).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -225,7 +226,7 @@ impl SessionStore {
 impl SessionRevoker for SessionStore {
     async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String> {
         let count = self.revoke_account(account);
-        tracing::info!(%account, count, "signed the account out everywhere after a password reset");
+        tracing::info!(%account, count, "signed the account out everywhere");
         Ok(())
     }
 }
@@ -234,12 +235,6 @@ impl SessionRevoker for SessionStore {
 impl HostSessions for SessionStore {
     async fn signed_in(&self, request: &Parts) -> Option<SignedIn> {
         self.current(&request.headers).map(|s| s.user)
-    }
-
-    async fn sign_out_everywhere(&self, account: &AccountId) -> Result<(), String> {
-        let count = self.revoke_account(account);
-        tracing::info!(%account, count, "signed out everywhere on request");
-        Ok(())
     }
 }
 

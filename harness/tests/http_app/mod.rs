@@ -22,7 +22,6 @@ use resetkit::hasher::{Argon2Hasher, PasswordHasher};
 use resetkit::mail::Mailer;
 use resetkit::memory::{InMemoryAccounts, InMemoryEventLog, InMemoryTokenStore};
 use resetkit::policy::{Limit, PasswordPolicy, RateLimits};
-use resetkit::store::TokenStore;
 use resetkit::{CompleteError, RequestContext, ResetService};
 use resetkit_smtp::{SmtpConfig, SmtpMailer, TlsMode};
 use secrecy::SecretString;
@@ -103,7 +102,7 @@ impl Parts {
             .allow_insecure_http_for_local_testing()
             .site_name("Mini app")
             .accounts(self.accounts.clone())
-            .tokens(self.tokens.clone() as Arc<dyn TokenStore>)
+            .tokens(self.tokens.clone())
             .events(self.events.clone())
             .mailer(self.mailer.clone())
             .sender(Arc::new(resetkit::sender::FixedSender::new(

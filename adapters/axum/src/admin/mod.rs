@@ -24,7 +24,7 @@
 //! which never hold them, and template previews use a placeholder token.
 //!
 //! ```no_run
-//! # fn demo(pages: resetkit_axum::ResetPages) -> Result<(), Box<dyn std::error::Error>> {
+//! # fn demo(pages: resetkit_axum::ResetPages, stores: resetkit::flow::ConsoleStores) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use resetkit_axum::admin::{AdminConsole, guard_fn};
 //!
@@ -32,7 +32,7 @@
 //! let guard = guard_fn(|parts| {
 //!     parts.headers.get("x-operator").and_then(|v| v.to_str().ok()).map(str::to_owned)
 //! });
-//! let console = AdminConsole::builder(&pages, Arc::new(guard)).build()?;
+//! let console = AdminConsole::builder(&pages, Arc::new(guard), stores).build()?;
 //! let app = axum::Router::new().merge(pages.router()).merge(resetkit_axum::admin_router(console));
 //! # let _ = app; Ok(()) }
 //! ```
@@ -62,6 +62,7 @@ use axum::routing::{any, get, post};
 use minijinja::Environment;
 use resetkit::ResetService;
 use resetkit::activity::{ActivityLog, QueueAge};
+use resetkit::flow::{ConsoleStores, OperatorView};
 use resetkit::mail::SenderProbe;
 use resetkit::metrics::ResetMetrics;
 use resetkit::template::TemplateStore;
@@ -113,6 +114,8 @@ pub(crate) struct Operator(pub(crate) String);
 /// Everything the console's pages share.
 pub(crate) struct Console {
     pub(crate) service: ResetService,
+    /// The operator's view of the service (timeline, queue, rate limits).
+    pub(crate) operator: OperatorView,
     pub(crate) guard: Arc<dyn AdminGuard>,
     pub(crate) csrf: StatelessCsrf,
     pub(crate) probe: Option<Arc<dyn SenderProbe>>,
@@ -152,6 +155,7 @@ impl fmt::Debug for AdminConsole {
 /// Builds an [`AdminConsole`].
 pub struct AdminConsoleBuilder {
     service: ResetService,
+    stores: ConsoleStores,
     guard: Arc<dyn AdminGuard>,
     csrf: StatelessCsrf,
     probe: Option<Arc<dyn SenderProbe>>,
@@ -174,11 +178,19 @@ impl fmt::Debug for AdminConsoleBuilder {
 
 impl AdminConsole {
     /// A console over the pages' service, sharing their CSRF key and
-    /// cookie settings; `guard` admits operators.
-    pub fn builder(pages: &ResetPages, guard: Arc<dyn AdminGuard>) -> AdminConsoleBuilder {
+    /// cookie settings; `guard` admits operators; `stores` are what the
+    /// console reads beyond the flow (timeline, rate limits, the outbox's
+    /// listing: e.g. `PgStores::console_stores()`), so a store without those
+    /// capabilities cannot back a console.
+    pub fn builder(
+        pages: &ResetPages,
+        guard: Arc<dyn AdminGuard>,
+        stores: ConsoleStores,
+    ) -> AdminConsoleBuilder {
         let shared = &pages.shared;
         AdminConsoleBuilder {
             service: shared.service.clone(),
+            stores,
             guard,
             csrf: shared.csrf.clone(),
             probe: None,
@@ -282,6 +294,7 @@ impl AdminConsoleBuilder {
         let env = views::environment()?;
         Ok(AdminConsole {
             console: Arc::new(Console {
+                operator: self.service.operator_view(self.stores),
                 service: self.service,
                 guard: self.guard,
                 csrf: self.csrf,

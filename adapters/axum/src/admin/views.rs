@@ -302,7 +302,7 @@ async fn search_page(
         status = StatusCode::BAD_REQUEST;
         ctx = context! { error => format!("Type an email address or a username (at most {MAX_QUERY} characters, no control characters)."), ..ctx };
     } else if !q.is_empty() {
-        match console.service.find_accounts(&q).await {
+        match console.operator.find_accounts(&q).await {
             Ok(found) => {
                 let accounts: Vec<Value> = found.iter().map(account_value).collect();
                 ctx = context! { searched => true, accounts => accounts, ..ctx };
@@ -355,7 +355,7 @@ pub(super) async fn account(
         }
     };
     let id = AccountId(id.to_owned());
-    let account = match console.service.account(&id).await {
+    let account = match console.operator.account(&id).await {
         Ok(Some(a)) => a,
         Ok(None) => {
             return error(
@@ -369,8 +369,8 @@ pub(super) async fn account(
         Err(e) => return unavailable(&console, &headers, &operator, "Reading the account", &e),
     };
     let page = match console
-        .service
-        .event_log()
+        .operator
+        .timeline()
         .account_page(&id, before, console.page_size)
         .await
     {
@@ -397,7 +397,7 @@ pub(super) async fn account(
     };
     // The per-account limit: used / allowed in the window, so "no email
     // arrived" can be told from "the limit was spent" (and cleared here).
-    let limit = match console.service.account_rate_limit(&id).await {
+    let limit = match console.operator.account_rate_limit(&id).await {
         Ok(Some(l)) => context! {
             used => l.used,
             max => l.max,
@@ -437,7 +437,7 @@ pub(super) async fn reissue(
         Ok(id) => id,
         Err(r) => return *r,
     };
-    match console.service.reissue_link(&id, &operator.0, None).await {
+    match console.operator.reissue_link(&id, &operator.0, None).await {
         Ok(ReissueOutcome::Sent) => {
             see_other(&console, &format!("/account?id={}&done=reissued", encode(&id.0)))
         }
@@ -468,7 +468,7 @@ pub(super) async fn clear_limit(
         Ok(id) => id,
         Err(r) => return *r,
     };
-    match console.service.clear_account_rate_limit(&id, &operator.0).await {
+    match console.operator.clear_account_rate_limit(&id, &operator.0).await {
         Ok(_) => see_other(
             &console,
             &format!("/account?id={}&done=limit_cleared", encode(&id.0)),
@@ -559,7 +559,7 @@ pub(super) async fn queue(
     .iter()
     .map(|(s, label)| context! { name => s.as_str(), label => label, current => *s == state })
     .collect();
-    let (messages, err): (Vec<Value>, Option<String>) = match console.service.outbox() {
+    let (messages, err): (Vec<Value>, Option<String>) = match console.operator.outbox() {
         None => (Vec::new(), Some("This service delivers inline: there is no queue. Each account's timeline shows its deliveries.".into())),
         Some(outbox) => match outbox.list_by_state(state, 200).await {
             Ok(list) => (list.iter().map(message_value).collect(), None),
@@ -603,7 +603,7 @@ pub(super) async fn retry(
         Ok(id) => id.to_owned(),
         Err(r) => return *r,
     };
-    let Some(outbox) = console.service.outbox() else {
+    let Some(outbox) = console.operator.outbox() else {
         return error(
             &console,
             &headers,
@@ -644,7 +644,7 @@ pub(super) async fn retry(
         );
     }
     match console
-        .service
+        .operator
         .reissue_link(account, &operator.0, Some(&message_id))
         .await
     {

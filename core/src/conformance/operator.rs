@@ -4,19 +4,19 @@
 
 use std::time::Duration;
 
-use resetkit::account::AccountId;
-use resetkit::event::{Event, EventKind};
-use resetkit::mail::{DeliveryError, EmailKind, SmtpReply};
-use resetkit::store::{EventLog, Outbox, OutboxState, OutboxStatus};
-use resetkit::template::{TemplateSource, TemplateStore};
+use crate::account::AccountId;
+use crate::event::{Event, EventKind};
+use crate::mail::{DeliveryError, EmailKind, SmtpReply};
+use crate::store::{OutboxListing, OutboxState, OutboxStatus, Timeline};
+use crate::template::{TemplateSource, TemplateStore};
 
 use super::epoch;
 use super::outbox::entry;
 
-/// [`EventLog::account_page`]: newest first, `limit` per page, the cursor
+/// [`Timeline::account_page`]: newest first, `limit` per page, the cursor
 /// leads to the next older page and nothing is skipped or repeated, other
 /// accounts' events never appear.
-pub async fn event_log_paging_suite(log: &dyn EventLog) {
+pub async fn event_log_paging_suite(log: &dyn Timeline) {
     let t0 = epoch();
     let a = AccountId::from("acct-page-a");
     let b = AccountId::from("acct-page-b");
@@ -98,11 +98,11 @@ pub async fn event_log_paging_suite(log: &dyn EventLog) {
     assert_eq!(first.next, None, "a page holding the rest has no next");
 }
 
-/// [`Outbox::list_by_state`], [`Outbox::message`] and
-/// [`Outbox::retire_failed`]: waiting messages soonest first with their
+/// [`OutboxListing::list_by_state`], [`OutboxListing::message`] and
+/// [`OutboxListing::retire_failed`]: waiting messages soonest first with their
 /// last error, failed ones with the reason, no bodies, and a retired
 /// failed message leaves the failed list.
-pub async fn outbox_listing_suite(outbox: &dyn Outbox) {
+pub async fn outbox_listing_suite(outbox: &dyn OutboxListing) {
     let t0 = epoch();
     let lease = Duration::from_secs(300);
     outbox
@@ -327,9 +327,9 @@ pub async fn template_store_suite(store: &dyn TemplateStore) {
     );
 }
 
-/// [`resetkit::flow::TemplateChanges`]: the generation moves with every
+/// [`crate::flow::TemplateChanges`]: the generation moves with every
 /// save and restore, and not with reads (call on an empty store).
-pub async fn template_changes_suite(store: &dyn resetkit::flow::TemplateChanges) {
+pub async fn template_changes_suite(store: &dyn crate::flow::TemplateChanges) {
     let t0 = epoch();
     let source = |n: u32| {
         TemplateSource::new(

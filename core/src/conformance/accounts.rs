@@ -2,9 +2,9 @@
 //! run against [`fixture_accounts`]) and Unicode matching
 //! ([`unicode_matching_suite`], run against [`matching_accounts`]).
 
-use resetkit::account::{Account, AccountDirectory, AccountId};
-use resetkit::hasher::PasswordHash;
-use resetkit::identifier::canonicalize;
+use crate::account::{Account, AccountDirectory, AccountId};
+use crate::hasher::PasswordHash;
+use crate::identifier::canonicalize;
 
 /// The accounts [`account_directory_suite`] expects the directory to hold.
 /// Two of them share one email address, written with different case.

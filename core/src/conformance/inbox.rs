@@ -6,11 +6,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use resetkit::account::AccountId;
-use resetkit::event::{Event, EventKind};
-use resetkit::identifier::Identifier;
-use resetkit::mail::DeliveryError;
-use resetkit::store::{EventLog, InboxRequest, Outbox, OutboxEntry, RateKey, RequestInbox, TokenStore};
+use crate::account::AccountId;
+use crate::event::{Event, EventKind};
+use crate::identifier::Identifier;
+use crate::mail::DeliveryError;
+use crate::store::{
+    EventRetention, InboxRequest, OutboxEntry, OutboxRetention, RateKey, RequestInbox, Timeline,
+    TokenRetention,
+};
 
 use super::{epoch, sample_email};
 
@@ -187,7 +190,11 @@ pub async fn request_inbox_concurrent_claim(inbox: Arc<dyn RequestInbox>, reques
 
 /// The retention purges: rate-limit entries, events and finished outbox
 /// messages older than the cut-off go, newer ones and waiting messages stay.
-pub async fn retention_suite(tokens: &dyn TokenStore, events: &dyn EventLog, outbox: &dyn Outbox) {
+pub async fn retention_suite<E: EventRetention + Timeline + ?Sized>(
+    tokens: &dyn TokenRetention,
+    events: &E,
+    outbox: &dyn OutboxRetention,
+) {
     let t0 = epoch();
     let later = t0 + Duration::from_secs(3600);
     let window = Duration::from_secs(7200);

@@ -1,10 +1,10 @@
 //! The harness's in-process scenario suite with PostgreSQL stores (tokens,
 //! events, outbox, accounts) and the SMTP mailer: every scenario passes.
-//! Each scenario gets its own schema.
-
-mod common;
+//! Each scenario gets its own schema. (Here rather than in
+//! `resetkit-postgres`, whose tests need no web or CLI dependency.)
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use resetkit::ResetService;
@@ -18,6 +18,37 @@ use resetkit_harness::target::{Target, TargetAccounts, TargetConfig, TargetFacto
 use resetkit_harness::{runner, scenarios};
 use resetkit_postgres::{Ident, PgAccounts, PgStores};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// The database, or a loud skip (a failure with `RESETKIT_REQUIRE_DB=1`).
+fn database_url(test: &str) -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("RESETKIT_REQUIRE_DB").is_ok_and(|v| v == "1") => {
+            panic!("{test}: DATABASE_URL is not set but RESETKIT_REQUIRE_DB=1 requires a database")
+        }
+        _ => {
+            eprintln!(
+                "\n!!!!! SKIPPED {test}: DATABASE_URL is not set. Run `eval \"$(scripts/start-postgres.sh)\"` \
+                 first (set RESETKIT_REQUIRE_DB=1 to make this a failure) !!!!!\n"
+            );
+            None
+        }
+    }
+}
+
+fn random_schema() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "rk_scen_{:x}_{}_{}",
+        nanos & 0xffff_ffff_ffff,
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
 
 /// `PgAccounts` seen as the harness's writable directory.
 struct Accounts(Arc<PgAccounts>);
@@ -57,7 +88,7 @@ impl TargetFactory for PgTarget {
     }
 
     async fn build(&self, _scenario: &str, config: &TargetConfig) -> Result<Target, String> {
-        let schema = Ident::new(&common::random_schema()).map_err(|e| e.to_string())?;
+        let schema = Ident::new(&random_schema()).map_err(|e| e.to_string())?;
         let stores = PgStores::new(self.pool.clone(), schema.as_str())
             .map_err(|e| e.to_string())?
             .with_queue_clock(resetkit_postgres::QueueClock::Caller);
@@ -87,10 +118,15 @@ impl TargetFactory for PgTarget {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_with_postgres_stores() {
-    let Some(url) = common::database_url("every_scenario_passes_with_postgres_stores") else {
+    let Some(url) = database_url("every_scenario_passes_with_postgres_stores") else {
         return;
     };
-    let pool = common::pool(&url, 25).await;
+    let pool = PgPoolOptions::new()
+        .max_connections(25)
+        .acquire_timeout(Duration::from_secs(20))
+        .connect(&url)
+        .await
+        .expect("connect to DATABASE_URL");
     let target = PgTarget {
         pool: pool.clone(),
         schemas: Mutex::new(Vec::new()),

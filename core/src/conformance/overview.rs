@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use resetkit::account::AccountId;
-use resetkit::activity::{Activity, ActivityLog, Bucket, QueueAge, minute_of};
-use resetkit::event::{Event, EventKind, IgnoreReason, RateScope};
-use resetkit::mail::SmtpReply;
+use crate::account::AccountId;
+use crate::activity::{Activity, ActivityLog, Bucket, QueueAge, minute_of};
+use crate::event::{Event, EventKind, IgnoreReason, RateScope};
+use crate::mail::SmtpReply;
 
 use super::epoch;
 use super::outbox::entry;

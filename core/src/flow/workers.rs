@@ -1,6 +1,7 @@
-//! Processing the request inbox: who does it ([`RequestProcessing`]), the
-//! worker ([`RequestWorker`]) and the retention purges it runs
-//! ([`Retention`]).
+//! The workers: who processes the request inbox ([`RequestProcessing`]),
+//! the request worker ([`RequestWorker`]), the delivery worker
+//! ([`ResetService::delivery_worker`]) and the retention purges they run
+//! ([`Retention`], [`RetentionStores`]).
 //!
 //! `request` only records a request; the work behind it (account lookup,
 //! token, mail) happens here, off the request path:
@@ -20,9 +21,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument as _;
 
+use std::sync::Arc;
+
+use crate::delivery::DeliveryWorker;
 use crate::error::StoreError;
 use crate::flow::{Inner, ResetService};
-use crate::store::InboxRequest;
+use crate::store::{EventRetention, InboxRequest, OutboxRetention, TokenRetention};
 
 /// Who processes the requests that [`ResetService::request`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,55 @@ impl Default for Retention {
             every: Duration::from_secs(60),
             batch: 10_000,
         }
+    }
+}
+
+/// The stores the workers purge per [`Retention`]: each must implement
+/// its retention capability, so a store that cannot purge cannot be given
+/// here (it is a compile error, not a purge that silently deletes nothing).
+///
+/// ```
+/// use std::sync::Arc;
+/// use resetkit::flow::RetentionStores;
+/// use resetkit::memory::{InMemoryEventLog, InMemoryOutbox, InMemoryTokenStore};
+///
+/// let stores = RetentionStores::new(
+///     Arc::new(InMemoryTokenStore::default()),
+///     Arc::new(InMemoryEventLog::default()),
+/// )
+/// .with_outbox(Arc::new(InMemoryOutbox::default()));
+/// # let _ = stores;
+/// ```
+#[derive(Clone)]
+pub struct RetentionStores {
+    pub(crate) tokens: Arc<dyn TokenRetention>,
+    pub(crate) events: Arc<dyn EventRetention>,
+    pub(crate) outbox: Option<Arc<dyn OutboxRetention>>,
+}
+
+impl RetentionStores {
+    /// Purges expired tokens and old rate-limit entries from `tokens`, old
+    /// events from `events`.
+    pub fn new(tokens: Arc<dyn TokenRetention>, events: Arc<dyn EventRetention>) -> Self {
+        RetentionStores {
+            tokens,
+            events,
+            outbox: None,
+        }
+    }
+
+    /// Also purges finished mail from `outbox`.
+    pub fn with_outbox(mut self, outbox: Arc<dyn OutboxRetention>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+}
+
+impl std::fmt::Debug for RetentionStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetentionStores")
+            .field("outbox", &self.outbox.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -199,6 +252,20 @@ impl RequestWorker {
 }
 
 impl ResetService {
+    /// A worker that drains this service's outbox (`None` in inline mode).
+    pub fn delivery_worker(&self) -> Option<DeliveryWorker> {
+        let d = &self.inner.dispatcher;
+        d.outbox.clone().map(|outbox| {
+            DeliveryWorker::new(outbox, d.mailer.clone(), d.events.clone(), d.clock.clone())
+                .with_wake(d.ready.clone())
+                .with_retry(self.inner.retry)
+                .with_sender_fallback(self.inner.sender.clone(), self.inner.accounts.clone())
+                .with_token_check(self.inner.tokens.clone())
+                .with_tracing_key(self.inner.fingerprint_key.clone())
+                .with_metrics(d.metrics.clone())
+        })
+    }
+
     /// A worker over this service's inbox, for
     /// [`RequestProcessing::External`] (or to drain the inbox by hand).
     pub fn request_worker(&self) -> RequestWorker {
@@ -233,13 +300,18 @@ impl ResetService {
         Ok(Backlog { requests, mail })
     }
 
-    /// Deletes what [`Retention`] says is old enough: events, finished
-    /// mail, expired tokens, and rate-limit entries older than the longest
-    /// limit window. The in-process workers and [`RequestWorker::run`] call
-    /// it every `retention.every`; with [`RequestProcessing::Immediate`]
+    /// Deletes what [`Retention`] says is old enough from the
+    /// [`RetentionStores`] given to the builder: events, finished mail,
+    /// expired tokens, and rate-limit entries older than the longest limit
+    /// window (a service built without them keeps everything and reports
+    /// nothing purged). The in-process workers and [`RequestWorker::run`]
+    /// call it every `retention.every`; with [`RequestProcessing::Immediate`]
     /// (or without a tokio runtime) call it yourself.
     pub async fn purge_old(&self) -> Result<PurgeReport, StoreError> {
         let inner = &self.inner;
+        let Some(stores) = &inner.retention_stores else {
+            return Ok(PurgeReport::default());
+        };
         let r = inner.retention;
         let now = inner.clock.now();
         let ago = |d: Duration| now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -250,15 +322,18 @@ impl ResetService {
             .max()
             .unwrap_or_default();
         let mut report = PurgeReport {
-            events: inner.events.purge_before(ago(r.events), r.batch).await?,
-            tokens: inner.tokens.purge_expired(ago(r.expired_tokens), r.batch).await?,
-            rate_entries: inner
+            events: stores.events.purge_before(ago(r.events), r.batch).await?,
+            tokens: stores
+                .tokens
+                .purge_expired(ago(r.expired_tokens), r.batch)
+                .await?,
+            rate_entries: stores
                 .tokens
                 .purge_rate_entries(ago(longest_window), r.batch)
                 .await?,
             mail: 0,
         };
-        if let Some(outbox) = &inner.dispatcher.outbox {
+        if let Some(outbox) = &stores.outbox {
             report.mail = outbox.purge_finished(ago(r.finished_mail), r.batch).await?;
         }
         Ok(report)

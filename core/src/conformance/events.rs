@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use resetkit::account::AccountId;
-use resetkit::event::{Event, EventKind, IgnoreReason};
-use resetkit::store::EventLog;
-use resetkit::token::{RejectReason, RevokeReason};
+use crate::account::AccountId;
+use crate::event::{Event, EventKind, IgnoreReason};
+use crate::store::Timeline;
+use crate::token::{RejectReason, RevokeReason};
 
 use super::epoch;
 
-/// Every [`EventLog`] behaviour the flow and the harness rely on.
-pub async fn event_log_suite(log: &dyn EventLog) {
+/// Every [`EventLog`](crate::store::EventLog) behaviour the flow and the harness rely on.
+pub async fn event_log_suite(log: &dyn Timeline) {
     let t0 = epoch();
     let a = AccountId::from("acct-ev-a");
     let b = AccountId::from("acct-ev-b");

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use resetkit::account::AccountId;
-use resetkit::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail, SmtpReply};
-use resetkit::store::{Outbox, OutboxEntry, OutboxStatus};
-use resetkit::token::TokenHash;
+use crate::account::AccountId;
+use crate::mail::{DeliveryError, EmailKind, MailContent, Mailbox, OutgoingEmail, SmtpReply};
+use crate::store::{Outbox, OutboxEntry, OutboxStatus};
+use crate::token::TokenHash;
 
 use super::epoch;
 
