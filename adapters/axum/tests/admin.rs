@@ -214,7 +214,7 @@ async fn start_with(page_size: usize, limits: RateLimits) -> Console {
     let app = axum::Router::new()
         .merge(pages.router())
         .merge(console.metrics_router(metrics, "/metrics").unwrap())
-        .merge(resetkit_axum::admin_router(console));
+        .merge(console.router());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(resetkit_axum::serve(
         listener,

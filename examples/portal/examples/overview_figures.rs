@@ -307,7 +307,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, resetkit_axum::admin_router(console))
+        axum::serve(listener, console.router())
             .await
             .unwrap();
     });

@@ -116,7 +116,7 @@ impl Portal {
             .map_err(|e| PortalError::Startup(format!("the metrics endpoint: {e}")))?;
         let router = routes::router(app)
             .merge(metrics)
-            .merge(resetkit_axum::admin_router(console));
+            .merge(console.router());
         let mut serve_stop = stopped;
         let server = tokio::spawn(async move {
             let stop = async move {

@@ -121,11 +121,8 @@ async fn start_full(
     )
     .build()
     .unwrap();
-    let app = if mount.is_empty() {
-        axum::Router::new().merge(pages.router())
-    } else {
-        axum::Router::new().nest(mount, pages.router())
-    };
+    // The router serves its paths under the mount path: merged, not nested.
+    let app = axum::Router::new().merge(pages.router());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(resetkit_axum::serve(listener, app, options, async move {
         let _ = stopped.await;
