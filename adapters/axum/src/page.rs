@@ -160,7 +160,11 @@ impl IntoResponse for PageError {
 
 /// The layer (`middleware::from_fn_with_state`) that renders every
 /// [`PageError`] a handler of the site returns with the site's template.
-pub(crate) async fn render_errors<S: Site>(State(site): State<Arc<S>>, request: Request, next: Next) -> Response {
+pub(crate) async fn render_errors<S: Site>(
+    State(site): State<Arc<S>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
     let ctx = PageCtx::from_parts(site, &parts);
     let mut response = next.run(Request::from_parts(parts, body)).await;
@@ -207,8 +211,22 @@ mod tests {
         }
         assert!(check_mount_path("", true).is_ok());
         for bad in [
-            "", "/", "admin", "/admin/", "//evil.example", "/a//b", "/a/../b", "/./x", "/a.b", "/a b",
-            "/a?b", "/a#b", "/a%2e", "/ä", "/a\\b", "/a;b",
+            "",
+            "/",
+            "admin",
+            "/admin/",
+            "//evil.example",
+            "/a//b",
+            "/a/../b",
+            "/./x",
+            "/a.b",
+            "/a b",
+            "/a?b",
+            "/a#b",
+            "/a%2e",
+            "/ä",
+            "/a\\b",
+            "/a;b",
         ] {
             assert!(
                 matches!(check_mount_path(bad, false), Err(BuildError::MountPath(p)) if p == bad),

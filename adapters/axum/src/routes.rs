@@ -42,7 +42,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/reset/deny", get(deny_form).post(deny_submit))
         .route("/reset/deny/done", get(deny_done))
         .route("/account/security", get(security_form).post(security_submit))
-        .layer(middleware::from_fn_with_state(shared.clone(), render_errors::<Shared>))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            render_errors::<Shared>,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -141,7 +144,8 @@ fn single<'f>(form: &'f Form, label: &str) -> Result<&'f str, PageError> {
 
 /// Parses a URL-encoded body (415 otherwise).
 pub(crate) fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, PageError> {
-    Form::parse(headers, body).map_err(|e| PageError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()))
+    Form::parse(headers, body)
+        .map_err(|e| PageError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()))
 }
 
 /// Whether the missing client address was logged already.
@@ -383,7 +387,9 @@ async fn new_submit(ctx: Ctx, body: Bytes) -> Answer {
         )),
         Err(CompleteError::ConfirmationMismatch) => retry("The two passwords do not match.".into()).await,
         Err(CompleteError::PasswordRejected(why)) => retry(format!("Choose another password: {why}.")).await,
-        Err(error @ CompleteError::Unavailable(_)) => Err(PageError::unavailable("completing a reset", &error)),
+        Err(error @ CompleteError::Unavailable(_)) => {
+            Err(PageError::unavailable("completing a reset", &error))
+        }
         Err(error) => {
             tracing::error!(%error, "completing a reset failed");
             Err(PageError::Failed {

@@ -218,7 +218,10 @@ impl AdminConsole {
             // Unknown paths under the mount path are the console's 404, after
             // the guard (no fallback: the host's router keeps its own).
             .route(&format!("{m}/{{*rest}}"), any(views::not_found))
-            .layer(middleware::from_fn_with_state(state.clone(), render_errors::<Console>))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                render_errors::<Console>,
+            ))
             .layer(middleware::from_fn_with_state(state.clone(), guard))
             .layer(DefaultBodyLimit::max(self.body_limit))
             .layer(TimeoutLayer::with_status_code(

@@ -71,7 +71,10 @@ const TOP: u64 = 14;
 /// Renders the overview (the landing page with an activity log).
 pub(super) async fn page(ctx: &Ctx) -> Result<Response, PageError> {
     let Some(sources) = &ctx.site.overview else {
-        return Err(PageError::unavailable("The overview", &"no activity log configured"));
+        return Err(PageError::unavailable(
+            "The overview",
+            &"no activity log configured",
+        ));
     };
     let now = SystemTime::now();
     let overview = Overview::load(sources.activity.as_ref(), sources.queue.as_deref(), now)

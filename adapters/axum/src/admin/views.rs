@@ -193,8 +193,12 @@ fn posted_account(ctx: &Ctx, body: &[u8]) -> Result<AccountId, PageError> {
 
 /// One field sent exactly once, else a 400 naming it.
 fn field<'f>(form: &'f Form, name: &str) -> Result<&'f str, PageError> {
-    form.single(name)
-        .map_err(|_| refused(StatusCode::BAD_REQUEST, format!("Send exactly one `{name}` field")))
+    form.single(name).map_err(|_| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            format!("Send exactly one `{name}` field"),
+        )
+    })
 }
 
 fn account_value(a: &Account) -> Value {
@@ -334,7 +338,9 @@ pub(super) async fn account(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
 pub(super) async fn reissue(ctx: Ctx, body: Bytes) -> Answer {
     let id = posted_account(&ctx, &body)?;
     match ctx.site.service.reissue_link(&id, ctx.operator(), None).await {
-        Ok(ReissueOutcome::Sent) => Ok(ctx.see_other(&format!("/account?id={}&done=reissued", encode(&id.0)))),
+        Ok(ReissueOutcome::Sent) => {
+            Ok(ctx.see_other(&format!("/account?id={}&done=reissued", encode(&id.0))))
+        }
         Ok(_) => Ok(ctx.see_other(&format!("/account?id={}&done=ineligible", encode(&id.0)))),
         Err(resetkit::error::StoreError::NotFound { .. }) => {
             Err(refused(StatusCode::NOT_FOUND, "No account has this id."))
@@ -347,7 +353,12 @@ pub(super) async fn reissue(ctx: Ctx, body: Bytes) -> Answer {
 /// requests, so that its per-account rate limit starts afresh.
 pub(super) async fn clear_limit(ctx: Ctx, body: Bytes) -> Answer {
     let id = posted_account(&ctx, &body)?;
-    match ctx.site.service.clear_account_rate_limit(&id, ctx.operator()).await {
+    match ctx
+        .site
+        .service
+        .clear_account_rate_limit(&id, ctx.operator())
+        .await
+    {
         Ok(_) => Ok(ctx.see_other(&format!("/account?id={}&done=limit_cleared", encode(&id.0)))),
         Err(resetkit::error::StoreError::NotFound { .. }) => {
             Err(refused(StatusCode::NOT_FOUND, "No account has this id."))
@@ -452,7 +463,10 @@ pub(super) async fn retry(ctx: Ctx, body: Bytes) -> Answer {
     let form = post_form(&ctx, &body)?;
     let message_id = field(&form, "message_id")?.to_owned();
     let Some(outbox) = ctx.site.service.outbox() else {
-        return Err(refused(StatusCode::NOT_FOUND, "This service has no delivery queue."));
+        return Err(refused(
+            StatusCode::NOT_FOUND,
+            "This service has no delivery queue.",
+        ));
     };
     let message = outbox
         .message(&message_id)
