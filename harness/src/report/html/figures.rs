@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::esc;
+use super::text;
 use crate::scenario::Figure;
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -86,7 +86,7 @@ fn latency_svg(
             "<text x=\"{:.1}\" y=\"{:.1}\" class=\"label\" text-anchor=\"end\">{} (n={})</text>",
             left - 8.0,
             cy + 4.0,
-            esc(&class.name),
+            text(&class.name),
             v.len()
         );
         if v.is_empty() {
@@ -126,7 +126,7 @@ fn latency_svg(
             cy - 12.0,
             x(med),
             cy + 12.0,
-            esc(&class.name),
+            text(&class.name),
         );
     }
     s.push_str("</svg>");
@@ -161,7 +161,7 @@ fn ratio_svg(reference: &str, threshold: f64, ratios: &[crate::scenario::RatioEs
          <text x=\"{left}\" y=\"14\" class=\"label\">Ratio of medians to {} identifiers, 95% interval (log scale); shaded: within 1/{threshold}..{threshold}</text>\
          <rect x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{:.1}\" class=\"band\"/>\
          <line x1=\"{:.1}\" y1=\"{top}\" x2=\"{:.1}\" y2=\"{:.1}\" class=\"one\"/>",
-        esc(reference),
+        text(reference),
         x(1.0 / threshold),
         x(threshold) - x(1.0 / threshold),
         row * ratios.len() as f64,
@@ -192,7 +192,7 @@ fn ratio_svg(reference: &str, threshold: f64, ratios: &[crate::scenario::RatioEs
              <text x=\"{:.1}\" y=\"{:.1}\" class=\"label\">{:.2} ({:.2}–{:.2}) {}</text>",
             left - 8.0,
             cy + 4.0,
-            esc(&r.name),
+            text(&r.name),
             x(r.low.0),
             x(r.high.0),
             x(r.ratio.0),
@@ -201,7 +201,7 @@ fn ratio_svg(reference: &str, threshold: f64, ratios: &[crate::scenario::RatioEs
             r.ratio.0,
             r.low.0,
             r.high.0,
-            esc(&r.decision),
+            text(&r.decision),
         );
     }
     s.push_str("</svg>");
@@ -220,7 +220,7 @@ fn trials_svg(what: &str, successes: &[usize], submitted: usize, expected: usize
     let mut s = format!(
         "<figure><figcaption>Per trial: how many of {submitted} {} (bars); a correct app gives exactly {expected} per trial (dashed line)</figcaption>\
          <svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"{w}\" height=\"{height}\" viewBox=\"0 0 {w} {height}\" role=\"img\" aria-label=\"successes per trial\">",
-        esc(what),
+        text(what),
     );
     for (i, &count) in successes.iter().enumerate() {
         let bx = left + bar_w * i as f64 + 4.0;
