@@ -118,7 +118,10 @@ mod tests {
             links: vec!["https://x.example/reset?token=a&b=\"c\"".into()],
         };
         let html = dev_mail(&[mail]);
-        assert!(html.contains("id=\"mail-0\"") && !html.contains("\"c\""), "{html}");
+        assert!(
+            html.contains("id=\"mail-0\"") && !html.contains("\"c\""),
+            "{html}"
+        );
         let faults = dev_faults("t", &["noreply@x.example".into()], &["refuse <x>".into()]);
         assert!(faults.contains("refuse &lt;x&gt;") && faults.contains("noreply@x.example"));
         assert!(error("Not found", "There is no such page.").contains("There is no such page."));

@@ -20,7 +20,11 @@ fn page(name: &str, ctx: Value) -> Response {
 }
 
 fn subject_or_none(subject: &str) -> &str {
-    if subject.is_empty() { "(no subject)" } else { subject }
+    if subject.is_empty() {
+        "(no subject)"
+    } else {
+        subject
+    }
 }
 
 pub(super) async fn index(State(server): State<Arc<FakeSmtpServer>>) -> Response {
@@ -48,7 +52,10 @@ pub(super) async fn index(State(server): State<Arc<FakeSmtpServer>>) -> Response
             }
         })
         .collect();
-    page("inbox_index.html", context! { title => "Captured mail", messages })
+    page(
+        "inbox_index.html",
+        context! { title => "Captured mail", messages },
+    )
 }
 
 pub(super) async fn message_page(

@@ -63,8 +63,14 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("mail_doc.html", include_str!("html/templates/mail_doc.html")),
     ("text.html", include_str!("html/templates/text.html")),
     ("inbox_base.html", include_str!("html/templates/inbox_base.html")),
-    ("inbox_index.html", include_str!("html/templates/inbox_index.html")),
-    ("inbox_message.html", include_str!("html/templates/inbox_message.html")),
+    (
+        "inbox_index.html",
+        include_str!("html/templates/inbox_index.html"),
+    ),
+    (
+        "inbox_message.html",
+        include_str!("html/templates/inbox_message.html"),
+    ),
 ];
 
 /// The one engine every HTML page of the harness renders through

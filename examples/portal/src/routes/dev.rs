@@ -87,7 +87,10 @@ pub(super) async fn faults_submit(state: State, headers: HeaderMap, body: Bytes)
     }
     let address = single(&form, "address")?.trim().to_owned();
     if resetkit::mail::Mailbox::address_only(&address).is_err() {
-        return Err(PageError::refused(StatusCode::BAD_REQUEST, "Type one email address."));
+        return Err(PageError::refused(
+            StatusCode::BAD_REQUEST,
+            "Type one email address.",
+        ));
     }
     let (rule, text) = match action {
         "refuse_sender" => (

@@ -170,5 +170,6 @@ pub(crate) fn single<'f>(form: &'f Form, label: &str) -> Result<&'f str, PageErr
 
 /// Parses a URL-encoded body; 415 for anything else.
 pub(crate) fn parse_form(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Form, PageError> {
-    Form::parse(headers, body).map_err(|e| PageError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()))
+    Form::parse(headers, body)
+        .map_err(|e| PageError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()))
 }
