@@ -159,14 +159,6 @@ impl Ctx {
     }
 }
 
-fn refused(status: StatusCode, message: impl Into<String>) -> PageError {
-    PageError::refused(status, message)
-}
-
-fn unavailable(what: &str, error: &dyn std::fmt::Display) -> PageError {
-    PageError::unavailable(what, error)
-}
-
 fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
@@ -194,7 +186,7 @@ fn posted_account(ctx: &Ctx, body: &[u8]) -> Result<AccountId, PageError> {
 /// One field sent exactly once, else a 400 naming it.
 fn field<'f>(form: &'f Form, name: &str) -> Result<&'f str, PageError> {
     form.single(name).map_err(|_| {
-        refused(
+        PageError::refused(
             StatusCode::BAD_REQUEST,
             format!("Send exactly one `{name}` field"),
         )
@@ -213,7 +205,10 @@ fn account_value(a: &Account) -> Value {
 }
 
 pub(super) async fn not_found(ctx: Ctx) -> Response {
-    Console::error_page(&ctx, &refused(StatusCode::NOT_FOUND, "There is no such page."))
+    Console::error_page(
+        &ctx,
+        &PageError::refused(StatusCode::NOT_FOUND, "There is no such page."),
+    )
 }
 
 /// `GET /?q=`: find accounts by email (all sharing it) or username.
@@ -244,7 +239,7 @@ async fn search_page(ctx: Ctx, raw: Option<String>, landing: bool) -> Answer {
             .service
             .find_accounts(&q)
             .await
-            .map_err(|e| unavailable("Looking up accounts", &e))?;
+            .map_err(|e| PageError::unavailable("Looking up accounts", &e))?;
         let accounts: Vec<Value> = found.iter().map(account_value).collect();
         values = context! { searched => true, accounts => accounts, ..values };
     }
@@ -261,7 +256,7 @@ async fn search_page(ctx: Ctx, raw: Option<String>, landing: bool) -> Answer {
 pub(super) async fn account(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
     let params = query(raw.as_deref());
     let Some(id) = params.get("id").filter(|id| !id.is_empty()) else {
-        return Err(refused(
+        return Err(PageError::refused(
             StatusCode::BAD_REQUEST,
             "Which account? The `id` parameter is missing.",
         ));
@@ -270,7 +265,7 @@ pub(super) async fn account(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
         None => None,
         Some(Ok(n)) => Some(EventCursor(n)),
         Some(Err(_)) => {
-            return Err(refused(
+            return Err(PageError::refused(
                 StatusCode::BAD_REQUEST,
                 "`before` must be a whole number (from an \"Older events\" link).",
             ));
@@ -282,14 +277,14 @@ pub(super) async fn account(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
         .service
         .account(&id)
         .await
-        .map_err(|e| unavailable("Reading the account", &e))?
-        .ok_or_else(|| refused(StatusCode::NOT_FOUND, "No account has this id."))?;
+        .map_err(|e| PageError::unavailable("Reading the account", &e))?
+        .ok_or_else(|| PageError::refused(StatusCode::NOT_FOUND, "No account has this id."))?;
     let page = console
         .service
         .event_log()
         .account_page(&id, before, console.page_size)
         .await
-        .map_err(|e| unavailable("Reading the account's events", &e))?;
+        .map_err(|e| PageError::unavailable("Reading the account's events", &e))?;
     let items: Vec<Value> = page
         .events
         .iter()
@@ -342,10 +337,11 @@ pub(super) async fn reissue(ctx: Ctx, body: Bytes) -> Answer {
             Ok(ctx.see_other(&format!("/account?id={}&done=reissued", encode(&id.0))))
         }
         Ok(_) => Ok(ctx.see_other(&format!("/account?id={}&done=ineligible", encode(&id.0)))),
-        Err(resetkit::error::StoreError::NotFound { .. }) => {
-            Err(refused(StatusCode::NOT_FOUND, "No account has this id."))
-        }
-        Err(e) => Err(unavailable("Sending a fresh link", &e)),
+        Err(resetkit::error::StoreError::NotFound { .. }) => Err(PageError::refused(
+            StatusCode::NOT_FOUND,
+            "No account has this id.",
+        )),
+        Err(e) => Err(PageError::unavailable("Sending a fresh link", &e)),
     }
 }
 
@@ -360,10 +356,11 @@ pub(super) async fn clear_limit(ctx: Ctx, body: Bytes) -> Answer {
         .await
     {
         Ok(_) => Ok(ctx.see_other(&format!("/account?id={}&done=limit_cleared", encode(&id.0)))),
-        Err(resetkit::error::StoreError::NotFound { .. }) => {
-            Err(refused(StatusCode::NOT_FOUND, "No account has this id."))
-        }
-        Err(e) => Err(unavailable("Clearing the rate limit", &e)),
+        Err(resetkit::error::StoreError::NotFound { .. }) => Err(PageError::refused(
+            StatusCode::NOT_FOUND,
+            "No account has this id.",
+        )),
+        Err(e) => Err(PageError::unavailable("Clearing the rate limit", &e)),
     }
 }
 
@@ -417,7 +414,7 @@ pub(super) async fn queue(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
     let state = match params.get("state") {
         None => OutboxState::Waiting,
         Some(text) => OutboxState::parse(text).ok_or_else(|| {
-            refused(
+            PageError::refused(
                 StatusCode::BAD_REQUEST,
                 "`state` must be waiting, failed or dropped.",
             )
@@ -437,7 +434,7 @@ pub(super) async fn queue(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
             let list = outbox
                 .list_by_state(state, 200)
                 .await
-                .map_err(|e| unavailable("Reading the delivery queue", &e))?;
+                .map_err(|e| PageError::unavailable("Reading the delivery queue", &e))?;
             (list.iter().map(message_value).collect(), None)
         }
     };
@@ -463,7 +460,7 @@ pub(super) async fn retry(ctx: Ctx, body: Bytes) -> Answer {
     let form = post_form(&ctx, &body)?;
     let message_id = field(&form, "message_id")?.to_owned();
     let Some(outbox) = ctx.site.service.outbox() else {
-        return Err(refused(
+        return Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "This service has no delivery queue.",
         ));
@@ -471,16 +468,16 @@ pub(super) async fn retry(ctx: Ctx, body: Bytes) -> Answer {
     let message = outbox
         .message(&message_id)
         .await
-        .map_err(|e| unavailable("Reading the message", &e))?
-        .ok_or_else(|| refused(StatusCode::NOT_FOUND, "No queued email has this Message-ID."))?;
+        .map_err(|e| PageError::unavailable("Reading the message", &e))?
+        .ok_or_else(|| PageError::refused(StatusCode::NOT_FOUND, "No queued email has this Message-ID."))?;
     let (OutboxStatus::Failed { .. }, Some(account)) = (&message.status, &message.account) else {
-        return Err(refused(
+        return Err(PageError::refused(
             StatusCode::CONFLICT,
             "Only a failed email of an account can be retried (this one is not failed, or belongs to no account).",
         ));
     };
     if !retryable(message.kind) {
-        return Err(refused(
+        return Err(PageError::refused(
             StatusCode::CONFLICT,
             "Only reset emails are retried with a fresh link.",
         ));
@@ -496,11 +493,11 @@ pub(super) async fn retry(ctx: Ctx, body: Bytes) -> Answer {
             outbox
                 .retire_failed(&message_id, &reason)
                 .await
-                .map_err(|e| unavailable("Retiring the failed email", &e))?;
+                .map_err(|e| PageError::unavailable("Retiring the failed email", &e))?;
             Ok(ctx.see_other("/queue?state=failed&done=retried"))
         }
         Ok(_) => Ok(ctx.see_other("/queue?state=failed&done=ineligible")),
-        Err(e) => Err(unavailable("Sending a fresh link", &e)),
+        Err(e) => Err(PageError::unavailable("Sending a fresh link", &e)),
     }
 }
 
@@ -530,7 +527,10 @@ pub(super) async fn senders_check(ctx: Ctx, body: Bytes) -> Answer {
     post_form(&ctx, &body)?;
     let console = &ctx.site;
     let Some(probe) = console.probe.clone() else {
-        return Err(refused(StatusCode::NOT_FOUND, "No sender probe is configured."));
+        return Err(PageError::refused(
+            StatusCode::NOT_FOUND,
+            "No sender probe is configured.",
+        ));
     };
     let mut reports = Vec::new();
     for sender in console.service.candidate_senders() {
@@ -617,7 +617,10 @@ struct EditView<'a> {
 async fn edit_page(ctx: &Ctx, view: EditView<'_>) -> Answer {
     let console = &ctx.site;
     let Some(set) = view.templates.locale(view.locale) else {
-        return Err(refused(StatusCode::NOT_FOUND, "No templates for this locale."));
+        return Err(PageError::refused(
+            StatusCode::NOT_FOUND,
+            "No templates for this locale.",
+        ));
     };
     let source = set.get(view.kind).clone();
     let lint = console.service.check_templates(view.templates).0;
@@ -635,7 +638,7 @@ async fn edit_page(ctx: &Ctx, view: EditView<'_>) -> Answer {
         Some(store) => store
             .versions(view.locale, view.kind)
             .await
-            .map_err(|e| unavailable("Reading the template's versions", &e))?
+            .map_err(|e| PageError::unavailable("Reading the template's versions", &e))?
             .iter()
             .map(|v| {
                 context! { version => v.version, saved_at => utc(v.saved_at), saved_by => v.saved_by, active => v.active }
@@ -668,7 +671,7 @@ async fn edit_page(ctx: &Ctx, view: EditView<'_>) -> Answer {
 pub(super) async fn template_edit(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
     let params = query(raw.as_deref());
     let (Some(locale), Some(kind)) = (params.get("locale"), parse_kind(params.get("kind"))) else {
-        return Err(refused(
+        return Err(PageError::refused(
             StatusCode::BAD_REQUEST,
             "Name a `locale` and a `kind` (reset, reset_combined, username_required, password_changed).",
         ));
@@ -699,20 +702,23 @@ type Target<'f> = (&'f str, EmailKind, Arc<dyn resetkit::template::TemplateStore
 /// The locale and kind of a template POST, and the store.
 fn template_target<'f>(console: &Console, form: &'f Form) -> Result<Target<'f>, PageError> {
     let Some(store) = console.template_store.clone() else {
-        return Err(refused(
+        return Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "Template editing is not enabled (no template store).",
         ));
     };
     let locale = field(form, "locale")?;
     let kind = parse_kind(form.get("kind")).ok_or_else(|| {
-        refused(
+        PageError::refused(
             StatusCode::BAD_REQUEST,
             "`kind` must be reset, reset_combined, username_required or password_changed.",
         )
     })?;
     if console.service.templates().locale(locale).is_none() {
-        return Err(refused(StatusCode::NOT_FOUND, "No templates for this locale."));
+        return Err(PageError::refused(
+            StatusCode::NOT_FOUND,
+            "No templates for this locale.",
+        ));
     }
     Ok((locale, kind, store))
 }
@@ -726,7 +732,7 @@ pub(super) async fn template_save(ctx: Ctx, body: Bytes) -> Answer {
     for name in ["subject", "text", "html"] {
         let value = field(&form, name)?;
         if value.len() > MAX_TEMPLATE_PART {
-            return Err(refused(
+            return Err(PageError::refused(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("The {name} is longer than {MAX_TEMPLATE_PART} bytes."),
             ));
@@ -754,11 +760,11 @@ pub(super) async fn template_save(ctx: Ctx, body: Bytes) -> Answer {
     let version = store
         .save(locale, kind, &source, ctx.operator(), now)
         .await
-        .map_err(|e| unavailable("Saving the template", &e))?;
+        .map_err(|e| PageError::unavailable("Saving the template", &e))?;
     console
         .service
         .replace_templates(edited)
-        .map_err(|e| refused(StatusCode::CONFLICT, e.to_string()))?;
+        .map_err(|e| PageError::refused(StatusCode::CONFLICT, e.to_string()))?;
     Ok(ctx.see_other(&format!(
         "/templates/edit?locale={}&kind={}&saved={version}",
         encode(locale),
@@ -772,7 +778,7 @@ pub(super) async fn template_restore(ctx: Ctx, body: Bytes) -> Answer {
     let console = &ctx.site;
     let (locale, kind, store) = template_target(console, &form)?;
     let Some(version) = form.get("version").and_then(|v| v.parse::<u32>().ok()) else {
-        return Err(refused(
+        return Err(PageError::refused(
             StatusCode::BAD_REQUEST,
             "`version` must be a version number.",
         ));
@@ -780,10 +786,10 @@ pub(super) async fn template_restore(ctx: Ctx, body: Bytes) -> Answer {
     let found = store
         .versions(locale, kind)
         .await
-        .map_err(|e| unavailable("Reading the template's versions", &e))?
+        .map_err(|e| PageError::unavailable("Reading the template's versions", &e))?
         .into_iter()
         .find(|v| v.version == version)
-        .ok_or_else(|| refused(StatusCode::NOT_FOUND, "No such version."))?;
+        .ok_or_else(|| PageError::refused(StatusCode::NOT_FOUND, "No such version."))?;
     let mut edited = console.service.templates();
     edited.locale_mut(locale).set(kind, found.source);
     if let Err(lint) = console.service.check_templates(&edited).0 {
@@ -800,14 +806,14 @@ pub(super) async fn template_restore(ctx: Ctx, body: Bytes) -> Answer {
     let activated = store
         .activate(locale, kind, version)
         .await
-        .map_err(|e| unavailable("Restoring the template", &e))?;
+        .map_err(|e| PageError::unavailable("Restoring the template", &e))?;
     if !activated {
-        return Err(refused(StatusCode::NOT_FOUND, "No such version."));
+        return Err(PageError::refused(StatusCode::NOT_FOUND, "No such version."));
     }
     console
         .service
         .replace_templates(edited)
-        .map_err(|e| refused(StatusCode::CONFLICT, e.to_string()))?;
+        .map_err(|e| PageError::refused(StatusCode::CONFLICT, e.to_string()))?;
     Ok(ctx.see_other(&format!(
         "/templates/edit?locale={}&kind={}&restored={version}",
         encode(locale),

@@ -73,7 +73,7 @@ pub async fn start_with(
     start_full("", edit, options).await
 }
 
-/// The same with the pages nested under `mount`.
+/// The same with the pages mounted under `mount` (merged: the router serves under its mount path).
 pub async fn start_nested(mount: &str, options: ServeOptions) -> App {
     start_full(mount, |b| b, options).await
 }
