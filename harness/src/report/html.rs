@@ -56,12 +56,12 @@ const MAIL_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src d
 
 /// The harness's templates: the report, the inbox's pages, the email frame.
 const TEMPLATES: [(&str, &str); 9] = [
+    ("figures.html", include_str!("html/templates/figures.html")),
     ("report.html", include_str!("html/templates/report.html")),
     ("scenario.html", include_str!("html/templates/scenario.html")),
     ("email.html", include_str!("html/templates/email.html")),
     ("mail_frame.html", include_str!("html/templates/mail_frame.html")),
     ("mail_doc.html", include_str!("html/templates/mail_doc.html")),
-    ("text.html", include_str!("html/templates/text.html")),
     ("inbox_base.html", include_str!("html/templates/inbox_base.html")),
     (
         "inbox_index.html",
@@ -100,11 +100,6 @@ pub(crate) fn render(name: &str, ctx: Value) -> String {
             tracing::error!(%error, template = name, "rendering a harness page failed");
             "<!doctype html><title>Error</title><p>Rendering this page failed.</p>".to_owned()
         })
-}
-
-/// Text for an inline SVG (a label, a caption), through the same engine.
-fn text(s: &str) -> String {
-    render("text.html", context! { t => s })
 }
 
 fn verdict_rank(v: &Verdict) -> u8 {
