@@ -14,8 +14,26 @@
 //! | `/account/security` | GET, POST | the password-changed notice's page (sign out everywhere through [`HostSessions`]) |
 //!
 //! These are the paths the core's links use by default, so mounting the
-//! router at the root needs no link settings; under a prefix, call
-//! [`link_paths`] on the service builder with the same prefix.
+//! router at the root needs no link settings; under a prefix, set
+//! [`ResetPagesBuilder::mount_path`] and call [`link_paths`] on the service
+//! builder with the same prefix.
+//!
+//! ## One mount convention
+//!
+//! The pages and the operator console ([`admin`]) are mounted the same way:
+//! the builder's `mount_path` says where (pages: `""`, the root, by default;
+//! console: `/admin`), `router()` serves every path under it, and the host
+//! `merge`s the routers into its own (never `nest`: the prefix is already
+//! in the routes, and in every redirect, form action and cookie path).
+//!
+//! ## One way to build a page
+//!
+//! Every page, the console's included, is a minijinja template with HTML
+//! auto-escaping ([`templates`]); a handler takes the request's context as
+//! an extractor and returns `Result<Response, PageError>`, the error
+//! rendered by the site's error template (status, title and message as
+//! before), so refusals (CSRF, a repeated field, a wrong body type) and
+//! failures (503 with `Retry-After`) look the same everywhere.
 //!
 //! ```no_run
 //! # async fn demo(service: resetkit::ResetService) -> Result<(), Box<dyn std::error::Error>> {
@@ -76,6 +94,7 @@ mod headers;
 mod hook;
 pub mod metrics;
 pub mod opened;
+mod page;
 mod routes;
 mod serve;
 pub mod templates;
@@ -86,7 +105,7 @@ use std::time::Duration;
 
 use resetkit::ResetService;
 
-pub use admin::{AdminConsole, AdminGuard, admin_router, guard_fn};
+pub use admin::{AdminConsole, AdminGuard, guard_fn};
 pub use csrf::{CSRF_COOKIE, CsrfToken, StatelessCsrf};
 pub use headers::security_headers;
 pub use hook::{HostSessions, SignedIn};
@@ -112,10 +131,12 @@ pub enum BuildError {
         /// What is wrong.
         reason: String,
     },
-    /// The mount path is not `""` or `/segment...` without a trailing slash.
+    /// A mount path (or the metrics path) is not `/segment...` (or `""`
+    /// for the pages: the root), each segment ASCII letters, digits, `-`
+    /// and `_`, without a trailing slash.
     #[error(
-        "mount path {0:?} must be empty or start with `/`, not end with `/`, and hold only \
-         letters, digits, `/`, `-`, `_` and `.`"
+        "mount path {0:?} must be `/segment` or `/segment/segment...` (the pages also accept \"\" \
+         for the root): each segment ASCII letters, digits, `-` or `_`, no trailing slash"
     )]
     MountPath(String),
     /// The service's links point somewhere the router does not serve.
@@ -207,8 +228,8 @@ impl ResetPages {
         }
     }
 
-    /// The routes (with their state and layers). Merge them into the host's
-    /// router at the root, or `nest` them at the mount path.
+    /// The routes under the mount path (with their state and layers):
+    /// `merge` them into the host's router.
     pub fn router(&self) -> axum::Router {
         routes::router(self.shared.clone())
     }
@@ -288,8 +309,10 @@ impl ResetPagesBuilder {
         self
     }
 
-    /// Where the router is mounted (`""`, the default, or `"/password"`):
-    /// used in redirects and form actions.
+    /// Where the pages are served (`""`, the root, by default, or
+    /// `"/password"`): [`ResetPages::router`] serves its paths under it, and
+    /// redirects, form actions and cookie paths use it. `/segment...`, each
+    /// segment ASCII letters, digits, `-` and `_`, no trailing slash.
     pub fn mount_path(mut self, path: impl Into<String>) -> Self {
         self.mount = path.into();
         self
@@ -358,19 +381,7 @@ impl ResetPagesBuilder {
     /// Compiles the templates and checks the settings.
     pub fn build(self) -> Result<ResetPages, BuildError> {
         let mount = self.mount;
-        let plain = mount
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
-        // Each segment a plain name: no `//` (a protocol-relative redirect)
-        // and no `.` / `..` segments.
-        let segments_ok = mount
-            .split('/')
-            .skip(1)
-            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
-        if !plain || !segments_ok || !(mount.is_empty() || (mount.starts_with('/') && !mount.ends_with('/')))
-        {
-            return Err(BuildError::MountPath(mount));
-        }
+        page::check_mount_path(&mount, true)?;
         let served = format!("{mount}/reset");
         let link = self.service.reset_link_target().path().to_owned();
         if link != served {

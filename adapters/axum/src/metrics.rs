@@ -36,8 +36,8 @@ pub(crate) struct MetricsSource {
     pub(crate) queue: Option<Arc<dyn QueueAge>>,
 }
 
-/// A router serving `metrics` at `path` (`/` and letters, digits, `-`,
-/// `_`, `.`), with the queue gauges read from `queue` at each scrape. No
+/// A router serving `metrics` at `path` (the mount paths' rule:
+/// `/segment...`, ASCII letters, digits, `-`, `_`), with the queue gauges read from `queue` at each scrape. No
 /// guard: mount it behind yours, or on a listener only Prometheus reaches.
 pub fn metrics_router(
     metrics: ResetMetrics,
@@ -51,13 +51,7 @@ pub fn metrics_router(
 }
 
 pub(crate) fn check_path(path: &str) -> Result<(), BuildError> {
-    let plain = path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
-    if !plain || !path.starts_with('/') || path.contains("//") {
-        return Err(BuildError::MountPath(path.to_owned()));
-    }
-    Ok(())
+    crate::page::check_mount_path(path, false)
 }
 
 /// `GET`: the metrics text. A failed queue read leaves the gauges as they

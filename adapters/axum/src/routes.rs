@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
-use axum::http::header::{ACCEPT_LANGUAGE, LOCATION, SET_COOKIE};
+use axum::http::header::{ACCEPT_LANGUAGE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
@@ -18,16 +18,21 @@ use secrecy::{ExposeSecret, SecretString};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::csrf::{cookie_values, random_id};
-use crate::form::{FieldError, Form};
+use crate::form::Form;
 use crate::opened::OPENED_COOKIE;
-use crate::{CSRF_REFUSED, LINK_COOKIE, Shared};
+use crate::page::{PageCtx, PageError, Site, fallback, render_errors, see_other_to};
+use crate::{LINK_COOKIE, Shared};
 
-type AppState = State<Arc<Shared>>;
+type Ctx = PageCtx<Shared>;
+/// What a handler answers: a page or a redirect, or an error page.
+type Answer = Result<Response, PageError>;
 
+/// The pages' routes under the mount path.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let body_limit = shared.body_limit;
     let timeout = shared.request_timeout;
-    Router::new()
+    let mount = shared.mount.clone();
+    let routes = Router::new()
         .route("/forgot", get(forgot_form).post(forgot_submit))
         .route("/forgot/sent", get(forgot_sent))
         .route("/reset", get(link))
@@ -37,76 +42,90 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/reset/deny", get(deny_form).post(deny_submit))
         .route("/reset/deny/done", get(deny_done))
         .route("/account/security", get(security_form).post(security_submit))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            render_errors::<Shared>,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
         .layer(middleware::from_fn(crate::headers::security_headers))
-        .with_state(shared)
-}
-
-/// A rendered page, or the error page when the template failed.
-fn page(
-    shared: &Shared,
-    headers: &HeaderMap,
-    status: StatusCode,
-    name: &str,
-    title: &str,
-    context: minijinja::Value,
-) -> Response {
-    let locale = shared
-        .pages
-        .pick_locale(headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
-    let nav: Vec<minijinja::Value> = shared
-        .nav
-        .iter()
-        .map(|l| minijinja::context! { label => l.label, href => l.href })
-        .collect();
-    let context = minijinja::context! {
-        title => title,
-        // Checked at build: `/`, letters, digits, `-`, `_`, `.` only.
-        mount => minijinja::Value::from_safe_string(shared.mount.clone()),
-        site_name => shared.site_name,
-        nav => nav,
-        ..context
-    };
-    match shared.pages.render(name, locale.as_deref(), context) {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(error) => {
-            tracing::error!(%error, template = name, "rendering a page failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Html("<!doctype html><title>Error</title><p>Something went wrong.</p>"),
-            )
-                .into_response()
-        }
+        .with_state(shared);
+    if mount.is_empty() {
+        routes
+    } else {
+        Router::new().nest(&mount, routes)
     }
 }
 
-fn error_page(
-    shared: &Shared,
-    headers: &HeaderMap,
-    status: StatusCode,
-    title: &str,
-    message: &str,
-) -> Response {
-    page(
-        shared,
-        headers,
-        status,
-        "error.html",
-        title,
-        minijinja::context! { message => message },
-    )
+impl Site for Shared {
+    type Viewer = ();
+
+    fn mount(&self) -> &str {
+        &self.mount
+    }
+
+    fn viewer(_parts: &Parts) -> Option<()> {
+        Some(())
+    }
+
+    fn error_page(ctx: &Ctx, error: &PageError) -> Response {
+        let (title, message) = match error {
+            PageError::Refused { message, .. } => ("Request refused", message.as_str()),
+            PageError::Unavailable { what, detail } => {
+                tracing::error!(error = %detail, "{what} failed");
+                (
+                    "Please try again in a moment",
+                    "The service is temporarily unavailable. Nothing was sent: please try again in a moment.",
+                )
+            }
+            PageError::Failed { message } => ("Something went wrong", message.as_str()),
+        };
+        let mut response = ctx.page(
+            error.status(),
+            "error.html",
+            title,
+            minijinja::context! { message => message },
+        );
+        if matches!(error, PageError::Unavailable { .. }) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
 }
 
-/// `303 See Other` to a path under the mount path.
-fn see_other(shared: &Shared, path: &str) -> Response {
-    let location = format!("{}{path}", shared.mount);
-    match HeaderValue::from_str(&location) {
-        Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+impl Ctx {
+    /// Page `name` rendered in the browser's language (the fallback page
+    /// when the template fails).
+    fn page(&self, status: StatusCode, name: &str, title: &str, context: minijinja::Value) -> Response {
+        let shared = &self.site;
+        let locale = shared
+            .pages
+            .pick_locale(self.headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+        let nav: Vec<minijinja::Value> = shared
+            .nav
+            .iter()
+            .map(|l| minijinja::context! { label => l.label, href => l.href })
+            .collect();
+        let context = minijinja::context! {
+            title => title,
+            // Checked at build: `/`, letters, digits, `-`, `_` only.
+            mount => minijinja::Value::from_safe_string(shared.mount.clone()),
+            site_name => shared.site_name,
+            nav => nav,
+            ..context
+        };
+        match shared.pages.render(name, locale.as_deref(), context) {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(error) => {
+                tracing::error!(%error, template = name, "rendering a page failed");
+                fallback()
+            }
+        }
     }
 }
 
@@ -117,52 +136,16 @@ fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response 
     response
 }
 
-fn csrf_refused(shared: &Shared, headers: &HeaderMap) -> Response {
-    error_page(
-        shared,
-        headers,
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        CSRF_REFUSED,
-    )
-}
-
-fn field_refused(shared: &Shared, headers: &HeaderMap, label: &str, _why: FieldError) -> Response {
-    error_page(
-        shared,
-        headers,
-        StatusCode::BAD_REQUEST,
-        "Request refused",
-        &format!("Send exactly one {label}"),
-    )
-}
-
-fn unavailable(shared: &Shared, headers: &HeaderMap, what: &str, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(%error, "{what} failed");
-    let mut response = error_page(
-        shared,
-        headers,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Please try again in a moment",
-        "The service is temporarily unavailable. Nothing was sent: please try again in a moment.",
-    );
-    response
-        .headers_mut()
-        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+/// The one value of field `label`, else a 400 naming it.
+fn single<'f>(form: &'f Form, label: &str) -> Result<&'f str, PageError> {
+    form.single(label)
+        .map_err(|_| PageError::refused(StatusCode::BAD_REQUEST, format!("Send exactly one {label}")))
 }
 
 /// Parses a URL-encoded body (415 otherwise).
-fn parse_form(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
-    Form::parse(headers, body).map_err(|e| {
-        Box::new(error_page(
-            shared,
-            headers,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Request refused",
-            &e.to_string(),
-        ))
-    })
+pub(crate) fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, PageError> {
+    Form::parse(headers, body)
+        .map_err(|e| PageError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()))
 }
 
 /// Whether the missing client address was logged already.
@@ -221,11 +204,9 @@ fn sentence(text: &str) -> String {
 
 // ---- forgot ----
 
-async fn forgot_form(State(shared): AppState, headers: HeaderMap) -> Response {
-    let csrf = shared.csrf.token(&headers);
-    let response = page(
-        &shared,
-        &headers,
+async fn forgot_form(ctx: Ctx) -> Response {
+    let csrf = ctx.site.csrf.token(&ctx.headers);
+    let response = ctx.page(
         StatusCode::OK,
         "forgot.html",
         "Forgot your password?",
@@ -234,30 +215,19 @@ async fn forgot_form(State(shared): AppState, headers: HeaderMap) -> Response {
     with_cookie(response, csrf.set_cookie)
 }
 
-async fn forgot_submit(
-    State(shared): AppState,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = match parse_form(&shared, &headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
+async fn forgot_submit(ctx: Ctx, connect: Option<Extension<ConnectInfo<SocketAddr>>>, body: Bytes) -> Answer {
+    let form = parse_form(&ctx.headers, &body)?;
     let submitted = form.get("csrf_token");
-    if !shared.csrf.verify(&headers, submitted) {
-        return csrf_refused(&shared, &headers);
+    if !ctx.site.csrf.verify(&ctx.headers, submitted) {
+        return Err(PageError::csrf());
     }
-    let identifier = match form.single("identifier") {
-        Ok(identifier) => identifier,
-        Err(why) => return field_refused(&shared, &headers, "identifier", why),
-    };
+    let identifier = single(&form, "identifier")?;
     // The client address is the TCP peer (a header could be forged to dodge
     // the per-client limit). Behind a proxy, put a layer in front that
     // rewrites ConnectInfo from a header only the proxy sets. Without it,
     // there is no client address: one shared "unknown" bucket would let a
     // few requests throttle the whole site, silently.
-    let ctx = match connect {
+    let request = match connect {
         Some(Extension(ConnectInfo(peer))) => RequestContext::from_client(peer.ip().to_string()),
         None => {
             if !NO_PEER_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -269,11 +239,9 @@ async fn forgot_submit(
             RequestContext::default()
         }
     };
-    match shared.service.request(identifier, &ctx).await {
-        Ok(_accepted) => see_other(&shared, "/forgot/sent"),
-        Err(RequestError::Invalid(reason)) => page(
-            &shared,
-            &headers,
+    match ctx.site.service.request(identifier, &request).await {
+        Ok(_accepted) => Ok(ctx.see_other("/forgot/sent")),
+        Err(RequestError::Invalid(reason)) => Ok(ctx.page(
             StatusCode::BAD_REQUEST,
             "forgot.html",
             "Forgot your password?",
@@ -282,15 +250,13 @@ async fn forgot_submit(
                 identifier => identifier,
                 error => sentence(&reason.to_string()),
             },
-        ),
-        Err(error) => unavailable(&shared, &headers, "password reset request", &error),
+        )),
+        Err(error) => Err(PageError::unavailable("password reset request", &error)),
     }
 }
 
-async fn forgot_sent(State(shared): AppState, headers: HeaderMap) -> Response {
-    page(
-        &shared,
-        &headers,
+async fn forgot_sent(ctx: Ctx) -> Response {
+    ctx.page(
         StatusCode::OK,
         "forgot_sent.html",
         "Check your email",
@@ -328,41 +294,33 @@ fn opened_cookie(shared: &Shared, value: Option<&str>) -> Option<HeaderValue> {
 
 /// The token of a sealed link (the `resetkit_opened` cookie or a form's
 /// `csrf_token`), if this browser opened it and it has not expired.
-fn open_sealed(shared: &Shared, headers: &HeaderMap, sealed: &str) -> Option<SecretString> {
-    shared
+fn open_sealed(ctx: &Ctx, sealed: &str) -> Option<SecretString> {
+    ctx.site
         .seal
-        .open(&browser_ids(headers), sealed, std::time::SystemTime::now())
+        .open(&browser_ids(&ctx.headers), sealed, std::time::SystemTime::now())
         .map(SecretString::from)
 }
 
 /// `GET`/`HEAD /reset?token=T`: inspects T (never spends it), seals it to
 /// this browser in a cookie (no server state), 303 to the clean form URL.
-async fn link(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn link(ctx: Ctx, RawQuery(query): RawQuery) -> Answer {
     let Some(token) = query_token(query.as_deref()) else {
-        return see_other(&shared, "/reset/invalid");
+        return Ok(ctx.see_other("/reset/invalid"));
     };
-    match shared.service.open_link(&token).await {
+    match ctx.site.service.open_link(&token).await {
         Ok(_info) => {
-            let (browser, cookie) = new_link_id(&shared, &headers);
-            let sealed = shared.seal.seal(&browser, &token, std::time::SystemTime::now());
-            let response = with_cookie(see_other(&shared, "/reset/new"), cookie);
-            with_cookie(response, opened_cookie(&shared, Some(&sealed)))
+            let (browser, cookie) = new_link_id(&ctx.site, &ctx.headers);
+            let sealed = ctx.site.seal.seal(&browser, &token, std::time::SystemTime::now());
+            let response = with_cookie(ctx.see_other("/reset/new"), cookie);
+            Ok(with_cookie(response, opened_cookie(&ctx.site, Some(&sealed))))
         }
-        Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
-        Err(error) => unavailable(&shared, &headers, "checking a reset link", &error),
+        Err(LinkError::InvalidLink) => Ok(ctx.see_other("/reset/invalid")),
+        Err(error) => Err(PageError::unavailable("checking a reset link", &error)),
     }
 }
 
-fn reset_form(
-    shared: &Shared,
-    headers: &HeaderMap,
-    sealed: &str,
-    username: &str,
-    error: Option<String>,
-) -> Response {
-    page(
-        shared,
-        headers,
+fn reset_form(ctx: &Ctx, sealed: &str, username: &str, error: Option<String>) -> Response {
+    ctx.page(
         StatusCode::OK,
         "reset_form.html",
         "Choose a new password",
@@ -370,103 +328,91 @@ fn reset_form(
             csrf_token => sealed,
             username => username,
             error => error,
-            min_password_chars => shared.min_password_chars,
+            min_password_chars => ctx.site.min_password_chars,
         },
     )
 }
 
-async fn new_form(State(shared): AppState, headers: HeaderMap) -> Response {
+async fn new_form(ctx: Ctx) -> Answer {
     // The most recently opened link (the cookie holds one).
-    let opened = cookie_values(&headers, OPENED_COOKIE)
-        .find_map(|sealed| Some((sealed.to_owned(), open_sealed(&shared, &headers, sealed)?)));
+    let opened = cookie_values(&ctx.headers, OPENED_COOKIE)
+        .find_map(|sealed| Some((sealed.to_owned(), open_sealed(&ctx, sealed)?)));
     let Some((sealed, token)) = opened else {
-        return see_other(&shared, "/reset/invalid");
+        return Ok(ctx.see_other("/reset/invalid"));
     };
     // Still valid? (Another tab may have used it, or a newer request revoked it.)
-    match shared.service.inspect(token.expose_secret()).await {
-        Ok(info) => reset_form(&shared, &headers, &sealed, &info.username, None),
-        Err(LinkError::InvalidLink) => {
-            with_cookie(see_other(&shared, "/reset/invalid"), opened_cookie(&shared, None))
-        }
-        Err(error) => unavailable(&shared, &headers, "checking a reset link", &error),
+    match ctx.site.service.inspect(token.expose_secret()).await {
+        Ok(info) => Ok(reset_form(&ctx, &sealed, &info.username, None)),
+        Err(LinkError::InvalidLink) => Ok(with_cookie(
+            ctx.see_other("/reset/invalid"),
+            opened_cookie(&ctx.site, None),
+        )),
+        Err(error) => Err(PageError::unavailable("checking a reset link", &error)),
     }
 }
 
-async fn new_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match parse_form(&shared, &headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
+async fn new_submit(ctx: Ctx, body: Bytes) -> Answer {
+    let form = parse_form(&ctx.headers, &body)?;
     // The form's own token, sealed to this browser: the page's CSRF token.
     let opened = form
         .get("csrf_token")
-        .and_then(|sealed| Some((sealed.to_owned(), open_sealed(&shared, &headers, sealed)?)));
+        .and_then(|sealed| Some((sealed.to_owned(), open_sealed(&ctx, sealed)?)));
     let Some((sealed, token)) = opened else {
-        return csrf_refused(&shared, &headers);
+        return Err(PageError::csrf());
     };
-    let password = match form.single("password") {
-        Ok(p) => SecretString::from(p),
-        Err(why) => return field_refused(&shared, &headers, "password", why),
-    };
-    let confirm = match form.single("confirm") {
-        Ok(p) => SecretString::from(p),
-        Err(why) => return field_refused(&shared, &headers, "confirm", why),
-    };
-    let retry = async |message: String| match shared.service.inspect(token.expose_secret()).await {
-        Ok(info) => reset_form(&shared, &headers, &sealed, &info.username, Some(message)),
-        Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
-        Err(error) => unavailable(&shared, &headers, "checking a reset link", &error),
+    let password = SecretString::from(single(&form, "password")?);
+    let confirm = SecretString::from(single(&form, "confirm")?);
+    let retry = async |message: String| match ctx.site.service.inspect(token.expose_secret()).await {
+        Ok(info) => Ok(reset_form(&ctx, &sealed, &info.username, Some(message))),
+        Err(LinkError::InvalidLink) => Ok(ctx.see_other("/reset/invalid")),
+        Err(error) => Err(PageError::unavailable("checking a reset link", &error)),
     };
     // Run to the end even if the client goes away or the request times out:
     // a reset cut short after the password write would skip revoking the
     // account's sessions and links and the "password changed" notice.
-    let service = shared.service.clone();
+    let service = ctx.site.service.clone();
     let spent = token.clone();
     let completed =
         tokio::spawn(async move { service.complete(spent.expose_secret(), password, confirm).await })
             .await
             .unwrap_or_else(|join| Err(CompleteError::Internal(format!("reset task failed: {join}"))));
     match completed {
-        Ok(_completed) => with_cookie(see_other(&shared, "/reset/done"), opened_cookie(&shared, None)),
-        Err(CompleteError::InvalidLink) => {
-            with_cookie(see_other(&shared, "/reset/invalid"), opened_cookie(&shared, None))
-        }
+        Ok(_completed) => Ok(with_cookie(
+            ctx.see_other("/reset/done"),
+            opened_cookie(&ctx.site, None),
+        )),
+        Err(CompleteError::InvalidLink) => Ok(with_cookie(
+            ctx.see_other("/reset/invalid"),
+            opened_cookie(&ctx.site, None),
+        )),
         Err(CompleteError::ConfirmationMismatch) => retry("The two passwords do not match.".into()).await,
         Err(CompleteError::PasswordRejected(why)) => retry(format!("Choose another password: {why}.")).await,
         Err(error @ CompleteError::Unavailable(_)) => {
-            unavailable(&shared, &headers, "completing a reset", &error)
+            Err(PageError::unavailable("completing a reset", &error))
         }
         Err(error) => {
             tracing::error!(%error, "completing a reset failed");
-            error_page(
-                &shared,
-                &headers,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Your password was not changed; please try again.",
-            )
+            Err(PageError::Failed {
+                message: "Your password was not changed; please try again.".into(),
+            })
         }
     }
 }
 
-async fn done(State(shared): AppState, headers: HeaderMap) -> Response {
-    page(
-        &shared,
-        &headers,
+async fn done(ctx: Ctx) -> Response {
+    ctx.page(
         StatusCode::OK,
         "reset_done.html",
         "Password changed",
         minijinja::context! {
-            sign_in_url => shared.sign_in_url,
-            signed_out_everywhere => shared.service.revokes_sessions(),
+            sign_in_url => ctx.site.sign_in_url,
+            signed_out_everywhere => ctx.site.service.revokes_sessions(),
         },
     )
 }
 
-async fn invalid(State(shared): AppState, headers: HeaderMap) -> Response {
-    page(
-        &shared,
-        &headers,
+async fn invalid(ctx: Ctx) -> Response {
+    ctx.page(
         StatusCode::OK,
         "reset_invalid.html",
         "Link invalid or expired",
@@ -476,68 +422,52 @@ async fn invalid(State(shared): AppState, headers: HeaderMap) -> Response {
 
 // ---- "this wasn't me" ----
 
-fn deny_page(shared: &Shared, headers: &HeaderMap, form_id: &str) -> Response {
-    page(
-        shared,
-        headers,
-        StatusCode::OK,
-        "deny_form.html",
-        "Didn't ask for a reset?",
-        minijinja::context! { csrf_token => form_id },
-    )
-}
-
 /// `GET /reset/deny?token=T`: a confirmation form and nothing else (mail
 /// scanners fetch links). Nothing is stored: the form's `csrf_token` carries
 /// the deny token sealed to the browser's CSRF cookie, so only this
 /// browser's POST of this form can use it, and a second deny link opened
 /// later cannot change what this form submits.
-async fn deny_form(State(shared): AppState, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn deny_form(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     match query_token(query.as_deref()) {
         Some(token) if RawToken::parse(&token).is_ok() => {
-            let csrf = shared.csrf.token(&headers);
-            let field = shared.csrf.seal(&csrf, &token);
-            with_cookie(deny_page(&shared, &headers, &field), csrf.set_cookie)
+            let csrf = ctx.site.csrf.token(&ctx.headers);
+            let field = ctx.site.csrf.seal(&csrf, &token);
+            let page = ctx.page(
+                StatusCode::OK,
+                "deny_form.html",
+                "Didn't ask for a reset?",
+                minijinja::context! { csrf_token => field },
+            );
+            with_cookie(page, csrf.set_cookie)
         }
-        _ => see_other(&shared, "/reset/invalid"),
+        _ => ctx.see_other("/reset/invalid"),
     }
 }
 
-async fn deny_submit(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match parse_form(&shared, &headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
-    let Some(token) = shared.csrf.open(&headers, form.get("csrf_token")) else {
-        return csrf_refused(&shared, &headers);
+async fn deny_submit(ctx: Ctx, body: Bytes) -> Answer {
+    let form = parse_form(&ctx.headers, &body)?;
+    let Some(token) = ctx.site.csrf.open(&ctx.headers, form.get("csrf_token")) else {
+        return Err(PageError::csrf());
     };
     // Like `complete`, run to the end whatever happens to the request.
-    let service = shared.service.clone();
-    let denied = tokio::spawn(async move { service.deny(&token).await }).await;
-    let denied = match denied {
-        Ok(result) => result,
-        Err(join) => {
+    let service = ctx.site.service.clone();
+    let denied = tokio::spawn(async move { service.deny(&token).await })
+        .await
+        .map_err(|join| {
             tracing::error!(error = %join, "cancelling reset links failed");
-            return error_page(
-                &shared,
-                &headers,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Your links were not cancelled; please try again.",
-            );
-        }
-    };
+            PageError::Failed {
+                message: "Your links were not cancelled; please try again.".into(),
+            }
+        })?;
     match denied {
-        Ok(()) => see_other(&shared, "/reset/deny/done"),
-        Err(LinkError::InvalidLink) => see_other(&shared, "/reset/invalid"),
-        Err(error) => unavailable(&shared, &headers, "cancelling reset links", &error),
+        Ok(()) => Ok(ctx.see_other("/reset/deny/done")),
+        Err(LinkError::InvalidLink) => Ok(ctx.see_other("/reset/invalid")),
+        Err(error) => Err(PageError::unavailable("cancelling reset links", &error)),
     }
 }
 
-async fn deny_done(State(shared): AppState, headers: HeaderMap) -> Response {
-    page(
-        &shared,
-        &headers,
+async fn deny_done(ctx: Ctx) -> Response {
+    ctx.page(
         StatusCode::OK,
         "deny_done.html",
         "Reset links cancelled",
@@ -554,13 +484,16 @@ async fn signed_in(shared: &Shared, parts: &Parts) -> Option<crate::SignedIn> {
     }
 }
 
-async fn security_form(State(shared): AppState, request: axum::extract::Request) -> Response {
+async fn security_form(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
     let (parts, _body) = request.into_parts();
     let user = signed_in(&shared, &parts).await;
-    let csrf = shared.csrf.token(&parts.headers);
-    let response = page(
-        &shared,
-        &parts.headers,
+    let ctx = Ctx {
+        site: shared,
+        headers: parts.headers,
+        viewer: (),
+    };
+    let csrf = ctx.site.csrf.token(&ctx.headers);
+    let response = ctx.page(
         StatusCode::OK,
         "security.html",
         "Secure your account",
@@ -572,17 +505,14 @@ async fn security_form(State(shared): AppState, request: axum::extract::Request)
     with_cookie(response, csrf.set_cookie)
 }
 
-async fn security_submit(State(shared): AppState, parts: Parts, body: Bytes) -> Response {
-    let headers = &parts.headers;
-    let form = match parse_form(&shared, headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
-    if !shared.csrf.verify(headers, form.get("csrf_token")) {
-        return csrf_refused(&shared, headers);
+async fn security_submit(State(shared): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Answer {
+    let form = parse_form(&parts.headers, &body)?;
+    if !shared.csrf.verify(&parts.headers, form.get("csrf_token")) {
+        return Err(PageError::csrf());
     }
+    let to_form = format!("{}/account/security", shared.mount);
     let (Some(user), Some(hook)) = (signed_in(&shared, &parts).await, shared.host_sessions.as_ref()) else {
-        return see_other(&shared, "/account/security");
+        return Ok(see_other_to(&to_form));
     };
     let (task_hook, account) = (hook.clone(), user.account.clone());
     let signed_out = tokio::spawn(async move { task_hook.revoke_sessions(&account).await })
@@ -592,10 +522,10 @@ async fn security_submit(State(shared): AppState, parts: Parts, body: Bytes) -> 
         Ok(()) => {
             tracing::info!(account = %user.account, "signed out everywhere on request");
             match HeaderValue::from_str(&shared.after_sign_out) {
-                Ok(to) => (StatusCode::SEE_OTHER, [(LOCATION, to)]).into_response(),
-                Err(_) => see_other(&shared, "/account/security"),
+                Ok(_) => Ok(see_other_to(&shared.after_sign_out)),
+                Err(_) => Ok(see_other_to(&to_form)),
             }
         }
-        Err(error) => unavailable(&shared, headers, "signing out everywhere", &error),
+        Err(error) => Err(PageError::unavailable("signing out everywhere", &error)),
     }
 }

@@ -216,7 +216,7 @@ async fn start_with(page_size: usize, limits: RateLimits) -> Console {
     let app = axum::Router::new()
         .merge(pages.router())
         .merge(console.metrics_router(metrics, "/metrics").unwrap())
-        .merge(resetkit_axum::admin_router(console));
+        .merge(console.router());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(resetkit_axum::serve(
         listener,
@@ -1267,4 +1267,103 @@ async fn an_operator_sees_and_clears_an_accounts_spent_rate_limit() {
         )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+/// The pages, the console and the metrics path follow one mount-path rule
+/// (`/segment...`, ASCII letters, digits, `-`, `_`; the pages also take
+/// `""`), and both routers serve under their mount path when merged.
+#[tokio::test]
+async fn pages_console_and_metrics_share_one_mount_path_rule() {
+    let tokens = Arc::new(InMemoryTokenStore::default());
+    let events = Arc::new(InMemoryEventLog::default());
+    let pages_for = |mount: &str| {
+        let service = ResetService::builder()
+            .base_url("http://127.0.0.1:9")
+            .allow_insecure_http_for_local_testing()
+            .site_name("Test site")
+            .accounts(Arc::new(InMemoryAccounts::default()))
+            .tokens(tokens.clone())
+            .events(events.clone())
+            .mailer(Arc::new(ScriptedServer::default()))
+            .sender(Arc::new(FixedSender::new(
+                Mailbox::address_only("noreply@example.test").unwrap(),
+            )))
+            .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()));
+        // The mount path is checked first: a refused one never gets to the links.
+        let links_ok = !mount.contains(['.', ' ']) && !mount.contains("//");
+        let service = if links_ok {
+            resetkit_axum::link_paths(service, mount)
+        } else {
+            service
+        };
+        ResetPages::builder(service.build().unwrap())
+            .mount_path(mount)
+            .build()
+    };
+    let pages = pages_for("").unwrap();
+    let console_stores = || resetkit::flow::ConsoleStores::new(events.clone(), tokens.clone());
+    let console_at = |mount: &str| {
+        AdminConsole::builder(&pages, Arc::new(guard_fn(|_| Some("op".into()))), console_stores())
+            .mount_path(mount)
+            .build()
+    };
+    let metrics_at = |path: &str| {
+        console_at("/admin")
+            .unwrap()
+            .metrics_router(resetkit::metrics::ResetMetrics::new(), path)
+    };
+    for good in ["/ops", "/ops/console", "/a-b_c/D9"] {
+        assert!(pages_for(good).is_ok(), "pages refused {good}");
+        assert!(console_at(good).is_ok(), "console refused {good}");
+        assert!(metrics_at(good).is_ok(), "metrics refused {good}");
+    }
+    for bad in [
+        "/",
+        "ops",
+        "/ops/",
+        "//evil.example",
+        "/a//b",
+        "/a/../b",
+        "/./x",
+        "/v1.0",
+        "/a b",
+        "/é",
+    ] {
+        let refused = |e: resetkit_axum::BuildError| matches!(e, resetkit_axum::BuildError::MountPath(ref p) if p == bad);
+        assert!(pages_for(bad).is_err_and(refused), "pages took {bad:?}");
+        assert!(console_at(bad).is_err_and(refused), "console took {bad:?}");
+        assert!(metrics_at(bad).is_err_and(refused), "metrics took {bad:?}");
+    }
+    // The root is the pages' default; a console at the root would shadow the host.
+    assert!(console_at("").is_err());
+    assert!(metrics_at("").is_err());
+    // Merged (not nested), each router answers under its own mount path.
+    let pages = pages_for("/password").unwrap();
+    let console = AdminConsole::builder(&pages, Arc::new(guard_fn(|_| Some("op".into()))), console_stores())
+        .mount_path("/ops/console")
+        .build()
+        .unwrap();
+    let app = axum::Router::new().merge(pages.router()).merge(console.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(resetkit_axum::serve(
+        listener,
+        app,
+        ServeOptions::default(),
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, status) in [
+        ("/password/forgot", 200),
+        ("/forgot", 404),
+        ("/ops/console/search", 200),
+        ("/admin/search", 404),
+        ("/ops/console/nothing-here", 404),
+    ] {
+        let got = client.get(format!("http://{addr}{path}")).send().await.unwrap();
+        assert_eq!(got.status().as_u16(), status, "{path}");
+    }
 }

@@ -315,3 +315,138 @@ async fn a_request_that_takes_too_long_is_answered_408() {
     assert_eq!(page.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(page.header("cache-control"), Some("no-store"));
 }
+
+/// A directory whose password write fails as unavailable (the database
+/// went away between the link and the form).
+struct WriteDown(resetkit::prelude::InMemoryAccounts);
+
+#[async_trait::async_trait]
+impl resetkit::prelude::AccountDirectory for WriteDown {
+    async fn find_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Vec<resetkit::prelude::Account>, resetkit::error::StoreError> {
+        self.0.find_by_email(email).await
+    }
+    async fn find_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<resetkit::prelude::Account>, resetkit::error::StoreError> {
+        self.0.find_by_username(username).await
+    }
+    async fn find_by_id(
+        &self,
+        id: &resetkit::account::AccountId,
+    ) -> Result<Option<resetkit::prelude::Account>, resetkit::error::StoreError> {
+        self.0.find_by_id(id).await
+    }
+    async fn set_password_hash(
+        &self,
+        _: &resetkit::account::AccountId,
+        _: &resetkit::prelude::PasswordHash,
+    ) -> Result<(), resetkit::error::StoreError> {
+        Err(resetkit::error::StoreError::unavailable(
+            "accounts",
+            "injected: database down",
+        ))
+    }
+}
+
+/// A failing store gives the pages' error page: 503, `Retry-After`, the
+/// "try again" text, the security headers, and nothing of the error itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_is_the_503_page_with_retry_after() {
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accounts = resetkit::prelude::InMemoryAccounts::default();
+    accounts.insert(resetkit::prelude::Account::new(
+        "alice",
+        "alice",
+        "alice@example.test",
+    ));
+    let mailer = resetkit::prelude::CapturingMailer::default();
+    let service = resetkit::ResetService::builder()
+        .request_processing(resetkit::flow::RequestProcessing::Immediate)
+        .base_url(format!("http://{addr}"))
+        .allow_insecure_http_for_local_testing()
+        .site_name("Test site")
+        .accounts(Arc::new(WriteDown(accounts)))
+        .tokens(Arc::new(resetkit::prelude::InMemoryTokenStore::default()))
+        .events(Arc::new(resetkit::prelude::InMemoryEventLog::default()))
+        .mailer(Arc::new(mailer.clone()))
+        .sender(Arc::new(resetkit::prelude::FixedSender::new(
+            resetkit::prelude::Mailbox::address_only("noreply@example.test").unwrap(),
+        )))
+        .hasher(Arc::new(
+            resetkit::prelude::Argon2Hasher::fast_insecure_for_tests(),
+        ))
+        .build()
+        .unwrap();
+    let pages = resetkit_axum::ResetPages::builder(service)
+        .secure_cookies(false)
+        .build()
+        .unwrap();
+    tokio::spawn(resetkit_axum::serve(
+        listener,
+        pages.router(),
+        ServeOptions::default(),
+        std::future::pending(),
+    ));
+    let user = Browser::at(format!("http://{addr}"));
+    let form = user.get("/forgot").await;
+    user.post(
+        "/forgot",
+        &[("identifier", "alice"), ("csrf_token", &form.csrf())],
+    )
+    .await
+    .assert_redirect("/forgot/sent");
+    let mail = mailer
+        .sent_to("alice@example.test")
+        .pop()
+        .expect("a mail was sent");
+    let link = mail
+        .expose_text()
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("/reset?token="))
+        .expect("a reset link")
+        .to_owned();
+    let link = url::Url::parse(&link).unwrap();
+    user.get(&format!("{}?{}", link.path(), link.query().unwrap()))
+        .await
+        .assert_redirect("/reset/new");
+    let form = user.get("/reset/new").await;
+    let password = "a-new-password-long-enough";
+    let page = user
+        .post(
+            "/reset/new",
+            &[
+                ("password", password),
+                ("confirm", password),
+                ("csrf_token", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
+    assert_eq!(page.headers["retry-after"], "5");
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert_eq!(page.headers["referrer-policy"], "no-referrer");
+    assert!(
+        page.body.contains("<title>Please try again in a moment"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(
+            "The service is temporarily unavailable. Nothing was sent: please try again in a moment."
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("injected"),
+        "the error stays in the log: {}",
+        page.body
+    );
+}

@@ -3,7 +3,7 @@
 //! in-memory sign-in sessions, a sign-in form and an account page.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
+use minijinja::Environment;
 use resetkit::PasswordCheck;
 use resetkit::account::AccountId;
 use resetkit_axum::ResetPages;
@@ -200,21 +201,34 @@ pub fn routes(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · Existing App</title></head><body><main><h1>{title}</h1>{body}\
-         <nav><a href=\"/\">Home</a> <a href=\"/login\">Sign in</a> <a href=\"/forgot\">Forgot your password?</a></nav>\
-         </main></body></html>"
-    ))
-}
+/// The app's pages: minijinja templates (the engine of resetkit's reset
+/// pages and emails), HTML auto-escaped.
+static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    for (name, source) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("home.html", include_str!("templates/home.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("account.html", include_str!("templates/account.html")),
+        ("refused.html", include_str!("templates/refused.html")),
+    ] {
+        if let Err(error) = env.add_template(name, source) {
+            tracing::error!(%error, template = name, "a template does not compile");
+        }
+    }
+    env
+});
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Page `name` titled `title`.
+fn page(name: &str, title: &str, ctx: minijinja::Value) -> Html<String> {
+    let rendered = PAGES
+        .get_template(name)
+        .and_then(|t| t.render(minijinja::context! { title, ..ctx }));
+    Html(rendered.unwrap_or_else(|error| {
+        tracing::error!(%error, template = name, "rendering a page failed");
+        "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
+    }))
 }
 
 fn see_other(to: &'static str) -> Response {
@@ -224,39 +238,18 @@ fn see_other(to: &'static str) -> Response {
 fn refused() -> Response {
     (
         StatusCode::FORBIDDEN,
-        page("Request refused", "<p>Invalid or missing CSRF token</p>"),
+        page("refused.html", "Request refused", minijinja::context! {}),
     )
         .into_response()
 }
 
 async fn home(State(app): AppState, headers: HeaderMap) -> Response {
-    let who = match app.sessions.current(&headers) {
-        Some((_, name)) => format!(
-            "<p>Signed in as {}. <a href=\"/account\">Your account</a></p>",
-            escape(&name)
-        ),
-        None => "<p>You are not signed in.</p>".into(),
-    };
-    page("Existing App", &who).into_response()
+    let signed_in_as = app.sessions.current(&headers).map(|(_, name)| name);
+    page("home.html", "Existing App", minijinja::context! { signed_in_as }).into_response()
 }
 
 fn login_page(csrf: &str, error: Option<&str>) -> Html<String> {
-    let error = error
-        .map(|e| format!("<p role=\"alert\">{e}</p>"))
-        .unwrap_or_default();
-    page(
-        "Sign in",
-        &format!(
-            "{error}<form method=\"post\" action=\"/login\">\
-             <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
-             <label for=\"identifier\">Username or email</label>\
-             <input id=\"identifier\" name=\"identifier\" autocomplete=\"username\" required>\
-             <label for=\"password\">Password</label>\
-             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\">Sign in</button></form><p><a href=\"/forgot\">Forgot your password?</a></p>",
-            escape(csrf)
-        ),
-    )
+    page("login.html", "Sign in", minijinja::context! { csrf, error })
 }
 
 async fn login_form(State(app): AppState, headers: HeaderMap) -> Response {
@@ -336,13 +329,9 @@ async fn account(State(app): AppState, headers: HeaderMap) -> Response {
         return see_other("/login");
     };
     page(
+        "account.html",
         "Your account",
-        &format!(
-            "<p id=\"signed-in\">Signed in as {}</p><form method=\"post\" action=\"/logout\">\
-             <input type=\"hidden\" name=\"csrf_token\" value=\"{}\"><button type=\"submit\">Sign out</button></form>",
-            escape(&name),
-            escape(&csrf)
-        ),
+        minijinja::context! { username => name, csrf },
     )
     .into_response()
 }

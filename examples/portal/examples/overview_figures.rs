@@ -308,9 +308,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, resetkit_axum::admin_router(console))
-            .await
-            .unwrap();
+        axum::serve(listener, console.router()).await.unwrap();
     });
     let client = reqwest::Client::new();
     let mut samples = Vec::with_capacity(RUNS);

@@ -1,7 +1,10 @@
 //! The portal's own pages (the reset pages are `resetkit-axum`'s templates): plain HTML forms that work without JavaScript, readable on a
-//! phone (viewport meta, a little inline CSS). Every value is escaped.
+//! phone (viewport meta, a little inline CSS). Every page is a minijinja
+//! template (`src/templates/`); values are escaped by the engine.
 
-use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use minijinja::{Environment, Value, context};
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f4f5f7;color:#1d2330;line-height:1.5}\
@@ -19,96 +22,56 @@ nav{margin-top:1rem;font-size:.95rem}nav a{margin-right:1rem}\
 .mail{border-top:1px solid #dde1e8;padding:.75rem 0;word-break:break-all}\
 ";
 
-/// Escapes text for HTML content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The portal's templates (minijinja, HTML auto-escaping: the engine of
+/// the reset pages and the emails).
+const TEMPLATES: [(&str, &str); 8] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("macros.html", include_str!("templates/macros.html")),
+    ("home.html", include_str!("templates/home.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("dev_mail.html", include_str!("templates/dev_mail.html")),
+    ("dev_faults.html", include_str!("templates/dev_faults.html")),
+    ("error.html", include_str!("templates/error.html")),
+];
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    for (name, source) in TEMPLATES {
+        if let Err(error) = env.add_template(name, source) {
+            tracing::error!(%error, template = name, "a portal template does not compile");
         }
     }
-    out
-}
+    env
+});
 
-/// A whole page around `body` (already HTML).
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
-         <title>{title} · resetkit portal</title><style>{STYLE}</style></head>\
-         <body><main><h1>{title}</h1><div class=\"card\">{body}</div>\
-         <nav><a href=\"/\">Home</a><a href=\"/login\">Sign in</a><a href=\"/forgot\">Forgot your password?</a></nav>\
-         </main></body></html>\n",
-        title = escape(title),
-    )
-}
-
-fn csrf_field(csrf: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">",
-        escape(csrf)
-    )
-}
-
-fn message(text: Option<&str>) -> String {
-    text.map(|t| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(t)))
-        .unwrap_or_default()
+/// Page `name` with `title` and `ctx` (a failure is a bug: logged, and a
+/// short error page instead).
+fn page(name: &str, title: &str, ctx: Value) -> String {
+    let ctx = context! { title, style => Value::from_safe_string(STYLE.to_owned()), ..ctx };
+    ENV.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, template = name, "rendering a portal page failed");
+            "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
+        })
 }
 
 pub(crate) fn home(signed_in_as: Option<&str>) -> String {
-    let status = match signed_in_as {
-        Some(name) => format!(
-            "<p>Signed in as <strong>{}</strong>. <a href=\"/account\">Your account</a></p>",
-            escape(name)
-        ),
-        None => "<p>You are not signed in.</p>".to_owned(),
-    };
-    page(
-        "resetkit portal",
-        &format!(
-            "{status}<p><a href=\"/login\">Sign in</a></p>\
-             <p><a href=\"/forgot\">Forgot your password?</a></p>"
-        ),
-    )
+    page("home.html", "resetkit portal", context! { signed_in_as })
 }
 
 pub(crate) fn login(csrf: &str, error: Option<&str>, identifier: &str) -> String {
-    page(
-        "Sign in",
-        &format!(
-            "{}<form method=\"post\" action=\"/login\">{}\
-             <label for=\"identifier\">Username or email</label>\
-             <input type=\"text\" id=\"identifier\" name=\"identifier\" value=\"{}\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required>\
-             <label for=\"password\">Password</label>\
-             <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\">Sign in</button></form>\
-             <p><a href=\"/forgot\">Forgot your password?</a></p>",
-            message(error),
-            csrf_field(csrf),
-            escape(identifier),
-        ),
-    )
+    page("login.html", "Sign in", context! { csrf, error, identifier })
 }
 
 pub(crate) fn account(username: &str, csrf: &str) -> String {
-    page(
-        "Your account",
-        &format!(
-            "<p class=\"ok\" id=\"signed-in\">Signed in as {}</p>\
-             <form method=\"post\" action=\"/logout\">{}<button type=\"submit\">Sign out</button></form>",
-            escape(username),
-            csrf_field(csrf)
-        ),
-    )
+    page("account.html", "Your account", context! { username, csrf })
 }
 
 /// One captured message for `/dev/mail`.
+#[derive(serde::Serialize)]
 pub(crate) struct DevMail {
     pub(crate) to: String,
     pub(crate) subject: String,
@@ -116,70 +79,21 @@ pub(crate) struct DevMail {
 }
 
 pub(crate) fn dev_mail(messages: &[DevMail]) -> String {
-    let mut body = format!(
-        "<p class=\"hint\">Development only: {} message(s) captured by the in-process SMTP server, newest first.</p>",
-        messages.len()
-    );
-    for (i, m) in messages.iter().enumerate() {
-        let _ = write!(
-            body,
-            "<div class=\"mail\" id=\"mail-{i}\"><div>To: <span class=\"to\">{}</span></div>\
-             <div>Subject: <span class=\"subject\">{}</span></div><ul>",
-            escape(&m.to),
-            escape(&m.subject)
-        );
-        for link in &m.links {
-            let _ = write!(
-                body,
-                "<li><a class=\"link\" href=\"{0}\">{0}</a></li>",
-                escape(link)
-            );
-        }
-        body.push_str("</ul></div>");
-    }
-    page("Captured mail", &body)
+    page("dev_mail.html", "Captured mail", context! { messages })
 }
 
 /// `/dev/faults`: the capture server's fault switches.
 pub(crate) fn dev_faults(csrf: &str, senders: &[String], active: &[String]) -> String {
-    let mut body = String::from(
-        "<p class=\"hint\">Development only: make the in-process SMTP server refuse a sender or a recipient, \
-         then watch the account's timeline in the <a href=\"/admin\">operator console</a>.</p>",
-    );
-    if active.is_empty() {
-        body.push_str("<p id=\"faults\">No faults: every sender and recipient is accepted.</p>");
-    } else {
-        body.push_str("<ul id=\"faults\">");
-        for fault in active {
-            let _ = write!(body, "<li>{}</li>", escape(fault));
-        }
-        body.push_str("</ul>");
-    }
     let first = senders.first().map(String::as_str).unwrap_or_default();
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"/dev/faults\">{csrf}<input type=\"hidden\" name=\"action\" value=\"refuse_sender\">\
-         <label for=\"sender\">Refuse this sender (MAIL FROM)</label>\
-         <input type=\"email\" id=\"sender\" name=\"address\" value=\"{first}\">\
-         <p class=\"hint\">The sender chain: {chain}.</p><button type=\"submit\">Refuse sender</button></form>\
-         <form method=\"post\" action=\"/dev/faults\">{csrf}<input type=\"hidden\" name=\"action\" value=\"refuse_recipient\">\
-         <label for=\"recipient\">Refuse this recipient (RCPT TO)</label>\
-         <input type=\"email\" id=\"recipient\" name=\"address\" value=\"\">\
-         <button type=\"submit\">Refuse recipient</button></form>\
-         <form method=\"post\" action=\"/dev/faults\">{csrf}<input type=\"hidden\" name=\"action\" value=\"clear\">\
-         <button type=\"submit\">Clear every fault</button></form>",
-        csrf = csrf_field(csrf),
-        first = escape(first),
-        chain = escape(&senders.join(", then ")),
-    );
-    page("Mail server faults", &body)
+    page(
+        "dev_faults.html",
+        "Mail server faults",
+        context! { csrf, active, first, chain => senders.join(", then ") },
+    )
 }
 
 pub(crate) fn error(title: &str, text: &str) -> String {
-    page(
-        title,
-        &format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)),
-    )
+    page("error.html", title, context! { text })
 }
 
 #[cfg(test)]
@@ -191,6 +105,26 @@ mod tests {
         let html = login("t\"><x>", Some("<script>"), "\"><img src=x>");
         assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<x>"));
         assert!(html.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn every_template_renders() {
+        for (name, _) in TEMPLATES {
+            assert!(ENV.get_template(name).is_ok(), "{name}");
+        }
+        let mail = DevMail {
+            to: "a@example.test".into(),
+            subject: "S".into(),
+            links: vec!["https://x.example/reset?token=a&b=\"c\"".into()],
+        };
+        let html = dev_mail(&[mail]);
+        assert!(
+            html.contains("id=\"mail-0\"") && !html.contains("\"c\""),
+            "{html}"
+        );
+        let faults = dev_faults("t", &["noreply@x.example".into()], &["refuse <x>".into()]);
+        assert!(faults.contains("refuse &lt;x&gt;") && faults.contains("noreply@x.example"));
+        assert!(error("Not found", "There is no such page.").contains("There is no such page."));
     }
 
     #[test]

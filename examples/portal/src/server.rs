@@ -114,9 +114,7 @@ impl Portal {
         let metrics = console
             .metrics_router(backend.metrics, "/metrics")
             .map_err(|e| PortalError::Startup(format!("the metrics endpoint: {e}")))?;
-        let router = routes::router(app)
-            .merge(metrics)
-            .merge(resetkit_axum::admin_router(console));
+        let router = routes::router(app).merge(metrics).merge(console.router());
         let mut serve_stop = stopped;
         let server = tokio::spawn(async move {
             let stop = async move {

@@ -30,16 +30,18 @@
 //! let run = RunReport { target: "demo".into(), results: vec![result], duration: Duration::from_millis(12), strict: false };
 //! let html = to_html(&run);
 //! assert!(html.contains("default-src 'none'"));
-//! assert!(html.contains("&lt;b&gt;http&lt;/b&gt;"));
+//! assert!(html.contains("&lt;b&gt;http&lt;&#x2f;b&gt;")); // minijinja also escapes `/`
 //! assert!(!html.contains("<script"));
 //! ```
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::LazyLock;
 
 mod figures;
 mod sandbox;
+
+use minijinja::{Environment, Value, context};
 
 use super::{escape_controls, write_file};
 use crate::inspect::{ParsedMail, html_links, text_links};
@@ -52,21 +54,52 @@ const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src d
 /// The policy inside an email's sandboxed frame.
 const MAIL_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
-/// HTML-escapes text (and shows control characters escaped).
-pub(crate) fn esc(s: &str) -> String {
-    let s = escape_controls(s, &['\t', '\n', '\r'], false);
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The harness's templates: the report, the inbox's pages, the email frame.
+const TEMPLATES: [(&str, &str); 9] = [
+    ("figures.html", include_str!("html/templates/figures.html")),
+    ("report.html", include_str!("html/templates/report.html")),
+    ("scenario.html", include_str!("html/templates/scenario.html")),
+    ("email.html", include_str!("html/templates/email.html")),
+    ("mail_frame.html", include_str!("html/templates/mail_frame.html")),
+    ("mail_doc.html", include_str!("html/templates/mail_doc.html")),
+    ("inbox_base.html", include_str!("html/templates/inbox_base.html")),
+    (
+        "inbox_index.html",
+        include_str!("html/templates/inbox_index.html"),
+    ),
+    (
+        "inbox_message.html",
+        include_str!("html/templates/inbox_message.html"),
+    ),
+];
+
+/// The one engine every HTML page of the harness renders through
+/// (minijinja, HTML auto-escaping), with the `shown` filter: control
+/// characters written as escapes (`\x1b`), so captured text cannot
+/// rewrite what a reader sees.
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_filter("shown", |s: String| {
+        escape_controls(&s, &['\t', '\n', '\r'], false).into_owned()
+    });
+    for (name, source) in TEMPLATES {
+        if let Err(error) = env.add_template(name, source) {
+            tracing::error!(%error, template = name, "a harness template does not compile");
         }
     }
-    out
+    env
+});
+
+/// Renders template `name` (a fixed page of the harness; a failure is a
+/// bug, logged, and answered with a short error page).
+pub(crate) fn render(name: &str, ctx: Value) -> String {
+    ENV.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, template = name, "rendering a harness page failed");
+            "<!doctype html><title>Error</title><p>Rendering this page failed.</p>".to_owned()
+        })
 }
 
 fn verdict_rank(v: &Verdict) -> u8 {
@@ -81,66 +114,40 @@ fn verdict_rank(v: &Verdict) -> u8 {
 
 /// The report as one HTML page.
 pub fn to_html(report: &RunReport) -> String {
-    let mut h = String::with_capacity(64 * 1024);
     let t = report.tally();
     let code = report.exit_code();
-    let _ = write!(
-        h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"{PAGE_CSP}\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>resetkit-harness report: {}</title>\n<style>{STYLE}</style></head><body>\n",
-        esc(&report.target)
-    );
-    // The filter: radio buttons before everything they control (CSS `~`).
-    for (id, label, checked) in [
-        ("all", "All", true),
-        ("fail", "Failed", false),
-        ("warn", "Warned", false),
-        ("error", "Harness errors", false),
-        ("pass", "Passed", false),
-        ("skipped", "Skipped", false),
-    ] {
-        let _ = writeln!(
-            h,
-            "<input type=\"radio\" name=\"filter\" id=\"f-{id}\" class=\"filter\"{}><!-- {label} -->",
-            if checked { " checked" } else { "" }
-        );
-    }
     let meaning = match code {
         0 => "every MUST requirement checked holds",
         1 => "a requirement failed",
         _ => "the harness could not run every scenario: results are incomplete",
     };
-    let _ = write!(
-        h,
-        "<header><h1>resetkit-harness report</h1>\n<p class=\"target\">Target: <b>{}</b></p>\n\
-         <p>{} scenario(s) in {:.2} s{} · exit code <b class=\"code c{}\">{code}</b>: {meaning} · generated {}</p></header>\n",
-        esc(&report.target),
-        report.results.len(),
-        report.duration.as_secs_f64(),
-        if report.strict {
-            " (strict: warnings fail)"
-        } else {
-            ""
-        },
-        code.min(2),
-        crate::event_text::time(std::time::SystemTime::now()),
-    );
-    summary_table(&mut h, report, t);
-    h.push_str("<nav class=\"filters\">Show: ");
-    for (id, label, n) in [
-        ("all", "all", report.results.len()),
-        ("fail", "failed", t.fail),
-        ("warn", "warned", t.warn),
-        ("error", "harness errors", t.error),
-        ("pass", "passed", t.pass),
-        ("skipped", "skipped", t.skipped),
-    ] {
-        let _ = write!(h, "<label for=\"f-{id}\" class=\"l-{id}\">{label} ({n})</label> ");
-    }
-    h.push_str("</nav>\n<main>\n");
+    let filters: Vec<Value> = [
+        ("all", "All", "all", report.results.len()),
+        ("fail", "Failed", "failed", t.fail),
+        ("warn", "Warned", "warned", t.warn),
+        ("error", "Harness errors", "harness errors", t.error),
+        ("pass", "Passed", "passed", t.pass),
+        ("skipped", "Skipped", "skipped", t.skipped),
+    ]
+    .iter()
+    .map(|(id, radio, label, n)| context! { id, radio, label, n })
+    .collect();
+    let verdicts = ["pass", "fail", "warn", "skipped", "error"];
+    let severities: Vec<Value> = [Severity::Must, Severity::Should, Severity::Info]
+        .into_iter()
+        .filter_map(|severity| {
+            let of: Vec<&ScenarioResult> = report
+                .results
+                .iter()
+                .filter(|r| r.info.severity == severity)
+                .collect();
+            let counts: Vec<Value> = verdicts
+                .iter()
+                .map(|v| context! { verdict => v, n => of.iter().filter(|r| r.verdict.as_str() == *v).count() })
+                .collect();
+            (!of.is_empty()).then(|| context! { severity => severity.to_string(), counts, total => of.len() })
+        })
+        .collect();
     // Groups ordered by their worst verdict, scenarios by verdict within.
     let mut groups: Vec<(&str, Vec<&ScenarioResult>)> = Vec::new();
     for r in &report.results {
@@ -153,21 +160,39 @@ pub fn to_html(report: &RunReport) -> String {
         list.sort_by_key(|r| verdict_rank(&r.verdict));
     }
     groups.sort_by_key(|(_, list)| list.iter().map(|r| verdict_rank(&r.verdict)).min().unwrap_or(9));
-    for (group, list) in &groups {
-        let classes: String = list
-            .iter()
-            .map(|r| format!(" has-{}", r.verdict.as_str()))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let _ = writeln!(h, "<section class=\"group{classes}\"><h2>{}</h2>", esc(group));
-        for r in list {
-            scenario(&mut h, r, report.strict);
-        }
-        h.push_str("</section>\n");
-    }
-    h.push_str("</main>\n<footer>Written by resetkit-harness. Tokens in links are shown as fingerprints (<code>tok#…</code>) unless the run used <code>--reveal-tokens</code>.</footer>\n</body></html>\n");
-    h
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(group, list)| {
+            let classes: String = list
+                .iter()
+                .map(|r| format!(" has-{}", r.verdict.as_str()))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let scenarios: Vec<Value> = list.iter().map(|r| scenario(r, report.strict)).collect();
+            context! { name => group, classes, scenarios }
+        })
+        .collect();
+    render(
+        "report.html",
+        context! {
+            page_csp => Value::from_safe_string(PAGE_CSP.to_owned()),
+            style => Value::from_safe_string(STYLE.to_owned()),
+            target => report.target,
+            filters,
+            count => report.results.len(),
+            seconds => format!("{:.2}", report.duration.as_secs_f64()),
+            strict => report.strict,
+            code,
+            code_class => code.min(2),
+            meaning,
+            generated => crate::event_text::time(std::time::SystemTime::now()),
+            verdicts,
+            severities,
+            totals => [t.pass, t.fail, t.warn, t.skipped, t.error],
+            groups,
+        },
+    )
 }
 
 /// Writes [`to_html`] to `path`, creating missing parent directories.
@@ -176,202 +201,84 @@ pub fn write_html(report: &RunReport, path: &Path) -> io::Result<()> {
     write_file(path, "HTML", |out| out.write_all(html.as_bytes()))
 }
 
-fn summary_table(h: &mut String, report: &RunReport, t: crate::scenario::Tally) {
-    let verdicts = ["pass", "fail", "warn", "skipped", "error"];
-    h.push_str("<table class=\"summary\"><thead><tr><th>severity</th>");
-    for v in verdicts {
-        let _ = write!(h, "<th class=\"v-{v}\">{v}</th>");
-    }
-    h.push_str("<th>total</th></tr></thead><tbody>\n");
-    for severity in [Severity::Must, Severity::Should, Severity::Info] {
-        let of: Vec<&ScenarioResult> = report
-            .results
-            .iter()
-            .filter(|r| r.info.severity == severity)
-            .collect();
-        if of.is_empty() {
-            continue;
-        }
-        let _ = write!(h, "<tr><th>{severity}</th>");
-        for v in verdicts {
-            let n = of.iter().filter(|r| r.verdict.as_str() == v).count();
-            let _ = write!(
-                h,
-                "<td class=\"{}\">{n}</td>",
-                if n > 0 { format!("v-{v}") } else { "zero".into() }
-            );
-        }
-        let _ = writeln!(h, "<td>{}</td></tr>", of.len());
-    }
-    let _ = writeln!(
-        h,
-        "<tr class=\"total\"><th>all</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></tbody></table>",
-        t.pass,
-        t.fail,
-        t.warn,
-        t.skipped,
-        t.error,
-        report.results.len()
-    );
-}
-
-fn scenario(h: &mut String, r: &ScenarioResult, strict: bool) {
-    let v = r.verdict.as_str();
+fn scenario(r: &ScenarioResult, strict: bool) -> Value {
     let open =
         matches!(r.verdict, Verdict::Fail | Verdict::Error(_)) || (r.verdict == Verdict::Warn && strict);
-    let _ = write!(
-        h,
-        "<details class=\"scenario v-{v}\" id=\"{}\"{}><summary><span class=\"badge b-{v}\">{}</span> \
-         <span class=\"id\">{}</span> {} <span class=\"sev s-{}\">{}</span>{} <span class=\"dur\">{} ms</span></summary>\n<div class=\"body\">\n",
-        esc(r.info.id),
-        if open { " open" } else { "" },
-        v.to_ascii_uppercase(),
-        esc(r.info.id),
-        esc(r.info.title),
-        r.info.severity.as_str().to_ascii_lowercase(),
-        r.info.severity,
-        if r.fails_run(strict) {
-            " <span class=\"fails\">fails the run</span>"
-        } else {
-            ""
-        },
-        r.duration.as_millis(),
-    );
-    let q = &r.info.requirement;
-    let _ = writeln!(
-        h,
-        "<blockquote class=\"requirement\"><p>{}</p><cite>{}</cite></blockquote>",
-        esc(q.text),
-        esc(q.source)
-    );
-    match &r.verdict {
-        Verdict::Skipped(reason) => {
-            let _ = writeln!(h, "<p class=\"reason\"><b>Skipped:</b> {}</p>", esc(reason));
-        }
-        Verdict::Error(reason) => {
-            let _ = writeln!(
-                h,
-                "<div class=\"reason\"><b>Harness error</b> (not a target failure): <pre>{}</pre></div>",
-                esc(reason)
-            );
-        }
-        _ => {}
-    }
-    if r.expected.is_some() || r.actual.is_some() {
-        h.push_str("<dl class=\"ea\">");
-        for (label, value) in [("Expected", &r.expected), ("Actual", &r.actual)] {
-            if let Some(value) = value {
-                let _ = write!(h, "<dt>{label}</dt><dd><pre>{}</pre></dd>", esc(value));
-            }
-        }
-        h.push_str("</dl>\n");
-    }
     let e = &r.evidence;
-    for figure in &e.figures {
-        h.push_str("<div class=\"figure\">");
-        h.push_str(&figure_svg(figure));
-        h.push_str("</div>\n");
-    }
     let (exchanges, notes): (Vec<&String>, Vec<&String>) =
         e.notes.iter().partition(|n| n.starts_with("HTTP "));
-    if !notes.is_empty() {
-        h.push_str("<h3>Notes</h3><ul class=\"notes\">");
-        for n in notes {
-            let _ = write!(h, "<li>{}</li>", esc(n));
-        }
-        h.push_str("</ul>\n");
+    let exchanges: Vec<&str> = exchanges.iter().map(|x| x.trim_start_matches("HTTP ")).collect();
+    let figures: Vec<Value> = e
+        .figures
+        .iter()
+        .map(|f| Value::from_safe_string(figure_svg(f)))
+        .collect();
+    let emails: Vec<Value> = e
+        .emails
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| email(i + 1, raw))
+        .collect();
+    context! {
+        verdict => r.verdict.as_str(),
+        id => r.info.id,
+        title => r.info.title,
+        severity => r.info.severity.to_string(),
+        severity_class => r.info.severity.as_str().to_ascii_lowercase(),
+        open,
+        fails_run => r.fails_run(strict),
+        ms => r.duration.as_millis(),
+        requirement => r.info.requirement.text,
+        source => r.info.requirement.source,
+        skipped => match &r.verdict { Verdict::Skipped(reason) => Some(reason.clone()), _ => None },
+        error => match &r.verdict { Verdict::Error(reason) => Some(reason.clone()), _ => None },
+        expected => r.expected,
+        actual => r.actual,
+        figures,
+        notes,
+        exchanges,
+        emails,
+        transcript => e.transcript,
+        events => e.events,
     }
-    if !exchanges.is_empty() {
-        let _ = write!(
-            h,
-            "<details class=\"ev\"><summary>HTTP exchanges ({})</summary><ol class=\"exchanges\">",
-            exchanges.len()
-        );
-        for x in exchanges {
-            let _ = write!(h, "<li><pre>{}</pre></li>", esc(x.trim_start_matches("HTTP ")));
-        }
-        h.push_str("</ol></details>\n");
-    }
-    if !e.emails.is_empty() {
-        let _ = writeln!(h, "<h3>Captured emails ({})</h3>", e.emails.len());
-        for (i, raw) in e.emails.iter().enumerate() {
-            email(h, i + 1, raw);
-        }
-    }
-    if let Some(transcript) = &e.transcript {
-        let _ = writeln!(
-            h,
-            "<details class=\"ev\"><summary>SMTP transcript</summary><pre class=\"transcript\">{}</pre></details>",
-            esc(transcript)
-        );
-    }
-    if !e.events.is_empty() {
-        let _ = write!(
-            h,
-            "<details class=\"ev\"><summary>Events ({})</summary><ol class=\"events\">",
-            e.events.len()
-        );
-        for event in &e.events {
-            let _ = write!(h, "<li><code>{}</code></li>", esc(event));
-        }
-        h.push_str("</ol></details>\n");
-    }
-    h.push_str("</div></details>\n");
 }
 
-fn email(h: &mut String, n: usize, raw: &str) {
+fn email(n: usize, raw: &str) -> Value {
     match ParsedMail::parse(raw.as_bytes()) {
         Ok(mail) => {
-            let _ = writeln!(
-                h,
-                "<details class=\"email\"><summary>Email {n}: <b>{}</b> · from {} · to {}</summary>",
-                esc(&mail.subject),
-                esc(&mail.from.join(", ")),
-                esc(&mail.to.join(", "))
-            );
             let mut links = mail.text.as_deref().map(text_links).unwrap_or_default();
             for link in mail.html.as_deref().map(html_links).unwrap_or_default() {
                 if !links.contains(&link) {
                     links.push(link);
                 }
             }
-            if !links.is_empty() {
-                h.push_str("<p>Links:</p><ul class=\"links\">");
-                for link in links {
-                    // Shown as text, never as a live link.
-                    let _ = write!(h, "<li><code>{}</code></li>", esc(&link));
-                }
-                h.push_str("</ul>");
+            context! {
+                parsed => true,
+                n,
+                subject => mail.subject,
+                from => mail.from.join(", "),
+                to => mail.to.join(", "),
+                // Shown as text, never as live links.
+                links,
+                text => mail.text,
+                frame => mail.html.as_deref().map(|h| Value::from_safe_string(sandboxed_frame(h))),
+                raw,
             }
-            if let Some(text) = &mail.text {
-                let _ = writeln!(
-                    h,
-                    "<details open><summary>Text part</summary><pre class=\"mailtext\">{}</pre></details>",
-                    esc(text)
-                );
-            }
-            if let Some(html) = &mail.html {
-                let _ = writeln!(
-                    h,
-                    "<details><summary>HTML part (sandboxed: no scripts, no remote images)</summary>{}</details>",
-                    sandboxed_frame(html)
-                );
-            }
-            let _ = writeln!(
-                h,
-                "<details><summary>Raw message</summary><pre class=\"raw\">{}</pre></details></details>",
-                esc(raw)
-            );
         }
-        Err(e) => {
-            let _ = writeln!(
-                h,
-                "<details class=\"email\"><summary>Email {n} (not parseable: {})</summary><pre class=\"raw\">{}</pre></details>",
-                esc(&e.to_string()),
-                esc(raw)
-            );
-        }
+        Err(e) => context! { parsed => false, n, error => e.to_string(), raw },
     }
 }
 
 const STYLE: &str = include_str!("html/style.css");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles() {
+        for (name, _) in TEMPLATES {
+            assert!(ENV.get_template(name).is_ok(), "{name}");
+        }
+    }
+}

@@ -33,7 +33,7 @@
 //!     parts.headers.get("x-operator").and_then(|v| v.to_str().ok()).map(str::to_owned)
 //! });
 //! let console = AdminConsole::builder(&pages, Arc::new(guard), stores).build()?;
-//! let app = axum::Router::new().merge(pages.router()).merge(resetkit_axum::admin_router(console));
+//! let app = axum::Router::new().merge(pages.router()).merge(console.router());
 //! # let _ = app; Ok(()) }
 //! ```
 //!
@@ -69,6 +69,7 @@ use resetkit::template::TemplateStore;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::csrf::StatelessCsrf;
+use crate::page::render_errors;
 use crate::{BuildError, ResetPages};
 
 /// Decides, from the request alone, whether it comes from an operator.
@@ -134,7 +135,7 @@ pub(crate) struct OverviewSources {
     pub(crate) queue: Option<Arc<dyn QueueAge>>,
 }
 
-/// The operator console, ready to mount with [`admin_router`].
+/// The operator console, ready to mount with [`router`](Self::router).
 #[derive(Clone)]
 pub struct AdminConsole {
     console: Arc<Console>,
@@ -204,9 +205,43 @@ impl AdminConsole {
         }
     }
 
-    /// The routes, under the mount path, with their guard and headers.
+    /// The console's routes under its mount path: every one behind the
+    /// host's guard, every POST behind CSRF, all with the public pages'
+    /// headers. `merge` them into the host's router, like
+    /// [`ResetPages::router`].
     pub fn router(&self) -> Router {
-        admin_router(self.clone())
+        let state = self.console.clone();
+        let m = state.mount.clone();
+        Router::new()
+            .route(&m, get(views::search))
+            .route(&format!("{m}/"), get(views::search))
+            .route(&format!("{m}/search"), get(views::search_only))
+            .route(&format!("{m}/account"), get(views::account))
+            .route(&format!("{m}/account/reissue"), post(views::reissue))
+            .route(&format!("{m}/account/clear-limit"), post(views::clear_limit))
+            .route(&format!("{m}/queue"), get(views::queue))
+            .route(&format!("{m}/queue/retry"), post(views::retry))
+            .route(&format!("{m}/senders"), get(views::senders))
+            .route(&format!("{m}/senders/check"), post(views::senders_check))
+            .route(&format!("{m}/templates"), get(views::templates))
+            .route(&format!("{m}/templates/edit"), get(views::template_edit))
+            .route(&format!("{m}/templates/save"), post(views::template_save))
+            .route(&format!("{m}/templates/restore"), post(views::template_restore))
+            // Unknown paths under the mount path are the console's 404, after
+            // the guard (no fallback: the host's router keeps its own).
+            .route(&format!("{m}/{{*rest}}"), any(views::not_found))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                render_errors::<Console>,
+            ))
+            .layer(middleware::from_fn_with_state(state.clone(), guard))
+            .layer(DefaultBodyLimit::max(self.body_limit))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                self.request_timeout,
+            ))
+            .layer(middleware::from_fn(crate::headers::security_headers))
+            .with_state(state)
     }
 
     /// `metrics` as Prometheus text at `path` (outside the mount path,
@@ -226,8 +261,10 @@ impl AdminConsole {
 }
 
 impl AdminConsoleBuilder {
-    /// Where the console is served (default `/admin`; `/` and letters,
-    /// digits, `-`, `_` only, no trailing slash).
+    /// Where the console is served (default `/admin`): [`AdminConsole::router`]
+    /// serves its paths under it. `/segment...`, each segment ASCII letters,
+    /// digits, `-` and `_`, no trailing slash (the pages' rule; the root is
+    /// not allowed).
     pub fn mount_path(mut self, path: impl Into<String>) -> Self {
         self.mount = path.into();
         self
@@ -278,13 +315,7 @@ impl AdminConsoleBuilder {
     /// Checks the settings and compiles the pages.
     pub fn build(self) -> Result<AdminConsole, BuildError> {
         let mount = self.mount;
-        let plain = mount
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'));
-        let segments_ok = mount.split('/').skip(1).all(|seg| !seg.is_empty());
-        if !plain || !segments_ok || !mount.starts_with('/') || mount.ends_with('/') {
-            return Err(BuildError::MountPath(mount));
-        }
+        crate::page::check_mount_path(&mount, false)?;
         if !(1..=500).contains(&self.page_size) {
             return Err(BuildError::Template {
                 name: "admin page_size".into(),
@@ -310,39 +341,6 @@ impl AdminConsoleBuilder {
             request_timeout: self.request_timeout,
         })
     }
-}
-
-/// The console's routes under its mount path: every one behind the host's
-/// guard, every POST behind CSRF, all with the public pages' headers.
-pub fn admin_router(console: AdminConsole) -> Router {
-    let state = console.console.clone();
-    let m = state.mount.clone();
-    Router::new()
-        .route(&m, get(views::search))
-        .route(&format!("{m}/"), get(views::search))
-        .route(&format!("{m}/search"), get(views::search_only))
-        .route(&format!("{m}/account"), get(views::account))
-        .route(&format!("{m}/account/reissue"), post(views::reissue))
-        .route(&format!("{m}/account/clear-limit"), post(views::clear_limit))
-        .route(&format!("{m}/queue"), get(views::queue))
-        .route(&format!("{m}/queue/retry"), post(views::retry))
-        .route(&format!("{m}/senders"), get(views::senders))
-        .route(&format!("{m}/senders/check"), post(views::senders_check))
-        .route(&format!("{m}/templates"), get(views::templates))
-        .route(&format!("{m}/templates/edit"), get(views::template_edit))
-        .route(&format!("{m}/templates/save"), post(views::template_save))
-        .route(&format!("{m}/templates/restore"), post(views::template_restore))
-        // Unknown paths under the mount path are the console's 404, after
-        // the guard (no fallback: the host's router keeps its own).
-        .route(&format!("{m}/{{*rest}}"), any(views::not_found))
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .layer(DefaultBodyLimit::max(console.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            console.request_timeout,
-        ))
-        .layer(middleware::from_fn(crate::headers::security_headers))
-        .with_state(state)
 }
 
 /// Runs the host's guard first; admitted requests carry the [`Operator`].

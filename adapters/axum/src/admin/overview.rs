@@ -4,17 +4,16 @@
 //! (inline SVG: no script, nothing loaded) and a banner when a sender is
 //! being refused.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::{Value, context};
 use resetkit::activity::{Activity, HourBar, Overview};
 
 use super::timeline::utc;
-use super::views::{PageOut, render, unavailable};
-use super::{Console, Operator};
+use super::views::{Ctx, PageOut};
+use crate::page::PageError;
 
 /// Sections of the counts table, with each row's label.
 const SECTIONS: [(&str, &[(Activity, &str)]); 5] = [
@@ -70,33 +69,24 @@ const PLOT: u64 = 140;
 const TOP: u64 = 14;
 
 /// Renders the overview (the landing page with an activity log).
-pub(super) async fn page(console: &Arc<Console>, headers: &HeaderMap, operator: &Operator) -> Response {
-    let Some(sources) = &console.overview else {
-        return unavailable(
-            console,
-            headers,
-            operator,
+pub(super) async fn page(ctx: &Ctx) -> Result<Response, PageError> {
+    let Some(sources) = &ctx.site.overview else {
+        return Err(PageError::unavailable(
             "The overview",
             &"no activity log configured",
-        );
+        ));
     };
     let now = SystemTime::now();
-    let overview = match Overview::load(sources.activity.as_ref(), sources.queue.as_deref(), now).await {
-        Ok(o) => o,
-        Err(e) => return unavailable(console, headers, operator, "Reading the activity counts", &e),
-    };
-    render(
-        console,
-        headers,
-        operator,
-        PageOut {
-            status: StatusCode::OK,
-            name: "overview.html",
-            title: "Overview",
-            notice: None,
-            ctx: overview_value(&overview),
-        },
-    )
+    let overview = Overview::load(sources.activity.as_ref(), sources.queue.as_deref(), now)
+        .await
+        .map_err(|e| PageError::unavailable("Reading the activity counts", &e))?;
+    Ok(ctx.render(PageOut {
+        status: StatusCode::OK,
+        name: "overview.html",
+        title: "Overview",
+        notice: None,
+        ctx: overview_value(&overview),
+    }))
 }
 
 fn age(now: SystemTime, then: SystemTime) -> String {

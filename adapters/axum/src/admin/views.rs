@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::RawQuery;
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,11 +21,15 @@ use super::timeline::{describe, utc};
 use super::{Console, Operator};
 use crate::BuildError;
 use crate::form::Form;
+use crate::page::{PageCtx, PageError, Site, fallback};
 
 /// The notice after a fresh link was refused for an ineligible account.
 const INELIGIBLE_NOTICE: &str = "No link was sent: the account is disabled or its email is not confirmed.";
 
-type AppState = State<Arc<Console>>;
+/// A console request's context: the console, the headers, the operator.
+pub(super) type Ctx = PageCtx<Console>;
+/// What a handler answers: a page or a redirect, or an error page.
+type Answer = Result<Response, PageError>;
 
 const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("templates/base.html")),
@@ -65,9 +69,9 @@ pub(super) fn environment() -> Result<Environment<'static>, BuildError> {
 
 /// The CSRF value of this operator's forms and the cookie to set, if any:
 /// sealed to the browser's signed cookie and to the operator's name.
-fn csrf_field(console: &Console, headers: &HeaderMap, operator: &Operator) -> (String, Option<HeaderValue>) {
-    let token = console.csrf.token(headers);
-    let field = console.csrf.seal(&token, &operator_payload(operator));
+fn csrf_field(ctx: &Ctx) -> (String, Option<HeaderValue>) {
+    let token = ctx.site.csrf.token(&ctx.headers);
+    let field = ctx.site.csrf.seal(&token, &operator_payload(&ctx.viewer));
     (field, token.set_cookie)
 }
 
@@ -75,11 +79,11 @@ fn operator_payload(operator: &Operator) -> String {
     format!("admin:{}", URL_SAFE_NO_PAD.encode(operator.0.as_bytes()))
 }
 
-fn csrf_ok(console: &Console, headers: &HeaderMap, form: &Form, operator: &Operator) -> bool {
-    console
+fn csrf_ok(ctx: &Ctx, form: &Form) -> bool {
+    ctx.site
         .csrf
-        .open(headers, form.single("csrf_token").ok())
-        .is_some_and(|p| p == operator_payload(operator))
+        .open(&ctx.headers, form.single("csrf_token").ok())
+        .is_some_and(|p| p == operator_payload(&ctx.viewer))
 }
 
 pub(super) struct PageOut<'a> {
@@ -90,84 +94,68 @@ pub(super) struct PageOut<'a> {
     pub(super) ctx: Value,
 }
 
-pub(super) fn render(
-    console: &Console,
-    headers: &HeaderMap,
-    operator: &Operator,
-    out: PageOut<'_>,
-) -> Response {
-    let (csrf_token, cookie) = csrf_field(console, headers, operator);
-    let ctx = context! {
-        title => out.title,
-        // Checked at build: `/`, letters, digits, `-`, `_` only.
-        mount => Value::from_safe_string(console.mount.clone()),
-        site_name => console.site_name,
-        operator => operator.0,
-        has_overview => console.overview.is_some(),
-        notice => out.notice,
-        csrf_token => csrf_token,
-        ..out.ctx
-    };
-    let html = console.env.get_template(out.name).and_then(|t| t.render(ctx));
-    let mut response = match html {
-        Ok(html) => (out.status, Html(html)).into_response(),
-        Err(error) => {
-            tracing::error!(%error, template = out.name, "rendering an operator page failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Html("<!doctype html><title>Error</title><p>Something went wrong.</p>"),
-            )
-                .into_response()
-        }
-    };
-    if let Some(cookie) = cookie {
-        response.headers_mut().append(SET_COOKIE, cookie);
-    }
-    response
-}
+impl Site for Console {
+    type Viewer = Operator;
 
-fn error(
-    console: &Console,
-    headers: &HeaderMap,
-    operator: &Operator,
-    status: StatusCode,
-    message: &str,
-) -> Response {
-    render(
-        console,
-        headers,
-        operator,
-        PageOut {
-            status,
+    fn mount(&self) -> &str {
+        &self.mount
+    }
+
+    fn viewer(parts: &Parts) -> Option<Operator> {
+        parts.extensions.get::<Operator>().cloned()
+    }
+
+    fn error_page(ctx: &Ctx, error: &PageError) -> Response {
+        let message = match error {
+            PageError::Refused { message, .. } | PageError::Failed { message } => message.clone(),
+            PageError::Unavailable { what, detail } => {
+                tracing::error!(error = %detail, "operator console: {what} failed");
+                format!("{what} failed: {detail}")
+            }
+        };
+        ctx.render(PageOut {
+            status: error.status(),
             name: "error.html",
             title: "Request refused",
             notice: None,
             ctx: context! { message => message },
-        },
-    )
+        })
+    }
 }
 
-pub(super) fn unavailable(
-    console: &Console,
-    headers: &HeaderMap,
-    operator: &Operator,
-    what: &str,
-    err: &dyn std::fmt::Display,
-) -> Response {
-    tracing::error!(error = %err, "operator console: {what} failed");
-    error(
-        console,
-        headers,
-        operator,
-        StatusCode::SERVICE_UNAVAILABLE,
-        &format!("{what} failed: {err}"),
-    )
-}
+impl Ctx {
+    /// Page `out` for this operator, with the CSRF field of its forms.
+    pub(super) fn render(&self, out: PageOut<'_>) -> Response {
+        let console = &self.site;
+        let (csrf_token, cookie) = csrf_field(self);
+        let ctx = context! {
+            title => out.title,
+            // Checked at build: `/`, letters, digits, `-`, `_` only.
+            mount => Value::from_safe_string(console.mount.clone()),
+            site_name => console.site_name,
+            operator => self.viewer.0,
+            has_overview => console.overview.is_some(),
+            notice => out.notice,
+            csrf_token => csrf_token,
+            ..out.ctx
+        };
+        let html = console.env.get_template(out.name).and_then(|t| t.render(ctx));
+        let mut response = match html {
+            Ok(html) => (out.status, Html(html)).into_response(),
+            Err(error) => {
+                tracing::error!(%error, template = out.name, "rendering an operator page failed");
+                fallback()
+            }
+        };
+        if let Some(cookie) = cookie {
+            response.headers_mut().append(SET_COOKIE, cookie);
+        }
+        response
+    }
 
-fn see_other(console: &Console, path_and_query: &str) -> Response {
-    match HeaderValue::from_str(&format!("{}{path_and_query}", console.mount)) {
-        Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    /// The operator's name.
+    fn operator(&self) -> &str {
+        &self.viewer.0
     }
 }
 
@@ -179,62 +167,29 @@ fn query(raw: Option<&str>) -> Form {
     Form::from_encoded(raw.unwrap_or_default().as_bytes())
 }
 
-/// A POST's form, checked for CSRF; the refusal otherwise.
-fn post_form(
-    console: &Console,
-    headers: &HeaderMap,
-    operator: &Operator,
-    body: &[u8],
-) -> Result<Form, Box<Response>> {
-    let form = Form::parse(headers, body).map_err(|e| {
-        Box::new(error(
-            console,
-            headers,
-            operator,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &e.to_string(),
-        ))
-    })?;
-    if !csrf_ok(console, headers, &form, operator) {
-        return Err(Box::new(error(
-            console,
-            headers,
-            operator,
-            StatusCode::FORBIDDEN,
-            crate::CSRF_REFUSED,
-        )));
+/// A POST's form, checked for CSRF.
+fn post_form(ctx: &Ctx, body: &[u8]) -> Result<Form, PageError> {
+    let form = crate::routes::parse_form(&ctx.headers, body)?;
+    if !csrf_ok(ctx, &form) {
+        return Err(PageError::csrf());
     }
     Ok(form)
 }
 
 /// The account (`id`) a console POST acts on, after the form's checks.
-fn posted_account(
-    console: &Console,
-    headers: &HeaderMap,
-    operator: &Operator,
-    body: &[u8],
-) -> Result<AccountId, Box<Response>> {
-    let form = post_form(console, headers, operator, body)?;
-    let id = field(console, headers, operator, &form, "id")?;
+fn posted_account(ctx: &Ctx, body: &[u8]) -> Result<AccountId, PageError> {
+    let form = post_form(ctx, body)?;
+    let id = field(&form, "id")?;
     Ok(AccountId(id.to_owned()))
 }
 
 /// One field sent exactly once, else a 400 naming it.
-fn field<'f>(
-    console: &Console,
-    headers: &HeaderMap,
-    operator: &Operator,
-    form: &'f Form,
-    name: &str,
-) -> Result<&'f str, Box<Response>> {
+fn field<'f>(form: &'f Form, name: &str) -> Result<&'f str, PageError> {
     form.single(name).map_err(|_| {
-        Box::new(error(
-            console,
-            headers,
-            operator,
+        PageError::refused(
             StatusCode::BAD_REQUEST,
-            &format!("Send exactly one `{name}` field"),
-        ))
+            format!("Send exactly one `{name}` field"),
+        )
     })
 }
 
@@ -249,134 +204,87 @@ fn account_value(a: &Account) -> Value {
     }
 }
 
-pub(super) async fn not_found(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-) -> Response {
-    error(
-        &console,
-        &headers,
-        &operator,
-        StatusCode::NOT_FOUND,
-        "There is no such page.",
+pub(super) async fn not_found(ctx: Ctx) -> Response {
+    Console::error_page(
+        &ctx,
+        &PageError::refused(StatusCode::NOT_FOUND, "There is no such page."),
     )
 }
 
 /// `GET /?q=`: find accounts by email (all sharing it) or username.
-pub(super) async fn search(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    search_page(console, operator, headers, raw, true).await
+pub(super) async fn search(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
+    search_page(ctx, raw, true).await
 }
 
 /// `GET /search[?q=]`: the search, also when the overview is the landing page.
-pub(super) async fn search_only(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    search_page(console, operator, headers, raw, false).await
+pub(super) async fn search_only(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
+    search_page(ctx, raw, false).await
 }
 
-async fn search_page(
-    console: Arc<Console>,
-    operator: Operator,
-    headers: HeaderMap,
-    raw: Option<String>,
-    landing: bool,
-) -> Response {
+async fn search_page(ctx: Ctx, raw: Option<String>, landing: bool) -> Answer {
     let params = query(raw.as_deref());
-    if landing && params.get("q").is_none() && console.overview.is_some() {
+    if landing && params.get("q").is_none() && ctx.site.overview.is_some() {
         // The landing page: the overview, with a search box.
-        return super::overview::page(&console, &headers, &operator).await;
+        return super::overview::page(&ctx).await;
     }
     let q = params.get("q").unwrap_or_default().trim().to_owned();
-    let mut ctx = context! { query => q, searched => false, accounts => Vec::<Value>::new() };
+    let mut values = context! { query => q, searched => false, accounts => Vec::<Value>::new() };
     let mut status = StatusCode::OK;
     if q.chars().count() > MAX_QUERY || q.chars().any(char::is_control) {
         status = StatusCode::BAD_REQUEST;
-        ctx = context! { error => format!("Type an email address or a username (at most {MAX_QUERY} characters, no control characters)."), ..ctx };
+        values = context! { error => format!("Type an email address or a username (at most {MAX_QUERY} characters, no control characters)."), ..values };
     } else if !q.is_empty() {
-        match console.operator.find_accounts(&q).await {
-            Ok(found) => {
-                let accounts: Vec<Value> = found.iter().map(account_value).collect();
-                ctx = context! { searched => true, accounts => accounts, ..ctx };
-            }
-            Err(e) => return unavailable(&console, &headers, &operator, "Looking up accounts", &e),
-        }
+        let found = ctx
+            .site
+            .operator
+            .find_accounts(&q)
+            .await
+            .map_err(|e| PageError::unavailable("Looking up accounts", &e))?;
+        let accounts: Vec<Value> = found.iter().map(account_value).collect();
+        values = context! { searched => true, accounts => accounts, ..values };
     }
-    render(
-        &console,
-        &headers,
-        &operator,
-        PageOut {
-            status,
-            name: "search.html",
-            title: "Accounts",
-            notice: None,
-            ctx,
-        },
-    )
+    Ok(ctx.render(PageOut {
+        status,
+        name: "search.html",
+        title: "Accounts",
+        notice: None,
+        ctx: values,
+    }))
 }
 
 /// `GET /account?id=ID[&before=N]`: the account's timeline, newest first.
-pub(super) async fn account(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
+pub(super) async fn account(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
     let params = query(raw.as_deref());
     let Some(id) = params.get("id").filter(|id| !id.is_empty()) else {
-        return error(
-            &console,
-            &headers,
-            &operator,
+        return Err(PageError::refused(
             StatusCode::BAD_REQUEST,
             "Which account? The `id` parameter is missing.",
-        );
+        ));
     };
     let before = match params.get("before").map(str::parse::<u64>) {
         None => None,
         Some(Ok(n)) => Some(EventCursor(n)),
         Some(Err(_)) => {
-            return error(
-                &console,
-                &headers,
-                &operator,
+            return Err(PageError::refused(
                 StatusCode::BAD_REQUEST,
                 "`before` must be a whole number (from an \"Older events\" link).",
-            );
+            ));
         }
     };
     let id = AccountId(id.to_owned());
-    let account = match console.operator.account(&id).await {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            return error(
-                &console,
-                &headers,
-                &operator,
-                StatusCode::NOT_FOUND,
-                "No account has this id.",
-            );
-        }
-        Err(e) => return unavailable(&console, &headers, &operator, "Reading the account", &e),
-    };
-    let page = match console
+    let console = &ctx.site;
+    let account = console
+        .operator
+        .account(&id)
+        .await
+        .map_err(|e| PageError::unavailable("Reading the account", &e))?
+        .ok_or_else(|| PageError::refused(StatusCode::NOT_FOUND, "No account has this id."))?;
+    let page = console
         .operator
         .timeline()
         .account_page(&id, before, console.page_size)
         .await
-    {
-        Ok(page) => page,
-        Err(e) => return unavailable(&console, &headers, &operator, "Reading the account's events", &e),
-    };
+        .map_err(|e| PageError::unavailable("Reading the account's events", &e))?;
     let items: Vec<Value> = page
         .events
         .iter()
@@ -407,80 +315,52 @@ pub(super) async fn account(
         Ok(None) => context! { none => true },
         Err(e) => context! { error => format!("the token store cannot count it: {e}") },
     };
-    render(
-        &console,
-        &headers,
-        &operator,
-        PageOut {
-            status: StatusCode::OK,
-            name: "account.html",
-            title: &format!("Account {}", account.username),
-            notice,
-            ctx: context! {
-                account => account_value(&account),
-                items => items,
-                next => page.next.map(|c| c.0),
-                limit => limit,
-            },
+    Ok(ctx.render(PageOut {
+        status: StatusCode::OK,
+        name: "account.html",
+        title: &format!("Account {}", account.username),
+        notice,
+        ctx: context! {
+            account => account_value(&account),
+            items => items,
+            next => page.next.map(|c| c.0),
+            limit => limit,
         },
-    )
+    }))
 }
 
 /// `POST /account/reissue` (`id`): a fresh link for the account.
-pub(super) async fn reissue(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let id = match posted_account(&console, &headers, &operator, &body) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    match console.operator.reissue_link(&id, &operator.0, None).await {
+pub(super) async fn reissue(ctx: Ctx, body: Bytes) -> Answer {
+    let id = posted_account(&ctx, &body)?;
+    match ctx.site.operator.reissue_link(&id, ctx.operator(), None).await {
         Ok(ReissueOutcome::Sent) => {
-            see_other(&console, &format!("/account?id={}&done=reissued", encode(&id.0)))
+            Ok(ctx.see_other(&format!("/account?id={}&done=reissued", encode(&id.0))))
         }
-        Ok(_) => see_other(
-            &console,
-            &format!("/account?id={}&done=ineligible", encode(&id.0)),
-        ),
-        Err(resetkit::error::StoreError::NotFound { .. }) => error(
-            &console,
-            &headers,
-            &operator,
+        Ok(_) => Ok(ctx.see_other(&format!("/account?id={}&done=ineligible", encode(&id.0)))),
+        Err(resetkit::error::StoreError::NotFound { .. }) => Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "No account has this id.",
-        ),
-        Err(e) => unavailable(&console, &headers, &operator, "Sending a fresh link", &e),
+        )),
+        Err(e) => Err(PageError::unavailable("Sending a fresh link", &e)),
     }
 }
 
 /// `POST /account/clear-limit` (`id`): forget the account's recorded
 /// requests, so that its per-account rate limit starts afresh.
-pub(super) async fn clear_limit(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let id = match posted_account(&console, &headers, &operator, &body) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    match console.operator.clear_account_rate_limit(&id, &operator.0).await {
-        Ok(_) => see_other(
-            &console,
-            &format!("/account?id={}&done=limit_cleared", encode(&id.0)),
-        ),
-        Err(resetkit::error::StoreError::NotFound { .. }) => error(
-            &console,
-            &headers,
-            &operator,
+pub(super) async fn clear_limit(ctx: Ctx, body: Bytes) -> Answer {
+    let id = posted_account(&ctx, &body)?;
+    match ctx
+        .site
+        .operator
+        .clear_account_rate_limit(&id, ctx.operator())
+        .await
+    {
+        Ok(_) => Ok(ctx.see_other(&format!("/account?id={}&done=limit_cleared", encode(&id.0)))),
+        Err(resetkit::error::StoreError::NotFound { .. }) => Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "No account has this id.",
-        ),
-        Err(e) => unavailable(&console, &headers, &operator, "Clearing the rate limit", &e),
+        )),
+        Err(e) => Err(PageError::unavailable("Clearing the rate limit", &e)),
     }
 }
 
@@ -529,27 +409,16 @@ fn message_value(m: &OutboxMessage) -> Value {
 }
 
 /// `GET /queue?state=`: waiting, failed or dropped messages.
-pub(super) async fn queue(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
+pub(super) async fn queue(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
     let params = query(raw.as_deref());
     let state = match params.get("state") {
         None => OutboxState::Waiting,
-        Some(text) => match OutboxState::parse(text) {
-            Some(s) => s,
-            None => {
-                return error(
-                    &console,
-                    &headers,
-                    &operator,
-                    StatusCode::BAD_REQUEST,
-                    "`state` must be waiting, failed or dropped.",
-                );
-            }
-        },
+        Some(text) => OutboxState::parse(text).ok_or_else(|| {
+            PageError::refused(
+                StatusCode::BAD_REQUEST,
+                "`state` must be waiting, failed or dropped.",
+            )
+        })?,
     };
     let states: Vec<Value> = [
         (OutboxState::Waiting, "Pending and retrying"),
@@ -559,12 +428,15 @@ pub(super) async fn queue(
     .iter()
     .map(|(s, label)| context! { name => s.as_str(), label => label, current => *s == state })
     .collect();
-    let (messages, err): (Vec<Value>, Option<String>) = match console.operator.outbox() {
+    let (messages, err): (Vec<Value>, Option<String>) = match ctx.site.operator.outbox() {
         None => (Vec::new(), Some("This service delivers inline: there is no queue. Each account's timeline shows its deliveries.".into())),
-        Some(outbox) => match outbox.list_by_state(state, 200).await {
-            Ok(list) => (list.iter().map(message_value).collect(), None),
-            Err(e) => return unavailable(&console, &headers, &operator, "Reading the delivery queue", &e),
-        },
+        Some(outbox) => {
+            let list = outbox
+                .list_by_state(state, 200)
+                .await
+                .map_err(|e| PageError::unavailable("Reading the delivery queue", &e))?;
+            (list.iter().map(message_value).collect(), None)
+        }
     };
     let notice = match params.get("done") {
         Some("retried") => {
@@ -573,90 +445,59 @@ pub(super) async fn queue(
         Some("ineligible") => Some(INELIGIBLE_NOTICE.to_owned()),
         _ => None,
     };
-    render(
-        &console,
-        &headers,
-        &operator,
-        PageOut {
-            status: StatusCode::OK,
-            name: "queue.html",
-            title: "Delivery queue",
-            notice,
-            ctx: context! { state => state.as_str(), states => states, messages => messages, error => err },
-        },
-    )
+    Ok(ctx.render(PageOut {
+        status: StatusCode::OK,
+        name: "queue.html",
+        title: "Delivery queue",
+        notice,
+        ctx: context! { state => state.as_str(), states => states, messages => messages, error => err },
+    }))
 }
 
 /// `POST /queue/retry` (`message_id`): a failed reset email is not resent
 /// (its link may be dead or stale); a fresh link is issued in its place.
-pub(super) async fn retry(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = match post_form(&console, &headers, &operator, &body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let message_id = match field(&console, &headers, &operator, &form, "message_id") {
-        Ok(id) => id.to_owned(),
-        Err(r) => return *r,
-    };
-    let Some(outbox) = console.operator.outbox() else {
-        return error(
-            &console,
-            &headers,
-            &operator,
+pub(super) async fn retry(ctx: Ctx, body: Bytes) -> Answer {
+    let form = post_form(&ctx, &body)?;
+    let message_id = field(&form, "message_id")?.to_owned();
+    let Some(outbox) = ctx.site.operator.outbox() else {
+        return Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "This service has no delivery queue.",
-        );
+        ));
     };
-    let message = match outbox.message(&message_id).await {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            return error(
-                &console,
-                &headers,
-                &operator,
-                StatusCode::NOT_FOUND,
-                "No queued email has this Message-ID.",
-            );
-        }
-        Err(e) => return unavailable(&console, &headers, &operator, "Reading the message", &e),
-    };
+    let message = outbox
+        .message(&message_id)
+        .await
+        .map_err(|e| PageError::unavailable("Reading the message", &e))?
+        .ok_or_else(|| PageError::refused(StatusCode::NOT_FOUND, "No queued email has this Message-ID."))?;
     let (OutboxStatus::Failed { .. }, Some(account)) = (&message.status, &message.account) else {
-        return error(
-            &console,
-            &headers,
-            &operator,
+        return Err(PageError::refused(
             StatusCode::CONFLICT,
             "Only a failed email of an account can be retried (this one is not failed, or belongs to no account).",
-        );
+        ));
     };
     if !retryable(message.kind) {
-        return error(
-            &console,
-            &headers,
-            &operator,
+        return Err(PageError::refused(
             StatusCode::CONFLICT,
             "Only reset emails are retried with a fresh link.",
-        );
+        ));
     }
-    match console
+    match ctx
+        .site
         .operator
-        .reissue_link(account, &operator.0, Some(&message_id))
+        .reissue_link(account, ctx.operator(), Some(&message_id))
         .await
     {
         Ok(ReissueOutcome::Sent) => {
-            let reason = format!("retried by operator {} with a fresh link", operator.0);
-            if let Err(e) = outbox.retire_failed(&message_id, &reason).await {
-                return unavailable(&console, &headers, &operator, "Retiring the failed email", &e);
-            }
-            see_other(&console, "/queue?state=failed&done=retried")
+            let reason = format!("retried by operator {} with a fresh link", ctx.operator());
+            outbox
+                .retire_failed(&message_id, &reason)
+                .await
+                .map_err(|e| PageError::unavailable("Retiring the failed email", &e))?;
+            Ok(ctx.see_other("/queue?state=failed&done=retried"))
         }
-        Ok(_) => see_other(&console, "/queue?state=failed&done=ineligible"),
-        Err(e) => unavailable(&console, &headers, &operator, "Sending a fresh link", &e),
+        Ok(_) => Ok(ctx.see_other("/queue?state=failed&done=ineligible")),
+        Err(e) => Err(PageError::unavailable("Sending a fresh link", &e)),
     }
 }
 
@@ -670,43 +511,26 @@ fn sender_list(console: &Console) -> Vec<String> {
 }
 
 /// `GET /senders`: the chain's senders and the check button.
-pub(super) async fn senders(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-) -> Response {
-    render(
-        &console,
-        &headers,
-        &operator,
-        PageOut {
-            status: StatusCode::OK,
-            name: "senders.html",
-            title: "Sender check",
-            notice: None,
-            ctx: context! { senders => sender_list(&console), probe => console.probe.is_some(), reports => Vec::<Value>::new() },
-        },
-    )
+pub(super) async fn senders(ctx: Ctx) -> Response {
+    let console = &ctx.site;
+    ctx.render(PageOut {
+        status: StatusCode::OK,
+        name: "senders.html",
+        title: "Sender check",
+        notice: None,
+        ctx: context! { senders => sender_list(console), probe => console.probe.is_some(), reports => Vec::<Value>::new() },
+    })
 }
 
 /// `POST /senders/check`: probes every sender, one after the other.
-pub(super) async fn senders_check(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = post_form(&console, &headers, &operator, &body) {
-        return *r;
-    }
+pub(super) async fn senders_check(ctx: Ctx, body: Bytes) -> Answer {
+    post_form(&ctx, &body)?;
+    let console = &ctx.site;
     let Some(probe) = console.probe.clone() else {
-        return error(
-            &console,
-            &headers,
-            &operator,
+        return Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "No sender probe is configured.",
-        );
+        ));
     };
     let mut reports = Vec::new();
     for sender in console.service.candidate_senders() {
@@ -731,26 +555,18 @@ pub(super) async fn senders_check(
             error => report.error.as_ref().map(ToString::to_string),
         });
     }
-    render(
-        &console,
-        &headers,
-        &operator,
-        PageOut {
-            status: StatusCode::OK,
-            name: "senders.html",
-            title: "Sender check",
-            notice: None,
-            ctx: context! { senders => sender_list(&console), probe => true, reports => reports },
-        },
-    )
+    Ok(ctx.render(PageOut {
+        status: StatusCode::OK,
+        name: "senders.html",
+        title: "Sender check",
+        notice: None,
+        ctx: context! { senders => sender_list(console), probe => true, reports => reports },
+    }))
 }
 
 /// `GET /templates`: every (locale, email) and the lint's verdict.
-pub(super) async fn templates(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-) -> Response {
+pub(super) async fn templates(ctx: Ctx) -> Response {
+    let console = &ctx.site;
     let current = console.service.templates();
     let verdict = console.service.check_templates(&current).0;
     let list: Vec<Value> = current
@@ -762,23 +578,18 @@ pub(super) async fn templates(
                 .map(move |k| context! { locale => locale, locale_q => encode(locale), kind => k.as_str() })
         })
         .collect();
-    render(
-        &console,
-        &headers,
-        &operator,
-        PageOut {
-            status: StatusCode::OK,
-            name: "templates.html",
-            title: "Email templates",
-            notice: None,
-            ctx: context! {
-                templates => list,
-                verdict_ok => verdict.is_ok(),
-                verdict => verdict.err().map_or_else(|| "every email carries its links".to_owned(), |e| e.to_string()),
-                editable => console.template_store.is_some(),
-            },
+    ctx.render(PageOut {
+        status: StatusCode::OK,
+        name: "templates.html",
+        title: "Email templates",
+        notice: None,
+        ctx: context! {
+            templates => list,
+            verdict_ok => verdict.is_ok(),
+            verdict => verdict.err().map_or_else(|| "every email carries its links".to_owned(), |e| e.to_string()),
+            editable => console.template_store.is_some(),
         },
-    )
+    })
 }
 
 fn parse_kind(text: Option<&str>) -> Option<EmailKind> {
@@ -803,20 +614,13 @@ struct EditView<'a> {
     status: StatusCode,
 }
 
-async fn edit_page(
-    console: &Console,
-    headers: &HeaderMap,
-    operator: &Operator,
-    view: EditView<'_>,
-) -> Response {
+async fn edit_page(ctx: &Ctx, view: EditView<'_>) -> Answer {
+    let console = &ctx.site;
     let Some(set) = view.templates.locale(view.locale) else {
-        return error(
-            console,
-            headers,
-            operator,
+        return Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "No templates for this locale.",
-        );
+        ));
     };
     let source = set.get(view.kind).clone();
     let lint = console.service.check_templates(view.templates).0;
@@ -831,60 +635,46 @@ async fn edit_page(
         Err(e) => (None, Some(e.to_string())),
     };
     let versions: Vec<Value> = match &console.template_store {
-        Some(store) => match store.versions(view.locale, view.kind).await {
-            Ok(list) => list
-                .iter()
-                .map(|v| {
-                    context! { version => v.version, saved_at => utc(v.saved_at), saved_by => v.saved_by, active => v.active }
-                })
-                .collect(),
-            Err(e) => return unavailable(console, headers, operator, "Reading the template's versions", &e),
-        },
+        Some(store) => store
+            .versions(view.locale, view.kind)
+            .await
+            .map_err(|e| PageError::unavailable("Reading the template's versions", &e))?
+            .iter()
+            .map(|v| {
+                context! { version => v.version, saved_at => utc(v.saved_at), saved_by => v.saved_by, active => v.active }
+            })
+            .collect(),
         None => Vec::new(),
     };
-    render(
-        console,
-        headers,
-        operator,
-        PageOut {
-            status: view.status,
-            name: "template_edit.html",
-            title: &format!("Template {} ({})", view.kind.as_str(), view.locale),
-            notice: view.notice,
-            ctx: context! {
-                locale => view.locale,
-                kind => view.kind.as_str(),
-                source => context! { subject => source.subject, text => source.text, html => source.html },
-                lint_ok => lint.is_ok(),
-                lint => lint.err().map_or_else(|| "every email carries its links".to_owned(), |e| e.to_string()),
-                preview => preview,
-                render_error => render_error,
-                editable => console.template_store.is_some(),
-                versions => versions,
-                variables => variables(view.kind),
-                error => view.error,
-            },
+    Ok(ctx.render(PageOut {
+        status: view.status,
+        name: "template_edit.html",
+        title: &format!("Template {} ({})", view.kind.as_str(), view.locale),
+        notice: view.notice,
+        ctx: context! {
+            locale => view.locale,
+            kind => view.kind.as_str(),
+            source => context! { subject => source.subject, text => source.text, html => source.html },
+            lint_ok => lint.is_ok(),
+            lint => lint.err().map_or_else(|| "every email carries its links".to_owned(), |e| e.to_string()),
+            preview => preview,
+            render_error => render_error,
+            editable => console.template_store.is_some(),
+            versions => versions,
+            variables => variables(view.kind),
+            error => view.error,
         },
-    )
-    .into_response()
+    }))
 }
 
 /// `GET /templates/edit?locale=&kind=`: preview, lint verdict, editor.
-pub(super) async fn template_edit(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
+pub(super) async fn template_edit(ctx: Ctx, RawQuery(raw): RawQuery) -> Answer {
     let params = query(raw.as_deref());
     let (Some(locale), Some(kind)) = (params.get("locale"), parse_kind(params.get("kind"))) else {
-        return error(
-            &console,
-            &headers,
-            &operator,
+        return Err(PageError::refused(
             StatusCode::BAD_REQUEST,
             "Name a `locale` and a `kind` (reset, reset_combined, username_required, password_changed).",
-        );
+        ));
     };
     let notice = params
         .get("saved")
@@ -894,7 +684,7 @@ pub(super) async fn template_edit(
                 .get("restored")
                 .map(|v| format!("Version {v} restored; the next emails use it."))
         });
-    let templates = console.service.templates();
+    let templates = ctx.site.service.templates();
     let view = EditView {
         templates: &templates,
         locale,
@@ -903,81 +693,52 @@ pub(super) async fn template_edit(
         notice,
         status: StatusCode::OK,
     };
-    edit_page(&console, &headers, &operator, view).await
+    edit_page(&ctx, view).await
 }
 
 /// A template POST's locale and email, and the store to write to.
 type Target<'f> = (&'f str, EmailKind, Arc<dyn resetkit::template::TemplateStore>);
 
 /// The locale and kind of a template POST, and the store.
-fn template_target<'f>(
-    console: &Console,
-    headers: &HeaderMap,
-    operator: &Operator,
-    form: &'f Form,
-) -> Result<Target<'f>, Box<Response>> {
+fn template_target<'f>(console: &Console, form: &'f Form) -> Result<Target<'f>, PageError> {
     let Some(store) = console.template_store.clone() else {
-        return Err(Box::new(error(
-            console,
-            headers,
-            operator,
+        return Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "Template editing is not enabled (no template store).",
-        )));
+        ));
     };
-    let locale = field(console, headers, operator, form, "locale")?;
+    let locale = field(form, "locale")?;
     let kind = parse_kind(form.get("kind")).ok_or_else(|| {
-        Box::new(error(
-            console,
-            headers,
-            operator,
+        PageError::refused(
             StatusCode::BAD_REQUEST,
             "`kind` must be reset, reset_combined, username_required or password_changed.",
-        ))
+        )
     })?;
     if console.service.templates().locale(locale).is_none() {
-        return Err(Box::new(error(
-            console,
-            headers,
-            operator,
+        return Err(PageError::refused(
             StatusCode::NOT_FOUND,
             "No templates for this locale.",
-        )));
+        ));
     }
     Ok((locale, kind, store))
 }
 
 /// `POST /templates/save`: lint, then store as a new version and use it.
-pub(super) async fn template_save(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = match post_form(&console, &headers, &operator, &body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let (locale, kind, store) = match template_target(&console, &headers, &operator, &form) {
-        Ok(t) => t,
-        Err(r) => return *r,
-    };
+pub(super) async fn template_save(ctx: Ctx, body: Bytes) -> Answer {
+    let form = post_form(&ctx, &body)?;
+    let console = &ctx.site;
+    let (locale, kind, store) = template_target(console, &form)?;
     let mut parts = Vec::with_capacity(3);
     for name in ["subject", "text", "html"] {
-        match field(&console, &headers, &operator, &form, name) {
-            Ok(value) if value.len() > MAX_TEMPLATE_PART => {
-                return error(
-                    &console,
-                    &headers,
-                    &operator,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("The {name} is longer than {MAX_TEMPLATE_PART} bytes."),
-                );
-            }
-            // Browsers send CRLF line ends from a textarea.
-            Ok(value) => parts.push(value.replace("\r\n", "\n")),
-            Err(r) => return *r,
+        let value = field(&form, name)?;
+        if value.len() > MAX_TEMPLATE_PART {
+            return Err(PageError::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The {name} is longer than {MAX_TEMPLATE_PART} bytes."),
+            ));
         }
+        // Browsers send CRLF line ends from a textarea.
+        parts.push(value.replace("\r\n", "\n"));
     }
     let source = TemplateSource::new(parts[0].clone(), parts[1].clone(), parts[2].clone());
     let mut edited = console.service.templates();
@@ -993,77 +754,42 @@ pub(super) async fn template_save(
             notice: None,
             status: StatusCode::UNPROCESSABLE_ENTITY,
         };
-        return edit_page(&console, &headers, &operator, view).await;
+        return edit_page(&ctx, view).await;
     }
     let now = std::time::SystemTime::now();
-    let version = match store.save(locale, kind, &source, &operator.0, now).await {
-        Ok(v) => v,
-        Err(e) => return unavailable(&console, &headers, &operator, "Saving the template", &e),
-    };
-    if let Err(e) = console.service.replace_templates(edited) {
-        return error(
-            &console,
-            &headers,
-            &operator,
-            StatusCode::CONFLICT,
-            &e.to_string(),
-        );
-    }
-    see_other(
-        &console,
-        &format!(
-            "/templates/edit?locale={}&kind={}&saved={version}",
-            encode(locale),
-            kind.as_str()
-        ),
-    )
+    let version = store
+        .save(locale, kind, &source, ctx.operator(), now)
+        .await
+        .map_err(|e| PageError::unavailable("Saving the template", &e))?;
+    console
+        .service
+        .replace_templates(edited)
+        .map_err(|e| PageError::refused(StatusCode::CONFLICT, e.to_string()))?;
+    Ok(ctx.see_other(&format!(
+        "/templates/edit?locale={}&kind={}&saved={version}",
+        encode(locale),
+        kind.as_str()
+    )))
 }
 
 /// `POST /templates/restore` (`version`): lint, then make it active.
-pub(super) async fn template_restore(
-    State(console): AppState,
-    Extension(operator): Extension<Operator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = match post_form(&console, &headers, &operator, &body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let (locale, kind, store) = match template_target(&console, &headers, &operator, &form) {
-        Ok(t) => t,
-        Err(r) => return *r,
-    };
+pub(super) async fn template_restore(ctx: Ctx, body: Bytes) -> Answer {
+    let form = post_form(&ctx, &body)?;
+    let console = &ctx.site;
+    let (locale, kind, store) = template_target(console, &form)?;
     let Some(version) = form.get("version").and_then(|v| v.parse::<u32>().ok()) else {
-        return error(
-            &console,
-            &headers,
-            &operator,
+        return Err(PageError::refused(
             StatusCode::BAD_REQUEST,
             "`version` must be a version number.",
-        );
+        ));
     };
-    let found = match store.versions(locale, kind).await {
-        Ok(list) => list.into_iter().find(|v| v.version == version),
-        Err(e) => {
-            return unavailable(
-                &console,
-                &headers,
-                &operator,
-                "Reading the template's versions",
-                &e,
-            );
-        }
-    };
-    let Some(found) = found else {
-        return error(
-            &console,
-            &headers,
-            &operator,
-            StatusCode::NOT_FOUND,
-            "No such version.",
-        );
-    };
+    let found = store
+        .versions(locale, kind)
+        .await
+        .map_err(|e| PageError::unavailable("Reading the template's versions", &e))?
+        .into_iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| PageError::refused(StatusCode::NOT_FOUND, "No such version."))?;
     let mut edited = console.service.templates();
     edited.locale_mut(locale).set(kind, found.source);
     if let Err(lint) = console.service.check_templates(&edited).0 {
@@ -1075,38 +801,24 @@ pub(super) async fn template_restore(
             notice: None,
             status: StatusCode::UNPROCESSABLE_ENTITY,
         };
-        return edit_page(&console, &headers, &operator, view).await;
+        return edit_page(&ctx, view).await;
     }
-    match store.activate(locale, kind, version).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return error(
-                &console,
-                &headers,
-                &operator,
-                StatusCode::NOT_FOUND,
-                "No such version.",
-            );
-        }
-        Err(e) => return unavailable(&console, &headers, &operator, "Restoring the template", &e),
+    let activated = store
+        .activate(locale, kind, version)
+        .await
+        .map_err(|e| PageError::unavailable("Restoring the template", &e))?;
+    if !activated {
+        return Err(PageError::refused(StatusCode::NOT_FOUND, "No such version."));
     }
-    if let Err(e) = console.service.replace_templates(edited) {
-        return error(
-            &console,
-            &headers,
-            &operator,
-            StatusCode::CONFLICT,
-            &e.to_string(),
-        );
-    }
-    see_other(
-        &console,
-        &format!(
-            "/templates/edit?locale={}&kind={}&restored={version}",
-            encode(locale),
-            kind.as_str()
-        ),
-    )
+    console
+        .service
+        .replace_templates(edited)
+        .map_err(|e| PageError::refused(StatusCode::CONFLICT, e.to_string()))?;
+    Ok(ctx.see_other(&format!(
+        "/templates/edit?locale={}&kind={}&restored={version}",
+        encode(locale),
+        kind.as_str()
+    )))
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ pub async fn start_with(
     start_full("", edit, options).await
 }
 
-/// The same with the pages nested under `mount`.
+/// The same with the pages mounted under `mount` (merged: the router serves under its mount path).
 pub async fn start_nested(mount: &str, options: ServeOptions) -> App {
     start_full(mount, |b| b, options).await
 }
@@ -121,11 +121,8 @@ async fn start_full(
     )
     .build()
     .unwrap();
-    let app = if mount.is_empty() {
-        axum::Router::new().merge(pages.router())
-    } else {
-        axum::Router::new().nest(mount, pages.router())
-    };
+    // The router serves its paths under the mount path: merged, not nested.
+    let app = axum::Router::new().merge(pages.router());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(resetkit_axum::serve(listener, app, options, async move {
         let _ = stopped.await;

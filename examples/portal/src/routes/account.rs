@@ -28,7 +28,7 @@ use resetkit::{CompleteError, PasswordCheck, RequestContext};
 use resetkit_axum::SignedIn;
 use secrecy::SecretString;
 
-use super::{App, State, csrf_refused, field_refused, page, parse_form, see_other, unavailable, with_cookie};
+use super::{Answer, App, PageError, State, page, parse_form, see_other, single, with_cookie};
 use crate::html;
 
 /// The sign-in failure text.
@@ -63,24 +63,15 @@ pub(super) async fn login_submit(
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let form = match parse_form(&headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
+) -> Answer {
+    let form = parse_form(&headers, &body)?;
     let submitted = form.get("csrf_token");
     if !state.pages.csrf().verify(&headers, submitted) {
-        return csrf_refused();
+        return Err(PageError::csrf());
     }
     let csrf = submitted.unwrap_or_default();
-    let identifier = match form.single("identifier") {
-        Ok(value) => value,
-        Err(why) => return field_refused("identifier", why),
-    };
-    let password = match form.single("password") {
-        Ok(value) => SecretString::from(value),
-        Err(why) => return field_refused("password", why),
-    };
+    let identifier = single(&form, "identifier")?;
+    let password = SecretString::from(single(&form, "password")?);
     // The TCP peer, as for the reset request (a header could be forged).
     let client = match connect {
         Some(Extension(ConnectInfo(peer))) => RequestContext::from_client(peer.ip().to_string()),
@@ -92,8 +83,8 @@ pub(super) async fn login_submit(
         .await
     {
         Ok(true) => {}
-        Ok(false) => return too_many_attempts(&state, csrf, identifier),
-        Err(error) => return unavailable("signing in", &error),
+        Ok(false) => return Ok(too_many_attempts(&state, csrf, identifier)),
+        Err(error) => return Err(PageError::unavailable("signing in", &error)),
     }
     match authenticate(&state, identifier, &password).await {
         Ok(Some(account)) => {
@@ -103,13 +94,13 @@ pub(super) async fn login_submit(
             };
             let fresh = state.sessions.sign_in(&headers, user);
             let cookie = fresh.set_cookie.and_then(|c| c.parse().ok());
-            with_cookie(see_other("/account"), cookie)
+            Ok(with_cookie(see_other("/account"), cookie))
         }
-        Ok(None) => page(
+        Ok(None) => Ok(page(
             StatusCode::OK,
             html::login(csrf, Some(WRONG_CREDENTIALS), identifier),
-        ),
-        Err(error) => unavailable("signing in", &error),
+        )),
+        Err(error) => Err(PageError::unavailable("signing in", &error)),
     }
 }
 
@@ -197,15 +188,12 @@ pub(super) async fn account(state: State, headers: HeaderMap) -> Response {
     }
 }
 
-pub(super) async fn logout(state: State, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match parse_form(&headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
+pub(super) async fn logout(state: State, headers: HeaderMap, body: Bytes) -> Answer {
+    let form = parse_form(&headers, &body)?;
     let Some(session) = state.sessions.check_csrf(&headers, form.get("csrf_token")) else {
-        return csrf_refused();
+        return Err(PageError::csrf());
     };
     state.sessions.remove(&session.id);
     let clear = state.sessions.clear_cookie().parse().ok();
-    with_cookie(see_other("/"), clear)
+    Ok(with_cookie(see_other("/"), clear))
 }

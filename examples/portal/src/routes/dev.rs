@@ -8,15 +8,12 @@ use axum::response::Response;
 use resetkit_harness::fake_smtp::{FaultRule, Stage};
 use resetkit_harness::inspect::{ParsedMail, html_links, text_links};
 
-use super::{State, csrf_refused, field_refused, page, parse_form, see_other, with_cookie};
+use super::{Answer, PageError, State, page, parse_form, see_other, single, with_cookie};
 use crate::html::{self, DevMail};
 
-pub(super) async fn mail(state: State) -> Response {
+pub(super) async fn mail(state: State) -> Answer {
     let Some(capture) = state.dev_mail.as_ref() else {
-        return page(
-            StatusCode::NOT_FOUND,
-            html::error("Not found", "There is no such page."),
-        );
+        return Err(PageError::not_found());
     };
     let messages: Vec<DevMail> = capture
         .messages()
@@ -48,18 +45,15 @@ pub(super) async fn mail(state: State) -> Response {
             },
         })
         .collect();
-    page(StatusCode::OK, html::dev_mail(&messages))
+    Ok(page(StatusCode::OK, html::dev_mail(&messages)))
 }
 
 /// `GET /dev/faults`: the capture server's fault switches (development
 /// only, like `/dev/mail`): make it refuse a sender at `MAIL FROM` or a
 /// recipient at `RCPT TO`, to see a failure on the operator timeline.
-pub(super) async fn faults(state: State, headers: HeaderMap) -> Response {
+pub(super) async fn faults(state: State, headers: HeaderMap) -> Answer {
     if state.dev_mail.is_none() {
-        return page(
-            StatusCode::NOT_FOUND,
-            html::error("Not found", "There is no such page."),
-        );
+        return Err(PageError::not_found());
     }
     let csrf = state.pages.csrf().token(&headers);
     let senders: Vec<String> = state
@@ -69,46 +63,34 @@ pub(super) async fn faults(state: State, headers: HeaderMap) -> Response {
         .map(|m| m.address().to_owned())
         .collect();
     let active = lock(&state.faults).clone();
-    with_cookie(
+    Ok(with_cookie(
         page(StatusCode::OK, html::dev_faults(&csrf.value, &senders, &active)),
         csrf.set_cookie,
-    )
+    ))
 }
 
 /// `POST /dev/faults` (`action` = `refuse_sender` | `refuse_recipient` |
 /// `clear`, `address`).
-pub(super) async fn faults_submit(state: State, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn faults_submit(state: State, headers: HeaderMap, body: Bytes) -> Answer {
     let Some(capture) = state.dev_mail.clone() else {
-        return page(
-            StatusCode::NOT_FOUND,
-            html::error("Not found", "There is no such page."),
-        );
+        return Err(PageError::not_found());
     };
-    let form = match parse_form(&headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return *refusal,
-    };
+    let form = parse_form(&headers, &body)?;
     if !state.pages.csrf().verify(&headers, form.get("csrf_token")) {
-        return csrf_refused();
+        return Err(PageError::csrf());
     }
-    let action = match form.single("action") {
-        Ok(a) => a,
-        Err(why) => return field_refused("action", why),
-    };
+    let action = single(&form, "action")?;
     if action == "clear" {
         capture.clear_rules();
         lock(&state.faults).clear();
-        return see_other("/dev/faults");
+        return Ok(see_other("/dev/faults"));
     }
-    let address = match form.single("address") {
-        Ok(a) => a.trim().to_owned(),
-        Err(why) => return field_refused("address", why),
-    };
+    let address = single(&form, "address")?.trim().to_owned();
     if resetkit::mail::Mailbox::address_only(&address).is_err() {
-        return page(
+        return Err(PageError::refused(
             StatusCode::BAD_REQUEST,
-            html::error("Request refused", "Type one email address."),
-        );
+            "Type one email address.",
+        ));
     }
     let (rule, text) = match action {
         "refuse_sender" => (
@@ -126,18 +108,15 @@ pub(super) async fn faults_submit(state: State, headers: HeaderMap, body: Bytes)
             format!("RCPT TO <{address}> is refused with 550 5.1.1"),
         ),
         _ => {
-            return page(
+            return Err(PageError::refused(
                 StatusCode::BAD_REQUEST,
-                html::error(
-                    "Request refused",
-                    "`action` must be refuse_sender, refuse_recipient or clear.",
-                ),
-            );
+                "`action` must be refuse_sender, refuse_recipient or clear.",
+            ));
         }
     };
     capture.add_rule(rule);
     lock(&state.faults).push(text);
-    see_other("/dev/faults")
+    Ok(see_other("/dev/faults"))
 }
 
 /// Refuses (421) a request whose `Host` is not a loopback name or address.

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use resetkit::ResetService;
 use resetkit::account::AccountDirectory;
 use resetkit::hasher::{PasswordHash, PasswordHasher};
-use resetkit_axum::form::{FieldError, Form};
+use resetkit_axum::form::Form;
 use resetkit_axum::{CSRF_REFUSED, ResetPages};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 
@@ -87,11 +87,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(pages)
 }
 
-async fn not_found() -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        html::error("Not found", "There is no such page."),
-    )
+async fn not_found() -> PageError {
+    PageError::not_found()
 }
 
 /// An HTML page with a status.
@@ -112,40 +109,67 @@ pub(crate) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -
     response
 }
 
-/// 403 for a POST without a valid CSRF token.
-pub(crate) fn csrf_refused() -> Response {
-    page(
-        StatusCode::FORBIDDEN,
-        html::error("Request refused", CSRF_REFUSED),
-    )
+/// What a handler answers: a page or a redirect, or the error page.
+pub(crate) type Answer = Result<Response, PageError>;
+
+/// A refused or failed request: the portal's error page with its status.
+#[derive(Debug)]
+pub(crate) struct PageError {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
 }
 
-/// 400 for a missing, repeated or list-valued field.
-pub(crate) fn field_refused(label: &str, _why: FieldError) -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        html::error("Request refused", &format!("Send exactly one {label}")),
-    )
+impl PageError {
+    /// `status` with "Request refused" and `message`.
+    pub(crate) fn refused(status: StatusCode, message: impl Into<String>) -> Self {
+        PageError {
+            status,
+            title: "Request refused",
+            message: message.into(),
+        }
+    }
+
+    /// 404.
+    pub(crate) fn not_found() -> Self {
+        PageError {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found",
+            message: "There is no such page.".into(),
+        }
+    }
+
+    /// 403 for a POST without a valid CSRF token.
+    pub(crate) fn csrf() -> Self {
+        Self::refused(StatusCode::FORBIDDEN, CSRF_REFUSED)
+    }
+
+    /// 503 when a store is down (`what` failed with `error`, logged).
+    pub(crate) fn unavailable(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "{what} failed");
+        PageError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Please try again later",
+            message: "The service is temporarily unavailable. Please try again in a few minutes.".into(),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        page(self.status, html::error(self.title, &self.message))
+    }
+}
+
+/// The one value of field `label`; 400 for a missing, repeated or
+/// list-valued field.
+pub(crate) fn single<'f>(form: &'f Form, label: &str) -> Result<&'f str, PageError> {
+    form.single(label)
+        .map_err(|_| PageError::refused(StatusCode::BAD_REQUEST, format!("Send exactly one {label}")))
 }
 
 /// Parses a URL-encoded body; 415 for anything else.
-pub(crate) fn parse_form(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
-    Form::parse(headers, body).map_err(|e| {
-        Box::new(page(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            html::error("Request refused", &e.to_string()),
-        ))
-    })
-}
-
-/// 503 when a store is down.
-pub(crate) fn unavailable(what: &str, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(%error, "{what} failed");
-    page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        html::error(
-            "Please try again later",
-            "The service is temporarily unavailable. Please try again in a few minutes.",
-        ),
-    )
+pub(crate) fn parse_form(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Form, PageError> {
+    Form::parse(headers, body)
+        .map_err(|e| PageError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()))
 }

@@ -1,6 +1,8 @@
 //! An email's HTML shown safely: defanged, in a sandboxed frame.
 
-use super::{MAIL_CSP, esc};
+use minijinja::{Value, context};
+
+use super::{MAIL_CSP, render};
 
 /// An email's HTML in a frame that can run nothing and load nothing:
 /// `sandbox=""` (no scripts, no forms, no navigation, unique origin), a CSP
@@ -8,14 +10,14 @@ use super::{MAIL_CSP, esc};
 /// connections for `<link rel=preconnect>` and nested frames before any
 /// policy is applied).
 pub fn sandboxed_frame(html: &str) -> String {
-    let doc = format!(
-        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"{MAIL_CSP}\"><style>a{{color:#0969da;text-decoration:underline;cursor:not-allowed}}</style>{}",
-        defang(html)
+    let doc = render(
+        "mail_doc.html",
+        context! {
+            mail_csp => Value::from_safe_string(MAIL_CSP.to_owned()),
+            defanged => Value::from_safe_string(defang(html)),
+        },
     );
-    format!(
-        "<iframe class=\"mailhtml\" sandbox=\"\" referrerpolicy=\"no-referrer\" title=\"email HTML part\" srcdoc=\"{}\"></iframe>",
-        esc(&doc)
-    )
+    render("mail_frame.html", context! { doc })
 }
 
 /// Elements that fetch or navigate on their own; renamed (`<blocked-link>`)
