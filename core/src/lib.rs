@@ -7,14 +7,17 @@
 //!
 //! The flow ([`ResetService`]) works against small traits —
 //! [`AccountDirectory`](account::AccountDirectory),
-//! [`TokenStore`](store::TokenStore), [`EventLog`](store::EventLog),
-//! [`Outbox`](store::Outbox), [`Mailer`](mail::Mailer),
+//! [`TokenStore`](store::TokenStore), [`RateLimiter`](store::RateLimiter),
+//! [`EventLog`](store::EventLog), [`Outbox`](store::Outbox), [`Mailer`](mail::Mailer),
 //! [`SenderResolver`](sender::SenderResolver), [`Clock`](clock::Clock),
 //! [`PasswordHasher`](hasher::PasswordHasher) — with in-memory
 //! implementations in [`memory`]. `resetkit-postgres` and `resetkit-smtp`
 //! provide production adapters.
 //!
-//! See [`flow`] for a complete example.
+//! Optional capabilities (the operator console's reads, retention) are
+//! traits built on those ([`store::capability`]), and the store conformance
+//! suite is a library (`conformance`, feature `conformance`). See
+//! [`flow`] for a complete example and where each role's code lives.
 //!
 //! ## Debug builds
 //!
