@@ -339,7 +339,14 @@ impl User {
     ) -> Result<Exchange, DriverError> {
         let mut map = HeaderMap::new();
         let mut shown = Vec::new();
-        for (name, value) in self.address.iter().chain(headers) {
+        let fixed: Vec<(String, String)> = self
+            .target
+            .client
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        for (name, value) in self.address.iter().chain(&fixed).chain(headers) {
             let header = HeaderName::from_bytes(name.as_bytes()).map_err(|e| DriverError::Header {
                 name: name.clone(),
                 reason: e.to_string(),

@@ -91,7 +91,14 @@ async fn last_byte(user: &User, prepared: &Prepared, barrier: &Barrier) -> Resul
         head.push_str(&format!("Cookie: {text}\r\n"));
     }
     let mut shown = Vec::new();
-    for (name, value) in user.address.iter().chain(&prepared.headers) {
+    let fixed: Vec<(String, String)> = user
+        .target
+        .client
+        .headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    for (name, value) in user.address.iter().chain(&fixed).chain(&prepared.headers) {
         if name.contains(['\r', '\n', ':']) || value.contains(['\r', '\n']) {
             return Err(DriverError::Header {
                 name: name.clone(),

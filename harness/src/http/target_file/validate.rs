@@ -72,6 +72,11 @@ impl HttpTarget {
                 return bad(key, "is not a valid HTTP header name");
             }
         }
+        for name in self.client.headers.keys() {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return bad(&format!("client.headers.{name}"), "is not a valid HTTP header name");
+            }
+        }
         if let Some(app) = &self.app
             && app.command.first().is_none_or(|p| p.trim().is_empty())
         {
