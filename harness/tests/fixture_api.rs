@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fixtures::{Expected, Flaws, restauth};
+use fixtures::{Expected, Flaws, devise_json, recover, restauth};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use resetkit_harness::scenario::RunReport;
 
@@ -28,6 +28,8 @@ use resetkit_harness::scenario::RunReport;
 #[derive(Debug, Clone, Copy)]
 enum Shape {
     RestAuth,
+    DeviseJson,
+    Recover,
 }
 
 /// A running fixture (its servers stop when dropped) and its target file.
@@ -43,6 +45,22 @@ async fn start(shape: Shape, smtp: SocketAddr, flaws: Flaws) -> Started {
             let toml = restauth::target_toml(&started, smtp);
             Started {
                 _servers: vec![started.api, started.front_end],
+                toml,
+            }
+        }
+        Shape::DeviseJson => {
+            let app = devise_json::start(smtp, flaws).await;
+            let toml = devise_json::target_toml(&app.base_url, smtp);
+            Started {
+                _servers: vec![app],
+                toml,
+            }
+        }
+        Shape::Recover => {
+            let app = recover::start(smtp, flaws).await;
+            let toml = recover::target_toml(&app.base_url, smtp);
+            Started {
+                _servers: vec![app],
                 toml,
             }
         }
@@ -90,4 +108,120 @@ async fn the_broken_dj_rest_auth_shaped_api_fails_host_injection_enumeration_and
     .await;
     let answers = fixtures::actual(&report, "RST-HTTP-015");
     assert!(answers.contains("not assigned to any user account"), "{answers}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_correct_devise_json_shaped_api_gets_its_expected_verdicts() {
+    expect_verdicts(
+        "Devise-JSON-shaped, correct",
+        Shape::DeviseJson,
+        Flaws::default(),
+        devise_json::CORRECT,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broken_devise_json_shaped_api_fails_the_list_identifier_and_the_race() {
+    let report = expect_verdicts(
+        "Devise-JSON-shaped, broken",
+        Shape::DeviseJson,
+        devise_json::broken(),
+        devise_json::BROKEN,
+    )
+    .await;
+    let smuggled = fixtures::actual(&report, "RST-HTTP-005");
+    assert!(smuggled.contains("RCPT TO"), "{smuggled}");
+    let expected = report.results[4].expected.clone().unwrap_or_default();
+    assert!(expected.contains("smuggled into `user.email`"), "{expected}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_correct_recover_style_api_gets_its_expected_verdicts() {
+    let report = expect_verdicts(
+        "/recover-style, correct",
+        Shape::Recover,
+        Flaws::default(),
+        recover::CORRECT,
+    )
+    .await;
+    // The checks of the link's page say why they skip.
+    let skipped = &report.results[7].verdict;
+    assert!(format!("{skipped:?}").contains("front_end_url"), "{skipped:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broken_recover_style_api_fails_identical_answers() {
+    let report = expect_verdicts(
+        "/recover-style, broken",
+        Shape::Recover,
+        recover::broken(),
+        recover::BROKEN,
+    )
+    .await;
+    let answers = fixtures::actual(&report, "RST-HTTP-015");
+    assert!(answers.contains("throttles only existing accounts"), "{answers}");
+}
+
+/// Every variant: name, shape, flaws, expected verdicts.
+fn variants() -> Vec<(&'static str, Shape, Flaws, &'static [(&'static str, Expected)])> {
+    let all = vec![
+        ("restauth, correct", Shape::RestAuth, Flaws::default(), restauth::CORRECT),
+        ("restauth, broken", Shape::RestAuth, restauth::broken(), restauth::BROKEN),
+        ("devise_json, correct", Shape::DeviseJson, Flaws::default(), devise_json::CORRECT),
+        ("devise_json, broken", Shape::DeviseJson, devise_json::broken(), devise_json::BROKEN),
+        ("recover, correct", Shape::Recover, Flaws::default(), recover::CORRECT),
+        ("recover, broken", Shape::Recover, recover::broken(), recover::BROKEN),
+    ];
+    // API_FIXTURES=restauth,recover narrows the run.
+    let only = std::env::var("API_FIXTURES").unwrap_or_default().to_lowercase();
+    all.into_iter()
+        .filter(|(name, ..)| only.is_empty() || only.split(',').any(|o| name.starts_with(o.trim())))
+        .collect()
+}
+
+const RUNS: usize = 10;
+
+async fn repeat(ids: &[&str]) {
+    let all_started = Instant::now();
+    let mut failures = Vec::new();
+    for (name, shape, flaws, table) in variants() {
+        let started = Instant::now();
+        for run_no in 1..=RUNS {
+            let report = run(shape, flaws, ids).await;
+            let wrong = fixtures::mismatches(&report, table);
+            let figures: Vec<String> = fixtures::figures(&report)
+                .lines()
+                .filter(|l| l.contains("ratio of medians") || l.contains("Successes per trial"))
+                .map(|l| l.trim().chars().take(160).collect())
+                .collect();
+            let verdicts: Vec<String> = report
+                .results
+                .iter()
+                .map(|r| format!("{} {}", &r.info.id[9..], r.verdict.as_str()))
+                .collect();
+            println!(
+                "{name} run {run_no}: {} wrong; {}; {}",
+                wrong.len(),
+                verdicts.join(", "),
+                figures.join(" | ")
+            );
+            failures.extend(wrong.into_iter().map(|w| format!("{name} run {run_no}: {w}")));
+        }
+        println!("{name}: {RUNS} runs in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    println!("all: {:.1} s", all_started.elapsed().as_secs_f64());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "10 runs of the race and timing checks on every API fixture; run by hand"]
+async fn api_race_and_timing_verdicts_are_the_same_in_10_runs() {
+    repeat(&["RST-HTTP-011", "RST-HTTP-015", "RST-HTTP-016"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "10 full runs of every API fixture; run by hand"]
+async fn api_every_verdict_is_the_same_in_10_runs() {
+    repeat(&[]).await;
 }
