@@ -163,6 +163,56 @@ async fn the_broken_recover_style_api_fails_identical_answers() {
     assert!(answers.contains("throttles only existing accounts"), "{answers}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_api_drafts_a_target_from_one_example_request() {
+    use resetkit_harness::http::init::api::{ApiInitOptions, draft_api};
+    use resetkit_harness::http::target_file::HttpTarget;
+    let server = Arc::new(FakeSmtpServer::start().expect("fake SMTP server"));
+    let app = devise_json::start(server.addr(), Flaws::default()).await;
+    let options = ApiInitOptions {
+        url: format!("{}/users/password.json", app.base_url),
+        body: Some(r#"{"user": {"email": "alice@example.test"}}"#.into()),
+        openapi: None,
+        probe: true,
+    };
+    let draft = draft_api(&options).await.expect("a draft");
+    println!("{draft}");
+    assert!(draft.contains(r#"body = { user = { email = "{identifier}" } }"#), "{draft}");
+    assert!(draft.contains(r#"accepted = { status = 201, text = "{}" }"#), "{draft}");
+    assert!(draft.contains("FILL IN"), "{draft}");
+    let target = HttpTarget::from_toml_str(&draft, "draft.toml").expect("the draft loads");
+    assert_eq!(target.forgot_api().map(|c| c.url), Some("/users/password.json".to_owned()));
+    // No mail went out: the probe used an address no account has.
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_api_reads_the_openapi_document_the_app_serves() {
+    use resetkit_harness::http::init::api::{ApiInitOptions, draft_api};
+    use resetkit_harness::http::target_file::HttpTarget;
+    let server = Arc::new(FakeSmtpServer::start().expect("fake SMTP server"));
+    let started = restauth::start(server.addr(), Flaws::default()).await;
+    let options = ApiInitOptions {
+        url: format!("{}/api/auth/password/reset/", started.api.base_url),
+        body: None,
+        openapi: None,
+        probe: true,
+    };
+    let draft = draft_api(&options).await.expect("a draft");
+    println!("{draft}");
+    assert!(draft.contains("read the OpenAPI document at"), "{draft}");
+    assert!(draft.contains(r#"body = { email = "{identifier}" }"#), "{draft}");
+    assert!(draft.contains(r#"url = "/api/auth/password/reset/confirm/""#), "{draft}");
+    assert!(
+        draft.contains(r#"new_password1 = "{password}""#) && draft.contains(r#"uid = "{uid}""#),
+        "{draft}"
+    );
+    assert!(draft.contains(r#"url = "/api/auth/login/""#), "{draft}");
+    // The probe met the CSRF check, and the draft says so.
+    assert!(draft.contains("wants a CSRF token"), "{draft}");
+    HttpTarget::from_toml_str(&draft, "draft.toml").expect("the draft loads");
+}
+
 /// Every variant: name, shape, flaws, expected verdicts.
 fn variants() -> Vec<(&'static str, Shape, Flaws, &'static [(&'static str, Expected)])> {
     let all = vec![

@@ -615,7 +615,7 @@ pub(super) fn encode(fields: &[(String, String)], secret: &[String]) -> String {
     out.finish()
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
