@@ -94,7 +94,10 @@ async fn the_correct_dj_rest_auth_shaped_api_gets_its_expected_verdicts() {
     )
     .await;
     let notes = fixtures::notes(&report, "RST-HTTP-001");
-    assert!(notes.contains("Variant: forgot: POST /api/auth/password/reset/"), "{notes}");
+    assert!(
+        notes.contains("Variant: forgot: POST /api/auth/password/reset/"),
+        "{notes}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,11 +180,20 @@ async fn init_api_drafts_a_target_from_one_example_request() {
     };
     let draft = draft_api(&options).await.expect("a draft");
     println!("{draft}");
-    assert!(draft.contains(r#"body = { user = { email = "{identifier}" } }"#), "{draft}");
-    assert!(draft.contains(r#"accepted = { status = 201, text = "{}" }"#), "{draft}");
+    assert!(
+        draft.contains(r#"body = { user = { email = "{identifier}" } }"#),
+        "{draft}"
+    );
+    assert!(
+        draft.contains(r#"accepted = { status = 201, text = "{}" }"#),
+        "{draft}"
+    );
     assert!(draft.contains("FILL IN"), "{draft}");
     let target = HttpTarget::from_toml_str(&draft, "draft.toml").expect("the draft loads");
-    assert_eq!(target.forgot_api().map(|c| c.url), Some("/users/password.json".to_owned()));
+    assert_eq!(
+        target.forgot_api().map(|c| c.url),
+        Some("/users/password.json".to_owned())
+    );
     // No mail went out: the probe used an address no account has.
     assert!(server.messages().is_empty());
 }
@@ -202,7 +214,10 @@ async fn init_api_reads_the_openapi_document_the_app_serves() {
     println!("{draft}");
     assert!(draft.contains("read the OpenAPI document at"), "{draft}");
     assert!(draft.contains(r#"body = { email = "{identifier}" }"#), "{draft}");
-    assert!(draft.contains(r#"url = "/api/auth/password/reset/confirm/""#), "{draft}");
+    assert!(
+        draft.contains(r#"url = "/api/auth/password/reset/confirm/""#),
+        "{draft}"
+    );
     assert!(
         draft.contains(r#"new_password1 = "{password}""#) && draft.contains(r#"uid = "{uid}""#),
         "{draft}"
@@ -213,15 +228,48 @@ async fn init_api_reads_the_openapi_document_the_app_serves() {
     HttpTarget::from_toml_str(&draft, "draft.toml").expect("the draft loads");
 }
 
-/// Every variant: name, shape, flaws, expected verdicts.
-fn variants() -> Vec<(&'static str, Shape, Flaws, &'static [(&'static str, Expected)])> {
+/// A variant: name, shape, flaws, expected verdicts.
+type Variant = (&'static str, Shape, Flaws, &'static [(&'static str, Expected)]);
+
+/// Every variant.
+fn variants() -> Vec<Variant> {
     let all = vec![
-        ("restauth, correct", Shape::RestAuth, Flaws::default(), restauth::CORRECT),
-        ("restauth, broken", Shape::RestAuth, restauth::broken(), restauth::BROKEN),
-        ("devise_json, correct", Shape::DeviseJson, Flaws::default(), devise_json::CORRECT),
-        ("devise_json, broken", Shape::DeviseJson, devise_json::broken(), devise_json::BROKEN),
-        ("recover, correct", Shape::Recover, Flaws::default(), recover::CORRECT),
-        ("recover, broken", Shape::Recover, recover::broken(), recover::BROKEN),
+        (
+            "restauth, correct",
+            Shape::RestAuth,
+            Flaws::default(),
+            restauth::CORRECT,
+        ),
+        (
+            "restauth, broken",
+            Shape::RestAuth,
+            restauth::broken(),
+            restauth::BROKEN,
+        ),
+        (
+            "devise_json, correct",
+            Shape::DeviseJson,
+            Flaws::default(),
+            devise_json::CORRECT,
+        ),
+        (
+            "devise_json, broken",
+            Shape::DeviseJson,
+            devise_json::broken(),
+            devise_json::BROKEN,
+        ),
+        (
+            "recover, correct",
+            Shape::Recover,
+            Flaws::default(),
+            recover::CORRECT,
+        ),
+        (
+            "recover, broken",
+            Shape::Recover,
+            recover::broken(),
+            recover::BROKEN,
+        ),
     ];
     // API_FIXTURES=restauth,recover narrows the run.
     let only = std::env::var("API_FIXTURES").unwrap_or_default().to_lowercase();

@@ -55,9 +55,9 @@ impl IdentifierShape {
     pub fn describe(self, encoding: Encoding, key: &str) -> String {
         match (self, encoding) {
             (IdentifierShape::Single, _) => format!("`{key}` once"),
-            (IdentifierShape::Repeated, Encoding::Json) => format!(
-                "the key `{key}` twice in one JSON object (the victim's, then the attacker's)"
-            ),
+            (IdentifierShape::Repeated, Encoding::Json) => {
+                format!("the key `{key}` twice in one JSON object (the victim's, then the attacker's)")
+            }
             (IdentifierShape::Repeated, Encoding::Form) => {
                 format!("the form field `{key}` twice (the victim's, then the attacker's)")
             }
@@ -263,7 +263,9 @@ impl User {
         second: Option<&str>,
         headers: &[(String, String)],
     ) -> Result<Visit, DriverError> {
-        let prepared = self.prepare_call(call, step, vars, shape, second, headers).await?;
+        let prepared = self
+            .prepare_call(call, step, vars, shape, second, headers)
+            .await?;
         let first = self
             .send_raw(
                 prepared.method.clone(),
@@ -306,9 +308,10 @@ impl User {
         } else if let Some(cookie) = &csrf.cookie {
             Some(self.cookie(cookie, url).ok_or_else(|| DriverError::CsrfCookie {
                 table,
-                url: fetched
-                    .as_ref()
-                    .map_or_else(|| format!("{url} (no csrf.fetch endpoint was loaded)"), |f| f.url.to_string()),
+                url: fetched.as_ref().map_or_else(
+                    || format!("{url} (no csrf.fetch endpoint was loaded)"),
+                    |f| f.url.to_string(),
+                ),
                 cookie: cookie.clone(),
             })?)
         } else if let (Some(name), Some(answer)) = (&csrf.meta, &fetched) {
@@ -362,9 +365,9 @@ pub async fn preflight(
                     None => String::new(),
                 };
                 match user.head(&url).await {
-                    Ok(answer) if answer.status == 404 => problems.push(format!(
-                        "{name}.url {url}: the endpoint answers 404 (not found)"
-                    )),
+                    Ok(answer) if answer.status == 404 => {
+                        problems.push(format!("{name}.url {url}: the endpoint answers 404 (not found)"))
+                    }
                     Ok(_) | Err(_) => checked.push(format!(
                         "{name}.url {url}: an API call ({} {:?} body){csrf}; not sent before the run",
                         call.method, call.encoding

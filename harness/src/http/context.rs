@@ -304,9 +304,9 @@ impl HttpCtx {
             let other = second.unwrap_or_default();
             let submission = match shape {
                 IdentifierShape::Single => Submission::new().set(field, identifier),
-                IdentifierShape::Repeated => Submission::new()
-                    .set(field.clone(), identifier)
-                    .set(field, other),
+                IdentifierShape::Repeated => {
+                    Submission::new().set(field.clone(), identifier).set(field, other)
+                }
                 IdentifierShape::List => Submission::new()
                     .remove(field.clone())
                     .set(format!("{field}[]"), identifier)
@@ -320,7 +320,12 @@ impl HttpCtx {
         let vars = [("identifier".to_owned(), identifier.to_owned())];
         user.call(&call, FormStep::Forgot, &vars, shape, second, headers)
             .await
-            .map_err(|e| driver_error(&format!("calling the forgot API ({} {})", call.method, call.url), e))
+            .map_err(|e| {
+                driver_error(
+                    &format!("calling the forgot API ({} {})", call.method, call.url),
+                    e,
+                )
+            })
     }
 
     /// A line for evidence saying what kind of target this is: forms, or
@@ -341,7 +346,9 @@ impl HttpCtx {
         let page = match (t.link.page, &t.link.front_end_url) {
             (crate::http::target_file::LinkPage::App, _) => "the link's page is served by the app".to_owned(),
             (_, Some(url)) => format!("the link's page is served by a separate front end, loaded from {url}"),
-            (_, None) => "the link's page is served by a separate front end the harness does not load".to_owned(),
+            (_, None) => {
+                "the link's page is served by a separate front end the harness does not load".to_owned()
+            }
         };
         format!("Variant: {}; {page}.", parts.join("; "))
     }

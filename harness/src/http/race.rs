@@ -41,8 +41,13 @@ pub async fn race(entries: Vec<(User, Prepared)>) -> Vec<Result<Visit, DriverErr
                     (prepared.method == reqwest::Method::POST)
                         .then(|| RawBody::form(&prepared.fields, &user.target.secret_fields()))
                 });
-                user.send_raw(prepared.method.clone(), &prepared.url, &prepared.headers, body.as_ref())
-                    .await
+                user.send_raw(
+                    prepared.method.clone(),
+                    &prepared.url,
+                    &prepared.headers,
+                    body.as_ref(),
+                )
+                .await
             }?;
             user.follow(first).await
         }));

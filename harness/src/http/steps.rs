@@ -3,8 +3,8 @@
 
 use url::Url;
 
-use super::context::{Completion, HttpCtx, driver_error};
 use super::api::IdentifierShape;
+use super::context::{Completion, HttpCtx, driver_error};
 use super::driver::{FormPage, Prepared, Submission, User, form_in};
 use super::exchange::Visit;
 use super::target_file::{FormStep, HttpTarget};
@@ -87,7 +87,12 @@ impl HttpCtx {
     /// The set-password API call for `link` and `password`, prepared as
     /// `user` (its CSRF token fetched), not sent: the body's `{token}` and
     /// other placeholders are what the link pattern captured.
-    pub async fn prepare_confirm(&self, user: &User, link: &Url, password: &str) -> Result<Prepared, Problem> {
+    pub async fn prepare_confirm(
+        &self,
+        user: &User,
+        link: &Url,
+        password: &str,
+    ) -> Result<Prepared, Problem> {
         let call = self
             .target
             .set_password_api()
@@ -103,9 +108,24 @@ impl HttpCtx {
             ("password".to_owned(), password.to_owned()),
         ];
         vars.extend(named);
-        user.prepare_call(&call, FormStep::SetPassword, &vars, IdentifierShape::Single, None, &[])
-            .await
-            .map_err(|e| driver_error(&format!("preparing the set-password API call ({} {})", call.method, call.url), e))
+        user.prepare_call(
+            &call,
+            FormStep::SetPassword,
+            &vars,
+            IdentifierShape::Single,
+            None,
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            driver_error(
+                &format!(
+                    "preparing the set-password API call ({} {})",
+                    call.method, call.url
+                ),
+                e,
+            )
+        })
     }
 
     /// Signs in as a new user; `None` when the target describes no login,
@@ -127,7 +147,12 @@ impl HttpCtx {
             let visit = user
                 .call(&call, FormStep::Login, &vars, IdentifierShape::Single, None, &[])
                 .await
-                .map_err(|e| driver_error(&format!("calling the sign-in API ({} {})", call.method, call.url), e))?;
+                .map_err(|e| {
+                    driver_error(
+                        &format!("calling the sign-in API ({} {})", call.method, call.url),
+                        e,
+                    )
+                })?;
             return Ok(Some(
                 login
                     .success

@@ -96,9 +96,11 @@ pub async fn draft_api(options: &ApiInitOptions) -> Result<String, InitError> {
             .as_ref()
             .and_then(|d| find_call(d, &[&path], Role::Forgot))
             .ok_or_else(|| {
-                http("no --body given and no OpenAPI document describes this endpoint's request body; \
+                http(
+                    "no --body given and no OpenAPI document describes this endpoint's request body; \
                       pass one example request with --body '{\"email\": \"alice@example.test\"}'"
-                    .into())
+                        .into(),
+                )
             })?,
     };
     let confirm = document.as_ref().and_then(|d| find_call(d, &[], Role::Confirm));
@@ -108,7 +110,14 @@ pub async fn draft_api(options: &ApiInitOptions) -> Result<String, InitError> {
     } else {
         None
     };
-    Ok(render(&base, &forgot, confirm.as_ref(), login.as_ref(), accepted, &notes))
+    Ok(render(
+        &base,
+        &forgot,
+        confirm.as_ref(),
+        login.as_ref(),
+        accepted,
+        &notes,
+    ))
 }
 
 /// What a value in a body stands for.
@@ -160,13 +169,22 @@ fn api_slot(body: &Value) -> Option<Vec<String>> {
 }
 
 /// The OpenAPI document: from `--openapi`, else from the usual places.
-async fn openapi(client: &reqwest::Client, url: &Url, given: Option<&str>) -> (Option<Value>, Option<String>) {
+async fn openapi(
+    client: &reqwest::Client,
+    url: &Url,
+    given: Option<&str>,
+) -> (Option<Value>, Option<String>) {
     let candidates: Vec<String> = match given {
         Some(g) => vec![g.to_owned()],
-        None => ["/openapi.json", "/swagger.json", "/api/schema/?format=json", "/v3/api-docs"]
-            .iter()
-            .filter_map(|p| url.join(p).ok().map(|u| u.to_string()))
-            .collect(),
+        None => [
+            "/openapi.json",
+            "/swagger.json",
+            "/api/schema/?format=json",
+            "/v3/api-docs",
+        ]
+        .iter()
+        .filter_map(|p| url.join(p).ok().map(|u| u.to_string()))
+        .collect(),
     };
     for candidate in &candidates {
         let Ok(response) = client.get(candidate).send().await else {
@@ -179,7 +197,10 @@ async fn openapi(client: &reqwest::Client, url: &Url, given: Option<&str>) -> (O
         if let Ok(doc) = serde_json::from_str::<Value>(&text)
             && doc.get("paths").is_some_and(Value::is_object)
         {
-            return (Some(doc), Some(format!("read the OpenAPI document at {candidate}")));
+            return (
+                Some(doc),
+                Some(format!("read the OpenAPI document at {candidate}")),
+            );
         }
     }
     let note = given.map(|g| format!("no OpenAPI document at {g} (--openapi)"));
@@ -195,12 +216,17 @@ fn find_call(doc: &Value, paths: &[&str], role: Role) -> Option<Call> {
         let p = p.to_ascii_lowercase();
         match role {
             Role::Forgot => {
-                (p.contains("reset") || p.contains("forgot") || p.contains("recover") || p.ends_with("/password"))
+                (p.contains("reset")
+                    || p.contains("forgot")
+                    || p.contains("recover")
+                    || p.ends_with("/password"))
                     && !p.contains("confirm")
                     && !p.contains("verify")
             }
             Role::Confirm => p.contains("confirm") || p.contains("verify") || p.ends_with("/password"),
-            Role::Login => p.contains("login") || p.contains("sign_in") || p.contains("signin") || p.ends_with("/token"),
+            Role::Login => {
+                p.contains("login") || p.contains("sign_in") || p.contains("signin") || p.ends_with("/token")
+            }
         }
     };
     let methods: &[&str] = match role {
@@ -241,7 +267,10 @@ fn find_call(doc: &Value, paths: &[&str], role: Role) -> Option<Call> {
                     method: method.to_ascii_uppercase(),
                     path: path.clone(),
                     body,
-                    found: format!("from the OpenAPI document: {} {path}", method.to_ascii_uppercase()),
+                    found: format!(
+                        "from the OpenAPI document: {} {path}",
+                        method.to_ascii_uppercase()
+                    ),
                 });
             }
         }
@@ -290,7 +319,10 @@ async fn probe(client: &reqwest::Client, base: &str, forgot: &Call) -> Result<(u
             encoding: crate::http::target_file::Encoding::Json,
             body: forgot.body.clone(),
         },
-        &[("identifier".to_owned(), "resetkit-init-probe@example.invalid".to_owned())],
+        &[(
+            "identifier".to_owned(),
+            "resetkit-init-probe@example.invalid".to_owned(),
+        )],
         crate::http::api::IdentifierShape::Single,
         None,
         &[],
@@ -328,7 +360,11 @@ fn toml_value(value: &Value) -> String {
 }
 
 fn toml_key(key: &str) -> String {
-    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         key.to_owned()
     } else {
         quote(key)
@@ -345,7 +381,9 @@ fn accepted_outcome(answer: &Result<(u16, String), String>) -> (String, String) 
         Ok((status, text)) => {
             let parsed: Option<Value> = serde_json::from_str(text).ok();
             let outcome = match &parsed {
-                Some(Value::Object(map)) if map.is_empty() => format!("{{ status = {status}, text = \"{{}}\" }}"),
+                Some(Value::Object(map)) if map.is_empty() => {
+                    format!("{{ status = {status}, text = \"{{}}\" }}")
+                }
                 Some(Value::Object(map)) => {
                     let strings: Vec<String> = map
                         .iter()
@@ -367,10 +405,16 @@ fn accepted_outcome(answer: &Result<(u16, String), String>) -> (String, String) 
                  every address alike"
             );
             if *status == 403 && text.to_ascii_lowercase().contains("csrf") {
-                comment.push_str(". The app wants a CSRF token: describe it in [csrf] (fetch, cookie, header)");
+                comment.push_str(
+                    ". The app wants a CSRF token: describe it in [csrf] (fetch, cookie, header), then FILL IN what an \
+                     accepted request gets",
+                );
+                return ("{ status = 200 }".into(), comment);
             }
             if *status >= 400 {
-                comment.push_str(". FILL IN: a 4xx for an unknown address may be the app telling addresses apart");
+                comment.push_str(
+                    ". FILL IN: a 4xx for an unknown address may be the app telling addresses apart",
+                );
             }
             (outcome, comment)
         }
@@ -391,19 +435,40 @@ fn render(
 ) -> String {
     let mut t = String::new();
     let w = &mut t;
-    let _ = writeln!(w, "# Draft target file written by `resetkit-harness init --api` from {base}{}.", forgot.path);
+    let _ = writeln!(
+        w,
+        "# Draft target file written by `resetkit-harness init --api` from {base}{}.",
+        forgot.path
+    );
     let _ = writeln!(w, "# Check every key, fill in what is marked FILL IN, then run:");
-    let _ = writeln!(w, "#     resetkit-harness run --target THIS_FILE --html report.html");
-    let _ = writeln!(w, "# Every key is described in TARGETS.md (JSON APIs: the API keys and complete files).");
+    let _ = writeln!(
+        w,
+        "#     resetkit-harness run --target THIS_FILE --html report.html"
+    );
+    let _ = writeln!(
+        w,
+        "# Every key is described in TARGETS.md (JSON APIs: the API keys and complete files)."
+    );
     for note in notes {
         let _ = writeln!(w, "# {note}.");
     }
     let _ = writeln!(w);
-    let _ = writeln!(w, "format = {}  # the target-file format this draft is written in", crate::http::target_file::FORMAT);
-    let _ = writeln!(w, "name = {}  # a name for reports", quote(&format!("{base} (draft)")));
+    let _ = writeln!(
+        w,
+        "format = {}  # the target-file format this draft is written in",
+        crate::http::target_file::FORMAT
+    );
+    let _ = writeln!(
+        w,
+        "name = {}  # a name for reports",
+        quote(&format!("{base} (draft)"))
+    );
     let _ = writeln!(w, "base_url = {}  # found: where the API answered", quote(base));
     let _ = writeln!(w, "\n[smtp]");
-    let _ = writeln!(w, "# FILL IN the app's SMTP settings: it must send its mail here, plain SMTP without TLS or AUTH.");
+    let _ = writeln!(
+        w,
+        "# FILL IN the app's SMTP settings: it must send its mail here, plain SMTP without TLS or AUTH."
+    );
     let _ = writeln!(w, "listen = \"127.0.0.1:2525\"");
     let _ = writeln!(
         w,
@@ -415,7 +480,11 @@ fn render(
     let _ = writeln!(w, "method = {}  # found: {}", quote(&forgot.method), forgot.found);
     let _ = writeln!(w, "url = {}", quote(&forgot.path));
     let _ = writeln!(w, "encoding = \"json\"");
-    let _ = writeln!(w, "body = {}  # {{identifier}}: the address or username typed", toml_value(&forgot.body));
+    let _ = writeln!(
+        w,
+        "body = {}  # {{identifier}}: the address or username typed",
+        toml_value(&forgot.body)
+    );
     let _ = writeln!(
         w,
         "identifier_kind = \"either\"  # FILL IN: \"email\", \"username\" or \"either\" (what the endpoint accepts)"
@@ -426,7 +495,10 @@ fn render(
             let _ = writeln!(w, "accepted = {outcome}");
         }
         None => {
-            let _ = writeln!(w, "accepted = {{ status = 200 }}  # FILL IN: what the API answers a request (status, json, text)");
+            let _ = writeln!(
+                w,
+                "accepted = {{ status = 200 }}  # FILL IN: what the API answers a request (status, json, text)"
+            );
         }
     }
     let _ = writeln!(w, "\n[link]");
@@ -454,12 +526,21 @@ fn render(
             let _ = writeln!(w, "body = {}", toml_value(&call.body));
         }
         None => {
-            let _ = writeln!(w, "# FILL IN: the call the link's page makes to set the new password.");
+            let _ = writeln!(
+                w,
+                "# FILL IN: the call the link's page makes to set the new password."
+            );
             let _ = writeln!(w, "url = \"/FILL-IN/password/reset/confirm/\"");
-            let _ = writeln!(w, "body = {{ token = \"{{token}}\", password = \"{{password}}\" }}");
+            let _ = writeln!(
+                w,
+                "body = {{ token = \"{{token}}\", password = \"{{password}}\" }}"
+            );
         }
     }
-    let _ = writeln!(w, "success = {{ status = 200 }}  # FILL IN: how a completed reset looks (status, json, json_has)");
+    let _ = writeln!(
+        w,
+        "success = {{ status = 200 }}  # FILL IN: how a completed reset looks (status, json, json_has)"
+    );
     let _ = writeln!(w, "# failure = {{ status = 400 }}  # how a dead link is refused");
     match login {
         Some(call) => {
@@ -467,7 +548,10 @@ fn render(
             let _ = writeln!(w, "method = {}  # found: {}", quote(&call.method), call.found);
             let _ = writeln!(w, "url = {}", quote(&call.path));
             let _ = writeln!(w, "body = {}", toml_value(&call.body));
-            let _ = writeln!(w, "success = {{ status = 200 }}  # FILL IN: how a successful sign-in looks");
+            let _ = writeln!(
+                w,
+                "success = {{ status = 200 }}  # FILL IN: how a successful sign-in looks"
+            );
         }
         None => {
             let _ = writeln!(
@@ -493,8 +577,12 @@ mod tests {
     fn examples_become_templates() {
         let example = serde_json::json!({ "user": { "email": "alice@example.test" }, "locale": "en" });
         let body = templated(&example, Role::Forgot);
-        assert_eq!(body, serde_json::json!({ "user": { "email": "{identifier}" }, "locale": "en" }));
-        let confirm = serde_json::json!({ "uid": "MQ", "token": "x", "new_password1": "a", "new_password2": "a" });
+        assert_eq!(
+            body,
+            serde_json::json!({ "user": { "email": "{identifier}" }, "locale": "en" })
+        );
+        let confirm =
+            serde_json::json!({ "uid": "MQ", "token": "x", "new_password1": "a", "new_password2": "a" });
         assert_eq!(
             templated(&confirm, Role::Confirm),
             serde_json::json!({ "uid": "{uid}", "token": "{token}", "new_password1": "{password}", "new_password2": "{password}" })

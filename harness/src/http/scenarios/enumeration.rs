@@ -46,7 +46,13 @@ struct Answer {
 }
 
 /// Headers whose presence may vary per response by themselves.
-const VARYING_HEADERS: &[&str] = &["date", "content-length", "transfer-encoding", "connection", "keep-alive"];
+const VARYING_HEADERS: &[&str] = &[
+    "date",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+];
 
 impl Answer {
     fn of(visit: &Visit, typed: &str) -> Answer {

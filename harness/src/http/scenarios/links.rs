@@ -260,7 +260,11 @@ async fn scanners_do_not_spend(ctx: &HttpCtx) -> Check {
         done.is_completed(),
         format!(
             "after a scanner's GET of {whose} (redirects followed), a HEAD and another GET, the user can still set a password with the link{}",
-            if ctx.target.set_password_api().is_some() { " (through the set-password API)" } else { "" }
+            if ctx.target.set_password_api().is_some() {
+                " (through the set-password API)"
+            } else {
+                ""
+            }
         ),
         || done.describe(),
     )
@@ -283,7 +287,10 @@ async fn parallel_submits(ctx: &HttpCtx) -> Check {
                 // Each racer is a front end calling the set-password API.
                 let user = ctx.user(&format!("racer-{trial}.{i}"))?;
                 let password = ctx.new_password();
-                entries.push((user.clone(), ctx.prepare_confirm(&user, &mail.link, &password).await?));
+                entries.push((
+                    user.clone(),
+                    ctx.prepare_confirm(&user, &mail.link, &password).await?,
+                ));
                 passwords.push(password);
                 continue;
             }
@@ -293,9 +300,11 @@ async fn parallel_submits(ctx: &HttpCtx) -> Check {
                 Err(refused) => refused_early.push(refused.describe()),
             }
         }
-        ensure(api || !ready.is_empty(), "the link opens the set-password form", || {
-            refused_early.join("; ")
-        })?;
+        ensure(
+            api || !ready.is_empty(),
+            "the link opens the set-password form",
+            || refused_early.join("; "),
+        )?;
         if !refused_early.is_empty() {
             ctx.note(format!(
                 "Trial {trial}: {} of {n} clients could not open the form (the link may be bound to the first session): {}",

@@ -79,11 +79,15 @@ impl RawCall<'_> {
                 ));
             }
         };
-        let body = self
-            .body
-            .ok_or(("body", "is required for an API step: the request body, with placeholders".to_owned()))?;
+        let body = self.body.ok_or((
+            "body",
+            "is required for an API step: the request body, with placeholders".to_owned(),
+        ))?;
         if !body.is_object() {
-            return Err(("body", "must be a table (the JSON object or form fields sent)".to_owned()));
+            return Err((
+                "body",
+                "must be a table (the JSON object or form fields sent)".to_owned(),
+            ));
         }
         let encoding = self.encoding.unwrap_or_default();
         if encoding == Encoding::Form

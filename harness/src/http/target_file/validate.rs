@@ -42,11 +42,17 @@ impl HttpTarget {
             ),
             (
                 "login.identifier_field",
-                self.login.as_ref().map(|l| &l.identifier_field).filter(|_| login_form),
+                self.login
+                    .as_ref()
+                    .map(|l| &l.identifier_field)
+                    .filter(|_| login_form),
             ),
             (
                 "login.password_field",
-                self.login.as_ref().map(|l| &l.password_field).filter(|_| login_form),
+                self.login
+                    .as_ref()
+                    .map(|l| &l.password_field)
+                    .filter(|_| login_form),
             ),
             ("link.token_param", Some(&self.link.token_param)),
             ("client.address_header", self.client.address_header.as_ref()),
@@ -74,7 +80,10 @@ impl HttpTarget {
         }
         for name in self.client.headers.keys() {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return bad(&format!("client.headers.{name}"), "is not a valid HTTP header name");
+                return bad(
+                    &format!("client.headers.{name}"),
+                    "is not a valid HTTP header name",
+                );
             }
         }
         if let Some(app) = &self.app
@@ -242,7 +251,10 @@ fn check_csrf(prefix: &str, csrf: &super::CsrfSettings) -> Result<(), (String, &
         return Err((key("pointer"), "is empty"));
     }
     if csrf.pointer.is_some() && csrf.fetch.is_none() {
-        return Err((key("pointer"), "needs `fetch`: the endpoint whose JSON answer holds the token"));
+        return Err((
+            key("pointer"),
+            "needs `fetch`: the endpoint whose JSON answer holds the token",
+        ));
     }
     let from_elsewhere = csrf.cookie.is_some() || csrf.meta.is_some() || csrf.pointer.is_some();
     if from_elsewhere && csrf.header.is_none() && csrf.field.is_none() {
@@ -280,7 +292,10 @@ impl HttpTarget {
                     encoding: f.encoding,
                     body: f.body.as_ref(),
                 },
-                vec![("page", f.page.is_empty()), ("identifier_field", f.identifier_field.is_empty())],
+                vec![
+                    ("page", f.page.is_empty()),
+                    ("identifier_field", f.identifier_field.is_empty()),
+                ],
                 vec!["identifier"],
             ),
             (
@@ -343,19 +358,25 @@ impl HttpTarget {
                 }
             }
             for name in &found {
-                let known = needed.contains(&name.as_str())
-                    || (step == "set_password" && link_names.contains(name));
+                let known =
+                    needed.contains(&name.as_str()) || (step == "set_password" && link_names.contains(name));
                 if !known {
                     let allowed = if step == "set_password" {
                         let mut all: Vec<String> = needed.iter().map(|n| format!("{{{n}}}")).collect();
                         all.extend(link_names.iter().map(|n| format!("{{{n}}}")));
                         all.join(", ")
                     } else {
-                        needed.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(", ")
+                        needed
+                            .iter()
+                            .map(|n| format!("{{{n}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     };
                     return Err((
                         key("body"),
-                        format!("has the placeholder `{{{name}}}`, which nothing fills (this step has {allowed})"),
+                        format!(
+                            "has the placeholder `{{{name}}}`, which nothing fills (this step has {allowed})"
+                        ),
                     ));
                 }
             }
