@@ -745,4 +745,6 @@ fn raw_call(
 }
 
 #[cfg(test)]
+mod api_tests;
+#[cfg(test)]
 mod tests;
