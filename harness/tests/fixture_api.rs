@@ -323,3 +323,85 @@ async fn api_race_and_timing_verdicts_are_the_same_in_10_runs() {
 async fn api_every_verdict_is_the_same_in_10_runs() {
     repeat(&[]).await;
 }
+
+/// A CSRF token an endpoint answers in JSON (`csrf.fetch` + `csrf.pointer`),
+/// sent back in a header: the API only takes calls that carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csrf_token_fetched_from_an_endpoint_is_sent_in_its_header() {
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{get, post};
+    use resetkit_harness::http::api::IdentifierShape;
+    use resetkit_harness::http::driver::Driver;
+    use resetkit_harness::http::exchange::ExchangeLog;
+    use resetkit_harness::http::target_file::{FormStep, HttpTarget};
+
+    const TOKEN: &str = "csrf-from-the-endpoint";
+    let router = Router::new()
+        .route(
+            "/api/auth/csrf",
+            get(|| async { fixtures::json(StatusCode::OK, serde_json::json!({ "csrfToken": TOKEN })) }),
+        )
+        .route(
+            "/api/forgot",
+            post(|headers: HeaderMap| async move {
+                if headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) == Some(TOKEN) {
+                    fixtures::json(StatusCode::OK, serde_json::json!({}))
+                } else {
+                    fixtures::json(StatusCode::FORBIDDEN, serde_json::json!({ "error": "csrf" }))
+                }
+            }),
+        );
+    let (listener, base_url) = fixtures::bind().await;
+    let _app = fixtures::serve(listener, base_url.clone(), router);
+    let toml = format!(
+        r#"
+format = 2
+base_url = "{base_url}"
+[csrf]
+fetch = "/api/auth/csrf"
+pointer = "/csrfToken"
+header = "X-CSRF-Token"
+[forgot]
+url = "/api/forgot"
+body = {{ email = "{{identifier}}" }}
+accepted = {{ status = 200, text = "{{}}" }}
+[set_password]
+url = "/api/reset"
+body = {{ token = "{{token}}", password = "{{password}}" }}
+success = {{ status = 200 }}
+"#
+    );
+    let target = Arc::new(HttpTarget::from_toml_str(&toml, "t.toml").expect("target"));
+    let call = target.forgot_api().expect("an API step");
+    let driver = Driver::new(target.clone(), ExchangeLog::default());
+    let user = driver.user("probe").expect("user");
+    let vars = [("identifier".to_owned(), "a@example.test".to_owned())];
+    let visit = user
+        .call(&call, FormStep::Forgot, &vars, IdentifierShape::Single, None, &[])
+        .await
+        .expect("the call");
+    target
+        .forgot
+        .accepted
+        .check(&visit)
+        .expect("accepted with the fetched token");
+    assert!(
+        visit
+            .first()
+            .request_headers
+            .iter()
+            .any(|(n, v)| n == "X-CSRF-Token" && v == TOKEN)
+    );
+    // A pointer the answer lacks is a clear error naming the key.
+    let wrong =
+        Arc::new(HttpTarget::from_toml_str(&toml.replace("/csrfToken", "/token"), "t.toml").expect("target"));
+    let driver = Driver::new(wrong.clone(), ExchangeLog::default());
+    let err = driver
+        .user("probe")
+        .expect("user")
+        .call(&call, FormStep::Forgot, &vars, IdentifierShape::Single, None, &[])
+        .await
+        .expect_err("no token there");
+    assert!(err.to_string().contains("csrf.pointer"), "{err}");
+}

@@ -6,7 +6,11 @@
 //! form, or a redirect to a set-password page that keeps the token in the
 //! session), how success and failure look (status, redirect target, page
 //! text), which test accounts exist, and what rate limits the app applies.
-//! Unknown keys are refused, and every error names the key at fault.
+//! A step may instead be a call to a JSON (or form-encoded) API: method,
+//! URL, body template with placeholders, answers recognised by status and
+//! JSON values, the link's page served by the app or a separate front end
+//! ([`api`]). Unknown keys are refused, and every error names the key at
+//! fault.
 //!
 //! `harness/TARGETS.md` is the reference: every key with its default, link
 //! patterns, and complete files for Django-, Devise-, Laravel- and
