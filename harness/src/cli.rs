@@ -362,8 +362,8 @@ async fn run(args: RunArgs) -> i32 {
     if args.target.is_some() {
         return crate::http::command::run(args).await;
     }
-    let selected = scenarios::select(&args.filter);
-    let http = crate::http::scenarios::select(&args.filter);
+    let selected = crate::scenario::select(scenarios::all(), &args.filter);
+    let http = crate::scenario::select(crate::http::scenarios::all(), &args.filter);
     if !args.filter.is_empty() && !http.is_empty() {
         let ids: Vec<&str> = http.iter().map(|s| s.info.id).collect();
         eprintln!(

@@ -1,12 +1,12 @@
-//! Runs scenarios against a target: one fake SMTP server per run, a fresh
-//! session on it (its own mail, transcripts and fault rules), clock and
-//! service per scenario; collects verdicts and evidence.
+//! The one run loop ([`run_suite`], [`run_scenario`]) for scenarios of
+//! either kind, over a [`Bench`]; and the in-process bench: one fake SMTP
+//! server per run, a fresh session on it (its own mail, transcripts and
+//! fault rules), clock and service per scenario.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use mail_parser::MessageParser;
 use resetkit::account::{Account, AccountId};
 use resetkit::event::{Event, EventKind};
@@ -18,65 +18,44 @@ use secrecy::SecretString;
 
 use crate::fake_smtp::{CapturedMessage, FakeSmtpServer};
 use crate::report::Progress;
-use crate::scenario::{Evidence, RunReport, ScenarioInfo, ScenarioResult, Severity, Verdict};
+use crate::scenario::{
+    Evidence, RunReport, Scenario, ScenarioCtx, ScenarioInfo, ScenarioResult, Severity, Verdict,
+};
 use crate::target::{BASE_URL, RESET_PATH, Target, TargetConfig, TargetFactory};
 
-/// Why a scenario did not pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    /// The requirement is broken.
-    Fail {
-        /// What the requirement expects.
-        expected: String,
-        /// What happened.
-        actual: String,
-    },
-    /// Something doubtful that does not break a MUST.
-    Warn {
-        /// What was expected.
-        expected: String,
-        /// What happened.
-        actual: String,
-    },
-    /// Not applicable.
-    Skip(String),
-    /// The harness or environment failed.
-    Error(String),
-}
+pub use crate::scenario::{BoxCheck, Check, Problem, ensure, fail};
 
-/// A scenario body's result.
-pub type Check = Result<(), Problem>;
-
-/// A failure.
-pub fn fail(expected: impl Into<String>, actual: impl Into<String>) -> Problem {
-    Problem::Fail {
-        expected: expected.into(),
-        actual: actual.into(),
-    }
-}
-
-/// Fails with `expected` / `actual()` unless `cond` holds.
-pub fn ensure(cond: bool, expected: impl Into<String>, actual: impl FnOnce() -> String) -> Check {
-    if cond {
-        Ok(())
-    } else {
-        Err(fail(expected, actual()))
-    }
-}
-
-/// A boxed scenario body.
-pub type BoxCheck<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
-
-/// One scenario: its description, how it configures the target, its body.
-pub struct Scenario {
-    /// The description.
-    pub info: ScenarioInfo,
+/// How an in-process scenario prepares the target: the configuration it
+/// changes and whether the target must build with it.
+pub struct Prepare {
     /// Adjusts the target configuration before the service is built.
-    pub configure: fn(&mut TargetConfig),
+    pub configure: Box<dyn Fn(&mut TargetConfig) + Send + Sync>,
     /// Whether the target must build with that configuration, or refuse it.
     pub build: BuildExpectation,
-    /// The checks.
-    pub run: for<'a> fn(&'a Ctx) -> BoxCheck<'a>,
+}
+
+impl Prepare {
+    /// A configuration the target must refuse to build with (see
+    /// [`BuildExpectation::Refused`]).
+    pub fn refused(configure: impl Fn(&mut TargetConfig) + Send + Sync + 'static) -> Self {
+        Prepare {
+            configure: Box::new(configure),
+            build: BuildExpectation::Refused,
+        }
+    }
+}
+
+impl<F: Fn(&mut TargetConfig) + Send + Sync + 'static> From<F> for Prepare {
+    fn from(configure: F) -> Self {
+        Prepare {
+            configure: Box::new(configure),
+            build: BuildExpectation::Succeeds,
+        }
+    }
+}
+
+impl ScenarioCtx for Ctx {
+    type Setup = Prepare;
 }
 
 /// What building the target with the scenario's configuration must do.
@@ -312,35 +291,128 @@ pub fn link_tokens(message: &CapturedMessage, path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `scenarios` against `factory` one after another, telling `progress`.
-pub async fn run(
-    factory: &dyn TargetFactory,
-    scenarios: &[Scenario],
+/// Where scenarios of one kind run: what the whole run shares (the fake
+/// SMTP server, the target), how each scenario gets its context, and what
+/// is kept as evidence. [`run_suite`] and [`run_scenario`] are the one run
+/// loop for both kinds.
+#[async_trait]
+pub trait Bench: Sync {
+    /// The scenarios' context.
+    type Ctx: ScenarioCtx;
+
+    /// Longest a scenario's body may run (not counting [`Bench::not_counted`]).
+    const TIMEOUT: Duration;
+
+    /// What is tested, for the report.
+    fn describe(&self) -> String;
+
+    /// This scenario's context, or its outcome and evidence when its body
+    /// must not run (does not apply, the target refused to build, ...).
+    async fn prepare(&self, scenario: &Scenario<Self::Ctx>) -> Result<Self::Ctx, (Check, Evidence)>;
+
+    /// The scenario's outcome given its body's (the in-process target's
+    /// build expectation).
+    fn conclude(&self, _setup: &<Self::Ctx as ScenarioCtx>::Setup, outcome: Check) -> Check {
+        outcome
+    }
+
+    /// Time the body spent that its time limit does not count (HTTP: waits
+    /// for declared rate-limit windows).
+    fn not_counted(&self, _ctx: &Self::Ctx) -> Duration {
+        Duration::ZERO
+    }
+
+    /// What was seen during the scenario.
+    async fn evidence(&self, ctx: &Self::Ctx) -> Evidence;
+}
+
+/// Runs `scenarios` on `bench` one after another, telling `progress`.
+pub async fn run_suite<B: Bench>(
+    bench: &B,
+    scenarios: &[Scenario<B::Ctx>],
     strict: bool,
     progress: &mut dyn Progress,
 ) -> RunReport {
     let started = Instant::now();
-    let server = start_server();
     let mut results = Vec::with_capacity(scenarios.len());
     for (index, scenario) in scenarios.iter().enumerate() {
         progress.started(index, scenarios.len(), &scenario.info);
-        let result = match &server {
-            Ok(server) => run_on(factory, scenario, server).await,
-            Err(e) => result(
-                scenario,
-                Err(Problem::Error(e.clone())),
-                Evidence::default(),
-                Instant::now(),
-            ),
-        };
+        let result = run_scenario(bench, scenario).await;
         progress.finished(&result);
         results.push(result);
     }
     RunReport {
-        target: factory.describe(),
+        target: bench.describe(),
         results,
         duration: started.elapsed(),
         strict,
+    }
+}
+
+/// Runs one scenario on `bench`: prepares its context, runs its body under
+/// the time limit, concludes, collects the evidence.
+pub async fn run_scenario<B: Bench>(bench: &B, scenario: &Scenario<B::Ctx>) -> ScenarioResult {
+    let started = Instant::now();
+    let ctx = match bench.prepare(scenario).await {
+        Ok(ctx) => ctx,
+        Err((outcome, evidence)) => return scenario_result(&scenario.info, outcome, evidence, started),
+    };
+    let body_started = Instant::now();
+    let run = (scenario.run)(&ctx);
+    tokio::pin!(run);
+    let outcome = loop {
+        let not_counted = bench.not_counted(&ctx);
+        let left = (B::TIMEOUT + not_counted).saturating_sub(body_started.elapsed());
+        if left.is_zero() {
+            let besides = if not_counted.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    " (besides {:.1} s waiting for rate-limit windows)",
+                    not_counted.as_secs_f64()
+                )
+            };
+            break Err(Problem::Error(format!(
+                "the scenario did not finish within {} s{besides}",
+                B::TIMEOUT.as_secs()
+            )));
+        }
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            () = tokio::time::sleep(left) => {}
+        }
+    };
+    let outcome = bench.conclude(&scenario.setup, outcome);
+    let evidence = bench.evidence(&ctx).await;
+    scenario_result(&scenario.info, outcome, evidence, started)
+}
+
+/// Runs `scenarios` against `factory` one after another on one fake SMTP
+/// server (a session of it per scenario), telling `progress`.
+pub async fn run(
+    factory: &dyn TargetFactory,
+    scenarios: &[Scenario<Ctx>],
+    strict: bool,
+    progress: &mut dyn Progress,
+) -> RunReport {
+    run_suite(&InProcess::new(factory), scenarios, strict, progress).await
+}
+
+/// The in-process bench: a target factory and one fake SMTP server, a
+/// session of it per scenario.
+pub struct InProcess<'a> {
+    factory: &'a dyn TargetFactory,
+    server: Result<Arc<FakeSmtpServer>, String>,
+}
+
+impl<'a> InProcess<'a> {
+    /// Starts the fake SMTP server the scenarios' services send to (a
+    /// failure to start is each scenario's harness error).
+    pub fn new(factory: &'a dyn TargetFactory) -> Self {
+        InProcess {
+            factory,
+            server: start_server(),
+        }
     }
 }
 
@@ -355,72 +427,67 @@ fn start_server() -> Result<Arc<FakeSmtpServer>, String> {
         .map_err(|e| format!("starting the fake SMTP server: {e}"))
 }
 
-/// Runs one scenario on a fake SMTP server of its own.
-pub async fn run_one(factory: &dyn TargetFactory, scenario: &Scenario) -> ScenarioResult {
-    match start_server() {
-        Ok(server) => run_on(factory, scenario, &server).await,
-        Err(e) => result(
-            scenario,
-            Err(Problem::Error(e)),
-            Evidence::default(),
-            Instant::now(),
-        ),
-    }
-}
+#[async_trait]
+impl Bench for InProcess<'_> {
+    type Ctx = Ctx;
 
-/// Runs one scenario in a new session of a shared fake SMTP server.
-pub async fn run_on(
-    factory: &dyn TargetFactory,
-    scenario: &Scenario,
-    server: &Arc<FakeSmtpServer>,
-) -> ScenarioResult {
-    let started = Instant::now();
-    let session = format!("{}{SESSION_FAMILY}", scenario.info.id.to_ascii_lowercase());
-    server.begin_session(&session, SESSION_FAMILY);
-    let server = Arc::clone(server);
-    let mut config = TargetConfig::new(server.addr());
-    config.smtp_hello = Some(session);
-    (scenario.configure)(&mut config);
-    let target = match (factory.build(scenario.info.id, &config).await, scenario.build) {
-        (Ok(target), _) => target,
-        (Err(e), BuildExpectation::Refused) => {
-            let evidence = Evidence {
-                notes: vec![format!("the target refused to build: {e}")],
-                ..Evidence::default()
-            };
-            return result(scenario, Ok(()), evidence, started);
-        }
-        (Err(e), BuildExpectation::Succeeds) => {
-            return result(
-                scenario,
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    fn describe(&self) -> String {
+        self.factory.describe()
+    }
+
+    async fn prepare(&self, scenario: &Scenario<Ctx>) -> Result<Ctx, (Check, Evidence)> {
+        let server = match &self.server {
+            Ok(server) => Arc::clone(server),
+            Err(e) => return Err((Err(Problem::Error(e.clone())), Evidence::default())),
+        };
+        let session = format!("{}{SESSION_FAMILY}", scenario.info.id.to_ascii_lowercase());
+        server.begin_session(&session, SESSION_FAMILY);
+        let mut config = TargetConfig::new(server.addr());
+        config.smtp_hello = Some(session);
+        (scenario.setup.configure)(&mut config);
+        match (
+            self.factory.build(scenario.info.id, &config).await,
+            scenario.setup.build,
+        ) {
+            (Ok(target), _) => Ok(Ctx {
+                config,
+                server,
+                target,
+            }),
+            (Err(e), BuildExpectation::Refused) => Err((
+                Ok(()),
+                Evidence {
+                    notes: vec![format!("the target refused to build: {e}")],
+                    ..Evidence::default()
+                },
+            )),
+            (Err(e), BuildExpectation::Succeeds) => Err((
                 Err(Problem::Error(format!("building the target: {e}"))),
                 Evidence::default(),
-                started,
-            );
+            )),
         }
-    };
-    let ctx = Ctx {
-        config,
-        server,
-        target,
-    };
-    let outcome = tokio::time::timeout(Duration::from_secs(30), (scenario.run)(&ctx))
-        .await
-        .unwrap_or_else(|_| Err(Problem::Error("the scenario did not finish within 30 s".into())));
-    let outcome = match (scenario.build, outcome) {
-        (BuildExpectation::Succeeds, outcome) => outcome,
-        (BuildExpectation::Refused, Err(Problem::Fail { expected, actual })) => Err(fail(
-            format!("the target refuses to build with this configuration; {expected}"),
-            format!("it was built, and {actual}"),
-        )),
-        (BuildExpectation::Refused, Ok(())) => Err(fail(
-            "the target refuses to build with this configuration",
-            "it was built and accepted the configuration",
-        )),
-        (BuildExpectation::Refused, other) => other,
-    };
-    let evidence = evidence(&ctx).await;
-    result(scenario, outcome, evidence, started)
+    }
+
+    fn conclude(&self, setup: &Prepare, outcome: Check) -> Check {
+        match (setup.build, outcome) {
+            (BuildExpectation::Succeeds, outcome) => outcome,
+            (BuildExpectation::Refused, Err(Problem::Fail { expected, actual })) => Err(fail(
+                format!("the target refuses to build with this configuration; {expected}"),
+                format!("it was built, and {actual}"),
+            )),
+            (BuildExpectation::Refused, Ok(())) => Err(fail(
+                "the target refuses to build with this configuration",
+                "it was built and accepted the configuration",
+            )),
+            (BuildExpectation::Refused, other) => other,
+        }
+    }
+
+    async fn evidence(&self, ctx: &Ctx) -> Evidence {
+        evidence(ctx).await
+    }
 }
 
 const MAX_EMAILS_IN_EVIDENCE: usize = 6;
@@ -465,12 +532,7 @@ async fn evidence(ctx: &Ctx) -> Evidence {
     }
 }
 
-fn result(scenario: &Scenario, outcome: Check, evidence: Evidence, started: Instant) -> ScenarioResult {
-    scenario_result(&scenario.info, outcome, evidence, started)
-}
-
-/// Turns a scenario body's outcome into its result (shared by the
-/// in-process and HTTP runners).
+/// Turns a scenario body's outcome into its result.
 pub fn scenario_result(
     info: &ScenarioInfo,
     outcome: Check,
@@ -497,15 +559,4 @@ pub fn scenario_result(
         evidence,
         duration: started.elapsed(),
     }
-}
-
-/// Wraps an `async fn(&Ctx) -> Check` as a scenario body.
-#[macro_export]
-macro_rules! body {
-    ($f:path) => {{
-        fn boxed(ctx: &$crate::runner::Ctx) -> $crate::runner::BoxCheck<'_> {
-            Box::pin($f(ctx))
-        }
-        boxed
-    }};
 }

@@ -1,7 +1,11 @@
-//! The scenario model: what a scenario checks, where the requirement comes
-//! from, and what a run found.
+//! The scenario model, one for both suites (in-process and HTTP): what a
+//! scenario checks, where the requirement comes from, how its body reports
+//! ([`Check`], [`Problem`]), and what a run found. [`crate::runner`] runs
+//! scenarios of either kind with one loop.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -79,6 +83,114 @@ impl ScenarioInfo {
             id.starts_with(&pattern)
         }
     }
+}
+
+/// Why a scenario did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The requirement is broken.
+    Fail {
+        /// What the requirement expects.
+        expected: String,
+        /// What happened.
+        actual: String,
+    },
+    /// Something doubtful that does not break a MUST.
+    Warn {
+        /// What was expected.
+        expected: String,
+        /// What happened.
+        actual: String,
+    },
+    /// Not applicable.
+    Skip(String),
+    /// The harness or environment failed.
+    Error(String),
+}
+
+/// A scenario body's result.
+pub type Check = Result<(), Problem>;
+
+/// A failure.
+pub fn fail(expected: impl Into<String>, actual: impl Into<String>) -> Problem {
+    Problem::Fail {
+        expected: expected.into(),
+        actual: actual.into(),
+    }
+}
+
+/// Fails with `expected` / `actual()` unless `cond` holds.
+pub fn ensure(cond: bool, expected: impl Into<String>, actual: impl FnOnce() -> String) -> Check {
+    if cond {
+        Ok(())
+    } else {
+        Err(fail(expected, actual()))
+    }
+}
+
+/// A boxed scenario body.
+pub type BoxCheck<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
+
+/// What a kind of scenario works with: [`crate::runner::Ctx`] (the
+/// in-process service) or [`crate::http::context::HttpCtx`] (an app over HTTP).
+pub trait ScenarioCtx: Send + Sync + 'static {
+    /// What a scenario declares besides its body: how the in-process target
+    /// is configured ([`crate::runner::Prepare`]), or when an HTTP scenario
+    /// applies to a target ([`crate::http::runner::Applies`]).
+    type Setup: Send + Sync + 'static;
+}
+
+/// One scenario: its description, its setup, its body.
+pub struct Scenario<C: ScenarioCtx> {
+    /// The description.
+    pub info: ScenarioInfo,
+    /// What it needs of the target (see [`ScenarioCtx::Setup`]).
+    pub setup: C::Setup,
+    /// The checks.
+    pub run: for<'a> fn(&'a C) -> BoxCheck<'a>,
+}
+
+/// Builds a scenario; `requirement` is `(source, text)`, `setup` anything
+/// that converts into the kind's setup (a configure function in process,
+/// an applies-when function over HTTP), `run` usually [`crate::body!`].
+pub fn scenario<C: ScenarioCtx>(
+    id: &'static str,
+    title: &'static str,
+    severity: Severity,
+    requirement: (&'static str, &'static str),
+    setup: impl Into<C::Setup>,
+    run: for<'a> fn(&'a C) -> BoxCheck<'a>,
+) -> Scenario<C> {
+    Scenario {
+        info: ScenarioInfo {
+            id,
+            title,
+            severity,
+            requirement: Requirement {
+                source: requirement.0,
+                text: requirement.1,
+            },
+        },
+        setup: setup.into(),
+        run,
+    }
+}
+
+/// The scenarios of `all` that `patterns` select (ID prefix or glob; none
+/// selects all), in their order.
+pub fn select<C: ScenarioCtx>(all: Vec<Scenario<C>>, patterns: &[String]) -> Vec<Scenario<C>> {
+    all.into_iter()
+        .filter(|s| patterns.is_empty() || patterns.iter().any(|p| s.info.matches(p)))
+        .collect()
+}
+
+/// Wraps an `async fn(&C) -> Check` as a scenario body, for either kind of
+/// context.
+#[macro_export]
+macro_rules! body {
+    ($f:path) => {
+        |ctx| ::std::boxed::Box::pin($f(ctx))
+    };
 }
 
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {

@@ -148,7 +148,7 @@ async fn html_report_of_an_in_process_run_in_chromium() {
     let filter: Vec<String> = vec!["RST-FLOW".into(), "RST-LINK".into(), "RST-DELIV".into()];
     let report = runner::run(
         &ReferenceTarget,
-        &scenarios::select(&filter),
+        &resetkit_harness::scenario::select(scenarios::all(), &filter),
         false,
         &mut NoProgress,
     )

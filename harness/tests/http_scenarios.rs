@@ -19,7 +19,7 @@ async fn run(flaws: Flaws, filter: &[&str]) -> (RunReport, MiniApp) {
     let toml = http_app::target_toml(&app.base_url, server.addr());
     let target = Arc::new(HttpTarget::from_toml_str(&toml, "mini.toml").expect("target file"));
     let filter: Vec<String> = filter.iter().map(|s| (*s).to_owned()).collect();
-    let selected = scenarios::select(&filter);
+    let selected = resetkit_harness::scenario::select(scenarios::all(), &filter);
     let report = runner::run(target, server, &selected, &[], false, &mut NoProgress).await;
     (report, app)
 }

@@ -94,7 +94,7 @@ async fn in_process_reports_hold_no_full_token() {
         .collect();
     let report = runner::run(
         &ReferenceTarget,
-        &scenarios::select(&filter),
+        &resetkit_harness::scenario::select(scenarios::all(), &filter),
         false,
         &mut report::NoProgress,
     )

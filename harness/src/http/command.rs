@@ -35,8 +35,8 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
             return 2;
         }
     };
-    let http = http_scenarios::select(&args.filter);
-    let in_process: Vec<ScenarioInfo> = scenarios::select(&args.filter)
+    let http = crate::scenario::select(http_scenarios::all(), &args.filter);
+    let in_process: Vec<ScenarioInfo> = crate::scenario::select(scenarios::all(), &args.filter)
         .into_iter()
         .map(|s| s.info)
         .collect();
@@ -46,7 +46,9 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
     }
     if args.list {
         for s in &http {
-            let skip = (s.applies)(&target)
+            let skip = s
+                .setup
+                .reason(&target)
                 .map(|r| format!("  [skipped: {r}]"))
                 .unwrap_or_default();
             println!(

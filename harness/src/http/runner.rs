@@ -1,5 +1,6 @@
-//! Runs the HTTP scenarios against a running app whose SMTP points at the
-//! harness's fake server: one [`HttpCtx`] per scenario (its own exchange
+//! The HTTP bench ([`HttpBench`], run by [`crate::runner::run_suite`]):
+//! scenarios against a running app whose SMTP points at the harness's fake
+//! server, one [`HttpCtx`] per scenario (its own exchange
 //! log and mail mark), one [`RunState`] for the whole run (what the app has
 //! been asked so far, the passwords the harness set).
 //!
@@ -8,29 +9,93 @@
 //! the target file declares; an email that does not arrive once a declared
 //! limit is spent is a harness error naming the limit, not a failure.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use super::context::{HttpCtx, RunState};
 use super::target_file::HttpTarget;
 use crate::fake_smtp::FakeSmtpServer;
 use crate::report::Progress;
-use crate::runner::{Check, Problem};
-use crate::scenario::{Evidence, RunReport, ScenarioInfo, ScenarioResult, Verdict};
+use crate::runner::{Bench, Check, Problem, run_suite};
+use crate::scenario::{Evidence, RunReport, Scenario, ScenarioCtx, ScenarioInfo, ScenarioResult, Verdict};
 
-/// A boxed HTTP scenario body.
-pub type BoxHttpCheck<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
+/// An HTTP scenario.
+pub type HttpScenario = Scenario<HttpCtx>;
 
-/// One HTTP scenario.
-pub struct HttpScenario {
-    /// The description.
-    pub info: ScenarioInfo,
-    /// Why it cannot run against this target (`None`: it can).
-    pub applies: fn(&HttpTarget) -> Option<String>,
-    /// The checks.
-    pub run: for<'a> fn(&'a HttpCtx) -> BoxHttpCheck<'a>,
+/// When an HTTP scenario applies to a target: `None` when it does, else
+/// why not (the scenario is skipped with that reason).
+pub struct Applies(Box<AppliesFn>);
+
+type AppliesFn = dyn Fn(&HttpTarget) -> Option<String> + Send + Sync;
+
+impl Applies {
+    /// Why the scenario cannot run against `target` (`None`: it can).
+    pub fn reason(&self, target: &HttpTarget) -> Option<String> {
+        (self.0)(target)
+    }
+}
+
+impl<F: Fn(&HttpTarget) -> Option<String> + Send + Sync + 'static> From<F> for Applies {
+    fn from(applies: F) -> Self {
+        Applies(Box::new(applies))
+    }
+}
+
+impl ScenarioCtx for HttpCtx {
+    type Setup = Applies;
+}
+
+/// The HTTP bench: the target, the fake SMTP server it mails, and what the
+/// run remembers across scenarios.
+pub struct HttpBench {
+    target: Arc<HttpTarget>,
+    server: Arc<FakeSmtpServer>,
+    state: Arc<RunState>,
+}
+
+impl HttpBench {
+    /// A bench for one run against `target`.
+    pub fn new(target: Arc<HttpTarget>, server: Arc<FakeSmtpServer>) -> Self {
+        HttpBench {
+            target,
+            server,
+            state: Arc::new(RunState::default()),
+        }
+    }
+}
+
+#[async_trait]
+impl Bench for HttpBench {
+    type Ctx = HttpCtx;
+
+    const TIMEOUT: Duration = SCENARIO_TIMEOUT;
+
+    fn describe(&self) -> String {
+        format!("HTTP target {} ({})", self.target.name, self.target.base_url)
+    }
+
+    async fn prepare(&self, scenario: &HttpScenario) -> Result<HttpCtx, (Check, Evidence)> {
+        if let Some(reason) = scenario.setup.reason(&self.target) {
+            return Err((Err(Problem::Skip(reason)), Evidence::default()));
+        }
+        Ok(HttpCtx::new(
+            self.target.clone(),
+            self.server.clone(),
+            self.state.clone(),
+        ))
+    }
+
+    // The time limit does not count waiting for declared rate-limit
+    // windows to pass (each wait is bounded by limits.max_wait_secs).
+    fn not_counted(&self, ctx: &HttpCtx) -> Duration {
+        ctx.waited()
+    }
+
+    async fn evidence(&self, ctx: &HttpCtx) -> Evidence {
+        ctx.evidence()
+    }
 }
 
 /// Every scenario result for a run with `--target`: the HTTP scenarios that
@@ -44,28 +109,13 @@ pub async fn run(
     strict: bool,
     progress: &mut dyn Progress,
 ) -> RunReport {
-    let started = Instant::now();
-    let state = Arc::new(RunState::default());
-    let total = scenarios.len();
-    let mut results = Vec::with_capacity(total);
-    for (index, scenario) in scenarios.iter().enumerate() {
-        progress.started(index, total, &scenario.info);
-        let result = run_one(&target, &server, &state, scenario).await;
-        progress.finished(&result);
-        results.push(result);
-    }
+    let mut report = run_suite(&HttpBench::new(target, server), scenarios, strict, progress).await;
     // In-process scenarios are listed in the report but not shown one by
     // one: the caller prints one summary line (or each, when verbose).
-    let _ = total;
-    for info in in_process {
-        results.push(skipped(info, NEEDS_IN_PROCESS));
-    }
-    RunReport {
-        target: format!("HTTP target {} ({})", target.name, target.base_url),
-        results,
-        duration: started.elapsed(),
-        strict,
-    }
+    report
+        .results
+        .extend(in_process.iter().map(|info| skipped(info, NEEDS_IN_PROCESS)));
+    report
 }
 
 /// Checks, before any scenario runs, that every page the target file names
@@ -158,38 +208,6 @@ pub fn skipped(info: &ScenarioInfo, reason: &str) -> ScenarioResult {
         evidence: Evidence::default(),
         duration: Duration::ZERO,
     }
-}
-
-/// Runs one HTTP scenario (skipped when it does not apply to the target).
-pub async fn run_one(
-    target: &Arc<HttpTarget>,
-    server: &Arc<FakeSmtpServer>,
-    state: &Arc<RunState>,
-    scenario: &HttpScenario,
-) -> ScenarioResult {
-    if let Some(reason) = (scenario.applies)(target) {
-        return skipped(&scenario.info, &reason);
-    }
-    let started = Instant::now();
-    let ctx = HttpCtx::new(target.clone(), server.clone(), state.clone());
-    // The time limit does not count waiting for declared rate-limit
-    // windows to pass (each wait is bounded by limits.max_wait_secs).
-    let run = (scenario.run)(&ctx);
-    tokio::pin!(run);
-    let outcome = loop {
-        let left = (SCENARIO_TIMEOUT + ctx.waited()).saturating_sub(started.elapsed());
-        if left.is_zero() {
-            break Err(Problem::Error(format!(
-                "the scenario did not finish within {SCENARIO_TIMEOUT:?} (besides {:.1} s waiting for rate-limit windows)",
-                ctx.waited().as_secs_f64()
-            )));
-        }
-        tokio::select! {
-            outcome = &mut run => break outcome,
-            () = tokio::time::sleep(left) => {}
-        }
-    };
-    crate::runner::scenario_result(&scenario.info, outcome, ctx.evidence(), started)
 }
 
 /// Longest a scenario may take.

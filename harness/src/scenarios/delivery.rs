@@ -11,13 +11,14 @@ use resetkit::policy::{Limit, RateLimits};
 use super::{OWASP, SEED, defaults, scenario};
 use crate::body;
 use crate::fake_smtp::{FaultRule, Stage};
-use crate::runner::{Check, Ctx, Scenario, ensure};
+use crate::runner::{Check, Ctx, ensure};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::{Must, Should};
 use crate::target::{FALLBACK_SENDER, PRIMARY_SENDER, TargetConfig};
 
 const SENDER: (&str, &str) = (SEED, "The reset email goes out from a sender that may not send.");
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-SEND-001",

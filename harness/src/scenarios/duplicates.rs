@@ -6,7 +6,8 @@ use resetkit::policy::DuplicateEmailPolicy;
 
 use super::{SEED, defaults, scenario};
 use crate::body;
-use crate::runner::{Check, Ctx, GOOD_PASSWORD, Problem, Scenario, ensure, fail, tokens_in};
+use crate::runner::{Check, Ctx, GOOD_PASSWORD, Problem, ensure, fail, tokens_in};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::Must;
 use crate::target::TargetConfig;
 
@@ -14,7 +15,7 @@ const SHARED: &str = "family@example.test";
 const OTHER_PASSWORD: &str = "seven ravens over the grey meadow";
 const REQ: (&str, &str) = (SEED, "Accounts that share an email cannot reset.");
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-DUP-001",

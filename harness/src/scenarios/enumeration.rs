@@ -9,7 +9,8 @@ use resetkit::{RequestContext, RequestError};
 
 use super::{OWASP, SEED, defaults, scenario};
 use crate::body;
-use crate::runner::{Check, Ctx, Scenario, ensure};
+use crate::runner::{Check, Ctx, ensure};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::{Must, Should};
 use crate::target::TargetConfig;
 
@@ -18,7 +19,7 @@ const UNIFORM: (&str, &str) = (
     "Return a consistent message for both existent and non-existent accounts.",
 );
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-ENUM-001",

@@ -5,10 +5,11 @@ use resetkit::mail::EmailKind;
 
 use super::{OWASP, defaults, scenario};
 use crate::body;
-use crate::runner::{Check, Ctx, GOOD_PASSWORD, Scenario, ensure, fail, tokens_in};
+use crate::runner::{Check, Ctx, GOOD_PASSWORD, ensure, fail, tokens_in};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::{Must, Should};
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-FLOW-001",

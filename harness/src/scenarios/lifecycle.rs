@@ -13,14 +13,15 @@ use resetkit::token::{RejectReason, RevokeReason};
 use super::tokens::{NO_CHANGE, SINGLE_USE};
 use super::{SEED, defaults, scenario};
 use crate::body;
-use crate::runner::{Check, Ctx, GOOD_PASSWORD, Problem, Scenario, ensure, fail, link_tokens, tokens_in};
+use crate::runner::{Check, Ctx, GOOD_PASSWORD, Problem, ensure, fail, link_tokens, tokens_in};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::Must;
 use crate::target::TargetConfig;
 
 /// How many requests race in RST-RACE-002.
 const CONCURRENT_REQUESTS: usize = 20;
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-RACE-001",

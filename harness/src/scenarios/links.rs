@@ -3,7 +3,8 @@
 
 use crate::body;
 use crate::inspect::{Check, LinkExpectation, MailExpectation, ParsedMail, check};
-use crate::runner::{Check as Outcome, Ctx, Problem, Scenario, ensure, fail};
+use crate::runner::{Check as Outcome, Ctx, Problem, ensure, fail};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::{Must, Should};
 use crate::target::{BASE_URL, PRIMARY_SENDER, RESET_PATH};
 
@@ -18,7 +19,7 @@ const DROPPED: (&str, &str) = (
     "Someone edits the template and drops the link; the link points at the wrong host.",
 );
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-LINK-001",

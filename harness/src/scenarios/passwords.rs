@@ -5,10 +5,11 @@ use secrecy::SecretString;
 
 use super::{NIST, OWASP, defaults, scenario};
 use crate::body;
-use crate::runner::{Check, Ctx, GOOD_PASSWORD, Problem, Scenario, ensure, fail};
+use crate::runner::{Check, Ctx, GOOD_PASSWORD, Problem, ensure, fail};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::{Must, Should};
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-PW-001",

@@ -11,10 +11,11 @@ use resetkit::fingerprint::fingerprint;
 use resetkit::identifier::canonicalize;
 use resetkit::policy::{Limit, RateLimits};
 
-use super::{NIST, OWASP, SEED, defaults, refusal_scenario, scenario};
+use super::{NIST, OWASP, SEED, defaults, scenario};
 use crate::body;
 use crate::inspect::{ParsedMail, html_links};
-use crate::runner::{Check, Ctx, Problem, Scenario, ensure, fail};
+use crate::runner::{Check, Ctx, Prepare, Problem, ensure, fail};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::{Must, Should};
 use crate::target::{BASE_URL, RESET_PATH, TargetConfig};
 
@@ -34,7 +35,7 @@ const TEMPLATE: (&str, &str) = (
 /// A password someone typed into the identifier field.
 const TYPED_PASSWORD: &str = "Lantern Harbour 2026 quiet";
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-STORE-001",
@@ -85,18 +86,20 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             defaults,
             body!(expanding_character),
         ),
-        refusal_scenario(
+        scenario(
             "RST-TPL-001",
             "A template edit that leaves the reset link only inside an HTML comment is refused",
+            Must,
             TEMPLATE,
-            link_in_comment,
+            Prepare::refused(link_in_comment),
             body!(visible_link),
         ),
-        refusal_scenario(
+        scenario(
             "RST-TPL-002",
             "A template edit that shows the reset link only for the build-time sample account is refused",
+            Must,
             TEMPLATE,
-            link_for_sample_only,
+            Prepare::refused(link_for_sample_only),
             body!(visible_link),
         ),
     ]

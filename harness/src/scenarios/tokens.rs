@@ -10,7 +10,8 @@ use resetkit::token::{RejectReason, RevokeReason};
 
 use super::{OWASP, SEED, defaults, scenario};
 use crate::body;
-use crate::runner::{Check, Ctx, GOOD_PASSWORD, Scenario, ensure, fail, link_tokens};
+use crate::runner::{Check, Ctx, GOOD_PASSWORD, ensure, fail, link_tokens};
+use crate::scenario::Scenario;
 use crate::scenario::Severity::Must;
 use crate::target::TargetConfig;
 
@@ -31,7 +32,7 @@ const LINKED: (&str, &str) = (
     "Ensure that generated tokens or codes are ... Linked to an individual user in the database.",
 );
 
-pub(super) fn scenarios() -> Vec<Scenario> {
+pub(super) fn scenarios() -> Vec<Scenario<Ctx>> {
     vec![
         scenario(
             "RST-TOKEN-001",

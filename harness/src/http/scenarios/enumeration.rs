@@ -2,7 +2,8 @@
 //! redirect, body and cookies for known, unknown, disabled, shared and
 //! throttled identifiers (response time: [`super::timing`]).
 
-use super::{OWASP, http_body, needs_account, scenario};
+use super::{OWASP, needs_account, scenario};
+use crate::body;
 use crate::http::context::HttpCtx;
 use crate::http::driver::Submission;
 use crate::http::exchange::{Exchange, Visit};
@@ -25,7 +26,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             "Return a consistent message for both existent and non-existent accounts.",
         ),
         needs_account,
-        http_body!(identical_answers),
+        body!(identical_answers),
     )]
 }
 

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use url::Url;
 
-use super::{OWASP, http_body, needs_account, needs_shared, scenario};
+use super::{OWASP, needs_account, needs_shared, scenario};
+use crate::body;
 use crate::http::context::{Completion, HttpCtx, THROTTLE_FIX, THROTTLING, first_link, reset_links};
 use crate::http::driver::Submission;
 use crate::http::runner::HttpScenario;
@@ -26,7 +27,7 @@ pub(super) fn first() -> Vec<HttpScenario> {
                 "Once they have set their new password, the user should then login through the usual mechanism.",
             ),
             needs_account,
-            http_body!(happy_path),
+            body!(happy_path),
         ),
         scenario(
             "RST-HTTP-002",
@@ -37,7 +38,7 @@ pub(super) fn first() -> Vec<HttpScenario> {
                 "Both parts of the reset email carry the link; the text part shows the full URL on its own so it can be copied into a browser.",
             ),
             needs_account,
-            http_body!(mail_inspection),
+            body!(mail_inspection),
         ),
     ]
 }
@@ -52,7 +53,7 @@ pub(super) fn shared() -> Vec<HttpScenario> {
             "When several accounts share the email, each account gets its own link naming the username (or one email listing each account's link); asking for a reset never fails just because an email is shared.",
         ),
         needs_shared,
-        http_body!(shared_email),
+        body!(shared_email),
     )]
 }
 

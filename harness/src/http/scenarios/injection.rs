@@ -7,7 +7,8 @@ use std::time::Duration;
 use url::Url;
 
 use super::flow::link_on_target;
-use super::{OWASP, http_body, needs_account, needs_case_variant, needs_unicode_lookalike, scenario};
+use super::{OWASP, needs_account, needs_case_variant, needs_unicode_lookalike, scenario};
+use crate::body;
 use crate::fake_smtp::{CapturedMessage, Direction};
 use crate::http::api::IdentifierShape;
 use crate::http::context::{HttpCtx, first_link, is_reset_mail};
@@ -48,7 +49,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Must,
             HOST,
             needs_account,
-            http_body!(host_header),
+            body!(host_header),
         ),
         scenario(
             "RST-HTTP-004",
@@ -56,7 +57,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Must,
             HOST,
             needs_account,
-            http_body!(forwarding_headers),
+            body!(forwarding_headers),
         ),
         scenario(
             "RST-HTTP-005",
@@ -67,7 +68,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 "The form takes one identifier per request: a list or a repeated field is refused as invalid input and mails no one (GitLab CVE-2023-7028 class).",
             ),
             needs_account,
-            http_body!(repeated_identifier),
+            body!(repeated_identifier),
         ),
         scenario(
             "RST-HTTP-006",
@@ -75,7 +76,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Must,
             STORED,
             needs_case_variant,
-            http_body!(case_variant),
+            body!(case_variant),
         ),
         scenario(
             "RST-HTTP-007",
@@ -83,7 +84,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Must,
             STORED,
             needs_unicode_lookalike,
-            http_body!(unicode_lookalike),
+            body!(unicode_lookalike),
         ),
     ]
 }

@@ -2,7 +2,8 @@
 //! not spend it, that it works exactly once even under concurrent submits,
 //! and that it dies when a newer one is requested.
 
-use super::{OWASP, http_body, needs_account, scenario};
+use super::{OWASP, needs_account, scenario};
+use crate::body;
 use crate::http::context::{Completion, HttpCtx, driver_error};
 use crate::http::exchange::Exchange;
 use crate::http::html;
@@ -38,7 +39,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 "Ensure that the reset password page adds the Referrer Policy tag with the noreferrer value in order to avoid referrer leakage.",
             ),
             needs_link_page,
-            http_body!(referrer_policy),
+            body!(referrer_policy),
         ),
         scenario(
             "RST-HTTP-009",
@@ -49,7 +50,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 "Verify the application sets sufficient anti-caching headers so that sensitive data is not cached in modern browsers.",
             ),
             needs_link_page,
-            http_body!(cache_control),
+            body!(cache_control),
         ),
         scenario(
             "RST-HTTP-010",
@@ -60,7 +61,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 "Opening the link (GET or HEAD) only shows the page and never uses the link up: mail scanners and link previewers fetch GET links, and that must not burn the user's link.",
             ),
             needs_link_page,
-            http_body!(scanners_do_not_spend),
+            body!(scanners_do_not_spend),
         ),
         scenario(
             "RST-HTTP-011",
@@ -71,7 +72,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 "Verify the application does not suffer from \"Time Of Check to Time Of Use\" (TOCTOU) issues or other race conditions for sensitive operations.",
             ),
             needs_account,
-            http_body!(parallel_submits),
+            body!(parallel_submits),
         ),
         scenario(
             "RST-HTTP-012",
@@ -82,7 +83,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 "Once a newer reset is requested, the account's older links stop working (\"newest wins\").",
             ),
             needs_account,
-            http_body!(newest_wins),
+            body!(newest_wins),
         ),
         scenario(
             "RST-HTTP-013",
@@ -90,7 +91,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             Must,
             ONCE,
             needs_account,
-            http_body!(single_use),
+            body!(single_use),
         ),
     ]
 }

@@ -1,4 +1,5 @@
 //! The black-box scenarios run over HTTP (`RST-HTTP-NNN`), in run order.
+//! [`crate::scenario::select`] picks from [`all`].
 //!
 //! The app keeps its state from one scenario to the next, so the order
 //! matters: the flow checks come first, the ones that spend rate limits
@@ -10,10 +11,8 @@ mod injection;
 mod links;
 mod timing;
 
-use super::context::HttpCtx;
-use super::runner::{BoxHttpCheck, HttpScenario};
+use super::runner::HttpScenario;
 use super::target_file::{HttpTarget, LookAlikeKind};
-use crate::scenario::{Requirement, ScenarioInfo, Severity};
 
 /// Every HTTP scenario, in run order.
 pub fn all() -> Vec<HttpScenario> {
@@ -30,50 +29,9 @@ pub fn all() -> Vec<HttpScenario> {
     .collect()
 }
 
-/// The HTTP scenarios `patterns` select (ID prefix or glob; none selects all).
-pub fn select(patterns: &[String]) -> Vec<HttpScenario> {
-    all()
-        .into_iter()
-        .filter(|s| patterns.is_empty() || patterns.iter().any(|p| s.info.matches(p)))
-        .collect()
-}
-
 pub(crate) const OWASP: &str = "OWASP Forgot Password Cheat Sheet";
 
-/// Builds a scenario.
-pub(crate) fn scenario(
-    id: &'static str,
-    title: &'static str,
-    severity: Severity,
-    requirement: (&'static str, &'static str),
-    applies: fn(&HttpTarget) -> Option<String>,
-    run: for<'a> fn(&'a HttpCtx) -> BoxHttpCheck<'a>,
-) -> HttpScenario {
-    HttpScenario {
-        info: ScenarioInfo {
-            id,
-            title,
-            severity,
-            requirement: Requirement {
-                source: requirement.0,
-                text: requirement.1,
-            },
-        },
-        applies,
-        run,
-    }
-}
-
-/// Wraps an `async fn(&HttpCtx) -> Check` as a scenario body.
-macro_rules! http_body {
-    ($f:path) => {{
-        fn boxed(ctx: &$crate::http::context::HttpCtx) -> $crate::http::runner::BoxHttpCheck<'_> {
-            Box::pin($f(ctx))
-        }
-        boxed
-    }};
-}
-pub(crate) use http_body;
+pub(crate) use crate::scenario::scenario;
 
 /// Applies when the target lists an enabled account with its own address.
 pub(crate) fn needs_account(target: &HttpTarget) -> Option<String> {

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use super::{OWASP, http_body, needs_account, scenario};
+use super::{OWASP, needs_account, scenario};
+use crate::body;
 use crate::http::context::HttpCtx;
 use crate::http::driver::Submission;
 use crate::http::runner::HttpScenario;
@@ -28,7 +29,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
             "Ensure that responses return in a consistent amount of time to prevent an attacker enumerating which accounts exist.",
         ),
         needs_account,
-        http_body!(timing),
+        body!(timing),
     )]
 }
 
