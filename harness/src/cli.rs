@@ -83,6 +83,17 @@ pub struct InitArgs {
     /// learn what "accepted" looks like.
     #[arg(long)]
     pub no_probe: bool,
+    /// Draft a JSON-API target: --url is the forgot endpoint; give one
+    /// example request with --body, or let init read the app's OpenAPI
+    /// document (--openapi, else the usual places).
+    #[arg(long)]
+    pub api: bool,
+    /// With --api: one example request body, e.g. '{"email": "alice@example.test"}'.
+    #[arg(long, value_name = "JSON", requires = "api")]
+    pub body: Option<String>,
+    /// With --api: the app's OpenAPI document (JSON).
+    #[arg(long, value_name = "URL", requires = "api")]
+    pub openapi: Option<String>,
 }
 
 /// The options of an `smtp://` URL, shown by `doctor --help`.
@@ -255,6 +266,21 @@ async fn init(args: InitArgs) -> i32 {
         );
         return 2;
     }
+    if args.api {
+        let options = crate::http::init::api::ApiInitOptions {
+            url: args.url.clone(),
+            body: args.body.clone(),
+            openapi: args.openapi.clone(),
+            probe: !args.no_probe,
+        };
+        return match crate::http::init::api::draft_api(&options).await {
+            Ok(draft) => write_draft(&args, &draft),
+            Err(e) => {
+                eprintln!("resetkit-harness init: {e}");
+                2
+            }
+        };
+    }
     let server = match &args.account {
         Some(_) => match FakeSmtpServer::builder()
             .name("resetkit-harness")
@@ -288,8 +314,13 @@ async fn init(args: InitArgs) -> i32 {
             return 2;
         }
     };
+    write_draft(&args, &draft)
+}
+
+/// Writes `draft` to `--out`, or prints it.
+fn write_draft(args: &InitArgs, draft: &str) -> i32 {
     match &args.out {
-        Some(out) => match std::fs::write(out, &draft) {
+        Some(out) => match std::fs::write(out, draft) {
             Ok(()) => {
                 eprintln!(
                     "wrote {}: fill in what is marked FILL IN, then run `resetkit-harness run --target {}`",

@@ -256,6 +256,7 @@ async fn redirects_are_followed_on_site_only_and_recorded() {
         status: Some(vec![302]),
         redirect: Some("/b?x=1".into()),
         text: Some("the end".into()),
+        ..Expect::default()
     };
     expect.check(&visit).unwrap();
     let wrong = Expect {

@@ -69,6 +69,7 @@ fn the_shipped_portal_target_file_loads() {
 fn the_examples_in_targets_md_load() {
     let doc = include_str!("../TARGETS.md");
     let mut blocks = 0;
+    let mut api = 0;
     for block in doc.split("```toml").skip(1) {
         let Some((toml, _)) = block.split_once("```") else {
             panic!("unterminated toml block in TARGETS.md");
@@ -81,6 +82,8 @@ fn the_examples_in_targets_md_load() {
             target.load_notes
         );
         blocks += 1;
+        api += usize::from(target.is_api());
     }
-    assert_eq!(blocks, 5, "one complete example per fixture shape");
+    assert_eq!(blocks, 8, "one complete example per fixture shape");
+    assert_eq!(api, 3, "three of them JSON APIs");
 }

@@ -113,7 +113,7 @@ pub(crate) async fn run(args: RunArgs) -> i32 {
         eprintln!(
             "resetkit-harness: the app does not answer at {}: {e}\n\
              Start it with its SMTP pointed at smtp://{} (no TLS), or describe [app] in {}.",
-            target.url(&target.forgot.page),
+            target.entry_url(),
             server.addr(),
             path.display()
         );
@@ -185,7 +185,7 @@ async fn reachable(target: &HttpTarget) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     client
-        .get(target.url(&target.forgot.page))
+        .get(target.entry_url())
         .send()
         .await
         .map(|_| ())

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use url::Url;
 
+use super::api::IdentifierShape;
 use super::driver::{Driver, DriverError, Submission, User};
 use super::exchange::{Exchange, ExchangeLog, Visit};
 use super::target_file::{FormStep, HttpTarget, TestAccount};
@@ -125,7 +126,7 @@ impl HttpCtx {
     /// A context for one scenario.
     pub fn new(target: Arc<HttpTarget>, server: Arc<FakeSmtpServer>, state: Arc<RunState>) -> Self {
         let mail_mark = server.messages().len();
-        HttpCtx {
+        let ctx = HttpCtx {
             driver: Driver::new(target.clone(), ExchangeLog::default()),
             target,
             server,
@@ -134,7 +135,11 @@ impl HttpCtx {
             notes: Mutex::new(Vec::new()),
             figures: Mutex::new(Vec::new()),
             waited: Mutex::new(Duration::ZERO),
+        };
+        if ctx.target.is_api() {
+            ctx.note(ctx.variant());
         }
+        ctx
     }
 
     /// Adds a note to the evidence (measured figures, what was tried).
@@ -268,11 +273,84 @@ impl HttpCtx {
         identifier: &str,
         extra: Submission,
     ) -> Result<Visit, Problem> {
+        if self.target.forgot_api().is_some() {
+            self.count_request(identifier);
+            return self
+                .forgot_shaped(user, identifier, IdentifierShape::Single, None, extra.headers())
+                .await;
+        }
         let submission = Submission::new()
             .set(self.target.forgot.identifier_field.clone(), identifier)
             .merge(extra);
         self.count_request(identifier);
         self.forgot_raw(user, &submission).await
+    }
+
+    /// Sends the forgot step's API call as `user` with `identifier` shaped
+    /// by `shape` (`second`: the other value of a repeated or list-valued
+    /// identifier) and `headers` (nothing is counted). A form target
+    /// sends the form with the identifier field set, repeated, or as a
+    /// `field[]` list.
+    pub async fn forgot_shaped(
+        &self,
+        user: &User,
+        identifier: &str,
+        shape: IdentifierShape,
+        second: Option<&str>,
+        headers: &[(String, String)],
+    ) -> Result<Visit, Problem> {
+        let Some(call) = self.target.forgot_api() else {
+            let field = self.target.forgot.identifier_field.clone();
+            let other = second.unwrap_or_default();
+            let submission = match shape {
+                IdentifierShape::Single => Submission::new().set(field, identifier),
+                IdentifierShape::Repeated => {
+                    Submission::new().set(field.clone(), identifier).set(field, other)
+                }
+                IdentifierShape::List => Submission::new()
+                    .remove(field.clone())
+                    .set(format!("{field}[]"), identifier)
+                    .set(format!("{field}[]"), other),
+            };
+            let submission = headers
+                .iter()
+                .fold(submission, |s, (n, v)| s.header(n.clone(), v.clone()));
+            return self.forgot_raw(user, &submission).await;
+        };
+        let vars = [("identifier".to_owned(), identifier.to_owned())];
+        user.call(&call, FormStep::Forgot, &vars, shape, second, headers)
+            .await
+            .map_err(|e| {
+                driver_error(
+                    &format!("calling the forgot API ({} {})", call.method, call.url),
+                    e,
+                )
+            })
+    }
+
+    /// A line for evidence saying what kind of target this is: forms, or
+    /// which API calls (and where the link's page is served).
+    pub fn variant(&self) -> String {
+        let t = &self.target;
+        let step = |name: &str, call: Option<crate::http::target_file::ApiCall>| match call {
+            Some(c) => format!("{name}: {} {} ({:?} body)", c.method, c.url, c.encoding),
+            None => format!("{name}: HTML form"),
+        };
+        let mut parts = vec![
+            step("forgot", t.forgot_api()),
+            step("set-password", t.set_password_api()),
+        ];
+        if t.login.is_some() {
+            parts.push(step("sign-in", t.login_api()));
+        }
+        let page = match (t.link.page, &t.link.front_end_url) {
+            (crate::http::target_file::LinkPage::App, _) => "the link's page is served by the app".to_owned(),
+            (_, Some(url)) => format!("the link's page is served by a separate front end, loaded from {url}"),
+            (_, None) => {
+                "the link's page is served by a separate front end the harness does not load".to_owned()
+            }
+        };
+        format!("Variant: {}; {page}.", parts.join("; "))
     }
 
     /// Opens the forgot-password form as `user` and submits it with exactly
@@ -462,8 +540,15 @@ impl HttpCtx {
         let account = self.plain_account(1).await?;
         let mail = self.request_link(&account).await?;
         let user = self.user("opens-link")?;
+        let page = self.target.link_page_url(&mail.link).map_err(Problem::Skip)?;
+        if page != mail.link {
+            self.note(format!(
+                "The link's page is served by the front end: {} is loaded from {page} (link.front_end_url).",
+                mail.link
+            ));
+        }
         let visit = user
-            .open(&mail.link)
+            .open(&page)
             .await
             .map_err(|e| driver_error("opening the reset link", e))?;
         let chain: Vec<Exchange> = visit.exchanges().cloned().collect();

@@ -105,6 +105,18 @@ pub enum DriverError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// The CSRF endpoint's answer has no token where `pointer` says.
+    #[error("{url} answered without a CSRF token at {pointer} ({table}.pointer in the target file): {got}")]
+    CsrfJson {
+        /// The endpoint (`csrf.fetch`).
+        url: String,
+        /// The JSON pointer looked at.
+        pointer: String,
+        /// The target file's table that names it.
+        table: &'static str,
+        /// What the answer was (status and a body excerpt).
+        got: String,
+    },
 }
 
 /// Makes virtual users for one scenario; every user records into the same log.
@@ -206,6 +218,34 @@ impl Submission {
         self.headers.push((name.into(), value.into()));
         self
     }
+
+    /// The request headers added.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+}
+
+/// A request body as sent, with its type, and as shown in evidence
+/// (passwords redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBody {
+    /// `application/json` or `application/x-www-form-urlencoded`.
+    pub content_type: String,
+    /// The bytes sent.
+    pub text: String,
+    /// What evidence shows.
+    pub shown: String,
+}
+
+impl RawBody {
+    /// A form-encoded body of `fields`, `secret` ones redacted in evidence.
+    pub fn form(fields: &[(String, String)], secret: &[String]) -> RawBody {
+        RawBody {
+            content_type: "application/x-www-form-urlencoded".into(),
+            text: encode(fields, &[]),
+            shown: encode(fields, secret),
+        }
+    }
 }
 
 /// A page with the form a flow step needs.
@@ -255,6 +295,8 @@ pub struct Prepared {
     pub headers: Vec<(String, String)>,
     /// The form fields (a POST body; for GET already in the URL).
     pub fields: Vec<(String, String)>,
+    /// An API call's body (JSON or form-encoded), sent instead of `fields`.
+    pub body: Option<RawBody>,
 }
 
 impl User {
@@ -282,9 +324,29 @@ impl User {
         headers: &[(String, String)],
         form: Option<&[(String, String)]>,
     ) -> Result<Exchange, DriverError> {
+        let body = form.map(|fields| RawBody::form(fields, &self.target.secret_fields()));
+        self.send_raw(method, url, headers, body.as_ref()).await
+    }
+
+    /// Sends one request with `body` (any encoding), redirects not
+    /// followed, and records it.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: Option<&RawBody>,
+    ) -> Result<Exchange, DriverError> {
         let mut map = HeaderMap::new();
         let mut shown = Vec::new();
-        for (name, value) in self.address.iter().chain(headers) {
+        let fixed: Vec<(String, String)> = self
+            .target
+            .client
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        for (name, value) in self.address.iter().chain(&fixed).chain(headers) {
             let header = HeaderName::from_bytes(name.as_bytes()).map_err(|e| DriverError::Header {
                 name: name.clone(),
                 reason: e.to_string(),
@@ -298,11 +360,11 @@ impl User {
         }
         let mut request = self.client.request(method.clone(), url.clone()).headers(map);
         let mut shown_body = None;
-        if let Some(fields) = form {
+        if let Some(body) = body {
             request = request
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(encode(fields, &[]));
-            shown_body = Some(encode(fields, &self.target.secret_fields()));
+                .header("content-type", body.content_type.as_str())
+                .body(body.text.clone());
+            shown_body = Some(body.shown.clone());
         }
         let transport = |e: reqwest::Error| DriverError::Transport {
             method: method.to_string(),
@@ -443,6 +505,7 @@ impl User {
                 url,
                 headers,
                 fields: Vec::new(),
+                body: None,
             }
         } else {
             Prepared {
@@ -450,6 +513,7 @@ impl User {
                 url: target,
                 headers,
                 fields,
+                body: None,
             }
         })
     }
@@ -551,7 +615,7 @@ pub(super) fn encode(fields: &[(String, String)], secret: &[String]) -> String {
     out.finish()
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

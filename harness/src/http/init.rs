@@ -20,6 +20,7 @@
 //! the person must fill in.
 
 mod accepted;
+pub mod api;
 mod follow;
 mod page;
 mod render;

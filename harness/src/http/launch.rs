@@ -136,7 +136,7 @@ impl RunningApp {
     }
 
     async fn wait_ready(&mut self, target: &HttpTarget, timeout: Duration) -> Result<(), LaunchError> {
-        let url = target.url(&target.forgot.page);
+        let url = target.entry_url();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(2))

@@ -8,6 +8,9 @@
 //!   link is;
 //! - [`driver`]: virtual users with their own cookie jars that fill forms
 //!   and follow redirects, recording every [`exchange`];
+//! - [`api`]: flow steps that are JSON (or form-encoded) API calls
+//!   instead of forms: bodies from templates, CSRF from a cookie or an
+//!   endpoint, the identifier repeated or made a list;
 //! - [`html`]: the little HTML reading forms need;
 //! - [`recognise`]: success and failure as the target file describes them;
 //! - [`runner`]: runs the [`scenarios`] (`RST-HTTP-NNN`) and reports the
@@ -43,6 +46,7 @@
 //! | RST-HTTP-015 | known / unknown / disabled / shared / throttled answers are identical |
 //! | RST-HTTP-016 | known / disabled / shared vs unknown latency: ratio of medians, bootstrap interval, rank test ([`stats`]) (SHOULD) |
 
+pub mod api;
 pub(crate) mod command;
 pub mod context;
 pub mod driver;

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
-use super::driver::{DriverError, Prepared, User, encode, error_chain};
+use super::driver::{DriverError, Prepared, RawBody, User, error_chain};
 use super::exchange::{Exchange, Visit};
 
 /// Longest wait for one raced response.
@@ -37,9 +37,17 @@ pub async fn race(entries: Vec<(User, Prepared)>) -> Vec<Result<Visit, DriverErr
                 last_byte(&user, &prepared, &barrier).await
             } else {
                 barrier.wait().await;
-                let form = (prepared.method == reqwest::Method::POST).then_some(prepared.fields.as_slice());
-                user.send(prepared.method.clone(), &prepared.url, &prepared.headers, form)
-                    .await
+                let body = prepared.body.clone().or_else(|| {
+                    (prepared.method == reqwest::Method::POST)
+                        .then(|| RawBody::form(&prepared.fields, &user.target.secret_fields()))
+                });
+                user.send_raw(
+                    prepared.method.clone(),
+                    &prepared.url,
+                    &prepared.headers,
+                    body.as_ref(),
+                )
+                .await
             }?;
             user.follow(first).await
         }));
@@ -66,11 +74,11 @@ async fn last_byte(user: &User, prepared: &Prepared, barrier: &Barrier) -> Resul
     };
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port_or_known_default().unwrap_or(80);
-    let body = if prepared.method == reqwest::Method::POST {
-        encode(&prepared.fields, &[])
-    } else {
-        String::new()
-    };
+    let raw_body = prepared.body.clone().or_else(|| {
+        (prepared.method == reqwest::Method::POST)
+            .then(|| RawBody::form(&prepared.fields, &user.target.secret_fields()))
+    });
+    let body = raw_body.as_ref().map(|b| b.text.clone()).unwrap_or_default();
     let mut head = format!(
         "{} {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: resetkit-harness/{}\r\nConnection: close\r\n",
         prepared.method,
@@ -88,7 +96,14 @@ async fn last_byte(user: &User, prepared: &Prepared, barrier: &Barrier) -> Resul
         head.push_str(&format!("Cookie: {text}\r\n"));
     }
     let mut shown = Vec::new();
-    for (name, value) in user.address.iter().chain(&prepared.headers) {
+    let fixed: Vec<(String, String)> = user
+        .target
+        .client
+        .headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    for (name, value) in user.address.iter().chain(&fixed).chain(&prepared.headers) {
         if name.contains(['\r', '\n', ':']) || value.contains(['\r', '\n']) {
             return Err(DriverError::Header {
                 name: name.clone(),
@@ -98,9 +113,10 @@ async fn last_byte(user: &User, prepared: &Prepared, barrier: &Barrier) -> Resul
         head.push_str(&format!("{name}: {value}\r\n"));
         shown.push((name.clone(), value.clone()));
     }
-    if prepared.method == reqwest::Method::POST {
+    if let Some(raw) = &raw_body {
         head.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            "Content-Type: {}\r\nContent-Length: {}\r\n",
+            raw.content_type,
             body.len()
         ));
     }
@@ -161,8 +177,7 @@ async fn last_byte(user: &User, prepared: &Prepared, barrier: &Barrier) -> Resul
         method: prepared.method.to_string(),
         url: url.clone(),
         request_headers: shown,
-        request_body: (prepared.method == reqwest::Method::POST)
-            .then(|| encode(&prepared.fields, &user.target.secret_fields())),
+        request_body: raw_body.map(|b| b.shown),
         status,
         headers: response_headers,
         body: String::from_utf8_lossy(&body).into_owned(),

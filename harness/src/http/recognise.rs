@@ -7,6 +7,7 @@ use url::Url;
 use super::exchange::Visit;
 use super::html;
 use super::target_file::Expect;
+use super::target_file::api::pointer;
 
 impl Expect {
     /// Whether `visit` looks like this; the error says what differed.
@@ -34,11 +35,49 @@ impl Expect {
                 ));
             }
         }
+        if self.json.is_some() || self.json_has.is_some() {
+            json_misses(self, &visit.last().body, &mut misses);
+        }
         if misses.is_empty() {
             Ok(())
         } else {
             Err(misses.join("; "))
         }
+    }
+}
+
+/// What `expect.json` and `expect.json_has` find missing in `body`.
+fn json_misses(expect: &Expect, body: &str, misses: &mut Vec<String>) {
+    let parsed: serde_json::Value = match serde_json::from_str(body) {
+        Ok(value) => value,
+        Err(_) => {
+            let shown: String = body.chars().take(80).collect();
+            misses.push(format!("the answer is not JSON ({shown:?})"));
+            return;
+        }
+    };
+    for (key, want) in expect.json.iter().flatten() {
+        let pointer = pointer(key);
+        match parsed.pointer(&pointer) {
+            Some(got) if got == want => {}
+            Some(got) => misses.push(format!("JSON {pointer} is {got} (expected {want})")),
+            None => misses.push(format!("no JSON {pointer} (expected {want})")),
+        }
+    }
+    for key in expect.json_has.iter().flatten() {
+        let pointer = pointer(key);
+        if parsed.pointer(&pointer).is_none() {
+            misses.push(format!("no JSON {pointer} in {}", compact(&parsed)));
+        }
+    }
+}
+
+fn compact(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 120 {
+        format!("{}…", text.chars().take(120).collect::<String>())
+    } else {
+        text
     }
 }
 

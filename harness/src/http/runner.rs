@@ -131,13 +131,17 @@ pub async fn preflight(target: &Arc<HttpTarget>) -> Result<Vec<String>, String> 
     let mut problems = Vec::new();
     // One entry per page (each form is checked once, with its own CSRF
     // settings): the fields it must have.
-    let mut pages: Vec<(&str, &str, Vec<&str>, FormStep)> = vec![(
-        "forgot.page",
-        &target.forgot.page,
-        vec![&target.forgot.identifier_field],
-        FormStep::Forgot,
-    )];
-    if let Some(login) = &target.login {
+    let mut pages: Vec<(&str, &str, Vec<&str>, FormStep)> = Vec::new();
+    super::api::preflight(target, &driver, &mut checked, &mut problems).await;
+    if target.forgot_api().is_none() {
+        pages.push((
+            "forgot.page",
+            &target.forgot.page,
+            vec![&target.forgot.identifier_field],
+            FormStep::Forgot,
+        ));
+    }
+    if let Some(login) = target.login.as_ref().filter(|_| target.login_api().is_none()) {
         pages.push((
             "login.page",
             &login.page,

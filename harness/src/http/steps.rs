@@ -3,8 +3,9 @@
 
 use url::Url;
 
+use super::api::IdentifierShape;
 use super::context::{Completion, HttpCtx, driver_error};
-use super::driver::{FormPage, Submission, User, form_in};
+use super::driver::{FormPage, Prepared, Submission, User, form_in};
 use super::exchange::Visit;
 use super::target_file::{FormStep, HttpTarget};
 use crate::runner::Problem;
@@ -53,13 +54,78 @@ impl HttpCtx {
         submit_password(&self.target, user, page, password).await
     }
 
-    /// Opens `link` as a new user and sets `password`.
+    /// Opens `link` as a new user and sets `password`. For an API
+    /// set-password step, calls it with the link's token and placeholders
+    /// as the front end's page would.
     pub async fn complete(&self, link: &Url, password: &str) -> Result<Completion, Problem> {
+        if self.target.set_password_api().is_some() {
+            let user = self.user("front-end")?;
+            let prepared = self.prepare_confirm(&user, link, password).await?;
+            self.submit_room(1).await?;
+            let first = user
+                .send_raw(
+                    prepared.method.clone(),
+                    &prepared.url,
+                    &prepared.headers,
+                    prepared.body.as_ref(),
+                )
+                .await
+                .map_err(|e| driver_error("calling the set-password API", e))?;
+            let visit = user
+                .follow(first)
+                .await
+                .map_err(|e| driver_error("calling the set-password API", e))?;
+            return Ok(classify_submit(&self.target, visit));
+        }
         let user = self.user("link-opener")?;
         match self.open_reset_form(&user, link).await? {
             Ok(page) => self.submit_password(&user, &page, password).await,
             Err(refused) => Ok(refused),
         }
+    }
+
+    /// The set-password API call for `link` and `password`, prepared as
+    /// `user` (its CSRF token fetched), not sent: the body's `{token}` and
+    /// other placeholders are what the link pattern captured.
+    pub async fn prepare_confirm(
+        &self,
+        user: &User,
+        link: &Url,
+        password: &str,
+    ) -> Result<Prepared, Problem> {
+        let call = self
+            .target
+            .set_password_api()
+            .ok_or_else(|| Problem::Error("the set-password step is a form, not an API call".into()))?;
+        let (token, named) = self.target.link_pattern().captures(link).ok_or_else(|| {
+            Problem::Error(format!(
+                "{link} does not have the link's shape {}",
+                self.target.link_target()
+            ))
+        })?;
+        let mut vars = vec![
+            ("token".to_owned(), token),
+            ("password".to_owned(), password.to_owned()),
+        ];
+        vars.extend(named);
+        user.prepare_call(
+            &call,
+            FormStep::SetPassword,
+            &vars,
+            IdentifierShape::Single,
+            None,
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            driver_error(
+                &format!(
+                    "preparing the set-password API call ({} {})",
+                    call.method, call.url
+                ),
+                e,
+            )
+        })
     }
 
     /// Signs in as a new user; `None` when the target describes no login,
@@ -73,6 +139,27 @@ impl HttpCtx {
             return Ok(None);
         };
         let user = self.user("signs-in")?;
+        if let Some(call) = self.target.login_api() {
+            let vars = [
+                ("identifier".to_owned(), identifier.to_owned()),
+                ("password".to_owned(), password.to_owned()),
+            ];
+            let visit = user
+                .call(&call, FormStep::Login, &vars, IdentifierShape::Single, None, &[])
+                .await
+                .map_err(|e| {
+                    driver_error(
+                        &format!("calling the sign-in API ({} {})", call.method, call.url),
+                        e,
+                    )
+                })?;
+            return Ok(Some(
+                login
+                    .success
+                    .check(&visit)
+                    .map_err(|why| format!("{why} ({})", visit.summary())),
+            ));
+        }
         let page = user
             .load_form(&self.target.url(&login.page), &login.password_field)
             .await

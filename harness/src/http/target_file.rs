@@ -6,7 +6,11 @@
 //! form, or a redirect to a set-password page that keeps the token in the
 //! session), how success and failure look (status, redirect target, page
 //! text), which test accounts exist, and what rate limits the app applies.
-//! Unknown keys are refused, and every error names the key at fault.
+//! A step may instead be a call to a JSON (or form-encoded) API: method,
+//! URL, body template with placeholders, answers recognised by status and
+//! JSON values, the link's page served by the app or a separate front end
+//! ([`api`]). Unknown keys are refused, and every error names the key at
+//! fault.
 //!
 //! `harness/TARGETS.md` is the reference: every key with its default, link
 //! patterns, and complete files for Django-, Devise-, Laravel- and
@@ -39,12 +43,14 @@ pub use super::link_pattern::LinkPattern;
 use crate::inspect::TokenLocation;
 
 mod accounts;
+pub mod api;
 mod de;
 mod tuning;
 mod validate;
 mod version;
 
 pub use accounts::{Limits, LookAlike, LookAlikeKind, TestAccount};
+pub use api::{ApiCall, Encoding, LinkPage};
 pub use tuning::{CheckSettings, ClientSettings};
 
 /// Why a target file cannot be used.
@@ -196,12 +202,19 @@ pub struct CsrfSettings {
     /// A request header to send the cookie's or meta tag's token in (e.g.
     /// `X-CSRFToken`); without it, the token is sent as `field`.
     pub header: Option<String>,
+    /// API steps: an endpoint to `GET` first, which sets the `cookie` or
+    /// answers the token in its JSON body (`pointer`).
+    #[serde(default, deserialize_with = "de::opt_location")]
+    pub fetch: Option<String>,
+    /// API steps: where the token is in `fetch`'s JSON answer (a JSON
+    /// pointer `/csrfToken`, or a top-level field name).
+    pub pointer: Option<String>,
 }
 
 impl CsrfSettings {
     /// True when any token source is named.
     pub fn is_used(&self) -> bool {
-        self.field.is_some() || self.cookie.is_some() || self.meta.is_some()
+        self.field.is_some() || self.cookie.is_some() || self.meta.is_some() || self.pointer.is_some()
     }
 }
 
@@ -218,11 +231,24 @@ pub struct Expect {
     pub redirect: Option<String>,
     /// The final page (after following redirects) contains this text.
     pub text: Option<String>,
+    /// The answer is JSON with these values: a JSON pointer (`/detail`,
+    /// `/errors/0`) or a top-level field name, and the value it must have
+    /// (`{ detail = "Password reset e-mail has been sent." }`).
+    #[serde(default)]
+    pub json: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// The answer is JSON that has these pointers or fields, whatever their
+    /// values (`["/access_token"]`).
+    #[serde(default)]
+    pub json_has: Option<Vec<String>>,
 }
 
 impl Expect {
     fn is_empty(&self) -> bool {
-        self.status.is_none() && self.redirect.is_none() && self.text.is_none()
+        self.status.is_none()
+            && self.redirect.is_none()
+            && self.text.is_none()
+            && self.json.as_ref().is_none_or(|j| j.is_empty())
+            && self.json_has.as_ref().is_none_or(|j| j.is_empty())
     }
 }
 
@@ -239,6 +265,12 @@ impl fmt::Display for Expect {
         if let Some(text) = &self.text {
             parts.push(format!("a page containing {text:?}"));
         }
+        for (key, value) in self.json.iter().flatten() {
+            parts.push(format!("JSON {} = {value}", api::pointer(key)));
+        }
+        for key in self.json_has.iter().flatten() {
+            parts.push(format!("JSON with {}", api::pointer(key)));
+        }
         f.write_str(&parts.join(", "))
     }
 }
@@ -247,14 +279,26 @@ impl fmt::Display for Expect {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForgotFlow {
-    /// The page with the form (GET).
-    #[serde(deserialize_with = "de::location")]
+    /// The page with the form (GET); empty for an API step.
+    #[serde(default, deserialize_with = "de::location")]
     pub page: String,
     /// Where the form posts (default: the form's `action`, else the page).
     #[serde(default, deserialize_with = "de::opt_location")]
     pub action: Option<String>,
-    /// The field for the email address or username.
+    /// The field for the email address or username (form steps).
+    #[serde(default)]
     pub identifier_field: String,
+    /// API step: the method (default `POST`).
+    pub method: Option<String>,
+    /// API step: the endpoint (a path or an absolute URL). Giving it makes
+    /// the step an API call instead of a form.
+    #[serde(default, deserialize_with = "de::opt_location")]
+    pub url: Option<String>,
+    /// API step: `json` (default) or `form`.
+    pub encoding: Option<Encoding>,
+    /// API step: the body, with `{identifier}` where the address or
+    /// username goes (`{ email = "{identifier}" }`).
+    pub body: Option<serde_json::Value>,
     /// What the field accepts (default `either`): probes for unknown
     /// identifiers, look-alikes and timing classes use only these kinds.
     #[serde(default)]
@@ -354,6 +398,15 @@ pub struct LinkSettings {
     pub follow: Follow,
     /// How opening a dead link looks (optional but recommended).
     pub invalid: Option<Expect>,
+    /// Who serves the link's page: `app` (default; its headers are
+    /// checked) or `front_end` (a separate single-page app).
+    #[serde(default)]
+    pub page: LinkPage,
+    /// With `page = "front_end"`: where the harness can load the front
+    /// end (`http://127.0.0.1:5173`); the link's path, query and fragment
+    /// are opened there. Without it, the checks of the link's page skip.
+    #[serde(default, deserialize_with = "de::opt_absolute_url")]
+    pub front_end_url: Option<Url>,
 }
 
 impl Default for LinkSettings {
@@ -364,6 +417,8 @@ impl Default for LinkSettings {
             token_in: TokenIn::Query,
             follow: Follow::Form,
             invalid: None,
+            page: LinkPage::App,
+            front_end_url: None,
         }
     }
 }
@@ -381,8 +436,20 @@ pub struct SetPasswordFlow {
     /// per-user page).
     #[serde(default, deserialize_with = "de::opt_location")]
     pub page: Option<String>,
-    /// The new password's field.
+    /// The new password's field (form steps).
+    #[serde(default)]
     pub password_field: String,
+    /// API step: the method (default `POST`).
+    pub method: Option<String>,
+    /// API step: the endpoint the front end's page posts to. Giving it
+    /// makes the step an API call instead of a form.
+    #[serde(default, deserialize_with = "de::opt_location")]
+    pub url: Option<String>,
+    /// API step: `json` (default) or `form`.
+    pub encoding: Option<Encoding>,
+    /// API step: the body, with `{token}`, `{password}` and the link
+    /// pattern's other placeholders (`{uid}`).
+    pub body: Option<serde_json::Value>,
     /// The confirmation's field, if the form has one.
     pub confirm_field: Option<String>,
     /// Other fields to fill in (e.g. an email the form asks again);
@@ -403,16 +470,27 @@ pub struct SetPasswordFlow {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginFlow {
-    /// The page with the form.
-    #[serde(deserialize_with = "de::location")]
+    /// The page with the form; empty for an API step.
+    #[serde(default, deserialize_with = "de::location")]
     pub page: String,
     /// Where the form posts (default: the form's `action`, else the page).
     #[serde(default, deserialize_with = "de::opt_location")]
     pub action: Option<String>,
-    /// The username / email field.
+    /// The username / email field (form steps).
+    #[serde(default)]
     pub identifier_field: String,
-    /// The password field.
+    /// The password field (form steps).
+    #[serde(default)]
     pub password_field: String,
+    /// API step: the method (default `POST`).
+    pub method: Option<String>,
+    /// API step: the sign-in endpoint. Giving it makes the step an API call.
+    #[serde(default, deserialize_with = "de::opt_location")]
+    pub url: Option<String>,
+    /// API step: `json` (default) or `form`.
+    pub encoding: Option<Encoding>,
+    /// API step: the body, with `{identifier}` and `{password}`.
+    pub body: Option<serde_json::Value>,
     /// How a successful sign-in looks.
     pub success: Expect,
     /// This form's CSRF token (`[login.csrf]`), when it differs from the
@@ -590,6 +668,56 @@ impl HttpTarget {
         }
     }
 
+    /// The forgot step's API call, when it is one (`forgot.url`).
+    pub fn forgot_api(&self) -> Option<ApiCall> {
+        let f = &self.forgot;
+        raw_call(&f.method, &f.url, f.encoding, &f.body)
+    }
+
+    /// The set-password step's API call, when it is one (`set_password.url`).
+    pub fn set_password_api(&self) -> Option<ApiCall> {
+        let f = &self.set_password;
+        raw_call(&f.method, &f.url, f.encoding, &f.body)
+    }
+
+    /// The sign-in step's API call, when it is one (`login.url`).
+    pub fn login_api(&self) -> Option<ApiCall> {
+        let f = self.login.as_ref()?;
+        raw_call(&f.method, &f.url, f.encoding, &f.body)
+    }
+
+    /// Whether any step is an API call (a JSON-API target).
+    pub fn is_api(&self) -> bool {
+        self.forgot_api().is_some() || self.set_password_api().is_some() || self.login_api().is_some()
+    }
+
+    /// Where the flow starts: the forgot page, or the forgot API endpoint
+    /// (any HTTP answer to a `GET` of it shows the app is up).
+    pub fn entry_url(&self) -> Url {
+        match &self.forgot.url {
+            Some(url) => self.url(url),
+            None => self.url(&self.forgot.page),
+        }
+    }
+
+    /// Where the harness loads the page an emailed `link` opens: the link
+    /// itself when the app serves it, the link's path, query and fragment
+    /// on `link.front_end_url` for a separate front end; or why it cannot.
+    pub fn link_page_url(&self, link: &Url) -> Result<Url, String> {
+        match (self.link.page, &self.link.front_end_url) {
+            (LinkPage::App, _) => Ok(link.clone()),
+            (LinkPage::FrontEnd, Some(front)) => {
+                let mut url = front.clone();
+                let prefix = front.path().trim_end_matches('/');
+                url.set_path(&format!("{prefix}{}", link.path()));
+                url.set_query(link.query());
+                url.set_fragment(link.fragment());
+                Ok(url)
+            }
+            (LinkPage::FrontEnd, None) => Err(FRONT_END_NOT_LOADED.to_owned()),
+        }
+    }
+
     /// Names of form fields whose values never appear in evidence.
     pub fn secret_fields(&self) -> Vec<String> {
         let mut fields = vec![self.set_password.password_field.clone()];
@@ -599,5 +727,28 @@ impl HttpTarget {
     }
 }
 
+/// Why the checks of the link's page skip for a front end the harness
+/// cannot load.
+pub const FRONT_END_NOT_LOADED: &str = "the link opens a page of a separate front end (link.page = \"front_end\"), \
+     not served by the app, and no link.front_end_url says where the harness can load it: its headers and \
+     what opening it does are not checked";
+
+fn raw_call(
+    method: &Option<String>,
+    url: &Option<String>,
+    encoding: Option<Encoding>,
+    body: &Option<serde_json::Value>,
+) -> Option<ApiCall> {
+    let raw = api::RawCall {
+        method: method.as_deref(),
+        url: url.as_deref(),
+        encoding,
+        body: body.as_ref(),
+    };
+    if raw.is_api() { raw.build().ok() } else { None }
+}
+
+#[cfg(test)]
+mod api_tests;
 #[cfg(test)]
 mod tests;

@@ -36,11 +36,24 @@ struct Answer {
     status: u16,
     redirect: Option<String>,
     cookies: Vec<String>,
+    /// Response header names (lower case, sorted), compared for API
+    /// targets, whose answers a script reads whole.
+    headers: Vec<String>,
     body: String,
     final_status: u16,
     final_path: String,
     final_body: String,
+    compare_headers: bool,
 }
+
+/// Headers whose presence may vary per response by themselves.
+const VARYING_HEADERS: &[&str] = &[
+    "date",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+];
 
 impl Answer {
     fn of(visit: &Visit, typed: &str) -> Answer {
@@ -57,7 +70,16 @@ impl Answer {
             .flat_map(|e| e.header_all("set-cookie").map(mask_cookie).collect::<Vec<_>>())
             .collect();
         cookies.sort();
+        let mut headers: Vec<String> = first
+            .headers
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .filter(|n| !VARYING_HEADERS.contains(&n.as_str()))
+            .collect();
+        headers.sort();
+        headers.dedup();
         Answer {
+            headers,
             status: first.status,
             redirect: first.location().map(|u| match u.query() {
                 Some(q) => format!("{}?{}", u.path(), mask(q, &secrets)),
@@ -68,12 +90,19 @@ impl Answer {
             final_status: last.status,
             final_path: last.url.path().to_owned(),
             final_body: mask(&last.body, &secrets),
+            compare_headers: false,
         }
     }
 
     /// The differences from `other`, one phrase each.
     fn differences(&self, other: &Answer, compare_bodies: bool) -> Vec<String> {
         let mut out = Vec::new();
+        if self.compare_headers && self.headers != other.headers {
+            out.push(format!(
+                "response headers {:?} instead of {:?}",
+                other.headers, self.headers
+            ));
+        }
         if self.status != other.status {
             out.push(format!("status {} instead of {}", other.status, self.status));
         }
@@ -178,6 +207,13 @@ fn first_difference(a: &str, b: &str) -> String {
     format!("{:?} vs {:?}", excerpt(a), excerpt(b))
 }
 
+/// [`Answer::of`], with headers compared when the target is an API.
+fn answer_of(ctx: &HttpCtx, visit: &Visit, typed: &str) -> Answer {
+    let mut answer = Answer::of(visit, typed);
+    answer.compare_headers = ctx.target.forgot_api().is_some();
+    answer
+}
+
 /// Sends one reset request as a new user.
 async fn probe(ctx: &HttpCtx, identifier: &str) -> Result<Visit, Problem> {
     let user = ctx.user("probe")?;
@@ -232,11 +268,11 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
         .await?;
 
     let baseline_visit = probe(ctx, &known).await?;
-    let baseline = Answer::of(&baseline_visit, &known);
+    let baseline = answer_of(ctx, &baseline_visit, &known);
     // Two unknown identifiers: if even they differ, the page varies by itself
     // (a timestamp, a request id) and bodies cannot be compared.
-    let first_unknown = Answer::of(&probe(ctx, &unknown_a).await?, &unknown_a);
-    let second_unknown = Answer::of(&probe(ctx, &unknown_b).await?, &unknown_b);
+    let first_unknown = answer_of(ctx, &probe(ctx, &unknown_a).await?, &unknown_a);
+    let second_unknown = answer_of(ctx, &probe(ctx, &unknown_b).await?, &unknown_b);
     let compare_bodies =
         first_unknown.body == second_unknown.body && first_unknown.final_body == second_unknown.final_body;
     if !compare_bodies {
@@ -271,7 +307,7 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
             }
             _ => label,
         };
-        answers.push(Answer::of(&visit, &identifier));
+        answers.push(answer_of(ctx, &visit, &identifier));
         visits.push(Some(visit));
         probes.push((label, identifier));
     }
@@ -322,7 +358,14 @@ async fn identical_answers(ctx: &HttpCtx) -> Check {
         Ok(())
     } else {
         Err(fail(
-            format!("every identifier gets exactly the answer the known {known} gets"),
+            format!(
+                "every identifier gets exactly the answer the known {known} gets ({})",
+                if ctx.target.forgot_api().is_some() {
+                    "status, JSON body, response headers and cookies of the forgot API"
+                } else {
+                    "status, redirect, page and cookies of the forgot form"
+                }
+            ),
             differing.join("\n"),
         ))
     }
@@ -362,7 +405,7 @@ async fn repeated_unknown(ctx: &HttpCtx, times: u32) -> Result<(String, Answer),
         }
     }
     let visit = last.ok_or_else(|| Problem::Error("no request sent".into()))?;
-    let answer = Answer::of(&visit, &typed);
+    let answer = answer_of(ctx, &visit, &typed);
     Ok((typed, answer))
 }
 

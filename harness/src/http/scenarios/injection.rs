@@ -10,9 +10,12 @@ use super::flow::link_on_target;
 use super::{OWASP, needs_account, needs_case_variant, needs_unicode_lookalike, scenario};
 use crate::body;
 use crate::fake_smtp::{CapturedMessage, Direction};
+use crate::http::api::IdentifierShape;
 use crate::http::context::{HttpCtx, first_link, is_reset_mail};
 use crate::http::driver::Submission;
 use crate::http::runner::HttpScenario;
+use crate::http::target_file::Encoding;
+use crate::http::target_file::api::slot_of;
 use crate::http::target_file::{LookAlikeKind, TestAccount};
 use crate::inspect::{ParsedMail, html_links, text_links};
 use crate::runner::{Check, Problem, fail};
@@ -181,29 +184,39 @@ async fn repeated_identifier(ctx: &HttpCtx) -> Check {
             format!("attacker{}", ctx.unique().replace('-', "")),
         )
     };
-    let list = format!("{field}[]");
-    let probes = [
-        (
-            format!("`{field}` sent twice (the victim's, then the attacker's)"),
-            Submission::new()
-                .set(field.clone(), victim.clone())
-                .set(field.clone(), second.clone()),
+    // Where the identifier goes: the form field, or the API body's key.
+    let api = ctx.target.forgot_api();
+    let (encoding, key) = match &api {
+        Some(call) => (
+            call.encoding,
+            slot_of(&call.body, "identifier")
+                .map(|p| p.join("."))
+                .unwrap_or_else(|| "identifier".into()),
         ),
-        (
-            format!("a list `{list}` of the victim's and the attacker's"),
-            Submission::new()
-                .remove(field.clone())
-                .set(list.clone(), victim.clone())
-                .set(list, second.clone()),
-        ),
-    ];
+        None => (Encoding::Form, field.clone()),
+    };
+    let probes = [IdentifierShape::Repeated, IdentifierShape::List];
     let mark = ctx.mail_mark();
     let mut accepted = Vec::new();
-    for (what, submission) in &probes {
+    for shape in probes {
+        let what = match (&api, shape) {
+            (None, IdentifierShape::Repeated) => {
+                format!("`{field}` sent twice (the victim's, then the attacker's)")
+            }
+            (None, _) => format!("a list `{field}[]` of the victim's and the attacker's"),
+            (Some(call), _) => format!(
+                "{} ({} {})",
+                shape.describe(encoding, &key),
+                call.method,
+                call.url
+            ),
+        };
         let user = ctx.user("attacker")?;
         ctx.client_room(1).await?;
         ctx.count_request(&ctx.typed(&account));
-        let visit = ctx.forgot_raw(&user, submission).await?;
+        let visit = ctx
+            .forgot_shaped(&user, &victim, shape, Some(&second), &[])
+            .await?;
         let refused = visit.first().status >= 400 || ctx.target.forgot.accepted.check(&visit).is_err();
         ctx.note(format!(
             "{what}: {} ({})",
@@ -229,7 +242,7 @@ async fn repeated_identifier(ctx: &HttpCtx) -> Check {
         .collect();
     if !leaked.is_empty() {
         return Err(fail(
-            format!("no email goes to a second address smuggled into `{field}`"),
+            format!("no email goes to a second address smuggled into `{key}`"),
             leaked.join("; "),
         ));
     }

@@ -10,8 +10,18 @@ use crate::http::html;
 use crate::http::race::race;
 use crate::http::runner::HttpScenario;
 use crate::http::steps::{classify_submit, password_submission};
+use crate::http::target_file::{HttpTarget, LinkPage};
 use crate::runner::{Check, Problem, ensure, fail};
 use crate::scenario::Severity::{Must, Should};
+
+/// Applies when the target lists an account and the harness can load the
+/// link's page (served by the app, or a front end at `link.front_end_url`).
+fn needs_link_page(target: &HttpTarget) -> Option<String> {
+    needs_account(target).or_else(|| {
+        (target.link.page == LinkPage::FrontEnd && target.link.front_end_url.is_none())
+            .then(|| crate::http::target_file::FRONT_END_NOT_LOADED.to_owned())
+    })
+}
 
 const ONCE: (&str, &str) = (
     "ASVS v4.0.3 2.7.3",
@@ -28,7 +38,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 OWASP,
                 "Ensure that the reset password page adds the Referrer Policy tag with the noreferrer value in order to avoid referrer leakage.",
             ),
-            needs_account,
+            needs_link_page,
             body!(referrer_policy),
         ),
         scenario(
@@ -39,7 +49,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 "ASVS v4.0.3 8.2.1",
                 "Verify the application sets sufficient anti-caching headers so that sensitive data is not cached in modern browsers.",
             ),
-            needs_account,
+            needs_link_page,
             body!(cache_control),
         ),
         scenario(
@@ -50,7 +60,7 @@ pub(super) fn scenarios() -> Vec<HttpScenario> {
                 "SPEC: The flow",
                 "Opening the link (GET or HEAD) only shows the page and never uses the link up: mail scanners and link previewers fetch GET links, and that must not burn the user's link.",
             ),
-            needs_account,
+            needs_link_page,
             body!(scanners_do_not_spend),
         ),
         scenario(
@@ -222,18 +232,24 @@ async fn cache_control(ctx: &HttpCtx) -> Check {
 
 async fn scanners_do_not_spend(ctx: &HttpCtx) -> Check {
     let (account, mail) = ctx.fresh_link(1).await?;
+    let page = ctx.target.link_page_url(&mail.link).map_err(Problem::Skip)?;
+    let whose = if page == mail.link {
+        "the link".to_owned()
+    } else {
+        format!("the link's front-end page ({page})")
+    };
     let scanner = ctx.user("mail-scanner")?;
     scanner
-        .open(&mail.link)
+        .open(&page)
         .await
         .map_err(|e| driver_error("GET of the link by a scanner", e))?;
     let preview = ctx.user("link-preview")?;
     preview
-        .head(&mail.link)
+        .head(&page)
         .await
         .map_err(|e| driver_error("HEAD of the link", e))?;
     preview
-        .get(&mail.link)
+        .get(&page)
         .await
         .map_err(|e| driver_error("second GET of the link", e))?;
     let password = ctx.new_password();
@@ -243,7 +259,14 @@ async fn scanners_do_not_spend(ctx: &HttpCtx) -> Check {
     }
     ensure(
         done.is_completed(),
-        "after a scanner's GET (redirects followed), a HEAD and another GET, the user can still set a password with the link",
+        format!(
+            "after a scanner's GET of {whose} (redirects followed), a HEAD and another GET, the user can still set a password with the link{}",
+            if ctx.target.set_password_api().is_some() {
+                " (through the set-password API)"
+            } else {
+                ""
+            }
+        ),
         || done.describe(),
     )
 }
@@ -257,16 +280,32 @@ async fn parallel_submits(ctx: &HttpCtx) -> Check {
         let (account, mail) = ctx.fresh_link(1).await?;
         let mut ready = Vec::new();
         let mut refused_early = Vec::new();
+        let mut entries = Vec::new();
+        let mut passwords = Vec::new();
+        let api = ctx.target.set_password_api().is_some();
         for i in 0..n {
+            if api {
+                // Each racer is a front end calling the set-password API.
+                let user = ctx.user(&format!("racer-{trial}.{i}"))?;
+                let password = ctx.new_password();
+                entries.push((
+                    user.clone(),
+                    ctx.prepare_confirm(&user, &mail.link, &password).await?,
+                ));
+                passwords.push(password);
+                continue;
+            }
             let user = ctx.user(&format!("racer-{trial}.{i}"))?;
             match ctx.open_reset_form(&user, &mail.link).await? {
                 Ok(page) => ready.push((user, page)),
                 Err(refused) => refused_early.push(refused.describe()),
             }
         }
-        ensure(!ready.is_empty(), "the link opens the set-password form", || {
-            refused_early.join("; ")
-        })?;
+        ensure(
+            api || !ready.is_empty(),
+            "the link opens the set-password form",
+            || refused_early.join("; "),
+        )?;
         if !refused_early.is_empty() {
             ctx.note(format!(
                 "Trial {trial}: {} of {n} clients could not open the form (the link may be bound to the first session): {}",
@@ -274,8 +313,6 @@ async fn parallel_submits(ctx: &HttpCtx) -> Check {
                 refused_early.join("; ")
             ));
         }
-        let mut entries = Vec::new();
-        let mut passwords = Vec::new();
         for (user, page) in &ready {
             let password = ctx.new_password();
             let prepared = user
@@ -297,8 +334,9 @@ async fn parallel_submits(ctx: &HttpCtx) -> Check {
             }
         }
         ctx.note(format!(
-            "Trial {trial}: {} simultaneous submits of one link (last bytes sent together): {} completed, {} not",
+            "Trial {trial}: {} simultaneous {} of one link (last bytes sent together): {} completed, {} not",
             winners.len() + others.len(),
+            if api { "set-password API calls" } else { "submits" },
             winners.len(),
             others.len()
         ));

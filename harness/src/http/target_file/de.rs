@@ -58,3 +58,7 @@ pub(super) fn status_set<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u
     }
     Ok(Some(codes))
 }
+
+pub(super) fn opt_absolute_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    absolute_url(d).map(Some)
+}

@@ -16,6 +16,10 @@ pub struct ClientSettings {
     /// Per-request timeout in seconds (default 10).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Headers sent with every request (an API gateway's key, e.g.
+    /// `{ apikey = "..." }`); shown in evidence.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ClientSettings {
@@ -23,6 +27,7 @@ impl Default for ClientSettings {
         ClientSettings {
             address_header: None,
             timeout_secs: default_timeout(),
+            headers: std::collections::BTreeMap::new(),
         }
     }
 }
