@@ -12,6 +12,7 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
+use resetkit::error::StoreError;
 use resetkit::token::RawToken;
 use resetkit::{CompleteError, LinkError, RequestContext, RequestError};
 use secrecy::{ExposeSecret, SecretString};
@@ -139,6 +140,11 @@ fn field_refused(shared: &Shared, headers: &HeaderMap, label: &str, _why: FieldE
 
 fn unavailable(shared: &Shared, headers: &HeaderMap, what: &str, error: &dyn std::fmt::Display) -> Response {
     tracing::error!(%error, "{what} failed");
+    try_again(shared, headers)
+}
+
+/// 503 "try again in a moment", with `Retry-After`.
+fn try_again(shared: &Shared, headers: &HeaderMap) -> Response {
     let mut response = error_page(
         shared,
         headers,
@@ -283,8 +289,16 @@ async fn forgot_submit(
                 error => sentence(&reason.to_string()),
             },
         ),
+        Err(RequestError::Unavailable(StoreError::Full { .. })) => shed(&shared, &headers),
         Err(error) => unavailable(&shared, &headers, "password reset request", &error),
     }
+}
+
+/// The inbox is full: "try again" without an error log per request (a
+/// flood answered 503 must not also flood the log; the metrics count them).
+fn shed(shared: &Shared, headers: &HeaderMap) -> Response {
+    tracing::debug!("password reset request shed: the request inbox is full");
+    try_again(shared, headers)
 }
 
 async fn forgot_sent(State(shared): AppState, headers: HeaderMap) -> Response {

@@ -395,6 +395,7 @@ impl ResetServiceBuilder {
                 processing: self.processing,
                 inbox_ready: Arc::new(tokio::sync::Notify::new()),
                 live_workers: std::sync::atomic::AtomicUsize::new(0),
+                shed: super::inbox::ShedGate::default(),
                 retention: self.retention,
                 next_purge: std::sync::Mutex::new(None),
                 dispatcher: Dispatcher {

@@ -49,8 +49,8 @@ pub use builder::ResetServiceBuilder;
 pub use complete::DENY_WINDOW;
 pub use follow::TemplateChanges;
 pub use inbox::{
-    MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport, RequestWorker,
-    Retention,
+    MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, REQUEST_SETTLE, RequestProcessing, RequestReport,
+    RequestWorker, Retention,
 };
 pub use operator::{AccountRateLimit, ReissueOutcome, SAMPLE_TOKEN, TemplateCheck, TemplateReloadError};
 
@@ -269,6 +269,8 @@ pub(crate) struct Inner {
     pub(crate) inbox_ready: Arc<tokio::sync::Notify>,
     /// How many in-process workers run (0: start them at the next request).
     pub(crate) live_workers: std::sync::atomic::AtomicUsize,
+    /// Sheds requests without touching the inbox while it is full.
+    pub(crate) shed: inbox::ShedGate,
     pub(crate) retention: inbox::Retention,
     /// When the workers purge next (`None`: at the first chance).
     pub(crate) next_purge: std::sync::Mutex<Option<std::time::Instant>>,
