@@ -1,7 +1,9 @@
 //! How the in-memory stores scale: median `request` latency for a known
 //! account with 1,000 accounts, after 1,000 and after 1,000,000 tokens were
 //! issued (newest wins, so each account keeps one live link), measured
-//! interleaved in one run, and the ratio.
+//! interleaved in one run, and the ratio; and the memory one live token
+//! takes in the in-memory token store (RSS growth over 1,000,000 tokens of
+//! distinct accounts, each with its "this wasn't me" secret).
 //!
 //! ```text
 //! cargo run --release -p resetkit --example memory_figures
@@ -61,16 +63,33 @@ impl Mailer for NullMailer {
     }
 }
 
+fn rss_bytes() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb * 1024.0)
+}
+
 async fn fill(store: &InMemoryTokenStore, count: u64) {
+    fill_accounts(store, count, ACCOUNTS).await;
+}
+
+/// Issues `count` tokens for accounts `u0..u{accounts-1}` in turn.
+async fn fill_accounts(store: &InMemoryTokenStore, count: u64, accounts: u64) {
     let now = SystemTime::now();
     for i in 0..count {
-        let account = AccountId::from(format!("u{}", i % ACCOUNTS));
+        let account = AccountId::from(format!("u{}", i % accounts));
         store
             .issue(TokenIssue {
                 record: TokenRecord {
                     hash: RawToken::generate().unwrap().hash(),
                     account: account.clone(),
-                    sent_to: format!("user{}@example.com", i % ACCOUNTS),
+                    sent_to: format!("user{}@example.com", i % accounts),
                     password_stamp: PasswordStamp::of(None),
                     issued_at: now,
                     expires_at: now + Duration::from_secs(1800),
@@ -132,4 +151,14 @@ async fn main() {
         m_large.as_secs_f64() / m_small.as_secs_f64()
     );
     println!("  stored tokens: {} and {}", small.len(), large.len());
+    drop(services);
+    // Memory per live token: 1,000,000 accounts with one live link each.
+    let live = InMemoryTokenStore::default();
+    let before = rss_bytes();
+    fill_accounts(&live, 1_000_000, 1_000_000).await;
+    let per_token = (rss_bytes() - before) / 1_000_000.0;
+    println!(
+        "in-memory token store, 1,000,000 live tokens of distinct accounts (ids `u<i>`, addresses `user<i>@example.com`): {per_token:.0} bytes per token (RSS growth)"
+    );
+    println!("  stored tokens: {}", live.len());
 }

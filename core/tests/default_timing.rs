@@ -19,12 +19,15 @@ struct Gated {
     inner: InMemoryAccounts,
     gate: Semaphore,
     started: AtomicUsize,
+    /// When each email lookup started.
+    lookups: std::sync::Mutex<Vec<std::time::Instant>>,
 }
 
 #[resetkit::async_trait]
 impl AccountDirectory for Gated {
     async fn find_by_email(&self, e: &str) -> Result<Vec<Account>, StoreError> {
         self.started.fetch_add(1, Ordering::SeqCst);
+        self.lookups.lock().unwrap().push(std::time::Instant::now());
         let _permit = self.gate.acquire().await;
         self.inner.find_by_email(e).await
     }
@@ -47,6 +50,7 @@ async fn the_readme_builder_answers_before_looking_the_account_up() {
         inner: accounts,
         gate: Semaphore::new(0),
         started: AtomicUsize::new(0),
+        lookups: std::sync::Mutex::default(),
     });
     let mailer = CapturingMailer::default();
     // The README's builder, with a fast hasher.
@@ -86,4 +90,56 @@ async fn the_readme_builder_answers_before_looking_the_account_up() {
     }
     assert_eq!(mailer.sent_to("alice@example.com").len(), 1);
     assert_eq!(directory.started.load(Ordering::SeqCst), 2);
+}
+
+/// The work that differs by account starts only once the request is
+/// `REQUEST_SETTLE` old: never while its own answer is being written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_leave_a_request_alone_until_its_answer_is_out() {
+    let accounts = InMemoryAccounts::default();
+    accounts.insert(Account::new("1", "alice", "alice@example.com"));
+    let directory = Arc::new(Gated {
+        inner: accounts,
+        gate: Semaphore::new(100),
+        started: AtomicUsize::new(0),
+        lookups: std::sync::Mutex::default(),
+    });
+    let mailer = CapturingMailer::default();
+    let service = ResetService::builder()
+        .base_url("https://app.example.com")
+        .accounts(directory.clone())
+        .tokens(Arc::new(InMemoryTokenStore::default()))
+        .events(Arc::new(InMemoryEventLog::default()))
+        .mailer(Arc::new(mailer.clone()))
+        .sender(Arc::new(FixedSender::new(
+            Mailbox::address_only("noreply@example.com").unwrap(),
+        )))
+        .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
+        .build()
+        .unwrap();
+    let mut asked = Vec::new();
+    for identifier in ["alice@example.com", "nobody@example.com", "alice@example.com"] {
+        asked.push(std::time::Instant::now());
+        service
+            .request(identifier, &RequestContext::from_client("203.0.113.9"))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3000 {
+        if directory.started.load(Ordering::SeqCst) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lookups = directory.lookups.lock().unwrap().clone();
+    assert_eq!(lookups.len(), 3);
+    // Each lookup comes REQUEST_SETTLE or more after its request (both
+    // lists are in time order, so pairing them in order is a fair check).
+    for (asked, looked) in asked.iter().zip(&lookups) {
+        assert!(
+            looked.duration_since(*asked) >= resetkit::flow::REQUEST_SETTLE,
+            "a lookup started {:?} after its request",
+            looked.duration_since(*asked)
+        );
+    }
 }

@@ -112,6 +112,109 @@ async fn a_full_inbox_sheds_load_until_it_is_drained() {
     assert_eq!(fx.mailer.sent().len(), 1);
 }
 
+/// An inbox that counts the pushes it is asked for.
+struct CountingPushes {
+    inner: InMemoryInbox,
+    pushes: AtomicUsize,
+}
+
+#[async_trait]
+impl RequestInbox for CountingPushes {
+    async fn push(&self, r: InboxRequest) -> Result<(), StoreError> {
+        self.pushes.fetch_add(1, Ordering::SeqCst);
+        self.inner.push(r).await
+    }
+    async fn claim(
+        &self,
+        now: SystemTime,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<InboxRequest>, StoreError> {
+        self.inner.claim(now, max, lease).await
+    }
+    async fn done(&self, id: &str, attempt: u32) -> Result<(), StoreError> {
+        self.inner.done(id, attempt).await
+    }
+    async fn retry_later(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.retry_later(id, attempt, now, delay).await
+    }
+    async fn renew(
+        &self,
+        id: &str,
+        attempt: u32,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew(id, attempt, now, lease).await
+    }
+    async fn len(&self) -> Result<usize, StoreError> {
+        self.inner.len().await
+    }
+}
+
+#[tokio::test]
+async fn a_full_inbox_is_not_asked_again_until_a_request_leaves_it() {
+    let fx = Fixture::with_accounts(accounts(1));
+    let inbox = Arc::new(CountingPushes {
+        inner: InMemoryInbox::with_capacity(2),
+        pushes: AtomicUsize::new(0),
+    });
+    let service = fx
+        .builder()
+        .request_processing(RequestProcessing::External)
+        .inbox(inbox.clone())
+        .rate_limits(RateLimits::unlimited())
+        .build()
+        .expect("service");
+    let ctx = RequestContext::default();
+    for identifier in ["nobody@example.com", "user0@example.com"] {
+        service.request(identifier, &ctx).await.expect("room left");
+    }
+    // The first refusal asks the inbox; the flood after it does not (the
+    // same answer for every identifier, no store call, no random id).
+    for identifier in [
+        "nobody@example.com",
+        "user0@example.com",
+        "user0",
+        "x@example.com",
+    ] {
+        assert!(matches!(
+            service.request(identifier, &ctx).await,
+            Err(RequestError::Unavailable(StoreError::Full { capacity: 2, .. }))
+        ));
+    }
+    assert_eq!(inbox.pushes.load(Ordering::SeqCst), 3);
+    // Malformed input is still told so.
+    assert!(matches!(
+        service.request("a@b@c", &ctx).await,
+        Err(RequestError::Invalid(_))
+    ));
+    // One request processed frees one place: the next request takes it.
+    service
+        .request_worker()
+        .with_batch(1)
+        .run_once()
+        .await
+        .expect("processed one");
+    service
+        .request("user0@example.com", &ctx)
+        .await
+        .expect("room again");
+    assert_eq!(inbox.pushes.load(Ordering::SeqCst), 4);
+    service.process_pending().await.expect("processed");
+    assert_eq!(
+        fx.mailer.sent_to("user0@example.com").len(),
+        2,
+        "both accepted requests mailed"
+    );
+}
+
 /// Counts directory lookups.
 struct Counting {
     inner: InMemoryAccounts,

@@ -109,6 +109,9 @@ pub(crate) enum PageError {
         /// The error (logged; the console shows it to the operator).
         detail: String,
     },
+    /// Too busy to take the request (503, not logged as an error: a flood
+    /// shed this way must not also flood the log).
+    Busy,
     /// The step failed and was not carried out (500); `message` says what
     /// did not happen.
     Failed {
@@ -143,7 +146,7 @@ impl PageError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             PageError::Refused { status, .. } => *status,
-            PageError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Unavailable { .. } | PageError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -12,6 +12,7 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
+use resetkit::error::StoreError;
 use resetkit::token::RawToken;
 use resetkit::{CompleteError, LinkError, RequestContext, RequestError};
 use secrecy::{ExposeSecret, SecretString};
@@ -74,8 +75,13 @@ impl Site for Shared {
     fn error_page(ctx: &Ctx, error: &PageError) -> Response {
         let (title, message) = match error {
             PageError::Refused { message, .. } => ("Request refused", message.as_str()),
-            PageError::Unavailable { what, detail } => {
-                tracing::error!(error = %detail, "{what} failed");
+            PageError::Busy | PageError::Unavailable { .. } => {
+                match error {
+                    PageError::Unavailable { what, detail } => {
+                        tracing::error!(error = %detail, "{what} failed")
+                    }
+                    _ => tracing::debug!("password reset request shed: the request inbox is full"),
+                }
                 (
                     "Please try again in a moment",
                     "The service is temporarily unavailable. Nothing was sent: please try again in a moment.",
@@ -89,7 +95,7 @@ impl Site for Shared {
             title,
             minijinja::context! { message => message },
         );
-        if matches!(error, PageError::Unavailable { .. }) {
+        if matches!(error, PageError::Unavailable { .. } | PageError::Busy) {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -251,6 +257,9 @@ async fn forgot_submit(ctx: Ctx, connect: Option<Extension<ConnectInfo<SocketAdd
                 error => sentence(&reason.to_string()),
             },
         )),
+        // The inbox is full: "try again" without an error log per request
+        // (a flood answered 503 must not also flood the log).
+        Err(RequestError::Unavailable(StoreError::Full { .. })) => Err(PageError::Busy),
         Err(error) => Err(PageError::unavailable("password reset request", &error)),
     }
 }

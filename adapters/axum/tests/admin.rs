@@ -1303,9 +1303,13 @@ async fn pages_console_and_metrics_share_one_mount_path_rule() {
     let pages = pages_for("").unwrap();
     let console_stores = || resetkit::flow::ConsoleStores::new(events.clone(), tokens.clone());
     let console_at = |mount: &str| {
-        AdminConsole::builder(&pages, Arc::new(guard_fn(|_| Some("op".into()))), console_stores())
-            .mount_path(mount)
-            .build()
+        AdminConsole::builder(
+            &pages,
+            Arc::new(guard_fn(|_| Some("op".into()))),
+            console_stores(),
+        )
+        .mount_path(mount)
+        .build()
     };
     let metrics_at = |path: &str| {
         console_at("/admin")
@@ -1339,10 +1343,14 @@ async fn pages_console_and_metrics_share_one_mount_path_rule() {
     assert!(metrics_at("").is_err());
     // Merged (not nested), each router answers under its own mount path.
     let pages = pages_for("/password").unwrap();
-    let console = AdminConsole::builder(&pages, Arc::new(guard_fn(|_| Some("op".into()))), console_stores())
-        .mount_path("/ops/console")
-        .build()
-        .unwrap();
+    let console = AdminConsole::builder(
+        &pages,
+        Arc::new(guard_fn(|_| Some("op".into()))),
+        console_stores(),
+    )
+    .mount_path("/ops/console")
+    .build()
+    .unwrap();
     let app = axum::Router::new().merge(pages.router()).merge(console.router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

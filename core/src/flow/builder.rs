@@ -431,6 +431,7 @@ impl ResetServiceBuilder {
                 processing: self.processing,
                 inbox_ready: Arc::new(tokio::sync::Notify::new()),
                 live_workers: std::sync::atomic::AtomicUsize::new(0),
+                shed: super::workers::ShedGate::default(),
                 retention: self.retention,
                 retention_stores: self.retention_stores,
                 next_purge: std::sync::Mutex::new(None),

@@ -63,8 +63,8 @@ pub use operator::{
 };
 pub use sign_in::SIGN_IN_SPREAD;
 pub use workers::{
-    MAX_REQUEST_AGE, MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, RequestProcessing, RequestReport,
-    RequestWorker, Retention, RetentionStores,
+    MAX_REQUEST_AGE, MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, REQUEST_SETTLE, RequestProcessing,
+    RequestReport, RequestWorker, Retention, RetentionStores,
 };
 
 use std::fmt;
@@ -285,6 +285,8 @@ pub(crate) struct Inner {
     pub(crate) inbox_ready: Arc<tokio::sync::Notify>,
     /// How many in-process workers run (0: start them at the next request).
     pub(crate) live_workers: std::sync::atomic::AtomicUsize,
+    /// Sheds requests without touching the inbox while it is full.
+    pub(crate) shed: workers::ShedGate,
     pub(crate) retention: workers::Retention,
     /// What the workers purge (`None`: nothing).
     pub(crate) retention_stores: Option<workers::RetentionStores>,

@@ -72,6 +72,11 @@ impl ResetService {
         );
         let ctx = sanitize_context(ctx);
         let inner = &self.inner;
+        // The inbox is full: answer "try again" at once (no store call, no
+        // quota spent), the same for every identifier.
+        if let Some(full) = inner.shed.shedding() {
+            return Err(full.into());
+        }
         let now = inner.clock.now();
         if let (Some(limit), Some(client)) = (inner.rate_limits.per_client, &ctx.client_addr) {
             let key = self.client_rate_key(client);
@@ -96,7 +101,7 @@ impl ResetService {
         }
         let id = random_id().map_err(|e| StoreError::unavailable("request.id", e.to_string()))?;
         span.record("request_id", id.as_str());
-        inner
+        let pushed = inner
             .inbox
             .push(InboxRequest {
                 id,
@@ -106,7 +111,11 @@ impl ResetService {
                 received_at: now,
                 attempts: 0,
             })
-            .await?;
+            .await;
+        if let Err(error) = pushed {
+            inner.shed.close(&error);
+            return Err(error.into());
+        }
         self.after_push().await?;
         Ok(true)
     }

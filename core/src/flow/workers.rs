@@ -204,6 +204,72 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(300);
 /// How long in-process workers wait for a wake-up before looking again
 /// (leases that ran out, retries).
 const IN_PROCESS_POLL: Duration = Duration::from_secs(1);
+/// How old a request must be before a worker processes it: its answer has
+/// long been written by then, so the work that differs by account (lookup,
+/// token, mail) never runs while that request's own response is being
+/// sent. A queue with a backlog is processed without waiting.
+pub const REQUEST_SETTLE: Duration = Duration::from_millis(5);
+/// How long `request` answers "full" without trying the inbox after it was
+/// found full (unless a worker of this service makes room sooner).
+const SHED_RECHECK: Duration = Duration::from_millis(10);
+
+/// Cheap shedding: once the inbox said it is full, `request` answers
+/// "full" without touching the inbox until a worker of this service
+/// finished a request (one place freed: the next request may take it) or
+/// [`SHED_RECHECK`] passed (room freed by other instances). A flood of
+/// refused requests then costs no store call, no random id and no lock.
+#[derive(Debug)]
+pub(crate) struct ShedGate {
+    epoch: std::time::Instant,
+    /// Until when (microseconds since `epoch`) to shed; 0: open.
+    until: std::sync::atomic::AtomicU64,
+    capacity: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for ShedGate {
+    fn default() -> Self {
+        ShedGate {
+            epoch: std::time::Instant::now(),
+            until: std::sync::atomic::AtomicU64::new(0),
+            capacity: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl ShedGate {
+    fn now_micros(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The error to answer with while the inbox is known to be full.
+    pub(crate) fn shedding(&self) -> Option<StoreError> {
+        let until = self.until.load(Ordering::Relaxed);
+        (until != 0 && self.now_micros() < until).then(|| StoreError::Full {
+            operation: "inbox.push",
+            what: "the request inbox",
+            capacity: self.capacity.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The inbox refused a request: shed for a while.
+    pub(crate) fn close(&self, error: &StoreError) {
+        if let StoreError::Full { capacity, .. } = error {
+            self.capacity.store(*capacity, Ordering::Relaxed);
+            let until = self
+                .now_micros()
+                .saturating_add(SHED_RECHECK.as_micros() as u64)
+                .max(1);
+            self.until.store(until, Ordering::Relaxed);
+        }
+    }
+
+    /// A request left the inbox: let the next one try.
+    pub(crate) fn open(&self) {
+        if self.until.load(Ordering::Relaxed) != 0 {
+            self.until.store(0, Ordering::Relaxed);
+        }
+    }
+}
 
 fn retry_delay(attempts: u32) -> Duration {
     Duration::from_millis(250).saturating_mul(2u32.saturating_pow(attempts.min(8)))
@@ -227,7 +293,7 @@ impl RequestWorker {
 
     /// Claims and processes the requests due now.
     pub async fn run_once(&self) -> Result<RequestReport, StoreError> {
-        self.service.process_batch(self.batch).await
+        self.service.process_batch(self.batch, Duration::ZERO).await
     }
 
     /// Runs passes until `shutdown` completes: right away while there is
@@ -280,7 +346,7 @@ impl ResetService {
     pub async fn process_pending(&self) -> Result<RequestReport, StoreError> {
         let mut total = RequestReport::default();
         loop {
-            let report = self.process_batch(BATCH).await?;
+            let report = self.process_batch(BATCH, Duration::ZERO).await?;
             total.processed += report.processed;
             total.retried += report.retried;
             total.abandoned += report.abandoned;
@@ -340,11 +406,12 @@ impl ResetService {
     }
 
     /// One pass of a worker: purge when due, then process up to `batch`
-    /// requests; returns whether there was work. Store errors are logged.
+    /// requests, each once it is [`REQUEST_SETTLE`] old; returns whether there was
+    /// work. Store errors are logged.
     async fn work_pass(&self, batch: usize) -> bool {
         self.purge_if_due().await;
         self.flush_throttled_now_and_then().await;
-        match self.process_batch(batch).await {
+        match self.process_batch(batch, REQUEST_SETTLE).await {
             Ok(report) => report != RequestReport::default(),
             Err(error) => {
                 tracing::error!(%error, "request worker: inbox unavailable");
@@ -414,8 +481,13 @@ impl ResetService {
     }
 
     /// Processes up to `max` requests, claiming them one at a time (a
-    /// claimed request never waits for others while its lease runs).
-    pub(crate) async fn process_batch(&self, max: usize) -> Result<RequestReport, StoreError> {
+    /// claimed request never waits for others while its lease runs); a
+    /// request younger than `settle` is processed once it is that old.
+    pub(crate) async fn process_batch(
+        &self,
+        max: usize,
+        settle: Duration,
+    ) -> Result<RequestReport, StoreError> {
         let mut report = RequestReport::default();
         for _ in 0..max.max(1) {
             let inner = &self.inner;
@@ -427,6 +499,14 @@ impl ResetService {
             else {
                 break;
             };
+            let age = inner
+                .clock
+                .now()
+                .duration_since(job.received_at)
+                .unwrap_or_default();
+            if age < settle && tokio::runtime::Handle::try_current().is_ok() {
+                tokio::time::sleep(settle - age).await;
+            }
             let span = tracing::info_span!(
                 "resetkit.process_request",
                 request_id = %job.id,
@@ -436,11 +516,13 @@ impl ResetService {
             match self.process_renewing(&job).instrument(span).await {
                 Ok(()) => {
                     inner.inbox.done(&job.id, job.attempts).await?;
+                    inner.shed.open();
                     report.processed += 1;
                 }
                 Err(error) if self.give_up(&job, &error) => {
                     tracing::error!(request = %job.id, attempts = job.attempts, %error, "password reset request given up");
                     inner.inbox.done(&job.id, job.attempts).await?;
+                    inner.shed.open();
                     report.abandoned += 1;
                 }
                 Err(error) => {

@@ -6,18 +6,30 @@
 //! ```sh
 //! # 16 clients posting known emails for 10 s, with 1, 4 and 8 delivery
 //! # workers: requests accepted/s, p50/p99 latency, reset emails delivered/s
-//! # while accepting, how long the backlog takes to drain, RSS.
-//! cargo run --release -p resetkit-portal --example forgot_load -- deliver [SECONDS] [CLIENTS]
+//! # while accepting, how long the backlog takes to drain, RSS. STORE is
+//! # `memory` (default) or `postgres` (needs DATABASE_URL).
+//! cargo run --release -p resetkit-portal --example forgot_load -- deliver [SECONDS] [CLIENTS] [STORE]
+//! # Delivery with and without overload, in one run: delivered/s with a
+//! # backlog and no incoming requests, then under an open-loop offered load
+//! # of twice that rate (a fixed request rate, not clients spinning on fast
+//! # 503s), their ratio, and the portal's CPU per answered request; then the
+//! # same under a closed-loop flood of CLIENTS clients.
+//! cargo run --release -p resetkit-portal --example forgot_load -- overload [SECONDS] [WORKERS] [CLIENTS]
 //! # N requests (default 1,000,000) from 16 clients: time and RSS per tenth,
 //! # the slowdown (last tenth / first tenth) and RSS growth per 100k requests.
 //! cargo run --release -p resetkit-portal --example forgot_load -- million [N]
-//! # Known / unknown / disabled / shared timing, interleaved, default
-//! # configuration, in memory and (with DATABASE_URL) on PostgreSQL.
+//! # Known / unknown / disabled / shared timing: PER_CLASS single requests
+//! # per class (default 400), in rounds of one request per class in a fresh
+//! # random order, one connection; rate limits default and off, in memory and
+//! # (with DATABASE_URL) on PostgreSQL; medians and Mann-Whitney p-values
+//! # against unknown.
 //! cargo run --release -p resetkit-portal --example forgot_load -- timing [PER_CLASS]
 //! ```
 //!
 //! Clients, portal and capture server share the machine's cores, so the
-//! absolute figures understate a dedicated server.
+//! absolute figures understate a dedicated server. Load clients run on a
+//! runtime of their own (threads named `loadgen`), so the portal's CPU can
+//! be told apart from theirs.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -25,8 +37,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use resetkit::RequestContext;
 use resetkit::policy::RateLimits;
 use resetkit_harness::fake_smtp::CountingSink;
+use resetkit_harness::http::stats::mann_whitney;
 use resetkit_portal::{Portal, PortalConfig, RunningPortal};
 use secrecy::SecretString;
 
@@ -165,21 +179,93 @@ async fn post_load(
     })
 }
 
-async fn delivering_portal(workers: usize, smtp_port: u16) -> Res<RunningPortal> {
-    let mut config = PortalConfig::local_test();
-    config.dev_mail = false;
+/// Where the portal keeps its state: in memory, or in a fresh schema of
+/// the PostgreSQL at `DATABASE_URL` (dropped by [`Store::cleanup`]).
+#[derive(Clone)]
+enum Store {
+    Memory,
+    Postgres { url: String, schema: String },
+}
+
+impl Store {
+    fn parse(name: &str) -> Res<Store> {
+        match name {
+            "memory" => Ok(Store::Memory),
+            "postgres" => match std::env::var("DATABASE_URL") {
+                Ok(url) if !url.is_empty() => Ok(Store::Postgres {
+                    url,
+                    schema: format!("forgot_load_{}", std::process::id()),
+                }),
+                _ => Err("postgres needs DATABASE_URL (eval \"$(scripts/start-postgres.sh)\")".into()),
+            },
+            other => Err(format!("unknown store `{other}`: memory or postgres").into()),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Store::Memory => "memory",
+            Store::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// A config on this store with `accounts` load accounts. On PostgreSQL
+    /// they are inserted in one statement here (the portal would upsert
+    /// them one by one).
+    async fn config(&self, accounts: usize) -> Res<PortalConfig> {
+        let mut config = PortalConfig::local_test();
+        config.dev_mail = false;
+        match self {
+            Store::Memory => config.load_test_accounts = accounts,
+            Store::Postgres { url, schema } => {
+                let pool = sqlx::PgPool::connect(url).await?;
+                let stores = resetkit_postgres::PgStores::new(pool.clone(), schema)?;
+                stores.migrate().await?;
+                let s = stores.schema().quoted();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO {s}.accounts (id, username, email) \
+                       SELECT 'load' || i, 'load' || i, 'load' || i || '@load.test' \
+                       FROM generate_series(0, {last}) i ON CONFLICT DO NOTHING; ANALYZE {s}.accounts;",
+                    last = accounts.saturating_sub(1)
+                )))
+                .execute(&pool)
+                .await?;
+                pool.close().await;
+                config.database_url = Some(SecretString::from(url.clone()));
+                config.db_schema = schema.clone();
+            }
+        }
+        Ok(config)
+    }
+
+    async fn cleanup(&self) -> Res<()> {
+        if let Store::Postgres { url, schema } = self {
+            let pool = sqlx::PgPool::connect(url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE"
+            )))
+            .execute(&pool)
+            .await?;
+            pool.close().await;
+        }
+        Ok(())
+    }
+}
+
+async fn delivering_portal(store: &Store, workers: usize, smtp_port: u16) -> Res<RunningPortal> {
+    let mut config = store.config(LOAD_ACCOUNTS).await?;
     config.rate_limits = Some(RateLimits::unlimited());
     config.delivery_workers = workers;
-    config.load_test_accounts = LOAD_ACCOUNTS;
     config.smtp = Some(SecretString::from(format!(
         "smtp://127.0.0.1:{smtp_port}?tls=none&reuse=true"
     )));
     Ok(Portal::start(config).await?)
 }
 
-async fn deliver(seconds: u64, clients: usize) -> Res<()> {
+async fn deliver(seconds: u64, clients: usize, store: Store) -> Res<()> {
     println!(
-        "== {clients} clients post known emails for {seconds} s; mail to a loopback SMTP sink; in-memory stores, no rate limits"
+        "== {clients} clients post known emails for {seconds} s; mail to a loopback SMTP sink; {} stores, no rate limits",
+        store.label()
     );
     println!(
         "{:>7} {:>10} {:>7} {:>8} {:>8} {:>12} {:>12} {:>14} {:>8}",
@@ -187,7 +273,7 @@ async fn deliver(seconds: u64, clients: usize) -> Res<()> {
     );
     for workers in [1, 4, 8] {
         let sink = CountingSink::start()?;
-        let portal = delivering_portal(workers, sink.addr().port()).await?;
+        let portal = delivering_portal(&store, workers, sink.addr().port()).await?;
         let window = Duration::from_secs(seconds);
         let before = sink.count();
         let load = post_load(&portal.url(), clients, None, move |_, t| t >= window).await?;
@@ -217,13 +303,14 @@ async fn deliver(seconds: u64, clients: usize) -> Res<()> {
             rss_mib(),
         );
         portal.shutdown().await;
+        store.cleanup().await?;
     }
     Ok(())
 }
 
 async fn million(total: usize) -> Res<()> {
     let sink = Arc::new(CountingSink::start()?);
-    let portal = delivering_portal(4, sink.addr().port()).await?;
+    let portal = delivering_portal(&Store::Memory, 4, sink.addr().port()).await?;
     println!(
         "== {total} requests for known emails from 16 clients, 4 delivery workers, in-memory stores (RSS {:.0} MiB at start)",
         rss_mib()
@@ -274,18 +361,48 @@ async fn million(total: usize) -> Res<()> {
     Ok(())
 }
 
-/// One client sends interleaved requests for each class, rotating which
-/// goes first; returns the sorted latencies per class.
-async fn interleaved(site: &str, classes: &[&str], per_class: usize) -> Res<Vec<Vec<Duration>>> {
+/// A small deterministic generator (xorshift64*) for the timing rounds'
+/// order: reproducible, and no dependency on a random crate's API.
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A fresh random order of `0..n` (Fisher-Yates).
+    fn order(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = usize::try_from(self.next() % (i as u64 + 1)).unwrap_or(0);
+            order.swap(i, j);
+        }
+        order
+    }
+}
+
+/// One client sends `per_class` rounds of one request per class, each
+/// round in a fresh random order (so no class always follows another: the
+/// work a request leaves behind lands on every class alike); returns the
+/// latencies per class. The first `warm_up` rounds are not kept.
+async fn interleaved(
+    site: &str,
+    classes: &[&str],
+    per_class: usize,
+    warm_up: usize,
+) -> Res<Vec<Vec<Duration>>> {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .build()?;
     let (cookie, csrf) = session(&client, site).await?;
     let mut samples = vec![Vec::with_capacity(per_class); classes.len()];
-    for round in 0..per_class {
-        for k in 0..classes.len() {
-            let slot = (round + k) % classes.len();
+    let mut shuffle = Shuffle(0x9e37_79b9_7f4a_7c15);
+    for round in 0..per_class + warm_up {
+        for slot in shuffle.order(classes.len()) {
             let t = Instant::now();
             let resp = client
                 .post(format!("{site}/forgot"))
@@ -302,13 +419,19 @@ async fn interleaved(site: &str, classes: &[&str], per_class: usize) -> Res<Vec<
             if status != reqwest::StatusCode::SEE_OTHER {
                 return Err(format!("unexpected status {status}").into());
             }
-            samples[slot].push(t.elapsed());
+            if round >= warm_up {
+                samples[slot].push(t.elapsed());
+            }
         }
     }
     for s in &mut samples {
         s.sort();
     }
     Ok(samples)
+}
+
+fn micros(samples: &[Duration]) -> Vec<f64> {
+    samples.iter().map(|d| d.as_secs_f64() * 1e6).collect()
 }
 
 async fn timing(per_class: usize) -> Res<()> {
@@ -318,64 +441,300 @@ async fn timing(per_class: usize) -> Res<()> {
         ("disabled", "carol@example.test"),
         ("shared", "family@example.test"),
     ];
-    let mut stores = vec![("memory", None)];
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => stores.push(("postgres", Some(url))),
-        _ => println!("(DATABASE_URL not set: PostgreSQL skipped)"),
+    let mut stores = vec![Store::Memory];
+    match Store::parse("postgres") {
+        Ok(store) => stores.push(store),
+        Err(_) => println!("(DATABASE_URL not set: PostgreSQL skipped)"),
     }
-    let raised = RateLimits {
-        per_client: RateLimits::default().per_client.map(|l| resetkit::policy::Limit {
-            max: u32::try_from(per_class * classes.len() + 10).unwrap_or(u32::MAX),
-            ..l
-        }),
-        ..RateLimits::default()
+    let limits = [
+        ("default (3,20)", RateLimits::default()),
+        ("off", RateLimits::unlimited()),
+    ];
+    println!(
+        "== POST /forgot, fresh portal per row, one connection, {per_class} requests per class in rounds of one per class \
+         (random order each round; 20 rounds of warm-up not kept); median ms; p: Mann-Whitney, two-sided, against unknown"
+    );
+    println!(
+        "| rate limits | store | known | unknown | disabled | shared | known/unknown | p known | p disabled | p shared |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for store in &stores {
+        for (label, limits) in &limits {
+            let mut config = store.config(0).await?;
+            config.rate_limits = Some(*limits);
+            let portal = Portal::start(config).await?;
+            let names: Vec<&str> = classes.iter().map(|c| c.1).collect();
+            let samples = interleaved(&portal.url(), &names, per_class, 20).await?;
+            portal.shutdown().await;
+            store.cleanup().await?;
+            let median = |i: usize| percentile(&samples[i], 0.5);
+            let unknown = micros(&samples[1]);
+            let p = |i: usize| mann_whitney(&micros(&samples[i]), &unknown).1;
+            println!(
+                "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2e} | {:.2e} | {:.2e} |",
+                store.label(),
+                ms(median(0)),
+                ms(median(1)),
+                ms(median(2)),
+                ms(median(3)),
+                median(0).as_secs_f64() / median(1).as_secs_f64(),
+                p(0),
+                p(2),
+                p(3),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// CPU seconds (user + system) the threads of this process whose name
+/// passes `keep` have used so far (threads that ended are not counted).
+fn threads_cpu(keep: impl Fn(&str) -> bool) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
     };
-    // The default configuration first (all requests come from one address,
-    // so past the 20th the per-client limit refuses them: the refused path
-    // is timed too), then with the per-client limit raised so that every
-    // request is recorded and processed.
-    let variants = [("defaults", None), ("client limit raised", Some(raised))];
-    for ((label, url), (variant, limits)) in stores
-        .iter()
-        .flat_map(|s| variants.iter().map(move |v| (s.clone(), *v)))
-    {
-        let mut config = PortalConfig::local_test();
-        config.dev_mail = false;
-        config.rate_limits = limits;
-        if let Some(url) = &url {
-            config.database_url = Some(SecretString::from(url.clone()));
-            config.db_schema = format!("forgot_load_{}", std::process::id());
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !keep(name.trim()) {
+            continue;
         }
-        let portal = Portal::start(config).await?;
-        let names: Vec<&str> = classes.iter().map(|c| c.1).collect();
-        let samples = interleaved(&portal.url(), &names, per_class).await?;
-        let unknown = percentile(&samples[1], 0.5);
-        let line: Vec<String> = classes
-            .iter()
-            .zip(&samples)
-            .map(|((name, _), s)| {
-                format!(
-                    "{name} p50 {:.3} ms (x{:.2})",
-                    ms(percentile(s, 0.5)),
-                    percentile(s, 0.5).as_secs_f64() / unknown.as_secs_f64()
-                )
-            })
-            .collect();
-        println!(
-            "{label:>8}, {variant}, {per_class} interleaved requests per class: {}",
-            line.join(", ")
-        );
-        portal.shutdown().await;
-        if let Some(url) = url {
-            let pool = sqlx::PgPool::connect(url.as_str()).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS forgot_load_{} CASCADE",
-                std::process::id()
-            )))
-            .execute(&pool)
-            .await?;
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis: state is field 3,
+        // utime field 14, stime field 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        for i in [11, 12] {
+            ticks += fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
         }
     }
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
+/// Every thread but the load clients': the portal and the SMTP sink.
+fn portal_cpu() -> f64 {
+    threads_cpu(|name| !name.starts_with("loadgen"))
+}
+
+/// What an open-loop load did.
+#[derive(Default)]
+struct OpenLoop {
+    sent: usize,
+    accepted: usize,
+    shed: usize,
+    /// Not sent: too many requests already in flight (the client's bound).
+    skipped: usize,
+    other: usize,
+}
+
+/// Sends `rate` requests per second for `window`, on schedule whatever the
+/// answers (open loop), each for the next load account after `first`.
+async fn open_loop(site: String, rate: f64, window: Duration, first: usize) -> Res<OpenLoop> {
+    const MAX_IN_FLIGHT: usize = 512;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(MAX_IN_FLIGHT)
+        .tcp_nodelay(true)
+        .build()?;
+    let (cookie, csrf) = session(&client, &site).await?;
+    let url = format!("{site}/forgot");
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut result = OpenLoop::default();
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while start.elapsed() < window {
+        tick.tick().await;
+        let due = (start.elapsed().min(window).as_secs_f64() * rate) as usize;
+        while result.sent + result.skipped < due {
+            if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                result.skipped += 1;
+                continue;
+            }
+            let n = first + result.sent;
+            result.sent += 1;
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let (client, url, cookie, counts, in_flight) = (
+                client.clone(),
+                url.clone(),
+                cookie.clone(),
+                counts.clone(),
+                in_flight.clone(),
+            );
+            let body = format!(
+                "identifier=load{}%40load.test&csrf_token={csrf}",
+                n % LOAD_ACCOUNTS
+            );
+            tokio::spawn(async move {
+                let status = match client
+                    .post(&url)
+                    .header(COOKIE, &cookie)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let _ = resp.bytes().await;
+                        Some(status)
+                    }
+                    Err(_) => None,
+                };
+                let slot = match status {
+                    Some(reqwest::StatusCode::SEE_OTHER) => 0,
+                    Some(reqwest::StatusCode::SERVICE_UNAVAILABLE) => 1,
+                    _ => 2,
+                };
+                counts[slot].fetch_add(1, Ordering::Relaxed);
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+    let wait = Instant::now();
+    while in_flight.load(Ordering::Relaxed) > 0 && wait.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    result.accepted = counts[0].load(Ordering::Relaxed);
+    result.shed = counts[1].load(Ordering::Relaxed);
+    result.other = counts[2].load(Ordering::Relaxed);
+    Ok(result)
+}
+
+/// Records requests for the next load accounts straight through the
+/// service (no HTTP) until `n` were accepted, waiting while the inbox is
+/// full: a backlog for the delivery workers.
+async fn preload(portal: &RunningPortal, first: usize, n: usize) -> Res<()> {
+    let ctx = RequestContext::from_client("198.51.100.7");
+    let mut i = first;
+    while i < first + n {
+        let id = format!("load{}@load.test", i % LOAD_ACCOUNTS);
+        match portal.service().request(&id, &ctx).await {
+            Ok(_) => i += 1,
+            Err(resetkit::RequestError::Unavailable(_)) => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Delivered/s, portal CPU/s and whether mail was still waiting, over `window`.
+async fn delivery_window(
+    portal: &RunningPortal,
+    sink: &CountingSink,
+    window: Duration,
+    during: impl std::future::Future<Output = Res<OpenLoop>>,
+) -> Res<(f64, f64, bool, OpenLoop)> {
+    let (mail0, cpu0, t0) = (sink.count(), portal_cpu(), Instant::now());
+    let load = during.await?;
+    let rest = window.saturating_sub(t0.elapsed());
+    tokio::time::sleep(rest).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let delivered = (sink.count() - mail0) as f64 / secs;
+    let cpu = (portal_cpu() - cpu0) / secs;
+    let backlog = !portal.service().backlog().await?.is_empty();
+    Ok((delivered, cpu, backlog, load))
+}
+
+async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
+    let window = Duration::from_secs(seconds);
+    let sink = CountingSink::start()?;
+    let portal = delivering_portal(&Store::Memory, workers, sink.addr().port()).await?;
+    let loadgen = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("loadgen")
+        .enable_all()
+        .build()?;
+    println!(
+        "== delivery with and without overload: in-memory stores, no rate limits, {workers} delivery workers, mail to a loopback SMTP sink, {seconds} s windows"
+    );
+    // A backlog big enough for every window below: the inbox (10,000)
+    // fills, its requests move to the outbox, and more follow.
+    let backlog = 60_000;
+    let mut next = 0;
+    preload(&portal, next, backlog).await?;
+    next += backlog;
+    // Delivery with no incoming requests.
+    let idle = async { Ok(OpenLoop::default()) };
+    let (d0, cpu0, left0, _) = delivery_window(&portal, &sink, window, idle).await?;
+    println!(
+        "no incoming requests:        delivered {d0:>7.0}/s, portal+sink CPU {:>4.0}%{}",
+        cpu0 * 100.0,
+        if left0 {
+            ""
+        } else {
+            " (backlog ran out: figure too low)"
+        }
+    );
+    // Open loop at twice that rate.
+    let rate = 2.0 * d0;
+    let site = portal.url();
+    let load = loadgen.spawn(open_loop(site.clone(), rate, window, next));
+    let during = async move {
+        load.await
+            .map_err(|e| -> Box<dyn Error + Send + Sync> { e.into() })?
+    };
+    let (d1, cpu1, left1, ol) = delivery_window(&portal, &sink, window, during).await?;
+    next += ol.sent;
+    let answered = (ol.accepted + ol.shed) as f64 / window.as_secs_f64();
+    // The portal's CPU beyond what delivering at this rate took when idle,
+    // per answered request.
+    let extra = (cpu1 - cpu0 * d1 / d0.max(1.0)) / answered.max(1.0);
+    println!(
+        "open loop, {rate:>6.0} req/s offered: delivered {d1:>7.0}/s, portal+sink CPU {:>4.0}%; accepted {:.0}/s, 503 {:.0}/s, not sent {} , other {}; ratio {:.2}{}",
+        cpu1 * 100.0,
+        ol.accepted as f64 / window.as_secs_f64(),
+        ol.shed as f64 / window.as_secs_f64(),
+        ol.skipped,
+        ol.other,
+        d1 / d0,
+        if left1 { "" } else { " (backlog ran out)" }
+    );
+    println!(
+        "  portal+sink CPU per answered request beyond delivery: {:.1} us",
+        extra * 1e6
+    );
+    // Closed loop: clients that spin on fast 503s (what `wrk` does).
+    preload(&portal, next, 20_000).await?;
+    next += 20_000;
+    let site2 = site.clone();
+    let closed = loadgen.spawn(async move {
+        let load = post_load(&site2, clients, None, move |_, t| t >= window).await?;
+        Ok::<_, Box<dyn Error + Send + Sync>>(OpenLoop {
+            sent: load.samples.len() + load.shed,
+            accepted: load.samples.len(),
+            shed: load.shed,
+            skipped: 0,
+            other: 0,
+        })
+    });
+    let during = async move {
+        closed
+            .await
+            .map_err(|e| -> Box<dyn Error + Send + Sync> { e.into() })?
+    };
+    let (d2, cpu2, left2, cl) = delivery_window(&portal, &sink, window, during).await?;
+    let answered2 = (cl.accepted + cl.shed) as f64 / window.as_secs_f64();
+    println!(
+        "closed loop, {clients} clients:       delivered {d2:>7.0}/s, portal+sink CPU {:>4.0}%; accepted {:.0}/s, 503 {:.0}/s; ratio {:.2}{}",
+        cpu2 * 100.0,
+        cl.accepted as f64 / window.as_secs_f64(),
+        cl.shed as f64 / window.as_secs_f64(),
+        d2 / d0,
+        if left2 { "" } else { " (backlog ran out)" }
+    );
+    println!(
+        "  portal+sink CPU per answered request beyond delivery: {:.1} us",
+        (cpu2 - cpu0 * d2 / d0.max(1.0)) / answered2.max(1.0) * 1e6
+    );
+    let _ = next;
+    portal.shutdown().await;
+    loadgen.shutdown_background();
     Ok(())
 }
 
@@ -386,9 +745,20 @@ async fn main() -> Res<()> {
         Ok(args.get(i).map(|a| a.parse()).transpose()?.unwrap_or(default))
     };
     match args.first().map(String::as_str).unwrap_or("deliver") {
-        "deliver" => deliver(num(1, 10)?, usize::try_from(num(2, 16)?)?).await,
+        "deliver" => {
+            let store = Store::parse(args.get(3).map_or("memory", String::as_str))?;
+            deliver(num(1, 10)?, usize::try_from(num(2, 16)?)?, store).await
+        }
+        "overload" => {
+            overload(
+                num(1, 3)?,
+                usize::try_from(num(2, 4)?)?,
+                usize::try_from(num(3, 16)?)?,
+            )
+            .await
+        }
         "million" => million(usize::try_from(num(1, 1_000_000)?)?).await,
-        "timing" => timing(usize::try_from(num(1, 500)?)?).await,
-        other => Err(format!("unknown mode `{other}`: deliver, million or timing").into()),
+        "timing" => timing(usize::try_from(num(1, 400)?)?).await,
+        other => Err(format!("unknown mode `{other}`: deliver, overload, million or timing").into()),
     }
 }

@@ -112,6 +112,7 @@ impl Site for Console {
                 tracing::error!(error = %detail, "operator console: {what} failed");
                 format!("{what} failed: {detail}")
             }
+            PageError::Busy => "Too busy: please try again in a moment.".to_owned(),
         };
         ctx.render(PageOut {
             status: error.status(),
