@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's Chromium and ChromeDriver for the portal's browser test
-# (examples/portal/tests/browser.rs), unless they are already there.
+# (examples/portal/tests/it/browser.rs), unless they are already there.
 set -euo pipefail
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
   exit 0

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! ```text
-//! // tests/conformance.rs of a backend crate
+//! // a test file of a backend crate (e.g. tests/it/conformance.rs)
 //! struct MyBackend { /* a fresh schema, say */ }
 //! #[resetkit::async_trait]
 //! impl resetkit::conformance::Backend for MyBackend { /* ... */ }
