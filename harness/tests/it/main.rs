@@ -11,7 +11,6 @@ mod http_app;
 mod broken;
 mod browser_report;
 mod cli;
-mod fixture_allauth;
 mod fixture_api;
 mod fixture_aspnet;
 mod fixture_devise;

@@ -5,8 +5,12 @@
 //! harness waits for a spent window instead of ending checks in harness
 //! errors, recognises the 429 (`limits.throttled`), and reads the link whose
 //! account id and key share one segment (`{uidb36}-{token}`).
+//!
+//! A test binary of its own (not a module of `tests/it`): these checks
+//! spend and wait out a 3-second window, and sharing the process with the
+//! other harness tests stretches a check past the window.
 
-use crate::fixtures;
+mod fixtures;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
