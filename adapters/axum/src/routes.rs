@@ -73,19 +73,19 @@ impl Site for Shared {
     }
 
     fn error_page(ctx: &Ctx, error: &PageError) -> Response {
+        const TRY_AGAIN: (&str, &str) = (
+            "Please try again in a moment",
+            "The service is temporarily unavailable. Nothing was sent: please try again in a moment.",
+        );
         let (title, message) = match error {
             PageError::Refused { message, .. } => ("Request refused", message.as_str()),
-            PageError::Busy | PageError::Unavailable { .. } => {
-                match error {
-                    PageError::Unavailable { what, detail } => {
-                        tracing::error!(error = %detail, "{what} failed")
-                    }
-                    _ => tracing::debug!("password reset request shed: the request inbox is full"),
-                }
-                (
-                    "Please try again in a moment",
-                    "The service is temporarily unavailable. Nothing was sent: please try again in a moment.",
-                )
+            PageError::Unavailable { what, detail } => {
+                tracing::error!(error = %detail, "{what} failed");
+                TRY_AGAIN
+            }
+            PageError::Busy => {
+                tracing::debug!("password reset request shed: the request inbox is full");
+                TRY_AGAIN
             }
             PageError::Failed { message } => ("Something went wrong", message.as_str()),
         };
@@ -95,7 +95,7 @@ impl Site for Shared {
             title,
             minijinja::context! { message => message },
         );
-        if matches!(error, PageError::Unavailable { .. } | PageError::Busy) {
+        if error.status() == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
