@@ -281,6 +281,28 @@ pub struct DeliveryWorker {
     tracing_key: Option<FingerprintKey>,
 }
 
+/// A [`DeliveryWorker`] running on a thread of its own (see
+/// [`DeliveryWorker::spawn_on_own_thread`]). Dropping it leaves the thread
+/// running until its `shutdown` future completes.
+#[derive(Debug)]
+pub struct DeliveryThread {
+    stopped: tokio::sync::oneshot::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DeliveryThread {
+    /// Waits until the worker has stopped: its `shutdown` future completed
+    /// and the messages it was sending were finished. (A worker that
+    /// panicked counts as stopped.)
+    pub async fn stopped(mut self) {
+        let _ = (&mut self.stopped).await;
+        if let Some(thread) = self.thread.take() {
+            // It has ended, or is ending: its last step was to signal.
+            let _ = thread.join();
+        }
+    }
+}
+
 /// What the worker needs to pick another sender when the server refuses one.
 #[derive(Clone)]
 struct SenderFallback {
@@ -695,6 +717,56 @@ impl DeliveryWorker {
         shutdown.await;
         let _ = stop_tx.send(true);
         while loops.join_next().await.is_some() {}
+    }
+
+    /// Runs [`run`](Self::run) on a thread of its own, with a tokio
+    /// runtime of its own: a flood of requests on the application's
+    /// runtime then cannot hold up the mail that is going out (each step of
+    /// an SMTP conversation would otherwise wait its turn behind every
+    /// request ready to run). Sending is mostly waiting on the mail
+    /// server, so one thread carries [`with_concurrency`](Self::with_concurrency)
+    /// sends at once.
+    ///
+    /// The mailer's connections opened by this thread belong to its
+    /// runtime: use the mailer for this worker only (a pooled connection
+    /// of a thread that ended fails and is opened again).
+    ///
+    /// ```no_run
+    /// # async fn demo(service: resetkit::ResetService) -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let delivery = service
+    ///     .delivery_worker()
+    ///     .expect("outbox delivery")
+    ///     .spawn_on_own_thread(Duration::from_secs(1), async {
+    ///         let _ = stopped.await;
+    ///     })?;
+    /// // ... serve requests; at shutdown:
+    /// let _ = stop.send(());
+    /// delivery.stopped().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn_on_own_thread<F>(self, poll: Duration, shutdown: F) -> std::io::Result<DeliveryThread>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("resetkit-delivery")
+            .build()?;
+        let (done, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("resetkit-delivery".into())
+            .spawn(move || {
+                runtime.block_on(self.run(poll, shutdown));
+                drop(runtime);
+                let _ = done.send(());
+            })?;
+        Ok(DeliveryThread {
+            stopped,
+            thread: Some(thread),
+        })
     }
 
     async fn run_loop(self, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {

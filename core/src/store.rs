@@ -424,6 +424,16 @@ pub trait Outbox: Send + Sync {
 
     /// Counts by status.
     async fn counts(&self) -> Result<OutboxCounts, StoreError>;
+
+    /// Whether at least `n` messages wait (pending or claimed): the request
+    /// workers ask before each batch, and hold requests in the inbox while
+    /// it is so (see
+    /// [`ResetServiceBuilder::mail_backlog_limit`](crate::ResetServiceBuilder::mail_backlog_limit)).
+    /// The default reads [`counts`](Self::counts); a store whose `counts`
+    /// scans every message overrides it with a query that stops at `n`.
+    async fn waiting_at_least(&self, n: usize) -> Result<bool, StoreError> {
+        Ok(self.counts().await?.waiting >= n)
+    }
 }
 
 /// A password-reset request accepted by

@@ -83,6 +83,7 @@ struct Queries {
     renew: Sql,
     status: Sql,
     counts: Sql,
+    waiting_at_least: Sql,
     purge: Sql,
     list_waiting: Sql,
     list_finished: Sql,
@@ -148,6 +149,9 @@ impl PgOutbox {
                  SET lease_until = COALESCE($3::timestamptz, now()) + $4::float8 * interval '1 second' \
                  WHERE message_id = $1 AND status = 'claimed' AND attempts = $2"),
             status: s("SELECT status, last_error FROM __SCHEMA__.outbox WHERE message_id = $1"),
+            // Stops at $1 rows, on the partial index of waiting messages.
+            waiting_at_least: s("SELECT count(*) >= $1 FROM (SELECT 1 FROM __SCHEMA__.outbox \
+                 WHERE status IN ('pending', 'claimed') LIMIT $1) w"),
             counts: s(
                 "SELECT count(*) FILTER (WHERE status IN ('pending', 'claimed')), \
                  count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed'), \
@@ -437,6 +441,15 @@ impl Outbox for PgOutbox {
             failed: count(get(2)?),
             dropped: count(get(3)?),
         })
+    }
+
+    async fn waiting_at_least(&self, n: usize) -> Result<bool, StoreError> {
+        const OP: &str = "outbox.waiting_at_least";
+        sqlx::query_scalar::<_, bool>(self.sql.waiting_at_least.q())
+            .bind(limit(n))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error(OP))
     }
 }
 

@@ -50,8 +50,21 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
         .await
         .expect("outbox.enqueue");
 
+    assert!(
+        outbox.waiting_at_least(2).await.expect("outbox.waiting_at_least"),
+        "two messages wait (one of them due later)"
+    );
+    assert!(
+        !outbox.waiting_at_least(3).await.expect("outbox.waiting_at_least"),
+        "not three"
+    );
+
     let claimed = outbox.claim(t0, 10, lease).await.expect("outbox.claim");
     assert_eq!(claimed.len(), 1, "only due messages are claimed");
+    assert!(
+        outbox.waiting_at_least(2).await.expect("outbox.waiting_at_least"),
+        "a claimed message still waits"
+    );
     let got = &claimed[0];
     let want = sample_email(1);
     assert_eq!(got.email.message_id, want.message_id);
@@ -235,6 +248,10 @@ pub async fn outbox_suite(outbox: &dyn Outbox) {
     assert_eq!(
         (counts.waiting, counts.sent, counts.failed, counts.dropped),
         (0, 1, 1, 1)
+    );
+    assert!(
+        !outbox.waiting_at_least(1).await.expect("outbox.waiting_at_least"),
+        "sent, failed and dropped messages do not wait"
     );
     assert!(
         outbox.mark_sent("<nope@example.com>", 1, t0).await.is_err(),

@@ -56,6 +56,7 @@ pub struct ResetServiceBuilder {
     processing: RequestProcessing,
     retention: Retention,
     retention_stores: Option<RetentionStores>,
+    mail_backlog_limit: usize,
     metrics: Option<ResetMetrics>,
 }
 
@@ -95,6 +96,7 @@ impl Default for ResetServiceBuilder {
             processing: RequestProcessing::default(),
             retention: Retention::default(),
             retention_stores: None,
+            mail_backlog_limit: super::workers::DEFAULT_MAIL_BACKLOG_LIMIT,
         }
     }
 }
@@ -304,6 +306,21 @@ impl ResetServiceBuilder {
         self
     }
 
+    /// How many messages may wait in the outbox before the request workers
+    /// stop taking requests from the inbox (default
+    /// [`DEFAULT_MAIL_BACKLOG_LIMIT`](crate::flow::DEFAULT_MAIL_BACKLOG_LIMIT);
+    /// at least 1; outbox delivery only). It is looked at before each pass
+    /// of a worker, so each worker's pass (16 requests) may go past it. The sustainable rate is the
+    /// delivery rate: past it, requests wait in the inbox (their links are
+    /// issued when they are processed, so they are not older than the wait
+    /// when they go out) and, once a bounded inbox is full, new ones are
+    /// refused with "try again later" for almost no work, so that the
+    /// flood does not take the machine from the mail that is going out.
+    pub fn mail_backlog_limit(mut self, limit: usize) -> Self {
+        self.mail_backlog_limit = limit.max(1);
+        self
+    }
+
     /// The request inbox (default: an [`InMemoryInbox`] of
     /// [`DEFAULT_INBOX_CAPACITY`](crate::memory::DEFAULT_INBOX_CAPACITY)
     /// requests, lost if the process dies; use a database inbox where that
@@ -432,6 +449,7 @@ impl ResetServiceBuilder {
                 inbox_ready: Arc::new(tokio::sync::Notify::new()),
                 live_workers: std::sync::atomic::AtomicUsize::new(0),
                 shed: super::workers::ShedGate::default(),
+                mail_backlog: super::workers::MailBacklog::new(self.mail_backlog_limit),
                 retention: self.retention,
                 retention_stores: self.retention_stores,
                 next_purge: std::sync::Mutex::new(None),

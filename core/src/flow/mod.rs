@@ -63,8 +63,8 @@ pub use operator::{
 };
 pub use sign_in::SIGN_IN_SPREAD;
 pub use workers::{
-    MAX_REQUEST_AGE, MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE, REQUEST_SETTLE, RequestProcessing,
-    RequestReport, RequestWorker, Retention, RetentionStores,
+    DEFAULT_MAIL_BACKLOG_LIMIT, MAX_REQUEST_AGE, MAX_REQUEST_ATTEMPTS, PurgeReport, REQUEST_LEASE,
+    REQUEST_SETTLE, RequestProcessing, RequestReport, RequestWorker, Retention, RetentionStores,
 };
 
 use std::fmt;
@@ -287,6 +287,8 @@ pub(crate) struct Inner {
     pub(crate) live_workers: std::sync::atomic::AtomicUsize,
     /// Sheds requests without touching the inbox while it is full.
     pub(crate) shed: workers::ShedGate,
+    /// Holds requests in the inbox while too much mail waits.
+    pub(crate) mail_backlog: workers::MailBacklog,
     pub(crate) retention: workers::Retention,
     /// What the workers purge (`None`: nothing).
     pub(crate) retention_stores: Option<workers::RetentionStores>,

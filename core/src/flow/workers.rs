@@ -271,6 +271,56 @@ impl ShedGate {
     }
 }
 
+/// Messages that may wait in the outbox before the request workers stop
+/// taking requests (see
+/// [`ResetServiceBuilder::mail_backlog_limit`](crate::ResetServiceBuilder::mail_backlog_limit)).
+pub const DEFAULT_MAIL_BACKLOG_LIMIT: usize = 10_000;
+/// How often a worker held by the mail backlog looks again.
+const BACKLOG_RECHECK: Duration = Duration::from_millis(50);
+
+/// The mail backlog limit, and whether the workers hold requests because
+/// of it (so that starting and ending a hold is logged once, not per pass).
+#[derive(Debug)]
+pub(crate) struct MailBacklog {
+    limit: usize,
+    holding: std::sync::atomic::AtomicBool,
+}
+
+impl MailBacklog {
+    pub(crate) fn new(limit: usize) -> Self {
+        MailBacklog {
+            limit: limit.max(1),
+            holding: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Notes whether the backlog holds requests now; logs a change.
+    fn set(&self, holding: bool) {
+        if self.holding.swap(holding, Ordering::Relaxed) != holding {
+            if holding {
+                tracing::warn!(
+                    limit = self.limit,
+                    "password reset requests wait in the inbox: this many reset emails wait to be sent"
+                );
+            } else {
+                tracing::info!("password reset requests are processed again: the mail backlog went down");
+            }
+        }
+    }
+}
+
+/// What one pass of a worker found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// It processed requests (or failed some): look again right away.
+    Worked,
+    /// Nothing was due: wait for a new request.
+    Idle,
+    /// Too much mail waits: look again after [`BACKLOG_RECHECK`] (a new
+    /// request must not wake it).
+    Held,
+}
+
 fn retry_delay(attempts: u32) -> Duration {
     Duration::from_millis(250).saturating_mul(2u32.saturating_pow(attempts.min(8)))
 }
@@ -305,12 +355,16 @@ impl RequestWorker {
         tokio::pin!(shutdown);
         let inner = &self.service.inner;
         loop {
-            let busy = self.service.work_pass(self.batch).await;
-            let wait = if busy { Duration::ZERO } else { poll };
+            let pass = self.service.work_pass(self.batch).await;
+            let wait = match pass {
+                Pass::Worked => Duration::ZERO,
+                Pass::Idle => poll,
+                Pass::Held => BACKLOG_RECHECK.min(poll),
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown => return,
-                () = inner.inbox_ready.notified(), if !busy => {}
+                () = inner.inbox_ready.notified(), if pass == Pass::Idle => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -405,19 +459,42 @@ impl ResetService {
         Ok(report)
     }
 
-    /// One pass of a worker: purge when due, then process up to `batch`
-    /// requests, each once it is [`REQUEST_SETTLE`] old; returns whether there was
-    /// work. Store errors are logged.
-    async fn work_pass(&self, batch: usize) -> bool {
+    /// One pass of a worker: purge when due; unless the mail backlog holds
+    /// requests, process up to `batch` requests, each once it is
+    /// [`REQUEST_SETTLE`] old. Store errors are logged.
+    async fn work_pass(&self, batch: usize) -> Pass {
         self.purge_if_due().await;
         self.flush_throttled_now_and_then().await;
+        if self.mail_backlog_full().await {
+            return Pass::Held;
+        }
         match self.process_batch(batch, REQUEST_SETTLE).await {
-            Ok(report) => report != RequestReport::default(),
+            Ok(report) if report != RequestReport::default() => Pass::Worked,
+            Ok(_) => Pass::Idle,
             Err(error) => {
                 tracing::error!(%error, "request worker: inbox unavailable");
-                false
+                Pass::Idle
             }
         }
+    }
+
+    /// Whether the outbox holds the mail backlog limit or more (outbox
+    /// delivery only). An outbox that cannot tell is taken as not full: the
+    /// requests are processed, and their own store calls meet the outage.
+    async fn mail_backlog_full(&self) -> bool {
+        let inner = &self.inner;
+        let Some(outbox) = &inner.dispatcher.outbox else {
+            return false;
+        };
+        let full = match outbox.waiting_at_least(inner.mail_backlog.limit).await {
+            Ok(full) => full,
+            Err(error) => {
+                tracing::error!(%error, "request worker: the outbox's backlog is unknown");
+                false
+            }
+        };
+        inner.mail_backlog.set(full);
+        full
     }
 
     /// Purges when `retention.every` has passed since the last purge of
@@ -632,7 +709,8 @@ impl Drop for LiveWorker {
 async fn in_process_worker(alive: LiveWorker, service: ResetService) {
     let mut orphaned_since: Option<tokio::time::Instant> = None;
     loop {
-        if service.work_pass(BATCH).await {
+        let pass = service.work_pass(BATCH).await;
+        if pass == Pass::Worked {
             continue;
         }
         // Each worker holds two references (`alive` and `service`).
@@ -645,9 +723,14 @@ async fn in_process_worker(alive: LiveWorker, service: ResetService) {
         } else {
             orphaned_since = None;
         }
+        let wait = if pass == Pass::Held {
+            BACKLOG_RECHECK
+        } else {
+            IN_PROCESS_POLL
+        };
         tokio::select! {
-            () = service.inner.inbox_ready.notified() => {}
-            () = tokio::time::sleep(IN_PROCESS_POLL) => {}
+            () = service.inner.inbox_ready.notified(), if pass == Pass::Idle => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }

@@ -743,3 +743,82 @@ async fn without_retention_stores_nothing_is_purged() {
     assert_eq!(fx.events.len(), events);
     assert_eq!(fx.tokens.len(), 1);
 }
+
+/// Waits (up to 10 s) until the backlog is `want`.
+async fn backlog_becomes(service: &ResetService, want: (usize, usize)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let backlog = service.backlog().await.expect("backlog");
+        if (backlog.requests, backlog.mail) == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "backlog (requests, mail) stayed {:?}, want {want:?}",
+            (backlog.requests, backlog.mail)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_in_the_inbox_while_the_mail_backlog_is_at_its_limit() {
+    let fx = Fixture::with_accounts(accounts(5));
+    let service = fx
+        .builder()
+        .request_processing(RequestProcessing::External)
+        .outbox(Arc::new(InMemoryOutbox::default()))
+        .inbox(Arc::new(InMemoryInbox::with_capacity(3)))
+        .mail_backlog_limit(2)
+        .rate_limits(RateLimits::unlimited())
+        .build()
+        .expect("service");
+    let ctx = RequestContext::default();
+    for i in 0..3 {
+        service
+            .request(&format!("user{i}@example.com"), &ctx)
+            .await
+            .expect("accepted");
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // One request per pass: the limit is looked at before each pass.
+    let worker = service.request_worker().with_batch(1);
+    let running = tokio::spawn(async move {
+        worker
+            .run(Duration::from_millis(10), async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    // Two messages wait: the third request stays in the inbox, and the
+    // inbox fills up with the next ones until mail goes out.
+    backlog_becomes(&service, (1, 2)).await;
+    for i in 3..5 {
+        service
+            .request(&format!("user{i}@example.com"), &ctx)
+            .await
+            .expect("accepted");
+    }
+    assert!(
+        matches!(
+            service.request("user0@example.com", &ctx).await,
+            Err(RequestError::Unavailable(StoreError::Full { capacity: 3, .. }))
+        ),
+        "the inbox is full while the workers hold its requests"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        service.backlog().await.expect("backlog").mail,
+        2,
+        "no request is processed while the mail backlog is at its limit"
+    );
+    let delivery = service.delivery_worker().expect("outbox mode");
+    assert_eq!(delivery.run_once().await.expect("sent").sent, 2);
+    backlog_becomes(&service, (1, 2)).await;
+    assert_eq!(delivery.run_once().await.expect("sent").sent, 2);
+    backlog_becomes(&service, (0, 1)).await;
+    assert_eq!(delivery.run_once().await.expect("sent").sent, 1);
+    let _ = stop.send(());
+    running.await.expect("worker ended");
+    one_working_mail_each(&fx, &service, 5).await;
+}

@@ -469,3 +469,34 @@ async fn a_database_blip_after_the_servers_250_does_not_send_twice() {
     let id = &mailer.delivered()[0].message_id;
     assert_eq!(inner.status(id).await.expect("status"), Some(OutboxStatus::Sent));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_its_own_thread_sends_and_stops_when_told() {
+    let s = setup(ScriptedMailer::default(), RETRY);
+    s.service
+        .request("alice@example.com", &RequestContext::default())
+        .await
+        .expect("accepted");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = s
+        .worker
+        .clone()
+        .spawn_on_own_thread(Duration::from_millis(10), async {
+            let _ = stopped.await;
+        })
+        .expect("a thread");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while s.mailer.delivered().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the delivery thread sent nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), thread.stopped())
+        .await
+        .expect("the thread ended when told");
+    assert_eq!(s.mailer.delivered().len(), 1);
+    assert_eq!(counts(&s.outbox).await.sent, 1);
+}

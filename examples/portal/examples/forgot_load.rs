@@ -15,6 +15,10 @@
 //! # 503s), their ratio, and the portal's CPU per answered request; then the
 //! # same under a closed-loop flood of CLIENTS clients.
 //! cargo run --release -p resetkit-portal --example forgot_load -- overload [SECONDS] [WORKERS] [CLIENTS]
+//! # The portal's CPU per "try again later" (503) answer, RATE requests/s
+//! # (default 5,000) for SECONDS while its inbox is full (also the last part
+//! # of `overload`).
+//! cargo run --release -p resetkit-portal --example forgot_load -- shed [SECONDS] [RATE]
 //! # N requests (default 1,000,000) from 16 clients: time and RSS per tenth,
 //! # the slowdown (last tenth / first tenth) and RSS growth per 100k requests.
 //! cargo run --release -p resetkit-portal --example forgot_load -- million [N]
@@ -252,14 +256,18 @@ impl Store {
     }
 }
 
-async fn delivering_portal(store: &Store, workers: usize, smtp_port: u16) -> Res<RunningPortal> {
+async fn delivering_config(store: &Store, workers: usize, smtp_port: u16) -> Res<PortalConfig> {
     let mut config = store.config(LOAD_ACCOUNTS).await?;
     config.rate_limits = Some(RateLimits::unlimited());
     config.delivery_workers = workers;
     config.smtp = Some(SecretString::from(format!(
         "smtp://127.0.0.1:{smtp_port}?tls=none&reuse=true"
     )));
-    Ok(Portal::start(config).await?)
+    Ok(config)
+}
+
+async fn delivering_portal(store: &Store, workers: usize, smtp_port: u16) -> Res<RunningPortal> {
+    Ok(Portal::start(delivering_config(store, workers, smtp_port).await?).await?)
 }
 
 async fn deliver(seconds: u64, clients: usize, store: Store) -> Res<()> {
@@ -641,29 +649,44 @@ async fn delivery_window(
     Ok((delivered, cpu, backlog, load))
 }
 
-async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
-    let window = Duration::from_secs(seconds);
+/// The in-memory inbox's capacity (the portal's default).
+const INBOX_CAPACITY: usize = resetkit::memory::DEFAULT_INBOX_CAPACITY;
+
+/// Requests that fit in the portal's backlog now (inbox plus the mail
+/// backlog limit, less a margin for the workers' passes), at most `want`.
+async fn room(portal: &RunningPortal, limit: usize, want: usize) -> Res<usize> {
+    let backlog = portal.service().backlog().await?;
+    Ok(limit
+        .saturating_add(INBOX_CAPACITY)
+        .saturating_sub(backlog.requests + backlog.mail + 256)
+        .min(want))
+}
+
+/// Delivery with no incoming requests, under an open-loop load of twice
+/// that rate, and under a closed-loop flood, for one mail backlog limit.
+async fn overload_run(
+    label: &str,
+    limit: usize,
+    window: Duration,
+    workers: usize,
+    clients: usize,
+    loadgen: &tokio::runtime::Runtime,
+) -> Res<()> {
     let sink = CountingSink::start()?;
-    let portal = delivering_portal(&Store::Memory, workers, sink.addr().port()).await?;
-    let loadgen = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("loadgen")
-        .enable_all()
-        .build()?;
-    println!(
-        "== delivery with and without overload: in-memory stores, no rate limits, {workers} delivery workers, mail to a loopback SMTP sink, {seconds} s windows"
-    );
-    // A backlog big enough for every window below: the inbox (10,000)
-    // fills, its requests move to the outbox, and more follow.
-    let backlog = 60_000;
+    let mut config = delivering_config(&Store::Memory, workers, sink.addr().port()).await?;
+    config.mail_backlog_limit = limit;
+    let portal = Portal::start(config).await?;
+    println!("-- {label}");
+    // A backlog big enough for each window below.
     let mut next = 0;
+    let backlog = room(&portal, limit, 60_000).await?;
     preload(&portal, next, backlog).await?;
     next += backlog;
     // Delivery with no incoming requests.
     let idle = async { Ok(OpenLoop::default()) };
     let (d0, cpu0, left0, _) = delivery_window(&portal, &sink, window, idle).await?;
     println!(
-        "no incoming requests:        delivered {d0:>7.0}/s, portal+sink CPU {:>4.0}%{}",
+        "  no incoming requests:        delivered {d0:>7.0}/s, portal+sink CPU {:>4.0}%{}",
         cpu0 * 100.0,
         if left0 {
             ""
@@ -671,9 +694,12 @@ async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
             " (backlog ran out: figure too low)"
         }
     );
-    // Open loop at twice that rate.
+    // Open loop at twice that rate, the backlog full again.
     let rate = 2.0 * d0;
     let site = portal.url();
+    let refill = room(&portal, limit, 60_000).await?;
+    preload(&portal, next, refill).await?;
+    next += refill;
     let load = loadgen.spawn(open_loop(site.clone(), rate, window, next));
     let during = async move {
         load.await
@@ -681,12 +707,8 @@ async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
     };
     let (d1, cpu1, left1, ol) = delivery_window(&portal, &sink, window, during).await?;
     next += ol.sent;
-    let answered = (ol.accepted + ol.shed) as f64 / window.as_secs_f64();
-    // The portal's CPU beyond what delivering at this rate took when idle,
-    // per answered request.
-    let extra = (cpu1 - cpu0 * d1 / d0.max(1.0)) / answered.max(1.0);
     println!(
-        "open loop, {rate:>6.0} req/s offered: delivered {d1:>7.0}/s, portal+sink CPU {:>4.0}%; accepted {:.0}/s, 503 {:.0}/s, not sent {} , other {}; ratio {:.2}{}",
+        "  open loop, {rate:>6.0} req/s offered: delivered {d1:>7.0}/s, portal+sink CPU {:>4.0}%; accepted {:.0}/s, 503 {:.0}/s, not sent {}, other {}; ratio {:.2}{}",
         cpu1 * 100.0,
         ol.accepted as f64 / window.as_secs_f64(),
         ol.shed as f64 / window.as_secs_f64(),
@@ -695,13 +717,10 @@ async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
         d1 / d0,
         if left1 { "" } else { " (backlog ran out)" }
     );
-    println!(
-        "  portal+sink CPU per answered request beyond delivery: {:.1} us",
-        extra * 1e6
-    );
     // Closed loop: clients that spin on fast 503s (what `wrk` does).
-    preload(&portal, next, 20_000).await?;
-    next += 20_000;
+    let more = room(&portal, limit, 60_000).await?;
+    preload(&portal, next, more).await?;
+    next += more;
     let site2 = site.clone();
     let closed = loadgen.spawn(async move {
         let load = post_load(&site2, clients, None, move |_, t| t >= window).await?;
@@ -719,21 +738,103 @@ async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
             .map_err(|e| -> Box<dyn Error + Send + Sync> { e.into() })?
     };
     let (d2, cpu2, left2, cl) = delivery_window(&portal, &sink, window, during).await?;
-    let answered2 = (cl.accepted + cl.shed) as f64 / window.as_secs_f64();
     println!(
-        "closed loop, {clients} clients:       delivered {d2:>7.0}/s, portal+sink CPU {:>4.0}%; accepted {:.0}/s, 503 {:.0}/s; ratio {:.2}{}",
+        "  closed loop, {clients} clients:       delivered {d2:>7.0}/s, portal+sink CPU {:>4.0}%; accepted {:.0}/s, 503 {:.0}/s; ratio {:.2}{}",
         cpu2 * 100.0,
         cl.accepted as f64 / window.as_secs_f64(),
         cl.shed as f64 / window.as_secs_f64(),
         d2 / d0,
         if left2 { "" } else { " (backlog ran out)" }
     );
-    println!(
-        "  portal+sink CPU per answered request beyond delivery: {:.1} us",
-        (cpu2 - cpu0 * d2 / d0.max(1.0)) / answered2.max(1.0) * 1e6
-    );
     let _ = next;
     portal.shutdown().await;
+    Ok(())
+}
+
+/// The portal's CPU per "try again later" answer: a portal whose mail
+/// server refuses connections (its mail waits for a retry, so the mail
+/// backlog stays at the limit and the inbox full) is sent `rate` requests
+/// per second for `window`; every answer is a 503.
+async fn shed_cost(window: Duration, rate: f64, loadgen: &tokio::runtime::Runtime) -> Res<()> {
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut config = delivering_config(&Store::Memory, 1, refused).await?;
+    config.mail_backlog_limit = 1;
+    let portal = Portal::start(config).await?;
+    // The first request's mail fails and waits for its retry; the inbox
+    // fills behind it.
+    preload(&portal, 0, 1).await?;
+    while portal.service().backlog().await?.mail == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    preload(&portal, 1, INBOX_CAPACITY).await?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let (cookie, csrf) = session(&client, &portal.url()).await?;
+    let answer = client
+        .post(format!("{}/forgot", portal.url()))
+        .header(COOKIE, &cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("identifier=load0%40load.test&csrf_token={csrf}"))
+        .send()
+        .await?;
+    let retry_after = answer
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("(none)")
+        .to_owned();
+    let status = answer.status();
+    let (cpu0, t0) = (portal_cpu(), Instant::now());
+    let load = loadgen.spawn(open_loop(portal.url(), rate, window, 0)).await??;
+    let cpu = portal_cpu() - cpu0;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "-- shedding: {rate:.0} req/s offered for {:.1} s while the inbox is full: {} answered 503 ({} other, {} not sent); first answer {status}, Retry-After: {retry_after}",
+        secs,
+        load.shed,
+        load.accepted + load.other,
+        load.skipped
+    );
+    println!(
+        "  portal CPU {:.0}% ({:.1} us per 503)",
+        cpu / secs * 100.0,
+        cpu / load.shed.max(1) as f64 * 1e6
+    );
+    portal.shutdown().await;
+    Ok(())
+}
+
+async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
+    let window = Duration::from_secs(seconds);
+    let loadgen = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("loadgen")
+        .enable_all()
+        .build()?;
+    println!(
+        "== delivery with and without overload: in-memory stores, no rate limits, {workers} delivery workers, mail to a loopback SMTP sink, {seconds} s windows"
+    );
+    overload_run(
+        "no mail backlog limit (every accepted request goes on to the outbox)",
+        usize::MAX,
+        window,
+        workers,
+        clients,
+        &loadgen,
+    )
+    .await?;
+    let limit = resetkit::flow::DEFAULT_MAIL_BACKLOG_LIMIT;
+    overload_run(
+        &format!("mail backlog limit {limit} (the default): requests wait in the inbox past it"),
+        limit,
+        window,
+        workers,
+        clients,
+        &loadgen,
+    )
+    .await?;
+    shed_cost(window, 5_000.0, &loadgen).await?;
     loadgen.shutdown_background();
     Ok(())
 }
@@ -757,8 +858,18 @@ async fn main() -> Res<()> {
             )
             .await
         }
+        "shed" => {
+            let loadgen = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("loadgen")
+                .enable_all()
+                .build()?;
+            shed_cost(Duration::from_secs(num(1, 3)?), num(2, 5_000)? as f64, &loadgen).await?;
+            loadgen.shutdown_background();
+            Ok(())
+        }
         "million" => million(usize::try_from(num(1, 1_000_000)?)?).await,
         "timing" => timing(usize::try_from(num(1, 400)?)?).await,
-        other => Err(format!("unknown mode `{other}`: deliver, overload, million or timing").into()),
+        other => Err(format!("unknown mode `{other}`: deliver, overload, shed, million or timing").into()),
     }
 }

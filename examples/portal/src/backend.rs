@@ -16,7 +16,7 @@ use std::time::Duration;
 use resetkit::ResetService;
 use resetkit::account::AccountDirectory;
 use resetkit::activity::{ActivityLog, QueueAge};
-use resetkit::delivery::{DeliveryMode, DeliveryWorker};
+use resetkit::delivery::{DeliveryMode, DeliveryThread, DeliveryWorker};
 use resetkit::flow::{ConsoleStores, Retention, RetentionStores, TemplateChanges};
 use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
 use resetkit::mail::{Mailbox, Mailer, SenderProbe};
@@ -133,6 +133,7 @@ impl Backend {
             .retention(RETENTION)
             .retention_stores(stores.retention)
             .delivery(DeliveryMode::Outbox)
+            .mail_backlog_limit(config.mail_backlog_limit)
             .mailer(mailer)
             // noreply@, and when the server refuses it the shared support
             // mailbox: the console shows the refusal and the fallback.
@@ -333,8 +334,13 @@ pub(crate) async fn follow_templates(
 }
 
 /// Drains the outbox until `stop` changes (or its sender is dropped),
-/// with the worker's concurrency; woken by each queued message.
-pub(crate) async fn run_worker(worker: DeliveryWorker, mut stop: watch::Receiver<bool>) {
+/// with the worker's concurrency, on a thread and runtime of its own (a
+/// flood of requests must not hold up the mail going out); woken by each
+/// queued message.
+pub(crate) fn start_worker(
+    worker: DeliveryWorker,
+    mut stop: watch::Receiver<bool>,
+) -> Result<DeliveryThread, PortalError> {
     let stopped = async move {
         while !*stop.borrow() {
             if stop.changed().await.is_err() {
@@ -342,7 +348,9 @@ pub(crate) async fn run_worker(worker: DeliveryWorker, mut stop: watch::Receiver
             }
         }
     };
-    worker.run(WORKER_POLL, stopped).await;
+    worker
+        .spawn_on_own_thread(WORKER_POLL, stopped)
+        .map_err(|e| PortalError::Startup(format!("starting the delivery thread: {e}")))
 }
 
 #[cfg(test)]

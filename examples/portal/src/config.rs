@@ -47,6 +47,11 @@ pub struct PortalConfig {
     /// Messages sent at once by the delivery worker (`--delivery-workers`,
     /// default 4), each over a pooled SMTP connection.
     pub delivery_workers: usize,
+    /// Reset emails that may wait to be sent before new requests wait in
+    /// the inbox (`--mail-backlog-limit`, default
+    /// [`resetkit::flow::DEFAULT_MAIL_BACKLOG_LIMIT`]); past both, requests
+    /// are answered "try again later".
+    pub mail_backlog_limit: usize,
     /// Extra accounts `load0` … `load{N-1}` (`load{i}@load.test`, no
     /// password) for load tests (`--load-test-accounts`, default 0).
     pub load_test_accounts: usize,
@@ -76,6 +81,7 @@ impl Default for PortalConfig {
             rate_limits: None,
             sign_in_limits: SIGN_IN_LIMITS,
             delivery_workers: resetkit::delivery::DEFAULT_CONCURRENCY,
+            mail_backlog_limit: resetkit::flow::DEFAULT_MAIL_BACKLOG_LIMIT,
             load_test_accounts: 0,
             dev_inbox: None,
             secrets: None,
@@ -217,6 +223,10 @@ impl fmt::Debug for PortalConfig {
             .field("from", &self.from)
             .field("rate_limits", &self.rate_limits)
             .field("sign_in_limits", &self.sign_in_limits)
+            .field("delivery_workers", &self.delivery_workers)
+            .field("mail_backlog_limit", &self.mail_backlog_limit)
+            .field("load_test_accounts", &self.load_test_accounts)
+            .field("dev_inbox", &self.dev_inbox)
             .field("secrets", &self.secrets)
             .finish()
     }

@@ -59,6 +59,10 @@ struct Cli {
     /// Reset emails sent at once (each over a pooled SMTP connection).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     delivery_workers: u16,
+    /// Reset emails that may wait to be sent before new requests wait in
+    /// the inbox (then, once it is full, are answered "try again later").
+    #[arg(long, default_value_t = resetkit::flow::DEFAULT_MAIL_BACKLOG_LIMIT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    mail_backlog_limit: usize,
     /// Extra accounts load0..load{N-1} (load{i}@load.test, no password), for load tests.
     #[arg(long, default_value_t = 0)]
     load_test_accounts: usize,
@@ -141,6 +145,7 @@ async fn main() -> ExitCode {
         rate_limits: cli.rate_limits,
         sign_in_limits: cli.sign_in_limits.unwrap_or(resetkit_portal::SIGN_IN_LIMITS),
         delivery_workers: usize::from(cli.delivery_workers),
+        mail_backlog_limit: cli.mail_backlog_limit,
         load_test_accounts: cli.load_test_accounts,
         dev_inbox: cli.dev_inbox,
         secrets,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use resetkit::ResetService;
+use resetkit::delivery::DeliveryThread;
 use resetkit_axum::{ResetPages, ServeOptions};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use tokio::sync::watch;
@@ -87,7 +88,7 @@ impl Portal {
             sign_in_limits: config.sign_in_limits,
         });
         let (stop, stopped) = watch::channel(false);
-        let worker = tokio::spawn(backend::run_worker(backend.worker, stopped.clone()));
+        let worker = backend::start_worker(backend.worker, stopped.clone())?;
         if let Some(changes) = backend.template_changes {
             tokio::spawn(backend::follow_templates(
                 backend.service.clone(),
@@ -183,7 +184,7 @@ pub struct RunningPortal {
     sessions: Arc<SessionStore>,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
-    worker: Option<JoinHandle<()>>,
+    worker: Option<DeliveryThread>,
     capture: Option<Arc<FakeSmtpServer>>,
     /// The dev inbox's address and task (`--dev-inbox`).
     inbox: Option<(SocketAddr, JoinHandle<()>)>,
@@ -258,11 +259,16 @@ impl RunningPortal {
         if let Some((_, inbox)) = self.inbox.take() {
             inbox.abort();
         }
-        for task in [self.server.take(), self.worker.take()].into_iter().flatten() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+        if let Some(server) = self.server.take() {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
                 abort.abort();
             }
+        }
+        if let Some(worker) = self.worker.take() {
+            // A send still running after the grace period ends on its own
+            // (the thread cannot be aborted).
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, worker.stopped()).await;
         }
     }
 }
