@@ -189,6 +189,8 @@ pub(crate) struct Shared {
     pub(crate) min_password_chars: usize,
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
+    /// The shed request's page, per language (rendered at the first shed).
+    pub(crate) busy_pages: std::sync::RwLock<Vec<(Option<String>, axum::body::Bytes)>>,
 }
 
 /// The reset pages, ready to mount ([`router`](Self::router)).
@@ -419,6 +421,7 @@ impl ResetPagesBuilder {
                 min_password_chars: self.min_password_chars,
                 body_limit: self.body_limit,
                 request_timeout: self.request_timeout,
+                busy_pages: std::sync::RwLock::new(Vec::new()),
             }),
         })
     }

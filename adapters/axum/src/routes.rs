@@ -85,7 +85,7 @@ impl Site for Shared {
             }
             PageError::Busy => {
                 tracing::debug!("password reset request shed: the request inbox is full");
-                TRY_AGAIN
+                return ctx.busy_page(TRY_AGAIN);
             }
             PageError::Failed { message } => ("Something went wrong", message.as_str()),
         };
@@ -98,20 +98,88 @@ impl Site for Shared {
         if error.status() == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(axum::http::header::RETRY_AFTER, RETRY_AFTER);
         }
         response
     }
 }
 
+/// The 503 answer's `Retry-After`, in seconds.
+const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
+
 impl Ctx {
+    /// The browser's language among the pages' (`None`: the default).
+    fn locale(&self) -> Option<String> {
+        self.site
+            .pages
+            .pick_locale(self.headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
+    }
+
     /// Page `name` rendered in the browser's language (the fallback page
     /// when the template fails).
     fn page(&self, status: StatusCode, name: &str, title: &str, context: minijinja::Value) -> Response {
+        match self.render(self.locale().as_deref(), name, title, context) {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(error) => {
+                tracing::error!(%error, template = name, "rendering a page failed");
+                fallback()
+            }
+        }
+    }
+
+    /// The "try again in a moment" page of a shed request: the same for
+    /// every request in a language, so it is rendered once per language
+    /// and then copied (a flood of refused requests renders nothing).
+    fn busy_page(&self, (title, message): (&str, &str)) -> Response {
+        let locale = self.locale();
+        let cached = self
+            .site
+            .busy_pages
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(l, _)| *l == locale)
+            .map(|(_, page)| page.clone());
+        let page = match cached {
+            Some(page) => page,
+            None => {
+                let context = minijinja::context! { message => message };
+                match self.render(locale.as_deref(), "error.html", title, context) {
+                    Ok(html) => {
+                        let page = Bytes::from(html);
+                        let mut pages = self
+                            .site
+                            .busy_pages
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if !pages.iter().any(|(l, _)| *l == locale) {
+                            pages.push((locale, page.clone()));
+                        }
+                        page
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, template = "error.html", "rendering a page failed");
+                        return fallback();
+                    }
+                }
+            }
+        };
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, RETRY_AFTER);
+        response
+    }
+
+    /// Template `name` with the layout's values, in `locale`.
+    fn render(
+        &self,
+        locale: Option<&str>,
+        name: &str,
+        title: &str,
+        context: minijinja::Value,
+    ) -> Result<String, String> {
         let shared = &self.site;
-        let locale = shared
-            .pages
-            .pick_locale(self.headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
         let nav: Vec<minijinja::Value> = shared
             .nav
             .iter()
@@ -125,13 +193,7 @@ impl Ctx {
             nav => nav,
             ..context
         };
-        match shared.pages.render(name, locale.as_deref(), context) {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(error) => {
-                tracing::error!(%error, template = name, "rendering a page failed");
-                fallback()
-            }
-        }
+        shared.pages.render(name, locale, context)
     }
 }
 

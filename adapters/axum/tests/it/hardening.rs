@@ -450,3 +450,75 @@ async fn a_store_outage_is_the_503_page_with_retry_after() {
         page.body
     );
 }
+
+/// A request shed because the inbox is full gets the same 503 page as an
+/// outage (rendered once, then copied), with `Retry-After` and the security
+/// headers, whatever the identifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shed_request_is_the_503_page_with_retry_after() {
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accounts = resetkit::prelude::InMemoryAccounts::default();
+    accounts.insert(resetkit::prelude::Account::new(
+        "alice",
+        "alice",
+        "alice@example.test",
+    ));
+    let service = resetkit::ResetService::builder()
+        .request_processing(resetkit::flow::RequestProcessing::External)
+        .inbox(Arc::new(resetkit::prelude::InMemoryInbox::with_capacity(1)))
+        .rate_limits(resetkit::policy::RateLimits::unlimited())
+        .base_url(format!("http://{addr}"))
+        .allow_insecure_http_for_local_testing()
+        .site_name("Test site")
+        .accounts(Arc::new(accounts))
+        .tokens(Arc::new(resetkit::prelude::InMemoryTokenStore::default()))
+        .events(Arc::new(resetkit::prelude::InMemoryEventLog::default()))
+        .mailer(Arc::new(resetkit::prelude::CapturingMailer::default()))
+        .sender(Arc::new(resetkit::prelude::FixedSender::new(
+            resetkit::prelude::Mailbox::address_only("noreply@example.test").unwrap(),
+        )))
+        .hasher(Arc::new(
+            resetkit::prelude::Argon2Hasher::fast_insecure_for_tests(),
+        ))
+        .build()
+        .unwrap();
+    let pages = resetkit_axum::ResetPages::builder(service)
+        .secure_cookies(false)
+        .build()
+        .unwrap();
+    tokio::spawn(resetkit_axum::serve(
+        listener,
+        pages.router(),
+        ServeOptions::default(),
+        std::future::pending(),
+    ));
+    let user = Browser::at(format!("http://{addr}"));
+    let form = user.get("/forgot").await;
+    let csrf = form.csrf();
+    user.post("/forgot", &[("identifier", "alice"), ("csrf_token", &csrf)])
+        .await
+        .assert_redirect("/forgot/sent");
+    let mut bodies = Vec::new();
+    for identifier in ["alice", "nobody@example.test", "alice@example.test"] {
+        let page = user
+            .post("/forgot", &[("identifier", identifier), ("csrf_token", &csrf)])
+            .await;
+        assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
+        assert_eq!(page.headers["retry-after"], "5");
+        assert_eq!(page.headers["cache-control"], "no-store");
+        assert_eq!(page.headers["referrer-policy"], "no-referrer");
+        assert!(
+            page.body.contains("<title>Please try again in a moment"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains(identifier), "{}", page.body);
+        bodies.push(page.body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every shed request gets the same page"
+    );
+}
