@@ -4,6 +4,8 @@
 //! (`cargo run --release -p resetkit --example memory_figures`).
 
 mod slot;
+#[cfg(test)]
+mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -96,8 +98,7 @@ impl State {
 
     /// Whether a stored token already has the record's hash or deny hash.
     fn taken(&self, record: &TokenRecord) -> bool {
-        self.find(&record.hash).is_some()
-            || record.deny_hash.is_some_and(|d| self.find_deny(&d).is_some())
+        self.find(&record.hash).is_some() || record.deny_hash.is_some_and(|d| self.find_deny(&d).is_some())
     }
 
     /// The first of the account's live tokens.
@@ -134,9 +135,8 @@ impl State {
             }
         };
         let slots = &self.slots;
-        self.by_hash.insert_unique(prefix(&hash), i, |&j| {
-            at(slots, j).map_or(0, |s| prefix(&s.hash))
-        });
+        self.by_hash
+            .insert_unique(prefix(&hash), i, |&j| at(slots, j).map_or(0, |s| prefix(&s.hash)));
         if let Some(deny) = deny {
             self.by_deny.insert_unique(prefix(&deny), i, |&j| {
                 at(slots, j).and_then(|s| s.deny).map_or(0, |d| prefix(&d))
@@ -526,4 +526,3 @@ impl TokenRetention for InMemoryTokenStore {
         Ok(purged)
     }
 }
-

@@ -252,6 +252,12 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_stays_packed() {
+        // The figure in the module doc; an empty slab place costs the same.
+        assert!(std::mem::size_of::<Option<Slot>>() <= 136);
+    }
+
+    #[test]
     fn restamping_a_slot_keeps_its_names() {
         let original = record(
             "acct",
