@@ -3,6 +3,7 @@
 //! well under 300 bytes in all
 //! (`cargo run --release -p resetkit --example memory_figures`).
 
+mod slab;
 mod slot;
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use hashbrown::HashTable;
 
+use self::slab::Slab;
 use self::slot::{Nanos, Phase, Slot};
 use super::lock;
 use crate::account::{AccountId, PasswordStamp};
@@ -39,8 +41,8 @@ fn prefix(hash: &[u8; 32]) -> u64 {
 }
 
 /// The slot numbered `i`, if it holds a token.
-fn at(slots: &[Option<Slot>], i: u32) -> Option<&Slot> {
-    slots.get(i as usize)?.as_ref()
+fn at(slots: &Slab, i: u32) -> Option<&Slot> {
+    slots.get(i)
 }
 
 /// Everything under one mutex.
@@ -54,8 +56,7 @@ fn at(slots: &[Option<Slot>], i: u32) -> Option<&Slot> {
 /// revocation is linear only in the account's own live tokens.
 #[derive(Default)]
 struct State {
-    slots: Vec<Option<Slot>>,
-    free: Vec<u32>,
+    slots: Slab,
     by_hash: HashTable<u32>,
     by_deny: HashTable<u32>,
     live: HashTable<u32>,
@@ -73,7 +74,7 @@ impl State {
     }
 
     fn slot_mut(&mut self, i: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(i as usize)?.as_mut()
+        self.slots.get_mut(i)
     }
 
     fn find(&self, hash: &TokenHash) -> Option<u32> {
@@ -114,26 +115,7 @@ impl State {
     fn insert(&mut self, record: &TokenRecord) -> Result<(), StoreError> {
         let slot = Slot::new(record);
         let (hash, deny, expires, live) = (slot.hash, slot.deny, slot.expires, slot.phase().is_live());
-        let i = match self.free.pop() {
-            Some(i) => {
-                if let Some(place) = self.slots.get_mut(i as usize) {
-                    *place = Some(slot);
-                }
-                i
-            }
-            None => {
-                let i = u32::try_from(self.slots.len())
-                    .ok()
-                    .filter(|i| *i != NONE)
-                    .ok_or(StoreError::Full {
-                        operation: "tokens.issue",
-                        what: "the in-memory token store",
-                        capacity: NONE as usize,
-                    })?;
-                self.slots.push(Some(slot));
-                i
-            }
-        };
+        let i = self.slots.insert(slot)?;
         let slots = &self.slots;
         self.by_hash
             .insert_unique(prefix(&hash), i, |&j| at(slots, j).map_or(0, |s| prefix(&s.hash)));
@@ -274,10 +256,7 @@ impl State {
         {
             entry.remove();
         }
-        if let Some(place) = self.slots.get_mut(i as usize) {
-            *place = None;
-        }
-        self.free.push(i);
+        self.slots.remove(i);
         self.stored -= 1;
     }
 

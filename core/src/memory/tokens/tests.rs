@@ -307,13 +307,8 @@ fn check_indexes(store: &InMemoryTokenStore, model: &Model, step: u64) {
         assert_eq!(current, NONE, "step {step}: a chain ends in an empty slot");
     }
     assert_eq!(chained, live, "step {step}: live chains");
-    let free: HashSet<u32> = state.free.iter().copied().collect();
-    assert_eq!(free.len(), state.free.len(), "step {step}: a slot freed twice");
-    assert_eq!(
-        state.slots.len() - free.len(),
-        model.tokens.len(),
-        "step {step}: slots"
-    );
+    state.slots.check();
+    assert_eq!(state.slots.count(), model.tokens.len(), "step {step}: slots");
 }
 
 #[tokio::test]
