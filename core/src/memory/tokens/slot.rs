@@ -71,8 +71,7 @@ impl Phase {
 /// numbers and compare against them); `names` holds the account id, then
 /// the address the link went to, then the password stamp when it is not
 /// the usual 32 lower-case hex digits (those are kept as 16 bytes in
-/// `stamp`).
-#[derive(Debug)]
+/// `stamp`). No `Debug`: it holds an address and the hashes.
 pub(super) struct Slot {
     pub(super) hash: [u8; 32],
     pub(super) deny: Option<[u8; 32]>,
