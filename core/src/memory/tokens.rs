@@ -1,10 +1,25 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+//! The in-memory token store: a slab of packed slots (see [`slot`]) and
+//! three hash indexes that hold only slot numbers, so a live token costs
+//! well under 300 bytes in all
+//! (`cargo run --release -p resetkit --example memory_figures`).
+
+mod slab;
+mod slot;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use hashbrown::HashTable;
 
+use self::slab::Slab;
+use self::slot::{Nanos, Phase, Slot};
 use super::lock;
 use crate::account::{AccountId, PasswordStamp};
 use crate::error::StoreError;
@@ -14,314 +29,166 @@ use crate::store::{
 };
 use crate::token::{RejectReason, RevokeReason, TokenHash, TokenRecord, TokenState};
 
-/// No slot: the end of a chain.
+/// No slot: the end of a live chain.
 const NONE: u32 = u32::MAX;
 
-/// A time as seconds and nanoseconds since the Unix epoch (12 bytes
-/// instead of 16; times before 1970 are stored as 1970).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Time(u64, u32);
-
-impl Time {
-    fn of(t: SystemTime) -> Time {
-        let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        Time(d.as_secs(), d.subsec_nanos())
-    }
-
-    fn get(self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::new(self.0, self.1)
-    }
-}
-
-/// A token's state in 14 bytes: tag, revoke reason, time.
-#[derive(Debug, Clone, Copy)]
-struct State14 {
-    tag: u8,
-    reason: u8,
-    at: Time,
-}
-
-impl State14 {
-    fn of(state: TokenState) -> State14 {
-        let (tag, reason, at) = match state {
-            TokenState::Active => (0, 0, SystemTime::UNIX_EPOCH),
-            TokenState::Spending { at } => (1, 0, at),
-            TokenState::Used { at } => (2, 0, at),
-            TokenState::Revoked { at, reason } => (
-                3,
-                match reason {
-                    RevokeReason::Superseded => 0,
-                    RevokeReason::PasswordReset => 1,
-                    RevokeReason::UserDenied => 2,
-                },
-                at,
-            ),
-        };
-        State14 {
-            tag,
-            reason,
-            at: Time::of(at),
-        }
-    }
-
-    fn get(self) -> TokenState {
-        let at = self.at.get();
-        match (self.tag, self.reason) {
-            (0, _) => TokenState::Active,
-            (1, _) => TokenState::Spending { at },
-            (2, _) => TokenState::Used { at },
-            (_, 0) => TokenState::Revoked {
-                at,
-                reason: RevokeReason::Superseded,
-            },
-            (_, 1) => TokenState::Revoked {
-                at,
-                reason: RevokeReason::PasswordReset,
-            },
-            _ => TokenState::Revoked {
-                at,
-                reason: RevokeReason::UserDenied,
-            },
-        }
-    }
-
-    /// Active or being spent.
-    fn is_live(self) -> bool {
-        self.tag <= 1
-    }
-}
-
-/// One stored token, packed: its two hashes, one string holding the
-/// account id, the address the link went to and (when it is not the usual
-/// 32 hex digits) the password stamp, the times and the state, and the
-/// next live token of the same account-id hash.
-#[derive(Debug)]
-struct Slot {
-    hash: [u8; 32],
-    deny: [u8; 32],
-    has_deny: bool,
-    names: Box<str>,
-    account_len: u32,
-    sent_to_len: u32,
-    /// The stamp's 16 bytes when it is 32 lower-case hex digits (else it is
-    /// the rest of `names`).
-    stamp: Option<[u8; 16]>,
-    issued: Time,
-    expires: Time,
-    state: State14,
-    next_live: u32,
-}
-
-impl Slot {
-    fn new(record: &TokenRecord) -> Slot {
-        let stamp = hex16(record.password_stamp.as_str());
-        let mut names = String::with_capacity(
-            record.account.0.len()
-                + record.sent_to.len()
-                + stamp.map_or(record.password_stamp.as_str().len(), |_| 0),
-        );
-        names.push_str(&record.account.0);
-        names.push_str(&record.sent_to);
-        if stamp.is_none() {
-            names.push_str(record.password_stamp.as_str());
-        }
-        Slot {
-            hash: record.hash.0,
-            deny: record.deny_hash.map_or([0; 32], |d| d.0),
-            has_deny: record.deny_hash.is_some(),
-            names: names.into_boxed_str(),
-            account_len: u32::try_from(record.account.0.len()).unwrap_or(u32::MAX),
-            sent_to_len: u32::try_from(record.sent_to.len()).unwrap_or(u32::MAX),
-            stamp,
-            issued: Time::of(record.issued_at),
-            expires: Time::of(record.expires_at),
-            state: State14::of(record.state),
-            next_live: NONE,
-        }
-    }
-
-    fn account(&self) -> &str {
-        self.names.get(..self.account_len as usize).unwrap_or_default()
-    }
-
-    fn stamp(&self) -> PasswordStamp {
-        match self.stamp {
-            Some(bytes) => PasswordStamp::from_stored(crate::token::hex(&bytes)),
-            None => PasswordStamp::from_stored(
-                self.names
-                    .get((self.account_len + self.sent_to_len) as usize..)
-                    .unwrap_or_default(),
-            ),
-        }
-    }
-
-    fn set_stamp(&mut self, to: &PasswordStamp) {
-        let keep = (self.account_len + self.sent_to_len) as usize;
-        let head = self.names.get(..keep).unwrap_or_default().to_owned();
-        self.stamp = hex16(to.as_str());
-        self.names = match self.stamp {
-            Some(_) => head.into_boxed_str(),
-            None => (head + to.as_str()).into_boxed_str(),
-        };
-    }
-
-    fn record(&self) -> TokenRecord {
-        let a = self.account_len as usize;
-        let s = a + self.sent_to_len as usize;
-        TokenRecord {
-            hash: TokenHash(self.hash),
-            account: AccountId(self.account().to_owned()),
-            sent_to: self.names.get(a..s).unwrap_or_default().to_owned(),
-            password_stamp: self.stamp(),
-            issued_at: self.issued.get(),
-            expires_at: self.expires.get(),
-            state: self.state.get(),
-            deny_hash: self.has_deny.then_some(TokenHash(self.deny)),
-        }
-    }
-}
-
-/// The 16 bytes of 32 lower-case hex digits.
-fn hex16(text: &str) -> Option<[u8; 16]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 32 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 16];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
-}
-
-/// The first 8 bytes of a SHA-256 hash: the indexes' key (the slot holds
-/// the whole hash, checked on every lookup).
+/// The hash-table key of a SHA-256 hash: its first 8 bytes (the hashes are
+/// uniformly random; the tables compare the whole hash in the slot).
 fn prefix(hash: &[u8; 32]) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&hash[..8]);
     u64::from_le_bytes(b)
 }
 
-fn account_key(account: &str) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(account)
+/// The slot numbered `i`, if it holds a token.
+fn at(slots: &Slab, i: u32) -> Option<&Slot> {
+    slots.get(i)
 }
 
-/// Everything under one mutex. Tokens live in a slab of packed slots;
-/// B-tree indexes (hash prefix, deny-secret prefix, account-id hash to the
-/// first of its live tokens, expiry) keep every operation O(log n) in the
-/// number of stored tokens, at under 300 bytes per token
-/// (`cargo run --release -p resetkit --example memory_figures`).
-#[derive(Debug, Default)]
+/// Everything under one mutex.
+///
+/// Tokens live in `slots` (freed slots are reused). The indexes are
+/// open-addressed hash tables of slot numbers: the token hash, the deny
+/// secret's hash, and the account id (to the first of the account's live
+/// tokens, the rest chained through [`Slot::next_live`]). A min-heap of
+/// expiry times finds what to purge. Every operation is O(1) expected, or
+/// O(log n) for issuing and purging, in the number of stored tokens;
+/// revocation is linear only in the account's own live tokens.
+#[derive(Default)]
 struct State {
-    slots: Vec<Option<Slot>>,
-    free: Vec<u32>,
-    by_hash: BTreeMap<u64, u32>,
-    by_deny: BTreeMap<u64, u32>,
-    /// Account-id hash -> first live token; the rest follow `next_live`
-    /// (accounts whose ids share a hash share a chain; lookups compare ids).
-    live: BTreeMap<u64, u32>,
-    by_expiry: BTreeSet<(Time, u32)>,
+    slots: Slab,
+    by_hash: HashTable<u32>,
+    by_deny: HashTable<u32>,
+    live: HashTable<u32>,
+    /// Hashes account ids for `live` (keyed randomly per store).
+    account_hasher: RandomState,
+    /// Expiry and slot of every stored token, soonest first.
+    expiry: BinaryHeap<Reverse<(Nanos, u32)>>,
     stored: usize,
     hits: HashMap<RateKey, VecDeque<SystemTime>>,
 }
 
 impl State {
     fn slot(&self, i: u32) -> Option<&Slot> {
-        self.slots.get(i as usize)?.as_ref()
+        at(&self.slots, i)
     }
 
     fn slot_mut(&mut self, i: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(i as usize)?.as_mut()
+        self.slots.get_mut(i)
     }
 
     fn find(&self, hash: &TokenHash) -> Option<u32> {
-        let i = *self.by_hash.get(&prefix(&hash.0))?;
-        (self.slot(i)?.hash == hash.0).then_some(i)
+        let slots = &self.slots;
+        let found = self.by_hash.find(prefix(&hash.0), |&i| {
+            at(slots, i).is_some_and(|s| s.hash == hash.0)
+        });
+        found.copied()
     }
 
     fn find_deny(&self, deny: &TokenHash) -> Option<u32> {
-        let i = *self.by_deny.get(&prefix(&deny.0))?;
-        let slot = self.slot(i)?;
-        (slot.has_deny && slot.deny == deny.0).then_some(i)
+        let slots = &self.slots;
+        let found = self.by_deny.find(prefix(&deny.0), |&i| {
+            at(slots, i).is_some_and(|s| s.deny == Some(deny.0))
+        });
+        found.copied()
     }
 
     fn record(&self, i: u32) -> Option<TokenRecord> {
         self.slot(i).map(Slot::record)
     }
 
-    /// Whether a stored token already has the hash or deny hash (by their
-    /// 8-byte prefix: a new token that collides is refused, and its request
-    /// retried with a fresh one).
+    /// Whether a stored token already has the record's hash or deny hash.
     fn taken(&self, record: &TokenRecord) -> bool {
-        self.by_hash.contains_key(&prefix(&record.hash.0))
-            || record
-                .deny_hash
-                .is_some_and(|d| self.by_deny.contains_key(&prefix(&d.0)))
+        self.find(&record.hash).is_some() || record.deny_hash.is_some_and(|d| self.find_deny(&d).is_some())
     }
 
-    fn insert(&mut self, record: &TokenRecord) {
+    /// The first of the account's live tokens.
+    fn live_head(&self, account: &str) -> Option<u32> {
+        let slots = &self.slots;
+        let key = self.account_hasher.hash_one(account);
+        let found = self
+            .live
+            .find(key, |&j| at(slots, j).is_some_and(|s| s.account() == account));
+        found.copied()
+    }
+
+    fn insert(&mut self, record: &TokenRecord) -> Result<(), StoreError> {
         let slot = Slot::new(record);
-        let live = slot.state.is_live();
-        let (expires, has_deny, deny) = (slot.expires, slot.has_deny, slot.deny);
-        let i = match self.free.pop() {
-            Some(i) => {
-                if let Some(place) = self.slots.get_mut(i as usize) {
-                    *place = Some(slot);
-                }
-                i
-            }
-            None => {
-                self.slots.push(Some(slot));
-                u32::try_from(self.slots.len() - 1).unwrap_or(NONE)
-            }
-        };
-        self.by_hash.insert(prefix(&record.hash.0), i);
-        if has_deny {
-            self.by_deny.insert(prefix(&deny), i);
+        let (hash, deny, expires, live) = (slot.hash, slot.deny, slot.expires, slot.phase().is_live());
+        let i = self.slots.insert(slot)?;
+        let slots = &self.slots;
+        self.by_hash
+            .insert_unique(prefix(&hash), i, |&j| at(slots, j).map_or(0, |s| prefix(&s.hash)));
+        if let Some(deny) = deny {
+            self.by_deny.insert_unique(prefix(&deny), i, |&j| {
+                at(slots, j).and_then(|s| s.deny).map_or(0, |d| prefix(&d))
+            });
         }
-        self.by_expiry.insert((expires, i));
+        self.expiry.push(Reverse((expires, i)));
         if live {
             self.link_live(i);
         }
         self.stored += 1;
+        Ok(())
     }
 
+    /// Puts a token that became live at the head of its account's chain.
     fn link_live(&mut self, i: u32) {
-        let Some(key) = self.slot(i).map(|s| account_key(s.account())) else {
+        let Some(account) = at(&self.slots, i).map(Slot::account) else {
             return;
         };
-        let head = self.live.insert(key, i).unwrap_or(NONE);
+        let key = self.account_hasher.hash_one(account);
+        let slots = &self.slots;
+        let head = self
+            .live
+            .find_mut(key, |&j| at(slots, j).is_some_and(|s| s.account() == account))
+            .map(|head| std::mem::replace(head, i));
+        if head.is_none() {
+            let hasher = &self.account_hasher;
+            self.live.insert_unique(key, i, |&j| {
+                at(slots, j).map_or(0, |s| hasher.hash_one(s.account()))
+            });
+        }
         if let Some(slot) = self.slot_mut(i) {
-            slot.next_live = head;
+            slot.next_live = head.unwrap_or(NONE);
         }
     }
 
+    /// Takes a token that stopped being live off its account's chain.
     fn unlink_live(&mut self, i: u32) {
-        let Some((key, next)) = self.slot(i).map(|s| (account_key(s.account()), s.next_live)) else {
+        let Some((account, next)) = at(&self.slots, i).map(|s| (s.account(), s.next_live)) else {
             return;
         };
-        let mut previous = NONE;
-        let mut current = self.live.get(&key).copied().unwrap_or(NONE);
-        while current != NONE && current != i {
-            previous = current;
-            current = self.slot(current).map_or(NONE, |s| s.next_live);
-        }
-        if current != i {
+        let key = self.account_hasher.hash_one(account);
+        let slots = &self.slots;
+        let Ok(head) = self
+            .live
+            .find_entry(key, |&j| at(slots, j).is_some_and(|s| s.account() == account))
+        else {
             return;
-        }
-        if previous == NONE {
+        };
+        if *head.get() == i {
             if next == NONE {
-                self.live.remove(&key);
+                head.remove();
             } else {
-                self.live.insert(key, next);
+                *head.into_mut() = next;
             }
-        } else if let Some(slot) = self.slot_mut(previous) {
-            slot.next_live = next;
+        } else {
+            // Walk the chain to the token before `i` and skip `i`.
+            let mut previous = *head.get();
+            loop {
+                let after = self.slot(previous).map_or(NONE, |s| s.next_live);
+                if after == i {
+                    if let Some(slot) = self.slot_mut(previous) {
+                        slot.next_live = next;
+                    }
+                    break;
+                }
+                if after == NONE {
+                    break;
+                }
+                previous = after;
+            }
         }
         if let Some(slot) = self.slot_mut(i) {
             slot.next_live = NONE;
@@ -331,11 +198,9 @@ impl State {
     /// The account's live (active or being spent) tokens.
     fn live_of(&self, account: &AccountId) -> Vec<u32> {
         let mut found = Vec::new();
-        let mut current = self.live.get(&account_key(&account.0)).copied().unwrap_or(NONE);
+        let mut current = self.live_head(&account.0).unwrap_or(NONE);
         while let Some(slot) = self.slot(current) {
-            if slot.account() == account.0 {
-                found.push(current);
-            }
+            found.push(current);
             current = slot.next_live;
         }
         found
@@ -346,9 +211,9 @@ impl State {
         let Some(slot) = self.slot_mut(i) else {
             return;
         };
-        let was_live = slot.state.is_live();
-        slot.state = State14::of(state);
-        match (was_live, slot.state.is_live()) {
+        let was_live = slot.phase().is_live();
+        slot.set_state(state);
+        match (was_live, slot.phase().is_live()) {
             (true, false) => self.unlink_live(i),
             (false, true) => self.link_live(i),
             _ => {}
@@ -374,31 +239,24 @@ impl State {
         doomed.len()
     }
 
+    /// Deletes the token in slot `i` (its expiry entry is already popped).
     fn remove(&mut self, i: u32) {
         let Some(slot) = self.slot(i) else {
             return;
         };
-        let (live, hash, deny, has_deny, expires) = (
-            slot.state.is_live(),
-            slot.hash,
-            slot.deny,
-            slot.has_deny,
-            slot.expires,
-        );
+        let (live, hash, deny) = (slot.phase().is_live(), slot.hash, slot.deny);
         if live {
             self.unlink_live(i);
         }
-        if self.by_hash.get(&prefix(&hash)) == Some(&i) {
-            self.by_hash.remove(&prefix(&hash));
+        if let Ok(entry) = self.by_hash.find_entry(prefix(&hash), |&j| j == i) {
+            entry.remove();
         }
-        if has_deny && self.by_deny.get(&prefix(&deny)) == Some(&i) {
-            self.by_deny.remove(&prefix(&deny));
+        if let Some(deny) = deny
+            && let Ok(entry) = self.by_deny.find_entry(prefix(&deny), |&j| j == i)
+        {
+            entry.remove();
         }
-        self.by_expiry.remove(&(expires, i));
-        if let Some(place) = self.slots.get_mut(i as usize) {
-            *place = None;
-        }
-        self.free.push(i);
+        self.slots.remove(i);
         self.stored -= 1;
     }
 
@@ -418,11 +276,22 @@ impl State {
 }
 
 /// Tokens and rate-limit counters in memory; clones share the same data.
-/// Every operation costs O(1) or O(log n) in the number of stored tokens
-/// (revocation is linear only in the account's own live tokens).
-#[derive(Debug, Clone, Default)]
+/// Every operation costs O(1) expected or O(log n) in the number of stored
+/// tokens (revocation is linear only in the account's own live tokens).
+#[derive(Clone, Default)]
 pub struct InMemoryTokenStore {
     state: Arc<Mutex<State>>,
+}
+
+/// Counts only: the slots hold addresses and token hashes.
+impl fmt::Debug for InMemoryTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.state);
+        f.debug_struct("InMemoryTokenStore")
+            .field("stored", &state.stored)
+            .field("rate_keys", &state.hits.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl InMemoryTokenStore {
@@ -469,7 +338,7 @@ impl TokenStore for InMemoryTokenStore {
         } else {
             0
         };
-        state.insert(&record);
+        state.insert(&record)?;
         Ok(IssueOutcome::Issued { superseded })
     }
 
@@ -523,7 +392,7 @@ impl TokenStore for InMemoryTokenStore {
     async fn release(&self, hash: &TokenHash) -> Result<bool, StoreError> {
         let mut state = lock(&self.state);
         if let Some(i) = state.find(hash)
-            && state.slot(i).is_some_and(|s| s.state.tag == 1)
+            && state.slot(i).is_some_and(|s| s.phase() == Phase::Spending)
         {
             state.set_state(i, TokenState::Active);
             return Ok(true);
@@ -610,18 +479,17 @@ impl RateLimitAdmin for InMemoryTokenStore {
 impl TokenRetention for InMemoryTokenStore {
     async fn purge_expired(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
         let mut state = lock(&self.state);
-        let before = Time::of(before);
-        let doomed: Vec<u32> = state
-            .by_expiry
-            .iter()
-            .take_while(|(expires_at, _)| *expires_at < before)
-            .take(batch)
-            .map(|(_, i)| *i)
-            .collect();
-        for i in &doomed {
-            state.remove(*i);
+        let before = Nanos::of(before);
+        let mut purged = 0;
+        while purged < batch
+            && let Some(Reverse((expires, i))) = state.expiry.peek().copied()
+            && expires < before
+        {
+            state.expiry.pop();
+            state.remove(i);
+            purged += 1;
         }
-        Ok(doomed.len())
+        Ok(purged)
     }
 
     async fn purge_rate_entries(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
@@ -635,80 +503,5 @@ impl TokenRetention for InMemoryTokenStore {
             !hits.is_empty()
         });
         Ok(purged)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(account: &str, stamp: PasswordStamp, state: TokenState) -> TokenRecord {
-        let now = SystemTime::UNIX_EPOCH + Duration::new(1_800_000_000, 123_456_789);
-        TokenRecord {
-            hash: TokenHash([7; 32]),
-            account: AccountId::from(account),
-            sent_to: "ünïcode@example.com".into(),
-            password_stamp: stamp,
-            issued_at: now,
-            expires_at: now + Duration::from_secs(1800),
-            state,
-            deny_hash: Some(TokenHash([9; 32])),
-        }
-    }
-
-    #[test]
-    fn a_packed_slot_gives_back_the_record_it_was_made_of() {
-        let at = SystemTime::UNIX_EPOCH + Duration::new(1_800_000_100, 5);
-        let states = [
-            TokenState::Active,
-            TokenState::Spending { at },
-            TokenState::Used { at },
-            TokenState::Revoked {
-                at,
-                reason: RevokeReason::Superseded,
-            },
-            TokenState::Revoked {
-                at,
-                reason: RevokeReason::PasswordReset,
-            },
-            TokenState::Revoked {
-                at,
-                reason: RevokeReason::UserDenied,
-            },
-        ];
-        let stamps = [
-            PasswordStamp::of(None),
-            PasswordStamp::from_stored("not hex: an older or foreign stamp"),
-            PasswordStamp::from_stored("ABCDEF0123456789ABCDEF0123456789"),
-        ];
-        for state in states {
-            for stamp in &stamps {
-                let original = record("acct-ß", stamp.clone(), state);
-                assert_eq!(Slot::new(&original).record(), original);
-            }
-        }
-        let mut without_deny = record("a", PasswordStamp::of(None), TokenState::Active);
-        without_deny.deny_hash = None;
-        assert_eq!(Slot::new(&without_deny).record(), without_deny);
-    }
-
-    #[test]
-    fn restamping_a_slot_keeps_its_names() {
-        let original = record(
-            "acct",
-            PasswordStamp::from_stored("odd stamp"),
-            TokenState::Active,
-        );
-        let mut slot = Slot::new(&original);
-        for to in [
-            PasswordStamp::of(None),
-            PasswordStamp::from_stored("other odd stamp"),
-        ] {
-            slot.set_stamp(&to);
-            let back = slot.record();
-            assert_eq!(back.password_stamp, to);
-            assert_eq!(back.account, original.account);
-            assert_eq!(back.sent_to, original.sent_to);
-        }
     }
 }
