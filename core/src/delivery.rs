@@ -281,19 +281,42 @@ pub struct DeliveryWorker {
     tracing_key: Option<FingerprintKey>,
 }
 
-/// A [`DeliveryWorker`] running on a thread of its own (see
-/// [`DeliveryWorker::spawn_on_own_thread`]). Dropping it leaves the thread
-/// running until its `shutdown` future completes.
+/// A worker running on a thread of its own, with a tokio runtime of its
+/// own (see [`DeliveryWorker::spawn_on_own_thread`] and
+/// [`RequestWorker::spawn_on_own_thread`](crate::flow::RequestWorker::spawn_on_own_thread)).
+/// Dropping it leaves the thread running until the worker's `shutdown`
+/// future completes.
 #[derive(Debug)]
-pub struct DeliveryThread {
+pub struct WorkerThread {
     stopped: tokio::sync::oneshot::Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl DeliveryThread {
+impl WorkerThread {
+    /// Runs `work` to completion on a new thread named `name`, on a
+    /// current-thread runtime of its own.
+    pub(crate) fn spawn<W>(name: &str, work: W) -> std::io::Result<WorkerThread>
+    where
+        W: Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (done, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
+            runtime.block_on(work);
+            drop(runtime);
+            let _ = done.send(());
+        })?;
+        Ok(WorkerThread {
+            stopped,
+            thread: Some(thread),
+        })
+    }
+
     /// Waits until the worker has stopped: its `shutdown` future completed
-    /// and the messages it was sending were finished. (A worker that
-    /// panicked counts as stopped.)
+    /// and the work it had started was finished. (A worker that panicked
+    /// counts as stopped.)
     pub async fn stopped(mut self) {
         let _ = (&mut self.stopped).await;
         if let Some(thread) = self.thread.take() {
@@ -747,26 +770,11 @@ impl DeliveryWorker {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn spawn_on_own_thread<F>(self, poll: Duration, shutdown: F) -> std::io::Result<DeliveryThread>
+    pub fn spawn_on_own_thread<F>(self, poll: Duration, shutdown: F) -> std::io::Result<WorkerThread>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("resetkit-delivery")
-            .build()?;
-        let (done, stopped) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("resetkit-delivery".into())
-            .spawn(move || {
-                runtime.block_on(self.run(poll, shutdown));
-                drop(runtime);
-                let _ = done.send(());
-            })?;
-        Ok(DeliveryThread {
-            stopped,
-            thread: Some(thread),
-        })
+        WorkerThread::spawn("resetkit-delivery", async move { self.run(poll, shutdown).await })
     }
 
     async fn run_loop(self, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 
 use std::sync::Arc;
 
-use crate::delivery::DeliveryWorker;
+use crate::delivery::{DeliveryWorker, WorkerThread};
 use crate::error::StoreError;
 use crate::flow::{Inner, ResetService};
 use crate::store::{EventRetention, InboxRequest, OutboxRetention, TokenRetention};
@@ -332,9 +332,32 @@ fn retry_delay(attempts: u32) -> Duration {
 pub struct RequestWorker {
     service: ResetService,
     batch: usize,
+    concurrency: usize,
 }
 
 impl RequestWorker {
+    /// Sets how many requests [`run`](Self::run) processes at once (at
+    /// least 1; default 1): that many loops claim and process
+    /// independently (worth it when the stores are across a network).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Runs [`run`](Self::run) on a thread of its own, with a tokio
+    /// runtime of its own, like
+    /// [`DeliveryWorker::spawn_on_own_thread`](crate::delivery::DeliveryWorker::spawn_on_own_thread):
+    /// a flood of requests on the application's runtime then cannot hold
+    /// up the processing of the requests it accepted. For
+    /// [`RequestProcessing::External`] (the in-process workers run on the
+    /// runtime the service was built on).
+    pub fn spawn_on_own_thread<F>(self, poll: Duration, shutdown: F) -> std::io::Result<WorkerThread>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        WorkerThread::spawn("resetkit-requests", async move { self.run(poll, shutdown).await })
+    }
+
     /// Sets how many requests one pass claims (at least 1).
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
@@ -352,6 +375,28 @@ impl RequestWorker {
     /// A request being processed when `shutdown` completes is finished
     /// first.
     pub async fn run<F: Future<Output = ()>>(&self, poll: Duration, shutdown: F) {
+        if self.concurrency > 1 {
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let mut loops = tokio::task::JoinSet::new();
+            for _ in 0..self.concurrency {
+                let worker = self.clone().with_concurrency(1);
+                let mut stop = stop_rx.clone();
+                loops.spawn(async move {
+                    let stopped = async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    };
+                    worker.run_loop(poll, stopped).await;
+                });
+            }
+            shutdown.await;
+            let _ = stop_tx.send(true);
+            while loops.join_next().await.is_some() {}
+            return;
+        }
+        self.run_loop(poll, shutdown).await;
+    }
+
+    async fn run_loop<F: Future<Output = ()>>(&self, poll: Duration, shutdown: F) {
         tokio::pin!(shutdown);
         let inner = &self.service.inner;
         loop {
@@ -392,6 +437,7 @@ impl ResetService {
         RequestWorker {
             service: self.clone(),
             batch: BATCH,
+            concurrency: 1,
         }
     }
 

@@ -822,3 +822,40 @@ async fn requests_wait_in_the_inbox_while_the_mail_backlog_is_at_its_limit() {
     running.await.expect("worker ended");
     one_working_mail_each(&fx, &service, 5).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_worker_on_its_own_thread_processes_and_stops_when_told() {
+    let fx = Fixture::with_accounts(accounts(3));
+    let service = fx
+        .builder()
+        .request_processing(RequestProcessing::External)
+        .build()
+        .expect("service");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = service
+        .request_worker()
+        .with_concurrency(2)
+        .spawn_on_own_thread(Duration::from_secs(1), async {
+            let _ = stopped.await;
+        })
+        .expect("a thread");
+    for i in 0..3 {
+        service
+            .request(&format!("user{i}@example.com"), &RequestContext::default())
+            .await
+            .expect("accepted");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fx.mailer.sent().len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request worker's thread did not process the requests"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), thread.stopped())
+        .await
+        .expect("the thread ended when told");
+    one_working_mail_each(&fx, &service, 3).await;
+}

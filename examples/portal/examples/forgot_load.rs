@@ -638,6 +638,7 @@ async fn delivery_window(
     window: Duration,
     during: impl std::future::Future<Output = Res<OpenLoop>>,
 ) -> Res<(f64, f64, bool, OpenLoop)> {
+    let start = portal.service().backlog().await?;
     let (mail0, cpu0, t0) = (sink.count(), portal_cpu(), Instant::now());
     let load = during.await?;
     let rest = window.saturating_sub(t0.elapsed());
@@ -645,8 +646,12 @@ async fn delivery_window(
     let secs = t0.elapsed().as_secs_f64();
     let delivered = (sink.count() - mail0) as f64 / secs;
     let cpu = (portal_cpu() - cpu0) / secs;
-    let backlog = !portal.service().backlog().await?.is_empty();
-    Ok((delivered, cpu, backlog, load))
+    let end = portal.service().backlog().await?;
+    eprintln!(
+        "    (backlog: inbox {} + outbox {} at the start, {} + {} at the end)",
+        start.requests, start.mail, end.requests, end.mail
+    );
+    Ok((delivered, cpu, !end.is_empty(), load))
 }
 
 /// The in-memory inbox's capacity (the portal's default).

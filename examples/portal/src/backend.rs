@@ -16,8 +16,8 @@ use std::time::Duration;
 use resetkit::ResetService;
 use resetkit::account::AccountDirectory;
 use resetkit::activity::{ActivityLog, QueueAge};
-use resetkit::delivery::{DeliveryMode, DeliveryThread, DeliveryWorker};
-use resetkit::flow::{ConsoleStores, Retention, RetentionStores, TemplateChanges};
+use resetkit::delivery::{DeliveryMode, DeliveryWorker, WorkerThread};
+use resetkit::flow::{ConsoleStores, RequestProcessing, Retention, RetentionStores, TemplateChanges};
 use resetkit::hasher::{Argon2Hasher, PasswordHash, PasswordHasher};
 use resetkit::mail::{Mailbox, Mailer, SenderProbe};
 use resetkit::memory::{
@@ -134,6 +134,8 @@ impl Backend {
             .retention_stores(stores.retention)
             .delivery(DeliveryMode::Outbox)
             .mail_backlog_limit(config.mail_backlog_limit)
+            // The request worker runs on a thread of its own (`start_workers`).
+            .request_processing(RequestProcessing::External)
             .mailer(mailer)
             // noreply@, and when the server refuses it the shared support
             // mailbox: the console shows the refusal and the fallback.
@@ -333,24 +335,33 @@ pub(crate) async fn follow_templates(
     service.follow_templates(store, TEMPLATE_LOOK, stopped).await;
 }
 
-/// Drains the outbox until `stop` changes (or its sender is dropped),
-/// with the worker's concurrency, on a thread and runtime of its own (a
-/// flood of requests must not hold up the mail going out); woken by each
-/// queued message.
-pub(crate) fn start_worker(
-    worker: DeliveryWorker,
-    mut stop: watch::Receiver<bool>,
-) -> Result<DeliveryThread, PortalError> {
-    let stopped = async move {
-        while !*stop.borrow() {
-            if stop.changed().await.is_err() {
-                return;
-            }
-        }
+/// How many requests the request worker processes at once.
+const REQUEST_WORKERS: usize = 2;
+
+/// The workers, each on a thread and runtime of its own (a flood of
+/// requests on the portal's runtime must not hold up the processing of
+/// accepted requests or the mail going out), until `stop` changes (or its
+/// sender is dropped): the request worker (processes the inbox, purges),
+/// woken by each accepted request, and the delivery worker (drains the
+/// outbox with its concurrency), woken by each queued message.
+pub(crate) fn start_workers(
+    service: &ResetService,
+    delivery: DeliveryWorker,
+    stop: &watch::Receiver<bool>,
+) -> Result<[WorkerThread; 2], PortalError> {
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stop| *stop).await;
     };
-    worker
-        .spawn_on_own_thread(WORKER_POLL, stopped)
-        .map_err(|e| PortalError::Startup(format!("starting the delivery thread: {e}")))
+    let thread_error = |e: std::io::Error| PortalError::Startup(format!("starting a worker thread: {e}"));
+    let requests = service
+        .request_worker()
+        .with_concurrency(REQUEST_WORKERS)
+        .spawn_on_own_thread(WORKER_POLL, stopped(stop.clone()))
+        .map_err(thread_error)?;
+    let delivery = delivery
+        .spawn_on_own_thread(WORKER_POLL, stopped(stop.clone()))
+        .map_err(thread_error)?;
+    Ok([requests, delivery])
 }
 
 #[cfg(test)]

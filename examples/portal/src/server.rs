@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use resetkit::ResetService;
-use resetkit::delivery::DeliveryThread;
+use resetkit::delivery::WorkerThread;
 use resetkit_axum::{ResetPages, ServeOptions};
 use resetkit_harness::fake_smtp::FakeSmtpServer;
 use tokio::sync::watch;
@@ -88,7 +88,7 @@ impl Portal {
             sign_in_limits: config.sign_in_limits,
         });
         let (stop, stopped) = watch::channel(false);
-        let worker = backend::start_worker(backend.worker, stopped.clone())?;
+        let workers = backend::start_workers(&backend.service, backend.worker, &stopped)?;
         if let Some(changes) = backend.template_changes {
             tokio::spawn(backend::follow_templates(
                 backend.service.clone(),
@@ -140,7 +140,7 @@ impl Portal {
             sessions: app_sessions,
             stop,
             server: Some(server),
-            worker: Some(worker),
+            workers: Vec::from(workers),
             capture,
             inbox,
         })
@@ -184,7 +184,8 @@ pub struct RunningPortal {
     sessions: Arc<SessionStore>,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
-    worker: Option<DeliveryThread>,
+    /// The request and delivery workers' threads.
+    workers: Vec<WorkerThread>,
     capture: Option<Arc<FakeSmtpServer>>,
     /// The dev inbox's address and task (`--dev-inbox`).
     inbox: Option<(SocketAddr, JoinHandle<()>)>,
@@ -265,9 +266,9 @@ impl RunningPortal {
                 abort.abort();
             }
         }
-        if let Some(worker) = self.worker.take() {
-            // A send still running after the grace period ends on its own
-            // (the thread cannot be aborted).
+        for worker in std::mem::take(&mut self.workers) {
+            // Work still running after the grace period ends on its own
+            // (a thread cannot be aborted).
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, worker.stopped()).await;
         }
     }
