@@ -25,16 +25,16 @@
 use async_trait::async_trait;
 use resetkit::account::{Account, AccountDirectory, AccountId};
 use resetkit::error::StoreError;
-use resetkit::hasher::PasswordHash;
 use resetkit::event::Event;
+use resetkit::hasher::PasswordHash;
 use resetkit::identifier::{Identifier, canonicalize};
 use resetkit::store::steps::compose_find_or_settle;
 use resetkit::store::{EventLog, Settle};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
-use crate::ident::{ConfigError, Ident};
 use crate::events::{EventColumns, PgEventLog};
+use crate::ident::{ConfigError, Ident};
 use crate::inbox::PgInbox;
 use crate::util::{Sql, colocated, db_error};
 
@@ -452,7 +452,11 @@ impl AccountDirectory for PgAccounts {
         let mut found = Vec::with_capacity(rows.len());
         for row in &rows {
             // The settled marker (nothing found) has no id.
-            if row.try_get::<Option<String>, _>("id").map_err(db_error(OP))?.is_some() {
+            if row
+                .try_get::<Option<String>, _>("id")
+                .map_err(db_error(OP))?
+                .is_some()
+            {
                 found.push(account_from_row(OP, row)?);
             }
         }
@@ -472,7 +476,10 @@ impl AccountDirectory for PgAccounts {
         if matched && found.is_empty() {
             // Rows the SQL matched but the core's canonical form does not:
             // unknown after all, and not settled by the statement.
-            settle.inbox.settle(settle.id, settle.attempt, unknown, log).await?;
+            settle
+                .inbox
+                .settle(settle.id, settle.attempt, unknown, log)
+                .await?;
         }
         Ok(found)
     }

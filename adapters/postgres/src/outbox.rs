@@ -25,7 +25,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{PgQuery, QueueClock, Sql, corrupt, db_error, from_db, limit, purge, seconds, to_db, token_hash};
+use crate::util::{
+    PgQuery, QueueClock, Sql, corrupt, db_error, from_db, limit, purge, seconds, to_db, token_hash,
+};
 
 const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, reply_to_name, \
     reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at, \

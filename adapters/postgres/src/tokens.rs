@@ -16,11 +16,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use resetkit::account::{AccountId, PasswordStamp};
 use resetkit::error::StoreError;
-use resetkit::store::{
-    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, RateLimitAdmin, RateLimiter,
-    IssueWrites, TokenIssue, TokenRetention, TokenStore,
-};
 use resetkit::store::steps::compose_issue_and_record;
+use resetkit::store::{
+    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, IssueWrites, RateKey, RateLimitAdmin,
+    RateLimiter, TokenIssue, TokenRetention, TokenStore,
+};
 use resetkit::token::{RejectReason, RevokeReason, TokenHash, TokenRecord, TokenState};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
@@ -73,9 +73,11 @@ impl PgTokenStore {
         let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS));
         let sql = Queries {
             issue: s("SELECT __SCHEMA__.issue_token($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
-            issue_and_record: s("SELECT __SCHEMA__.issue_and_record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+            issue_and_record: s(
+                "SELECT __SCHEMA__.issue_and_record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
                  $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
-                 $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)"),
+                 $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)",
+            ),
             find: s("SELECT COLS FROM __SCHEMA__.tokens WHERE hash = $1"),
             find_by_deny: s("SELECT COLS FROM __SCHEMA__.tokens WHERE deny_hash = $1"),
             // The second branch reads the token as it was before this
@@ -128,7 +130,11 @@ impl PgTokenStore {
 
 /// Binds a new token as the first 10 parameters of `issue_token` and
 /// `issue_and_record`.
-fn bind_issue<'q>(op: &'static str, query: PgQuery<'q>, issue: &TokenIssue) -> Result<PgQuery<'q>, StoreError> {
+fn bind_issue<'q>(
+    op: &'static str,
+    query: PgQuery<'q>,
+    issue: &TokenIssue,
+) -> Result<PgQuery<'q>, StoreError> {
     let r = &issue.record;
     if r.state != TokenState::Active {
         return Err(corrupt(op, "a new token must be active"));
@@ -243,8 +249,11 @@ impl TokenStore for PgTokenStore {
         let (Some(_), Some(outbox), true) = (log, outbox, inbox_ok) else {
             return compose_issue_and_record(self, issue, writes).await;
         };
-        let query = bind_issue(OP, sqlx::query(self.sql.issue_and_record.q()), &issue)?
-            .bind(writes.superseded_at.map(|i| i32::try_from(i + 1).unwrap_or(i32::MAX)));
+        let query = bind_issue(OP, sqlx::query(self.sql.issue_and_record.q()), &issue)?.bind(
+            writes
+                .superseded_at
+                .map(|i| i32::try_from(i + 1).unwrap_or(i32::MAX)),
+        );
         let query = EventColumns::new(&writes.events).bind(query);
         let query = match (&writes.mail, outbox) {
             (Some(mail), Some(outbox)) => outbox.bind_entry(query, &mail.entry),

@@ -365,7 +365,8 @@ impl ResetService {
     ) -> Result<bool, StoreError> {
         let inner = &self.inner;
         let dispatcher = &inner.dispatcher;
-        let (crate::delivery::DeliveryMode::Outbox, Some(outbox)) = (dispatcher.mode, &dispatcher.outbox) else {
+        let (crate::delivery::DeliveryMode::Outbox, Some(outbox)) = (dispatcher.mode, &dispatcher.outbox)
+        else {
             return Ok(false);
         };
         let now = inner.clock.now();
@@ -385,9 +386,12 @@ impl ResetService {
         };
         let templates = inner.templates.current();
         let locale = templates.resolve_locale(ctx.locale.as_deref()).to_owned();
-        let Ok(rendered) =
-            self.render_confined(&templates, &locale, EmailKind::Reset, std::slice::from_ref(&links))
-        else {
+        let Ok(rendered) = self.render_confined(
+            &templates,
+            &locale,
+            EmailKind::Reset,
+            std::slice::from_ref(&links),
+        ) else {
             return Ok(false);
         };
         let Some(Ok(message_id)) = trail

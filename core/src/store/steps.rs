@@ -104,7 +104,11 @@ impl std::fmt::Debug for IssueWrites<'_> {
 /// `events` as written once the issue revoked `superseded` older links:
 /// the placeholder at `superseded_at` carries the count, or is left out
 /// when it is 0. An index that is not such a placeholder changes nothing.
-pub fn with_superseded(mut events: Vec<Event>, superseded_at: Option<usize>, superseded: usize) -> Vec<Event> {
+pub fn with_superseded(
+    mut events: Vec<Event>,
+    superseded_at: Option<usize>,
+    superseded: usize,
+) -> Vec<Event> {
     let Some(i) = superseded_at.filter(|i| *i < events.len()) else {
         return events;
     };
@@ -174,7 +178,10 @@ pub async fn compose_find_or_settle<A: AccountDirectory + ?Sized>(
         Identifier::Username(name) => accounts.find_by_username(name).await?.into_iter().collect(),
     };
     if found.is_empty() {
-        settle.inbox.settle(settle.id, settle.attempt, unknown, log).await?;
+        settle
+            .inbox
+            .settle(settle.id, settle.attempt, unknown, log)
+            .await?;
     }
     Ok(found)
 }
@@ -198,7 +205,11 @@ mod tests {
 
     #[test]
     fn the_placeholder_carries_the_count_or_goes() {
-        let events = vec![ev(EventKind::ResetCompleted), placeholder(), ev(EventKind::ResetCompleted)];
+        let events = vec![
+            ev(EventKind::ResetCompleted),
+            placeholder(),
+            ev(EventKind::ResetCompleted),
+        ];
         let kept = with_superseded(events.clone(), Some(1), 2);
         assert_eq!(kept.len(), 3);
         assert!(matches!(kept[1].kind, EventKind::LinksRevoked { count: 2, .. }));
