@@ -4,9 +4,9 @@
 //! Processing an inbox request writes to the token store, the event log,
 //! the outbox and the inbox; each write is a round trip when the stores
 //! are separate. The combined steps are **provided** methods of the store
-//! traits ([`TokenStore::issue_and_record`](super::TokenStore::issue_and_record),
-//! [`RequestInbox::settle`](super::RequestInbox::settle),
-//! [`AccountDirectory::find_or_settle`](crate::account::AccountDirectory::find_or_settle)):
+//! traits ([`TokenStore::issue_and_record`],
+//! [`RequestInbox::settle`],
+//! [`AccountDirectory::find_or_settle`]):
 //! their default composes the primitives in the order the flow used to call
 //! them, so a backend implements nothing more. A backend whose stores share
 //! one database (PostgreSQL) overrides them with one statement each, once it
@@ -71,7 +71,7 @@ impl std::fmt::Debug for QueuedMail<'_> {
     }
 }
 
-/// What [`TokenStore::issue_and_record`](super::TokenStore::issue_and_record)
+/// What [`TokenStore::issue_and_record`]
 /// writes once the token is issued. When the per-account limit refuses the
 /// token, none of it is written.
 pub struct IssueWrites<'a> {
