@@ -11,12 +11,14 @@
 //! statement log (`sqlx::query`, one event per executed statement) by a
 //! tracing subscriber of this program: every store call is one statement,
 //! and one round trip once the connection's prepared statements are cached
-//! (the first use of a statement adds a prepare; the pool's ping on
-//! acquire, sqlx's `test_before_acquire`, is turned off here as a deployment
-//! would for a local database). The flow is measured as it runs: `request`
-//! records the request in the inbox, a request worker claims it (1
-//! statement, counted apart) and processes it, with outbox delivery (the
-//! PostgreSQL deployment's mode) and, for comparison, inline delivery.
+//! (the first use of a statement adds a prepare, so each is used before
+//! counting). sqlx's pool by default also pings a connection before
+//! handing it out (`test_before_acquire`), one more round trip per store
+//! call that is not a statement; it is turned off here for the latencies.
+//! The flow is measured as it runs: `request` records the request in the
+//! inbox, a request worker claims it (1 statement, counted apart) and
+//! processes it, with outbox delivery (the PostgreSQL deployment's mode)
+//! and, for comparison, inline delivery.
 //! Latencies are medians of 300 interleaved rounds (single-row INSERT,
 //! known request, unknown request, complete; each request processed before
 //! the round goes on) and are also given as a multiple of the INSERT.
