@@ -19,7 +19,10 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
+use crate::event::Event;
 use crate::hasher::PasswordHash;
+use crate::identifier::Identifier;
+use crate::store::{EventLog, Settle};
 
 /// The host's stable identifier for an account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -187,4 +190,23 @@ pub trait AccountDirectory: Send + Sync {
 
     /// Stores a new password hash for the account.
     async fn set_password_hash(&self, id: &AccountId, hash: &PasswordHash) -> Result<(), StoreError>;
+
+    /// Looks `identifier` up ([`find_by_email`](Self::find_by_email) or
+    /// [`find_by_username`](Self::find_by_username)) and, when nothing
+    /// matches, settles the request in the same step: `unknown` (the
+    /// events of an unknown identifier) recorded in `log` and the request
+    /// done ([`RequestInbox::settle`](crate::store::RequestInbox::settle)).
+    /// When accounts match nothing is written.
+    ///
+    /// The default makes the calls in turn; a backend that holds the log
+    /// and the inbox too may do it in one statement.
+    async fn find_or_settle(
+        &self,
+        identifier: &Identifier,
+        unknown: Vec<Event>,
+        log: &dyn EventLog,
+        settle: Settle<'_>,
+    ) -> Result<Vec<Account>, StoreError> {
+        crate::store::steps::compose_find_or_settle(self, identifier, unknown, log, settle).await
+    }
 }

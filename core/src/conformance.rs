@@ -42,7 +42,9 @@
 //! [`OutboxListing`] ([`outbox_listing_suite`]), retention
 //! ([`token_retention_suite`], [`retention_suite`]), [`ActivityLog`]
 //! ([`activity_log_suite`]), [`QueueAge`] ([`queue_age_suite`]),
-//! [`TemplateStore`] ([`template_store_suite`]) and [`TemplateChanges`]
+//! [`TemplateStore`] ([`template_store_suite`]), the combined steps
+//! across stores ([`find_or_settle_suite`], [`issue_and_record_suite`])
+//! and [`TemplateChanges`]
 //! ([`template_changes_suite`], not in the macro: the in-memory template
 //! store does not implement it).
 //!
@@ -68,6 +70,7 @@ mod inbox;
 mod operator;
 mod outbox;
 mod overview;
+mod steps;
 mod tokens;
 
 use std::time::{Duration, SystemTime};
@@ -83,6 +86,7 @@ pub use operator::{
 };
 pub use outbox::{outbox_suite, sample_email};
 pub use overview::{activity_log_suite, queue_age_suite};
+pub use steps::{find_or_settle_suite, issue_and_record_suite};
 pub use tokens::{
     rate_limit_admin_suite, rate_limiter_suite, restamp_suite, token_retention_suite,
     token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,

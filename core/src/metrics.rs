@@ -233,7 +233,7 @@ impl ResetMetrics {
 
     /// Counts what one flow step's events say (the events of one step come
     /// together: a failure's reply precedes it).
-    fn count_events(&self, events: &[Event]) {
+    pub(crate) fn count_events(&self, events: &[Event]) {
         let m = &self.inner;
         for (i, event) in events.iter().enumerate() {
             if let Some((n, at_the_door)) = crate::activity::throttled(&event.kind) {

@@ -6,7 +6,9 @@
 //! Outbox delivery adds [`Outbox`] (8), a durable request inbox
 //! [`RequestInbox`] (6). Everything else is an optional capability built on
 //! these ([`capability`]: the console's reads, retention purges), required
-//! in the types of the code that uses it.
+//! in the types of the code that uses it. Steps that write to several
+//! stores at once ([`steps`]) are provided methods: composed of the
+//! primitives by default, one statement on PostgreSQL.
 //!
 //! In-memory implementations are in [`crate::memory`];
 //! `resetkit-postgres` provides PostgreSQL ones, and both pass the
@@ -51,10 +53,12 @@
 //! ```
 
 pub mod capability;
+pub mod steps;
 
 pub use capability::{
     EventRetention, OutboxListing, OutboxRetention, RateLimitAdmin, Timeline, TokenRetention,
 };
+pub use steps::{IssueWrites, QueuedMail, Settle};
 
 use std::time::{Duration, SystemTime};
 
@@ -236,6 +240,31 @@ pub trait TokenStore: Send + Sync {
             operation: "tokens.restamp",
         })
     }
+
+    /// [`issue`](Self::issue) and, when the token is issued, the step's
+    /// writes ([`IssueWrites`]): its events (with the count of superseded
+    /// links filled in), its mail queued, its inbox request done, in that
+    /// order. When the limit refuses the token nothing is written and
+    /// [`IssueOutcome::RateLimited`] is returned.
+    ///
+    /// The default calls the primitives in turn (each atomic, the sequence
+    /// not: see [`steps`]); a backend that holds the other stores too may do
+    /// it in one atomic step.
+    async fn issue_and_record(
+        &self,
+        issue: TokenIssue,
+        writes: IssueWrites<'_>,
+    ) -> Result<IssueOutcome, StoreError> {
+        steps::compose_issue_and_record(self, issue, writes).await
+    }
+
+    /// This store as its concrete type, for a [combined step](steps) of a
+    /// backend whose stores share one database to recognise it as one of
+    /// its own. Default `None`: combined steps then compose the primitives.
+    /// A decorator forwards it only when the combined steps may bypass it.
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// The rate limits' counters (per account, per client, the host's own),
@@ -271,6 +300,14 @@ pub trait EventLog: Send + Sync {
             self.record(event).await?;
         }
         Ok(())
+    }
+
+    /// This store as its concrete type, for a [combined step](steps) of a
+    /// backend whose stores share one database to recognise it as one of
+    /// its own. Default `None`: combined steps then compose the primitives.
+    /// A decorator forwards it only when the combined steps may bypass it.
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        None
     }
 }
 
@@ -434,6 +471,14 @@ pub trait Outbox: Send + Sync {
     async fn waiting_at_least(&self, n: usize) -> Result<bool, StoreError> {
         Ok(self.counts().await?.waiting >= n)
     }
+
+    /// This store as its concrete type, for a [combined step](steps) of a
+    /// backend whose stores share one database to recognise it as one of
+    /// its own. Default `None`: combined steps then compose the primitives.
+    /// A decorator forwards it only when the combined steps may bypass it.
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A password-reset request accepted by
@@ -530,6 +575,29 @@ pub trait RequestInbox: Send + Sync {
     /// Whether nothing is waiting.
     async fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len().await? == 0)
+    }
+
+    /// Finishes processing a request in one step: records `events` in
+    /// `log` (the step's last ones), then marks the request
+    /// [`done`](Self::done) (fenced the same way). The default makes the two
+    /// calls (a failure after the events leaves the request claimed: it is
+    /// retried); a backend that holds the log too may do both atomically.
+    async fn settle(
+        &self,
+        id: &str,
+        attempt: u32,
+        events: Vec<Event>,
+        log: &dyn EventLog,
+    ) -> Result<(), StoreError> {
+        steps::compose_settle(self, id, attempt, events, log).await
+    }
+
+    /// This store as its concrete type, for a [combined step](steps) of a
+    /// backend whose stores share one database to recognise it as one of
+    /// its own. Default `None`: combined steps then compose the primitives.
+    /// A decorator forwards it only when the combined steps may bypass it.
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        None
     }
 }
 

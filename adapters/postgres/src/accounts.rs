@@ -25,13 +25,18 @@
 use async_trait::async_trait;
 use resetkit::account::{Account, AccountDirectory, AccountId};
 use resetkit::error::StoreError;
+use resetkit::event::Event;
 use resetkit::hasher::PasswordHash;
-use resetkit::identifier::canonicalize;
+use resetkit::identifier::{Identifier, canonicalize};
+use resetkit::store::steps::compose_find_or_settle;
+use resetkit::store::{EventLog, Settle};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
+use crate::events::{EventColumns, PgEventLog};
 use crate::ident::{ConfigError, Ident};
-use crate::util::{Sql, db_error};
+use crate::inbox::PgInbox;
+use crate::util::{Sql, colocated, db_error};
 
 /// SQL type of the id column; ids travel as text in resetkit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -194,6 +199,10 @@ impl UsersTable {
 struct Queries {
     by_email: Sql,
     by_username: Sql,
+    /// The lookups that settle an unknown identifier's request in the same
+    /// statement (`settle_request`, when nothing is found).
+    by_email_or_settle: Sql,
+    by_username_or_settle: Sql,
     by_id: Sql,
     set_password: Sql,
     upsert: Sql,
@@ -227,10 +236,8 @@ impl PgAccounts {
             ),
             None => col("users.table", &table.table)?,
         };
-        let canonical = format!(
-            "{}.canonical_identifier",
-            col("users.resetkit_schema", &table.resetkit_schema)?
-        );
+        let resetkit = col("users.resetkit_schema", &table.resetkit_schema)?;
+        let canonical = format!("{resetkit}.canonical_identifier");
         let id = col("users.id_column", &table.id)?;
         let username = col("users.username_column", &table.username)?;
         let email = col("users.email_column", &table.email)?;
@@ -281,9 +288,23 @@ impl PgAccounts {
             .skip(1)
             .map(|c| format!("{c} = EXCLUDED.{c}"))
             .collect();
+        let or_settle = |found: &str| {
+            Sql::raw(format!(
+                "WITH found AS MATERIALIZED ({found}) \
+                 SELECT id, username, email, email_confirmed, disabled, owner, password_hash FROM found \
+                 UNION ALL \
+                 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+                 FROM {resetkit}.settle_request($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 WHERE NOT EXISTS (SELECT 1 FROM found)"
+            ))
+        };
+        let by_email = format!("{select} WHERE {canonical}({email}) = $1");
+        let by_username = format!("{select} WHERE {canonical}({username}) = $1 ORDER BY 1");
         let sql = Queries {
-            by_email: Sql::raw(format!("{select} WHERE {canonical}({email}) = $1")),
-            by_username: Sql::raw(format!("{select} WHERE {canonical}({username}) = $1 ORDER BY 1")),
+            by_email_or_settle: or_settle(&by_email),
+            by_username_or_settle: or_settle(&by_username),
+            by_email: Sql::raw(by_email),
+            by_username: Sql::raw(by_username),
             by_id: Sql::raw(format!("{select} WHERE {id} = {cast}")),
             set_password: Sql::raw(format!("UPDATE {target} SET {password} = $2 WHERE {id} = {cast}")),
             // Parameters a table does not map are bound but unused; cast them
@@ -396,6 +417,71 @@ impl AccountDirectory for PgAccounts {
         Ok(found
             .into_iter()
             .find(|a| canonicalize(&a.username) == canonical_username))
+    }
+
+    /// One statement when the inbox and the log are in the schema this
+    /// directory's lookups use (`UsersTable::resetkit_schema`) in the same
+    /// database; else the composed default.
+    async fn find_or_settle(
+        &self,
+        identifier: &Identifier,
+        unknown: Vec<Event>,
+        log: &dyn EventLog,
+        settle: Settle<'_>,
+    ) -> Result<Vec<Account>, StoreError> {
+        const OP: &str = "accounts.find_or_settle";
+        let schema = self.table.resetkit_schema.as_str();
+        let own = colocated::<PgEventLog>(log.colocated(), &self.pool, schema).is_some()
+            && colocated::<PgInbox>(settle.inbox.colocated(), &self.pool, schema).is_some();
+        if !own {
+            return compose_find_or_settle(self, identifier, unknown, log, settle).await;
+        }
+        let sql = match identifier {
+            Identifier::Email(_) => &self.sql.by_email_or_settle,
+            Identifier::Username(_) => &self.sql.by_username_or_settle,
+        };
+        let query = sqlx::query(sql.q())
+            .bind(identifier.as_str())
+            .bind(settle.id)
+            .bind(crate::inbox::attempt(settle.attempt));
+        let rows = EventColumns::new(&unknown)
+            .bind(query)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // The settled marker (nothing found) has no id.
+            if row
+                .try_get::<Option<String>, _>("id")
+                .map_err(db_error(OP))?
+                .is_some()
+            {
+                found.push(account_from_row(OP, row)?);
+            }
+        }
+        let matched = !found.is_empty();
+        let wanted = identifier.as_str();
+        let found: Vec<Account> = match identifier {
+            Identifier::Email(_) => found
+                .into_iter()
+                .filter(|a| a.email.as_deref().is_some_and(|e| canonicalize(e) == wanted))
+                .collect(),
+            Identifier::Username(_) => found
+                .into_iter()
+                .find(|a| canonicalize(&a.username) == wanted)
+                .into_iter()
+                .collect(),
+        };
+        if matched && found.is_empty() {
+            // Rows the SQL matched but the core's canonical form does not:
+            // unknown after all, and not settled by the statement.
+            settle
+                .inbox
+                .settle(settle.id, settle.attempt, unknown, log)
+                .await?;
+        }
+        Ok(found)
     }
 
     async fn find_by_id(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {

@@ -16,12 +16,13 @@ use sqlx::{PgPool, Row as _};
 
 use crate::event_codec::{decode, encode};
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, limit, purge, to_db};
+use crate::util::{PgQuery, Sql, corrupt, db_error, from_db, limit, purge, to_db};
 
 /// The event log in PostgreSQL. Cheap to clone.
 #[derive(Clone)]
 pub struct PgEventLog {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
+    pub(crate) schema: Ident,
     insert: Sql,
     insert_all: Sql,
     for_account: Sql,
@@ -46,6 +47,7 @@ impl PgEventLog {
     pub fn new(pool: PgPool, schema: &Ident) -> Self {
         PgEventLog {
             pool,
+            schema: schema.clone(),
             insert: Sql::new(
                 schema,
                 "INSERT INTO __SCHEMA__.events (at, account_id, kind, detail) VALUES ($1, $2, $3, $4::jsonb)",
@@ -134,6 +136,59 @@ impl Counts {
     }
 }
 
+/// The columns of one step's events and of their per-minute and per-hour
+/// counts, bound as 10 arrays in the order `record_all` and the
+/// `record_events` SQL function take them.
+pub(crate) struct EventColumns {
+    at: Vec<DateTime<Utc>>,
+    account: Vec<Option<String>>,
+    kind: Vec<String>,
+    detail: Vec<String>,
+    minutes: Counts,
+    hours: Counts,
+}
+
+impl EventColumns {
+    pub(crate) fn new(events: &[Event]) -> Self {
+        let mut c = EventColumns {
+            at: Vec::with_capacity(events.len()),
+            account: Vec::with_capacity(events.len()),
+            kind: Vec::with_capacity(events.len()),
+            detail: Vec::with_capacity(events.len()),
+            minutes: Counts::default(),
+            hours: Counts::default(),
+        };
+        for event in events {
+            let (name, value) = encode(&event.kind);
+            c.at.push(to_db(event.at));
+            c.account.push(event.account.as_ref().map(|a| a.0.clone()));
+            c.kind.push(name.to_owned());
+            c.detail.push(value.to_string());
+            for (activity, n) in counted(&event.kind) {
+                c.minutes.add(Bucket::Minute.start_of(event.at), activity, n);
+                c.hours.add(Bucket::Hour.start_of(event.at), activity, n);
+            }
+        }
+        c
+    }
+
+    pub(crate) fn bind(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        let (m_start, m_activity, m_n) = self.minutes.columns();
+        let (h_start, h_activity, h_n) = self.hours.columns();
+        query
+            .bind(self.at)
+            .bind(self.account)
+            .bind(self.kind)
+            .bind(self.detail)
+            .bind(m_start)
+            .bind(m_activity)
+            .bind(m_n)
+            .bind(h_start)
+            .bind(h_activity)
+            .bind(h_n)
+    }
+}
+
 fn event_from_row(op: &'static str, row: &PgRow) -> Result<Event, StoreError> {
     let kind: String = row.try_get("kind").map_err(db_error(op))?;
     let detail: String = row.try_get("detail").map_err(db_error(op))?;
@@ -172,40 +227,16 @@ impl EventLog for PgEventLog {
         if events.is_empty() {
             return Ok(());
         }
-        let mut at = Vec::with_capacity(events.len());
-        let mut account = Vec::with_capacity(events.len());
-        let mut kind = Vec::with_capacity(events.len());
-        let mut detail = Vec::with_capacity(events.len());
-        let mut minutes = Counts::default();
-        let mut hours = Counts::default();
-        for event in &events {
-            let (name, value) = encode(&event.kind);
-            at.push(to_db(event.at));
-            account.push(event.account.as_ref().map(|a| a.0.clone()));
-            kind.push(name.to_owned());
-            detail.push(value.to_string());
-            for (activity, n) in counted(&event.kind) {
-                minutes.add(Bucket::Minute.start_of(event.at), activity, n);
-                hours.add(Bucket::Hour.start_of(event.at), activity, n);
-            }
-        }
-        let (m_start, m_activity, m_n) = minutes.columns();
-        let (h_start, h_activity, h_n) = hours.columns();
-        sqlx::query(self.insert_all.q())
-            .bind(at)
-            .bind(account)
-            .bind(kind)
-            .bind(detail)
-            .bind(m_start)
-            .bind(m_activity)
-            .bind(m_n)
-            .bind(h_start)
-            .bind(h_activity)
-            .bind(h_n)
+        EventColumns::new(&events)
+            .bind(sqlx::query(self.insert_all.q()))
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
         Ok(())
+    }
+
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
 

@@ -15,13 +15,16 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use resetkit::error::StoreError;
+use resetkit::event::Event;
 use resetkit::identifier::Identifier;
-use resetkit::store::{InboxRequest, RequestInbox};
+use resetkit::store::steps::compose_settle;
+use resetkit::store::{EventLog, InboxRequest, RequestInbox};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
+use crate::events::{EventColumns, PgEventLog};
 use crate::ident::Ident;
-use crate::util::{QueueClock, Sql, corrupt, db_error, from_db, limit, seconds, to_db};
+use crate::util::{QueueClock, Sql, colocated, corrupt, db_error, from_db, limit, seconds, to_db};
 
 struct Queries {
     push: Sql,
@@ -30,12 +33,14 @@ struct Queries {
     retry: Sql,
     renew: Sql,
     len: Sql,
+    settle: Sql,
 }
 
 /// The request inbox in PostgreSQL. Cheap to clone.
 #[derive(Clone)]
 pub struct PgInbox {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
+    pub(crate) schema: Ident,
     sql: std::sync::Arc<Queries>,
     clock: QueueClock,
 }
@@ -71,9 +76,11 @@ impl PgInbox {
                  SET due_at = COALESCE($3::timestamptz, now()) + $4::float8 * interval '1 second' \
                  WHERE id = $1 AND claimed AND attempts = $2"),
             len: s("SELECT count(*) FROM __SCHEMA__.request_inbox"),
+            settle: s("SELECT __SCHEMA__.settle_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
         };
         PgInbox {
             pool,
+            schema: schema.clone(),
             sql: std::sync::Arc::new(sql),
             clock: QueueClock::default(),
         }
@@ -87,7 +94,7 @@ impl PgInbox {
     }
 }
 
-fn attempt(a: u32) -> i32 {
+pub(crate) fn attempt(a: u32) -> i32 {
     i32::try_from(a).unwrap_or(i32::MAX)
 }
 
@@ -200,6 +207,33 @@ impl RequestInbox for PgInbox {
             .await
             .map_err(db_error(OP))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// One statement (the `settle_request` function) when `log` is the
+    /// event log of this inbox's schema and database; else `record_all`
+    /// then `done`.
+    async fn settle(
+        &self,
+        id: &str,
+        attempts: u32,
+        events: Vec<Event>,
+        log: &dyn EventLog,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "inbox.settle";
+        if colocated::<PgEventLog>(log.colocated(), &self.pool, self.schema.as_str()).is_none() {
+            return compose_settle(self, id, attempts, events, log).await;
+        }
+        let query = sqlx::query(self.sql.settle.q()).bind(id).bind(attempt(attempts));
+        EventColumns::new(&events)
+            .bind(query)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        Ok(())
+    }
+
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     async fn len(&self) -> Result<usize, StoreError> {

@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "overview",
         sql: include_str!("../migrations/0009_overview.sql"),
     },
+    Migration {
+        version: 10,
+        name: "combined_steps",
+        sql: include_str!("../migrations/0010_combined_steps.sql"),
+    },
 ];
 
 const OP: &str = "migrate";

@@ -25,7 +25,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::ident::Ident;
-use crate::util::{QueueClock, Sql, corrupt, db_error, from_db, limit, purge, seconds, to_db, token_hash};
+use crate::util::{
+    PgQuery, QueueClock, Sql, corrupt, db_error, from_db, limit, purge, seconds, to_db, token_hash,
+};
 
 const COLS: &str = "message_id, seq, account_id, kind, from_name, from_address, reply_to_name, \
     reply_to_address, to_name, to_address, subject, body_text, body_html, attempts, next_attempt_at, \
@@ -94,7 +96,8 @@ struct Queries {
 /// The outbox in PostgreSQL. Cheap to clone.
 #[derive(Clone)]
 pub struct PgOutbox {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
+    pub(crate) schema: Ident,
     sql: std::sync::Arc<Queries>,
     clock: QueueClock,
 }
@@ -180,6 +183,7 @@ impl PgOutbox {
         };
         PgOutbox {
             pool,
+            schema: schema.clone(),
             sql: std::sync::Arc::new(sql),
             clock: QueueClock::default(),
         }
@@ -190,6 +194,33 @@ impl PgOutbox {
     pub fn with_clock(mut self, clock: QueueClock) -> Self {
         self.clock = clock;
         self
+    }
+}
+
+impl PgOutbox {
+    /// Binds a new message as 16 parameters, in the order of `enqueue`
+    /// and of the `issue_and_record` SQL function.
+    pub(crate) fn bind_entry<'q>(&self, query: PgQuery<'q>, entry: &OutboxEntry) -> PgQuery<'q> {
+        let e = &entry.email;
+        query
+            .bind(&e.message_id)
+            .bind(entry.account.as_ref().map(|a| a.0.as_str()))
+            .bind(e.kind.as_str())
+            .bind(e.from.name())
+            .bind(e.from.address())
+            .bind(e.reply_to.as_ref().and_then(Mailbox::name))
+            .bind(e.reply_to.as_ref().map(Mailbox::address))
+            .bind(e.to.name())
+            .bind(e.to.address())
+            .bind(&e.subject)
+            .bind(e.expose_text())
+            .bind(e.expose_html())
+            .bind(i32::try_from(entry.attempts).unwrap_or(i32::MAX))
+            // On the database's clock a new message is due now (the flow
+            // queues every message due at once).
+            .bind(self.clock.bind(entry.next_attempt_at))
+            .bind(entry.tokens.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>())
+            .bind(entry.requested_at.map(to_db))
     }
 }
 
@@ -307,30 +338,15 @@ fn count(n: i64) -> usize {
 impl Outbox for PgOutbox {
     async fn enqueue(&self, entry: OutboxEntry) -> Result<(), StoreError> {
         const OP: &str = "outbox.enqueue";
-        let e = &entry.email;
-        sqlx::query(self.sql.enqueue.q())
-            .bind(&e.message_id)
-            .bind(entry.account.as_ref().map(|a| a.0.as_str()))
-            .bind(e.kind.as_str())
-            .bind(e.from.name())
-            .bind(e.from.address())
-            .bind(e.reply_to.as_ref().and_then(Mailbox::name))
-            .bind(e.reply_to.as_ref().map(Mailbox::address))
-            .bind(e.to.name())
-            .bind(e.to.address())
-            .bind(&e.subject)
-            .bind(e.expose_text())
-            .bind(e.expose_html())
-            .bind(i32::try_from(entry.attempts).unwrap_or(i32::MAX))
-            // On the database's clock a new message is due now (the flow
-            // queues every message due at once).
-            .bind(self.clock.bind(entry.next_attempt_at))
-            .bind(entry.tokens.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>())
-            .bind(entry.requested_at.map(to_db))
+        self.bind_entry(sqlx::query(self.sql.enqueue.q()), &entry)
             .execute(&self.pool)
             .await
             .map_err(db_error(OP))?;
         Ok(())
+    }
+
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     async fn claim(

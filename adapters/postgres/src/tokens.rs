@@ -16,22 +16,27 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use resetkit::account::{AccountId, PasswordStamp};
 use resetkit::error::StoreError;
+use resetkit::store::steps::compose_issue_and_record;
 use resetkit::store::{
-    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, RateKey, RateLimitAdmin, RateLimiter,
-    TokenIssue, TokenRetention, TokenStore,
+    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, IssueWrites, RateKey, RateLimitAdmin,
+    RateLimiter, TokenIssue, TokenRetention, TokenStore,
 };
 use resetkit::token::{RejectReason, RevokeReason, TokenHash, TokenRecord, TokenState};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
+use crate::events::{EventColumns, PgEventLog};
 use crate::ident::Ident;
-use crate::util::{Sql, corrupt, db_error, from_db, purge, to_db, token_hash};
+use crate::inbox::PgInbox;
+use crate::outbox::PgOutbox;
+use crate::util::{PgQuery, Sql, colocated, corrupt, db_error, from_db, purge, to_db, token_hash};
 
 const COLS: &str = "hash, account_id, sent_to, password_stamp, issued_at, expires_at, state, state_at, \
     revoke_reason, deny_hash";
 
 struct Queries {
     issue: Sql,
+    issue_and_record: Sql,
     find: Sql,
     find_by_deny: Sql,
     consume: Sql,
@@ -52,6 +57,7 @@ struct Queries {
 #[derive(Clone)]
 pub struct PgTokenStore {
     pool: PgPool,
+    schema: Ident,
     sql: std::sync::Arc<Queries>,
 }
 
@@ -67,6 +73,11 @@ impl PgTokenStore {
         let s = |t: &str| Sql::new(schema, &t.replace("COLS", COLS));
         let sql = Queries {
             issue: s("SELECT __SCHEMA__.issue_token($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+            issue_and_record: s(
+                "SELECT __SCHEMA__.issue_and_record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+                 $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)",
+            ),
             find: s("SELECT COLS FROM __SCHEMA__.tokens WHERE hash = $1"),
             find_by_deny: s("SELECT COLS FROM __SCHEMA__.tokens WHERE deny_hash = $1"),
             // The second branch reads the token as it was before this
@@ -98,6 +109,7 @@ impl PgTokenStore {
         };
         PgTokenStore {
             pool,
+            schema: schema.clone(),
             sql: std::sync::Arc::new(sql),
         }
     }
@@ -114,6 +126,58 @@ impl PgTokenStore {
         )
         .await
     }
+}
+
+/// Binds a new token as the first 10 parameters of `issue_token` and
+/// `issue_and_record`.
+fn bind_issue<'q>(
+    op: &'static str,
+    query: PgQuery<'q>,
+    issue: &TokenIssue,
+) -> Result<PgQuery<'q>, StoreError> {
+    let r = &issue.record;
+    if r.state != TokenState::Active {
+        return Err(corrupt(op, "a new token must be active"));
+    }
+    let window_start = issue.limit.map(|l| {
+        to_db(
+            r.issued_at
+                .checked_sub(l.window)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        )
+    });
+    Ok(query
+        .bind(r.hash.0.as_slice())
+        .bind(&r.account.0)
+        .bind(&r.sent_to)
+        .bind(r.password_stamp.as_str())
+        .bind(to_db(r.issued_at))
+        .bind(to_db(r.expires_at))
+        .bind(r.deny_hash.as_ref().map(|d| d.0.to_vec()))
+        .bind(window_start)
+        .bind(issue.limit.map(|l| i64::from(l.max)))
+        .bind(issue.supersede))
+}
+
+/// `issue_token`'s result: -1 refused, else how many were superseded.
+fn issue_outcome(result: i64) -> IssueOutcome {
+    match usize::try_from(result) {
+        Ok(superseded) => IssueOutcome::Issued { superseded },
+        Err(_) => IssueOutcome::RateLimited,
+    }
+}
+
+/// The 16 mail parameters of `issue_and_record`, all NULL: no mail.
+fn no_mail(query: PgQuery<'_>) -> PgQuery<'_> {
+    let mut query = query;
+    for _ in 0..12 {
+        query = query.bind(None::<String>);
+    }
+    query
+        .bind(None::<i32>)
+        .bind(None::<DateTime<Utc>>)
+        .bind(None::<Vec<Vec<u8>>>)
+        .bind(None::<DateTime<Utc>>)
 }
 
 fn revoke_reason(op: &'static str, reason: Option<String>) -> Result<RevokeReason, StoreError> {
@@ -155,36 +219,54 @@ fn record_from_row(op: &'static str, row: &PgRow) -> Result<TokenRecord, StoreEr
 impl TokenStore for PgTokenStore {
     async fn issue(&self, issue: TokenIssue) -> Result<IssueOutcome, StoreError> {
         const OP: &str = "tokens.issue";
-        let r = &issue.record;
-        if r.state != TokenState::Active {
-            return Err(corrupt(OP, "a new token must be active"));
-        }
-        let window_start = issue.limit.map(|l| {
-            to_db(
-                r.issued_at
-                    .checked_sub(l.window)
-                    .unwrap_or(SystemTime::UNIX_EPOCH),
-            )
-        });
-        let result: i64 = sqlx::query(self.sql.issue.q())
-            .bind(r.hash.0.as_slice())
-            .bind(&r.account.0)
-            .bind(&r.sent_to)
-            .bind(r.password_stamp.as_str())
-            .bind(to_db(r.issued_at))
-            .bind(to_db(r.expires_at))
-            .bind(r.deny_hash.as_ref().map(|d| d.0.to_vec()))
-            .bind(window_start)
-            .bind(issue.limit.map(|l| i64::from(l.max)))
-            .bind(issue.supersede)
+        let query = bind_issue(OP, sqlx::query(self.sql.issue.q()), &issue)?;
+        let result: i64 = query
             .fetch_one(&self.pool)
             .await
             .and_then(|row| row.try_get(0))
             .map_err(db_error(OP))?;
-        Ok(match usize::try_from(result) {
-            Ok(superseded) => IssueOutcome::Issued { superseded },
-            Err(_) => IssueOutcome::RateLimited,
-        })
+        Ok(issue_outcome(result))
+    }
+
+    /// One statement (the `issue_and_record` function) when the log, the
+    /// outbox and the inbox are this store's schema's in the same
+    /// database; else the composed default.
+    async fn issue_and_record(
+        &self,
+        issue: TokenIssue,
+        writes: IssueWrites<'_>,
+    ) -> Result<IssueOutcome, StoreError> {
+        const OP: &str = "tokens.issue_and_record";
+        let (pool, schema) = (&self.pool, self.schema.as_str());
+        let log = colocated::<PgEventLog>(writes.log.colocated(), pool, schema);
+        let outbox = match &writes.mail {
+            None => Some(None),
+            Some(mail) => colocated::<PgOutbox>(mail.outbox.colocated(), pool, schema).map(Some),
+        };
+        let inbox_ok = writes
+            .settle
+            .is_none_or(|s| colocated::<PgInbox>(s.inbox.colocated(), pool, schema).is_some());
+        let (Some(_), Some(outbox), true) = (log, outbox, inbox_ok) else {
+            return compose_issue_and_record(self, issue, writes).await;
+        };
+        let query = bind_issue(OP, sqlx::query(self.sql.issue_and_record.q()), &issue)?.bind(
+            writes
+                .superseded_at
+                .map(|i| i32::try_from(i + 1).unwrap_or(i32::MAX)),
+        );
+        let query = EventColumns::new(&writes.events).bind(query);
+        let query = match (&writes.mail, outbox) {
+            (Some(mail), Some(outbox)) => outbox.bind_entry(query, &mail.entry),
+            _ => no_mail(query),
+        };
+        let result: i64 = query
+            .bind(writes.settle.map(|s| s.id))
+            .bind(writes.settle.map(|s| crate::inbox::attempt(s.attempt)))
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(db_error(OP))?;
+        Ok(issue_outcome(result))
     }
 
     async fn find(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {

@@ -177,3 +177,55 @@ impl QueueClock {
 pub(crate) fn seconds(d: std::time::Duration) -> f64 {
     d.as_secs_f64()
 }
+
+/// A runtime query with its arguments, as the helpers that bind a step's
+/// columns take and return it.
+pub(crate) type PgQuery<'q> =
+    sqlx::query::Query<'q, sqlx::Postgres, <sqlx::Postgres as sqlx::Database>::Arguments>;
+
+/// Where a store keeps its rows: its pool and its schema. Two stores with
+/// the same schema in the same database (host, port, database name) see
+/// the same tables, so one statement may write to both.
+pub(crate) fn same_home(a: (&sqlx::PgPool, &str), b: (&sqlx::PgPool, &str)) -> bool {
+    let (x, y) = (a.0.connect_options(), b.0.connect_options());
+    a.1 == b.1
+        && x.get_host() == y.get_host()
+        && x.get_port() == y.get_port()
+        && x.get_database() == y.get_database()
+}
+
+/// `store` (a store's [`colocated`](resetkit::store::EventLog::colocated)
+/// hook) as the PostgreSQL store `T` living in `schema` of `pool`'s
+/// database, if it is one.
+pub(crate) fn colocated<'a, T: PgHome + 'static>(
+    store: Option<&'a dyn std::any::Any>,
+    pool: &sqlx::PgPool,
+    schema: &str,
+) -> Option<&'a T> {
+    store
+        .and_then(|s| s.downcast_ref::<T>())
+        .filter(|t| same_home(t.home(), (pool, schema)))
+}
+
+/// A store's pool and schema, for [`colocated`].
+pub(crate) trait PgHome {
+    fn home(&self) -> (&sqlx::PgPool, &str);
+}
+
+impl PgHome for crate::events::PgEventLog {
+    fn home(&self) -> (&sqlx::PgPool, &str) {
+        (&self.pool, self.schema.as_str())
+    }
+}
+
+impl PgHome for crate::inbox::PgInbox {
+    fn home(&self) -> (&sqlx::PgPool, &str) {
+        (&self.pool, self.schema.as_str())
+    }
+}
+
+impl PgHome for crate::outbox::PgOutbox {
+    fn home(&self) -> (&sqlx::PgPool, &str) {
+        (&self.pool, self.schema.as_str())
+    }
+}

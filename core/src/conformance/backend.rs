@@ -132,6 +132,24 @@ macro_rules! conformance_tests {
             let accounts = b.accounts($crate::conformance::matching_accounts()).await;
             $crate::conformance::unicode_matching_suite(accounts.as_ref()).await;
         });
+        $crate::conformance_tests!(@one $backend, find_or_settle_conforms, 1, |b| {
+            let accounts = b.accounts($crate::conformance::fixture_accounts()).await;
+            $crate::conformance::find_or_settle_suite(
+                accounts.as_ref(),
+                b.events().as_ref(),
+                b.inbox().as_ref(),
+            )
+            .await;
+        });
+        $crate::conformance_tests!(@one $backend, issue_and_record_conforms, 1, |b| {
+            $crate::conformance::issue_and_record_suite(
+                b.tokens().as_ref(),
+                b.events().as_ref(),
+                b.outbox().as_ref(),
+                b.inbox().as_ref(),
+            )
+            .await;
+        });
         $crate::conformance_tests!(@one $backend, template_store_conforms, 1, |b| {
             $crate::conformance::template_store_suite(b.templates().as_ref()).await;
         });

@@ -395,6 +395,7 @@ impl ResetServiceBuilder {
             setting: "rate_limiter",
         })?;
         let events = self.events.ok_or(BuildError::Missing { setting: "events" })?;
+        let step_log = events.clone();
         let events: Arc<dyn EventLog> = match &self.metrics {
             Some(metrics) => Arc::new(MeteredEvents {
                 log: events,
@@ -425,6 +426,7 @@ impl ResetServiceBuilder {
                 tokens,
                 limiter,
                 events: events.clone(),
+                step_log,
                 sender,
                 hasher: self.hasher,
                 sessions: self.sessions,

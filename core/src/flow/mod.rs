@@ -256,6 +256,9 @@ pub(crate) struct Inner {
     pub(crate) tokens: Arc<dyn TokenStore>,
     pub(crate) limiter: Arc<dyn crate::store::RateLimiter>,
     pub(crate) events: Arc<dyn EventLog>,
+    /// The log as given to the builder (without the metrics wrapper):
+    /// combined steps write to it, and the flow counts their events.
+    pub(crate) step_log: Arc<dyn EventLog>,
     pub(crate) sender: Arc<dyn SenderResolver>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) sessions: Option<Arc<dyn SessionRevoker>>,
@@ -359,6 +362,14 @@ impl ResetService {
             client,
             self.inner.client_ipv6_prefix,
         ))
+    }
+
+    /// Counts events a combined step wrote (the metrics wrapper of the
+    /// event log does not see them).
+    pub(crate) fn count_step_events(&self, events: &[Event]) {
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.count_events(events);
+        }
     }
 
     pub(crate) async fn record(&self, account: Option<AccountId>, kind: EventKind) -> Result<(), StoreError> {

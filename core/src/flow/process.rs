@@ -89,7 +89,9 @@ impl ResetService {
         trail.events.extend(to_events(found, now));
     }
 
-    /// Processes one request taken from the inbox.
+    /// Processes one request taken from the inbox and, when it returns
+    /// `Ok`, has marked it done (with its last writes, in one store call
+    /// where the stores allow: see [`crate::store::steps`]).
     pub(crate) async fn process_request(&self, job: &InboxRequest) -> Result<(), StoreError> {
         let inner = &self.inner;
         let identifier = &job.identifier;
@@ -98,18 +100,33 @@ impl ResetService {
             locale: job.locale.clone(),
         };
         let ctx = &ctx;
-        let found = match identifier {
-            Identifier::Email(email) => inner.accounts.find_by_email(email).await?,
-            Identifier::Username(name) => inner.accounts.find_by_username(name).await?.into_iter().collect(),
-        };
+        let mut trail = Trail::for_request(self, job);
+        // Looked up, and settled in the same step when nothing matches.
+        let unknown = vec![Event::new(
+            inner.clock.now(),
+            None,
+            EventKind::RequestIgnored {
+                reason: IgnoreReason::UnknownIdentifier,
+                fingerprint: fingerprint(&inner.fingerprint_key, identifier.as_str()),
+            },
+        )];
+        let counted = inner.metrics.is_some().then(|| unknown.clone());
+        let found = inner
+            .accounts
+            .find_or_settle(identifier, unknown, &*inner.step_log, trail.settle_target(job))
+            .await?;
         if found.is_empty() {
-            return self
-                .record(None, self.ignored(IgnoreReason::UnknownIdentifier, identifier))
-                .await;
+            tracing::info!(
+                reason = IgnoreReason::UnknownIdentifier.as_str(),
+                "password reset request produced no email"
+            );
+            if let Some(events) = counted {
+                self.count_step_events(&events);
+            }
+            return Ok(());
         }
         // The step's events are written together (one call to the log)
         // before anything is handed to delivery.
-        let mut trail = Trail::for_request(self, job);
         let mut eligible = Vec::with_capacity(found.len());
         for account in found {
             trail.note(
@@ -125,25 +142,25 @@ impl ResetService {
             }
         }
         match (eligible.len(), inner.duplicates) {
-            (0, _) => trail.flush().await,
+            (0, _) => {}
             (1, _) | (_, DuplicateEmailPolicy::EmailPerAccount) => {
-                for account in &eligible {
+                let last = eligible.len().saturating_sub(1);
+                for (i, account) in eligible.iter().enumerate() {
                     let span = self.account_span(&account.id);
-                    self.send_single(account, ctx, &mut trail)
+                    let settle = (i == last).then_some(job);
+                    self.send_single_settling(account, ctx, &mut trail, settle)
                         .instrument(span)
                         .await?;
                 }
-                trail.flush().await
             }
             (_, DuplicateEmailPolicy::CombinedEmail) => {
                 self.send_combined(&eligible, ctx, &mut trail).await?;
-                trail.flush().await
             }
             (_, DuplicateEmailPolicy::RequireUsername) => {
                 self.send_username_required(&eligible, ctx, &mut trail).await?;
-                trail.flush().await
             }
         }
+        trail.settle().await
     }
 
     /// The span of one account's step: its keyed fingerprint, never its
@@ -293,10 +310,26 @@ impl ResetService {
         ctx: &RequestContext,
         trail: &mut Trail<'_>,
     ) -> Result<(), StoreError> {
+        self.send_single_settling(account, ctx, trail, None).await
+    }
+
+    /// [`send_single`](Self::send_single), settling `settle` (the inbox
+    /// request being processed) in the same store call when the mail goes
+    /// to the outbox.
+    async fn send_single_settling(
+        &self,
+        account: &Account,
+        ctx: &RequestContext,
+        trail: &mut Trail<'_>,
+        settle: Option<&InboxRequest>,
+    ) -> Result<(), StoreError> {
         let Some(sender) = self.sender_for(account, trail).await else {
             return Ok(());
         };
         if self.already_queued(account, trail).await? {
+            return Ok(());
+        }
+        if self.issue_and_queue(account, ctx, &sender, trail, settle).await? {
             return Ok(());
         }
         let Some(issued) = self.issue_token(account, ctx, trail).await? else {
@@ -313,6 +346,161 @@ impl ResetService {
         };
         self.deliver(mail, ctx, &sender, std::slice::from_ref(account), trail)
             .await
+    }
+
+    /// Outbox delivery of one account's reset mail in one store call
+    /// ([`TokenStore::issue_and_record`](crate::store::TokenStore::issue_and_record)):
+    /// the mail is prepared with fresh tokens first, then the token is
+    /// issued with the step's events, the mail queued and, with `settle`,
+    /// the inbox request done. Returns `false` (nothing done) when the mail
+    /// goes inline or cannot be prepared: the caller takes the step by step
+    /// path, which reports why.
+    async fn issue_and_queue(
+        &self,
+        account: &Account,
+        ctx: &RequestContext,
+        sender: &SenderChoice,
+        trail: &mut Trail<'_>,
+        settle: Option<&InboxRequest>,
+    ) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let dispatcher = &inner.dispatcher;
+        let (crate::delivery::DeliveryMode::Outbox, Some(outbox)) = (dispatcher.mode, &dispatcher.outbox)
+        else {
+            return Ok(false);
+        };
+        let now = inner.clock.now();
+        let (Ok(token), Ok(deny)) = (RawToken::generate(), RawToken::generate()) else {
+            return Ok(false);
+        };
+        let Some(expires_at) = now.checked_add(inner.token_policy.lifetime) else {
+            return Ok(false);
+        };
+        let Ok(to) = Mailbox::address_only(account.email.as_deref().unwrap_or_default()) else {
+            return Ok(false);
+        };
+        let links = AccountLinks {
+            username: account.username.clone(),
+            link: inner.reset_links.link(&token),
+            deny_link: inner.deny_links.link(&deny),
+        };
+        let templates = inner.templates.current();
+        let locale = templates.resolve_locale(ctx.locale.as_deref()).to_owned();
+        let Ok(rendered) = self.render_confined(
+            &templates,
+            &locale,
+            EmailKind::Reset,
+            std::slice::from_ref(&links),
+        ) else {
+            return Ok(false);
+        };
+        let Some(Ok(message_id)) = trail
+            .message_id_for(&account.id)
+            .map(Ok)
+            .or_else(|| Some(new_message_id(sender.from.domain())))
+        else {
+            return Ok(false);
+        };
+        let email = OutgoingEmail::new(
+            message_id.clone(),
+            EmailKind::Reset,
+            sender.from.clone(),
+            sender.reply_to.clone(),
+            to,
+            rendered,
+        );
+        let before = trail.events.clone();
+        let mut events = std::mem::take(&mut trail.events);
+        let superseded_at = inner.token_policy.newest_wins.then(|| {
+            events.push(Event::new(
+                now,
+                Some(account.id.clone()),
+                EventKind::LinksRevoked {
+                    reason: RevokeReason::Superseded,
+                    count: 0,
+                },
+            ));
+            events.len() - 1
+        });
+        trail.note_into(&mut events, &account.id, EventKind::TokenIssued { expires_at });
+        trail.note_into(
+            &mut events,
+            &account.id,
+            EventKind::EmailQueued {
+                message_id,
+                email: EmailKind::Reset,
+                from: sender.from.address().to_owned(),
+                to: email.to.address().to_owned(),
+                sender_strategy: sender.strategy.clone(),
+                sender_fallbacks: sender.fallbacks.iter().map(ToString::to_string).collect(),
+            },
+        );
+        let counted = inner.metrics.is_some().then(|| events.clone());
+        let entry = crate::store::OutboxEntry {
+            email,
+            account: Some(account.id.clone()),
+            attempts: 0,
+            next_attempt_at: now,
+            tokens: vec![token.hash()],
+            requested_at: trail.job.as_ref().map(|j| j.received_at),
+        };
+        let outcome = inner
+            .tokens
+            .issue_and_record(
+                TokenIssue {
+                    record: TokenRecord {
+                        hash: token.hash(),
+                        account: account.id.clone(),
+                        sent_to: canonicalize(account.email.as_deref().unwrap_or_default()),
+                        password_stamp: account.password_stamp(),
+                        issued_at: now,
+                        expires_at,
+                        state: TokenState::Active,
+                        deny_hash: Some(deny.hash()),
+                    },
+                    limit: inner.rate_limits.per_account,
+                    supersede: inner.token_policy.newest_wins,
+                },
+                crate::store::IssueWrites {
+                    events,
+                    superseded_at,
+                    log: &*inner.step_log,
+                    mail: Some(crate::store::QueuedMail {
+                        entry,
+                        outbox: &**outbox,
+                    }),
+                    settle: settle.map(|job| trail.settle_target(job)),
+                },
+            )
+            .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                trail.events = before;
+                return Err(error);
+            }
+        };
+        match outcome {
+            IssueOutcome::RateLimited => {
+                // Nothing was written: the events wait for the step's end.
+                trail.events = before;
+                self.note_account_throttled(account, ctx, inner.rate_limits.per_account, trail);
+            }
+            IssueOutcome::Issued { superseded } => {
+                if let Some(events) = counted {
+                    self.count_step_events(&crate::store::steps::with_superseded(
+                        events,
+                        superseded_at,
+                        superseded,
+                    ));
+                }
+                if settle.is_some() {
+                    trail.settled = true;
+                }
+                dispatcher.ready.notify_one();
+            }
+        }
+        Ok(true)
     }
 
     async fn send_combined(
@@ -577,6 +765,8 @@ pub(crate) struct Trail<'a> {
     service: &'a ResetService,
     events: Vec<Event>,
     best_effort: bool,
+    /// The inbox request is done (a combined step settled it).
+    settled: bool,
     /// The inbox request being processed, if any.
     job: Option<JobRef>,
 }
@@ -594,6 +784,7 @@ impl<'a> Trail<'a> {
             service,
             events: Vec::new(),
             best_effort: false,
+            settled: false,
             job: None,
         }
     }
@@ -638,6 +829,50 @@ impl<'a> Trail<'a> {
     pub(crate) fn note(&mut self, account: &AccountId, kind: EventKind) {
         let now = self.service.inner.clock.now();
         self.events.push(Event::new(now, Some(account.clone()), kind));
+    }
+
+    /// Notes an event into `events` (a step's list taken from the trail).
+    fn note_into(&self, events: &mut Vec<Event>, account: &AccountId, kind: EventKind) {
+        let now = self.service.inner.clock.now();
+        events.push(Event::new(now, Some(account.clone()), kind));
+    }
+
+    /// Where a combined step marks `job` done.
+    fn settle_target<'j>(&self, job: &'j InboxRequest) -> crate::store::Settle<'j>
+    where
+        'a: 'j,
+    {
+        crate::store::Settle {
+            inbox: &*self.service.inner.inbox,
+            id: &job.id,
+            attempt: job.attempts,
+        }
+    }
+
+    /// Ends the processing of the trail's inbox request: its remaining
+    /// events written and the request done, in one store call
+    /// ([`RequestInbox::settle`](crate::store::RequestInbox::settle)),
+    /// unless a combined step already settled it. A trail without an inbox
+    /// request is flushed.
+    pub(crate) async fn settle(&mut self) -> Result<(), StoreError> {
+        let Some(job) = &self.job else {
+            return self.flush().await;
+        };
+        if self.settled {
+            return self.flush().await;
+        }
+        let events = std::mem::take(&mut self.events);
+        let inner = &self.service.inner;
+        let counted = inner.metrics.is_some().then(|| events.clone());
+        inner
+            .inbox
+            .settle(&job.id, job.attempts, events, &*inner.step_log)
+            .await?;
+        self.settled = true;
+        if let Some(events) = counted {
+            self.service.count_step_events(&events);
+        }
+        Ok(())
     }
 
     pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {

@@ -637,8 +637,8 @@ impl ResetService {
                 identifier = crate::fingerprint::fingerprint(&inner.fingerprint_key, job.identifier.as_str()).get(..16),
             );
             match self.process_renewing(&job).instrument(span).await {
+                // Processing marked it done (with its last writes).
                 Ok(()) => {
-                    inner.inbox.done(&job.id, job.attempts).await?;
                     inner.shed.open();
                     report.processed += 1;
                 }

@@ -315,8 +315,10 @@ async fn a_flood_from_one_client_stores_no_more_entries_than_the_limit() {
     assert!(report.processed <= 5 * 2, "{report:?}");
 }
 
-/// An inbox whose `done` fails once, after `fail_at` successful calls: the
-/// worker dies right after processing a request, before deleting it.
+/// An inbox whose worker dies after `fail_at` successful `done` calls:
+/// right after processing a request, before deleting it (processing marks
+/// the request done with its last writes). From then on `done` and
+/// `retry_later` fail: a dead worker gives nothing back either.
 struct DiesBeforeDone {
     inner: InMemoryInbox,
     calls: AtomicUsize,
@@ -337,7 +339,7 @@ impl RequestInbox for DiesBeforeDone {
         self.inner.claim(now, max, lease).await
     }
     async fn done(&self, id: &str, attempt: u32) -> Result<(), StoreError> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) == self.fail_at {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.fail_at {
             return Err(StoreError::unavailable("inbox.done", "the worker process died"));
         }
         self.inner.done(id, attempt).await
@@ -349,6 +351,12 @@ impl RequestInbox for DiesBeforeDone {
         now: SystemTime,
         delay: Duration,
     ) -> Result<(), StoreError> {
+        if self.calls.load(Ordering::SeqCst) > self.fail_at {
+            return Err(StoreError::unavailable(
+                "inbox.retry_later",
+                "the worker process died",
+            ));
+        }
         self.inner.retry_later(id, attempt, now, delay).await
     }
     async fn renew(

@@ -1,0 +1,396 @@
+//! The combined steps suite ([`crate::store::steps`]): what
+//! [`AccountDirectory::find_or_settle`], [`TokenStore::issue_and_record`]
+//! and [`RequestInbox::settle`] write, whether a backend composes them
+//! from the primitives (the default) or does each in one statement.
+
+use std::time::{Duration, SystemTime};
+
+use crate::account::{AccountDirectory, AccountId, PasswordStamp};
+use crate::event::{Event, EventKind, IgnoreReason};
+use crate::identifier::Identifier;
+use crate::mail::EmailKind;
+use crate::policy::Limit;
+use crate::store::{
+    InboxRequest, IssueOutcome, IssueWrites, OutboxListing, OutboxStatus, QueuedMail, RequestInbox, Settle,
+    Timeline, TokenIssue, TokenStore,
+};
+use crate::token::{RawToken, RevokeReason, TokenRecord, TokenState};
+
+use super::outbox::entry;
+
+/// A request pushed now and claimed: (id, attempt).
+async fn claimed(inbox: &dyn RequestInbox, n: usize, identifier: Identifier) -> (String, u32) {
+    let id = format!("steps-{n:03}");
+    inbox
+        .push(InboxRequest {
+            id: id.clone(),
+            identifier,
+            client: None,
+            locale: None,
+            received_at: SystemTime::now(),
+            attempts: 0,
+        })
+        .await
+        .expect("inbox.push");
+    let got = inbox
+        .claim(
+            SystemTime::now() + Duration::from_secs(1),
+            1,
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("inbox.claim");
+    assert_eq!(got.len(), 1, "the pushed request is claimed");
+    assert_eq!(got[0].id, id);
+    (id, got[0].attempts)
+}
+
+fn settle<'a>(inbox: &'a dyn RequestInbox, id: &'a str, attempt: u32) -> Settle<'a> {
+    Settle { inbox, id, attempt }
+}
+
+fn ignored(at: SystemTime) -> Vec<Event> {
+    vec![Event::new(
+        at,
+        None,
+        EventKind::RequestIgnored {
+            reason: IgnoreReason::UnknownIdentifier,
+            fingerprint: "fp-steps".into(),
+        },
+    )]
+}
+
+async fn unknown_events(events: &dyn Timeline) -> usize {
+    events
+        .recent(100)
+        .await
+        .expect("events.recent")
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::RequestIgnored { .. }))
+        .count()
+}
+
+/// [`AccountDirectory::find_or_settle`]: an unknown identifier settles the
+/// request (its events recorded, the request done); known, shared and
+/// disabled accounts are returned with nothing written. The directory must
+/// hold exactly [`fixture_accounts`](super::fixture_accounts); the inbox
+/// and the log must be empty.
+pub async fn find_or_settle_suite(
+    accounts: &dyn AccountDirectory,
+    events: &dyn Timeline,
+    inbox: &dyn RequestInbox,
+) {
+    let now = SystemTime::now();
+    // Unknown email and unknown username: settled.
+    for (n, identifier) in [
+        Identifier::Email("nobody@example.com".into()),
+        Identifier::Username("nobody".into()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (id, attempt) = claimed(inbox, n, identifier.clone()).await;
+        let found = accounts
+            .find_or_settle(&identifier, ignored(now), events, settle(inbox, &id, attempt))
+            .await
+            .expect("accounts.find_or_settle");
+        assert!(found.is_empty(), "an unknown identifier finds nothing");
+        assert_eq!(
+            inbox.len().await.expect("inbox.len"),
+            0,
+            "an unknown identifier's request is done in the same step"
+        );
+        assert_eq!(
+            unknown_events(events).await,
+            n + 1,
+            "an unknown identifier's events are recorded in the same step"
+        );
+    }
+    // Known (a shared address: both accounts), disabled, by username:
+    // returned as `find_by_*` returns them, nothing written.
+    let cases = [
+        (
+            Identifier::Email("alice@example.com".into()),
+            vec!["fx-1", "fx-2"],
+        ),
+        (Identifier::Email("bob@example.org".into()), vec!["fx-3"]),
+        (Identifier::Username("carol".into()), vec!["fx-4"]),
+    ];
+    for (n, (identifier, want)) in cases.into_iter().enumerate() {
+        let (id, attempt) = claimed(inbox, 10 + n, identifier.clone()).await;
+        let mut found = accounts
+            .find_or_settle(&identifier, ignored(now), events, settle(inbox, &id, attempt))
+            .await
+            .expect("accounts.find_or_settle");
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        let ids: Vec<&str> = found.iter().map(|a| a.id.0.as_str()).collect();
+        assert_eq!(ids, want, "find_or_settle finds what find_by_* finds");
+        if want == ["fx-3"] {
+            assert!(found[0].disabled, "a disabled account is returned as such");
+        }
+        assert_eq!(
+            inbox.len().await.expect("inbox.len"),
+            1,
+            "a request whose accounts were found is not settled"
+        );
+        assert_eq!(
+            unknown_events(events).await,
+            2,
+            "nothing is recorded when accounts match"
+        );
+        inbox
+            .settle(&id, attempt, Vec::new(), events)
+            .await
+            .expect("inbox.settle");
+        assert_eq!(
+            inbox.len().await.expect("inbox.len"),
+            0,
+            "settle marks the request done"
+        );
+    }
+}
+
+fn token(account: &str, at: SystemTime) -> TokenRecord {
+    let raw = RawToken::generate().expect("OS random generator");
+    let deny = RawToken::generate().expect("OS random generator");
+    TokenRecord {
+        hash: raw.hash(),
+        account: AccountId::from(account),
+        sent_to: format!("{account}@example.com"),
+        password_stamp: PasswordStamp::of(None),
+        issued_at: at,
+        expires_at: at + Duration::from_secs(1800),
+        state: TokenState::Active,
+        deny_hash: Some(deny.hash()),
+    }
+}
+
+/// The step's events as the flow notes them: requested, the superseded
+/// placeholder, issued, queued.
+fn step_events(account: &AccountId, at: SystemTime, message_id: &str) -> (Vec<Event>, Option<usize>) {
+    let a = || Some(account.clone());
+    let events = vec![
+        Event::new(
+            at,
+            a(),
+            EventKind::ResetRequested {
+                via: "email",
+                client: None,
+            },
+        ),
+        Event::new(
+            at,
+            a(),
+            EventKind::LinksRevoked {
+                reason: RevokeReason::Superseded,
+                count: 0,
+            },
+        ),
+        Event::new(
+            at,
+            a(),
+            EventKind::TokenIssued {
+                expires_at: at + Duration::from_secs(1800),
+            },
+        ),
+        Event::new(
+            at,
+            a(),
+            EventKind::EmailQueued {
+                message_id: message_id.to_owned(),
+                email: EmailKind::Reset,
+                from: "support@example.com".into(),
+                to: "user@example.org".into(),
+                sender_strategy: "fixed".into(),
+                sender_fallbacks: Vec::new(),
+            },
+        ),
+    ];
+    (events, Some(1))
+}
+
+fn kinds(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::LinksRevoked { count, .. } => format!("links_revoked({count})"),
+            other => other.name().to_owned(),
+        })
+        .collect()
+}
+
+/// [`TokenStore::issue_and_record`] and [`RequestInbox::settle`]: an
+/// issued token's events (the superseded count filled in, or the
+/// placeholder left out), its mail and the request's settling are
+/// written; a token the limit refuses writes nothing. Fresh, empty stores.
+pub async fn issue_and_record_suite(
+    tokens: &dyn TokenStore,
+    events: &dyn Timeline,
+    outbox: &dyn OutboxListing,
+    inbox: &dyn RequestInbox,
+) {
+    let account = AccountId::from("steps-1");
+    let limit = Limit {
+        max: 2,
+        window: Duration::from_secs(900),
+    };
+    let now = SystemTime::now();
+    let mut live = Vec::new();
+    let mut want = Vec::new();
+    for n in 0..3usize {
+        let at = now + Duration::from_secs(n as u64);
+        let (id, attempt) = claimed(inbox, 100 + n, Identifier::Email("steps@example.com".into())).await;
+        let record = token(&account.0, at);
+        let mail = entry(100 + n, at);
+        let message_id = mail.email.message_id.clone();
+        let (step, superseded_at) = step_events(&account, at, &message_id);
+        let outcome = tokens
+            .issue_and_record(
+                TokenIssue {
+                    record: record.clone(),
+                    limit: Some(limit),
+                    supersede: true,
+                },
+                IssueWrites {
+                    events: step,
+                    superseded_at,
+                    log: events,
+                    mail: Some(QueuedMail {
+                        entry: mail,
+                        outbox: outbox as &dyn crate::store::Outbox,
+                    }),
+                    settle: Some(settle(inbox, &id, attempt)),
+                },
+            )
+            .await
+            .expect("tokens.issue_and_record");
+        let status = outbox.status(&message_id).await.expect("outbox.status");
+        if n < 2 {
+            assert_eq!(
+                outcome,
+                IssueOutcome::Issued { superseded: n },
+                "newest wins: the previous link is superseded"
+            );
+            assert_eq!(
+                status,
+                Some(OutboxStatus::Pending),
+                "the mail is queued in the same step"
+            );
+            assert_eq!(
+                inbox.len().await.expect("inbox.len"),
+                0,
+                "the request is done in the same step"
+            );
+            want.extend(if n == 0 {
+                ["reset_requested", "token_issued", "email_queued"]
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                [
+                    "reset_requested",
+                    "links_revoked(1)",
+                    "token_issued",
+                    "email_queued",
+                ]
+                .map(String::from)
+                .to_vec()
+            });
+            live.push(record);
+        } else {
+            assert_eq!(
+                outcome,
+                IssueOutcome::RateLimited,
+                "the per-account limit refuses the third"
+            );
+            assert_eq!(status, None, "a refused token's mail is not queued");
+            assert_eq!(
+                inbox.len().await.expect("inbox.len"),
+                1,
+                "a refused token's request is not settled (the flow notes the refusal first)"
+            );
+            assert!(
+                tokens.find(&record.hash).await.expect("tokens.find").is_none(),
+                "a refused token is not stored"
+            );
+            inbox
+                .settle(&id, attempt, Vec::new(), events)
+                .await
+                .expect("inbox.settle");
+        }
+        let trail = events.for_account(&account).await.expect("events.for_account");
+        assert_eq!(
+            kinds(&trail),
+            want,
+            "the step's events, in order, with the superseded count (left out when 0)"
+        );
+    }
+    let first = tokens
+        .find(&live[0].hash)
+        .await
+        .expect("tokens.find")
+        .map(|t| t.state);
+    assert!(
+        matches!(
+            first,
+            Some(TokenState::Revoked {
+                reason: RevokeReason::Superseded,
+                ..
+            })
+        ),
+        "the first link is superseded"
+    );
+    let second = tokens
+        .find(&live[1].hash)
+        .await
+        .expect("tokens.find")
+        .map(|t| t.state);
+    assert_eq!(second, Some(TokenState::Active));
+
+    // Inline delivery: no mail, no settling; the events alone.
+    let other = AccountId::from("steps-2");
+    let (step, superseded_at) = step_events(&other, now, "<inline.steps@example.com>");
+    let outcome = tokens
+        .issue_and_record(
+            TokenIssue {
+                record: token(&other.0, now),
+                limit: None,
+                supersede: true,
+            },
+            IssueWrites {
+                events: step,
+                superseded_at,
+                log: events,
+                mail: None,
+                settle: None,
+            },
+        )
+        .await
+        .expect("tokens.issue_and_record");
+    assert_eq!(outcome, IssueOutcome::Issued { superseded: 0 });
+    let trail = events.for_account(&other).await.expect("events.for_account");
+    assert_eq!(kinds(&trail), ["reset_requested", "token_issued", "email_queued"]);
+    assert!(
+        outbox
+            .status("<inline.steps@example.com>")
+            .await
+            .expect("outbox.status")
+            .is_none()
+    );
+
+    // `settle` is fenced like `done`: a stale attempt deletes nothing.
+    let (id, attempt) = claimed(inbox, 200, Identifier::Username("steps".into())).await;
+    inbox
+        .settle(&id, attempt + 1, ignored(now), events)
+        .await
+        .expect("inbox.settle");
+    assert_eq!(
+        inbox.len().await.expect("inbox.len"),
+        1,
+        "a stale settle leaves the request"
+    );
+    inbox
+        .settle(&id, attempt, ignored(now), events)
+        .await
+        .expect("inbox.settle");
+    assert_eq!(inbox.len().await.expect("inbox.len"), 0);
+}

@@ -1,0 +1,224 @@
+//! Combined steps: one flow step that writes to several stores, as one
+//! store call.
+//!
+//! Processing an inbox request writes to the token store, the event log,
+//! the outbox and the inbox; each write is a round trip when the stores
+//! are separate. The combined steps are **provided** methods of the store
+//! traits ([`TokenStore::issue_and_record`],
+//! [`RequestInbox::settle`],
+//! [`AccountDirectory::find_or_settle`]):
+//! their default composes the primitives in the order the flow used to call
+//! them, so a backend implements nothing more. A backend whose stores share
+//! one database (PostgreSQL) overrides them with one statement each, once it
+//! has recognised the other stores as its own through their
+//! [`colocated`](super::EventLog::colocated) hook (a decorator that does not
+//! forward the hook gets the composed default: same result, more round
+//! trips).
+//!
+//! # What is atomic
+//!
+//! - Composed (the default): each primitive is atomic on its own, the
+//!   sequence is not. A failure part-way leaves the earlier writes (the
+//!   token issued and its events recorded, say, but not the mail queued) and
+//!   fails the step: the inbox request is not done, so it is retried; a
+//!   retried request finds mail an interrupted attempt queued (its
+//!   Message-ID is derived from the request) and does not queue it twice.
+//! - One statement (PostgreSQL): all or nothing.
+//!
+//! Either way, what is written when the step succeeds is the same.
+
+use crate::account::{Account, AccountDirectory};
+use crate::error::StoreError;
+use crate::event::{Event, EventKind};
+use crate::identifier::Identifier;
+use crate::store::{EventLog, IssueOutcome, Outbox, OutboxEntry, RequestInbox, TokenIssue, TokenStore};
+use crate::token::RevokeReason;
+
+/// An inbox request to mark done ([`RequestInbox::done`]) as part of a
+/// combined step, fenced by the attempt it was claimed for.
+#[derive(Clone, Copy)]
+pub struct Settle<'a> {
+    /// The inbox the request was claimed from.
+    pub inbox: &'a dyn RequestInbox,
+    /// The request's id.
+    pub id: &'a str,
+    /// Its `attempts` as claimed.
+    pub attempt: u32,
+}
+
+impl std::fmt::Debug for Settle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settle")
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message to queue in an outbox as part of a combined step.
+pub struct QueuedMail<'a> {
+    /// The message.
+    pub entry: OutboxEntry,
+    /// Where it goes.
+    pub outbox: &'a dyn Outbox,
+}
+
+impl std::fmt::Debug for QueuedMail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedMail")
+            .field("entry", &self.entry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`TokenStore::issue_and_record`]
+/// writes once the token is issued. When the per-account limit refuses the
+/// token, none of it is written.
+pub struct IssueWrites<'a> {
+    /// The step's events, in order.
+    pub events: Vec<Event>,
+    /// The index in `events` of a [`EventKind::LinksRevoked`] placeholder
+    /// (reason [`RevokeReason::Superseded`]) whose count is how many older
+    /// links the issue revoked, known only to the store: it is written with
+    /// that count, or left out when none was revoked.
+    pub superseded_at: Option<usize>,
+    /// The log the events go to.
+    pub log: &'a dyn EventLog,
+    /// The mail carrying the new link, queued after the events.
+    pub mail: Option<QueuedMail<'a>>,
+    /// The inbox request to mark done last.
+    pub settle: Option<Settle<'a>>,
+}
+
+impl std::fmt::Debug for IssueWrites<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssueWrites")
+            .field("events", &self.events)
+            .field("superseded_at", &self.superseded_at)
+            .field("mail", &self.mail)
+            .field("settle", &self.settle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `events` as written once the issue revoked `superseded` older links:
+/// the placeholder at `superseded_at` carries the count, or is left out
+/// when it is 0. An index that is not such a placeholder changes nothing.
+pub fn with_superseded(
+    mut events: Vec<Event>,
+    superseded_at: Option<usize>,
+    superseded: usize,
+) -> Vec<Event> {
+    let Some(i) = superseded_at.filter(|i| *i < events.len()) else {
+        return events;
+    };
+    let EventKind::LinksRevoked {
+        reason: RevokeReason::Superseded,
+        count,
+    } = &mut events[i].kind
+    else {
+        return events;
+    };
+    if superseded > 0 {
+        *count = superseded;
+    } else {
+        events.remove(i);
+    }
+    events
+}
+
+/// [`TokenStore::issue_and_record`] composed of the primitives (its
+/// default; an override calls it for stores it cannot combine).
+pub async fn compose_issue_and_record<T: TokenStore + ?Sized>(
+    store: &T,
+    issue: TokenIssue,
+    writes: IssueWrites<'_>,
+) -> Result<IssueOutcome, StoreError> {
+    let outcome = store.issue(issue).await?;
+    let IssueOutcome::Issued { superseded } = outcome else {
+        return Ok(outcome);
+    };
+    let events = with_superseded(writes.events, writes.superseded_at, superseded);
+    if !events.is_empty() {
+        writes.log.record_all(events).await?;
+    }
+    if let Some(mail) = writes.mail {
+        mail.outbox.enqueue(mail.entry).await?;
+    }
+    if let Some(settle) = writes.settle {
+        settle.inbox.done(settle.id, settle.attempt).await?;
+    }
+    Ok(outcome)
+}
+
+/// [`RequestInbox::settle`] composed of the primitives.
+pub async fn compose_settle<I: RequestInbox + ?Sized>(
+    inbox: &I,
+    id: &str,
+    attempt: u32,
+    events: Vec<Event>,
+    log: &dyn EventLog,
+) -> Result<(), StoreError> {
+    if !events.is_empty() {
+        log.record_all(events).await?;
+    }
+    inbox.done(id, attempt).await
+}
+
+/// [`AccountDirectory::find_or_settle`] composed of the primitives.
+pub async fn compose_find_or_settle<A: AccountDirectory + ?Sized>(
+    accounts: &A,
+    identifier: &Identifier,
+    unknown: Vec<Event>,
+    log: &dyn EventLog,
+    settle: Settle<'_>,
+) -> Result<Vec<Account>, StoreError> {
+    let found = match identifier {
+        Identifier::Email(email) => accounts.find_by_email(email).await?,
+        Identifier::Username(name) => accounts.find_by_username(name).await?.into_iter().collect(),
+    };
+    if found.is_empty() {
+        settle
+            .inbox
+            .settle(settle.id, settle.attempt, unknown, log)
+            .await?;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::AccountId;
+    use std::time::SystemTime;
+
+    fn ev(kind: EventKind) -> Event {
+        Event::new(SystemTime::UNIX_EPOCH, Some(AccountId("1".into())), kind)
+    }
+
+    fn placeholder() -> Event {
+        ev(EventKind::LinksRevoked {
+            reason: RevokeReason::Superseded,
+            count: 0,
+        })
+    }
+
+    #[test]
+    fn the_placeholder_carries_the_count_or_goes() {
+        let events = vec![
+            ev(EventKind::ResetCompleted),
+            placeholder(),
+            ev(EventKind::ResetCompleted),
+        ];
+        let kept = with_superseded(events.clone(), Some(1), 2);
+        assert_eq!(kept.len(), 3);
+        assert!(matches!(kept[1].kind, EventKind::LinksRevoked { count: 2, .. }));
+        let dropped = with_superseded(events.clone(), Some(1), 0);
+        assert_eq!(dropped.len(), 2);
+        assert!(dropped.iter().all(|e| e.kind == EventKind::ResetCompleted));
+        assert_eq!(with_superseded(events.clone(), None, 5), events);
+        assert_eq!(with_superseded(events.clone(), Some(9), 5), events);
+        // Not a placeholder: nothing changes.
+        assert_eq!(with_superseded(events.clone(), Some(0), 5), events);
+    }
+}
