@@ -189,9 +189,15 @@ pub(crate) struct Shared {
     pub(crate) min_password_chars: usize,
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
+    /// How long a shed request's answer waits before it is sent.
+    pub(crate) shed_pace: Duration,
     /// The shed request's page, per language (rendered at the first shed).
     pub(crate) busy_pages: std::sync::RwLock<Vec<(Option<String>, axum::body::Bytes)>>,
 }
+
+/// How long a shed request's 503 waits by default
+/// ([`ResetPagesBuilder::shed_pace`]).
+pub const DEFAULT_SHED_PACE: Duration = Duration::from_millis(50);
 
 /// The reset pages, ready to mount ([`router`](Self::router)).
 #[derive(Clone)]
@@ -227,6 +233,7 @@ impl ResetPages {
             opened_link_ttl: LinkSeal::DEFAULT_TTL,
             body_limit: 16 * 1024,
             request_timeout: Duration::from_secs(30),
+            shed_pace: DEFAULT_SHED_PACE,
         }
     }
 
@@ -265,6 +272,7 @@ pub struct ResetPagesBuilder {
     opened_link_ttl: Duration,
     body_limit: usize,
     request_timeout: Duration,
+    shed_pace: Duration,
 }
 
 impl fmt::Debug for ResetPagesBuilder {
@@ -380,6 +388,18 @@ impl ResetPagesBuilder {
         self
     }
 
+    /// How long the answer to a request refused because the service is too
+    /// busy ("try again in a moment", 503) waits before it is sent (default
+    /// [`DEFAULT_SHED_PACE`]; `Duration::ZERO` answers at once). The wait
+    /// costs no work, and a client that asks again as soon as it is
+    /// refused (a script, a load tool) then asks at most 1/pace times a
+    /// second per connection instead of as fast as the 503s come back,
+    /// which would take the machine from the mail going out.
+    pub fn shed_pace(mut self, pace: Duration) -> Self {
+        self.shed_pace = pace;
+        self
+    }
+
     /// Compiles the templates and checks the settings.
     pub fn build(self) -> Result<ResetPages, BuildError> {
         let mount = self.mount;
@@ -421,6 +441,7 @@ impl ResetPagesBuilder {
                 min_password_chars: self.min_password_chars,
                 body_limit: self.body_limit,
                 request_timeout: self.request_timeout,
+                shed_pace: self.shed_pace,
                 busy_pages: std::sync::RwLock::new(Vec::new()),
             }),
         })

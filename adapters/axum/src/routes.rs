@@ -321,7 +321,13 @@ async fn forgot_submit(ctx: Ctx, connect: Option<Extension<ConnectInfo<SocketAdd
         )),
         // The inbox is full: "try again" without an error log per request
         // (a flood answered 503 must not also flood the log).
-        Err(RequestError::Unavailable(StoreError::Full { .. })) => Err(PageError::Busy),
+        Err(RequestError::Unavailable(StoreError::Full { .. })) => {
+            // Paced: see `ResetPagesBuilder::shed_pace`.
+            if !ctx.site.shed_pace.is_zero() {
+                tokio::time::sleep(ctx.site.shed_pace).await;
+            }
+            Err(PageError::Busy)
+        }
         Err(error) => Err(PageError::unavailable("password reset request", &error)),
     }
 }

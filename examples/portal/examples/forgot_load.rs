@@ -741,9 +741,48 @@ async fn room(portal: &RunningPortal, limit: usize, want: usize) -> Res<usize> {
 
 /// Delivery with no incoming requests, under an open-loop load of twice
 /// that rate, and under a closed-loop flood, for one mail backlog limit.
+/// The open-loop window of [`overload_run`]: twice the idle rate `d0`,
+/// the backlog full again first; returns the next load account.
+async fn open_window(
+    portal: &RunningPortal,
+    sink: &CountingSink,
+    limit: usize,
+    d0: f64,
+    window: Duration,
+    mut next: usize,
+    loadgen: &tokio::runtime::Runtime,
+) -> Res<usize> {
+    let rate = 2.0 * d0;
+    let site = portal.url();
+    let refill = room(portal, limit, 60_000).await?;
+    preload(portal, next, refill).await?;
+    next += refill;
+    let load = loadgen.spawn(open_loop(site.clone(), rate, window, next));
+    let during = async move {
+        load.await
+            .map_err(|e| -> Box<dyn Error + Send + Sync> { e.into() })?
+    };
+    let (d1, cpu1, left1, ol) = delivery_window(portal, sink, window, during).await?;
+    next += ol.sent;
+    println!(
+        "  open loop, {rate:>6.0} req/s offered: delivered {d1:>7.0}/s, portal+sink CPU {:>4.0}%; accepted {:.0}/s, 503 {:.0}/s, not sent {}, other {}; ratio {:.2}{}",
+        cpu1 * 100.0,
+        ol.accepted as f64 / window.as_secs_f64(),
+        ol.shed as f64 / window.as_secs_f64(),
+        ol.skipped,
+        ol.other,
+        d1 / d0,
+        if left1 { "" } else { " (backlog ran out)" }
+    );
+    Ok(next)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn overload_run(
     label: &str,
     limit: usize,
+    pace: Duration,
+    open: bool,
     window: Duration,
     workers: usize,
     clients: usize,
@@ -752,6 +791,7 @@ async fn overload_run(
     let sink = CountingSink::start()?;
     let mut config = delivering_config(&Store::Memory, workers, sink.addr().port()).await?;
     config.mail_backlog_limit = limit;
+    config.shed_pace = pace;
     let portal = Portal::start(config).await?;
     println!("-- {label}");
     // A backlog big enough for each window below.
@@ -768,28 +808,10 @@ async fn overload_run(
         if left0 { "" } else { " (until the backlog ran out)" }
     );
     // Open loop at twice that rate, the backlog full again.
-    let rate = 2.0 * d0;
     let site = portal.url();
-    let refill = room(&portal, limit, 60_000).await?;
-    preload(&portal, next, refill).await?;
-    next += refill;
-    let load = loadgen.spawn(open_loop(site.clone(), rate, window, next));
-    let during = async move {
-        load.await
-            .map_err(|e| -> Box<dyn Error + Send + Sync> { e.into() })?
-    };
-    let (d1, cpu1, left1, ol) = delivery_window(&portal, &sink, window, during).await?;
-    next += ol.sent;
-    println!(
-        "  open loop, {rate:>6.0} req/s offered: delivered {d1:>7.0}/s, portal+sink CPU {:>4.0}%; accepted {:.0}/s, 503 {:.0}/s, not sent {}, other {}; ratio {:.2}{}",
-        cpu1 * 100.0,
-        ol.accepted as f64 / window.as_secs_f64(),
-        ol.shed as f64 / window.as_secs_f64(),
-        ol.skipped,
-        ol.other,
-        d1 / d0,
-        if left1 { "" } else { " (backlog ran out)" }
-    );
+    if open {
+        next = open_window(&portal, &sink, limit, d0, window, next, loadgen).await?;
+    }
     // Closed loop: clients that spin on fast 503s (what `wrk` does).
     let more = room(&portal, limit, 60_000).await?;
     preload(&portal, next, more).await?;
@@ -832,6 +854,8 @@ async fn shed_cost(window: Duration, rate: f64, loadgen: &tokio::runtime::Runtim
     let refused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut config = delivering_config(&Store::Memory, 1, refused).await?;
     config.mail_backlog_limit = 1;
+    // Unpaced: the cost of the answer itself.
+    config.shed_pace = Duration::ZERO;
     let portal = Portal::start(config).await?;
     // The first request's mail fails and waits for its retry; the inbox
     // fills behind it.
@@ -889,8 +913,10 @@ async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
         "== delivery with and without overload: in-memory stores, no rate limits, {workers} delivery workers, mail to a loopback SMTP sink, {seconds} s windows"
     );
     overload_run(
-        "no mail backlog limit (every accepted request goes on to the outbox)",
+        "no mail backlog limit (every accepted request goes on to the outbox), 503s unpaced",
         usize::MAX,
+        Duration::ZERO,
+        true,
         window,
         workers,
         clients,
@@ -899,8 +925,27 @@ async fn overload(seconds: u64, workers: usize, clients: usize) -> Res<()> {
     .await?;
     let limit = resetkit::flow::DEFAULT_MAIL_BACKLOG_LIMIT;
     overload_run(
-        &format!("mail backlog limit {limit} (the default): requests wait in the inbox past it"),
+        &format!(
+            "mail backlog limit {limit} (the default): requests wait in the inbox past it; 503s unpaced"
+        ),
         limit,
+        Duration::ZERO,
+        true,
+        window,
+        workers,
+        clients,
+        &loadgen,
+    )
+    .await?;
+    let pace = resetkit_axum::DEFAULT_SHED_PACE;
+    overload_run(
+        &format!(
+            "the defaults: mail backlog limit {limit}, 503s paced {} ms (closed loop only: the open-loop client pipelines)",
+            pace.as_millis()
+        ),
+        limit,
+        pace,
+        false,
         window,
         workers,
         clients,

@@ -52,6 +52,9 @@ pub struct PortalConfig {
     /// [`resetkit::flow::DEFAULT_MAIL_BACKLOG_LIMIT`]); past both, requests
     /// are answered "try again later".
     pub mail_backlog_limit: usize,
+    /// How long a "try again later" answer waits before it is sent
+    /// (`--shed-pace-ms`, default [`resetkit_axum::DEFAULT_SHED_PACE`]).
+    pub shed_pace: std::time::Duration,
     /// Extra accounts `load0` … `load{N-1}` (`load{i}@load.test`, no
     /// password) for load tests (`--load-test-accounts`, default 0).
     pub load_test_accounts: usize,
@@ -82,6 +85,7 @@ impl Default for PortalConfig {
             sign_in_limits: SIGN_IN_LIMITS,
             delivery_workers: resetkit::delivery::DEFAULT_CONCURRENCY,
             mail_backlog_limit: resetkit::flow::DEFAULT_MAIL_BACKLOG_LIMIT,
+            shed_pace: resetkit_axum::DEFAULT_SHED_PACE,
             load_test_accounts: 0,
             dev_inbox: None,
             secrets: None,
@@ -225,6 +229,7 @@ impl fmt::Debug for PortalConfig {
             .field("sign_in_limits", &self.sign_in_limits)
             .field("delivery_workers", &self.delivery_workers)
             .field("mail_backlog_limit", &self.mail_backlog_limit)
+            .field("shed_pace", &self.shed_pace)
             .field("load_test_accounts", &self.load_test_accounts)
             .field("dev_inbox", &self.dev_inbox)
             .field("secrets", &self.secrets)

@@ -63,6 +63,9 @@ struct Cli {
     /// the inbox (then, once it is full, are answered "try again later").
     #[arg(long, default_value_t = resetkit::flow::DEFAULT_MAIL_BACKLOG_LIMIT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     mail_backlog_limit: usize,
+    /// Milliseconds a "try again later" (503) answer waits before it is sent.
+    #[arg(long, default_value_t = 50)]
+    shed_pace_ms: u64,
     /// Extra accounts load0..load{N-1} (load{i}@load.test, no password), for load tests.
     #[arg(long, default_value_t = 0)]
     load_test_accounts: usize,
@@ -146,6 +149,7 @@ async fn main() -> ExitCode {
         sign_in_limits: cli.sign_in_limits.unwrap_or(resetkit_portal::SIGN_IN_LIMITS),
         delivery_workers: usize::from(cli.delivery_workers),
         mail_backlog_limit: cli.mail_backlog_limit,
+        shed_pace: std::time::Duration::from_millis(cli.shed_pace_ms),
         load_test_accounts: cli.load_test_accounts,
         dev_inbox: cli.dev_inbox,
         secrets,

@@ -74,6 +74,7 @@ impl Portal {
             .secrets(&secrets)
             .secure_cookies(base_url.scheme() == "https")
             .host_sessions(sessions.clone())
+            .shed_pace(config.shed_pace)
             .build()
             .map_err(|e| PortalError::Startup(format!("the reset pages: {e}")))?;
         let app = Arc::new(App {
