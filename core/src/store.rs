@@ -258,6 +258,40 @@ pub trait TokenStore: Send + Sync {
         steps::compose_issue_and_record(self, issue, writes).await
     }
 
+    /// [`find`](Self::find) and the found token's account
+    /// ([`AccountDirectory::find_by_id`](crate::account::AccountDirectory::find_by_id)
+    /// in `accounts`), for checking a link: `None` for an unknown token,
+    /// the account `None` when the directory no longer has it.
+    ///
+    /// The default makes the two calls; a backend whose directory is in the
+    /// same database may read both in one statement. Read-only either way.
+    async fn find_with_account(
+        &self,
+        hash: &TokenHash,
+        accounts: &dyn crate::account::AccountDirectory,
+    ) -> Result<Option<(TokenRecord, Option<crate::account::Account>)>, StoreError> {
+        steps::compose_find_with_account(self, hash, accounts).await
+    }
+
+    /// [`consume`](Self::consume) and, when this call took the token, its
+    /// account as it is now (re-read from `accounts`: it may have changed
+    /// since the link was checked), `None` when the directory no longer has
+    /// it. A rejected token comes back with no account.
+    ///
+    /// On an error nothing stays consumed: the default, whose account
+    /// read may fail after the token was taken, gives it back
+    /// ([`release`](Self::release)) before returning the error (a token
+    /// revoked meanwhile stays revoked); a backend that does both in one
+    /// statement writes nothing when it fails.
+    async fn consume_with_account(
+        &self,
+        hash: &TokenHash,
+        now: SystemTime,
+        accounts: &dyn crate::account::AccountDirectory,
+    ) -> Result<(ConsumeOutcome, Option<crate::account::Account>), StoreError> {
+        steps::compose_consume_with_account(self, hash, now, accounts).await
+    }
+
     /// This store as its concrete type, for a [combined step](steps) of a
     /// backend whose stores share one database to recognise it as one of
     /// its own. Default `None`: combined steps then compose the primitives.

@@ -14,9 +14,12 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use resetkit::account::{Account, AccountDirectory};
 use resetkit::account::{AccountId, PasswordStamp};
 use resetkit::error::StoreError;
-use resetkit::store::steps::compose_issue_and_record;
+use resetkit::store::steps::{
+    compose_consume_with_account, compose_find_with_account, compose_issue_and_record,
+};
 use resetkit::store::{
     ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, IssueWrites, RateKey, RateLimitAdmin,
     RateLimiter, TokenIssue, TokenRetention, TokenStore,
@@ -25,6 +28,7 @@ use resetkit::token::{RejectReason, RevokeReason, TokenHash, TokenRecord, TokenS
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
+use crate::accounts::{PgAccounts, joined_account};
 use crate::events::{EventColumns, PgEventLog};
 use crate::ident::Ident;
 use crate::inbox::PgInbox;
@@ -112,6 +116,15 @@ impl PgTokenStore {
             schema: schema.clone(),
             sql: std::sync::Arc::new(sql),
         }
+    }
+
+    /// `accounts` as a [`PgAccounts`] whose table one statement of this
+    /// store can read (same database), if it is one.
+    fn joinable<'a>(&self, accounts: &'a dyn AccountDirectory) -> Option<&'a PgAccounts> {
+        accounts
+            .colocated()
+            .and_then(|a| a.downcast_ref::<PgAccounts>())
+            .filter(|a| a.same_database(&self.pool))
     }
 
     /// Deletes up to `batch` rate-limit hits older than `before` (hits of
@@ -267,6 +280,89 @@ impl TokenStore for PgTokenStore {
             .and_then(|row| row.try_get(0))
             .map_err(db_error(OP))?;
         Ok(issue_outcome(result))
+    }
+
+    /// One statement (the token joined with its account row) when the
+    /// directory is a [`PgAccounts`] in this store's database; else the
+    /// composed default.
+    async fn find_with_account(
+        &self,
+        hash: &TokenHash,
+        accounts: &dyn AccountDirectory,
+    ) -> Result<Option<(TokenRecord, Option<Account>)>, StoreError> {
+        const OP: &str = "tokens.find_with_account";
+        let Some(dir) = self.joinable(accounts) else {
+            return compose_find_with_account(self, hash, accounts).await;
+        };
+        let cols: Vec<String> = COLS.split(", ").map(|c| format!("rk_t.{c}")).collect();
+        let sql = Sql::new(
+            &self.schema,
+            &format!(
+                "SELECT {}, rk_a.* FROM __SCHEMA__.tokens rk_t \
+                 LEFT JOIN LATERAL ({}) rk_a ON true WHERE rk_t.hash = $1",
+                cols.join(", "),
+                dir.by_id_of("rk_t.account_id")
+            ),
+        );
+        let row = sqlx::query(sql.q())
+            .bind(hash.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some((record_from_row(OP, &row)?, joined_account(OP, &row)?)))
+    }
+
+    /// One statement (`consume`'s, its winner joined with the account row
+    /// as it is now) when the directory is a [`PgAccounts`] in this
+    /// store's database; else the composed default. All or nothing: a
+    /// failed statement consumed nothing.
+    async fn consume_with_account(
+        &self,
+        hash: &TokenHash,
+        now: SystemTime,
+        accounts: &dyn AccountDirectory,
+    ) -> Result<(ConsumeOutcome, Option<Account>), StoreError> {
+        const OP: &str = "tokens.consume_with_account";
+        let Some(dir) = self.joinable(accounts) else {
+            return compose_consume_with_account(self, hash, now, accounts).await;
+        };
+        let sql = Sql::new(
+            &self.schema,
+            &format!(
+                "WITH won AS ( \
+                   UPDATE __SCHEMA__.tokens SET state = 'spending', state_at = $2 \
+                   WHERE hash = $1 AND state = 'active' AND expires_at > $2 RETURNING {COLS}), \
+                 rk_t AS ( \
+                   SELECT true AS won, {COLS} FROM won \
+                   UNION ALL \
+                   SELECT false, {COLS} FROM __SCHEMA__.tokens \
+                   WHERE hash = $1 AND NOT EXISTS (SELECT 1 FROM won)) \
+                 SELECT rk_t.*, rk_a.* FROM rk_t LEFT JOIN LATERAL ({}) rk_a ON rk_t.won",
+                dir.by_id_of("rk_t.account_id")
+            ),
+        );
+        let row = sqlx::query(sql.q())
+            .bind(hash.0.as_slice())
+            .bind(to_db(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let Some(row) = row else {
+            return Ok((ConsumeOutcome::Rejected(RejectReason::Unknown), None));
+        };
+        let won: bool = row.try_get("won").map_err(db_error(OP))?;
+        let record = record_from_row(OP, &row)?;
+        if won {
+            let account = joined_account(OP, &row)?;
+            return Ok((ConsumeOutcome::Consumed(record), account));
+        }
+        Ok((
+            ConsumeOutcome::Rejected(record.unusable_reason(now).unwrap_or(RejectReason::AlreadyUsed)),
+            None,
+        ))
     }
 
     async fn find(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {

@@ -394,3 +394,186 @@ pub async fn issue_and_record_suite(
         .expect("inbox.settle");
     assert_eq!(inbox.len().await.expect("inbox.len"), 0);
 }
+
+/// A live token for `account` bound to its current address and password
+/// state (as the flow issues one), stored with a plain issue.
+async fn bound_token(
+    tokens: &dyn TokenStore,
+    account: &crate::account::Account,
+    at: SystemTime,
+) -> TokenRecord {
+    let raw = RawToken::generate().expect("OS random generator");
+    let record = TokenRecord {
+        hash: raw.hash(),
+        account: account.id.clone(),
+        sent_to: crate::identifier::canonicalize(account.email.as_deref().unwrap_or_default()),
+        password_stamp: account.password_stamp(),
+        issued_at: at,
+        expires_at: at + Duration::from_secs(1800),
+        state: TokenState::Active,
+        deny_hash: None,
+    };
+    let outcome = tokens
+        .issue(TokenIssue {
+            record: record.clone(),
+            limit: None,
+            supersede: false,
+        })
+        .await
+        .expect("tokens.issue");
+    assert_eq!(outcome, IssueOutcome::Issued { superseded: 0 });
+    record
+}
+
+/// [`TokenStore::find_with_account`] and
+/// [`TokenStore::consume_with_account`] (`complete`'s reads): the token
+/// with its account as `find` and `find_by_id` return them, `None` for an
+/// account the directory does not have; consume takes the token once, with
+/// the account, and a refused token comes back without one. The directory
+/// must hold exactly [`fixture_accounts`](super::fixture_accounts).
+pub async fn token_with_account_suite(tokens: &dyn TokenStore, accounts: &dyn AccountDirectory) {
+    let now = super::epoch();
+    let fixtures = super::fixture_accounts();
+    let unknown = RawToken::generate().expect("OS random generator").hash();
+    assert!(
+        tokens
+            .find_with_account(&unknown, accounts)
+            .await
+            .expect("tokens.find_with_account")
+            .is_none(),
+        "an unknown token is not found"
+    );
+    for account in &fixtures {
+        let record = bound_token(tokens, account, now).await;
+        let (found, with) = tokens
+            .find_with_account(&record.hash, accounts)
+            .await
+            .expect("tokens.find_with_account")
+            .expect("the token is found");
+        assert_eq!(found, record, "find_with_account reads the token as find does");
+        let with = with.expect("the token's account is read with it");
+        assert_eq!(with.id, account.id);
+        assert_eq!(with.username, account.username);
+        assert_eq!(with.email, account.email);
+        assert_eq!(
+            with.disabled, account.disabled,
+            "a disabled account is returned as such"
+        );
+        assert_eq!(with.email_confirmed, account.email_confirmed);
+        assert_eq!(with.owner, account.owner);
+        assert!(with.password_stamp() == record.password_stamp);
+
+        let later = now + Duration::from_secs(60);
+        let (outcome, current) = tokens
+            .consume_with_account(&record.hash, later, accounts)
+            .await
+            .expect("tokens.consume_with_account");
+        let crate::store::ConsumeOutcome::Consumed(taken) = outcome else {
+            panic!("a live token is consumed, got {outcome:?}");
+        };
+        assert_eq!(taken.hash, record.hash);
+        assert_eq!(
+            current.map(|a| a.id),
+            Some(account.id.clone()),
+            "the winner gets the account as it is now"
+        );
+        assert!(
+            matches!(
+                tokens
+                    .find(&record.hash)
+                    .await
+                    .expect("tokens.find")
+                    .map(|r| r.state),
+                Some(TokenState::Spending { .. })
+            ),
+            "the consumed token is being spent"
+        );
+        let (again, none) = tokens
+            .consume_with_account(&record.hash, later, accounts)
+            .await
+            .expect("tokens.consume_with_account");
+        assert_eq!(
+            again,
+            crate::store::ConsumeOutcome::Rejected(crate::token::RejectReason::AlreadyUsed),
+            "a token is consumed once"
+        );
+        assert!(none.is_none(), "a refused token comes back without its account");
+    }
+    // A token whose account the directory does not have (deleted, or an
+    // id that cannot be one of the directory's).
+    for missing in ["fx-gone", "12345678901234567890123", "not-a-uuid-or-number"] {
+        let gone = crate::account::Account::new(missing, "gone", "gone@example.com");
+        let record = bound_token(tokens, &gone, now).await;
+        let (_, with) = tokens
+            .find_with_account(&record.hash, accounts)
+            .await
+            .expect("tokens.find_with_account")
+            .expect("the token is found");
+        assert!(with.is_none(), "no account for `{missing}`");
+        let (outcome, with) = tokens
+            .consume_with_account(&record.hash, now, accounts)
+            .await
+            .expect("tokens.consume_with_account");
+        assert!(matches!(outcome, crate::store::ConsumeOutcome::Consumed(_)));
+        assert!(with.is_none(), "no account for `{missing}`");
+    }
+    // Expired and unknown tokens are refused with the reason.
+    let expired = bound_token(tokens, &fixtures[0], now).await;
+    let (outcome, with) = tokens
+        .consume_with_account(&expired.hash, now + Duration::from_secs(3600), accounts)
+        .await
+        .expect("tokens.consume_with_account");
+    assert_eq!(
+        outcome,
+        crate::store::ConsumeOutcome::Rejected(crate::token::RejectReason::Expired)
+    );
+    assert!(with.is_none());
+    let (outcome, with) = tokens
+        .consume_with_account(&unknown, now, accounts)
+        .await
+        .expect("tokens.consume_with_account");
+    assert_eq!(
+        outcome,
+        crate::store::ConsumeOutcome::Rejected(crate::token::RejectReason::Unknown)
+    );
+    assert!(with.is_none());
+}
+
+/// Two (or more) concurrent completes of one link: of `concurrency`
+/// simultaneous [`TokenStore::consume_with_account`] calls exactly one
+/// wins (with the account), the rest see `AlreadyUsed`. The directory must
+/// hold [`fixture_accounts`](super::fixture_accounts).
+pub async fn token_with_account_concurrent_consume(
+    tokens: std::sync::Arc<dyn TokenStore>,
+    accounts: std::sync::Arc<dyn AccountDirectory>,
+    concurrency: usize,
+) {
+    let now = super::epoch();
+    let account = super::fixture_accounts().remove(0);
+    let record = bound_token(tokens.as_ref(), &account, now).await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(concurrency));
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (tokens, accounts, barrier) = (tokens.clone(), accounts.clone(), barrier.clone());
+        let hash = record.hash;
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            tokens
+                .consume_with_account(&hash, now + Duration::from_secs(1), accounts.as_ref())
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        match task
+            .await
+            .expect("consume task panicked")
+            .expect("tokens.consume_with_account")
+        {
+            (crate::store::ConsumeOutcome::Consumed(_), Some(a)) if a.id == account.id => wins += 1,
+            (crate::store::ConsumeOutcome::Rejected(crate::token::RejectReason::AlreadyUsed), None) => {}
+            other => panic!("the winner gets the account, losers AlreadyUsed; got {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1, "exactly one of {concurrency} concurrent completes wins");
+}

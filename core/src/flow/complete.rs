@@ -122,7 +122,14 @@ impl ResetService {
             .map_err(CompleteError::Internal)?;
 
         let now = self.inner.clock.now();
-        let record = match self.inner.tokens.consume(&token.hash(), now).await? {
+        // Consumed with the account re-read in one store call (a failed
+        // read gives the token back: nothing stays consumed on an error).
+        let (outcome, current) = self
+            .inner
+            .tokens
+            .consume_with_account(&token.hash(), now, &*self.inner.accounts)
+            .await?;
+        let record = match outcome {
             ConsumeOutcome::Consumed(record) => record,
             ConsumeOutcome::Rejected(reason) => {
                 self.reject(Some(account.id.clone()), reason).await?;
@@ -133,11 +140,7 @@ impl ResetService {
         // meantime kills it for good, and only this call can finish or
         // release it. The account may have changed while the password was
         // being hashed (email changed, disabled, password set elsewhere):
-        // check the bindings again now that the token is ours.
-        let current = match self.inner.accounts.find_by_id(&record.account).await {
-            Ok(current) => current,
-            Err(error) => return Err(self.give_back(&token, error).await),
-        };
+        // its bindings are checked again, as read now that the token is ours.
         if let Some(reason) = binding_problem(current.as_ref(), &record) {
             // The token stays `Spending`: dead, like every link the change
             // it detected has already killed.
@@ -345,12 +348,17 @@ impl ResetService {
             self.reject(None, RejectReason::Malformed).await?;
             return Err(LinkError::InvalidLink);
         };
-        let Some(record) = self.inner.tokens.find(&token.hash()).await? else {
+        // The token and its account, in one store call.
+        let Some((record, account)) = self
+            .inner
+            .tokens
+            .find_with_account(&token.hash(), &*self.inner.accounts)
+            .await?
+        else {
             self.reject(None, RejectReason::Unknown).await?;
             return Err(LinkError::InvalidLink);
         };
         let now = self.inner.clock.now();
-        let account = self.inner.accounts.find_by_id(&record.account).await?;
         let verdict = match record.unusable_reason(now) {
             Some(reason) => Err(reason),
             None => binding_problem(account.as_ref(), &record).map_or(Ok(()), Err),

@@ -6,7 +6,10 @@
 //! are separate. The combined steps are **provided** methods of the store
 //! traits ([`TokenStore::issue_and_record`],
 //! [`RequestInbox::settle`],
-//! [`AccountDirectory::find_or_settle`]):
+//! [`AccountDirectory::find_or_settle`]; for `complete`,
+//! [`TokenStore::find_with_account`] and
+//! [`TokenStore::consume_with_account`], which read the token's account
+//! with it):
 //! their default composes the primitives in the order the flow used to call
 //! them, so a backend implements nothing more. A backend whose stores share
 //! one database (PostgreSQL) overrides them with one statement each, once it
@@ -31,8 +34,11 @@ use crate::account::{Account, AccountDirectory};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
 use crate::identifier::Identifier;
-use crate::store::{EventLog, IssueOutcome, Outbox, OutboxEntry, RequestInbox, TokenIssue, TokenStore};
-use crate::token::RevokeReason;
+use crate::store::{
+    ConsumeOutcome, EventLog, IssueOutcome, Outbox, OutboxEntry, RequestInbox, TokenIssue, TokenStore,
+};
+use crate::token::{RevokeReason, TokenHash, TokenRecord};
+use std::time::SystemTime;
 
 /// An inbox request to mark done ([`RequestInbox::done`]) as part of a
 /// combined step, fenced by the attempt it was claimed for.
@@ -149,6 +155,46 @@ pub async fn compose_issue_and_record<T: TokenStore + ?Sized>(
         settle.inbox.done(settle.id, settle.attempt).await?;
     }
     Ok(outcome)
+}
+
+/// [`TokenStore::find_with_account`] composed of the primitives.
+pub async fn compose_find_with_account<T: TokenStore + ?Sized>(
+    store: &T,
+    hash: &TokenHash,
+    accounts: &dyn AccountDirectory,
+) -> Result<Option<(TokenRecord, Option<Account>)>, StoreError> {
+    let Some(record) = store.find(hash).await? else {
+        return Ok(None);
+    };
+    let account = accounts.find_by_id(&record.account).await?;
+    Ok(Some((record, account)))
+}
+
+/// [`TokenStore::consume_with_account`] composed of the primitives: a
+/// failed account read gives the token back before the error is returned.
+pub async fn compose_consume_with_account<T: TokenStore + ?Sized>(
+    store: &T,
+    hash: &TokenHash,
+    now: SystemTime,
+    accounts: &dyn AccountDirectory,
+) -> Result<(ConsumeOutcome, Option<Account>), StoreError> {
+    let outcome = store.consume(hash, now).await?;
+    let ConsumeOutcome::Consumed(record) = &outcome else {
+        return Ok((outcome, None));
+    };
+    match accounts.find_by_id(&record.account).await {
+        Ok(account) => Ok((outcome, account)),
+        Err(error) => {
+            match store.release(hash).await {
+                Ok(true) => {}
+                Ok(false) => tracing::info!("reset link revoked while it was being spent; it stays dead"),
+                Err(release_error) => {
+                    tracing::error!(%release_error, "could not release token after a failed account read");
+                }
+            }
+            Err(error)
+        }
+    }
 }
 
 /// [`RequestInbox::settle`] composed of the primitives.
