@@ -87,7 +87,7 @@ pub use operator::{
 pub use outbox::{outbox_suite, sample_email};
 pub use overview::{activity_log_suite, queue_age_suite};
 pub use steps::{
-    find_or_settle_suite, issue_and_record_suite, token_with_account_concurrent_consume,
+    find_or_settle_suite, finish_reset_suite, issue_and_record_suite, token_with_account_concurrent_consume,
     token_with_account_suite,
 };
 pub use tokens::{

@@ -58,7 +58,7 @@ pub mod steps;
 pub use capability::{
     EventRetention, OutboxListing, OutboxRetention, RateLimitAdmin, Timeline, TokenRetention,
 };
-pub use steps::{IssueWrites, QueuedMail, Settle};
+pub use steps::{IssueWrites, PasswordWrite, QueuedMail, ResetFinished, ResetWrites, Settle};
 
 use std::time::{Duration, SystemTime};
 
@@ -290,6 +290,33 @@ pub trait TokenStore: Send + Sync {
         accounts: &dyn crate::account::AccountDirectory,
     ) -> Result<(ConsumeOutcome, Option<crate::account::Account>), StoreError> {
         steps::compose_consume_with_account(self, hash, now, accounts).await
+    }
+
+    /// The end of `complete` once the token is consumed: stores the new
+    /// password ([`PasswordWrite`]), [`finish`](Self::finish)es the token
+    /// and, when it is finished, writes the step's [`ResetWrites`] (its
+    /// events with the count of revoked links filled in, then the "password
+    /// changed" notice queued).
+    ///
+    /// An error means the password was **not** stored and nothing was
+    /// written (the caller gives the token back,
+    /// [`release`](Self::release)). Otherwise [`ResetFinished`] says what
+    /// `finish` returned and whether the writes were made (only for
+    /// [`FinishOutcome::Finished`]: a token revoked meanwhile or a failed
+    /// `finish` is left to the caller to record).
+    ///
+    /// The default makes the calls in turn (a failing event log or outbox
+    /// after the password is stored is logged: the reset stands); a backend
+    /// whose directory, log and outbox share its database may do it all in
+    /// one statement, all or nothing.
+    async fn finish_reset(
+        &self,
+        hash: &TokenHash,
+        now: SystemTime,
+        password: PasswordWrite<'_>,
+        writes: ResetWrites<'_>,
+    ) -> Result<ResetFinished, StoreError> {
+        steps::compose_finish_reset(self, hash, now, password, writes).await
     }
 
     /// This store as its concrete type, for a [combined step](steps) of a

@@ -211,6 +211,8 @@ struct Queries {
     /// ([`PgAccounts::by_id_of`]).
     select: String,
     id: String,
+    /// `UPDATE <table> SET <password column> =` for [`PgAccounts::set_password_of`].
+    update_password: String,
 }
 
 /// The account directory in PostgreSQL. Cheap to clone.
@@ -313,6 +315,7 @@ impl PgAccounts {
             by_id: Sql::raw(format!("{select} WHERE {id} = {cast}")),
             select: select.clone(),
             id: id.clone(),
+            update_password: format!("UPDATE {target} SET {password} ="),
             set_password: Sql::raw(format!("UPDATE {target} SET {password} = $2 WHERE {id} = {cast}")),
             // Parameters a table does not map are bound but unused; cast them
             // so PostgreSQL knows their types.
@@ -375,7 +378,31 @@ impl PgAccounts {
     /// checks), so an id that cannot be one finds no row instead of failing
     /// the statement.
     pub(crate) fn by_id_of(&self, id_expr: &str) -> String {
-        let guarded = match self.id_type {
+        format!(
+            "{} WHERE {} = {} LIMIT 1",
+            self.sql.select,
+            self.sql.id,
+            self.id_of(id_expr)
+        )
+    }
+
+    /// An `UPDATE` (for a data-modifying `WITH` of another store's
+    /// statement) writing the password hash `hash_expr` to the account
+    /// whose id is the text `id_expr`, guarded like [`Self::by_id_of`];
+    /// `RETURNING 1` per row written.
+    pub(crate) fn set_password_of(&self, id_expr: &str, hash_expr: &str) -> String {
+        format!(
+            "{} {hash_expr} WHERE {} = {} RETURNING 1",
+            self.sql.update_password,
+            self.sql.id,
+            self.id_of(id_expr)
+        )
+    }
+
+    /// The text `id_expr` as a value of the id column, or NULL when it
+    /// cannot be one.
+    fn id_of(&self, id_expr: &str) -> String {
+        match self.id_type {
             IdType::Text => id_expr.to_owned(),
             IdType::BigInt => format!(
                 "(CASE WHEN {id_expr} ~ '^[-+]?[0-9]{{1,19}}$' THEN                  CASE WHEN {id_expr}::numeric BETWEEN -9223372036854775808 AND 9223372036854775807                  THEN {id_expr}::bigint END END)"
@@ -383,8 +410,7 @@ impl PgAccounts {
             IdType::Uuid => format!(
                 "(CASE WHEN replace({id_expr}, '-', '') ~ '^[0-9a-fA-F]{{32}}$'                  THEN replace({id_expr}, '-', '')::uuid END)"
             ),
-        };
-        format!("{} WHERE {} = {guarded} LIMIT 1", self.sql.select, self.sql.id)
+        }
     }
 
     /// Whether this directory's table is in `pool`'s database (so that one

@@ -577,3 +577,248 @@ pub async fn token_with_account_concurrent_consume(
     }
     assert_eq!(wins, 1, "exactly one of {concurrency} concurrent completes wins");
 }
+
+/// The step's events as `complete` notes them: completed, the
+/// password-reset placeholder, the notice queued.
+fn reset_events(account: &AccountId, at: SystemTime, message_id: &str) -> Vec<Event> {
+    let a = || Some(account.clone());
+    vec![
+        Event::new(at, a(), EventKind::ResetCompleted),
+        Event::new(
+            at,
+            a(),
+            EventKind::LinksRevoked {
+                reason: RevokeReason::PasswordReset,
+                count: 0,
+            },
+        ),
+        Event::new(
+            at,
+            a(),
+            EventKind::EmailQueued {
+                message_id: message_id.to_owned(),
+                email: EmailKind::PasswordChanged,
+                from: "support@example.com".into(),
+                to: "user@example.org".into(),
+                sender_strategy: "fixed".into(),
+                sender_fallbacks: Vec::new(),
+            },
+        ),
+    ]
+}
+
+/// [`TokenStore::finish_reset`] (`complete`'s writes): the password
+/// stored, the token used, the account's other links revoked, the events
+/// written with the count filled in (or the placeholder left out) and the
+/// notice queued; a token revoked meanwhile stores the password and writes
+/// nothing else; an account the directory does not have fails the step
+/// with nothing written (the token stays spending, for the caller to give
+/// back). The directory must hold exactly
+/// [`fixture_accounts`](super::fixture_accounts); the log and the outbox
+/// must be empty.
+pub async fn finish_reset_suite(
+    tokens: &dyn TokenStore,
+    accounts: &dyn AccountDirectory,
+    events: &dyn Timeline,
+    outbox: &dyn OutboxListing,
+) {
+    use crate::hasher::PasswordHash;
+    use crate::store::{ConsumeOutcome, FinishOutcome, PasswordWrite, ResetWrites};
+
+    let now = super::epoch();
+    let later = now + Duration::from_secs(60);
+    let fixtures = super::fixture_accounts();
+    let kinds = |list: Vec<Event>, account: &AccountId| -> Vec<EventKind> {
+        list.into_iter()
+            .filter(|e| e.account.as_ref() == Some(account))
+            .map(|e| e.kind)
+            .collect()
+    };
+    // fx-1 with another live link (revoked: the count is filled in), fx-2
+    // without (the placeholder is left out).
+    for (n, account, other) in [(0usize, &fixtures[0], true), (1, &fixtures[1], false)] {
+        let spent = bound_token(tokens, account, now).await;
+        let second = if other {
+            Some(bound_token(tokens, account, now).await)
+        } else {
+            None
+        };
+        assert!(matches!(
+            tokens.consume(&spent.hash, later).await.expect("tokens.consume"),
+            ConsumeOutcome::Consumed(_)
+        ));
+        let mail = super::outbox::entry(900 + n, later);
+        let message_id = mail.email.message_id.clone();
+        let hash = PasswordHash::from_phc(format!("$argon2id$v=19$m=8,t=1,p=1$conformance{n}"));
+        let done = tokens
+            .finish_reset(
+                &spent.hash,
+                later,
+                PasswordWrite {
+                    accounts,
+                    account: &account.id,
+                    hash: &hash,
+                },
+                ResetWrites {
+                    events: reset_events(&account.id, later, &message_id),
+                    revoked_at: Some(1),
+                    log: events,
+                    mail: Some(QueuedMail { entry: mail, outbox }),
+                },
+            )
+            .await
+            .expect("tokens.finish_reset");
+        let want = usize::from(other);
+        assert!(done.recorded, "a finished reset writes its events and notice");
+        assert_eq!(
+            done.finish.expect("finish"),
+            FinishOutcome::Finished { revoked: want }
+        );
+        let stored = accounts
+            .find_by_id(&account.id)
+            .await
+            .expect("accounts.find_by_id")
+            .expect("the account");
+        assert!(
+            stored.password_stamp() == PasswordStamp::of(Some(&hash)),
+            "the new password is stored"
+        );
+        assert!(matches!(
+            tokens
+                .find(&spent.hash)
+                .await
+                .expect("tokens.find")
+                .map(|r| r.state),
+            Some(TokenState::Used { .. })
+        ));
+        if let Some(second) = second {
+            assert!(
+                matches!(
+                    tokens
+                        .find(&second.hash)
+                        .await
+                        .expect("tokens.find")
+                        .map(|r| r.state),
+                    Some(TokenState::Revoked {
+                        reason: RevokeReason::PasswordReset,
+                        ..
+                    })
+                ),
+                "the account's other links are revoked"
+            );
+        }
+        let written = kinds(events.recent(100).await.expect("events.recent"), &account.id);
+        let mut expected = vec![EventKind::ResetCompleted];
+        if other {
+            expected.push(EventKind::LinksRevoked {
+                reason: RevokeReason::PasswordReset,
+                count: 1,
+            });
+        }
+        assert_eq!(
+            written
+                .iter()
+                .filter(|k| !matches!(k, EventKind::EmailQueued { .. }))
+                .count(),
+            expected.len(),
+            "the placeholder carries the count or is left out: {written:?}"
+        );
+        for kind in &expected {
+            assert!(written.contains(kind), "{kind:?} recorded: {written:?}");
+        }
+        assert!(
+            written.iter().any(|k| matches!(k, EventKind::EmailQueued { .. })),
+            "the notice's event is recorded"
+        );
+        assert_eq!(
+            outbox.status(&message_id).await.expect("outbox.status"),
+            Some(OutboxStatus::Pending),
+            "the notice is queued"
+        );
+    }
+    // Revoked while being spent: the password is stored, nothing else.
+    let account = &fixtures[2];
+    let spent = bound_token(tokens, account, now).await;
+    assert!(matches!(
+        tokens.consume(&spent.hash, later).await.expect("tokens.consume"),
+        ConsumeOutcome::Consumed(_)
+    ));
+    tokens
+        .revoke_for_account(&account.id, RevokeReason::UserDenied, later)
+        .await
+        .expect("tokens.revoke_for_account");
+    let mail = super::outbox::entry(910, later);
+    let message_id = mail.email.message_id.clone();
+    let hash = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$revoked".to_owned());
+    let done = tokens
+        .finish_reset(
+            &spent.hash,
+            later,
+            PasswordWrite {
+                accounts,
+                account: &account.id,
+                hash: &hash,
+            },
+            ResetWrites {
+                events: reset_events(&account.id, later, &message_id),
+                revoked_at: Some(1),
+                log: events,
+                mail: Some(QueuedMail { entry: mail, outbox }),
+            },
+        )
+        .await
+        .expect("tokens.finish_reset");
+    assert!(!done.recorded, "nothing is recorded for a link revoked meanwhile");
+    assert_eq!(
+        done.finish.expect("finish"),
+        FinishOutcome::RevokedMeanwhile(RevokeReason::UserDenied)
+    );
+    let stored = accounts
+        .find_by_id(&account.id)
+        .await
+        .expect("accounts.find_by_id")
+        .expect("the account");
+    assert!(stored.password_stamp() == PasswordStamp::of(Some(&hash)));
+    assert!(kinds(events.recent(100).await.expect("events.recent"), &account.id).is_empty());
+    assert_eq!(outbox.status(&message_id).await.expect("outbox.status"), None);
+    // An account the directory does not have: an error, nothing written.
+    let gone = crate::account::Account::new("fx-gone", "gone", "gone@example.com");
+    let spent = bound_token(tokens, &gone, now).await;
+    assert!(matches!(
+        tokens.consume(&spent.hash, later).await.expect("tokens.consume"),
+        ConsumeOutcome::Consumed(_)
+    ));
+    let mail = super::outbox::entry(920, later);
+    let message_id = mail.email.message_id.clone();
+    let result = tokens
+        .finish_reset(
+            &spent.hash,
+            later,
+            PasswordWrite {
+                accounts,
+                account: &gone.id,
+                hash: &hash,
+            },
+            ResetWrites {
+                events: reset_events(&gone.id, later, &message_id),
+                revoked_at: Some(1),
+                log: events,
+                mail: Some(QueuedMail { entry: mail, outbox }),
+            },
+        )
+        .await;
+    assert!(result.is_err(), "no account to store the password in: {result:?}");
+    assert!(
+        matches!(
+            tokens
+                .find(&spent.hash)
+                .await
+                .expect("tokens.find")
+                .map(|r| r.state),
+            Some(TokenState::Spending { .. })
+        ),
+        "the token is not finished (the caller gives it back)"
+    );
+    assert!(kinds(events.recent(100).await.expect("events.recent"), &gone.id).is_empty());
+    assert_eq!(outbox.status(&message_id).await.expect("outbox.status"), None);
+}

@@ -9,7 +9,8 @@
 //! [`AccountDirectory::find_or_settle`]; for `complete`,
 //! [`TokenStore::find_with_account`] and
 //! [`TokenStore::consume_with_account`], which read the token's account
-//! with it):
+//! with it, and [`TokenStore::finish_reset`], which stores the password,
+//! finishes the token and records the reset with its notice):
 //! their default composes the primitives in the order the flow used to call
 //! them, so a backend implements nothing more. A backend whose stores share
 //! one database (PostgreSQL) overrides them with one statement each, once it
@@ -30,12 +31,14 @@
 //!
 //! Either way, what is written when the step succeeds is the same.
 
-use crate::account::{Account, AccountDirectory};
+use crate::account::{Account, AccountDirectory, AccountId};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
+use crate::hasher::PasswordHash;
 use crate::identifier::Identifier;
 use crate::store::{
-    ConsumeOutcome, EventLog, IssueOutcome, Outbox, OutboxEntry, RequestInbox, TokenIssue, TokenStore,
+    ConsumeOutcome, EventLog, FinishOutcome, IssueOutcome, Outbox, OutboxEntry, RequestInbox, TokenIssue,
+    TokenStore,
 };
 use crate::token::{RevokeReason, TokenHash, TokenRecord};
 use std::time::SystemTime;
@@ -110,27 +113,129 @@ impl std::fmt::Debug for IssueWrites<'_> {
 /// `events` as written once the issue revoked `superseded` older links:
 /// the placeholder at `superseded_at` carries the count, or is left out
 /// when it is 0. An index that is not such a placeholder changes nothing.
-pub fn with_superseded(
-    mut events: Vec<Event>,
-    superseded_at: Option<usize>,
-    superseded: usize,
-) -> Vec<Event> {
-    let Some(i) = superseded_at.filter(|i| *i < events.len()) else {
+pub fn with_superseded(events: Vec<Event>, superseded_at: Option<usize>, superseded: usize) -> Vec<Event> {
+    with_count(events, superseded_at, RevokeReason::Superseded, superseded)
+}
+
+/// `events` as written once a finished reset revoked `revoked` other
+/// links: the [`EventKind::LinksRevoked`] placeholder (reason
+/// [`RevokeReason::PasswordReset`]) at `revoked_at` carries the count, or
+/// is left out when it is 0. An index that is not such a placeholder
+/// changes nothing.
+pub fn with_revoked(events: Vec<Event>, revoked_at: Option<usize>, revoked: usize) -> Vec<Event> {
+    with_count(events, revoked_at, RevokeReason::PasswordReset, revoked)
+}
+
+fn with_count(mut events: Vec<Event>, at: Option<usize>, wanted: RevokeReason, n: usize) -> Vec<Event> {
+    let Some(i) = at.filter(|i| *i < events.len()) else {
         return events;
     };
-    let EventKind::LinksRevoked {
-        reason: RevokeReason::Superseded,
-        count,
-    } = &mut events[i].kind
-    else {
+    let EventKind::LinksRevoked { reason, count } = &mut events[i].kind else {
         return events;
     };
-    if superseded > 0 {
-        *count = superseded;
+    if *reason != wanted {
+        return events;
+    }
+    if n > 0 {
+        *count = n;
     } else {
         events.remove(i);
     }
     events
+}
+
+/// The new password of [`TokenStore::finish_reset`]: where it goes.
+#[derive(Clone, Copy)]
+pub struct PasswordWrite<'a> {
+    /// The directory that stores it.
+    pub accounts: &'a dyn AccountDirectory,
+    /// The account.
+    pub account: &'a AccountId,
+    /// The new hash (computed before the step: no store waits on argon2).
+    pub hash: &'a PasswordHash,
+}
+
+impl std::fmt::Debug for PasswordWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordWrite")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`TokenStore::finish_reset`] writes once the reset is finished
+/// ([`FinishOutcome::Finished`]).
+pub struct ResetWrites<'a> {
+    /// The step's events, in order.
+    pub events: Vec<Event>,
+    /// The index in `events` of a [`EventKind::LinksRevoked`] placeholder
+    /// (reason [`RevokeReason::PasswordReset`]) whose count is how many
+    /// other links `finish` revoked: written with that count, or left out
+    /// when none was revoked ([`with_revoked`]).
+    pub revoked_at: Option<usize>,
+    /// The log the events go to.
+    pub log: &'a dyn EventLog,
+    /// The "password changed" notice, queued after the events.
+    pub mail: Option<QueuedMail<'a>>,
+}
+
+impl std::fmt::Debug for ResetWrites<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetWrites")
+            .field("events", &self.events)
+            .field("revoked_at", &self.revoked_at)
+            .field("mail", &self.mail)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`TokenStore::finish_reset`] did once the password was stored.
+#[derive(Debug)]
+pub struct ResetFinished {
+    /// What [`TokenStore::finish`] returned.
+    pub finish: Result<FinishOutcome, StoreError>,
+    /// Whether the [`ResetWrites`] were written (only when `finish` is
+    /// [`FinishOutcome::Finished`]); otherwise the caller records what
+    /// happened itself.
+    pub recorded: bool,
+}
+
+/// [`TokenStore::finish_reset`] composed of the primitives (its default).
+pub async fn compose_finish_reset<T: TokenStore + ?Sized>(
+    store: &T,
+    hash: &TokenHash,
+    now: SystemTime,
+    password: PasswordWrite<'_>,
+    writes: ResetWrites<'_>,
+) -> Result<ResetFinished, StoreError> {
+    password
+        .accounts
+        .set_password_hash(password.account, password.hash)
+        .await?;
+    let finish = store.finish(hash, now).await;
+    let Ok(FinishOutcome::Finished { revoked }) = finish else {
+        return Ok(ResetFinished {
+            finish,
+            recorded: false,
+        });
+    };
+    // The password is stored: the rest is best effort, and a failing event
+    // log does not hold back the notice.
+    let events = with_revoked(writes.events, writes.revoked_at, revoked);
+    if !events.is_empty()
+        && let Err(error) = writes.log.record_all(events).await
+    {
+        tracing::error!(%error, "events after a completed password reset were not recorded; the reset stands");
+    }
+    if let Some(mail) = writes.mail
+        && let Err(error) = mail.outbox.enqueue(mail.entry).await
+    {
+        tracing::error!(%error, "the password-changed notice was not queued; the reset stands");
+    }
+    Ok(ResetFinished {
+        finish,
+        recorded: true,
+    })
 }
 
 /// [`TokenStore::issue_and_record`] composed of the primitives (its
