@@ -21,8 +21,11 @@
 //! host's [`AccountDirectory`](crate::account::AccountDirectory), which may
 //! live in another database. `complete` therefore runs
 //! `consume` (the token becomes *spending*) → re-check the account → write
-//! the password → `finish`, and the guarantees hold whatever happens
-//! between those calls:
+//! the password → `finish` (combined as
+//! [`TokenStore::consume_with_account`] and [`TokenStore::finish_reset`]:
+//! one statement each on PostgreSQL when the directory is in the same
+//! database), and the guarantees hold whatever happens between those
+//! calls:
 //!
 //! - a revocation (a denial, a newer request) while the token is spending
 //!   kills it for good: `release` after a failed write gives back only a
