@@ -354,6 +354,63 @@ mod tests {
         })
     }
 
+    /// A directory whose reads fail (the store is down).
+    struct Down;
+
+    #[async_trait::async_trait]
+    impl AccountDirectory for Down {
+        async fn find_by_email(&self, _: &str) -> Result<Vec<Account>, StoreError> {
+            Err(StoreError::unavailable("accounts.find_by_email", "down"))
+        }
+        async fn find_by_username(&self, _: &str) -> Result<Option<Account>, StoreError> {
+            Err(StoreError::unavailable("accounts.find_by_username", "down"))
+        }
+        async fn find_by_id(&self, _: &AccountId) -> Result<Option<Account>, StoreError> {
+            Err(StoreError::unavailable("accounts.find_by_id", "down"))
+        }
+        async fn set_password_hash(&self, _: &AccountId, _: &PasswordHash) -> Result<(), StoreError> {
+            Err(StoreError::unavailable("accounts.set_password_hash", "down"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_account_read_gives_the_consumed_token_back() {
+        use crate::memory::InMemoryTokenStore;
+        use crate::token::{RawToken, TokenState};
+        let store = InMemoryTokenStore::default();
+        let now = SystemTime::now();
+        let raw = RawToken::generate().unwrap();
+        let record = TokenRecord {
+            hash: raw.hash(),
+            account: AccountId("1".into()),
+            sent_to: "a@example.com".into(),
+            password_stamp: crate::account::PasswordStamp::of(None),
+            issued_at: now,
+            expires_at: now + std::time::Duration::from_secs(600),
+            state: TokenState::Active,
+            deny_hash: None,
+        };
+        store
+            .issue(TokenIssue {
+                record,
+                limit: None,
+                supersede: false,
+            })
+            .await
+            .unwrap();
+        let err = store
+            .consume_with_account(&raw.hash(), now, &Down)
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(
+            store.find(&raw.hash()).await.unwrap().map(|r| r.state),
+            Some(TokenState::Active),
+            "nothing stays consumed: the user can retry"
+        );
+        assert!(store.find_with_account(&raw.hash(), &Down).await.is_err());
+    }
+
     #[test]
     fn the_placeholder_carries_the_count_or_goes() {
         let events = vec![
