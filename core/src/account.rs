@@ -209,4 +209,15 @@ pub trait AccountDirectory: Send + Sync {
     ) -> Result<Vec<Account>, StoreError> {
         crate::store::steps::compose_find_or_settle(self, identifier, unknown, log, settle).await
     }
+
+    /// This directory as its concrete type, for a [combined
+    /// step](crate::store::steps) of a backend whose stores share one
+    /// database to recognise it as one of its own (e.g.
+    /// [`TokenStore::find_with_account`](crate::store::TokenStore::find_with_account)
+    /// reading the token and its account in one statement). Default
+    /// `None`: combined steps then compose the primitives. A decorator
+    /// forwards it only when the combined steps may bypass it.
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }

@@ -86,7 +86,10 @@ pub use operator::{
 };
 pub use outbox::{outbox_suite, sample_email};
 pub use overview::{activity_log_suite, queue_age_suite};
-pub use steps::{find_or_settle_suite, issue_and_record_suite};
+pub use steps::{
+    find_or_settle_suite, finish_reset_suite, issue_and_record_suite, token_with_account_concurrent_consume,
+    token_with_account_suite,
+};
 pub use tokens::{
     rate_limit_admin_suite, rate_limiter_suite, restamp_suite, token_retention_suite,
     token_store_concurrent_consume, token_store_concurrent_finish_revoke, token_store_concurrent_issue,

@@ -21,8 +21,11 @@
 //! host's [`AccountDirectory`](crate::account::AccountDirectory), which may
 //! live in another database. `complete` therefore runs
 //! `consume` (the token becomes *spending*) → re-check the account → write
-//! the password → `finish`, and the guarantees hold whatever happens
-//! between those calls:
+//! the password → `finish` (combined as
+//! [`TokenStore::consume_with_account`] and [`TokenStore::finish_reset`]:
+//! one statement each on PostgreSQL when the directory is in the same
+//! database), and the guarantees hold whatever happens between those
+//! calls:
 //!
 //! - a revocation (a denial, a newer request) while the token is spending
 //!   kills it for good: `release` after a failed write gives back only a
@@ -58,7 +61,7 @@ pub mod steps;
 pub use capability::{
     EventRetention, OutboxListing, OutboxRetention, RateLimitAdmin, Timeline, TokenRetention,
 };
-pub use steps::{IssueWrites, QueuedMail, Settle};
+pub use steps::{IssueWrites, PasswordWrite, QueuedMail, ResetFinished, ResetWrites, Settle};
 
 use std::time::{Duration, SystemTime};
 
@@ -256,6 +259,67 @@ pub trait TokenStore: Send + Sync {
         writes: IssueWrites<'_>,
     ) -> Result<IssueOutcome, StoreError> {
         steps::compose_issue_and_record(self, issue, writes).await
+    }
+
+    /// [`find`](Self::find) and the found token's account
+    /// ([`AccountDirectory::find_by_id`](crate::account::AccountDirectory::find_by_id)
+    /// in `accounts`), for checking a link: `None` for an unknown token,
+    /// the account `None` when the directory no longer has it.
+    ///
+    /// The default makes the two calls; a backend whose directory is in the
+    /// same database may read both in one statement. Read-only either way.
+    async fn find_with_account(
+        &self,
+        hash: &TokenHash,
+        accounts: &dyn crate::account::AccountDirectory,
+    ) -> Result<Option<(TokenRecord, Option<crate::account::Account>)>, StoreError> {
+        steps::compose_find_with_account(self, hash, accounts).await
+    }
+
+    /// [`consume`](Self::consume) and, when this call took the token, its
+    /// account as it is now (re-read from `accounts`: it may have changed
+    /// since the link was checked), `None` when the directory no longer has
+    /// it. A rejected token comes back with no account.
+    ///
+    /// On an error nothing stays consumed: the default, whose account
+    /// read may fail after the token was taken, gives it back
+    /// ([`release`](Self::release)) before returning the error (a token
+    /// revoked meanwhile stays revoked); a backend that does both in one
+    /// statement writes nothing when it fails.
+    async fn consume_with_account(
+        &self,
+        hash: &TokenHash,
+        now: SystemTime,
+        accounts: &dyn crate::account::AccountDirectory,
+    ) -> Result<(ConsumeOutcome, Option<crate::account::Account>), StoreError> {
+        steps::compose_consume_with_account(self, hash, now, accounts).await
+    }
+
+    /// The end of `complete` once the token is consumed: stores the new
+    /// password ([`PasswordWrite`]), [`finish`](Self::finish)es the token
+    /// and, when it is finished, writes the step's [`ResetWrites`] (its
+    /// events with the count of revoked links filled in, then the "password
+    /// changed" notice queued).
+    ///
+    /// An error means the password was **not** stored and nothing was
+    /// written (the caller gives the token back,
+    /// [`release`](Self::release)). Otherwise [`ResetFinished`] says what
+    /// `finish` returned and whether the writes were made (only for
+    /// [`FinishOutcome::Finished`]: a token revoked meanwhile or a failed
+    /// `finish` is left to the caller to record).
+    ///
+    /// The default makes the calls in turn (a failing event log or outbox
+    /// after the password is stored is logged: the reset stands); a backend
+    /// whose directory, log and outbox share its database may do it all in
+    /// one statement, all or nothing.
+    async fn finish_reset(
+        &self,
+        hash: &TokenHash,
+        now: SystemTime,
+        password: PasswordWrite<'_>,
+        writes: ResetWrites<'_>,
+    ) -> Result<ResetFinished, StoreError> {
+        steps::compose_finish_reset(self, hash, now, password, writes).await
     }
 
     /// This store as its concrete type, for a [combined step](steps) of a

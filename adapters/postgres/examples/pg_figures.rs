@@ -297,7 +297,8 @@ async fn main() {
         verdict(unknown_trips, 1)
     );
     println!(
-        "  complete, with the notice:    {complete_trips}  (goal <= 3: {})",
+        "  complete, with the notice:    {complete_trips}  (goal <= 3: {}; the link read with its account, \
+         consume with the account re-read, then password, finish, events and notice in one statement)",
         verdict(complete_trips, 3)
     );
     println!(

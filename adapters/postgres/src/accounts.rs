@@ -206,6 +206,13 @@ struct Queries {
     by_id: Sql,
     set_password: Sql,
     upsert: Sql,
+    /// The row select (`SELECT … FROM <table>`) and the quoted id column,
+    /// for statements of other stores that read an account by id
+    /// ([`PgAccounts::by_id_of`]).
+    select: String,
+    id: String,
+    /// `UPDATE <table> SET <password column> =` for [`PgAccounts::set_password_of`].
+    update_password: String,
 }
 
 /// The account directory in PostgreSQL. Cheap to clone.
@@ -306,6 +313,9 @@ impl PgAccounts {
             by_email: Sql::raw(by_email),
             by_username: Sql::raw(by_username),
             by_id: Sql::raw(format!("{select} WHERE {id} = {cast}")),
+            select: select.clone(),
+            id: id.clone(),
+            update_password: format!("UPDATE {target} SET {password} ="),
             set_password: Sql::raw(format!("UPDATE {target} SET {password} = $2 WHERE {id} = {cast}")),
             // Parameters a table does not map are bound but unused; cast them
             // so PostgreSQL knows their types.
@@ -361,6 +371,55 @@ impl PgAccounts {
         }
     }
 
+    /// A subquery reading the account whose id is the text `id_expr` (a
+    /// column of the enclosing statement, e.g. a token's `account_id`),
+    /// with the columns [`account_from_row`] reads. The text is cast to the
+    /// id column's type only when it fits it (what [`Self::id_fits`]
+    /// checks), so an id that cannot be one finds no row instead of failing
+    /// the statement.
+    pub(crate) fn by_id_of(&self, id_expr: &str) -> String {
+        format!(
+            "{} WHERE {} = {} LIMIT 1",
+            self.sql.select,
+            self.sql.id,
+            self.id_of(id_expr)
+        )
+    }
+
+    /// An `UPDATE` (for a data-modifying `WITH` of another store's
+    /// statement) writing the password hash `hash_expr` to the account
+    /// whose id is the text `id_expr`, guarded like [`Self::by_id_of`];
+    /// `RETURNING 1` per row written.
+    pub(crate) fn set_password_of(&self, id_expr: &str, hash_expr: &str) -> String {
+        format!(
+            "{} {hash_expr} WHERE {} = {} RETURNING 1",
+            self.sql.update_password,
+            self.sql.id,
+            self.id_of(id_expr)
+        )
+    }
+
+    /// The text `id_expr` as a value of the id column, or NULL when it
+    /// cannot be one.
+    fn id_of(&self, id_expr: &str) -> String {
+        match self.id_type {
+            IdType::Text => id_expr.to_owned(),
+            IdType::BigInt => format!(
+                "(CASE WHEN {id_expr} ~ '^[-+]?[0-9]{{1,19}}$' THEN                  CASE WHEN {id_expr}::numeric BETWEEN -9223372036854775808 AND 9223372036854775807                  THEN {id_expr}::bigint END END)"
+            ),
+            IdType::Uuid => format!(
+                "(CASE WHEN replace({id_expr}, '-', '') ~ '^[0-9a-fA-F]{{32}}$'                  THEN replace({id_expr}, '-', '')::uuid END)"
+            ),
+        }
+    }
+
+    /// Whether this directory's table is in `pool`'s database (so that one
+    /// statement can read it with resetkit's tables).
+    pub(crate) fn same_database(&self, pool: &PgPool) -> bool {
+        let (x, y) = (self.pool.connect_options(), pool.connect_options());
+        x.get_host() == y.get_host() && x.get_port() == y.get_port() && x.get_database() == y.get_database()
+    }
+
     async fn fetch(&self, op: &'static str, sql: &Sql, value: &str) -> Result<Vec<Account>, StoreError> {
         let rows = sqlx::query(sql.q())
             .bind(value)
@@ -371,7 +430,7 @@ impl PgAccounts {
     }
 }
 
-fn account_from_row(op: &'static str, row: &PgRow) -> Result<Account, StoreError> {
+pub(crate) fn account_from_row(op: &'static str, row: &PgRow) -> Result<Account, StoreError> {
     let id: String = row.try_get("id").map_err(db_error(op))?;
     let username: String = row.try_get("username").map_err(db_error(op))?;
     let email: Option<String> = row.try_get("email").map_err(db_error(op))?;
@@ -388,6 +447,13 @@ fn account_from_row(op: &'static str, row: &PgRow) -> Result<Account, StoreError
         account = account.with_password_hash(PasswordHash::from_phc(hash));
     }
     Ok(account)
+}
+
+/// The account columns of a row that joined one ([`PgAccounts::by_id_of`]
+/// in a `LEFT JOIN`): `None` when no account matched.
+pub(crate) fn joined_account(op: &'static str, row: &PgRow) -> Result<Option<Account>, StoreError> {
+    let id: Option<String> = row.try_get("id").map_err(db_error(op))?;
+    id.map(|_| account_from_row(op, row)).transpose()
 }
 
 #[async_trait]
@@ -482,6 +548,10 @@ impl AccountDirectory for PgAccounts {
                 .await?;
         }
         Ok(found)
+    }
+
+    fn colocated(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     async fn find_by_id(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {

@@ -86,6 +86,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "combined_steps",
         sql: include_str!("../migrations/0010_combined_steps.sql"),
     },
+    Migration {
+        version: 11,
+        name: "finish_reset",
+        sql: include_str!("../migrations/0011_finish_reset.sql"),
+    },
 ];
 
 const OP: &str = "migrate";

@@ -14,17 +14,21 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use resetkit::account::{Account, AccountDirectory};
 use resetkit::account::{AccountId, PasswordStamp};
 use resetkit::error::StoreError;
-use resetkit::store::steps::compose_issue_and_record;
+use resetkit::store::steps::{
+    compose_consume_with_account, compose_find_with_account, compose_finish_reset, compose_issue_and_record,
+};
 use resetkit::store::{
-    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, IssueWrites, RateKey, RateLimitAdmin,
-    RateLimiter, TokenIssue, TokenRetention, TokenStore,
+    ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, IssueWrites, PasswordWrite, RateKey,
+    RateLimitAdmin, RateLimiter, ResetFinished, ResetWrites, TokenIssue, TokenRetention, TokenStore,
 };
 use resetkit::token::{RejectReason, RevokeReason, TokenHash, TokenRecord, TokenState};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
+use crate::accounts::{PgAccounts, joined_account};
 use crate::events::{EventColumns, PgEventLog};
 use crate::ident::Ident;
 use crate::inbox::PgInbox;
@@ -114,6 +118,15 @@ impl PgTokenStore {
         }
     }
 
+    /// `accounts` as a [`PgAccounts`] whose table one statement of this
+    /// store can read (same database), if it is one.
+    fn joinable<'a>(&self, accounts: &'a dyn AccountDirectory) -> Option<&'a PgAccounts> {
+        accounts
+            .colocated()
+            .and_then(|a| a.downcast_ref::<PgAccounts>())
+            .filter(|a| a.same_database(&self.pool))
+    }
+
     /// Deletes up to `batch` rate-limit hits older than `before` (hits of
     /// keys that are hit again are pruned as they go; this catches the rest).
     pub async fn purge_rate_hits(&self, before: SystemTime, batch: usize) -> Result<usize, StoreError> {
@@ -178,6 +191,33 @@ fn no_mail(query: PgQuery<'_>) -> PgQuery<'_> {
         .bind(None::<DateTime<Utc>>)
         .bind(None::<Vec<Vec<u8>>>)
         .bind(None::<DateTime<Utc>>)
+}
+
+/// `finish_token`'s row (`finished`, `revoked`, `state`, `revoke_reason`)
+/// as a [`FinishOutcome`].
+fn finish_outcome(op: &'static str, row: &PgRow) -> Result<FinishOutcome, StoreError> {
+    let finished: bool = row.try_get("finished").map_err(db_error(op))?;
+    let revoked: i64 = row.try_get("revoked").map_err(db_error(op))?;
+    let state: Option<String> = row.try_get("state").map_err(db_error(op))?;
+    let reason: Option<String> = row.try_get("revoke_reason").map_err(db_error(op))?;
+    if finished {
+        return Ok(FinishOutcome::Finished {
+            revoked: usize::try_from(revoked).unwrap_or(usize::MAX),
+        });
+    }
+    match state.as_deref() {
+        None => Err(StoreError::NotFound {
+            operation: op,
+            what: "the consumed token".into(),
+        }),
+        Some("revoked") => Ok(FinishOutcome::RevokedMeanwhile(revoke_reason(op, reason)?)),
+        // Finished before (a repeated call): nothing more to do.
+        Some("used") => Ok(FinishOutcome::Finished { revoked: 0 }),
+        Some(other) => Err(corrupt(
+            op,
+            format!("finish of a token that was not consumed (state `{other}`)"),
+        )),
+    }
 }
 
 fn revoke_reason(op: &'static str, reason: Option<String>) -> Result<RevokeReason, StoreError> {
@@ -269,6 +309,89 @@ impl TokenStore for PgTokenStore {
         Ok(issue_outcome(result))
     }
 
+    /// One statement (the token joined with its account row) when the
+    /// directory is a [`PgAccounts`] in this store's database; else the
+    /// composed default.
+    async fn find_with_account(
+        &self,
+        hash: &TokenHash,
+        accounts: &dyn AccountDirectory,
+    ) -> Result<Option<(TokenRecord, Option<Account>)>, StoreError> {
+        const OP: &str = "tokens.find_with_account";
+        let Some(dir) = self.joinable(accounts) else {
+            return compose_find_with_account(self, hash, accounts).await;
+        };
+        let cols: Vec<String> = COLS.split(", ").map(|c| format!("rk_t.{c}")).collect();
+        let sql = Sql::new(
+            &self.schema,
+            &format!(
+                "SELECT {}, rk_a.* FROM __SCHEMA__.tokens rk_t \
+                 LEFT JOIN LATERAL ({}) rk_a ON true WHERE rk_t.hash = $1",
+                cols.join(", "),
+                dir.by_id_of("rk_t.account_id")
+            ),
+        );
+        let row = sqlx::query(sql.q())
+            .bind(hash.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some((record_from_row(OP, &row)?, joined_account(OP, &row)?)))
+    }
+
+    /// One statement (`consume`'s, its winner joined with the account row
+    /// as it is now) when the directory is a [`PgAccounts`] in this
+    /// store's database; else the composed default. All or nothing: a
+    /// failed statement consumed nothing.
+    async fn consume_with_account(
+        &self,
+        hash: &TokenHash,
+        now: SystemTime,
+        accounts: &dyn AccountDirectory,
+    ) -> Result<(ConsumeOutcome, Option<Account>), StoreError> {
+        const OP: &str = "tokens.consume_with_account";
+        let Some(dir) = self.joinable(accounts) else {
+            return compose_consume_with_account(self, hash, now, accounts).await;
+        };
+        let sql = Sql::new(
+            &self.schema,
+            &format!(
+                "WITH won AS ( \
+                   UPDATE __SCHEMA__.tokens SET state = 'spending', state_at = $2 \
+                   WHERE hash = $1 AND state = 'active' AND expires_at > $2 RETURNING {COLS}), \
+                 rk_t AS ( \
+                   SELECT true AS won, {COLS} FROM won \
+                   UNION ALL \
+                   SELECT false, {COLS} FROM __SCHEMA__.tokens \
+                   WHERE hash = $1 AND NOT EXISTS (SELECT 1 FROM won)) \
+                 SELECT rk_t.*, rk_a.* FROM rk_t LEFT JOIN LATERAL ({}) rk_a ON rk_t.won",
+                dir.by_id_of("rk_t.account_id")
+            ),
+        );
+        let row = sqlx::query(sql.q())
+            .bind(hash.0.as_slice())
+            .bind(to_db(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+        let Some(row) = row else {
+            return Ok((ConsumeOutcome::Rejected(RejectReason::Unknown), None));
+        };
+        let won: bool = row.try_get("won").map_err(db_error(OP))?;
+        let record = record_from_row(OP, &row)?;
+        if won {
+            let account = joined_account(OP, &row)?;
+            return Ok((ConsumeOutcome::Consumed(record), account));
+        }
+        Ok((
+            ConsumeOutcome::Rejected(record.unusable_reason(now).unwrap_or(RejectReason::AlreadyUsed)),
+            None,
+        ))
+    }
+
     async fn find(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         const OP: &str = "tokens.find";
         let row = sqlx::query(self.sql.find.q())
@@ -320,28 +443,72 @@ impl TokenStore for PgTokenStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db_error(OP))?;
-        let finished: bool = row.try_get("finished").map_err(db_error(OP))?;
-        let revoked: i64 = row.try_get("revoked").map_err(db_error(OP))?;
-        let state: Option<String> = row.try_get("state").map_err(db_error(OP))?;
-        let reason: Option<String> = row.try_get("revoke_reason").map_err(db_error(OP))?;
-        if finished {
-            return Ok(FinishOutcome::Finished {
-                revoked: usize::try_from(revoked).unwrap_or(usize::MAX),
+        finish_outcome(OP, &row)
+    }
+
+    /// One statement (the password written by a data-modifying `WITH`,
+    /// then the `finish_reset` function: `finish_token`, the events, the
+    /// notice) when the directory is a [`PgAccounts`] in this store's
+    /// database and the log and the outbox are this store's schema's; else
+    /// the composed default. All or nothing: an error wrote nothing.
+    async fn finish_reset(
+        &self,
+        hash: &TokenHash,
+        now: SystemTime,
+        password: PasswordWrite<'_>,
+        writes: ResetWrites<'_>,
+    ) -> Result<ResetFinished, StoreError> {
+        const OP: &str = "tokens.finish_reset";
+        let (pool, schema) = (&self.pool, self.schema.as_str());
+        let dir = self.joinable(password.accounts);
+        let log = colocated::<PgEventLog>(writes.log.colocated(), pool, schema);
+        let outbox = match &writes.mail {
+            None => Some(None),
+            Some(mail) => colocated::<PgOutbox>(mail.outbox.colocated(), pool, schema).map(Some),
+        };
+        let (Some(dir), Some(_), Some(outbox)) = (dir, log, outbox) else {
+            return compose_finish_reset(self, hash, now, password, writes).await;
+        };
+        let sql = Sql::new(
+            &self.schema,
+            &format!(
+                "WITH rk_pw AS ({}) \
+                 SELECT f.written, f.finished, f.revoked, f.state, f.revoke_reason \
+                 FROM (SELECT count(*) > 0 AS written FROM rk_pw) rk_p \
+                 CROSS JOIN LATERAL __SCHEMA__.finish_reset(rk_p.written, $3, $4, $5, \
+                   $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                   $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) f",
+                dir.set_password_of("$1::text", "$2::text")
+            ),
+        );
+        let query = sqlx::query(sql.q())
+            .bind(&password.account.0)
+            .bind(password.hash.expose())
+            .bind(hash.0.as_slice())
+            .bind(to_db(now))
+            .bind(
+                writes
+                    .revoked_at
+                    .map(|i| i32::try_from(i + 1).unwrap_or(i32::MAX)),
+            );
+        let query = EventColumns::new(&writes.events).bind(query);
+        let query = match (&writes.mail, outbox) {
+            (Some(mail), Some(outbox)) => outbox.bind_entry(query, &mail.entry),
+            _ => no_mail(query),
+        };
+        let row = query.fetch_one(&self.pool).await.map_err(db_error(OP))?;
+        let written: bool = row.try_get("written").map_err(db_error(OP))?;
+        if !written {
+            return Err(StoreError::NotFound {
+                operation: "accounts.set_password_hash",
+                what: format!("account `{}`", password.account),
             });
         }
-        match state.as_deref() {
-            None => Err(StoreError::NotFound {
-                operation: OP,
-                what: "the consumed token".into(),
-            }),
-            Some("revoked") => Ok(FinishOutcome::RevokedMeanwhile(revoke_reason(OP, reason)?)),
-            // Finished before (a repeated call): nothing more to do.
-            Some("used") => Ok(FinishOutcome::Finished { revoked: 0 }),
-            Some(other) => Err(corrupt(
-                OP,
-                format!("finish of a token that was not consumed (state `{other}`)"),
-            )),
-        }
+        let finished: bool = row.try_get("finished").map_err(db_error(OP))?;
+        Ok(ResetFinished {
+            finish: finish_outcome("tokens.finish", &row),
+            recorded: finished,
+        })
     }
 
     async fn release(&self, hash: &TokenHash) -> Result<bool, StoreError> {

@@ -150,6 +150,24 @@ macro_rules! conformance_tests {
             )
             .await;
         });
+        $crate::conformance_tests!(@one $backend, token_with_account_conforms, 1, |b| {
+            let accounts = b.accounts($crate::conformance::fixture_accounts()).await;
+            $crate::conformance::token_with_account_suite(b.tokens().as_ref(), accounts.as_ref()).await;
+        });
+        $crate::conformance_tests!(@many $backend, concurrent_completes_consume_once, 20, |b| {
+            let accounts = b.accounts($crate::conformance::fixture_accounts()).await;
+            $crate::conformance::token_with_account_concurrent_consume(b.tokens(), accounts, 20).await;
+        });
+        $crate::conformance_tests!(@one $backend, finish_reset_conforms, 1, |b| {
+            let accounts = b.accounts($crate::conformance::fixture_accounts()).await;
+            $crate::conformance::finish_reset_suite(
+                b.tokens().as_ref(),
+                accounts.as_ref(),
+                b.events().as_ref(),
+                b.outbox().as_ref(),
+            )
+            .await;
+        });
         $crate::conformance_tests!(@one $backend, template_store_conforms, 1, |b| {
             $crate::conformance::template_store_suite(b.templates().as_ref()).await;
         });

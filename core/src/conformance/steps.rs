@@ -394,3 +394,431 @@ pub async fn issue_and_record_suite(
         .expect("inbox.settle");
     assert_eq!(inbox.len().await.expect("inbox.len"), 0);
 }
+
+/// A live token for `account` bound to its current address and password
+/// state (as the flow issues one), stored with a plain issue.
+async fn bound_token(
+    tokens: &dyn TokenStore,
+    account: &crate::account::Account,
+    at: SystemTime,
+) -> TokenRecord {
+    let raw = RawToken::generate().expect("OS random generator");
+    let record = TokenRecord {
+        hash: raw.hash(),
+        account: account.id.clone(),
+        sent_to: crate::identifier::canonicalize(account.email.as_deref().unwrap_or_default()),
+        password_stamp: account.password_stamp(),
+        issued_at: at,
+        expires_at: at + Duration::from_secs(1800),
+        state: TokenState::Active,
+        deny_hash: None,
+    };
+    let outcome = tokens
+        .issue(TokenIssue {
+            record: record.clone(),
+            limit: None,
+            supersede: false,
+        })
+        .await
+        .expect("tokens.issue");
+    assert_eq!(outcome, IssueOutcome::Issued { superseded: 0 });
+    record
+}
+
+/// [`TokenStore::find_with_account`] and
+/// [`TokenStore::consume_with_account`] (`complete`'s reads): the token
+/// with its account as `find` and `find_by_id` return them, `None` for an
+/// account the directory does not have; consume takes the token once, with
+/// the account, and a refused token comes back without one. The directory
+/// must hold exactly [`fixture_accounts`](super::fixture_accounts).
+pub async fn token_with_account_suite(tokens: &dyn TokenStore, accounts: &dyn AccountDirectory) {
+    let now = super::epoch();
+    let fixtures = super::fixture_accounts();
+    let unknown = RawToken::generate().expect("OS random generator").hash();
+    assert!(
+        tokens
+            .find_with_account(&unknown, accounts)
+            .await
+            .expect("tokens.find_with_account")
+            .is_none(),
+        "an unknown token is not found"
+    );
+    for account in &fixtures {
+        let record = bound_token(tokens, account, now).await;
+        let (found, with) = tokens
+            .find_with_account(&record.hash, accounts)
+            .await
+            .expect("tokens.find_with_account")
+            .expect("the token is found");
+        assert_eq!(found, record, "find_with_account reads the token as find does");
+        let with = with.expect("the token's account is read with it");
+        assert_eq!(with.id, account.id);
+        assert_eq!(with.username, account.username);
+        assert_eq!(with.email, account.email);
+        assert_eq!(
+            with.disabled, account.disabled,
+            "a disabled account is returned as such"
+        );
+        assert_eq!(with.email_confirmed, account.email_confirmed);
+        assert_eq!(with.owner, account.owner);
+        assert!(with.password_stamp() == record.password_stamp);
+
+        let later = now + Duration::from_secs(60);
+        let (outcome, current) = tokens
+            .consume_with_account(&record.hash, later, accounts)
+            .await
+            .expect("tokens.consume_with_account");
+        let crate::store::ConsumeOutcome::Consumed(taken) = outcome else {
+            panic!("a live token is consumed, got {outcome:?}");
+        };
+        assert_eq!(taken.hash, record.hash);
+        assert_eq!(
+            current.map(|a| a.id),
+            Some(account.id.clone()),
+            "the winner gets the account as it is now"
+        );
+        assert!(
+            matches!(
+                tokens
+                    .find(&record.hash)
+                    .await
+                    .expect("tokens.find")
+                    .map(|r| r.state),
+                Some(TokenState::Spending { .. })
+            ),
+            "the consumed token is being spent"
+        );
+        let (again, none) = tokens
+            .consume_with_account(&record.hash, later, accounts)
+            .await
+            .expect("tokens.consume_with_account");
+        assert_eq!(
+            again,
+            crate::store::ConsumeOutcome::Rejected(crate::token::RejectReason::AlreadyUsed),
+            "a token is consumed once"
+        );
+        assert!(none.is_none(), "a refused token comes back without its account");
+    }
+    // A token whose account the directory does not have (deleted, or an
+    // id that cannot be one of the directory's).
+    for missing in ["fx-gone", "12345678901234567890123", "not-a-uuid-or-number"] {
+        let gone = crate::account::Account::new(missing, "gone", "gone@example.com");
+        let record = bound_token(tokens, &gone, now).await;
+        let (_, with) = tokens
+            .find_with_account(&record.hash, accounts)
+            .await
+            .expect("tokens.find_with_account")
+            .expect("the token is found");
+        assert!(with.is_none(), "no account for `{missing}`");
+        let (outcome, with) = tokens
+            .consume_with_account(&record.hash, now, accounts)
+            .await
+            .expect("tokens.consume_with_account");
+        assert!(matches!(outcome, crate::store::ConsumeOutcome::Consumed(_)));
+        assert!(with.is_none(), "no account for `{missing}`");
+    }
+    // Expired and unknown tokens are refused with the reason.
+    let expired = bound_token(tokens, &fixtures[0], now).await;
+    let (outcome, with) = tokens
+        .consume_with_account(&expired.hash, now + Duration::from_secs(3600), accounts)
+        .await
+        .expect("tokens.consume_with_account");
+    assert_eq!(
+        outcome,
+        crate::store::ConsumeOutcome::Rejected(crate::token::RejectReason::Expired)
+    );
+    assert!(with.is_none());
+    let (outcome, with) = tokens
+        .consume_with_account(&unknown, now, accounts)
+        .await
+        .expect("tokens.consume_with_account");
+    assert_eq!(
+        outcome,
+        crate::store::ConsumeOutcome::Rejected(crate::token::RejectReason::Unknown)
+    );
+    assert!(with.is_none());
+}
+
+/// Two (or more) concurrent completes of one link: of `concurrency`
+/// simultaneous [`TokenStore::consume_with_account`] calls exactly one
+/// wins (with the account), the rest see `AlreadyUsed`. The directory must
+/// hold [`fixture_accounts`](super::fixture_accounts).
+pub async fn token_with_account_concurrent_consume(
+    tokens: std::sync::Arc<dyn TokenStore>,
+    accounts: std::sync::Arc<dyn AccountDirectory>,
+    concurrency: usize,
+) {
+    let now = super::epoch();
+    let account = super::fixture_accounts().remove(0);
+    let record = bound_token(tokens.as_ref(), &account, now).await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(concurrency));
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (tokens, accounts, barrier) = (tokens.clone(), accounts.clone(), barrier.clone());
+        let hash = record.hash;
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            tokens
+                .consume_with_account(&hash, now + Duration::from_secs(1), accounts.as_ref())
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        match task
+            .await
+            .expect("consume task panicked")
+            .expect("tokens.consume_with_account")
+        {
+            (crate::store::ConsumeOutcome::Consumed(_), Some(a)) if a.id == account.id => wins += 1,
+            (crate::store::ConsumeOutcome::Rejected(crate::token::RejectReason::AlreadyUsed), None) => {}
+            other => panic!("the winner gets the account, losers AlreadyUsed; got {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1, "exactly one of {concurrency} concurrent completes wins");
+}
+
+/// The step's events as `complete` notes them: completed, the
+/// password-reset placeholder, the notice queued.
+fn reset_events(account: &AccountId, at: SystemTime, message_id: &str) -> Vec<Event> {
+    let a = || Some(account.clone());
+    vec![
+        Event::new(at, a(), EventKind::ResetCompleted),
+        Event::new(
+            at,
+            a(),
+            EventKind::LinksRevoked {
+                reason: RevokeReason::PasswordReset,
+                count: 0,
+            },
+        ),
+        Event::new(
+            at,
+            a(),
+            EventKind::EmailQueued {
+                message_id: message_id.to_owned(),
+                email: EmailKind::PasswordChanged,
+                from: "support@example.com".into(),
+                to: "user@example.org".into(),
+                sender_strategy: "fixed".into(),
+                sender_fallbacks: Vec::new(),
+            },
+        ),
+    ]
+}
+
+/// [`TokenStore::finish_reset`] (`complete`'s writes): the password
+/// stored, the token used, the account's other links revoked, the events
+/// written with the count filled in (or the placeholder left out) and the
+/// notice queued; a token revoked meanwhile stores the password and writes
+/// nothing else; an account the directory does not have fails the step
+/// with nothing written (the token stays spending, for the caller to give
+/// back). The directory must hold exactly
+/// [`fixture_accounts`](super::fixture_accounts); the log and the outbox
+/// must be empty.
+pub async fn finish_reset_suite(
+    tokens: &dyn TokenStore,
+    accounts: &dyn AccountDirectory,
+    events: &dyn Timeline,
+    outbox: &dyn OutboxListing,
+) {
+    use crate::hasher::PasswordHash;
+    use crate::store::{ConsumeOutcome, FinishOutcome, PasswordWrite, ResetWrites};
+
+    let now = super::epoch();
+    let later = now + Duration::from_secs(60);
+    let fixtures = super::fixture_accounts();
+    let kinds = |list: Vec<Event>, account: &AccountId| -> Vec<EventKind> {
+        list.into_iter()
+            .filter(|e| e.account.as_ref() == Some(account))
+            .map(|e| e.kind)
+            .collect()
+    };
+    // fx-1 with another live link (revoked: the count is filled in), fx-2
+    // without (the placeholder is left out).
+    for (n, account, other) in [(0usize, &fixtures[0], true), (1, &fixtures[1], false)] {
+        let spent = bound_token(tokens, account, now).await;
+        let second = if other {
+            Some(bound_token(tokens, account, now).await)
+        } else {
+            None
+        };
+        assert!(matches!(
+            tokens.consume(&spent.hash, later).await.expect("tokens.consume"),
+            ConsumeOutcome::Consumed(_)
+        ));
+        let mail = super::outbox::entry(900 + n, later);
+        let message_id = mail.email.message_id.clone();
+        let hash = PasswordHash::from_phc(format!("$argon2id$v=19$m=8,t=1,p=1$conformance{n}"));
+        let done = tokens
+            .finish_reset(
+                &spent.hash,
+                later,
+                PasswordWrite {
+                    accounts,
+                    account: &account.id,
+                    hash: &hash,
+                },
+                ResetWrites {
+                    events: reset_events(&account.id, later, &message_id),
+                    revoked_at: Some(1),
+                    log: events,
+                    mail: Some(QueuedMail { entry: mail, outbox }),
+                },
+            )
+            .await
+            .expect("tokens.finish_reset");
+        let want = usize::from(other);
+        assert!(done.recorded, "a finished reset writes its events and notice");
+        assert_eq!(
+            done.finish.expect("finish"),
+            FinishOutcome::Finished { revoked: want }
+        );
+        let stored = accounts
+            .find_by_id(&account.id)
+            .await
+            .expect("accounts.find_by_id")
+            .expect("the account");
+        assert!(
+            stored.password_stamp() == PasswordStamp::of(Some(&hash)),
+            "the new password is stored"
+        );
+        assert!(matches!(
+            tokens
+                .find(&spent.hash)
+                .await
+                .expect("tokens.find")
+                .map(|r| r.state),
+            Some(TokenState::Used { .. })
+        ));
+        if let Some(second) = second {
+            assert!(
+                matches!(
+                    tokens
+                        .find(&second.hash)
+                        .await
+                        .expect("tokens.find")
+                        .map(|r| r.state),
+                    Some(TokenState::Revoked {
+                        reason: RevokeReason::PasswordReset,
+                        ..
+                    })
+                ),
+                "the account's other links are revoked"
+            );
+        }
+        let written = kinds(events.recent(100).await.expect("events.recent"), &account.id);
+        let mut expected = vec![EventKind::ResetCompleted];
+        if other {
+            expected.push(EventKind::LinksRevoked {
+                reason: RevokeReason::PasswordReset,
+                count: 1,
+            });
+        }
+        assert_eq!(
+            written
+                .iter()
+                .filter(|k| !matches!(k, EventKind::EmailQueued { .. }))
+                .count(),
+            expected.len(),
+            "the placeholder carries the count or is left out: {written:?}"
+        );
+        for kind in &expected {
+            assert!(written.contains(kind), "{kind:?} recorded: {written:?}");
+        }
+        assert!(
+            written.iter().any(|k| matches!(k, EventKind::EmailQueued { .. })),
+            "the notice's event is recorded"
+        );
+        assert_eq!(
+            outbox.status(&message_id).await.expect("outbox.status"),
+            Some(OutboxStatus::Pending),
+            "the notice is queued"
+        );
+    }
+    // Revoked while being spent: the password is stored, nothing else.
+    let account = &fixtures[2];
+    let spent = bound_token(tokens, account, now).await;
+    assert!(matches!(
+        tokens.consume(&spent.hash, later).await.expect("tokens.consume"),
+        ConsumeOutcome::Consumed(_)
+    ));
+    tokens
+        .revoke_for_account(&account.id, RevokeReason::UserDenied, later)
+        .await
+        .expect("tokens.revoke_for_account");
+    let mail = super::outbox::entry(910, later);
+    let message_id = mail.email.message_id.clone();
+    let hash = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$revoked".to_owned());
+    let done = tokens
+        .finish_reset(
+            &spent.hash,
+            later,
+            PasswordWrite {
+                accounts,
+                account: &account.id,
+                hash: &hash,
+            },
+            ResetWrites {
+                events: reset_events(&account.id, later, &message_id),
+                revoked_at: Some(1),
+                log: events,
+                mail: Some(QueuedMail { entry: mail, outbox }),
+            },
+        )
+        .await
+        .expect("tokens.finish_reset");
+    assert!(!done.recorded, "nothing is recorded for a link revoked meanwhile");
+    assert_eq!(
+        done.finish.expect("finish"),
+        FinishOutcome::RevokedMeanwhile(RevokeReason::UserDenied)
+    );
+    let stored = accounts
+        .find_by_id(&account.id)
+        .await
+        .expect("accounts.find_by_id")
+        .expect("the account");
+    assert!(stored.password_stamp() == PasswordStamp::of(Some(&hash)));
+    assert!(kinds(events.recent(100).await.expect("events.recent"), &account.id).is_empty());
+    assert_eq!(outbox.status(&message_id).await.expect("outbox.status"), None);
+    // An account the directory does not have: an error, nothing written.
+    let gone = crate::account::Account::new("fx-gone", "gone", "gone@example.com");
+    let spent = bound_token(tokens, &gone, now).await;
+    assert!(matches!(
+        tokens.consume(&spent.hash, later).await.expect("tokens.consume"),
+        ConsumeOutcome::Consumed(_)
+    ));
+    let mail = super::outbox::entry(920, later);
+    let message_id = mail.email.message_id.clone();
+    let result = tokens
+        .finish_reset(
+            &spent.hash,
+            later,
+            PasswordWrite {
+                accounts,
+                account: &gone.id,
+                hash: &hash,
+            },
+            ResetWrites {
+                events: reset_events(&gone.id, later, &message_id),
+                revoked_at: Some(1),
+                log: events,
+                mail: Some(QueuedMail { entry: mail, outbox }),
+            },
+        )
+        .await;
+    assert!(result.is_err(), "no account to store the password in: {result:?}");
+    assert!(
+        matches!(
+            tokens
+                .find(&spent.hash)
+                .await
+                .expect("tokens.find")
+                .map(|r| r.state),
+            Some(TokenState::Spending { .. })
+        ),
+        "the token is not finished (the caller gives it back)"
+    );
+    assert!(kinds(events.recent(100).await.expect("events.recent"), &gone.id).is_empty());
+    assert_eq!(outbox.status(&message_id).await.expect("outbox.status"), None);
+}

@@ -4,16 +4,21 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tracing::Instrument as _;
 
 use crate::account::{Account, AccountId};
+use crate::delivery::{DeliveryMode, new_message_id};
 use crate::error::StoreError;
+use crate::event::Event;
 use crate::event::EventKind;
-use crate::flow::process::{Mail, Trail};
+use crate::flow::process::{Mail, Trail, not_prepared};
 use crate::flow::{
     CompleteError, Completed, LinkError, LinkInfo, RequestContext, ResetService, run_blocking,
 };
 use crate::identifier::canonicalize;
 use crate::mail::EmailKind;
+use crate::mail::{Mailbox, OutgoingEmail};
 use crate::policy::PasswordPolicy;
+use crate::sender::SenderChoice;
 use crate::store::{ConsumeOutcome, DenyOutcome, FinishOutcome};
+use crate::store::{OutboxEntry, PasswordWrite, QueuedMail, ResetWrites};
 use crate::template;
 use crate::token::{RawToken, RejectReason, RevokeReason, TokenRecord};
 
@@ -122,7 +127,14 @@ impl ResetService {
             .map_err(CompleteError::Internal)?;
 
         let now = self.inner.clock.now();
-        let record = match self.inner.tokens.consume(&token.hash(), now).await? {
+        // Consumed with the account re-read in one store call (a failed
+        // read gives the token back: nothing stays consumed on an error).
+        let (outcome, current) = self
+            .inner
+            .tokens
+            .consume_with_account(&token.hash(), now, &*self.inner.accounts)
+            .await?;
+        let record = match outcome {
             ConsumeOutcome::Consumed(record) => record,
             ConsumeOutcome::Rejected(reason) => {
                 self.reject(Some(account.id.clone()), reason).await?;
@@ -133,30 +145,183 @@ impl ResetService {
         // meantime kills it for good, and only this call can finish or
         // release it. The account may have changed while the password was
         // being hashed (email changed, disabled, password set elsewhere):
-        // check the bindings again now that the token is ours.
-        let current = match self.inner.accounts.find_by_id(&record.account).await {
-            Ok(current) => current,
-            Err(error) => return Err(self.give_back(&token, error).await),
-        };
+        // its bindings are checked again, as read now that the token is ours.
         if let Some(reason) = binding_problem(current.as_ref(), &record) {
             // The token stays `Spending`: dead, like every link the change
             // it detected has already killed.
             self.reject(Some(account.id.clone()), reason).await?;
             return Err(CompleteError::InvalidLink);
         }
-        if let Err(error) = self.inner.accounts.set_password_hash(&account.id, &hash).await {
-            return Err(self.give_back(&token, error).await);
-        }
-        let finished = self
-            .inner
-            .tokens
-            .finish(&token.hash(), self.inner.clock.now())
-            .await;
-        self.after_reset(&account, finished).await;
+        self.store_reset(&token, &account, &hash).await?;
         Ok(Completed {
             account: account.id,
             username: account.username,
         })
+    }
+
+    /// Stores the new password and finishes the token. With outbox
+    /// delivery that is one store call with the reset's events and its
+    /// notice ([`TokenStore::finish_reset`](crate::store::TokenStore::finish_reset));
+    /// sessions are revoked after it. Inline delivery sends the notice
+    /// after the password is stored ([`after_reset`](Self::after_reset)).
+    /// An error: the password was not stored and the link is given back.
+    async fn store_reset(
+        &self,
+        token: &RawToken,
+        account: &Account,
+        hash: &crate::hasher::PasswordHash,
+    ) -> Result<(), CompleteError> {
+        let inner = &self.inner;
+        let dispatcher = &inner.dispatcher;
+        let (DeliveryMode::Outbox, Some(outbox)) = (dispatcher.mode, &dispatcher.outbox) else {
+            if let Err(error) = inner.accounts.set_password_hash(&account.id, hash).await {
+                return Err(self.give_back(token, error).await);
+            }
+            let finished = inner.tokens.finish(&token.hash(), inner.clock.now()).await;
+            self.after_reset(account, finished).await;
+            return Ok(());
+        };
+        let now = inner.clock.now();
+        let event = |kind| Event::new(now, Some(account.id.clone()), kind);
+        // The count of revoked links is known only to the store: a
+        // placeholder it fills in or leaves out.
+        let mut events = vec![
+            event(EventKind::ResetCompleted),
+            event(EventKind::LinksRevoked {
+                reason: RevokeReason::PasswordReset,
+                count: 0,
+            }),
+        ];
+        let mail = match self.prepare_notice(account).await {
+            Ok((email, sender)) => {
+                events.push(event(EventKind::EmailQueued {
+                    message_id: email.message_id.clone(),
+                    email: EmailKind::PasswordChanged,
+                    from: sender.from.address().to_owned(),
+                    to: email.to.address().to_owned(),
+                    sender_strategy: sender.strategy.clone(),
+                    sender_fallbacks: sender.fallbacks.iter().map(ToString::to_string).collect(),
+                }));
+                Some(QueuedMail {
+                    entry: OutboxEntry {
+                        email,
+                        account: Some(account.id.clone()),
+                        attempts: 0,
+                        next_attempt_at: now,
+                        tokens: Vec::new(),
+                        requested_at: None,
+                    },
+                    outbox: &**outbox,
+                })
+            }
+            Err(problem) => {
+                events.push(event(problem));
+                None
+            }
+        };
+        let queued = mail.is_some();
+        let counted = inner.metrics.is_some().then(|| events.clone());
+        let done = inner
+            .tokens
+            .finish_reset(
+                &token.hash(),
+                now,
+                PasswordWrite {
+                    accounts: &*inner.accounts,
+                    account: &account.id,
+                    hash,
+                },
+                ResetWrites {
+                    events,
+                    revoked_at: Some(1),
+                    log: &*inner.step_log,
+                    mail,
+                },
+            )
+            .await;
+        let done = match done {
+            Ok(done) => done,
+            Err(error) => return Err(self.give_back(token, error).await),
+        };
+        if !done.recorded {
+            // Revoked meanwhile, or `finish` failed: recorded step by step.
+            self.after_reset(account, done.finish).await;
+            return Ok(());
+        }
+        if let Some(events) = counted {
+            let revoked = match done.finish {
+                Ok(FinishOutcome::Finished { revoked }) => revoked,
+                _ => 0,
+            };
+            self.count_step_events(&crate::store::steps::with_revoked(events, Some(1), revoked));
+        }
+        if queued {
+            dispatcher.ready.notify_one();
+        }
+        self.revoke_sessions(account).await;
+        Ok(())
+    }
+
+    /// The "password changed" notice for the outbox, or the event that
+    /// says why there is none (no sender, an unusable address, a template
+    /// that fails).
+    async fn prepare_notice(&self, account: &Account) -> Result<(OutgoingEmail, SenderChoice), EventKind> {
+        let sender = match self.inner.sender.resolve(account).await {
+            Ok(sender) => sender,
+            Err(error) => {
+                tracing::error!(%error, "password-changed notice not sent: no sender");
+                return Err(EventKind::SenderUnavailable {
+                    reason: error.to_string(),
+                });
+            }
+        };
+        let stored = account.email.as_deref().unwrap_or_default();
+        let to = Mailbox::address_only(stored).map_err(|error| {
+            not_prepared(format!(
+                "stored address of account `{}` is unusable: {error}",
+                account.id
+            ))
+        })?;
+        let values = template::password_changed_context(
+            &self.inner.site_name,
+            &account.username,
+            &self.inner.security_link,
+        );
+        let templates = self.inner.templates.current();
+        let locale = templates.resolve_locale(None).to_owned();
+        let rendered = templates
+            .render(&locale, EmailKind::PasswordChanged, &values)
+            .map_err(|error| {
+                tracing::error!(%error, "a reset email was not sent: its template failed at send time");
+                not_prepared(error.to_string())
+            })?;
+        let message_id = new_message_id(sender.from.domain()).map_err(|e| not_prepared(e.to_string()))?;
+        let email = OutgoingEmail::new(
+            message_id,
+            EmailKind::PasswordChanged,
+            sender.from.clone(),
+            sender.reply_to.clone(),
+            to,
+            rendered,
+        );
+        Ok((email, sender))
+    }
+
+    /// Revokes the account's sessions through the host's hook; a failure
+    /// is logged and recorded (best effort: the reset stands).
+    async fn revoke_sessions(&self, account: &Account) {
+        if let Some(hook) = &self.inner.sessions
+            && let Err(reason) = hook.revoke_sessions(&account.id).await
+        {
+            tracing::error!(%reason, "session revocation after password reset failed");
+            self.best_effort(
+                self.record(
+                    Some(account.id.clone()),
+                    EventKind::SessionRevocationFailed { reason },
+                )
+                .await,
+            );
+        }
     }
 
     /// The password could not be stored: give the link back (only if
@@ -232,16 +397,7 @@ impl ResetService {
     /// already changed, so a failing step is logged and recorded where
     /// possible, and the remaining steps still run. Sessions go first.
     async fn after_reset(&self, account: &Account, finished: Result<FinishOutcome, StoreError>) {
-        let id = || Some(account.id.clone());
-        if let Some(hook) = &self.inner.sessions
-            && let Err(reason) = hook.revoke_sessions(&account.id).await
-        {
-            tracing::error!(%reason, "session revocation after password reset failed");
-            self.best_effort(
-                self.record(id(), EventKind::SessionRevocationFailed { reason })
-                    .await,
-            );
-        }
+        self.revoke_sessions(account).await;
         let mut events = vec![EventKind::ResetCompleted];
         match finished {
             Ok(FinishOutcome::Finished { revoked: 0 }) => {}
@@ -345,12 +501,17 @@ impl ResetService {
             self.reject(None, RejectReason::Malformed).await?;
             return Err(LinkError::InvalidLink);
         };
-        let Some(record) = self.inner.tokens.find(&token.hash()).await? else {
+        // The token and its account, in one store call.
+        let Some((record, account)) = self
+            .inner
+            .tokens
+            .find_with_account(&token.hash(), &*self.inner.accounts)
+            .await?
+        else {
             self.reject(None, RejectReason::Unknown).await?;
             return Err(LinkError::InvalidLink);
         };
         let now = self.inner.clock.now();
-        let account = self.inner.accounts.find_by_id(&record.account).await?;
         let verdict = match record.unusable_reason(now) {
             Some(reason) => Err(reason),
             None => binding_problem(account.as_ref(), &record).map_or(Ok(()), Err),

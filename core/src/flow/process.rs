@@ -726,17 +726,19 @@ impl ResetService {
 fn delivery_problem(accounts: &[Account], reason: String, trail: &mut Trail<'_>) {
     tracing::error!(%reason, "password reset email could not be prepared");
     for account in accounts {
-        trail.note(
-            &account.id,
-            EventKind::DeliveryFailed {
-                message_id: String::new(),
-                reason: reason.clone(),
-                permanent: true,
-                will_retry: false,
-                from: String::new(),
-                class: crate::event::NOT_PREPARED,
-            },
-        );
+        trail.note(&account.id, not_prepared(reason.clone()));
+    }
+}
+
+/// The event of an email that could not be prepared, and why.
+pub(crate) fn not_prepared(reason: String) -> EventKind {
+    EventKind::DeliveryFailed {
+        message_id: String::new(),
+        reason,
+        permanent: true,
+        will_retry: false,
+        from: String::new(),
+        class: crate::event::NOT_PREPARED,
     }
 }
 

@@ -6,7 +6,11 @@
 //! are separate. The combined steps are **provided** methods of the store
 //! traits ([`TokenStore::issue_and_record`],
 //! [`RequestInbox::settle`],
-//! [`AccountDirectory::find_or_settle`]):
+//! [`AccountDirectory::find_or_settle`]; for `complete`,
+//! [`TokenStore::find_with_account`] and
+//! [`TokenStore::consume_with_account`], which read the token's account
+//! with it, and [`TokenStore::finish_reset`], which stores the password,
+//! finishes the token and records the reset with its notice):
 //! their default composes the primitives in the order the flow used to call
 //! them, so a backend implements nothing more. A backend whose stores share
 //! one database (PostgreSQL) overrides them with one statement each, once it
@@ -27,12 +31,17 @@
 //!
 //! Either way, what is written when the step succeeds is the same.
 
-use crate::account::{Account, AccountDirectory};
+use crate::account::{Account, AccountDirectory, AccountId};
 use crate::error::StoreError;
 use crate::event::{Event, EventKind};
+use crate::hasher::PasswordHash;
 use crate::identifier::Identifier;
-use crate::store::{EventLog, IssueOutcome, Outbox, OutboxEntry, RequestInbox, TokenIssue, TokenStore};
-use crate::token::RevokeReason;
+use crate::store::{
+    ConsumeOutcome, EventLog, FinishOutcome, IssueOutcome, Outbox, OutboxEntry, RequestInbox, TokenIssue,
+    TokenStore,
+};
+use crate::token::{RevokeReason, TokenHash, TokenRecord};
+use std::time::SystemTime;
 
 /// An inbox request to mark done ([`RequestInbox::done`]) as part of a
 /// combined step, fenced by the attempt it was claimed for.
@@ -104,27 +113,129 @@ impl std::fmt::Debug for IssueWrites<'_> {
 /// `events` as written once the issue revoked `superseded` older links:
 /// the placeholder at `superseded_at` carries the count, or is left out
 /// when it is 0. An index that is not such a placeholder changes nothing.
-pub fn with_superseded(
-    mut events: Vec<Event>,
-    superseded_at: Option<usize>,
-    superseded: usize,
-) -> Vec<Event> {
-    let Some(i) = superseded_at.filter(|i| *i < events.len()) else {
+pub fn with_superseded(events: Vec<Event>, superseded_at: Option<usize>, superseded: usize) -> Vec<Event> {
+    with_count(events, superseded_at, RevokeReason::Superseded, superseded)
+}
+
+/// `events` as written once a finished reset revoked `revoked` other
+/// links: the [`EventKind::LinksRevoked`] placeholder (reason
+/// [`RevokeReason::PasswordReset`]) at `revoked_at` carries the count, or
+/// is left out when it is 0. An index that is not such a placeholder
+/// changes nothing.
+pub fn with_revoked(events: Vec<Event>, revoked_at: Option<usize>, revoked: usize) -> Vec<Event> {
+    with_count(events, revoked_at, RevokeReason::PasswordReset, revoked)
+}
+
+fn with_count(mut events: Vec<Event>, at: Option<usize>, wanted: RevokeReason, n: usize) -> Vec<Event> {
+    let Some(i) = at.filter(|i| *i < events.len()) else {
         return events;
     };
-    let EventKind::LinksRevoked {
-        reason: RevokeReason::Superseded,
-        count,
-    } = &mut events[i].kind
-    else {
+    let EventKind::LinksRevoked { reason, count } = &mut events[i].kind else {
         return events;
     };
-    if superseded > 0 {
-        *count = superseded;
+    if *reason != wanted {
+        return events;
+    }
+    if n > 0 {
+        *count = n;
     } else {
         events.remove(i);
     }
     events
+}
+
+/// The new password of [`TokenStore::finish_reset`]: where it goes.
+#[derive(Clone, Copy)]
+pub struct PasswordWrite<'a> {
+    /// The directory that stores it.
+    pub accounts: &'a dyn AccountDirectory,
+    /// The account.
+    pub account: &'a AccountId,
+    /// The new hash (computed before the step: no store waits on argon2).
+    pub hash: &'a PasswordHash,
+}
+
+impl std::fmt::Debug for PasswordWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordWrite")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`TokenStore::finish_reset`] writes once the reset is finished
+/// ([`FinishOutcome::Finished`]).
+pub struct ResetWrites<'a> {
+    /// The step's events, in order.
+    pub events: Vec<Event>,
+    /// The index in `events` of a [`EventKind::LinksRevoked`] placeholder
+    /// (reason [`RevokeReason::PasswordReset`]) whose count is how many
+    /// other links `finish` revoked: written with that count, or left out
+    /// when none was revoked ([`with_revoked`]).
+    pub revoked_at: Option<usize>,
+    /// The log the events go to.
+    pub log: &'a dyn EventLog,
+    /// The "password changed" notice, queued after the events.
+    pub mail: Option<QueuedMail<'a>>,
+}
+
+impl std::fmt::Debug for ResetWrites<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetWrites")
+            .field("events", &self.events)
+            .field("revoked_at", &self.revoked_at)
+            .field("mail", &self.mail)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`TokenStore::finish_reset`] did once the password was stored.
+#[derive(Debug)]
+pub struct ResetFinished {
+    /// What [`TokenStore::finish`] returned.
+    pub finish: Result<FinishOutcome, StoreError>,
+    /// Whether the [`ResetWrites`] were written (only when `finish` is
+    /// [`FinishOutcome::Finished`]); otherwise the caller records what
+    /// happened itself.
+    pub recorded: bool,
+}
+
+/// [`TokenStore::finish_reset`] composed of the primitives (its default).
+pub async fn compose_finish_reset<T: TokenStore + ?Sized>(
+    store: &T,
+    hash: &TokenHash,
+    now: SystemTime,
+    password: PasswordWrite<'_>,
+    writes: ResetWrites<'_>,
+) -> Result<ResetFinished, StoreError> {
+    password
+        .accounts
+        .set_password_hash(password.account, password.hash)
+        .await?;
+    let finish = store.finish(hash, now).await;
+    let Ok(FinishOutcome::Finished { revoked }) = finish else {
+        return Ok(ResetFinished {
+            finish,
+            recorded: false,
+        });
+    };
+    // The password is stored: the rest is best effort, and a failing event
+    // log does not hold back the notice.
+    let events = with_revoked(writes.events, writes.revoked_at, revoked);
+    if !events.is_empty()
+        && let Err(error) = writes.log.record_all(events).await
+    {
+        tracing::error!(%error, "events after a completed password reset were not recorded; the reset stands");
+    }
+    if let Some(mail) = writes.mail
+        && let Err(error) = mail.outbox.enqueue(mail.entry).await
+    {
+        tracing::error!(%error, "the password-changed notice was not queued; the reset stands");
+    }
+    Ok(ResetFinished {
+        finish,
+        recorded: true,
+    })
 }
 
 /// [`TokenStore::issue_and_record`] composed of the primitives (its
@@ -149,6 +260,46 @@ pub async fn compose_issue_and_record<T: TokenStore + ?Sized>(
         settle.inbox.done(settle.id, settle.attempt).await?;
     }
     Ok(outcome)
+}
+
+/// [`TokenStore::find_with_account`] composed of the primitives.
+pub async fn compose_find_with_account<T: TokenStore + ?Sized>(
+    store: &T,
+    hash: &TokenHash,
+    accounts: &dyn AccountDirectory,
+) -> Result<Option<(TokenRecord, Option<Account>)>, StoreError> {
+    let Some(record) = store.find(hash).await? else {
+        return Ok(None);
+    };
+    let account = accounts.find_by_id(&record.account).await?;
+    Ok(Some((record, account)))
+}
+
+/// [`TokenStore::consume_with_account`] composed of the primitives: a
+/// failed account read gives the token back before the error is returned.
+pub async fn compose_consume_with_account<T: TokenStore + ?Sized>(
+    store: &T,
+    hash: &TokenHash,
+    now: SystemTime,
+    accounts: &dyn AccountDirectory,
+) -> Result<(ConsumeOutcome, Option<Account>), StoreError> {
+    let outcome = store.consume(hash, now).await?;
+    let ConsumeOutcome::Consumed(record) = &outcome else {
+        return Ok((outcome, None));
+    };
+    match accounts.find_by_id(&record.account).await {
+        Ok(account) => Ok((outcome, account)),
+        Err(error) => {
+            match store.release(hash).await {
+                Ok(true) => {}
+                Ok(false) => tracing::info!("reset link revoked while it was being spent; it stays dead"),
+                Err(release_error) => {
+                    tracing::error!(%release_error, "could not release token after a failed account read");
+                }
+            }
+            Err(error)
+        }
+    }
 }
 
 /// [`RequestInbox::settle`] composed of the primitives.
@@ -201,6 +352,63 @@ mod tests {
             reason: RevokeReason::Superseded,
             count: 0,
         })
+    }
+
+    /// A directory whose reads fail (the store is down).
+    struct Down;
+
+    #[async_trait::async_trait]
+    impl AccountDirectory for Down {
+        async fn find_by_email(&self, _: &str) -> Result<Vec<Account>, StoreError> {
+            Err(StoreError::unavailable("accounts.find_by_email", "down"))
+        }
+        async fn find_by_username(&self, _: &str) -> Result<Option<Account>, StoreError> {
+            Err(StoreError::unavailable("accounts.find_by_username", "down"))
+        }
+        async fn find_by_id(&self, _: &AccountId) -> Result<Option<Account>, StoreError> {
+            Err(StoreError::unavailable("accounts.find_by_id", "down"))
+        }
+        async fn set_password_hash(&self, _: &AccountId, _: &PasswordHash) -> Result<(), StoreError> {
+            Err(StoreError::unavailable("accounts.set_password_hash", "down"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_account_read_gives_the_consumed_token_back() {
+        use crate::memory::InMemoryTokenStore;
+        use crate::token::{RawToken, TokenState};
+        let store = InMemoryTokenStore::default();
+        let now = SystemTime::now();
+        let raw = RawToken::generate().unwrap();
+        let record = TokenRecord {
+            hash: raw.hash(),
+            account: AccountId("1".into()),
+            sent_to: "a@example.com".into(),
+            password_stamp: crate::account::PasswordStamp::of(None),
+            issued_at: now,
+            expires_at: now + std::time::Duration::from_secs(600),
+            state: TokenState::Active,
+            deny_hash: None,
+        };
+        store
+            .issue(TokenIssue {
+                record,
+                limit: None,
+                supersede: false,
+            })
+            .await
+            .unwrap();
+        let err = store
+            .consume_with_account(&raw.hash(), now, &Down)
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(
+            store.find(&raw.hash()).await.unwrap().map(|r| r.state),
+            Some(TokenState::Active),
+            "nothing stays consumed: the user can retry"
+        );
+        assert!(store.find_with_account(&raw.hash(), &Down).await.is_err());
     }
 
     #[test]

@@ -280,3 +280,182 @@ async fn fifty_concurrent_completes_through_the_service_one_wins() {
     );
     db.drop().await;
 }
+
+/// Counts session revocations, and whether the password was already
+/// stored when the hook ran.
+struct Sessions {
+    accounts: Arc<PgAccounts>,
+    calls: std::sync::atomic::AtomicUsize,
+    after_password: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl SessionRevoker for Sessions {
+    async fn revoke_sessions(&self, account: &AccountId) -> Result<(), String> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stored = self
+            .accounts
+            .find_by_id(account)
+            .await
+            .map_err(|e| e.to_string())?;
+        let set = stored.and_then(|a| a.password_hash).is_some();
+        self.after_password
+            .store(set, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// `complete` with outbox delivery on PostgreSQL writes the password, the
+/// token's finish, the events and the notice in one statement: when it
+/// fails (here the outbox refuses the notice) nothing is written and the
+/// link is given back, so the retry succeeds; sessions are revoked after.
+#[tokio::test]
+async fn complete_with_the_notice_is_all_or_nothing_on_postgres() {
+    let Some(db) = db("complete_with_the_notice_is_all_or_nothing_on_postgres").await else {
+        return;
+    };
+    let accounts = db.stores.own_accounts().unwrap();
+    accounts
+        .upsert(&Account::new("a1", "alice", "alice@example.com"))
+        .await
+        .unwrap();
+    let sessions = Arc::new(Sessions {
+        accounts: accounts.clone(),
+        calls: std::sync::atomic::AtomicUsize::new(0),
+        after_password: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mailer = CapturingMailer::default();
+    let service = ResetService::builder()
+        .request_processing(resetkit::flow::RequestProcessing::Immediate)
+        .base_url("https://app.example.com")
+        .accounts(accounts.clone())
+        .tokens(db.stores.tokens.clone())
+        .events(db.stores.events.clone())
+        .outbox(db.stores.outbox.clone())
+        .mailer(Arc::new(mailer.clone()))
+        .sender(Arc::new(FixedSender::new(
+            Mailbox::address_only("noreply@example.com").unwrap(),
+        )))
+        .hasher(Arc::new(Argon2Hasher::fast_insecure_for_tests()))
+        .session_revoker(sessions.clone())
+        .build()
+        .unwrap();
+    let delivery = service.delivery_worker().unwrap();
+    service
+        .request("alice@example.com", &RequestContext::default())
+        .await
+        .unwrap();
+    // A second link, revoked by the reset.
+    service
+        .request("alice@example.com", &RequestContext::default())
+        .await
+        .unwrap();
+    while delivery.run_once().await.unwrap().sent > 0 {}
+    let token = token_from(mailer.sent().last().unwrap());
+    let hash = RawToken::parse(&token).unwrap().hash();
+
+    let s = db.schema.quoted();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION {s}.refuse_notice() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'outbox refuses the notice'; END $$; \
+         CREATE TRIGGER refuse_notice BEFORE INSERT ON {s}.outbox FOR EACH ROW \
+           WHEN (NEW.kind = 'password_changed') EXECUTE FUNCTION {s}.refuse_notice()"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let pw = SecretString::from("a sufficiently long passphrase");
+    let err = service
+        .complete(&token, pw.clone(), pw.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CompleteError::Unavailable(_)), "{err:?}");
+    assert!(
+        accounts
+            .find_by_id(&AccountId::from("a1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .is_none(),
+        "the password is not written when the step fails"
+    );
+    assert_eq!(
+        db.stores.tokens.find(&hash).await.unwrap().unwrap().state,
+        TokenState::Active,
+        "the link is given back"
+    );
+    let trail = db
+        .stores
+        .events
+        .for_account(&AccountId::from("a1"))
+        .await
+        .unwrap();
+    assert!(!trail.iter().any(|e| e.kind == EventKind::ResetCompleted));
+    assert_eq!(sessions.calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TRIGGER refuse_notice ON {s}.outbox"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    service.complete(&token, pw.clone(), pw.clone()).await.unwrap();
+    assert!(
+        service
+            .verify_password(&AccountId::from("a1"), &pw)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        db.stores.tokens.find(&hash).await.unwrap().unwrap().state,
+        TokenState::Used { .. }
+    ));
+    assert_eq!(sessions.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(
+        sessions.after_password.load(std::sync::atomic::Ordering::SeqCst),
+        "sessions are revoked after the password is stored"
+    );
+    let trail = db
+        .stores
+        .events
+        .for_account(&AccountId::from("a1"))
+        .await
+        .unwrap();
+    let completed = trail
+        .iter()
+        .filter(|e| e.kind == EventKind::ResetCompleted)
+        .count();
+    assert_eq!(completed, 1, "{trail:?}");
+    assert!(
+        trail.iter().any(|e| matches!(
+            e.kind,
+            EventKind::EmailQueued {
+                email: resetkit::mail::EmailKind::PasswordChanged,
+                ..
+            }
+        )),
+        "{trail:?}"
+    );
+    // The first link was superseded by the second request, not revoked by
+    // the reset: no link was live besides the one spent.
+    assert!(!trail.iter().any(|e| matches!(
+        e.kind,
+        EventKind::LinksRevoked {
+            reason: resetkit::token::RevokeReason::PasswordReset,
+            ..
+        }
+    )));
+    while delivery.run_once().await.unwrap().sent > 0 {}
+    let notices: Vec<_> = mailer
+        .sent()
+        .into_iter()
+        .filter(|m| m.kind == resetkit::mail::EmailKind::PasswordChanged)
+        .collect();
+    assert_eq!(notices.len(), 1, "the notice is queued once and delivered");
+    assert!(matches!(
+        service.complete(&token, pw.clone(), pw).await,
+        Err(CompleteError::InvalidLink)
+    ));
+    db.drop().await;
+}

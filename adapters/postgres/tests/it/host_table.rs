@@ -142,3 +142,106 @@ async fn migrate_does_not_create_resetkit_accounts_when_a_host_table_is_mapped()
     .await
     .unwrap();
 }
+
+/// `complete`'s joined reads ([`TokenStore::find_with_account`],
+/// [`TokenStore::consume_with_account`], one statement each) on host tables
+/// whose id is `bigint` and `uuid`: the token's text id is cast only when
+/// it fits the column, so a token whose id cannot be one (or is out of
+/// range) reads no account instead of failing the statement.
+#[tokio::test]
+async fn joined_token_reads_fit_bigint_and_uuid_ids() {
+    use resetkit::account::Account;
+    use resetkit::store::{ConsumeOutcome, TokenIssue, TokenStore};
+    use resetkit::token::{RawToken, TokenRecord, TokenState};
+    use std::time::{Duration, SystemTime};
+
+    let Some(db) = db("joined_token_reads_fit_bigint_and_uuid_ids").await else {
+        return;
+    };
+    let s = db.schema.quoted();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {s}.big_users (id bigint PRIMARY KEY, username text NOT NULL, email text, password_hash text); \
+         CREATE TABLE {s}.uuid_users (id uuid PRIMARY KEY, username text NOT NULL, email text, password_hash text); \
+         INSERT INTO {s}.big_users VALUES (7, 'seven', 'seven@example.com', NULL), \
+           (9223372036854775807, 'max', 'max@example.com', NULL); \
+         INSERT INTO {s}.uuid_users VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'u', 'u@example.com', NULL)"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let table = |name: &str, id_type| {
+        UsersTable::new(name)
+            .resetkit_schema(db.schema.as_str())
+            .schema(db.schema.as_str())
+            .id_column("id", id_type)
+    };
+    let big = PgAccounts::new(db.pool.clone(), table("big_users", IdType::BigInt)).unwrap();
+    let uuid = PgAccounts::new(db.pool.clone(), table("uuid_users", IdType::Uuid)).unwrap();
+    let tokens = db.stores.tokens.clone();
+    let now = SystemTime::now();
+    let cases: [(&PgAccounts, &str, Option<&str>); 9] = [
+        (&big, "7", Some("seven")),
+        (&big, "9223372036854775807", Some("max")),
+        (&big, "8", None),
+        (&big, "9223372036854775808", None),
+        (&big, "seven", None),
+        (&big, "1e3", None),
+        (&uuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", Some("u")),
+        (&uuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12", None),
+        (&uuid, "not-a-uuid", None),
+    ];
+    for (dir, id, want) in cases {
+        let raw = RawToken::generate().unwrap();
+        let record = TokenRecord {
+            hash: raw.hash(),
+            account: AccountId::from(id),
+            sent_to: "x@example.com".into(),
+            password_stamp: Account::new(id, "x", "x@example.com").password_stamp(),
+            issued_at: now,
+            expires_at: now + Duration::from_secs(600),
+            state: TokenState::Active,
+            deny_hash: None,
+        };
+        tokens
+            .issue(TokenIssue {
+                record,
+                limit: None,
+                supersede: false,
+            })
+            .await
+            .unwrap();
+        let (_, found) = tokens
+            .find_with_account(&raw.hash(), dir)
+            .await
+            .unwrap_or_else(|e| panic!("find_with_account for `{id}`: {e}"))
+            .unwrap();
+        assert_eq!(
+            found.map(|a| a.username).as_deref(),
+            want,
+            "find_with_account for `{id}`"
+        );
+        let (outcome, current) = tokens
+            .consume_with_account(&raw.hash(), now, dir)
+            .await
+            .unwrap_or_else(|e| panic!("consume_with_account for `{id}`: {e}"));
+        assert!(
+            matches!(outcome, ConsumeOutcome::Consumed(_)),
+            "`{id}`: {outcome:?}"
+        );
+        assert_eq!(
+            current.as_ref().map(|a| a.id.0.as_str()),
+            want.map(|_| id),
+            "consume_with_account for `{id}`"
+        );
+        // The same as the separate reads.
+        assert_eq!(
+            dir.find_by_id(&AccountId::from(id))
+                .await
+                .unwrap()
+                .map(|a| a.username)
+                .as_deref(),
+            want
+        );
+    }
+    db.drop().await;
+}
