@@ -289,7 +289,7 @@ pub struct DeliveryWorker {
 #[derive(Debug)]
 pub struct WorkerThread {
     stopped: tokio::sync::oneshot::Receiver<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl WorkerThread {
@@ -308,22 +308,37 @@ impl WorkerThread {
             drop(runtime);
             let _ = done.send(());
         })?;
-        Ok(WorkerThread {
-            stopped,
-            thread: Some(thread),
-        })
+        Ok(WorkerThread { stopped, thread })
     }
 
     /// Waits until the worker has stopped: its `shutdown` future completed
     /// and the work it had started was finished. (A worker that panicked
     /// counts as stopped.)
-    pub async fn stopped(mut self) {
-        let _ = (&mut self.stopped).await;
-        if let Some(thread) = self.thread.take() {
-            // It has ended, or is ending: its last step was to signal.
-            let _ = thread.join();
-        }
+    pub async fn stopped(self) {
+        let WorkerThread { stopped, thread } = self;
+        let _ = stopped.await;
+        // It has ended, or is ending: its last step was to signal.
+        let _ = thread.join();
     }
+}
+
+/// Runs `n` loops made by `make` as tasks until `shutdown` completes, then
+/// tells them to stop (their receiver turns `true`) and waits until they
+/// have finished what they were doing.
+pub(crate) async fn run_loops<S, M, L>(n: usize, shutdown: S, mut make: M)
+where
+    S: Future<Output = ()>,
+    M: FnMut(tokio::sync::watch::Receiver<bool>) -> L,
+    L: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        loops.spawn(make(stop_rx.clone()));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    while loops.join_next().await.is_some() {}
 }
 
 /// What the worker needs to pick another sender when the server refuses one.
@@ -729,17 +744,12 @@ impl DeliveryWorker {
     /// `poll`. Store errors are logged and retried on the next pass.
     /// Messages being sent when `shutdown` completes are finished first.
     pub async fn run<F: Future<Output = ()>>(&self, poll: Duration, shutdown: F) {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut loops = tokio::task::JoinSet::new();
         // Each loop claims a share of the batch, so that they all get work.
         let share = (self.batch / self.concurrency).max(1);
-        for _ in 0..self.concurrency {
-            let worker = self.clone().with_batch(share);
-            loops.spawn(worker.run_loop(poll, stop_rx.clone()));
-        }
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        while loops.join_next().await.is_some() {}
+        run_loops(self.concurrency, shutdown, |stop| {
+            self.clone().with_batch(share).run_loop(poll, stop)
+        })
+        .await;
     }
 
     /// Runs [`run`](Self::run) on a thread of its own, with a tokio

@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 
 use std::sync::Arc;
 
-use crate::delivery::{DeliveryWorker, WorkerThread};
+use crate::delivery::{DeliveryWorker, WorkerThread, run_loops};
 use crate::error::StoreError;
 use crate::flow::{Inner, ResetService};
 use crate::store::{EventRetention, InboxRequest, OutboxRetention, TokenRetention};
@@ -376,21 +376,16 @@ impl RequestWorker {
     /// first.
     pub async fn run<F: Future<Output = ()>>(&self, poll: Duration, shutdown: F) {
         if self.concurrency > 1 {
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let mut loops = tokio::task::JoinSet::new();
-            for _ in 0..self.concurrency {
-                let worker = self.clone().with_concurrency(1);
-                let mut stop = stop_rx.clone();
-                loops.spawn(async move {
+            run_loops(self.concurrency, shutdown, |mut stop| {
+                let worker = self.clone();
+                async move {
                     let stopped = async move {
                         let _ = stop.wait_for(|stop| *stop).await;
                     };
                     worker.run_loop(poll, stopped).await;
-                });
-            }
-            shutdown.await;
-            let _ = stop_tx.send(true);
-            while loops.join_next().await.is_some() {}
+                }
+            })
+            .await;
             return;
         }
         self.run_loop(poll, shutdown).await;

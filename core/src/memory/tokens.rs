@@ -40,11 +40,6 @@ fn prefix(hash: &[u8; 32]) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// The slot numbered `i`, if it holds a token.
-fn at(slots: &Slab, i: u32) -> Option<&Slot> {
-    slots.get(i)
-}
-
 /// Everything under one mutex.
 ///
 /// Tokens live in `slots` (freed slots are reused). The indexes are
@@ -64,13 +59,12 @@ struct State {
     account_hasher: RandomState,
     /// Expiry and slot of every stored token, soonest first.
     expiry: BinaryHeap<Reverse<(Nanos, u32)>>,
-    stored: usize,
     hits: HashMap<RateKey, VecDeque<SystemTime>>,
 }
 
 impl State {
     fn slot(&self, i: u32) -> Option<&Slot> {
-        at(&self.slots, i)
+        self.slots.get(i)
     }
 
     fn slot_mut(&mut self, i: u32) -> Option<&mut Slot> {
@@ -80,7 +74,7 @@ impl State {
     fn find(&self, hash: &TokenHash) -> Option<u32> {
         let slots = &self.slots;
         let found = self.by_hash.find(prefix(&hash.0), |&i| {
-            at(slots, i).is_some_and(|s| s.hash == hash.0)
+            slots.get(i).is_some_and(|s| s.hash == hash.0)
         });
         found.copied()
     }
@@ -88,7 +82,7 @@ impl State {
     fn find_deny(&self, deny: &TokenHash) -> Option<u32> {
         let slots = &self.slots;
         let found = self.by_deny.find(prefix(&deny.0), |&i| {
-            at(slots, i).is_some_and(|s| s.deny == Some(deny.0))
+            slots.get(i).is_some_and(|s| s.deny == Some(deny.0))
         });
         found.copied()
     }
@@ -108,7 +102,7 @@ impl State {
         let key = self.account_hasher.hash_one(account);
         let found = self
             .live
-            .find(key, |&j| at(slots, j).is_some_and(|s| s.account() == account));
+            .find(key, |&j| slots.get(j).is_some_and(|s| s.account() == account));
         found.copied()
     }
 
@@ -118,35 +112,34 @@ impl State {
         let i = self.slots.insert(slot)?;
         let slots = &self.slots;
         self.by_hash
-            .insert_unique(prefix(&hash), i, |&j| at(slots, j).map_or(0, |s| prefix(&s.hash)));
+            .insert_unique(prefix(&hash), i, |&j| slots.get(j).map_or(0, |s| prefix(&s.hash)));
         if let Some(deny) = deny {
             self.by_deny.insert_unique(prefix(&deny), i, |&j| {
-                at(slots, j).and_then(|s| s.deny).map_or(0, |d| prefix(&d))
+                slots.get(j).and_then(|s| s.deny).map_or(0, |d| prefix(&d))
             });
         }
         self.expiry.push(Reverse((expires, i)));
         if live {
             self.link_live(i);
         }
-        self.stored += 1;
         Ok(())
     }
 
     /// Puts a token that became live at the head of its account's chain.
     fn link_live(&mut self, i: u32) {
-        let Some(account) = at(&self.slots, i).map(Slot::account) else {
+        let Some(account) = self.slots.get(i).map(Slot::account) else {
             return;
         };
         let key = self.account_hasher.hash_one(account);
         let slots = &self.slots;
         let head = self
             .live
-            .find_mut(key, |&j| at(slots, j).is_some_and(|s| s.account() == account))
+            .find_mut(key, |&j| slots.get(j).is_some_and(|s| s.account() == account))
             .map(|head| std::mem::replace(head, i));
         if head.is_none() {
             let hasher = &self.account_hasher;
             self.live.insert_unique(key, i, |&j| {
-                at(slots, j).map_or(0, |s| hasher.hash_one(s.account()))
+                slots.get(j).map_or(0, |s| hasher.hash_one(s.account()))
             });
         }
         if let Some(slot) = self.slot_mut(i) {
@@ -156,14 +149,14 @@ impl State {
 
     /// Takes a token that stopped being live off its account's chain.
     fn unlink_live(&mut self, i: u32) {
-        let Some((account, next)) = at(&self.slots, i).map(|s| (s.account(), s.next_live)) else {
+        let Some((account, next)) = self.slots.get(i).map(|s| (s.account(), s.next_live)) else {
             return;
         };
         let key = self.account_hasher.hash_one(account);
         let slots = &self.slots;
         let Ok(head) = self
             .live
-            .find_entry(key, |&j| at(slots, j).is_some_and(|s| s.account() == account))
+            .find_entry(key, |&j| slots.get(j).is_some_and(|s| s.account() == account))
         else {
             return;
         };
@@ -257,7 +250,6 @@ impl State {
             entry.remove();
         }
         self.slots.remove(i);
-        self.stored -= 1;
     }
 
     fn admit(&mut self, key: &RateKey, now: SystemTime, window: Duration, max: u32) -> bool {
@@ -288,7 +280,7 @@ impl fmt::Debug for InMemoryTokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = lock(&self.state);
         f.debug_struct("InMemoryTokenStore")
-            .field("stored", &state.stored)
+            .field("stored", &state.slots.len())
             .field("rate_keys", &state.hits.len())
             .finish_non_exhaustive()
     }
@@ -297,7 +289,7 @@ impl fmt::Debug for InMemoryTokenStore {
 impl InMemoryTokenStore {
     /// Number of stored tokens (any state).
     pub fn len(&self) -> usize {
-        lock(&self.state).stored
+        lock(&self.state).slots.len()
     }
 
     /// Whether no tokens are stored.

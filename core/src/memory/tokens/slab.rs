@@ -73,8 +73,7 @@ impl Slab {
     }
 
     /// Number of slots holding a token.
-    #[cfg(test)]
-    pub(super) fn count(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.used as usize - self.free.len()
     }
 
@@ -134,7 +133,7 @@ mod tests {
         }
         slab.remove(0); // already empty: nothing to free
         slab.check();
-        assert_eq!(slab.count(), (n - n.div_ceil(3)) as usize);
+        assert_eq!(slab.len(), (n - n.div_ceil(3)) as usize);
         for k in 0..n {
             assert_eq!(slab.get(k).map(number), (k % 3 != 0).then_some(k));
         }

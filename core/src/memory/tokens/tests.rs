@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use std::collections::HashSet;
 
-use super::{InMemoryTokenStore, NONE, at, lock};
+use super::{InMemoryTokenStore, NONE, lock};
 use crate::account::{AccountId, PasswordStamp};
 use crate::store::{
     ConsumeOutcome, DenyOutcome, FinishOutcome, IssueOutcome, TokenIssue, TokenRetention, TokenStore,
@@ -295,12 +295,12 @@ fn check_indexes(store: &InMemoryTokenStore, model: &Model, step: u64) {
     let mut chained = 0;
     for &head in &state.live {
         let mut current = head;
-        while let Some(slot) = at(&state.slots, current) {
+        while let Some(slot) = state.slots.get(current) {
             assert!(
                 slot.phase().is_live(),
                 "step {step}: a dead token on a live chain"
             );
-            assert_eq!(slot.account(), at(&state.slots, head).map_or("", |s| s.account()));
+            assert_eq!(slot.account(), state.slots.get(head).map_or("", |s| s.account()));
             chained += 1;
             current = slot.next_live;
         }
@@ -308,7 +308,7 @@ fn check_indexes(store: &InMemoryTokenStore, model: &Model, step: u64) {
     }
     assert_eq!(chained, live, "step {step}: live chains");
     state.slots.check();
-    assert_eq!(state.slots.count(), model.tokens.len(), "step {step}: slots");
+    assert_eq!(state.slots.len(), model.tokens.len(), "step {step}: slots");
 }
 
 #[tokio::test]
