@@ -73,10 +73,6 @@ impl Site for Shared {
     }
 
     fn error_page(ctx: &Ctx, error: &PageError) -> Response {
-        const TRY_AGAIN: (&str, &str) = (
-            "Please try again in a moment",
-            "The service is temporarily unavailable. Nothing was sent: please try again in a moment.",
-        );
         let (title, message) = match error {
             PageError::Refused { message, .. } => ("Request refused", message.as_str()),
             PageError::Unavailable { what, detail } => {
@@ -85,16 +81,20 @@ impl Site for Shared {
             }
             PageError::Busy => {
                 tracing::debug!("password reset request shed: the request inbox is full");
-                return ctx.busy_page(TRY_AGAIN);
+                TRY_AGAIN
             }
             PageError::Failed { message } => ("Something went wrong", message.as_str()),
         };
-        let mut response = ctx.page(
-            error.status(),
-            "error.html",
-            title,
-            minijinja::context! { message => message },
-        );
+        let mut response = if matches!(error, PageError::Busy) {
+            ctx.busy_page()
+        } else {
+            ctx.page(
+                error.status(),
+                "error.html",
+                title,
+                minijinja::context! { message => message },
+            )
+        };
         if error.status() == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -104,8 +104,28 @@ impl Site for Shared {
     }
 }
 
+/// The title and text of the 503 page (an outage, or too busy).
+const TRY_AGAIN: (&str, &str) = (
+    "Please try again in a moment",
+    "The service is temporarily unavailable. Nothing was sent: please try again in a moment.",
+);
+
 /// The 503 answer's `Retry-After`, in seconds.
 const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
+
+/// The rendered page `name`, or the fallback page when rendering failed.
+fn html_or_fallback<B>(status: StatusCode, name: &str, rendered: Result<B, String>) -> Response
+where
+    Html<B>: IntoResponse,
+{
+    match rendered {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, template = name, "rendering a page failed");
+            fallback()
+        }
+    }
+}
 
 impl Ctx {
     /// The browser's language among the pages' (`None`: the default).
@@ -118,19 +138,18 @@ impl Ctx {
     /// Page `name` rendered in the browser's language (the fallback page
     /// when the template fails).
     fn page(&self, status: StatusCode, name: &str, title: &str, context: minijinja::Value) -> Response {
-        match self.render(self.locale().as_deref(), name, title, context) {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(error) => {
-                tracing::error!(%error, template = name, "rendering a page failed");
-                fallback()
-            }
-        }
+        html_or_fallback(
+            status,
+            name,
+            self.render(self.locale().as_deref(), name, title, context),
+        )
     }
 
-    /// The "try again in a moment" page of a shed request: the same for
-    /// every request in a language, so it is rendered once per language
-    /// and then copied (a flood of refused requests renders nothing).
-    fn busy_page(&self, (title, message): (&str, &str)) -> Response {
+    /// The "try again in a moment" page of a shed request (503): the same
+    /// for every request in a language, so it is rendered once per
+    /// language and then copied (a flood of refused requests renders
+    /// nothing).
+    fn busy_page(&self) -> Response {
         let locale = self.locale();
         let cached = self
             .site
@@ -140,12 +159,13 @@ impl Ctx {
             .iter()
             .find(|(l, _)| *l == locale)
             .map(|(_, page)| page.clone());
-        let page = match cached {
-            Some(page) => page,
+        let rendered = match cached {
+            Some(page) => Ok(page),
             None => {
+                let (title, message) = TRY_AGAIN;
                 let context = minijinja::context! { message => message };
-                match self.render(locale.as_deref(), "error.html", title, context) {
-                    Ok(html) => {
+                self.render(locale.as_deref(), "error.html", title, context)
+                    .map(|html| {
                         let page = Bytes::from(html);
                         let mut pages = self
                             .site
@@ -156,19 +176,10 @@ impl Ctx {
                             pages.push((locale, page.clone()));
                         }
                         page
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, template = "error.html", "rendering a page failed");
-                        return fallback();
-                    }
-                }
+                    })
             }
         };
-        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, RETRY_AFTER);
-        response
+        html_or_fallback(StatusCode::SERVICE_UNAVAILABLE, "error.html", rendered)
     }
 
     /// Template `name` with the layout's values, in `locale`.

@@ -416,8 +416,7 @@ impl PgAccounts {
     /// Whether this directory's table is in `pool`'s database (so that one
     /// statement can read it with resetkit's tables).
     pub(crate) fn same_database(&self, pool: &PgPool) -> bool {
-        let (x, y) = (self.pool.connect_options(), pool.connect_options());
-        x.get_host() == y.get_host() && x.get_port() == y.get_port() && x.get_database() == y.get_database()
+        crate::util::same_database(&self.pool, pool)
     }
 
     async fn fetch(&self, op: &'static str, sql: &Sql, value: &str) -> Result<Vec<Account>, StoreError> {

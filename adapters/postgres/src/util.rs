@@ -187,11 +187,13 @@ pub(crate) type PgQuery<'q> =
 /// the same schema in the same database (host, port, database name) see
 /// the same tables, so one statement may write to both.
 pub(crate) fn same_home(a: (&sqlx::PgPool, &str), b: (&sqlx::PgPool, &str)) -> bool {
-    let (x, y) = (a.0.connect_options(), b.0.connect_options());
-    a.1 == b.1
-        && x.get_host() == y.get_host()
-        && x.get_port() == y.get_port()
-        && x.get_database() == y.get_database()
+    a.1 == b.1 && same_database(a.0, b.0)
+}
+
+/// Whether two pools reach the same database (host, port, database name).
+pub(crate) fn same_database(a: &sqlx::PgPool, b: &sqlx::PgPool) -> bool {
+    let (x, y) = (a.connect_options(), b.connect_options());
+    x.get_host() == y.get_host() && x.get_port() == y.get_port() && x.get_database() == y.get_database()
 }
 
 /// `store` (a store's [`colocated`](resetkit::store::EventLog::colocated)
